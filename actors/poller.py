@@ -1,0 +1,136 @@
+"""SnapshotPoller: pages through the bot's Mixin snapshots from a persisted cursor.
+
+Each page is stored and the cursor advanced in ONE transaction, then the Router
+is told which snapshots are new. The offset is inclusive, so every page repeats
+the last instant; duplicates are dropped by primary key. A full page polls again
+at once; otherwise wait `poll_interval`. If a full page is one single instant
+(more than `limit` snapshots share one created_at) the cursor cannot move by
+time: the poller sweeps that instant asset by asset, raises an operator alert
+for whatever it still cannot see, and steps 1 ns forward instead of spinning.
+"""
+from __future__ import annotations
+
+from loguru import logger
+
+from actors.protocol import PollNow, SnapshotsArrived
+from actors.supervisor import SupervisedActor
+from actors.timers import send_after
+from domain.routing import BadSnapshot, SnapshotFacts, parse_snapshot
+from domain.timefmt import format_ns
+from integrations.mixin.errors import MixinError
+from storage import repo
+
+CURSOR_NAME = "safe_snapshots"
+
+
+class SnapshotPoller(SupervisedActor):
+    def __init__(self, services, *, supervisor=None, child_id=None):
+        super().__init__(supervisor=supervisor, child_id=child_id)
+        self.services = services
+        self.cfg = services.config.mixin
+        self.offset: str | None = None
+        self.offset_ns: int | None = None
+        self._timer = None
+        self._failures = 0
+        self.pages = 0
+
+    def setup(self) -> None:
+        cursor = repo.read_cursor(CURSOR_NAME)
+        if cursor is not None:
+            self.offset, self.offset_ns = cursor.offset, cursor.offset_ns
+        logger.info("poller: starting from cursor {}", self.offset or "(beginning)")
+        self.actor_ref.tell(PollNow())
+
+    def teardown(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+
+    def on_receive(self, message):
+        if isinstance(message, PollNow):
+            self._poll()
+        else:
+            logger.warning("poller: unexpected message {!r}", message)
+
+    def _schedule(self, delay: float) -> None:
+        if self._timer:
+            self._timer.cancel()
+        if delay <= 0:
+            self.actor_ref.tell(PollNow())
+        else:
+            self._timer = send_after(self.actor_ref, delay, PollNow())
+
+    def _fetch(self, **filters) -> list | None:
+        try:
+            page = self.services.mixin.safe_snapshots(offset=self.offset, limit=self.cfg.page_limit,
+                                                      order="ASC", **filters)
+        except MixinError as exc:
+            self._failures += 1
+            delay = min(self.cfg.poll_interval * (2 ** min(self._failures, 6)), max(self.cfg.backoff_max, 1.0))
+            logger.warning("poller: snapshots request failed ({}: {}); retrying in {:.1f}s",
+                           type(exc).__name__, exc, delay)
+            self._schedule(delay)
+            return None
+        if not isinstance(page, list):
+            logger.error("poller: Mixin answered snapshots with a {} instead of a list; retrying",
+                         type(page).__name__)
+            self._schedule(self.cfg.poll_interval)
+            return None
+        self._failures = 0
+        return page
+
+    def _parse(self, page: list) -> list[tuple[SnapshotFacts, dict]]:
+        items = []
+        for raw in page:
+            try:
+                items.append((parse_snapshot(raw), raw))
+            except BadSnapshot as exc:
+                subject = raw.get("snapshot_id", "?") if isinstance(raw, dict) else "?"
+                logger.error("poller: malformed snapshot skipped, operator alerted: {}", exc)
+                self.services.writer.run(repo.raise_alert, "malformed_snapshot", str(subject), str(exc))
+        return items
+
+    def _poll(self) -> None:
+        page = self._fetch()
+        if page is None:
+            return
+        items = self._parse(page)
+        full = len(page) >= self.cfg.page_limit
+        new_offset, new_ns = self.offset, self.offset_ns
+        if items:
+            newest = max(items, key=lambda item: item[0].created_ns)[0]
+            if self.offset_ns is None or newest.created_ns > self.offset_ns:
+                new_offset, new_ns = newest.created_at, newest.created_ns
+        stuck = full and items and new_ns == self.offset_ns and all(
+            f.created_ns == self.offset_ns for f, _ in items)
+        if stuck:
+            items = items + self._sweep_instant(self.offset_ns)
+            new_ns = self.offset_ns + 1
+            new_offset = format_ns(new_ns)
+        fresh = self.services.writer.run(repo.store_snapshot_page, items, CURSOR_NAME, new_offset, new_ns)
+        self.offset, self.offset_ns = new_offset, new_ns
+        self.pages += 1
+        if fresh:
+            logger.info("poller: {} new snapshots (page of {}), cursor {}", len(fresh), len(page), new_offset)
+            self.services.tell("router", SnapshotsArrived(tuple(fresh)))
+        self._schedule(self.cfg.full_page_pause if full else self.cfg.poll_interval)
+
+    def _sweep_instant(self, instant_ns: int) -> list[tuple[SnapshotFacts, dict]]:
+        """More snapshots share one created_at than a page holds: read that instant per configured asset."""
+        assets = sorted({a for p in self.services.config.pairs for a in (p.base_asset_id, p.quote_asset_id)})
+        found: list[tuple[SnapshotFacts, dict]] = []
+        for asset_id in assets:
+            page = self._fetch(asset=asset_id)
+            if page is None:
+                break
+            same = [(f, r) for f, r in self._parse(page) if f.created_ns == instant_ns]
+            found.extend(same)
+            if len(page) >= self.cfg.page_limit and len(same) == len(page):
+                message = (f"more than {self.cfg.page_limit} snapshots of asset {asset_id} share created_at "
+                           f"{format_ns(instant_ns)}; some cannot be paged — reconcile this instant by hand")
+                logger.critical("poller: {}", message)
+                self.services.writer.run(repo.raise_alert, "snapshot_page_stuck", format_ns(instant_ns), message)
+        message = (f"a full page of snapshots shares created_at {format_ns(instant_ns)}; swept configured "
+                   f"assets ({len(found)} found) and stepped the cursor 1 ns forward")
+        logger.error("poller: {}", message)
+        self.services.writer.run(repo.raise_alert, "snapshot_instant_swept", format_ns(instant_ns), message)
+        return found

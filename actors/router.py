@@ -1,0 +1,71 @@
+"""Router: decides where each new snapshot goes, writes that down, then tells the owner.
+
+Outcomes are written before anything is told, so after a crash the same
+decisions are not taken twice: routed snapshots are picked up by their order
+actors, queued refunds by the Treasury, and unrouted ones by the Router's start.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from loguru import logger
+
+from actors.protocol import DeliverPayments, MovementsQueued, RouteUnrouted, SnapshotsArrived
+from actors.supervisor import SupervisedActor
+from domain.routing import RouteKind, SnapshotFacts, route_snapshot
+from storage import repo
+
+
+class Router(SupervisedActor):
+    def __init__(self, services, *, supervisor=None, child_id=None):
+        super().__init__(supervisor=supervisor, child_id=child_id)
+        self.services = services
+        self.routed = 0
+
+    def setup(self) -> None:
+        self.actor_ref.tell(RouteUnrouted())
+
+    def on_receive(self, message):
+        if isinstance(message, SnapshotsArrived):
+            self._route(message.snapshots)
+        elif isinstance(message, RouteUnrouted):
+            self._route_unrouted()
+        else:
+            logger.warning("router: unexpected message {!r}", message)
+
+    def _route_unrouted(self) -> None:
+        while True:
+            pending = repo.unrouted_snapshots(limit=2000)
+            if not pending:
+                return
+            logger.info("router: routing {} stored snapshots left unrouted", len(pending))
+            self._route(tuple(pending))
+
+    def _route(self, snapshots: tuple[SnapshotFacts, ...]) -> None:
+        config = self.services.config
+        decisions = [(f, route_snapshot(f, pair_lookup=config.pair, operator_ids=config.mixin.operator_user_ids))
+                     for f in snapshots]
+        refunds = self.services.writer.run(repo.record_routes, decisions)
+        per_order: OrderedDict[str, tuple[str, list[SnapshotFacts]]] = OrderedDict()
+        for facts, route in decisions:
+            log = logger.bind(snapshot_id=facts.snapshot_id)
+            if route.kind is RouteKind.ORDER:
+                per_order.setdefault(route.order_id, (route.pair_id, []))[1].append(facts)
+                log.debug("router: snapshot {} ({} {}) → order {}", facts.snapshot_id, facts.amount,
+                          facts.asset_id, route.order_id)
+            elif route.kind is RouteKind.REFUND:
+                log.info("router: snapshot {} ({} {}) refunded: {}", facts.snapshot_id, facts.amount,
+                         facts.asset_id, route.reason)
+            elif route.kind is RouteKind.ATTENTION:
+                log.error("router: snapshot {} ({} {}) needs an operator: {}", facts.snapshot_id, facts.amount,
+                          facts.asset_id, route.reason)
+            elif route.kind is RouteKind.TOPUP:
+                log.info("router: snapshot {} is a treasury top-up of {} {}", facts.snapshot_id, facts.amount,
+                         facts.asset_id)
+            else:
+                log.debug("router: snapshot {} ignored: {}", facts.snapshot_id, route.reason)
+        self.routed += len(decisions)
+        for order_id, (pair_id, items) in per_order.items():
+            self.services.tell("orders", DeliverPayments(order_id, pair_id, tuple(items)))
+        if refunds:
+            self.services.tell("treasury", MovementsQueued(tuple(refunds)))

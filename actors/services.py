@@ -1,0 +1,43 @@
+"""What the actors share: config, database, writer, clients, and the refs of the long-lived actors.
+
+One object built by the process owner (run.py / tests) and handed to every
+actor's constructor, instead of globals or registry lookups.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+from loguru import logger
+
+from domain.config import Config
+
+
+@dataclass
+class Services:
+    config: Config
+    db: Any
+    mixin: Any
+    fee_oracle: Any
+    sender: Any
+    writer: Any = None
+    refs: dict[str, pykka.ActorRef] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time
+
+    def tell(self, name: str, message: object) -> bool:
+        """Tell a long-lived actor; False if it is not running (it recovers from the DB when it starts)."""
+        ref = self.refs.get(name)
+        if ref is None:
+            logger.warning("{} is not running; {} not delivered (state is durable, it will catch up)",
+                           name, type(message).__name__)
+            return False
+        try:
+            ref.tell(message)
+            return True
+        except pykka.ActorDeadError:
+            logger.warning("{} is restarting; {} not delivered (state is durable, it will catch up)",
+                           name, type(message).__name__)
+            return False

@@ -1,0 +1,230 @@
+"""Payment rules for a market-making order, as pure functions.
+
+Improves on Mr.Market (mrmarket-flow.md §3, §11):
+- payments are tallied per asset; a fee asset equal to the base or quote asset
+  is accounted as principal + fee, both of which must be covered;
+- the market-making fee (a percentage from config) is computed, tracked and
+  taken out of the principal, never ignored;
+- the pair's minimum and maximum amounts are enforced on the principal.
+
+Everything here is deterministic and free of I/O so every rule is testable
+against worked examples.
+"""
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from domain.money import ZERO, floor8, fmt
+
+HUNDRED = Decimal(100)
+
+
+@dataclass(frozen=True)
+class PairRules:
+    """What a trading pair requires of a payment (from config)."""
+    pair_id: str
+    symbol: str
+    exchange: str
+    base_asset_id: str
+    quote_asset_id: str
+    base_symbol: str
+    quote_symbol: str
+    enabled: bool = True
+    min_base_amount: Decimal = ZERO
+    max_base_amount: Decimal | None = None
+    min_quote_amount: Decimal = ZERO
+    max_quote_amount: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class FeeOption:
+    """One withdrawal fee offered by Mixin for an asset."""
+    asset_id: str
+    amount: Decimal
+    priority: int | None = None
+
+
+@dataclass(frozen=True)
+class FeeRequirements:
+    """Fees fixed when the order is created: what moving the funds to the exchange costs."""
+    base_fee_asset_id: str
+    base_fee_amount: Decimal
+    quote_fee_asset_id: str
+    quote_fee_amount: Decimal
+    market_making_fee_percent: Decimal
+
+    @property
+    def market_making_fee_rate(self) -> Decimal:
+        return self.market_making_fee_percent / HUNDRED
+
+
+class FeeUnavailable(ValueError):
+    pass
+
+
+def choose_withdrawal_fee(asset_id: str, options: Iterable[FeeOption]) -> FeeOption:
+    """Pick the fee the user pays: in the asset itself when Mixin offers it (one asset
+    less for the user to hold), else the highest-priority option, else the first."""
+    options = list(options)
+    if not options:
+        raise FeeUnavailable(f"Mixin offers no withdrawal fee for asset {asset_id}")
+    for option in options:
+        if option.amount < 0:
+            raise FeeUnavailable(f"negative withdrawal fee {option.amount} for asset {asset_id}")
+    same = [o for o in options if o.asset_id == asset_id]
+    if same:
+        return same[0]
+    with_priority = [o for o in options if o.priority is not None]
+    if with_priority:
+        return max(with_priority, key=lambda o: o.priority)
+    return options[0]
+
+
+class Leg(str, enum.Enum):
+    BASE = "base"
+    QUOTE = "quote"
+    BASE_FEE = "base_fee"
+    QUOTE_FEE = "quote_fee"
+
+
+def legs_for_asset(asset_id: str, pair: PairRules, fees: FeeRequirements) -> tuple[Leg, ...]:
+    """Which legs a payment in `asset_id` pays for; empty means the asset is not part of the order."""
+    legs = []
+    if asset_id == pair.base_asset_id:
+        legs.append(Leg.BASE)
+    if asset_id == pair.quote_asset_id:
+        legs.append(Leg.QUOTE)
+    if asset_id == fees.base_fee_asset_id and fees.base_fee_amount > 0:
+        legs.append(Leg.BASE_FEE)
+    if asset_id == fees.quote_fee_asset_id and fees.quote_fee_amount > 0:
+        legs.append(Leg.QUOTE_FEE)
+    return tuple(legs)
+
+
+class PaymentStatus(str, enum.Enum):
+    INCOMPLETE = "incomplete"   # keep waiting (until the timeout)
+    COMPLETE = "complete"       # every requirement covered
+    REJECTED = "rejected"       # can never become acceptable: refund everything
+
+
+@dataclass(frozen=True)
+class PaymentBreakdown:
+    """How the received totals split into principal, fees and surplus."""
+    base_principal: Decimal
+    quote_principal: Decimal
+    base_market_making_fee: Decimal
+    quote_market_making_fee: Decimal
+    base_withdrawal_fee: Decimal
+    quote_withdrawal_fee: Decimal
+    surplus: Mapping[str, Decimal] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "base_principal": fmt(self.base_principal),
+            "quote_principal": fmt(self.quote_principal),
+            "base_market_making_fee": fmt(self.base_market_making_fee),
+            "quote_market_making_fee": fmt(self.quote_market_making_fee),
+            "base_withdrawal_fee": fmt(self.base_withdrawal_fee),
+            "quote_withdrawal_fee": fmt(self.quote_withdrawal_fee),
+            "surplus": {k: fmt(v) for k, v in sorted(self.surplus.items())},
+        }
+
+
+@dataclass(frozen=True)
+class PaymentEvaluation:
+    status: PaymentStatus
+    reasons: tuple[str, ...]
+    breakdown: PaymentBreakdown
+
+
+def _principal_and_fee(available: Decimal, rate: Decimal) -> tuple[Decimal, Decimal]:
+    """Split what is left after withdrawal fees into principal and market-making fee.
+
+    principal = floor8(available / (1 + rate)); the fee takes the remainder so
+    principal + fee == available exactly and fee >= rate * principal."""
+    if available <= 0:
+        return ZERO, ZERO
+    principal = floor8(available / (1 + rate))
+    return principal, available - principal
+
+
+def evaluate_payment(totals: Mapping[str, Decimal], pair: PairRules,
+                     fees: FeeRequirements) -> PaymentEvaluation:
+    """Decide whether the per-asset `totals` received pay for the order."""
+    fee_need: dict[str, Decimal] = {}
+    fee_need[fees.base_fee_asset_id] = fee_need.get(fees.base_fee_asset_id, ZERO) + fees.base_fee_amount
+    fee_need[fees.quote_fee_asset_id] = fee_need.get(fees.quote_fee_asset_id, ZERO) + fees.quote_fee_amount
+    rate = fees.market_making_fee_rate
+
+    def got(asset_id: str) -> Decimal:
+        return totals.get(asset_id, ZERO)
+
+    missing: list[str] = []
+    rejected: list[str] = []
+    principals: dict[str, tuple[Decimal, Decimal]] = {}
+    for role, asset_id, symbol, low, high in (
+        ("base", pair.base_asset_id, pair.base_symbol, pair.min_base_amount, pair.max_base_amount),
+        ("quote", pair.quote_asset_id, pair.quote_symbol, pair.min_quote_amount, pair.max_quote_amount),
+    ):
+        fee_here = fee_need.get(asset_id, ZERO)
+        principal, mm_fee = _principal_and_fee(got(asset_id) - fee_here, rate)
+        principals[role] = (principal, mm_fee)
+        if got(asset_id) < fee_here:
+            missing.append(f"{role} {symbol}: withdrawal fee {fmt(fee_here)} not covered "
+                           f"(received {fmt(got(asset_id))})")
+        elif principal <= 0 or principal < low:
+            floor = f"minimum {fmt(low)}" if low > 0 else "more than zero"
+            missing.append(f"{role} {symbol}: principal {fmt(principal)} below {floor}")
+        if high is not None and principal > high:
+            rejected.append(f"{role} {symbol}: principal {fmt(principal)} above the pair maximum {fmt(high)}")
+
+    surplus: dict[str, Decimal] = {}
+    principal_assets = {pair.base_asset_id, pair.quote_asset_id}
+    for asset_id, need in fee_need.items():
+        if asset_id in principal_assets:
+            continue
+        if got(asset_id) < need:
+            missing.append(f"withdrawal fee asset {asset_id}: need {fmt(need)}, received {fmt(got(asset_id))}")
+        elif got(asset_id) > need:
+            surplus[asset_id] = got(asset_id) - need
+
+    breakdown = PaymentBreakdown(
+        base_principal=principals["base"][0],
+        quote_principal=principals["quote"][0],
+        base_market_making_fee=principals["base"][1],
+        quote_market_making_fee=principals["quote"][1],
+        base_withdrawal_fee=fees.base_fee_amount,
+        quote_withdrawal_fee=fees.quote_fee_amount,
+        surplus=surplus,
+    )
+    if rejected:
+        return PaymentEvaluation(PaymentStatus.REJECTED, tuple(rejected), breakdown)
+    if missing:
+        return PaymentEvaluation(PaymentStatus.INCOMPLETE, tuple(missing), breakdown)
+    return PaymentEvaluation(PaymentStatus.COMPLETE, (), breakdown)
+
+
+def required_payment(pair: PairRules, fees: FeeRequirements, base_principal: Decimal,
+                     quote_principal: Decimal) -> dict[str, Decimal]:
+    """Per-asset amounts a user must send for the given principals (what an invoice shows).
+
+    The inverse of evaluate_payment: paying exactly this is COMPLETE with these principals."""
+    rate = fees.market_making_fee_rate
+    need: dict[str, Decimal] = {}
+
+    def add(asset_id: str, amount: Decimal) -> None:
+        need[asset_id] = need.get(asset_id, ZERO) + amount
+
+    # Round the fee up to the 8th decimal so floor8(total / (1 + rate)) gives back the principal.
+    for asset_id, principal in ((pair.base_asset_id, base_principal), (pair.quote_asset_id, quote_principal)):
+        gross = principal * (1 + rate)
+        gross_8 = floor8(gross)
+        if gross_8 < gross:
+            gross_8 += Decimal("0.00000001")
+        add(asset_id, gross_8)
+    add(fees.base_fee_asset_id, fees.base_fee_amount)
+    add(fees.quote_fee_asset_id, fees.quote_fee_amount)
+    return {k: v for k, v in need.items() if v > 0}

@@ -1,0 +1,161 @@
+"""What to do with a snapshot: pure decisions, no I/O.
+
+Two steps, mirroring the actor tree:
+- route_snapshot (Router): is it ours, and for which order? Anything we cannot
+  account for is refunded with a reason — Mr.Market silently kept such money.
+- decide_payment (OrderActor): does this order accept this payment?
+"""
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from domain.memo import ACTION_CREATE, MemoError, decode_market_making, snapshot_memo_to_text
+from domain.money import BadAmount, to_decimal
+from domain.payment import FeeRequirements, PairRules, legs_for_asset
+from domain.states import ACCEPTS_PAYMENT, OrderState
+from domain.timefmt import BadTimestamp, parse_ns
+
+REFUND_MEMO_PREFIX = "Refund:"
+
+
+class BadSnapshot(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SnapshotFacts:
+    """The fields of a Mixin snapshot mmflow relies on, validated."""
+    snapshot_id: str
+    created_at: str
+    created_ns: int
+    asset_id: str
+    amount: Decimal
+    opponent_id: str
+    memo_hex: str
+    is_deposit: bool = False
+    is_withdrawal: bool = False
+
+    @property
+    def refundable(self) -> bool:
+        """Only a transfer from a Mixin user can go back by transfer."""
+        return bool(self.opponent_id) and not self.is_deposit
+
+
+def parse_snapshot(raw: object) -> SnapshotFacts:
+    if not isinstance(raw, dict):
+        raise BadSnapshot(f"snapshot is a {type(raw).__name__}, not an object")
+    snapshot_id = raw.get("snapshot_id")
+    if not isinstance(snapshot_id, str) or not snapshot_id:
+        raise BadSnapshot("snapshot has no snapshot_id")
+    created_at = raw.get("created_at")
+    try:
+        created_ns = parse_ns(created_at)  # type: ignore[arg-type]
+    except BadTimestamp as exc:
+        raise BadSnapshot(f"snapshot {snapshot_id}: {exc}") from None
+    asset_id = raw.get("asset_id")
+    if not isinstance(asset_id, str) or not asset_id:
+        raise BadSnapshot(f"snapshot {snapshot_id} has no asset_id")
+    try:
+        amount = to_decimal(raw.get("amount"), field="amount")
+    except BadAmount as exc:
+        raise BadSnapshot(f"snapshot {snapshot_id}: {exc}") from None
+    memo = raw.get("memo") or ""
+    opponent = raw.get("opponent_id") or ""
+    if not isinstance(memo, str) or not isinstance(opponent, str):
+        raise BadSnapshot(f"snapshot {snapshot_id}: memo/opponent_id are not strings")
+    return SnapshotFacts(
+        snapshot_id=snapshot_id,
+        created_at=created_at,  # type: ignore[arg-type]
+        created_ns=created_ns,
+        asset_id=asset_id,
+        amount=amount,
+        opponent_id=opponent,
+        memo_hex=memo,
+        is_deposit=bool(raw.get("deposit")),
+        is_withdrawal=bool(raw.get("withdrawal")),
+    )
+
+
+class RouteKind(str, enum.Enum):
+    ORDER = "order"          # hand to the OrderActor of order_id
+    REFUND = "refund"        # send it back to the payer with the reason
+    IGNORE = "ignored"       # outgoing or zero: not a payment
+    TOPUP = "topup"          # an operator funding the bot's treasury: keep
+    ATTENTION = "attention"  # cannot be refunded by transfer: an operator decides
+
+
+@dataclass(frozen=True)
+class Route:
+    kind: RouteKind
+    reason: str
+    code: str = ""
+    order_id: str | None = None
+    pair_id: str | None = None
+    action: int | None = None
+
+
+def refund_memo(snapshot_id: str, code: str) -> str:
+    """The extra of a refund transfer: `Refund:<snapshot_id>:<reason code>` (well under 256 bytes)."""
+    return f"{REFUND_MEMO_PREFIX}{snapshot_id}:{code}"[:256]
+
+
+def route_snapshot(facts: SnapshotFacts, *, pair_lookup: Callable[[str], PairRules | None],
+                   operator_ids: frozenset[str]) -> Route:
+    if facts.amount <= 0:
+        return Route(RouteKind.IGNORE, f"amount {facts.amount} is not an incoming payment", "not_incoming")
+    if facts.opponent_id and facts.opponent_id in operator_ids:
+        return Route(RouteKind.TOPUP, "transfer from an operator: treasury top-up, never refunded", "topup")
+
+    def problem(code: str, reason: str) -> Route:
+        if not facts.refundable:
+            return Route(RouteKind.ATTENTION,
+                         f"{reason}; it came from outside Mixin (no opponent), so it cannot be refunded "
+                         f"by transfer: an operator must return it by withdrawal", code)
+        return Route(RouteKind.REFUND, reason, code)
+
+    try:
+        memo = decode_market_making(snapshot_memo_to_text(facts.memo_hex))
+    except MemoError as exc:
+        return problem(f"memo_{exc.code}", f"memo is not a valid mmflow memo: {exc}")
+    pair = pair_lookup(memo.pair_id)
+    if pair is None:
+        return problem("unknown_pair", f"pair {memo.pair_id} is not configured")
+    if not pair.enabled:
+        return problem("pair_disabled", f"pair {pair.symbol} ({pair.pair_id}) is disabled")
+    return Route(RouteKind.ORDER, f"payment for order {memo.order_id}", "order",
+                 order_id=memo.order_id, pair_id=memo.pair_id, action=memo.action)
+
+
+class PaymentDecisionKind(str, enum.Enum):
+    ACCEPT = "accept"
+    REFUND = "refund"
+    ATTENTION = "attention"
+
+
+@dataclass(frozen=True)
+class PaymentDecision:
+    kind: PaymentDecisionKind
+    reason: str = ""
+    code: str = ""
+
+
+def decide_payment(*, state: OrderState, owner_id: str | None, facts: SnapshotFacts, pair: PairRules,
+                   fees: FeeRequirements, action: int | None = ACTION_CREATE) -> PaymentDecision:
+    """May this order take this payment into its tally?"""
+    if not facts.refundable:
+        return PaymentDecision(PaymentDecisionKind.ATTENTION,
+                               f"payment {facts.snapshot_id} came from outside Mixin (no opponent): the order "
+                               f"cannot be owned or refunded by transfer", "no_opponent")
+    if OrderState(state) not in ACCEPTS_PAYMENT:
+        return PaymentDecision(PaymentDecisionKind.REFUND, f"order is {state}, not accepting payments",
+                               f"order_{state}")
+    if owner_id and facts.opponent_id != owner_id:
+        return PaymentDecision(PaymentDecisionKind.REFUND,
+                               f"order belongs to the user who paid first ({owner_id})", "not_owner")
+    if not legs_for_asset(facts.asset_id, pair, fees):
+        return PaymentDecision(PaymentDecisionKind.REFUND,
+                               f"asset {facts.asset_id} is not part of {pair.symbol} or its fees", "unknown_asset")
+    return PaymentDecision(PaymentDecisionKind.ACCEPT)

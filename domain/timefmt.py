@@ -1,0 +1,37 @@
+"""RFC3339Nano timestamps as Mixin serves them, compared as integers.
+
+Mr.Market compared `created_at` strings, which misorders values whose
+fractional part drops trailing zeros (mrmarket-flow.md §11). We parse to
+integer nanoseconds since the epoch and compare those.
+"""
+from __future__ import annotations
+
+import calendar
+import re
+import time
+
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})$")
+
+
+class BadTimestamp(ValueError):
+    pass
+
+
+def parse_ns(text: str) -> int:
+    match = _RFC3339.match(text or "")
+    if not match:
+        raise BadTimestamp(f"not an RFC3339 timestamp: {text!r}")
+    year, month, day, hour, minute, second, frac, zone = match.groups()
+    seconds = calendar.timegm((int(year), int(month), int(day), int(hour), int(minute), int(second)))
+    if zone not in ("Z", "z"):
+        sign = 1 if zone[0] == "+" else -1
+        seconds -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
+    nanos = int((frac or "").ljust(9, "0")) if frac else 0
+    return seconds * 1_000_000_000 + nanos
+
+
+def format_ns(ns: int) -> str:
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{base}.{nanos:09d}Z"

@@ -1,0 +1,187 @@
+"""`python run.py demo`: mmflow on the embedded simulation, with synthetic users.
+
+Starts a fake Mixin network on loopback, writes a keystore and a config into a
+work directory (SQLite database there too), runs the real actor tree, and plays
+a script of users: correct payments, a split payment, a partial payment that
+times out, another user paying into someone's order, bad memos, an unknown and
+a disabled pair, an oversized order, an operator top-up and an external
+deposit. Within a minute every order reaches `payment_complete` or `refunding`.
+"""
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import gevent
+from loguru import logger
+
+from actors.system import Escalation, build_services, setup_logging, start_tree, stop_tree
+from domain.config import load_config
+from domain.memo import encode_market_making
+from sim.world import (BTC, BTC_USDT_PAIR, DISABLED_PAIR, ETH, ETH_USDT_PAIR, USDT_ERC20, XIN, build_world,
+                       new_order_id)
+from storage import repo
+from storage.models import Alert, MoneyMovement, Order, Snapshot
+
+PAYMENT_TIMEOUT = 20.0
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def dump_toml(raw: dict) -> str:
+    lines = []
+    for section, values in raw.items():
+        if isinstance(values, list):
+            for item in values:
+                lines.append(f"[[{section}]]")
+                lines += [f"{k} = {_toml_value(v)}" for k, v in item.items()]
+                lines.append("")
+        else:
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _script(world, pairs, stop: threading.Event) -> None:
+    """The synthetic users. Each step logs what the user does, so the log reads as a story."""
+    btc_usdt, eth_usdt = pairs[BTC_USDT_PAIR], pairs[ETH_USDT_PAIR]
+    say = logger.bind(order_id="").opt(colors=False)
+
+    def step(delay, text):
+        if stop.wait(timeout=delay):
+            raise gevent.GreenletExit
+        say.info("demo user: {}", text)
+
+    alice, bob, carol, dave, erin, frank, mallory, george, operator = (world.new_user() for _ in range(9))
+    try:
+        step(1, "alice pays a BTC/USDT order in full (0.1 BTC + 5000 USDT + fees)")
+        order_a = new_order_id()
+        world.pay_invoice(alice, btc_usdt, order_a, world.invoice(btc_usdt, Decimal("0.1"), Decimal("5000")))
+
+        step(1, "bob pays only the BTC leg of his order and walks away (it will time out)")
+        order_b = new_order_id()
+        inv_b = world.invoice(btc_usdt, Decimal("0.05"), Decimal("2000"))
+        world.pay_invoice(bob, btc_usdt, order_b, inv_b, skip=(USDT_ERC20, ETH))
+
+        step(1, "carol pays with a memo that is not ours ('hello')")
+        world.pay(carol, USDT_ERC20, "25", "hello")
+
+        step(1, "dave pays for a pair that does not exist")
+        world.pay(dave, USDT_ERC20, "30", encode_market_making("11111111-2222-4333-8444-555555555555",
+                                                               new_order_id()))
+        step(1, "erin pays for a disabled pair")
+        world.pay(erin, XIN, "3", encode_market_making(DISABLED_PAIR, new_order_id()))
+
+        step(1, "frank starts an ETH/USDT order: the ETH leg now, the rest a bit later")
+        order_f = new_order_id()
+        inv_f = world.invoice(eth_usdt, Decimal("2"), Decimal("1500"))
+        world.pay_invoice(frank, eth_usdt, order_f, inv_f, skip=(USDT_ERC20,))
+
+        step(1, "mallory sends USDT into frank's order (only the first payer owns an order)")
+        world.pay(mallory, USDT_ERC20, "100", encode_market_making(ETH_USDT_PAIR, order_f))
+
+        step(1, "the Mixin API throttles us once (429) and fails once (503); mmflow retries")
+        world.fake.inject("/safe/snapshots", status=429, count=1, retry_after=0.5)
+        world.fake.inject("/safe/snapshots", status=503, count=1)
+
+        step(2, "frank pays the USDT leg: his order completes")
+        world.pay(frank, USDT_ERC20, inv_f[USDT_ERC20], encode_market_making(ETH_USDT_PAIR, order_f))
+
+        step(1, "george tries to market-make 20 BTC, above the pair's 10 BTC maximum")
+        order_g = new_order_id()
+        world.pay_invoice(george, btc_usdt, order_g, world.invoice(btc_usdt, Decimal("20"), Decimal("5000")))
+
+        step(1, "an operator tops up the treasury (never refunded)")
+        world.pay(operator, USDT_ERC20, "10000", "treasury top-up")
+
+        step(1, "an external on-chain deposit arrives with no memo (cannot be refunded by transfer)")
+        world.fake.deposit(world.bot_id, ETH, "0.5")
+
+        step(1, "Mixin serves every snapshot twice for a while; tallies must not double")
+        world.fake.duplicate_factor = 2
+        order_h = new_order_id()
+        world.pay_invoice(alice, btc_usdt, order_h, world.invoice(btc_usdt, Decimal("0.02"), Decimal("800")))
+        step(3, "duplicates off again")
+        world.fake.duplicate_factor = 1
+    except gevent.GreenletExit:
+        return
+    world.operator = operator
+
+
+def _summary(title: str) -> None:
+    rows = Order.select().order_by(Order.created_at)
+    logger.info("── {} ── orders:", title)
+    for row in rows:
+        tallies = {k[:8]: str(v) for k, v in repo.tallies_of(row.order_id).items()}
+        logger.info("  {}  {:<17} {}  tally {}", row.order_id[:8], row.state, row.state_reason[:90], tallies)
+    queued = MoneyMovement.select().where(MoneyMovement.state == "queued").count()
+    logger.info("  snapshots stored {}, refunds queued {}, operator alerts {}", Snapshot.select().count(), queued,
+                Alert.select().count())
+
+
+def run_demo(*, duration: float = 60.0, workdir: str | None = None, json_logs: bool = False) -> int:
+    setup_logging("INFO", json=json_logs)
+    work = Path(workdir or tempfile.mkdtemp(prefix="mmflow-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    world = build_world()
+    keystore_path = world.write_keystore(work / "keystore.json")
+    raw = world.config_dict(work / "mmflow.db", keystore_path)
+    raw["mixin"].update({"poll_interval": 0.5, "backoff_base": 0.2, "backoff_max": 2.0})
+    raw["payments"].update({"timeout": PAYMENT_TIMEOUT, "check_delay": 1.0})
+    operator_placeholder = "00000000-0000-4000-8000-000000000001"
+    raw["mixin"]["operator_user_ids"] = [operator_placeholder]
+    config_path = work / "mmflow.toml"
+    config_path.write_text(dump_toml(raw))
+    config = load_config(config_path)
+    logger.info("demo: fake Mixin at {}, work dir {} (config {}), payment timeout {:g}s", world.fake.url, work,
+                config_path, PAYMENT_TIMEOUT)
+
+    # The operator is a known user id: register it in the fake so the top-up comes from it.
+    world.fake.users.add(operator_placeholder)
+    world.new_user = _with_operator(world.new_user, operator_placeholder, after=8)
+
+    services = build_services(config)
+    escalation = Escalation(event=threading.Event())
+    root = start_tree(services, escalation)
+    stop = threading.Event()
+    pairs = {p.pair_id: p for p in config.pairs}
+    users = gevent.spawn(_script, world, pairs, stop)
+    started = time.monotonic()
+    next_summary = started + 10
+    try:
+        while time.monotonic() - started < duration and not escalation.event.is_set():
+            gevent.sleep(0.2)
+            if time.monotonic() >= next_summary:
+                _summary(f"t={time.monotonic() - started:.0f}s")
+                next_summary += 10
+    except KeyboardInterrupt:
+        pass
+    stop.set()
+    users.join(timeout=2)
+    _summary("final")
+    stop_tree(root)
+    world.fake.stop()
+    logger.info("demo: done. Inspect with: python run.py orders list --config {}", config_path)
+    return 70 if escalation.reason else 0
+
+
+def _with_operator(new_user, operator_id: str, *, after: int):
+    """The demo's 9th user is the configured operator."""
+    count = {"n": 0}
+
+    def make() -> str:
+        count["n"] += 1
+        return operator_id if count["n"] == after + 1 else new_user()
+    return make

@@ -1,0 +1,771 @@
+"""A fake Mixin API server on loopback for tests and the simulator.
+
+A gevent WSGI server (``gevent.pywsgi``) that speaks the parts of the Mixin API the
+project uses, over real HTTP, with the real envelope (``{"data":…}`` on success,
+HTTP 202 + ``{"error":{status,code,description,extra}}`` on API errors), real JWT
+checks (Ed25519 over the token, ``exp``/``iat``, single-use ``jti``, and ``sig`` =
+sha256(METHOD + raw request target + raw body)) and fault injection.
+
+It runs greenlets on the caller's gevent hub: the process must be gevent
+monkey-patched (the test suite's conftest does it), otherwise a blocking client in the
+same thread never lets the server run.
+
+Routes (``add_route`` is the extension point; handlers get a ``FakeRequest`` and return
+the ``data`` value or raise ``ApiError``):
+
+- ``GET  /network/assets/{asset_id}``        public
+- ``POST /safe/assets/fetch``                auth; body = JSON array of asset ids
+- ``GET  /safe/assets/{asset_id}/fees``      auth; ``?destination=`` accepted and ignored
+- ``GET  /safe/snapshots``                   auth; offset/order/limit/app|asset|opponent
+- ``GET  /safe/snapshots/{snapshot_id}``     auth; only the caller's own snapshots
+
+Snapshot paging follows the reference notes: ``order=ASC`` returns ``created_at >= offset``
+ascending, ``DESC`` (the default when ``order`` is omitted) returns ``created_at <= offset``
+descending; the offset is inclusive, so clients must dedupe by ``snapshot_id``.
+
+``duplicate_factor = n`` (n >= 1): each snapshot of a served page appears n times in a
+row, and the page is truncated to ``limit`` items — so a page holds
+``ceil(limit / n)`` distinct snapshots and its last item is still the newest (ASC) /
+oldest (DESC) one served, which keeps a created_at cursor moving forward.
+"""
+from __future__ import annotations
+
+import base64
+import bisect
+import calendar
+import hashlib
+import json
+import math
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs, unquote
+
+import gevent
+from gevent.pywsgi import WSGIHandler, WSGIServer
+
+from .fake_mixin_jwt import AuthFailure, FakeBot, verify_bot_request
+
+MAX_SNAPSHOT_LIMIT = 500
+DEFAULT_SNAPSHOT_LIMIT = 100
+MAX_EXTRA_BYTES = 256
+_AMOUNT_QUANTUM = Decimal("0.00000001")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class ApiError(Exception):
+    """Raised by a handler: becomes ``{"error": {...}}`` (HTTP 202 unless ``http_status`` says otherwise)."""
+
+    def __init__(self, code: int, description: str, *, extra: Any = None, http_status: int = 202) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+        self.extra = extra
+        self.http_status = http_status
+
+
+def invalid_field(name: str, why: str = "invalid") -> ApiError:
+    return ApiError(10002, f"The request data has invalid field: {name}.", extra={"field": name, "reason": why})
+
+
+class RawJSON(bytes):
+    """Already-encoded JSON to embed as ``data`` without re-encoding."""
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Decimal):
+        return format(obj, "f")
+    raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), default=_json_default).encode("utf-8")
+
+
+def format_amount(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "0") else text
+
+
+def parse_amount(value: Decimal | str | int, *, allow_zero: bool = False) -> Decimal:
+    if isinstance(value, float):
+        raise TypeError("amounts must be Decimal or str, not float")
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError("amount is not a decimal") from None
+    if not amount.is_finite() or amount < 0 or (amount == 0 and not allow_zero):
+        raise ValueError("amount must be positive")
+    if amount != amount.quantize(_AMOUNT_QUANTUM):
+        raise ValueError("amount has more than 8 decimal places")
+    return amount
+
+
+def format_created_at(ns: int) -> str:
+    """RFC3339 with exactly 9 fractional digits and ``Z``."""
+    seconds, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"
+
+
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$"
+)
+
+
+def parse_rfc3339_ns(text: str) -> int:
+    """RFC3339 / RFC3339Nano (any fractional length; digits beyond 9 truncated) → unix ns."""
+    m = _RFC3339.match(text)
+    if not m:
+        raise ValueError("not RFC3339")
+    year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
+        raise ValueError("not RFC3339")
+    secs = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    if m.group(9):
+        sign = 1 if m.group(9) == "+" else -1
+        secs -= sign * (int(m.group(10)) * 3600 + int(m.group(11)) * 60)
+    frac = (m.group(7) or "")[:9].ljust(9, "0")
+    return secs * 1_000_000_000 + int(frac)
+
+
+def kernel_asset_id(asset_id: str) -> str:
+    return hashlib.sha3_256(asset_id.encode("utf-8")).hexdigest()
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return len(value) == 36
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass
+class Snapshot:
+    """One stored snapshot. ``data`` is what the API serves; ``encoded`` its cached JSON."""
+
+    key: tuple[int, int]  # (created_at_ns, insertion seq)
+    data: dict
+    encoded: bytes
+
+    @property
+    def snapshot_id(self) -> str:
+        return self.data["snapshot_id"]
+
+
+class SnapshotIndex:
+    """Snapshots sorted by (created_at_ns, seq); offsets found by bisect."""
+
+    __slots__ = ("keys", "items")
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[int, int]] = []
+        self.items: list[Snapshot] = []
+
+    def add(self, snap: Snapshot) -> None:
+        if not self.keys or snap.key > self.keys[-1]:
+            self.keys.append(snap.key)
+            self.items.append(snap)
+        else:
+            i = bisect.bisect_left(self.keys, snap.key)
+            self.keys.insert(i, snap.key)
+            self.items.insert(i, snap)
+
+    def page(self, offset_ns: int | None, order: str, count: int) -> list[Snapshot]:
+        if order == "ASC":
+            start = 0 if offset_ns is None else bisect.bisect_left(self.keys, (offset_ns, -1))
+            return self.items[start : start + count]
+        end = len(self.keys) if offset_ns is None else bisect.bisect_right(self.keys, (offset_ns, math.inf))
+        return self.items[max(0, end - count) : end][::-1]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass
+class Fault:
+    path_prefix: str
+    status: int
+    remaining: int
+    retry_after: float | None = None
+    delay: float = 0.0
+    error_code: int | None = None
+    body: bytes | None = None
+
+
+@dataclass
+class FakeRequest:
+    method: str
+    raw_uri: str  # request target exactly as received (latin-1 str of the raw bytes)
+    path: str  # raw path (still percent-encoded), without the query
+    query: dict[str, list[str]]
+    body: bytes
+    headers: dict[str, str]
+    params: dict[str, str] = field(default_factory=dict)  # decoded route parameters
+    bot: FakeBot | None = None
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[-1] if values else default
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body, parse_float=Decimal)
+        except ValueError:
+            raise ApiError(400, "The request body can't be parsed as valid data.") from None
+
+
+@dataclass
+class Route:
+    method: str
+    pattern: re.Pattern
+    handler: Callable[[FakeRequest], Any]
+    auth: bool
+
+
+class _RawURIHandler(WSGIHandler):
+    """Expose the raw request target: gevent only gives a decoded PATH_INFO + QUERY_STRING."""
+
+    def get_environ(self):
+        env = super().get_environ()
+        env["RAW_URI"] = self.path
+        env["REQUEST_URI"] = self.path
+        return env
+
+
+# --------------------------------------------------------------------------- server
+
+
+class FakeMixin:
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, clock: Callable[[], float] = time.time) -> None:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("the fake Mixin server binds to loopback only")
+        self.host = host
+        self.port = port
+        self.clock = clock
+        self._server: WSGIServer | None = None
+
+        # state (plain objects; a later issue adds outputs/keys/transaction requests next to these)
+        self.bots: dict[str, FakeBot] = {}
+        self.users: set[str] = set()
+        self.assets: dict[str, dict] = {}
+        self.withdrawal_fees: dict[str, list[dict]] = {}
+        self.balances: dict[tuple[str, str], Decimal] = {}
+        self.snapshots: dict[str, Snapshot] = {}
+        self._indexes: dict[tuple[str, str, str], SnapshotIndex] = {}
+        self._seq = 0
+        self._last_ns = 0
+        self._kernel_ids: dict[str, str] = {}
+        self.seen_jti: set[str] = set()
+
+        # observability / faults
+        self.requests_log: list[tuple[str, str, int]] = []
+        self.auth_failures = 0
+        self.auth_failure_reasons: list[str] = []
+        self.faults: list[Fault] = []
+        self.duplicate_factor = 1
+
+        self.routes: list[Route] = []
+        self.add_route("GET", "/network/assets/{asset_id}", self._get_network_asset, auth=False)
+        self.add_route("POST", "/safe/assets/fetch", self._fetch_safe_assets)
+        self.add_route("GET", "/safe/assets/{asset_id}/fees", self._get_withdrawal_fees)
+        self.add_route("GET", "/safe/snapshots", self._list_snapshots)
+        self.add_route("GET", "/safe/snapshots/{snapshot_id}", self._get_snapshot)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> "FakeMixin":
+        if self._server is not None:
+            return self
+        server = WSGIServer(
+            (self.host, self.port), self._wsgi, handler_class=_RawURIHandler, log=None, error_log=None
+        )
+        server.start()
+        self._server = server
+        self.port = server.server_port
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop(timeout=1)
+            self._server = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeMixin is not started")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def __enter__(self) -> "FakeMixin":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ routing
+
+    def add_route(self, method: str, template: str, handler: Callable[[FakeRequest], Any], *, auth: bool = True) -> None:
+        """Register ``handler`` for ``METHOD template``; ``{name}`` matches one path segment."""
+        regex = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$"
+        self.routes.append(Route(method.upper(), re.compile(regex), handler, auth))
+
+    def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        for route in self.routes:
+            if route.method != method:
+                continue
+            m = route.pattern.match(path)
+            if m:
+                return route, {k: unquote(v) for k, v in m.groupdict().items()}
+        return None
+
+    # ------------------------------------------------------------------ faults
+
+    def inject(
+        self,
+        path_prefix: str = "/",
+        *,
+        status: int = 429,
+        count: int = 1,
+        retry_after: float | None = None,
+        delay: float = 0.0,
+        error_code: int | None = None,
+        body: bytes | str | None = None,
+    ) -> Fault:
+        """Make the next ``count`` requests whose raw path starts with ``path_prefix`` fail.
+
+        - ``status=429``: plain "Too Many Requests" (``Retry-After: retry_after`` if given);
+        - ``status`` 5xx / 401 / 403 / 404: plain text body (a proxy/CDN answer);
+        - ``error_code`` with any status: a JSON error envelope with that code at that HTTP status
+          (``status=202, error_code=10105`` is Mixin's own way of saying "locked, try again");
+        - ``status=200``: the request is processed normally, then the reply is held back
+          ``delay`` seconds (slow but correct reply; set a client timeout below it to lose it);
+        - ``body``: serve exactly these bytes instead (with the given status);
+        - ``delay`` on a failure: wait that long before answering.
+        """
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        if status == 202 and error_code is None and body is None:
+            raise ValueError("status 202 needs an error_code (the envelope error)")
+        if not 200 <= status <= 599:
+            raise ValueError("status must be an HTTP status")
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        fault = Fault(path_prefix, status, count, retry_after, float(delay), error_code, body)
+        self.faults.append(fault)
+        return fault
+
+    def reset_faults(self) -> None:
+        self.faults.clear()
+        self.duplicate_factor = 1
+
+    def _take_fault(self, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.remaining > 0 and path.startswith(fault.path_prefix):
+                fault.remaining -= 1
+                if fault.remaining == 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
+
+    # ------------------------------------------------------------------ WSGI
+
+    def _wsgi(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"].upper()
+        raw_uri: str = environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
+        path, _, raw_query = raw_uri.partition("?")
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        request_id = headers.get("X-Request-Id", "")
+
+        fault = self._take_fault(path)
+        hold_back = 0.0
+        if fault is not None and fault.status != 200:
+            if fault.delay > 0:
+                gevent.sleep(fault.delay)
+            status, extra_headers, payload = self._fault_response(fault)
+        else:
+            if fault is not None:
+                hold_back = fault.delay
+            req = FakeRequest(method, raw_uri, path, parse_qs(raw_query, keep_blank_values=True), body, headers)
+            status, extra_headers, payload = self._dispatch(req)
+            if fault is not None and fault.body is not None:
+                status, payload = fault.status, fault.body
+                extra_headers = [("Content-Type", "application/json")]
+
+        self.requests_log.append((method, raw_uri, status))
+        if hold_back > 0:
+            gevent.sleep(hold_back)
+        response_headers = list(extra_headers) + [("Content-Length", str(len(payload)))]
+        if request_id:
+            response_headers.append(("X-Request-Id", request_id))
+        start_response(_status_line(status), response_headers)
+        return [payload]
+
+    def _fault_response(self, fault: Fault) -> tuple[int, list[tuple[str, str]], bytes]:
+        headers: list[tuple[str, str]] = []
+        if fault.retry_after is not None:
+            headers.append(("Retry-After", _format_seconds(fault.retry_after)))
+        if fault.body is not None:
+            return fault.status, headers + [("Content-Type", "application/json")], fault.body
+        if fault.error_code is not None:
+            error = {
+                "status": fault.status,
+                "code": fault.error_code,
+                "description": f"Injected error {fault.error_code}.",
+            }
+            return fault.status, headers + [("Content-Type", "application/json")], dumps({"error": error})
+        text = _status_line(fault.status).encode("ascii")
+        return fault.status, headers + [("Content-Type", "text/plain")], text
+
+    def _dispatch(self, req: FakeRequest) -> tuple[int, list[tuple[str, str]], bytes]:
+        json_headers = [("Content-Type", "application/json")]
+        try:
+            matched = self._match(req.method, req.path)
+            if matched is None:
+                raise ApiError(404, "The endpoint is not found.")
+            route, req.params = matched
+            if route.auth:
+                try:
+                    req.bot = verify_bot_request(
+                        req.headers.get("Authorization"),
+                        method=req.method,
+                        raw_uri=req.raw_uri.encode("latin-1"),
+                        body=req.body,
+                        bots=self.bots,
+                        seen_jti=self.seen_jti,
+                        now=self.clock(),
+                    )
+                except AuthFailure as exc:
+                    self.auth_failures += 1
+                    self.auth_failure_reasons.append(exc.reason)
+                    raise ApiError(401, "Unauthorized, maybe invalid token.") from None
+            data = route.handler(req)
+        except ApiError as exc:
+            error = {"status": exc.http_status, "code": exc.code, "description": exc.description}
+            if exc.extra is not None:
+                error["extra"] = exc.extra
+            return exc.http_status, json_headers, dumps({"error": error})
+        if isinstance(data, RawJSON):
+            return 200, json_headers, b'{"data":' + bytes(data) + b"}"
+        return 200, json_headers, dumps({"data": data})
+
+    # ------------------------------------------------------------------ bots, users, assets
+
+    def register_bot(self, keystore: Any) -> str:
+        """Accept a keystore dict (current or legacy format) or a ``Keystore``; return its app_id."""
+        if isinstance(keystore, dict):
+            app_id = keystore.get("app_id") or keystore.get("client_id")
+            session_id = keystore["session_id"]
+            if "session_private_key" in keystore:
+                seed = bytes.fromhex(keystore["session_private_key"])[:32]
+            else:
+                text = keystore["private_key"].rstrip("=")
+                seed = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))[:32]
+            spend_hex = keystore.get("spend_private_key")
+            spend = bytes.fromhex(spend_hex)[:32] if spend_hex else None
+        else:
+            app_id, session_id = keystore.app_id, keystore.session_id
+            seed, spend = keystore.session_seed, keystore.spend_private_key
+        if not isinstance(app_id, str) or not _is_uuid(app_id):
+            raise ValueError("keystore app_id must be a UUID")
+        app_id = app_id.lower()
+        self.bots[app_id] = FakeBot.from_seed(app_id, session_id.lower(), seed, spend)
+        self.users.add(app_id)
+        return app_id
+
+    def new_user(self) -> str:
+        user_id = str(uuid.uuid4())
+        self.users.add(user_id)
+        return user_id
+
+    def add_asset(
+        self,
+        asset_id: str,
+        symbol: str,
+        chain_id: str,
+        *,
+        precision: int = 8,
+        name: str | None = None,
+        price_usd: Decimal | str = "0",
+    ) -> dict:
+        if not _is_uuid(asset_id) or not _is_uuid(chain_id):
+            raise ValueError("asset_id and chain_id must be UUIDs")
+        price = format(Decimal(str(price_usd)), "f")
+        asset = {
+            "type": "asset",
+            "asset_id": asset_id,
+            "chain_id": chain_id,
+            "fee_asset_id": chain_id,
+            "symbol": symbol,
+            "name": name or symbol,
+            "display_symbol": symbol,
+            "display_name": name or symbol,
+            "icon_url": f"https://images.example.invalid/{symbol.lower()}.png",
+            "asset_key": "" if asset_id == chain_id else "0x" + hashlib.sha256(asset_id.encode()).hexdigest()[:40],
+            "precision": precision,
+            "kernel_asset_id": self._kernel_asset_id(asset_id),
+            "mixin_id": self._kernel_asset_id(asset_id),
+            "price_btc": "0",
+            "price_usd": price,
+            "change_btc": "0",
+            "change_usd": "0",
+            "price_updated_at": format_created_at(self._now_ns()),
+            "dust": "0.0001",
+            "confirmations": 12,
+            "reserve": "0",
+            "capitalization": 0,
+            "liquidity": "0",
+            "withdrawal_memo_possibility": "negative",
+            "primitive_asset_id": asset_id,
+            "level": 11,
+            "collection_hash": "",
+        }
+        self.assets[asset_id] = asset
+        return dict(asset)
+
+    def set_withdrawal_fees(self, asset_id: str, fees: list[tuple]) -> None:
+        """``fees``: ``(fee_asset_id, amount)`` or ``(fee_asset_id, amount, priority)`` tuples."""
+        if asset_id not in self.assets:
+            raise KeyError(f"unknown asset {asset_id}")
+        served = []
+        for fee in fees:
+            fee_asset_id, amount = fee[0], parse_amount(fee[1], allow_zero=True)
+            item: dict[str, Any] = {"type": "withdrawal_fee", "asset_id": fee_asset_id, "amount": format_amount(amount)}
+            if len(fee) > 2 and fee[2] is not None:
+                item["priority"] = fee[2]
+            served.append(item)
+        self.withdrawal_fees[asset_id] = served
+
+    def balance(self, user_id: str, asset_id: str) -> Decimal:
+        """Net balance (users may go negative: they start with unlimited funds)."""
+        return self.balances.get((user_id, asset_id), Decimal(0))
+
+    def _credit(self, user_id: str, asset_id: str, delta: Decimal) -> None:
+        key = (user_id, asset_id)
+        self.balances[key] = self.balances.get(key, Decimal(0)) + delta
+
+    # ------------------------------------------------------------------ snapshots
+
+    def _kernel_asset_id(self, asset_id: str) -> str:
+        kid = self._kernel_ids.get(asset_id)
+        if kid is None:
+            kid = self._kernel_ids[asset_id] = kernel_asset_id(asset_id)
+        return kid
+
+    def _now_ns(self) -> int:
+        return int(self.clock() * 1_000_000_000)
+
+    def _next_created_at_ns(self, forced: int | None) -> int:
+        if forced is not None:
+            ns = int(forced)
+        else:
+            ns = max(self._now_ns(), self._last_ns + 1)
+        self._last_ns = max(self._last_ns, ns)
+        return ns
+
+    def record_snapshot(
+        self,
+        user_id: str,
+        asset_id: str,
+        amount: Decimal,
+        *,
+        opponent_id: str = "",
+        memo: bytes | str = b"",
+        request_id: str | None = None,
+        transaction_hash: str | None = None,
+        deposit: dict | None = None,
+        withdrawal: dict | None = None,
+        created_at_ns: int | None = None,
+    ) -> dict:
+        """Store one snapshot (``amount`` signed: negative = outgoing) and return a copy of it."""
+        if isinstance(memo, str):
+            memo = memo.encode("utf-8")
+        if len(memo) > MAX_EXTRA_BYTES:
+            raise ValueError(f"memo longer than {MAX_EXTRA_BYTES} bytes")
+        ns = self._next_created_at_ns(created_at_ns)
+        self._seq += 1
+        data = {
+            "type": "snapshot",
+            "snapshot_id": str(uuid.uuid4()),
+            "user_id": user_id,
+            "opponent_id": opponent_id,
+            "transaction_hash": transaction_hash or os.urandom(32).hex(),
+            "asset_id": asset_id,
+            "kernel_asset_id": self._kernel_asset_id(asset_id),
+            "amount": format_amount(amount),
+            "memo": memo.hex(),
+            "request_id": request_id or str(uuid.uuid4()),
+            "created_at": format_created_at(ns),
+            "level": 0,
+            "deposit": deposit,
+            "withdrawal": withdrawal,
+        }
+        snap = Snapshot((ns, self._seq), data, dumps(data))
+        self.snapshots[data["snapshot_id"]] = snap
+        for index_key in ((user_id, "all", ""), (user_id, "asset", asset_id), (user_id, "opponent", opponent_id)):
+            index = self._indexes.get(index_key)
+            if index is None:
+                index = self._indexes[index_key] = SnapshotIndex()
+            index.add(snap)
+        return dict(data)
+
+    def pay(
+        self,
+        bot_id: str,
+        from_user: str,
+        asset_id: str,
+        amount: Decimal | str,
+        memo: bytes | str = b"",
+        *,
+        created_at_ns: int | None = None,
+    ) -> dict:
+        """A Mixin user pays the bot: creates the bot's incoming snapshot, moves the balance."""
+        if bot_id not in self.bots:
+            raise KeyError(f"unknown bot {bot_id}")
+        if not _is_uuid(from_user) or not _is_uuid(asset_id):
+            raise ValueError("from_user and asset_id must be UUIDs")
+        value = parse_amount(amount)
+        snap = self.record_snapshot(bot_id, asset_id, value, opponent_id=from_user, memo=memo, created_at_ns=created_at_ns)
+        self.users.add(from_user)
+        self._credit(from_user, asset_id, -value)
+        self._credit(bot_id, asset_id, value)
+        return snap
+
+    def deposit(
+        self,
+        bot_id: str,
+        asset_id: str,
+        amount: Decimal | str,
+        *,
+        memo: bytes | str = b"",
+        created_at_ns: int | None = None,
+    ) -> dict:
+        """An external on-chain deposit to the bot (opponent_id "", ``deposit`` object set)."""
+        if bot_id not in self.bots:
+            raise KeyError(f"unknown bot {bot_id}")
+        if not _is_uuid(asset_id):
+            raise ValueError("asset_id must be a UUID")
+        value = parse_amount(amount)
+        deposit = {
+            "deposit_hash": os.urandom(32).hex(),
+            "deposit_index": 0,
+            "sender": "0x" + os.urandom(20).hex(),
+            "destination": "0x" + hashlib.sha256(f"{bot_id}:{asset_id}".encode()).hexdigest()[:40],
+            "tag": "",
+        }
+        snap = self.record_snapshot(bot_id, asset_id, value, memo=memo, deposit=deposit, created_at_ns=created_at_ns)
+        self._credit(bot_id, asset_id, value)
+        return snap
+
+    # ------------------------------------------------------------------ handlers
+
+    def _get_network_asset(self, req: FakeRequest) -> Any:
+        asset = self.assets.get(req.params["asset_id"])
+        if asset is None:
+            raise ApiError(404, "The asset is not found.")
+        return asset
+
+    def _fetch_safe_assets(self, req: FakeRequest) -> Any:
+        ids = req.json()
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise invalid_field("body", "expected a JSON array of asset ids")
+        return [dict(self.assets[i], type="safe_asset") for i in ids if i in self.assets]
+
+    def _get_withdrawal_fees(self, req: FakeRequest) -> Any:
+        asset_id = req.params["asset_id"]
+        if asset_id not in self.assets:
+            raise ApiError(404, "The asset is not found.")
+        return self.withdrawal_fees.get(asset_id, [])
+
+    def _list_snapshots(self, req: FakeRequest) -> Any:
+        assert req.bot is not None
+        order = (req.arg("order") or "DESC").upper()
+        if order not in ("ASC", "DESC"):
+            raise invalid_field("order")
+        limit_text = req.arg("limit")
+        if limit_text in (None, ""):
+            limit = DEFAULT_SNAPSHOT_LIMIT
+        else:
+            try:
+                limit = int(limit_text)
+            except ValueError:
+                raise invalid_field("limit") from None
+            if limit < 1 or limit > MAX_SNAPSHOT_LIMIT:
+                raise invalid_field("limit", f"must be 1..{MAX_SNAPSHOT_LIMIT}")
+        offset_text = req.arg("offset")
+        offset_ns = None
+        if offset_text:
+            try:
+                offset_ns = parse_rfc3339_ns(offset_text)
+            except ValueError:
+                raise invalid_field("offset") from None
+        filters = {name: req.arg(name) for name in ("app", "asset", "opponent") if req.arg(name)}
+        if len(filters) > 1:
+            raise invalid_field("app|asset|opponent", "mutually exclusive")
+        for name, value in filters.items():
+            if not _is_uuid(value):
+                raise invalid_field(name)
+        bot_id = req.bot.app_id
+        if "app" in filters and filters["app"].lower() != bot_id:
+            raise ApiError(403, "Forbidden.")
+        if "asset" in filters:
+            index_key = (bot_id, "asset", filters["asset"])
+        elif "opponent" in filters:
+            index_key = (bot_id, "opponent", filters["opponent"])
+        else:
+            index_key = (bot_id, "all", "")
+        index = self._indexes.get(index_key)
+        if index is None:
+            return RawJSON(b"[]")
+        factor = max(1, int(self.duplicate_factor))
+        snaps = index.page(offset_ns, order, math.ceil(limit / factor))
+        encoded = [s.encoded for s in snaps for _ in range(factor)][:limit]
+        return RawJSON(b"[" + b",".join(encoded) + b"]")
+
+    def _get_snapshot(self, req: FakeRequest) -> Any:
+        assert req.bot is not None
+        snap = self.snapshots.get(req.params["snapshot_id"])
+        if snap is None or snap.data["user_id"] != req.bot.app_id:
+            raise ApiError(404, "The snapshot is not found.")
+        return RawJSON(snap.encoded)
+
+
+_REASONS = {
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def _status_line(status: int) -> str:
+    return f"{status} {_REASONS.get(status, 'Status')}"
+
+
+def _format_seconds(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
+
+
+__all__ = ["FakeMixin", "ApiError", "FakeRequest", "RawJSON", "Snapshot", "SnapshotIndex", "format_created_at",
+           "parse_rfc3339_ns", "kernel_asset_id"]

@@ -1,0 +1,154 @@
+"""peewee models. Amounts are stored as TEXT decimals (SQLite's NUMERIC would be a float)."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import peewee as pw
+
+database_proxy = pw.DatabaseProxy()
+
+SCHEMA_VERSION = 1
+
+
+class DecimalText(pw.Field):
+    """Exact decimal stored as text; the same on SQLite and PostgreSQL."""
+    field_type = "TEXT"
+
+    def db_value(self, value):
+        if value is None:
+            return None
+        if isinstance(value, float):
+            raise TypeError("refusing to store a float amount; use Decimal")
+        return format(Decimal(value), "f")
+
+    def python_value(self, value):
+        return None if value is None else Decimal(value)
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False
+
+
+class SchemaVersion(BaseModel):
+    version = pw.IntegerField(primary_key=True)
+    applied_at = pw.FloatField()
+
+
+class PollCursor(BaseModel):
+    """Where the snapshot poller resumes: Mixin's created_at of the newest snapshot stored."""
+    name = pw.CharField(primary_key=True)
+    offset = pw.CharField()
+    offset_ns = pw.BigIntegerField()
+    updated_at = pw.FloatField()
+
+
+class Snapshot(BaseModel):
+    """Every snapshot Mixin ever showed us, kept raw (msgpack), with what we did with it.
+
+    outcome: None until routed; then 'order' (handed to an OrderActor), 'refund',
+    'ignored', 'topup' or 'attention'. applied: the order actor has consumed it
+    (tallied or refunded) — a replay of an applied snapshot is a no-op.
+    """
+    snapshot_id = pw.CharField(primary_key=True)
+    created_at = pw.CharField()
+    created_ns = pw.BigIntegerField(index=True)
+    asset_id = pw.CharField()
+    amount = DecimalText()
+    opponent_id = pw.CharField(default="")
+    memo = pw.TextField(default="")
+    raw = pw.BlobField()
+    outcome = pw.CharField(null=True, index=True)
+    reason = pw.TextField(null=True)
+    order_id = pw.CharField(null=True, index=True)
+    pair_id = pw.CharField(null=True)
+    applied = pw.BooleanField(default=False)
+    inserted_at = pw.FloatField()
+    routed_at = pw.FloatField(null=True)
+    applied_at = pw.FloatField(null=True)
+
+
+class Order(BaseModel):
+    """A market-making order: its owner, state and the fee requirements fixed at creation."""
+    order_id = pw.CharField(primary_key=True)
+    pair_id = pw.CharField(index=True)
+    user_id = pw.CharField(null=True)
+    state = pw.CharField(index=True)
+    state_reason = pw.TextField(default="")
+    base_fee_asset_id = pw.CharField()
+    base_fee_amount = DecimalText()
+    quote_fee_asset_id = pw.CharField()
+    quote_fee_amount = DecimalText()
+    market_making_fee_percent = DecimalText()
+    breakdown = pw.TextField(null=True)  # JSON of the PaymentBreakdown at completion
+    created_at = pw.FloatField()
+    first_payment_at = pw.FloatField(null=True)
+    deadline_at = pw.FloatField(null=True)
+    completed_at = pw.FloatField(null=True)
+    updated_at = pw.FloatField()
+
+    class Meta:
+        table_name = "orders"
+
+
+class PaymentTally(BaseModel):
+    """What one order has received in one asset (sum of its applied snapshots)."""
+    order_id = pw.CharField()
+    asset_id = pw.CharField()
+    amount = DecimalText()
+    payments = pw.IntegerField(default=0)
+
+    class Meta:
+        primary_key = pw.CompositeKey("order_id", "asset_id")
+
+
+class OrderStateChange(BaseModel):
+    """History: every state transition of every order."""
+    order_id = pw.CharField(index=True)
+    from_state = pw.CharField(null=True)
+    to_state = pw.CharField()
+    reason = pw.TextField(default="")
+    at = pw.FloatField()
+
+
+class MoneyMovement(BaseModel):
+    """The outbox: a money movement written down before it is sent.
+
+    request_id is derived from the cause, so the same cause can never produce two
+    movements (cause is unique too) and a retry sends the same request to Mixin.
+    state: queued → sending → sent → confirmed, or failed (with last_error).
+    """
+    request_id = pw.CharField(primary_key=True)
+    kind = pw.CharField()
+    cause = pw.CharField(unique=True)
+    order_id = pw.CharField(null=True, index=True)
+    snapshot_id = pw.CharField(null=True)
+    asset_id = pw.CharField()
+    amount = DecimalText()
+    recipient_id = pw.CharField()
+    memo = pw.TextField(default="")
+    state = pw.CharField(index=True)
+    attempts = pw.IntegerField(default=0)
+    last_error = pw.TextField(null=True)
+    transaction_hash = pw.CharField(null=True)
+    mixin_snapshot_id = pw.CharField(null=True)
+    created_at = pw.FloatField()
+    updated_at = pw.FloatField()
+    sent_at = pw.FloatField(null=True)
+    confirmed_at = pw.FloatField(null=True)
+
+
+class Alert(BaseModel):
+    """Something an operator must look at that belongs to no order (or to many)."""
+    kind = pw.CharField(index=True)
+    subject = pw.CharField()
+    message = pw.TextField()
+    created_at = pw.FloatField()
+    resolved = pw.BooleanField(default=False)
+
+    class Meta:
+        indexes = ((("kind", "subject"), True),)
+
+
+ALL_MODELS = [SchemaVersion, PollCursor, Snapshot, Order, PaymentTally, OrderStateChange, MoneyMovement, Alert]

@@ -1,0 +1,60 @@
+"""Shared test helpers: a running mmflow against the fake Mixin, and polling with a deadline."""
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from pathlib import Path
+
+import gevent
+
+from actors.system import Escalation, build_services, start_tree, stop_tree
+from domain.config import parse_config
+from sim.world import World
+from storage import repo
+from storage.models import database_proxy
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        gevent.sleep(interval)
+
+
+class Running:
+    def __init__(self, services, root, escalation):
+        self.services = services
+        self.root = root
+        self.escalation = escalation
+
+    def order(self, order_id):
+        return repo.load_order(order_id)
+
+    def state(self, order_id):
+        view = repo.load_order(order_id)
+        return None if view is None else view.state.value
+
+    def wait_state(self, order_id, state, timeout=10.0):
+        wait_until(lambda: self.state(order_id) == state, timeout, message=f"order {order_id} -> {state}")
+        return self.order(order_id)
+
+
+@contextlib.contextmanager
+def running_mmflow(tmp_path: Path, world: World, *, sender=None, db_name="mmflow.db", **overrides):
+    keystore_path = world.write_keystore(tmp_path / "keystore.json")
+    config = parse_config(world.config_dict(tmp_path / db_name, keystore_path, **overrides))
+    services = build_services(config, sender=sender)
+    escalation = Escalation(event=threading.Event())
+    root = start_tree(services, escalation)
+    try:
+        yield Running(services, root, escalation)
+    finally:
+        stop_tree(root, timeout=10)
+        services.mixin.close()
+        services.db.close()
+        database_proxy.initialize(None)
