@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import gevent
 from loguru import logger
+from pykka.messages import ProxyGetAttr
 
 from actors.orders import OrderSupervisor
 from actors.poller import SnapshotPoller
@@ -69,11 +70,20 @@ def build_services(config: Config, *, keystore: Keystore | None = None, sender=N
     return services
 
 
+def wait_started(ref, timeout: float = 60.0):
+    """Block until the actor's setup() has run, like OTP's synchronous start_link.
+
+    pykka answers an ask only after on_start; a ProxyGetAttr is answered by pykka
+    itself, whatever the actor's own message handling. A failed setup raises here."""
+    ref.ask(ProxyGetAttr(("child_id",)), timeout=timeout)
+    return ref
+
+
 def _child(name: str, factory, services: Services) -> ChildSpec:
     def start(supervisor, child_id):
         ref = factory.start(services, supervisor=supervisor, child_id=child_id)
         services.refs[name] = ref
-        return ref
+        return wait_started(ref)
     return ChildSpec(id=name, start=start, restart=Restart.PERMANENT)
 
 
@@ -98,9 +108,10 @@ def start_tree(services: Services, escalation: Escalation):
         _child("router", Router, services),
         _child("poller", SnapshotPoller, services),
     ]
-    return Supervisor.start("root", children, strategy=Strategy.REST_FOR_ONE, intensity=sv.intensity,
+    root = Supervisor.start("root", children, strategy=Strategy.REST_FOR_ONE, intensity=sv.intensity,
                             period=sv.period, backoff_min=sv.backoff_min, backoff_max=sv.backoff_max,
                             on_escalate=on_escalate)
+    return wait_started(root)
 
 
 def stop_tree(root, timeout: float = 30.0) -> None:

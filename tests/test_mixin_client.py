@@ -646,13 +646,22 @@ def test_withdrawal_fees(fake, client):
     [
         '{"data":{"asset_id":"x"}}',
         '{"data":[{"asset_id":"x","amount":"abc"}]}',
-        '{"data":[{"asset_id":"x","amount":0.1}]}',
+        '{"data":[{"asset_id":"x","amount":null}]}',
+        '{"data":[{"asset_id":"x","amount":true}]}',
+        '{"data":[{"asset_id":"x","amount":"1e400000000"}]}',
         '{"data":[{"amount":"1"}]}',
         '{"data":[{"asset_id":"x","amount":"-1"}]}',
         '{"data":[{"asset_id":"x","amount":"NaN"}]}',
+        '{"data":[{"asset_id":"x","amount":"0.000000001"}]}',
     ],
 )
 def test_withdrawal_fees_malformed(fake, client, body):
     fake.inject("/safe/assets/", status=200, body=body)
     with pytest.raises(MixinBadResponse):
         client.withdrawal_fees(BTC)
+
+
+def test_withdrawal_fee_json_number_is_exact(fake, client):
+    # JSON numbers are parsed as Decimal by the client, never through float.
+    fake.inject("/safe/assets/", status=200, body='{"data":[{"asset_id":"x","amount":0.1,"priority":"2"}]}')
+    assert client.withdrawal_fees(BTC) == [WithdrawalFee("x", Decimal("0.1"), 2)]

@@ -221,7 +221,7 @@ def test_intensity_exceeded_stops_all_children_and_escalates_at_root(logs):
     assert len([n for n, _ in store["attempts"] if n == "b"]) == 3  # no 4th start
 
 
-def test_nested_supervisor_exceeding_intensity_is_restarted_by_parent():
+def test_nested_supervisor_exceeding_intensity_is_restarted_by_parent(logs):
     store: dict = {"fail_setup": {"leaf": 3}}
     reasons: list[str] = []
 
@@ -229,7 +229,8 @@ def test_nested_supervisor_exceeding_intensity_is_restarted_by_parent():
         return Supervisor.start(cid, [worker("leaf", store)], intensity=1, supervisor=parent, child_id=cid, **FAST)
 
     root = Supervisor.start(
-        "root", [worker("sibling", store), ChildSpec("inner", inner)],
+        # transient: only an exit with reason "failure" (the escalation) restarts it
+        "root", [worker("sibling", store), ChildSpec("inner", inner, restart=Restart.TRANSIENT)],
         intensity=5, on_escalate=reasons.append, **FAST,
     )
     first_inner = child_ref(root, "inner")
@@ -243,6 +244,8 @@ def test_nested_supervisor_exceeding_intensity_is_restarted_by_parent():
     assert children(second_inner) == [("leaf", True, 1)]
     assert len(urns(store, "sibling")) == 1  # one_for_one: sibling untouched
     assert reasons == []
+    assert any(m.startswith("supervisor root: child inner failed: supervisor inner gave up: 2 restarts")
+               for _, m in logs)
 
 
 def test_transient_child_stopping_normally_is_not_restarted():
@@ -542,7 +545,9 @@ def test_send_after_delivers_once_after_delay():
     assert not soon.active
 
 
-def test_send_after_cancel_and_dead_actor():
+def test_send_after_cancel_and_dead_actor(monkeypatch):
+    errors: list = []
+    monkeypatch.setattr(gevent.get_hub(), "handle_error", lambda *args: errors.append(args))
     ref = Collector.start()
     timer = send_after(ref, 0.02, "never")
     timer.cancel()
@@ -552,7 +557,8 @@ def test_send_after_cancel_and_dead_actor():
     ref2.stop()
     gevent.sleep(0.05)
     assert ref.ask("dump", timeout=2) == []
-    assert not late.active  # ended quietly on ActorDeadError
+    assert not late.active
+    assert errors == []  # ActorDeadError swallowed, not raised in the timer greenlet
 
 
 def test_send_every_repeats_until_cancelled_or_actor_dead():

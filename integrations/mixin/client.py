@@ -53,6 +53,7 @@ TRANSIENT_CODES = frozenset({10104, 10105})
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _UNRESERVED = "-_.~"
 SNAPSHOT_PAGE_MAX = 500
+_MAX_AMOUNT_DIGITS = 20  # integer digits of a sane amount (1e21 and up is garbage)
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,25 @@ def _parse_retry_after(value: str | None) -> float | None:
     if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN / inf
         return None
     return max(0.0, seconds)
+
+
+def parse_api_amount(raw: Any, what: str = "amount") -> Decimal:
+    """A non-negative Mixin amount (decimal string, ≤ 8 decimal places, sane magnitude) → Decimal.
+
+    Raises MixinBadResponse otherwise. JSON numbers are accepted only as int/Decimal
+    (the client parses JSON floats as Decimal, so nothing is lost).
+    """
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, Decimal)):
+        raise MixinBadResponse(f"{what}: expected a decimal string")
+    try:
+        amount = Decimal(raw.strip() if isinstance(raw, str) else raw)
+    except InvalidOperation:
+        raise MixinBadResponse(f"{what}: not a decimal") from None
+    if not amount.is_finite() or amount < 0:
+        raise MixinBadResponse(f"{what}: must be finite and >= 0")
+    if amount != 0 and (amount.adjusted() > _MAX_AMOUNT_DIGITS or amount.normalize().as_tuple().exponent < -8):
+        raise MixinBadResponse(f"{what}: out of range or more than 8 decimal places")
+    return amount
 
 
 def _as_int(value: Any) -> int | None:
@@ -330,15 +350,7 @@ class MixinClient:
             fee_asset = item.get("asset_id")
             if not isinstance(fee_asset, str) or not fee_asset:
                 raise MixinBadResponse("withdrawal fee: missing asset_id")
-            raw_amount = item.get("amount")
-            if isinstance(raw_amount, (bool, float)) or raw_amount is None:
-                raise MixinBadResponse("withdrawal fee: amount must be a decimal string")
-            try:
-                amount = Decimal(str(raw_amount).strip())
-            except InvalidOperation:
-                raise MixinBadResponse("withdrawal fee: amount is not a decimal") from None
-            if not amount.is_finite() or amount < 0:
-                raise MixinBadResponse("withdrawal fee: amount must be finite and >= 0")
+            amount = parse_api_amount(item.get("amount"), "withdrawal fee amount")
             # priority is optional and undocumented: keep it when it is an integer, else None.
             fees.append(WithdrawalFee(fee_asset, amount, _as_int(item.get("priority"))))
         return fees
@@ -446,4 +458,4 @@ def _error_from_envelope(err: Any, status: int, retry_after: float | None) -> Mi
     return MixinApiError(description, **kwargs)
 
 
-__all__ = ["MixinClient", "WithdrawalFee", "encode_query", "encode_body", "TRANSIENT_CODES"]
+__all__ = ["MixinClient", "WithdrawalFee", "encode_query", "encode_body", "parse_api_amount", "TRANSIENT_CODES"]
