@@ -495,7 +495,7 @@ class Supervisor(SupervisedActor):
         if now - child.started_at >= self._backoff_reset_after:
             child.backoff_n = 0  # it had been up long enough: start the backoff over
         delay = min(self._backoff_min * 2**child.backoff_n, self._backoff_max)
-        delay *= 1 + random.uniform(0, BACKOFF_JITTER)  # noqa: S311 - jitter, not crypto
+        delay *= 1 + random.uniform(0, 0.5)  # noqa: S311 - jitter, not crypto
         child.backoff_n += 1
 
         group = self._restart_group(child)
@@ -509,7 +509,6 @@ class Supervisor(SupervisedActor):
         for member in group:
             member.pending = token  # supersedes any older timer this member waited for
         ids = tuple(c.spec.id for c in group)
-        self._timers[token] = send_after(self.actor_ref, delay, _RestartChild(ids, token))
         logger.warning(
             "supervisor {}: child {} {}; restarting {} in {:.3f}s",
             self.name,
@@ -518,6 +517,7 @@ class Supervisor(SupervisedActor):
             ", ".join(ids) if len(ids) <= 5 else f"{ids[0]} and {len(ids) - 1} more",  # noqa: PLR2004
             delay,
         )
+        self._timers[token] = send_after(self.actor_ref, delay, _RestartChild(ids, token))
 
     def _restart_group(self, child: _Child) -> list[_Child]:
         """The children the strategy restarts for `child`, in start order."""

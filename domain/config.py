@@ -137,6 +137,14 @@ def _decimal(table: dict, key: str, problems: list[str], where: str, *, required
         return default
 
 
+def _bool(table: dict, key: str, default: bool, problems: list[str], where: str) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        problems.append(f"{where}.{key} must be true or false (unquoted), got {value!r}")
+        return default
+    return value
+
+
 def _uuid(value: Any, where: str, problems: list[str]) -> str:
     try:
         return str(uuid.UUID(str(value)))
@@ -252,7 +260,7 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "") -
     if level not in {"TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"}:
         problems.append(f"log.level {level!r} is not a log level")
         level = "INFO"
-    log = LogConfig(level=level, json=bool(lg.get("json", False)))
+    log = LogConfig(level=level, json=_bool(lg, "json", False, problems, "log"))
 
     pairs = []
     raw_pairs = raw.get("pairs", [])
@@ -286,7 +294,7 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "") -
             quote_asset_id=_uuid(item["quote_asset_id"], f"{where}.quote_asset_id", problems),
             base_symbol=str(item.get("base_symbol", base_symbol)),
             quote_symbol=str(item.get("quote_symbol", quote_symbol)),
-            enabled=bool(item.get("enabled", True)),
+            enabled=_bool(item, "enabled", True, problems, where),
             min_base_amount=_decimal(item, "min_base_amount", problems, where, default=Decimal(0)),
             max_base_amount=_decimal(item, "max_base_amount", problems, where),
             min_quote_amount=_decimal(item, "min_quote_amount", problems, where, default=Decimal(0)),

@@ -161,6 +161,10 @@ def decode_any(text_or_hex: str) -> MarketMakingMemo:
         if inner and all(ch in _INDEX for ch in inner):
             try:
                 return decode_market_making(inner)
-            except MemoError:
-                pass
+            except MemoError as hex_error:
+                # Report the hex reading's error unless the text also reads as base58 by itself.
+                try:
+                    return decode_market_making(candidate)
+                except MemoError:
+                    raise hex_error from None
     return decode_market_making(candidate)

@@ -99,7 +99,8 @@ class Route:
 
 def refund_memo(snapshot_id: str, code: str) -> str:
     """The extra of a refund transfer: `Refund:<snapshot_id>:<reason code>` (well under 256 bytes)."""
-    return f"{REFUND_MEMO_PREFIX}{snapshot_id}:{code}"[:256]
+    memo = f"{REFUND_MEMO_PREFIX}{snapshot_id}:{code}".encode("utf-8")[:256]
+    return memo.decode("utf-8", errors="ignore")  # never split a multi-byte character
 
 
 def route_snapshot(facts: SnapshotFacts, *, pair_lookup: Callable[[str], PairRules | None],

@@ -11,7 +11,7 @@ import re
 import time
 
 _RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})$")
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?(Z|z|[+-][0-9]{2}:[0-9]{2})")
 
 
 class BadTimestamp(ValueError):
@@ -19,11 +19,16 @@ class BadTimestamp(ValueError):
 
 
 def parse_ns(text: str) -> int:
-    match = _RFC3339.match(text or "")
+    if not isinstance(text, str):
+        raise BadTimestamp(f"not an RFC3339 timestamp: {text!r} is a {type(text).__name__}")
+    match = _RFC3339.fullmatch(text)
     if not match:
         raise BadTimestamp(f"not an RFC3339 timestamp: {text!r}")
-    year, month, day, hour, minute, second, frac, zone = match.groups()
-    seconds = calendar.timegm((int(year), int(month), int(day), int(hour), int(minute), int(second)))
+    year, month, day, hour, minute, second, frac, zone = (match.group(i) for i in range(1, 9))
+    y, mo, d, h, mi, sec = int(year), int(month), int(day), int(hour), int(minute), int(second)
+    if not (1 <= mo <= 12 and 1 <= d <= calendar.monthrange(y, mo)[1] and h <= 23 and mi <= 59 and sec <= 60):
+        raise BadTimestamp(f"not a valid date/time: {text!r}")
+    seconds = calendar.timegm((y, mo, d, h, mi, sec))
     if zone not in ("Z", "z"):
         sign = 1 if zone[0] == "+" else -1
         seconds -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)

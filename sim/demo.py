@@ -21,37 +21,13 @@ from loguru import logger
 from actors.system import Escalation, build_services, setup_logging, start_tree, stop_tree
 from domain.config import load_config
 from domain.memo import encode_market_making
+from sim.world import dump_toml
 from sim.world import (BTC, BTC_USDT_PAIR, DISABLED_PAIR, ETH, ETH_USDT_PAIR, USDT_ERC20, XIN, build_world,
                        new_order_id)
 from storage import repo
 from storage.models import Alert, MoneyMovement, Order, Snapshot
 
 PAYMENT_TIMEOUT = 20.0
-
-
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def dump_toml(raw: dict) -> str:
-    lines = []
-    for section, values in raw.items():
-        if isinstance(values, list):
-            for item in values:
-                lines.append(f"[[{section}]]")
-                lines += [f"{k} = {_toml_value(v)}" for k, v in item.items()]
-                lines.append("")
-        else:
-            lines.append(f"[{section}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
-            lines.append("")
-    return "\n".join(lines)
 
 
 def _script(world, pairs, stop: threading.Event) -> None:

@@ -5,7 +5,6 @@ import base64
 import hashlib
 import json
 import os
-import re
 import socket
 import time
 import uuid
@@ -457,10 +456,16 @@ def test_connection_refused_is_a_transport_error(ks):
     sock.close()  # nothing listens there now
     session = requests.Session()
     session.trust_env = False
-    c = MixinClient(f"http://127.0.0.1:{port}", ks, session=session, max_attempts=2, backoff_base=0.01)
-    with pytest.raises(MixinTransportError) as info:
-        c.request("POST", "/safe/keys", body=[])
+    c = MixinClient(f"http://127.0.0.1:{port}", ks, session=session, max_attempts=3, backoff_base=0.01)
+    lines: list[str] = []
+    sink = logger.add(lines.append, format="{message}", level="DEBUG")
+    try:
+        with pytest.raises(MixinTransportError) as info:
+            c.request("POST", "/safe/keys", body=[])  # not idempotent, but it never left: retried
+    finally:
+        logger.remove(sink)
     assert info.value.request_sent is False
+    assert sum("retrying" in line for line in lines) == 2
 
 
 def test_retry_logs_carry_no_secrets(fake, client, ks_dict):
