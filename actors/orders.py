@@ -73,6 +73,7 @@ class OrderActor(SupervisedActor):
         self._check_timer = None
         self._deadline_timer = None
         self._retry_timer = None
+        self._consumed: set[str] = set()  # snapshot ids applied or refunded: skip repeats without a DB unit
 
     # ------------------------------------------------------------ lifecycle
 
@@ -133,6 +134,9 @@ class OrderActor(SupervisedActor):
     def _apply(self, snapshots: tuple[SnapshotFacts, ...]) -> None:
         if self.pair is None:
             return
+        snapshots = tuple(f for f in snapshots if f.snapshot_id not in self._consumed)
+        if not snapshots:
+            return
         fees = None
         if self.view is None:
             try:
@@ -154,12 +158,14 @@ class OrderActor(SupervisedActor):
         refunds = []
         accepted = False
         for outcome in outcomes:
+            self._consumed.add(outcome.snapshot_id)
             if outcome.result == "duplicate":
                 continue
             if outcome.result == "accepted":
                 accepted = True
-                self.log.info("order {}: payment {} accepted; tally now {}", self.order_id, outcome.snapshot_id,
-                              {k: str(v) for k, v in outcome.order.tallies.items()})
+                self.log.opt(lazy=True).info(
+                    "order {}: payment {} accepted; tally now {}", lambda: self.order_id,
+                    lambda: outcome.snapshot_id, lambda: {k: str(v) for k, v in outcome.order.tallies.items()})
             elif outcome.result == "refunded":
                 refunds.append(outcome.refund_request_id)
                 self.log.info("order {}: payment {} will be refunded: {}", self.order_id, outcome.snapshot_id,
@@ -175,8 +181,7 @@ class OrderActor(SupervisedActor):
             self._arm_check(self.services.config.payments.check_delay)
 
     def _apply_unit(self, ordered, fees, timeout, now):
-        return [repo.apply_payment(self.order_id, self.pair_id, fees, facts, self._decide, timeout, now)
-                for facts in ordered]
+        return repo.apply_payments(self.order_id, self.pair_id, fees, ordered, self._decide, timeout, now)
 
     def _refund_unapplied(self, snapshots, code: str, reason: str) -> None:
         ids = self.services.writer.run(repo.refund_unapplied, list(snapshots), code, reason, self.order_id,

@@ -155,6 +155,7 @@ class SupervisedActor(pykka.ThreadingActor):
             self.setup()
         except (Exception, gevent.Timeout) as exc:
             logger.opt(exception=exc).error("{} setup failed: {}", self._label(), describe(exc))
+            self._undo_setup()
             self._report_exit("failure", describe(exc))
             # pykka calls no hook when on_start fails, so end the actor the way pykka
             # does: queued messages are never handled by a half-built actor, and
@@ -184,6 +185,9 @@ class SupervisedActor(pykka.ThreadingActor):
         except gevent.Timeout as exc:
             msg = f"gevent.Timeout escaped a handler of {self._label()}: {exc}"
             raise HandlerTimeout(msg) from exc
+
+    def _undo_setup(self) -> None:
+        """Release what a failed setup() had acquired (teardown() is not run then)."""
 
     def _teardown_safely(self) -> None:
         try:
@@ -302,17 +306,18 @@ class Supervisor(SupervisedActor):
     # -- lifecycle -------------------------------------------------------
 
     def setup(self) -> None:
-        try:
-            for spec in self._specs:
-                self._start_new(spec, dynamic=False)
-        except Exception:
-            # Like OTP start_link: a child that cannot start fails the whole
-            # supervisor, after the ones already started are stopped again.
-            self._stop_all_children()
-            raise
+        # A child that cannot start fails the whole supervisor, like OTP's
+        # start_link; _undo_setup() then stops the ones already started.
+        for spec in self._specs:
+            self._start_new(spec, dynamic=False)
         if self._sweep_interval:
             self._sweep_timer = send_every(self.actor_ref, self._sweep_interval, _Sweep())
         logger.info("supervisor {}: started {} children", self.name, len(self._children))
+
+    def _undo_setup(self) -> None:
+        # Also covers a subclass whose setup() fails after super().setup().
+        self._cancel_timers()
+        self._stop_all_children()
 
     def teardown(self) -> None:
         self._cancel_timers()
@@ -495,7 +500,7 @@ class Supervisor(SupervisedActor):
         if now - child.started_at >= self._backoff_reset_after:
             child.backoff_n = 0  # it had been up long enough: start the backoff over
         delay = min(self._backoff_min * 2**child.backoff_n, self._backoff_max)
-        delay *= 1 + random.uniform(0, 0.5)  # noqa: S311 - jitter, not crypto
+        delay *= 1 + random.uniform(0, BACKOFF_JITTER)  # noqa: S311 - jitter, not crypto
         child.backoff_n += 1
 
         group = self._restart_group(child)

@@ -254,7 +254,7 @@ class FakeMixin:
         self.clock = clock
         self._server: WSGIServer | None = None
 
-        # state (plain objects; a later issue adds outputs/keys/transaction requests next to these)
+        # state (plain objects; the Safe outputs/keys/transaction requests live in sim.fake_mixin_safe)
         self.bots: dict[str, FakeBot] = {}
         self.users: set[str] = set()
         self.assets: dict[str, dict] = {}
@@ -266,6 +266,10 @@ class FakeMixin:
         self._last_ns = 0
         self._kernel_ids: dict[str, str] = {}
         self.seen_jti: set[str] = set()
+        # Called as fn(bot_id, snapshot) after each incoming pay()/deposit() to a bot; the Safe
+        # extension (sim.fake_mixin_safe.install_safe) uses it to create the bot's unspent UTXO.
+        self.incoming_listeners: list[Callable[[str, dict], None]] = []
+        self.safe: Any = None  # the FakeSafe handle once install_safe(self) ran
 
         # observability / faults
         self.requests_log: list[tuple[str, str, int]] = []
@@ -643,6 +647,8 @@ class FakeMixin:
         self.users.add(from_user)
         self._credit(from_user, asset_id, -value)
         self._credit(bot_id, asset_id, value)
+        for listener in self.incoming_listeners:
+            listener(bot_id, snap)
         return snap
 
     def deposit(
@@ -669,6 +675,8 @@ class FakeMixin:
         }
         snap = self.record_snapshot(bot_id, asset_id, value, memo=memo, deposit=deposit, created_at_ns=created_at_ns)
         self._credit(bot_id, asset_id, value)
+        for listener in self.incoming_listeners:
+            listener(bot_id, snap)
         return snap
 
     # ------------------------------------------------------------------ handlers

@@ -16,6 +16,7 @@ from domain.memo import encode_market_making
 from domain.payment import FeeRequirements, PairRules, required_payment
 from integrations.mixin.keystore import generate_keystore, parse_keystore
 from sim.fake_mixin import FakeMixin
+from sim.fake_mixin_safe import FakeSafe, install_safe
 
 BTC = "c6d0c728-2624-429b-8e0d-d9d19b6592fa"
 ETH = "43d61dcd-e413-450d-80b8-101d5e903357"
@@ -51,6 +52,7 @@ class World:
     keystore_dict: dict
     bot_id: str
     users: list[str] = field(default_factory=list)
+    safe: FakeSafe | None = None  # the fake's Safe extension (UTXOs, /safe/keys, transactions)
 
     @property
     def keystore(self):
@@ -139,6 +141,7 @@ def dump_toml(raw: dict) -> str:
 
 def build_world(fake: FakeMixin | None = None) -> World:
     fake = fake or FakeMixin().start()
+    safe = install_safe(fake)
     keystore = generate_keystore()
     bot_id = fake.register_bot(keystore)
     fake.add_asset(BTC, "BTC", BTC_CHAIN, price_usd="60000")
@@ -149,7 +152,7 @@ def build_world(fake: FakeMixin | None = None) -> World:
     fake.set_withdrawal_fees(ETH, [(ETH, ETH_FEE)])
     fake.set_withdrawal_fees(USDT_ERC20, [(ETH, USDT_FEE_ETH)])
     fake.set_withdrawal_fees(XIN, [(ETH, USDT_FEE_ETH)])
-    return World(fake=fake, keystore_dict=keystore, bot_id=bot_id)
+    return World(fake=fake, keystore_dict=keystore, bot_id=bot_id, safe=safe)
 
 
 def new_order_id() -> str:

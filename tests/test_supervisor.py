@@ -363,6 +363,33 @@ def test_supervisor_stop_stops_children_in_reverse_order():
     assert store["stops"] == ["c", "b", "a"]
 
 
+def test_failed_supervisor_setup_stops_children_already_started():
+    store: dict = {}
+
+    def broken(sup: pykka.ActorRef, cid: str) -> pykka.ActorRef:
+        msg = "no config"
+        raise LookupError(msg)
+
+    class Recovering(Supervisor):
+        def setup(self) -> None:
+            super().setup()
+            msg = "recovery query failed"
+            raise RuntimeError(msg)
+
+    # A child factory fails halfway through the list: later children never start.
+    sup = Supervisor.start("root", [worker("a", store), ChildSpec("x", broken), worker("c", store)], **FAST)
+    wait_until(lambda: not sup.is_alive())
+    assert store["stops"] == ["a"]
+    assert urns(store, "c") == []
+
+    # A subclass fails after super().setup(): its children are stopped too.
+    store.clear()
+    sub = Recovering.start("orders", [worker("a", store), worker("b", store)], sweep_interval=0.01)
+    wait_until(lambda: not sub.is_alive())
+    wait_until(lambda: store.get("stops") == ["b", "a"])
+    assert not any(ref.is_alive() for ref in pykka.ActorRegistry.get_all())
+
+
 def test_child_that_does_not_stop_in_time_is_abandoned(logs):
     class Stubborn(SupervisedActor):
         def teardown(self) -> None:
