@@ -462,7 +462,7 @@ class SafeWallet:
                     asset_id=asset_id,
                     utxos=utxos,
                     address=address,
-                    tag=tag,
+                    tag="",
                     amount=amount,
                     fee_amount=fee_amount,
                     change_member=self.bot_id,
