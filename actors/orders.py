@@ -95,6 +95,9 @@ class OrderActor(SupervisedActor):
         self._arm_deadline()
         if self.view is not None and self.view.state is OrderState.PAYMENT_PENDING and self.view.user_id:
             self._arm_check(0)
+        if self.view is not None and self.view.state is OrderState.REFUNDING:
+            # Refunds may have been confirmed while this actor was down: look once at start.
+            self.actor_ref.tell(MovementSettled(self.order_id, "", "recheck"))
 
     def teardown(self) -> None:
         for timer in (self._check_timer, self._deadline_timer, self._retry_timer):

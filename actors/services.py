@@ -22,7 +22,7 @@ class Services:
     db: Any
     mixin: Any
     fee_oracle: Any
-    sender: Any
+    wallet: Any  # SafeWallet, or None when the keystore cannot spend
     writer: Any = None
     refs: dict[str, pykka.ActorRef] = field(default_factory=dict)
     clock: Callable[[], float] = time.time

@@ -22,11 +22,12 @@ from actors.router import Router
 from actors.services import Services
 from actors.store import StoreActor
 from actors.supervisor import ChildSpec, Restart, Strategy, Supervisor, install_pykka_log_bridge
-from actors.treasury import Treasury, UnavailableSender
+from actors.treasury import Treasury
 from domain.config import Config
 from integrations.fee_oracle import FeeOracle
 from integrations.mixin.client import MixinClient
 from integrations.mixin.keystore import Keystore, load_keystore, parse_keystore
+from integrations.mixin.safe_wallet import SafeWallet
 from storage.db import open_database
 
 LOG_FORMAT = ("<green>{time:HH:mm:ss.SSS}</green> <level>{level: <8}</level> "
@@ -56,15 +57,19 @@ def load_bot_keystore(config: Config) -> Keystore:
     return load_keystore(path)
 
 
-def build_services(config: Config, *, keystore: Keystore | None = None, sender=None, clock=None) -> Services:
+def build_services(config: Config, *, keystore: Keystore | None = None, clock=None) -> Services:
     db = open_database(config.database.url, busy_timeout=config.database.busy_timeout)
     keystore = keystore or load_bot_keystore(config)
     mixin = MixinClient(config.mixin.api_base, keystore, timeout=config.mixin.request_timeout,
                         max_attempts=config.mixin.max_attempts, backoff_base=config.mixin.backoff_base,
                         backoff_max=config.mixin.backoff_max)
+    if keystore.can_spend:
+        wallet = SafeWallet(mixin, keystore)
+    else:
+        wallet = None
+        logger.error("keystore has no spend_private_key: refunds and withdrawals will be queued but NOT sent")
     services = Services(config=config, db=db, mixin=mixin,
-                        fee_oracle=FeeOracle(mixin, config.payments.market_making_fee_percent),
-                        sender=sender or UnavailableSender())
+                        fee_oracle=FeeOracle(mixin, config.payments.market_making_fee_percent), wallet=wallet)
     if clock is not None:
         services.clock = clock
     return services

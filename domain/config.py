@@ -57,6 +57,7 @@ class PaymentConfig:
 class TreasuryConfig:
     retry_delay: float = 5.0
     retry_max_delay: float = 300.0
+    confirm_poll_interval: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ _KNOWN = {
     "mixin": {"api_base", "keystore", "poll_interval", "full_page_pause", "page_limit", "request_timeout",
               "max_attempts", "backoff_base", "backoff_max", "operator_user_ids"},
     "payments": {"market_making_fee_percent", "timeout", "check_delay", "fee_retry_delay"},
-    "treasury": {"retry_delay", "retry_max_delay"},
+    "treasury": {"retry_delay", "retry_max_delay", "confirm_poll_interval"},
     "supervision": {"intensity", "period", "backoff_min", "backoff_max", "order_intensity", "order_period"},
     "log": {"level", "json"},
 }
@@ -243,6 +244,7 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "") -
     treasury = TreasuryConfig(
         retry_delay=_number(tr, "retry_delay", 5.0, problems, "treasury", minimum=0.01),
         retry_max_delay=_number(tr, "retry_max_delay", 300.0, problems, "treasury", minimum=0.01),
+        confirm_poll_interval=_number(tr, "confirm_poll_interval", 2.0, problems, "treasury", minimum=0.01),
     )
 
     sv = _section(raw, "supervision", problems)

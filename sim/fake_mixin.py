@@ -405,7 +405,7 @@ class FakeMixin:
             if fault is not None:
                 hold_back = fault.delay
             req = FakeRequest(method, raw_uri, path, parse_qs(raw_query, keep_blank_values=True), body, headers)
-            gevent.sleep(hold_back); hold_back = 0; status, extra_headers, payload = self._dispatch(req)
+            status, extra_headers, payload = self._dispatch(req)
             if fault is not None and fault.body is not None:
                 status, payload = fault.status, fault.body
                 extra_headers = [("Content-Type", "application/json")]

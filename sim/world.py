@@ -70,7 +70,7 @@ class World:
                       "backoff_base": 0.01, "backoff_max": 0.2, "request_timeout": 5.0},
             "payments": {"market_making_fee_percent": "0.1", "timeout": 600, "check_delay": 0.05,
                          "fee_retry_delay": 0.1},
-            "treasury": {"retry_delay": 0.05, "retry_max_delay": 1.0},
+            "treasury": {"retry_delay": 0.05, "retry_max_delay": 1.0, "confirm_poll_interval": 0.05},
             "supervision": {"backoff_min": 0.02, "backoff_max": 0.5},
             "pairs": default_pairs(),
         }

@@ -117,7 +117,10 @@ class MoneyMovement(BaseModel):
 
     request_id is derived from the cause, so the same cause can never produce two
     movements (cause is unique too) and a retry sends the same request to Mixin.
-    state: queued → sending → sent → confirmed, or failed (with last_error).
+    state: queued → prepared (raw transaction built and stored, inputs locked) →
+    sent (broadcast) → confirmed (final on Mixin); failed is for definitive errors.
+    Once prepared, only the stored bytes are ever submitted, so a retry after a
+    crash is byte-identical and Mixin sees the same request.
     """
     request_id = pw.CharField(primary_key=True)
     kind = pw.CharField()
@@ -131,8 +134,15 @@ class MoneyMovement(BaseModel):
     state = pw.CharField(index=True)
     attempts = pw.IntegerField(default=0)
     last_error = pw.TextField(null=True)
+    destination = pw.CharField(null=True)   # withdrawals: external address
+    tag = pw.CharField(null=True)           # withdrawals: memo/tag of the address (in the output, not the extra)
+    prepared = pw.TextField(null=True)      # PreparedTransaction JSON: what is (re)submitted
+    input_ids = pw.TextField(null=True)     # JSON list of UTXO ids this movement spends (locked)
+    fee_asset_id = pw.CharField(null=True)
+    fee_amount = DecimalText(null=True)
     transaction_hash = pw.CharField(null=True)
     mixin_snapshot_id = pw.CharField(null=True)
+    withdrawal_hash = pw.CharField(null=True)
     created_at = pw.FloatField()
     updated_at = pw.FloatField()
     sent_at = pw.FloatField(null=True)

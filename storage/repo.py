@@ -402,6 +402,45 @@ def update_movement(request_id: str, **fields) -> None:
     MoneyMovement.update(**fields).where(MoneyMovement.request_id == request_id).execute()
 
 
+OPEN_MOVEMENT_STATES = ("queued", "prepared", "sent")
+LOCKING_STATES = ("prepared", "sent")
+
+
+def locked_inputs() -> frozenset[str]:
+    """UTXOs that prepared or sent movements spend: never selected again by another movement."""
+    locked: set[str] = set()
+    for (ids,) in MoneyMovement.select(MoneyMovement.input_ids).where(
+            MoneyMovement.state.in_(list(LOCKING_STATES)) & MoneyMovement.input_ids.is_null(False)).tuples():
+        locked.update(json.loads(ids))
+    return frozenset(locked)
+
+
+def record_prepared(request_id: str, prepared_json: str, input_ids: Sequence[str], fee_asset_id: str | None,
+                    fee_amount: Decimal | None) -> bool:
+    """queued → prepared, only from queued: a second preparation can never replace stored bytes."""
+    return bool(MoneyMovement.update(
+        state="prepared", prepared=prepared_json, input_ids=json.dumps(list(input_ids)), fee_asset_id=fee_asset_id,
+        fee_amount=fee_amount, last_error=None, updated_at=time.time(),
+    ).where((MoneyMovement.request_id == request_id) & (MoneyMovement.state == "queued")).execute())
+
+
+def record_sent(request_id: str, transaction_hash: str | None) -> None:
+    now = time.time()
+    MoneyMovement.update(state="sent", transaction_hash=transaction_hash, sent_at=now, last_error=None,
+                         updated_at=now).where(
+        (MoneyMovement.request_id == request_id) & (MoneyMovement.state == "prepared")).execute()
+
+
+def record_confirmed(request_id: str, transaction_hash: str | None, mixin_snapshot_id: str | None,
+                     withdrawal_hash: str | None) -> bool:
+    now = time.time()
+    return bool(MoneyMovement.update(
+        state="confirmed", transaction_hash=transaction_hash, mixin_snapshot_id=mixin_snapshot_id,
+        withdrawal_hash=withdrawal_hash, confirmed_at=now, last_error=None, updated_at=now,
+    ).where((MoneyMovement.request_id == request_id) & (MoneyMovement.state.in_(list(OPEN_MOVEMENT_STATES))))
+        .execute())
+
+
 def order_movements(order_id: str) -> list[MoneyMovement]:
     return list(MoneyMovement.select().where(MoneyMovement.order_id == order_id))
 

@@ -45,10 +45,10 @@ class Running:
 
 
 @contextlib.contextmanager
-def running_mmflow(tmp_path: Path, world: World, *, sender=None, db_name="mmflow.db", **overrides):
+def running_mmflow(tmp_path: Path, world: World, *, db_name="mmflow.db", **overrides):
     keystore_path = world.write_keystore(tmp_path / "keystore.json")
     config = parse_config(world.config_dict(tmp_path / db_name, keystore_path, **overrides))
-    services = build_services(config, sender=sender)
+    services = build_services(config)
     escalation = Escalation(event=threading.Event())
     root = start_tree(services, escalation)
     try:

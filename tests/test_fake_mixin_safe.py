@@ -375,3 +375,18 @@ def test_on_withdrawal_hook_failure_does_not_break_bookkeeping(fake, safe, bot):
     assert len(calls) == 1 and len(safe.hook_errors) == 1
     assert calls[0]["tag"] == "7" and calls[0]["address"] == "bc1q" and calls[0]["amount"] == Decimal("0.9999")
     assert fake.balance(MIXIN_CASHIER_ID, BTC) == Decimal("0.0001") and safe.unspent(ks.app_id, BTC) == []
+
+
+def test_finality_applies_once(fake, safe, bot):
+    ks, client = bot
+    user = fake.new_user()
+    fake.pay(ks.app_id, user, BTC, "1")
+    safe.finality_delay = 0.2
+    _, raw = transfer_raw(client, ks, rid("once"), BTC, "0.4", user)
+    [v] = verify(client, (rid("once"), raw))
+    broadcast(client, (rid("once"), sign(ks, raw, v["views"])))
+    safe.finalize_pending()  # early, by hand; the scheduled finality must then do nothing
+    assert fake.balance(user, BTC) == Decimal("-0.6")
+    time.sleep(0.4)
+    assert fake.balance(user, BTC) == Decimal("-0.6") and safe.unspent_total(ks.app_id, BTC) == Decimal("0.6")
+    assert len([s for s in fake.snapshots.values() if s.data["request_id"] == rid("once")]) == 2

@@ -69,7 +69,9 @@ def test_fee_in_base_asset_must_be_covered_on_top_of_principal(tmp_path, world):
         invoice = world.invoice(pair, Decimal("0.1"), Decimal("5000"))
         invoice[BTC] = Decimal("0.001")
         paid = world.pay_invoice(user, pair, order_id, invoice)
-        mm.wait_state(order_id, "refunding", timeout=10)
+        mm.wait_state(order_id, "refunded", timeout=10)
+        for asset_id in invoice:
+            assert world.fake.balance(user, asset_id) == 0
         reasons = [h.reason for h in OrderStateChange.select().where(
             (OrderStateChange.order_id == order_id) & (OrderStateChange.to_state == "refunding"))]
         assert "base BTC: principal 0.0008991 below minimum 0.001" in reasons[0]
@@ -106,14 +108,13 @@ def test_partial_payment_times_out_and_refunds_every_leg(tmp_path, world):
         memo = encode_market_making(pair.pair_id, order_id)
         first = world.pay(user, BTC, "0.05", memo)
         second = world.pay(user, BTC, "0.01", memo)
-        view = mm.wait_state(order_id, "refunding")
+        view = mm.wait_state(order_id, "refunded")
         assert view.tallies == {BTC: Decimal("0.06")}
-        wait_until(lambda: "refund queued, not yet sent" in (mm.order(order_id).state_reason),
-                   message="order says the refund is queued, not sent")
         for snap in (first, second):
             movement = refund_of(snap["snapshot_id"])
-            assert movement.state == "queued" and movement.recipient_id == user
-            assert "NOT sent" in movement.last_error
+            assert movement.state == "confirmed" and movement.recipient_id == user
+            assert movement.transaction_hash
+        assert world.fake.balance(user, BTC) == 0  # paid 0.06, got 0.06 back, once
 
 
 def test_another_payer_is_refunded_and_first_payer_keeps_the_order(tmp_path, world):
@@ -156,8 +157,9 @@ def test_unroutable_payments_are_refunded_with_reason(tmp_path, world, memo_make
         assert movement.recipient_id == user
         assert movement.memo == f"Refund:{snap['snapshot_id']}:{code}"
         assert Order.select().count() == 0
-        wait_until(lambda: MoneyMovement.get_by_id(movement.request_id).last_error is not None,
-                   message="treasury says the refund is not sent")
+        wait_until(lambda: MoneyMovement.get_by_id(movement.request_id).state == "confirmed",
+                   message="refund confirmed on Mixin")
+        assert world.fake.balance(user, USDT_ERC20) == 0
 
 
 def test_bad_trading_type_is_refunded(tmp_path, world):

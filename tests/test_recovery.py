@@ -44,7 +44,7 @@ def test_sigkill_during_payments_loses_and_duplicates_nothing(tmp_path):
     db_path = tmp_path / "mmflow.db"
     keystore = world.write_keystore(tmp_path / "keystore.json")
     raw = world.config_dict(db_path, keystore)
-    raw["payments"].update({"timeout": 4.0, "check_delay": 0.05})
+    raw["payments"].update({"timeout": 12.0, "check_delay": 0.05})  # > payment spread + restarts
     raw["log"] = {"level": "INFO"}
     config_path = tmp_path / "mmflow.toml"
     config_path.write_text(dump_toml(raw))
@@ -90,11 +90,12 @@ def test_sigkill_during_payments_loses_and_duplicates_nothing(tmp_path):
         assert payments.successful()
 
         def settled():
-            rows = query(db_path, "SELECT COUNT(*) FROM snapshot WHERE outcome IS NOT NULL AND applied = 1")
+            rows = query(db_path, "SELECT COUNT(*) FROM snapshot WHERE outcome IS NOT NULL AND applied = 1 "
+                                  "AND amount NOT LIKE '-%'")
             states = dict(query(db_path, "SELECT order_id, state FROM orders"))
             return (rows[0][0] == len(paid)
                     and all(states.get(o) == "payment_complete" for o in full)
-                    and all(states.get(o) == "refunding" for o in partial))
+                    and all(states.get(o) == "refunded" for o in partial))
         wait_until(settled, timeout=60, interval=0.2, message="all payments settled after restarts")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, "clean shutdown exits 0"
@@ -105,8 +106,10 @@ def test_sigkill_during_payments_loses_and_duplicates_nothing(tmp_path):
     assert kills == 4
 
     # Every snapshot stored once, consumed once.
-    stored = query(db_path, "SELECT snapshot_id, outcome FROM snapshot")
+    stored = query(db_path, "SELECT snapshot_id, outcome FROM snapshot WHERE amount NOT LIKE '-%'")
     assert sorted(s for s, _ in stored) == sorted(p["snapshot_id"] for p, _, _ in paid)
+    # The bot's own outgoing refunds come back as negative snapshots: stored, and ignored.
+    assert {o for (o,) in query(db_path, "SELECT outcome FROM snapshot WHERE amount LIKE '-%'")} <= {"ignored"}
     # Tallies exact for complete orders.
     for order_id, (user, invoice) in full.items():
         tallies = {a: Decimal(v) for a, v in query(db_path, "SELECT asset_id, amount FROM payment_tally "
@@ -114,15 +117,21 @@ def test_sigkill_during_payments_loses_and_duplicates_nothing(tmp_path):
         owner = query(db_path, "SELECT user_id FROM orders WHERE order_id = ?", order_id)[0][0]
         assert tallies == invoice, order_id
         assert owner == user
-    # Refunds: exactly one per refundable payment, none for the rest, all still pending (not sent).
+    # Refunds: exactly one per refundable payment, none for the rest, each confirmed on Mixin once.
     movements = {r: (state, amount, recipient) for r, state, amount, recipient in
                  query(db_path, "SELECT request_id, state, amount, recipient_id FROM money_movement")}
     expected = {refund_request_id(p["snapshot_id"]): (p["opponent_id"], Decimal(p["amount"]))
                 for p, kind, _ in paid if kind in ("partial", "stray")}
     assert set(movements) == set(expected)
     for request_id, (state, amount, recipient) in movements.items():
-        assert state == "queued"
+        assert state == "confirmed"
         assert (recipient, Decimal(amount)) == expected[request_id]
+    outgoing = [s.data["request_id"] for s in world.fake.snapshots.values()
+                if s.data["user_id"] == world.bot_id and s.data["amount"].startswith("-")]
+    assert sorted(outgoing) == sorted(expected)  # each refund reached Mixin exactly once
+    for p, kind, _ in paid:
+        if kind in ("partial", "stray"):
+            assert world.fake.balance(p["opponent_id"], p["asset_id"]) == 0
     log = log_path.read_text(errors="replace")
     assert log.count("database schema created") == 1  # every restart reused the same database
     assert log.count("store: writer started") >= 2

@@ -471,3 +471,19 @@ def test_world_has_safe_support():
             assert status.state == "spent" and world.fake.balance(user, WBTC) == 0
     finally:
         world.fake.stop()
+
+
+def test_unspent_outputs_pages_past_500_and_exclusions_reach_page_two(env):
+    for _ in range(510):
+        env.safe.add_output(env.bot, BTC, "0.01")
+    listed = env.wallet.unspent_outputs(BTC)
+    assert len(listed) == 510 and len({u.output_id for u in listed}) == 510
+    assert [u.sequence for u in listed] == sorted(u.sequence for u in listed)
+    excluded = frozenset(u.output_id for u in listed[:505])
+    user = env.fake.new_user()
+    prepared = env.wallet.prepare_transfer(rid("page2"), BTC, Decimal("0.05"), user, b"", exclude_inputs=excluded)
+    assert prepared.input_ids == tuple(u.output_id for u in listed[505:])
+    with pytest.raises(InsufficientFunds) as info:
+        env.wallet.prepare_transfer(rid("page2x"), BTC, Decimal("0.06"), user, b"", exclude_inputs=excluded)
+    assert info.value.available == Decimal("0.05")
+    assert env.wallet.submit(prepared)[0].state == "spent" and env.fake.balance(user, BTC) == Decimal("0.05")

@@ -46,6 +46,8 @@ from typing import Any, Iterable, Mapping
 
 from loguru import logger
 
+from integrations.crashpoints import crash_point
+
 from . import safe_build
 from .client import MixinClient, WithdrawalFee, _segment
 from .errors import MixinApiError, MixinBadResponse, MixinNotFound
@@ -462,7 +464,7 @@ class SafeWallet:
                     asset_id=asset_id,
                     utxos=utxos,
                     address=address,
-                    tag="",
+                    tag=tag,
                     amount=amount,
                     fee_amount=fee_amount,
                     change_member=self.bot_id,
@@ -568,6 +570,7 @@ class SafeWallet:
             "verify",
         )
         statuses = {rid: TransactionStatus.from_json(verified[rid]) for rid in rids}
+        crash_point("after_verify")
         to_broadcast: list[dict] = []
         for rid, raw in prepared.raws:
             item = verified[rid]

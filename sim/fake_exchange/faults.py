@@ -56,16 +56,22 @@ class Fault:
 
 
 class RateLimiter:
+    """Per-window weight meter; with a ``limit`` (not None) it also refuses (429) and bans (418)."""
+
     def __init__(
-        self, limit: int, *, window: float = 60.0, ban_after: int = 2, ban_seconds: float = 120.0, name: str = "REQUEST_WEIGHT"
+        self, limit: int | None, *, window: float = 60.0, ban_after: int = 2, ban_seconds: float = 120.0,
+        name: str = "REQUEST_WEIGHT", origin: float = 0.0,
     ) -> None:
-        if limit < 1:
+        if limit is not None and limit < 1:
             raise ValueError("limit must be >= 1")
+        if ban_after < 1:
+            raise ValueError("ban_after must be >= 1")
         self.limit = limit
         self.window = window
         self.ban_after = ban_after
         self.ban_seconds = ban_seconds
         self.name = name
+        self.origin = origin  # windows are [origin + k*window, origin + (k+1)*window)
         self._window_id: int | None = None
         self.used = 0
         self._retry_until = 0.0
@@ -75,7 +81,7 @@ class RateLimiter:
         self.count_418 = 0
 
     def _roll(self, now: float) -> None:
-        wid = int(now // self.window)
+        wid = int((now - self.origin) // self.window)
         if wid != self._window_id:
             self._window_id = wid
             self.used = 0
@@ -87,6 +93,9 @@ class RateLimiter:
     def check(self, now: float, weight: int) -> tuple[int, list[tuple[str, str]], bytes] | None:
         """Count ``weight``; return an error response (429 / 418) or None."""
         self._roll(now)
+        if self.limit is None:
+            self.used += weight
+            return None
         if now < self.banned_until:
             return self._banned(now)
         if now < self._retry_until:
@@ -98,7 +107,7 @@ class RateLimiter:
                 return self._banned(now)
         self.used += weight
         if self.used > self.limit:
-            window_end = (self._window_id + 1) * self.window
+            window_end = self.origin + (self._window_id + 1) * self.window
             self._retry_until = window_end
             self.count_429 += 1
             retry = max(1, int(math.ceil(window_end - now)))

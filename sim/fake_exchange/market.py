@@ -47,7 +47,7 @@ class MarketData:
     def set_mid(self, symbol: str, mid: Decimal, now_ms: int) -> None:
         ladder = self.ladders[symbol]
         spec = self.engine.market(symbol)
-        ladder.mid = max(spec.tick_size, floor_to(mid, spec.tick_size))
+        ladder.mid = max(spec.tick_size, (mid / spec.tick_size).to_integral_value() * spec.tick_size)
         self.refresh(symbol, now_ms)
 
     def refresh(self, symbol: str, now_ms: int) -> None:
