@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from loguru import logger
 
-from actors.protocol import (CheckPayment, DeliverPayments, MovementSettled, MovementsQueued, PaymentDeadline,
-                             PaymentsArrived, RetryPending)
+from actors.funding import FUNDING_STATES, Funding, Stuck, Wait
+from actors.protocol import (AdvanceFunding, CheckPayment, DeliverPayments, MovementSettled, MovementsQueued,
+                             PaymentDeadline, PaymentsArrived, RetryPending)
 from actors.supervisor import ChildSpec, Restart, Strategy, SupervisedActor, Supervisor
 from actors.timers import send_after
 from domain.payment import FeeUnavailable, PaymentStatus, evaluate_payment
@@ -74,6 +75,9 @@ class OrderActor(SupervisedActor):
         self._deadline_timer = None
         self._retry_timer = None
         self._consumed: set[str] = set()  # snapshot ids applied or refunded: skip repeats without a DB unit
+        self._funding_timer = None
+        self._funding_note = ""
+        self.funding = Funding(self)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -95,12 +99,14 @@ class OrderActor(SupervisedActor):
         self._arm_deadline()
         if self.view is not None and self.view.state is OrderState.PAYMENT_PENDING and self.view.user_id:
             self._arm_check(0)
+        if self.view is not None and self.view.state in FUNDING_STATES:
+            self.actor_ref.tell(AdvanceFunding())
         if self.view is not None and self.view.state is OrderState.REFUNDING:
             # Refunds may have been confirmed while this actor was down: look once at start.
             self.actor_ref.tell(MovementSettled(self.order_id, "", "recheck"))
 
     def teardown(self) -> None:
-        for timer in (self._check_timer, self._deadline_timer, self._retry_timer):
+        for timer in (self._check_timer, self._deadline_timer, self._retry_timer, self._funding_timer):
             if timer:
                 timer.cancel()
 
@@ -118,6 +124,9 @@ class OrderActor(SupervisedActor):
             self._check(deadline=True)
         elif isinstance(message, MovementSettled):
             self._movement_settled(message)
+        elif isinstance(message, AdvanceFunding):
+            self._funding_timer = None
+            self._advance_funding()
         else:
             self.log.warning("order {}: unexpected message {!r}", self.order_id, message)
 
@@ -215,13 +224,13 @@ class OrderActor(SupervisedActor):
         if evaluation.status is PaymentStatus.COMPLETE:
             b = evaluation.breakdown
             reason = (f"paid: {b.base_principal} {self.pair.base_symbol} + {b.quote_principal} "
-                      f"{self.pair.quote_symbol} to market-make; waiting for the exchange stages "
-                      f"(not implemented yet)")
+                      f"{self.pair.quote_symbol} to market-make; next: move them to {self.pair.exchange}")
             self.view = self.services.writer.run(repo.complete_order, self.order_id, b, reason, now)
             self.log.success("order {}: payment_complete — principal {} {} / {} {}, market-making fee {} {} / "
                              "{} {}", self.order_id, b.base_principal, self.pair.base_symbol, b.quote_principal,
                              self.pair.quote_symbol, b.base_market_making_fee, self.pair.base_symbol,
                              b.quote_market_making_fee, self.pair.quote_symbol)
+            self.actor_ref.tell(AdvanceFunding())
             return
         if evaluation.status is PaymentStatus.REJECTED:
             self._refund_all("; ".join(evaluation.reasons), "rejected")
@@ -244,7 +253,41 @@ class OrderActor(SupervisedActor):
         if request_ids:
             self.services.tell("treasury", MovementsQueued(tuple(request_ids)))
 
+    def _advance_funding(self) -> None:
+        if self.view is None or self.view.state not in FUNDING_STATES:
+            return
+        try:
+            if self.view.state is OrderState.PAYMENT_COMPLETE:
+                request_ids = self.funding.start_withdrawals()
+                self.view = repo.load_order(self.order_id)
+                self.log.info("order {}: {}", self.order_id, self.view.state_reason)
+                self.services.tell("treasury", MovementsQueued(tuple(request_ids)))
+            done = self.funding.track()
+            if done:
+                self.log.success("order {}: {}", self.order_id, done)
+        except Wait as wait:
+            if str(wait) != self._funding_note:
+                self._funding_note = str(wait)
+                self.log.info("order {}: {}", self.order_id, wait)
+                if self.view.state is OrderState.PAYMENT_COMPLETE:
+                    self.services.writer.run(repo.note_order, self.order_id, f"{self.view.state_reason} — {wait}",
+                                             self.services.clock())
+            if wait.delay:
+                self._arm_funding(wait.delay)
+        except Stuck as stuck:
+            self.view = self.services.writer.run(repo.set_order_state, self.order_id, OrderState.ATTENTION,
+                                                 str(stuck), self.services.clock())
+            self.log.error("order {}: needs an operator: {}", self.order_id, stuck)
+
+    def _arm_funding(self, delay: float) -> None:
+        if self._funding_timer:
+            self._funding_timer.cancel()
+        self._funding_timer = send_after(self.actor_ref, delay, AdvanceFunding())
+
     def _movement_settled(self, message: MovementSettled) -> None:
+        if self.view is not None and self.view.state in FUNDING_STATES:
+            self._advance_funding()
+            return
         if self.view is None or self.view.state is not OrderState.REFUNDING:
             return
         movements = repo.order_movements(self.order_id)

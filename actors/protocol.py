@@ -74,3 +74,8 @@ class MovementSettled:
 @dataclass(frozen=True)
 class HealthCheck:
     """Periodic self-check of an actor's invariants (e.g. the writer greenlet is alive)."""
+
+
+@dataclass(frozen=True)
+class AdvanceFunding:
+    """OrderActor → itself: take the next step of moving the order's funds to the exchange (stages 5–6)."""

@@ -23,7 +23,9 @@ class Services:
     mixin: Any
     fee_oracle: Any
     wallet: Any  # SafeWallet, or None when the keystore cannot spend
+    assets: Any = None  # AssetCatalog: Mixin asset metadata, cached
     writer: Any = None
+    exchanges: dict[str, Any] = field(default_factory=dict)  # account id -> ExchangeAccount, published by gateways
     refs: dict[str, pykka.ActorRef] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
 

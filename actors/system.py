@@ -24,6 +24,7 @@ from actors.store import StoreActor
 from actors.supervisor import ChildSpec, Restart, Strategy, Supervisor, install_pykka_log_bridge
 from actors.treasury import Treasury
 from domain.config import Config
+from integrations.assets import AssetCatalog
 from integrations.fee_oracle import FeeOracle
 from integrations.mixin.client import MixinClient
 from integrations.mixin.keystore import Keystore, load_keystore, parse_keystore
@@ -69,7 +70,8 @@ def build_services(config: Config, *, keystore: Keystore | None = None, clock=No
         wallet = None
         logger.error("keystore has no spend_private_key: refunds and withdrawals will be queued but NOT sent")
     services = Services(config=config, db=db, mixin=mixin,
-                        fee_oracle=FeeOracle(mixin, config.payments.market_making_fee_percent), wallet=wallet)
+                        fee_oracle=FeeOracle(mixin, config.payments.market_making_fee_percent), wallet=wallet,
+                        assets=AssetCatalog(mixin))
     if clock is not None:
         services.clock = clock
     return services
@@ -92,6 +94,27 @@ def _child(name: str, factory, services: Services) -> ChildSpec:
     return ChildSpec(id=name, start=start, restart=Restart.PERMANENT)
 
 
+def exchanges_spec(services: Services) -> ChildSpec:
+    """One ExchangeGateway per configured account, under their own one_for_one supervisor."""
+    from actors.gateway import ExchangeGateway
+
+    sv = services.config.supervision
+
+    def gateway_spec(cfg) -> ChildSpec:
+        def start(supervisor, child_id):
+            return wait_started(ExchangeGateway.start(services, cfg, supervisor=supervisor, child_id=child_id))
+        return ChildSpec(id=cfg.account_id, start=start, restart=Restart.PERMANENT)
+
+    def start(supervisor, child_id):
+        ref = Supervisor.start("exchanges", [gateway_spec(c) for c in services.config.exchanges],
+                               strategy=Strategy.ONE_FOR_ONE, intensity=sv.intensity, period=sv.period,
+                               backoff_min=sv.backoff_min, backoff_max=sv.backoff_max, supervisor=supervisor,
+                               child_id=child_id)
+        services.refs["exchanges"] = ref
+        return wait_started(ref)
+    return ChildSpec(id="exchanges", start=start, restart=Restart.PERMANENT)
+
+
 @dataclass
 class Escalation:
     """Set by the root supervisor when it gives up; the process then exits non-zero."""
@@ -109,6 +132,7 @@ def start_tree(services: Services, escalation: Escalation):
     children = [
         _child("store", StoreActor, services),
         _child("treasury", Treasury, services),
+        exchanges_spec(services),
         _child("orders", OrderSupervisor, services),
         _child("router", Router, services),
         _child("poller", SnapshotPoller, services),

@@ -61,6 +61,15 @@ class TreasuryConfig:
 
 
 @dataclass(frozen=True)
+class FundingConfig:
+    """Stages 5–6: moving paid funds to the exchange and seeing them credited."""
+    poll_interval: float = 5.0          # how often an order in flight looks at Mixin and the exchange
+    withdrawal_timeout: float = 1800.0  # Mixin has not sent both withdrawals by then → attention
+    deposit_timeout: float = 3600.0     # the exchange has not credited both deposits by then → attention
+    retry_delay: float = 5.0            # after a transient error (exchange or Mixin unreachable)
+
+
+@dataclass(frozen=True)
 class SupervisionConfig:
     intensity: int = 5
     period: float = 30.0
@@ -84,8 +93,13 @@ class Config:
     treasury: TreasuryConfig = field(default_factory=TreasuryConfig)
     supervision: SupervisionConfig = field(default_factory=SupervisionConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    funding: FundingConfig = field(default_factory=FundingConfig)
+    exchanges: tuple = ()  # ExchangeAccountConfig, one per exchange account
     pairs: tuple[PairRules, ...] = ()
     source: str = ""
+
+    def exchange(self, account_id: str):
+        return next((e for e in self.exchanges if e.account_id == account_id), None)
 
     def pair(self, pair_id: str) -> PairRules | None:
         return self._pairs_by_id().get(pair_id)
@@ -162,6 +176,7 @@ _KNOWN = {
     "treasury": {"retry_delay", "retry_max_delay", "confirm_poll_interval"},
     "supervision": {"intensity", "period", "backoff_min", "backoff_max", "order_intensity", "order_period"},
     "log": {"level", "json"},
+    "funding": {"poll_interval", "withdrawal_timeout", "deposit_timeout", "retry_delay"},
 }
 _PAIR_KEYS = {"id", "symbol", "exchange", "base_asset_id", "quote_asset_id", "base_symbol", "quote_symbol",
               "enabled", "min_base_amount", "max_base_amount", "min_quote_amount", "max_quote_amount"}
@@ -178,7 +193,7 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "") -
                 if key not in keys:
                     problems.append(f"[{name}] has an unknown key {key!r}")
     for key in raw:
-        if key not in _KNOWN and key != "pairs":
+        if key not in _KNOWN and key not in ("pairs", "exchanges"):
             problems.append(f"unknown section [{key}]")
 
     db = _section(raw, "database", problems)
@@ -264,6 +279,24 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "") -
         level = "INFO"
     log = LogConfig(level=level, json=_bool(lg, "json", False, problems, "log"))
 
+    fd = _section(raw, "funding", problems)
+    funding = FundingConfig(
+        poll_interval=_number(fd, "poll_interval", 5.0, problems, "funding", minimum=0.01),
+        withdrawal_timeout=_number(fd, "withdrawal_timeout", 1800.0, problems, "funding", minimum=0.01),
+        deposit_timeout=_number(fd, "deposit_timeout", 3600.0, problems, "funding", minimum=0.01),
+        retry_delay=_number(fd, "retry_delay", 5.0, problems, "funding", minimum=0.01),
+    )
+
+    raw_exchanges = raw.get("exchanges", [])
+    if not isinstance(raw_exchanges, list):
+        problems.append("[[exchanges]] must be an array of tables")
+        raw_exchanges = []
+    if raw_exchanges:
+        from domain.exchange_config import parse_exchanges
+        exchanges = parse_exchanges(raw_exchanges, problems, base_dir)
+    else:
+        exchanges = ()
+
     pairs = []
     raw_pairs = raw.get("pairs", [])
     if not isinstance(raw_pairs, list):
@@ -317,7 +350,8 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "") -
     if problems:
         raise ConfigError(problems)
     return Config(database=database, mixin=mixin, payments=payments, treasury=treasury,
-                  supervision=supervision, log=log, pairs=tuple(pairs), source=source)
+                  supervision=supervision, log=log, funding=funding, exchanges=tuple(exchanges),
+                  pairs=tuple(pairs), source=source)
 
 
 def load_config(path: str | os.PathLike) -> Config:

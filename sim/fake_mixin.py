@@ -46,8 +46,8 @@ from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, unquote
 
 import gevent
-from gevent.pywsgi import WSGIHandler, WSGIServer
 
+from .loopback import LoopbackServer
 from .fake_mixin_jwt import AuthFailure, FakeBot, verify_bot_request
 
 MAX_SNAPSHOT_LIMIT = 500
@@ -232,27 +232,13 @@ class Route:
     auth: bool
 
 
-class _RawURIHandler(WSGIHandler):
-    """Expose the raw request target: gevent only gives a decoded PATH_INFO + QUERY_STRING."""
-
-    def get_environ(self):
-        env = super().get_environ()
-        env["RAW_URI"] = self.path
-        env["REQUEST_URI"] = self.path
-        return env
-
-
 # --------------------------------------------------------------------------- server
 
 
-class FakeMixin:
+class FakeMixin(LoopbackServer):
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, clock: Callable[[], float] = time.time) -> None:
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError("the fake Mixin server binds to loopback only")
-        self.host = host
-        self.port = port
+        super().__init__(host=host, port=port)
         self.clock = clock
-        self._server: WSGIServer | None = None
 
         # state (plain objects; the Safe outputs/keys/transaction requests live in sim.fake_mixin_safe)
         self.bots: dict[str, FakeBot] = {}
@@ -287,34 +273,6 @@ class FakeMixin:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> "FakeMixin":
-        if self._server is not None:
-            return self
-        server = WSGIServer(
-            (self.host, self.port), self._wsgi, handler_class=_RawURIHandler, log=None, error_log=None
-        )
-        server.start()
-        self._server = server
-        self.port = server.server_port
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop(timeout=1)
-            self._server = None
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeMixin is not started")
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    def __enter__(self) -> "FakeMixin":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------ routing
 

@@ -55,9 +55,20 @@ def open_database(url: str, *, busy_timeout: float = 5.0) -> pw.Database:
     return db
 
 
+def all_models() -> list:
+    """Every table of mmflow. Modules that extend the schema register here (they import storage.models)."""
+    from storage.exchange_models import EXCHANGE_MODELS
+    models = list(ALL_MODELS) + list(EXCHANGE_MODELS)
+    try:
+        from storage.campaign_models import CAMPAIGN_MODELS
+    except ImportError:  # pragma: no cover - present once campaigns land
+        CAMPAIGN_MODELS = []
+    return models + list(CAMPAIGN_MODELS)
+
+
 def ensure_schema(db: pw.Database) -> None:
     with db.atomic():
-        db.create_tables(ALL_MODELS, safe=True)
+        db.create_tables(all_models(), safe=True)
         current = SchemaVersion.select(pw.fn.MAX(SchemaVersion.version)).scalar()
         if current is None:
             SchemaVersion.create(version=SCHEMA_VERSION, applied_at=time.time())

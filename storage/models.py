@@ -143,10 +143,32 @@ class MoneyMovement(BaseModel):
     transaction_hash = pw.CharField(null=True)
     mixin_snapshot_id = pw.CharField(null=True)
     withdrawal_hash = pw.CharField(null=True)
+    # Withdrawals to an exchange: where they should show up as a deposit, and the deposit once matched.
+    leg = pw.CharField(null=True)                 # "base" | "quote"
+    exchange_account = pw.CharField(null=True)
+    exchange_code = pw.CharField(null=True)       # currency code on the exchange
+    network = pw.CharField(null=True)             # ccxt network code
+    deposit_id = pw.CharField(null=True, unique=True)  # one exchange deposit credits one movement, ever
+    credited_amount = DecimalText(null=True)
+    credited_at = pw.FloatField(null=True)
     created_at = pw.FloatField()
     updated_at = pw.FloatField()
     sent_at = pw.FloatField(null=True)
     confirmed_at = pw.FloatField(null=True)
+
+
+class LedgerEntry(BaseModel):
+    """One order's own funds on the exchange: a journal (never updated), keyed by what caused each entry.
+
+    Many orders share one exchange account; an order quotes only with the sum of
+    its own entries. `ref` is unique, so crediting the same deposit twice is
+    impossible."""
+    order_id = pw.CharField(index=True)
+    asset = pw.CharField()                 # exchange currency code
+    delta = DecimalText()
+    reason = pw.CharField()
+    ref = pw.CharField(unique=True)
+    at = pw.FloatField()
 
 
 class Alert(BaseModel):
@@ -161,4 +183,5 @@ class Alert(BaseModel):
         indexes = ((("kind", "subject"), True),)
 
 
-ALL_MODELS = [SchemaVersion, PollCursor, Snapshot, Order, PaymentTally, OrderStateChange, MoneyMovement, Alert]
+ALL_MODELS = [SchemaVersion, PollCursor, Snapshot, Order, PaymentTally, OrderStateChange, MoneyMovement,
+              LedgerEntry, Alert]

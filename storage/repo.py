@@ -17,8 +17,8 @@ from domain.payment import FeeRequirements, PaymentBreakdown
 from domain.routing import (PaymentDecision, PaymentDecisionKind, Route, RouteKind, SnapshotFacts,
                             refund_memo)
 from domain.states import OrderState, check_transition
-from storage.models import (Alert, MoneyMovement, Order, OrderStateChange, PaymentTally, PollCursor,
-                            Snapshot)
+from storage.models import (Alert, LedgerEntry, MoneyMovement, Order, OrderStateChange, PaymentTally,
+                            PollCursor, Snapshot)
 
 CHUNK = 400  # keep IN (...) lists well below SQLite's variable limit
 
@@ -478,3 +478,87 @@ def refund_unapplied(snapshots: Sequence[SnapshotFacts], code: str, reason: str,
         if updated:
             ids.append(_queue_refund(facts, code, order_id, now))
     return ids
+
+
+# ---------------------------------------------------------------- funding (stages 5–6)
+
+def order_breakdown(order_id: str) -> dict | None:
+    row = Order.get_or_none(Order.order_id == order_id)
+    return json.loads(row.breakdown) if row is not None and row.breakdown else None
+
+
+def withdrawal_request_id(order_id: str, leg: str) -> str:
+    from domain.ids import unique_object_id
+    return unique_object_id("mmflow:withdraw:", order_id, ":", leg)
+
+
+def start_withdrawals(order_id: str, legs: Sequence[dict], reason: str, now: float) -> list[str]:
+    """payment_complete → withdrawing, and the withdrawal movements, in one transaction.
+
+    Each leg dict: leg, asset_id, amount, destination, tag, network, exchange_account, exchange_code.
+    Request ids derive from (order, leg): whatever happens, one withdrawal per leg."""
+    row = Order.get_by_id(order_id)
+    ids = [withdrawal_request_id(order_id, leg["leg"]) for leg in legs]
+    if row.state != OrderState.PAYMENT_COMPLETE.value:
+        return ids
+    _transition(row, OrderState.WITHDRAWING, reason, now)
+    row.save()
+    for request_id, leg in zip(ids, legs):
+        MoneyMovement.insert(
+            request_id=request_id, kind="withdrawal", cause=f"withdraw:{order_id}:{leg['leg']}", order_id=order_id,
+            asset_id=leg["asset_id"], amount=leg["amount"], recipient_id="", destination=leg["destination"],
+            tag=leg["tag"] or "", memo=f"MM:{order_id}:{leg['leg']}", state="queued", leg=leg["leg"],
+            exchange_account=leg["exchange_account"], exchange_code=leg["exchange_code"], network=leg["network"],
+            created_at=now, updated_at=now,
+        ).on_conflict_ignore().execute()
+    return ids
+
+
+def record_withdrawal_hash(request_id: str, withdrawal_hash: str) -> None:
+    MoneyMovement.update(withdrawal_hash=withdrawal_hash, updated_at=time.time()).where(
+        (MoneyMovement.request_id == request_id) & MoneyMovement.withdrawal_hash.is_null()).execute()
+
+
+def withdrawals_confirmed(order_id: str, reason: str, now: float) -> OrderView:
+    """withdrawing → withdrawal_confirmed → deposit_confirming: Mixin has sent both legs."""
+    row = Order.get_by_id(order_id)
+    if row.state == OrderState.WITHDRAWING.value:
+        _transition(row, OrderState.WITHDRAWAL_CONFIRMED, reason, now)
+        _transition(row, OrderState.DEPOSIT_CONFIRMING, "waiting for the exchange to credit both deposits", now)
+        row.save()
+    return load_order(order_id)
+
+
+def claimed_deposits(exchange_account: str) -> frozenset[str]:
+    return frozenset(d for (d,) in MoneyMovement.select(MoneyMovement.deposit_id).where(
+        (MoneyMovement.exchange_account == exchange_account) & MoneyMovement.deposit_id.is_null(False)).tuples())
+
+
+def record_credit(request_id: str, deposit_id: str, amount: Decimal, now: float) -> None:
+    """The exchange credited this withdrawal's deposit. deposit_id is unique: one deposit, one movement."""
+    MoneyMovement.update(deposit_id=deposit_id, credited_amount=amount, credited_at=now, updated_at=now).where(
+        (MoneyMovement.request_id == request_id) & MoneyMovement.deposit_id.is_null()).execute()
+
+
+def open_ledger(order_id: str, reason: str, now: float) -> OrderView:
+    """deposit_confirming → deposit_confirmed, opening the order's exchange ledger with what was credited."""
+    row = Order.get_by_id(order_id)
+    if row.state != OrderState.DEPOSIT_CONFIRMING.value:
+        return load_order(order_id)
+    legs = [m for m in order_movements(order_id) if m.kind == "withdrawal"]
+    if not legs or any(m.credited_amount is None for m in legs):
+        raise ValueError(f"order {order_id}: not every deposit is credited yet")
+    for m in legs:
+        LedgerEntry.insert(order_id=order_id, asset=m.exchange_code, delta=m.credited_amount,
+                           reason=f"deposit credited ({m.leg})", ref=f"deposit:{m.request_id}",
+                           at=now).on_conflict_ignore().execute()
+    _transition(row, OrderState.DEPOSIT_CONFIRMED, reason, now)
+    row.save()
+    return load_order(order_id)
+
+
+def ledger_balances(order_id: str) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for entry in LedgerEntry.select().where(LedgerEntry.order_id == order_id):
+        totals[entry.asset] = totals.get(entry.asset, ZERO) + entry.delta
+    return totals

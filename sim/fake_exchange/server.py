@@ -19,7 +19,6 @@ import hmac
 import json
 import random
 import re
-import socket
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -28,8 +27,8 @@ from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
 import gevent
-from gevent.pywsgi import WSGIHandler, WSGIServer
 
+from ..loopback import LoopbackServer
 from .accounts import Account, Balances
 from .engine import BUY, LIMIT, MARKET, SELL, EngineError, Fill, MarketSpec, MatchingEngine, Order
 from .faults import Fault, RateLimiter, request_weight
@@ -40,18 +39,6 @@ from .wallet import WITHDRAW_COMPLETED, Deposit, Wallet, WalletError, Withdrawal
 _CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 _NINETY_DAYS_MS = 90 * 86_400_000
 _CCXT_TEMPLATE: dict | None = None
-
-
-class _NoDelayHandler(WSGIHandler):
-    """pywsgi sends headers and body in separate writes; with Nagle + delayed ACK every reply
-    would wait ~40 ms. TCP_NODELAY makes loopback requests take well under a millisecond."""
-
-    def __init__(self, sock, address, server, rfile=None):
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-        super().__init__(sock, address, server, rfile)
 
 
 class ApiError(Exception):
@@ -109,20 +96,16 @@ class Route:
     signed: bool
 
 
-class FakeExchange:
+class FakeExchange(LoopbackServer):
     """Binance-spot-compatible fake exchange. See the package docstring for the full API."""
 
     def __init__(
         self, *, host: str = "127.0.0.1", port: int = 0, clock: Callable[[], float] = time.time, seed: int = 1
     ) -> None:
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError("the fake exchange binds to loopback only")
-        self.host = host
-        self.port = port
+        super().__init__(host=host, port=port)
         self.clock = clock
         self.seed = seed
         self.rng = random.Random(seed)
-        self._server: WSGIServer | None = None
 
         self.balances = Balances()
         self.engine = MatchingEngine(self.balances)
@@ -183,34 +166,9 @@ class FakeExchange:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> "FakeExchange":
-        if self._server is None:
-            server = WSGIServer(
-                (self.host, self.port), self._wsgi, handler_class=_NoDelayHandler, log=None, error_log=None
-            )
-            server.start()
-            self._server = server
-            self.port = server.server_port
-        return self
-
     def stop(self) -> None:
         self.stop_price_process()
-        if self._server is not None:
-            self._server.stop(timeout=1)
-            self._server = None
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeExchange is not started")
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    def __enter__(self) -> "FakeExchange":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+        super().stop()
 
     def now(self) -> float:
         return float(self.clock())

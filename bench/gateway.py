@@ -1,0 +1,221 @@
+"""Gateway benchmark: requests/s through ONE ExchangeAccount to the fake exchange, 1,000 concurrent callers.
+
+    python bench/gateway.py [--callers 1000] [--seconds 10] [--limit 6000] [--raw-seconds 5]
+
+Phase 1 (the headline): the fake enforces Binance's REQUEST_WEIGHT of ``--limit`` per minute
+(429, then 418 bans) and the account is configured with exactly that ``weight_per_minute``.
+1,000 greenlets loop over a market maker's mix (fetch_ticker / fetch_order_book(20) /
+fetch_open_orders: weights 2 / 5 / 6) for ``--seconds``. ``rejected`` is what the FAKE counted as
+429 + 418 (target 0); ``budget_used`` is the weight sent over the weight the limit allows in
+that time (close to 1 = the limiter leaves little on the table; its burst makes it slightly above
+1 over a window shorter than a minute). Latencies include the wait in the limiter's queue, which
+with 1,000 callers and a rate limit is most of it; ``mean_http_ms`` is the HTTP part alone.
+
+Phase 2 (``unthrottled_*``): no limit anywhere, same callers and mix: what the gateway itself
+(ccxt signing/parsing under gevent, 50 connections) can push.
+
+The fake runs in a child process (the other core); it also serves its ``weight_stats`` as JSON on
+a second port so the parent reads the exchange's own 429/418 counts. Prints ONE JSON line.
+"""
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from decimal import Decimal  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+KEY, SECRET = "bench-key", "bench-secret"
+SYMBOLS = ("BTC/USDT", "ETH/USDT")
+
+
+def serve_fake(limit: int | None, port_file: str) -> None:
+    import gevent
+    from gevent.pywsgi import WSGIServer
+
+    from sim.fake_exchange import FakeExchange
+
+    fx = FakeExchange(seed=42).start()
+    fx.add_market("BTC/USDT", "BTC", "USDT", mid="60000")
+    fx.add_market("ETH/USDT", "ETH", "USDT", tick_size="0.01", step_size="0.0001", min_qty="0.0001", mid="3000")
+    fx.add_currency("USDT", [{"network": "TRX", "withdrawFee": "1", "withdrawMin": "10", "isDefault": True}])
+    fx.add_account(KEY, SECRET)
+    fx.credit(KEY, "USDT", "1000000")
+    fx.credit(KEY, "BTC", "10")
+    fx.credit(KEY, "ETH", "100")
+    fx.rate_limit(limit, ban_after=2, ban_seconds=120)
+
+    def stats_app(environ, start_response):
+        body = json.dumps(fx.weight_stats, default=str).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    stats = WSGIServer(("127.0.0.1", 0), stats_app, log=None, error_log=None)
+    stats.start()
+    Path(port_file).write_text(f"{fx.port} {stats.server_port}")
+    while True:
+        gevent.sleep(3600)
+
+
+def start_fake(limit: int | None, work: Path) -> tuple[subprocess.Popen, int, int]:
+    port_file = work / f"port-{limit}"
+    args = [sys.executable, __file__, "--serve-fake", "--port-file", str(port_file)]
+    if limit is not None:
+        args += ["--limit", str(limit)]
+    proc = subprocess.Popen(args)
+    deadline = time.time() + 30
+    while not port_file.exists() or not port_file.read_text().strip():
+        if proc.poll() is not None or time.time() > deadline:
+            raise SystemExit("fake exchange did not start")
+        time.sleep(0.05)
+    port, stats_port = (int(x) for x in port_file.read_text().split())
+    return proc, port, stats_port
+
+
+def run_phase(port: int, stats_port: int, *, weight_per_minute: int, callers: int, seconds: float) -> dict:
+    import gevent
+    import requests
+
+    from domain.exchange_config import ExchangeAccountConfig
+    from integrations.exchange.account import ExchangeAccount
+    from integrations.exchange.errors import ExchangeError
+
+    cfg = ExchangeAccountConfig(account_id="bench", ccxt_id="binance", api_key=KEY, secret=SECRET,
+                                urls={"api": f"http://127.0.0.1:{port}"}, weight_per_minute=weight_per_minute,
+                                max_concurrency=50)
+    account = ExchangeAccount(cfg)
+    account.load_markets()
+    for i, symbol in enumerate(SYMBOLS):  # a few resting quotes so open orders are not empty
+        mid = account.fetch_ticker(symbol).last
+        for k in range(3):
+            account.create_limit_order(symbol, "buy", Decimal("0.01") if i else Decimal("0.001"),
+                                       mid * Decimal(str(0.99 - 0.01 * k)), client_order_id=f"bench-{i}-{k}")
+
+    ops = (
+        (lambda s: account.fetch_ticker(s)),
+        (lambda s: account.fetch_order_book(s, 20)),
+        (lambda s: account.fetch_open_orders(s)),
+    )
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    stop_at = time.monotonic() + seconds
+    base = account.stats
+    base_weight = requests.get(f"http://127.0.0.1:{stats_port}", timeout=5).json()["api_total"]
+
+    def caller(i: int) -> None:
+        n = i
+        while time.monotonic() < stop_at:
+            n += 1
+            started = time.monotonic()
+            try:
+                ops[n % 3](SYMBOLS[n % 2])
+            except ExchangeError as exc:
+                errors[exc.kind] = errors.get(exc.kind, 0) + 1
+                continue
+            finished = time.monotonic()
+            if finished <= stop_at:
+                latencies.append(finished - started)
+
+    t0 = time.monotonic()
+    greenlets = [gevent.spawn(caller, i) for i in range(callers)]
+    gevent.sleep(max(0.0, stop_at - time.monotonic()))
+    elapsed = time.monotonic() - t0
+    gevent.killall(greenlets, block=True, timeout=10)  # the ones still queued in the limiter
+    fake = requests.get(f"http://127.0.0.1:{stats_port}", timeout=5).json()
+    st = account.stats
+    account.close()
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 1) if latencies else 0.0
+
+    requests_done = st.requests - base.requests
+    return {
+        "completed": len(latencies),
+        "requests_per_s": round(len(latencies) / elapsed, 1),
+        "weight_per_s": round((fake["api_total"] - base_weight) / elapsed, 1),
+        "rejected": fake["count_429"] + fake["count_418"],
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "mean_http_ms": round((st.http_seconds - base.http_seconds) / max(1, requests_done) * 1000, 2),
+        "penalties": st.penalties,
+        "errors": errors,
+        "max_queued": account.limiter.stats.max_queued,
+        "elapsed_s": round(elapsed, 2),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--callers", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--raw-seconds", type=float, default=5.0)
+    parser.add_argument("--limit", type=int, default=6000, help="REQUEST_WEIGHT per minute the fake enforces")
+    parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port-file", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_fake:
+        serve_fake(args.limit if "--limit" in sys.argv else None, args.port_file)
+        return 0
+
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+    work = Path(tempfile.mkdtemp(prefix="mmflow-bench-gw-"))
+    wall0 = time.monotonic()
+
+    proc, port, stats_port = start_fake(args.limit, work)
+    try:
+        limited = run_phase(port, stats_port, weight_per_minute=args.limit, callers=args.callers,
+                            seconds=args.seconds)
+    finally:
+        proc.kill()
+        proc.wait()
+    raw: dict = {}
+    if args.raw_seconds > 0:
+        proc, port, stats_port = start_fake(None, work)
+        try:
+            raw = run_phase(port, stats_port, weight_per_minute=10**9, callers=args.callers, seconds=args.raw_seconds)
+        finally:
+            proc.kill()
+            proc.wait()
+
+    allowed_per_s = args.limit / 60.0
+    out = {
+        "bench": "gateway",
+        "callers": args.callers,
+        "seconds": args.seconds,
+        "weight_per_minute": args.limit,
+        "requests_per_s": limited["requests_per_s"],
+        "rejected": limited["rejected"],
+        "p50_ms": limited["p50_ms"],
+        "p99_ms": limited["p99_ms"],
+        "penalties": limited["penalties"],
+        "weight_per_s": limited["weight_per_s"],
+        "budget_used": round(limited["weight_per_s"] / allowed_per_s, 3),
+        "mean_http_ms": limited["mean_http_ms"],
+        "completed": limited["completed"],
+        "errors": limited["errors"],
+        "unthrottled_requests_per_s": raw.get("requests_per_s"),
+        "unthrottled_p50_ms": raw.get("p50_ms"),
+        "unthrottled_p99_ms": raw.get("p99_ms"),
+        "unthrottled_mean_http_ms": raw.get("mean_http_ms"),
+        "unthrottled_errors": raw.get("errors"),
+        "wall_s": round(time.monotonic() - wall0, 1),
+    }
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""Refresh cycle of the market-making loop (issue #5, stage 9): what to cancel,
+keep and place on this tick. Pure: the caller owns the clock, the timers and the
+order tracking; this module only decides.
+
+How a cycle works (hummingbot PMM, market-making-peers.md §1.1, adapted):
+
+* The ladder is refreshed **as a set**, in two phases: first every non-hanging
+  ("active") order is cancelled; new orders are placed only on a later call,
+  once no active order is left (i.e. every cancel is confirmed — an order whose
+  cancel is in flight must still be passed in ``live``). So the funds of the old
+  ladder are never counted twice, and a cancel that loses a race with a fill
+  cannot leave two ladders resting.
+* Only the orders passed in ``live`` — which must be *this* market-making
+  order's own orders — can ever appear in ``cancel``. Unlike Mr.Market, nothing
+  else on the pair or the shared account is touched.
+
+Active orders (every rule is checked on each call):
+
+1. closer to the reference than ``minimum_spread`` (bid ``(ref-price)/ref``,
+   ask ``(price-ref)/ref``) → cancel the whole active ladder;
+2. any older than ``max_order_age`` → cancel the whole active ladder, even if its
+   prices are fine;
+3. once the refresh is due: keep them if, per side, the count equals the
+   proposals' and every price (sorted, innermost first) is within
+   ``order_refresh_tolerance_pct`` of its proposal (``|new-old|/old <= tol``;
+   sizes are not compared; a negative tolerance always replaces); otherwise
+   cancel the whole active ladder. After the refresh time has passed the check
+   runs on every call, so orders are replaced as soon as they leave tolerance.
+
+Timers: the refresh is due at ``last_refresh_at + order_refresh_time``
+(``last_refresh_at`` = when the current ladder was placed). After a fill newer
+than the ladder (``last_fill_at >= last_refresh_at``), new orders wait until
+``last_fill_at + filled_order_delay`` and the refresh check comes no later than
+that moment (hummingbot: ``create_ts = fill + delay``,
+``cancel_ts = min(cancel_ts, create_ts)``). Placement also waits for the refresh
+time, so orders that vanish early (rejected, cancelled by the exchange) are not
+re-sent every tick.
+
+Hanging orders (``hanging_orders_enabled``): the other side of a filled pair (see
+:func:`orders_to_hang`) stays resting outside the refresh cycle — not cancelled by
+refresh, tolerance, age or minimum spread — until it is more than
+``hanging_orders_cancel_pct`` away from the reference price. (Hummingbot also
+renews old hanging orders by cancel + re-place at the same price; mmflow does
+not re-place them.) With hanging orders disabled, ``hanging`` flags are ignored
+and every live order is active.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from domain.money import fmt
+from domain.strategy.ladder import BUY, ONE, SELL, SIDES, ZERO, Budget, MarketRules, Proposal
+from domain.strategy.params import StrategyParams
+
+
+@dataclass(frozen=True)
+class LiveOrder:
+    """One of this market-making order's orders resting on the exchange (or with a
+    cancel still in flight). ``level`` is the proposal level it was placed for,
+    when known (used to pair a filled order with its other side)."""
+    client_order_id: str
+    side: str
+    price: Decimal
+    amount: Decimal
+    remaining: Decimal
+    created_at: float
+    hanging: bool = False
+    level: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.side not in SIDES:
+            raise ValueError(f"LiveOrder.side must be 'buy' or 'sell', got {self.side!r}")
+        for name in ("price", "amount", "remaining"):
+            value = getattr(self, name)
+            if not isinstance(value, Decimal) or not value.is_finite():
+                raise TypeError(f"LiveOrder.{name} must be a finite Decimal, got {value!r}")
+
+
+@dataclass(frozen=True)
+class CyclePlan:
+    """What to do now. ``cancel`` and ``keep`` partition the given live orders;
+    ``place`` is non-empty only when no active order remains."""
+    cancel: tuple[str, ...]
+    place: tuple[Proposal, ...]
+    keep: tuple[str, ...]
+    reason: str
+
+
+def _distance(order: LiveOrder, ref: Decimal) -> Decimal:
+    """Signed distance from the reference: positive when the order is on its own side of ref."""
+    return (ref - order.price) / ref if order.side == BUY else (order.price - ref) / ref
+
+
+def _sorted_prices(prices: Sequence[Decimal], side: str) -> list[Decimal]:
+    return sorted(prices, reverse=(side == BUY))   # innermost first on both sides
+
+
+def tolerance_check(active: Sequence[LiveOrder], proposals: Sequence[Proposal],
+                    tolerance: Decimal) -> tuple[bool, str]:
+    """Hummingbot's refresh tolerance: ``(True, why)`` to keep ``active`` as they are."""
+    if tolerance < 0:
+        return False, "tolerance check disabled"
+    for side in SIDES:
+        old = _sorted_prices([o.price for o in active if o.side == side], side)
+        new = _sorted_prices([p.price for p in proposals if p.side == side], side)
+        if len(old) != len(new):
+            return False, f"{side} count {len(old)} -> {len(new)}"
+        for o, n in zip(old, new):
+            if abs(n - o) / o > tolerance:
+                return False, f"{side} price {fmt(o)} -> {fmt(n)} beyond tolerance {fmt(tolerance)}"
+    return True, f"every price within tolerance {fmt(tolerance)}"
+
+
+def plan_cycle(*, params: StrategyParams, proposals: Sequence[Proposal], live: Sequence[LiveOrder],
+               now: float, last_refresh_at: float | None, last_fill_at: float | None,
+               ref_price: Decimal | None) -> CyclePlan:
+    """Decide this tick (see the module docstring). ``proposals`` come from
+    ``ladder.build_proposals`` with the budget of :func:`quoting_budget`;
+    ``ref_price`` None (no market data) places nothing and cancels only by age."""
+    hanging_on = params.hanging_orders_enabled
+    unique: dict[str, LiveOrder] = {}
+    for order in live:
+        unique.setdefault(order.client_order_id, order)
+    orders = list(unique.values())
+    hanging = [o for o in orders if hanging_on and o.hanging]
+    active = [o for o in orders if not (hanging_on and o.hanging)]
+    cancel: list[str] = []
+    reasons: list[str] = []
+
+    # hanging orders: only the distance from the reference price can end them
+    if ref_price is not None:
+        far = [o for o in hanging if abs(o.price - ref_price) / ref_price > params.hanging_orders_cancel_pct]
+        for o in far:
+            cancel.append(o.client_order_id)
+        if far:
+            reasons.append(f"cancel {len(far)} hanging order(s) more than "
+                           f"{fmt(params.hanging_orders_cancel_pct)} from reference {fmt(ref_price)}")
+
+    # timers
+    refresh_due_at = -math.inf if last_refresh_at is None else last_refresh_at + params.order_refresh_time
+    create_at = refresh_due_at
+    fill_gate: float | None = None
+    if last_fill_at is not None and (last_refresh_at is None or last_fill_at >= last_refresh_at):
+        fill_gate = last_fill_at + params.filled_order_delay
+        create_at = fill_gate
+        refresh_due_at = min(refresh_due_at, fill_gate)
+
+    place: tuple[Proposal, ...] = ()
+    if active:
+        why_cancel: list[str] = []
+        if ref_price is not None:
+            close = [o for o in active if _distance(o, ref_price) < params.minimum_spread]
+            if close:
+                why_cancel.append(f"{len(close)} order(s) within minimum_spread {fmt(params.minimum_spread)} "
+                                  f"of reference {fmt(ref_price)}")
+        aged = [o for o in active if now - o.created_at > params.max_order_age]
+        if aged:
+            why_cancel.append(f"{len(aged)} order(s) older than max_order_age {params.max_order_age:g} s")
+        if not why_cancel and now >= refresh_due_at:
+            if ref_price is None:
+                reasons.append("refresh due but no reference price: keeping the ladder")
+            else:
+                keep_ok, detail = tolerance_check(active, proposals, params.order_refresh_tolerance_pct)
+                if keep_ok:
+                    reasons.append(f"keep: {detail}")
+                else:
+                    why_cancel.append(f"refresh: {detail}")
+        elif not why_cancel:
+            reasons.append(f"keep: refresh in {refresh_due_at - now:.1f} s")
+        if why_cancel:
+            cancel.extend(o.client_order_id for o in active)
+            reasons.append("cancel the ladder: " + "; ".join(why_cancel))
+    else:
+        if ref_price is None:
+            reasons.append("no reference price: not quoting")
+        elif now < create_at:
+            if fill_gate is not None and create_at == fill_gate:
+                reasons.append(f"hold: filled_order_delay, {create_at - now:.1f} s left")
+            else:
+                reasons.append(f"hold: next ladder in {create_at - now:.1f} s (order_refresh_time)")
+        elif not proposals:
+            reasons.append("nothing to place (no proposals)")
+        else:
+            place = tuple(proposals)
+            reasons.append(f"place {len(place)} order(s)")
+
+    cancelled = set(cancel)
+    keep = tuple(o.client_order_id for o in orders if o.client_order_id not in cancelled)
+    return CyclePlan(cancel=tuple(cancel), place=place, keep=keep, reason="; ".join(reasons))
+
+
+def orders_to_hang(params: StrategyParams, live: Sequence[LiveOrder], filled: LiveOrder) -> tuple[str, ...]:
+    """Call on a fill (partial or complete) of ``filled``: the client ids of the
+    orders that become hanging — the other side of the filled order's pair, i.e.
+    the active opposite-side order of the same level. Without levels, pairs are
+    matched by rank (innermost bid with innermost ask, and so on); every active
+    order belongs to the same ladder because ladders are replaced as a set.
+    Empty when hanging orders are off or the filled order was itself hanging."""
+    if not params.hanging_orders_enabled or filled.hanging:
+        return ()
+    opposite = SELL if filled.side == BUY else BUY
+    candidates = [o for o in live if o.side == opposite and not o.hanging
+                  and o.client_order_id != filled.client_order_id]
+    if filled.level is not None and all(o.level is not None for o in candidates):
+        return tuple(o.client_order_id for o in candidates if o.level == filled.level)
+    same_side = {o.client_order_id: o for o in live if o.side == filled.side and not o.hanging}
+    same_side[filled.client_order_id] = filled
+    ranked = sorted(same_side.values(), key=lambda o: o.price, reverse=(filled.side == BUY))
+    rank = [o.client_order_id for o in ranked].index(filled.client_order_id)
+    others = sorted(candidates, key=lambda o: o.price, reverse=(opposite == BUY))
+    return (others[rank].client_order_id,) if rank < len(others) else ()
+
+
+def quoting_budget(ledger: Budget, live: Sequence[LiveOrder], params: StrategyParams,
+                   rules: MarketRules) -> Budget:
+    """The budget to build proposals with: this order's whole holdings on the
+    exchange (``ledger`` = free + locked in its own orders, never the shared
+    account's balance) minus what its **hanging** orders lock (a hanging buy locks
+    ``remaining * price * (1 + maker_fee)`` quote, a sell ``remaining`` base).
+
+    Funds locked by active orders are counted as available on purpose: the
+    tolerance check compares the live ladder with the ladder those funds would
+    buy, and :func:`plan_cycle` places a new ladder only once every active order
+    is gone, so at placement time this equals the truly free funds."""
+    base, quote = ledger.base, ledger.quote
+    if params.hanging_orders_enabled:
+        for o in live:
+            if not o.hanging:
+                continue
+            if o.side == BUY:
+                quote -= o.remaining * o.price * (ONE + rules.maker_fee)
+            else:
+                base -= o.remaining
+    return Budget(base=max(base, ZERO), quote=max(quote, ZERO))

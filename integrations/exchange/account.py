@@ -1,0 +1,757 @@
+"""ExchangeAccount: the greenlet-safe client of ONE exchange account over ONE sync ccxt instance.
+
+Many greenlets (OrderActors, the gateway) call it at once. Every HTTP request ccxt makes goes
+through two hooks installed on the instance (ccxt calls ``self.fetch`` / ``self.handle_errors``,
+so instance attributes win):
+
+- ``fetch``: weighs the request (``weights.py``: method + URL path + params -> bucket, weight),
+  waits for the account's ``WeightedLimiter`` (account pause, token bucket, concurrency cap),
+  sends it with the original ``fetch`` and releases the slot. A 429/418 answer pauses the whole
+  account (Retry-After, or a default backoff) before the error propagates.
+- ``handle_errors``: records the HTTP status and headers of the answer in a greenlet-local, the
+  only concurrency-safe place (``last_response_headers`` is shared by all callers), so the fetch
+  hook can read Retry-After and the used-weight headers of *its own* answer.
+
+Each public method then converts ccxt's floats to ``Decimal`` (``to_decimal``: the one place,
+``Decimal(str(x))``) and raises only ``errors.ExchangeError`` subclasses. A call refused with
+429/418 is repeated after the pause (up to ``rate_limit_retries`` times) whatever it is: those
+are refused before execution. Nothing else is repeated here: an ``UnknownOutcome`` of a create or
+a withdrawal is resolved by the caller through its client id (``fetch_order(client_order_id=)``,
+``find_withdrawal(client_id)``); reads are safe for the caller to repeat.
+
+ccxt's own throttle is off (``enableRateLimit=False``), the instance gets its own
+``requests.Session`` with a pool of ``max_concurrency`` connections, and markets are loaded once
+(behind a lock: ccxt's ``load_markets`` has none, so concurrent first calls would each load).
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+import ccxt
+import gevent.local
+import gevent.lock
+import requests
+from ccxt.base.decimal_to_precision import TICK_SIZE
+from loguru import logger
+from requests.adapters import HTTPAdapter
+
+from domain.exchange_config import ExchangeAccountConfig
+from integrations.exchange.errors import (
+    DefinitiveError,
+    ExchangeError,
+    RateLimited,
+    classify,
+)
+from integrations.exchange.limiter import WeightedLimiter
+from integrations.exchange.weights import WeightTable, table_for
+
+__all__ = [
+    "AccountStats",
+    "Balance",
+    "DepositAddress",
+    "ExchangeAccount",
+    "MarketRules",
+    "OrderBook",
+    "OrderInfo",
+    "Ticker",
+    "TradeInfo",
+    "Transfer",
+    "to_decimal",
+]
+
+# Options that keep binance's load_markets on spot (no fapi/dapi/margin requests) and
+# fetchCurrencies on (deposit-address networks, withdrawal fees and limits). Config overrides.
+DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
+    "binance": {"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False, "fetchCurrencies": True,
+                "defaultType": "spot"},
+}
+# The exchange's own withdrawal client id parameter: a withdrawal whose reply was lost is found
+# again by it. Exchanges not listed refuse withdraw() (no way to resolve an unknown outcome).
+WITHDRAW_CLIENT_ID_PARAM: dict[str, str] = {"binance": "withdrawOrderId"}
+# Response headers that report the weight used in the exchange's current window.
+USED_WEIGHT_HEADERS = ("X-MBX-USED-WEIGHT-1M", "X-SAPI-USED-IP-WEIGHT-1M")
+TRANSFER_STATUSES = frozenset({"pending", "ok", "failed", "canceled"})
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    """THE conversion of a ccxt number (float, int, str, Decimal, None) to Decimal: ``Decimal(str(x))``.
+
+    ``str()`` of a float is its shortest round-trip text (``0.1`` -> ``"0.1"``), never the binary
+    expansion. None, empty strings and non-finite values become None."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, Decimal):
+        return value if value.is_finite() else None
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        result = Decimal(text)
+    except InvalidOperation:
+        return None
+    return result if result.is_finite() else None
+
+
+def _money(value: Any, name: str) -> Decimal:
+    """An amount or price handed IN by mmflow: Decimal, int or decimal text; a float is a bug."""
+    if isinstance(value, float) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a Decimal, not {type(value).__name__} {value!r}")
+    result = value if isinstance(value, Decimal) else Decimal(str(value))
+    if not result.is_finite():
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return result
+
+
+def _ms(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+# ---------------------------------------------------------------------- results
+
+
+class Balance(NamedTuple):
+    free: Decimal
+    used: Decimal
+    total: Decimal
+
+
+@dataclass(frozen=True)
+class DepositAddress:
+    address: str
+    tag: str | None
+    network: str | None
+    code: str = ""
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A deposit or a withdrawal. ``status``: pending | ok | failed | canceled, or ``unknown``
+    when the exchange reported something else (kept in ``raw_status``): needs attention."""
+
+    id: str
+    txid: str | None
+    code: str
+    network: str | None
+    address: str | None
+    tag: str | None
+    amount: Decimal | None
+    fee: Decimal | None
+    status: str
+    timestamp_ms: int | None
+    type: str = ""  # "deposit" | "withdrawal"
+    client_id: str | None = None
+    raw_status: str | None = None
+    info: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class OrderInfo:
+    id: str
+    client_order_id: str | None
+    symbol: str
+    side: str | None
+    type: str | None
+    status: str | None  # open | closed | canceled | expired | rejected (ccxt's unified statuses)
+    price: Decimal | None
+    amount: Decimal | None
+    filled: Decimal | None
+    remaining: Decimal | None
+    cost: Decimal | None
+    average: Decimal | None
+    fee: Decimal | None
+    fee_currency: str | None
+    timestamp_ms: int | None
+    post_only: bool | None
+    info: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class TradeInfo:
+    id: str
+    order_id: str | None
+    symbol: str
+    side: str | None
+    price: Decimal | None
+    amount: Decimal | None
+    cost: Decimal | None
+    fee: Decimal | None
+    fee_currency: str | None
+    taker_or_maker: str | None
+    timestamp_ms: int | None
+    info: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class OrderBook:
+    symbol: str
+    bids: tuple[tuple[Decimal, Decimal], ...]
+    asks: tuple[tuple[Decimal, Decimal], ...]
+    nonce: int | None
+    timestamp_ms: int | None
+
+
+@dataclass(frozen=True)
+class Ticker:
+    symbol: str
+    bid: Decimal | None
+    ask: Decimal | None
+    last: Decimal | None
+    bid_volume: Decimal | None
+    ask_volume: Decimal | None
+    high: Decimal | None
+    low: Decimal | None
+    base_volume: Decimal | None
+    quote_volume: Decimal | None
+    timestamp_ms: int | None
+
+
+@dataclass(frozen=True)
+class MarketRules:
+    """Trading rules of a symbol as Decimals (TICK_SIZE exchanges: steps, not digit counts)."""
+
+    symbol: str
+    price_tick: Decimal | None
+    amount_step: Decimal | None
+    min_amount: Decimal | None
+    min_cost: Decimal | None
+    maker_fee: Decimal | None
+    taker_fee: Decimal | None
+
+
+@dataclass(frozen=True)
+class AccountStats:
+    requests: int  # HTTP requests sent
+    waits: int  # requests that queued in the limiter
+    wait_seconds: float
+    penalties: int  # account pauses (429/418), merged refusals counted once
+    rejected_429: int  # answers refused with 429 (or a rate-limit code)
+    rejected_418: int  # answers refused with 418 (IP ban)
+    retries: int  # calls repeated after a rate-limit pause
+    in_flight: int
+    queued: int
+    paused_for: float
+    http_seconds: float  # total time inside HTTP requests
+    used_weight: Mapping[str, int]  # last used-weight header seen per header name
+    errors: Mapping[str, int]  # raised errors by kind
+
+
+# ---------------------------------------------------------------------- the account
+
+
+def _plain(value: Any) -> Any:
+    """Mappings (MappingProxyType from the frozen config) to fresh dicts, lists copied."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = _plain(value)
+    return out
+
+
+def _rehost(value: Any, base: str) -> Any:
+    """Every http(s) URL in ``value`` moved to ``base`` (scheme://host[:port]), paths kept."""
+    if isinstance(value, dict):
+        return {k: _rehost(v, base) for k, v in value.items()}
+    if isinstance(value, str) and value.startswith(("http://", "https://")):
+        parts = urlsplit(value)
+        rest = value[len(f"{parts.scheme}://{parts.netloc}"):]
+        return base.rstrip("/") + rest
+    return value
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    if not headers:
+        return None
+    raw = headers.get("Retry-After") or headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+class ExchangeAccount:
+    """Greenlet-safe facade over ONE sync ccxt instance for one account (see the module docstring)."""
+
+    def __init__(
+        self,
+        cfg: ExchangeAccountConfig,
+        *,
+        exchange_factory: Callable[[dict[str, Any]], Any] | None = None,
+        limiter: WeightedLimiter | None = None,
+        weights: WeightTable | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.account_id = cfg.account_id
+        self.session = requests.Session()
+        # like ccxt's own sessions (requests_trust_env = False): no proxy / netrc from the environment
+        # (and no os.environ scan per request, ~15% of a request's CPU); ccxt's proxy settings still apply
+        self.session.trust_env = False
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, cfg.max_concurrency))
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        factory = exchange_factory or getattr(ccxt, cfg.ccxt_id)
+        self._ex = factory(self._ccxt_params())
+        self._apply_url_overrides()
+        self.limiter = limiter or WeightedLimiter(
+            cfg.weight_per_minute, window=cfg.weight_window, max_concurrency=cfg.max_concurrency,
+            bucket_limits=cfg.bucket_limits, name=cfg.account_id,
+        )
+        self.weights = weights or table_for(cfg.ccxt_id, cfg.weights)
+        self._local = gevent.local.local()
+        self._markets_lock = gevent.lock.Semaphore()
+        self._markets_loaded = False
+        self._requests = 0
+        self._rejected_429 = 0
+        self._rejected_418 = 0
+        self._retries = 0
+        self._http_seconds = 0.0
+        self._used_weight: dict[str, int] = {}
+        self._errors: Counter[str] = Counter()
+        self._orig_fetch = self._ex.fetch
+        self._orig_handle_errors = self._ex.handle_errors
+        self._ex.fetch = self._fetch
+        self._ex.handle_errors = self._handle_errors
+
+    # ------------------------------------------------------------------ construction
+
+    def _ccxt_params(self) -> dict[str, Any]:
+        cfg = self.cfg
+        params: dict[str, Any] = _plain(cfg.config)
+        params["options"] = _deep_merge(_plain(DEFAULT_OPTIONS.get(cfg.ccxt_id, {})), cfg.options)
+        params["session"] = self.session
+        params["enableRateLimit"] = False  # our limiter; ccxt's does not serialize concurrent callers
+        params["timeout"] = int(cfg.request_timeout * 1000)
+        # shared per-instance "last response" state is racy under concurrency and unused here
+        params["enableLastHttpResponse"] = False
+        params["enableLastJsonResponse"] = False
+        params["enableLastResponseHeaders"] = False
+        if cfg.api_key:
+            params["apiKey"] = cfg.api_key
+        if cfg.secret:
+            params["secret"] = cfg.secret
+        if cfg.password:
+            params["password"] = cfg.password
+        urls = _plain(cfg.urls)
+        if urls and not isinstance(urls.get("api"), str):
+            params["urls"] = urls  # ccxt deep-merges it into its own table
+        return params
+
+    def _apply_url_overrides(self) -> None:
+        urls = self.cfg.urls
+        if not urls:
+            return
+        api = urls.get("api")
+        if isinstance(api, str):  # shorthand: every API URL to this host, paths kept
+            self._ex.urls["api"] = _rehost(self._ex.urls["api"], api)
+            for key, value in urls.items():
+                if key != "api":
+                    self._ex.urls[key] = _plain(value)
+        if self.cfg.ccxt_id == "binance":
+            # binance picks its spot error table by hostname (api.binance.com); a testnet or local
+            # venue never matches, so merge it into the exact table (e.g. -4026 -> InsufficientFunds).
+            spot = self._ex.exceptions.get("spot", {}).get("exact", {})
+            self._ex.exceptions.setdefault("exact", {}).update(spot)
+
+    def close(self) -> None:
+        self.session.close()
+
+    # ------------------------------------------------------------------ hooks (every HTTP request)
+
+    def _handle_errors(self, code, reason, url, method, headers, body, response, request_headers, request_body):
+        self._local.response = (code, headers)
+        return self._orig_handle_errors(code, reason, url, method, headers, body, response, request_headers,
+                                        request_body)
+
+    def _fetch(self, url, method="GET", headers=None, body=None):
+        bucket, weight = self.weights.weigh(method, url, body)
+        override = getattr(self._local, "weight", None)
+        if override is not None:
+            weight = override
+        permit = self.limiter.acquire(weight, bucket)
+        self._local.response = None
+        started = time.perf_counter()
+        try:
+            result = self._orig_fetch(url, method, headers, body)
+        except ccxt.BaseError as exc:
+            self._after_error(exc, method, url)
+            raise
+        finally:
+            permit.release()
+            self._requests += 1
+            self._http_seconds += time.perf_counter() - started
+        self._after_success()
+        return result
+
+    def _after_error(self, exc: ccxt.BaseError, method: str, url: str) -> None:
+        status, headers = getattr(self._local, "response", None) or (None, None)
+        self._local.response = None
+        exc.mmflow_http_status = status  # read by errors.classify
+        if not (isinstance(exc, (ccxt.RateLimitExceeded, ccxt.DDoSProtection)) or status in (418, 429)):
+            return
+        banned = status == 418
+        retry_after = _retry_after(headers)
+        exc.mmflow_retry_after = retry_after
+        if banned:
+            self._rejected_418 += 1
+        else:
+            self._rejected_429 += 1
+        self.limiter.penalize(retry_after, status=418 if banned else 429,
+                              reason=f"{method} {urlsplit(url).path}")
+
+    def _after_success(self) -> None:
+        status, headers = getattr(self._local, "response", None) or (None, None)
+        self._local.response = None
+        if headers:
+            for name in USED_WEIGHT_HEADERS:
+                value = headers.get(name)
+                if value is not None:
+                    try:
+                        self._used_weight[name] = int(value)
+                    except ValueError:
+                        pass
+        self.limiter.note_success()
+
+    # ------------------------------------------------------------------ calling ccxt
+
+    def _invoke(self, name: str, *args: Any, weight: int | None = None, **kwargs: Any) -> Any:
+        """Call ``exchange.<name>``; 429/418 are retried after the account pause; errors classified."""
+        if name != "load_markets":
+            self.load_markets()
+        fn = getattr(self._ex, name)
+        attempt = 0
+        while True:
+            self._local.weight = weight
+            try:
+                return fn(*args, **kwargs)
+            except ccxt.BaseError as exc:
+                err = classify(exc)
+            finally:
+                self._local.weight = None
+            if isinstance(err, RateLimited) and attempt < self.cfg.rate_limit_retries:
+                attempt += 1
+                self._retries += 1
+                continue  # the next acquire() waits until the account pause is over
+            self._errors[err.kind] += 1
+            raise err from err.cause
+
+    def _local_call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """A ccxt helper that raises without a request (precision, unknown symbol): classified too."""
+        try:
+            return fn(*args)
+        except ccxt.BaseError as exc:
+            err = classify(exc)
+            self._errors[err.kind] += 1
+            raise err from exc
+
+    def call(self, method: str, *args: Any, weight: int | None = None, **kwargs: Any) -> Any:
+        """Any ccxt method (``ex.<method>(*args, **kwargs)``) through the same limiter and error
+        classification; ``weight`` overrides the table for each request it makes. The result is
+        ccxt's own (floats NOT converted)."""
+        if method.startswith("_") or not callable(getattr(self._ex, method, None)):
+            raise AttributeError(f"{self.cfg.ccxt_id} has no method {method!r}")
+        return self._invoke(method, *args, weight=weight, **kwargs)
+
+    # ------------------------------------------------------------------ markets
+
+    def load_markets(self) -> None:
+        """Load markets and currencies once; later calls return at once (concurrent first calls wait)."""
+        if self._markets_loaded:
+            return
+        with self._markets_lock:
+            if self._markets_loaded:
+                return
+            self._invoke("load_markets")
+            self._markets_loaded = True
+            logger.info("exchange {}: {} markets, {} currencies loaded", self.account_id,
+                        len(self._ex.markets or {}), len(self._ex.currencies or {}))
+
+    @property
+    def markets_loaded(self) -> bool:
+        return self._markets_loaded
+
+    @property
+    def markets(self) -> dict[str, Any]:
+        """ccxt's unified markets (floats as ccxt has them); {} before load_markets."""
+        return self._ex.markets or {}
+
+    @property
+    def currencies(self) -> dict[str, Any]:
+        """ccxt's unified currencies with their ``networks``; {} before load_markets."""
+        return self._ex.currencies or {}
+
+    @property
+    def exchange(self) -> Any:
+        """The ccxt instance (read-only use: calling it directly bypasses the limiter)."""
+        return self._ex
+
+    def market_rules(self, symbol: str) -> MarketRules:
+        self.load_markets()
+        m = self._local_call(self._ex.market, symbol)
+        tick_mode = self._ex.precisionMode == TICK_SIZE
+        precision = m.get("precision") or {}
+        limits = m.get("limits") or {}
+        return MarketRules(
+            symbol=m["symbol"],
+            price_tick=to_decimal(precision.get("price")) if tick_mode else None,
+            amount_step=to_decimal(precision.get("amount")) if tick_mode else None,
+            min_amount=to_decimal((limits.get("amount") or {}).get("min")),
+            min_cost=to_decimal((limits.get("cost") or {}).get("min")),
+            maker_fee=to_decimal(m.get("maker")),
+            taker_fee=to_decimal(m.get("taker")),
+        )
+
+    # ------------------------------------------------------------------ wallet
+
+    def fetch_deposit_address(self, code: str, network: str | None = None) -> DepositAddress:
+        params = {"network": network} if network else {}
+        r = self._invoke("fetch_deposit_address", code, params)
+        # binance derives the reply's network from the explorer URL; without currencies it is None
+        return DepositAddress(address=str(r["address"]), tag=_str(r.get("tag")),
+                              network=_str(r.get("network")) or network, code=code)
+
+    def fetch_deposits(self, code: str | None = None, since_ms: int | None = None,
+                       limit: int | None = None) -> list[Transfer]:
+        rows = self._invoke("fetch_deposits", code, since_ms, limit, {})
+        return [self._transfer(t, "deposit") for t in rows]
+
+    def fetch_withdrawals(self, code: str | None = None, since_ms: int | None = None, limit: int | None = None,
+                          *, client_id: str | None = None) -> list[Transfer]:
+        params: dict[str, Any] = {}
+        param = WITHDRAW_CLIENT_ID_PARAM.get(self.cfg.ccxt_id)
+        if client_id and param:
+            params[param] = client_id
+        rows = self._invoke("fetch_withdrawals", code, since_ms, limit, params)
+        out = [self._transfer(t, "withdrawal") for t in rows]
+        if client_id:
+            out = [t for t in out if t.client_id == client_id]
+        return out
+
+    def find_withdrawal(self, client_id: str, code: str | None = None,
+                        since_ms: int | None = None) -> Transfer | None:
+        """The withdrawal made with ``client_id`` (resolves an UnknownOutcome of withdraw()), or None.
+
+        None right after the call is not proof of absence: repeat the lookup later."""
+        found = self.fetch_withdrawals(code, since_ms, client_id=client_id)
+        return found[0] if found else None
+
+    def withdraw(self, code: str, amount: Decimal, address: str, tag: str | None = None,
+                 network: str | None = None, *, client_id: str) -> Transfer:
+        """Withdraw ``amount`` (truncated to the network's precision; the Transfer says what was
+        sent). ``client_id`` goes out as the exchange's withdrawal client id so a withdrawal whose
+        reply was lost is found again with ``find_withdrawal(client_id)``. Not repeated on
+        UnknownOutcome; repeated on 429/418 (refused before execution)."""
+        param = WITHDRAW_CLIENT_ID_PARAM.get(self.cfg.ccxt_id)
+        if param is None:
+            raise DefinitiveError(f"{self.cfg.ccxt_id}: no withdrawal client id parameter is known, so a "
+                                  "withdrawal with a lost reply could not be found again; refusing to withdraw",
+                                  kind="not_supported")
+        if not client_id:
+            raise DefinitiveError("withdraw needs a client_id", kind="bad_request")
+        self.load_markets()
+        sent = self._withdraw_amount(code, _money(amount, "amount"), network)
+        params: dict[str, Any] = {param: client_id}
+        if network:
+            params["network"] = network
+        if tag:
+            params["tag"] = tag  # ccxt >= 4.5.87 takes the memo only in params (never a None value)
+        r = self._invoke("withdraw", code, format(sent, "f"), address, params)
+        fee = r.get("fee") or {}
+        return Transfer(
+            id=str(r.get("id")), txid=_str(r.get("txid")), code=code, network=_str(r.get("network")) or network,
+            address=address, tag=tag or None, amount=sent, fee=to_decimal(fee.get("cost")),
+            status="pending", timestamp_ms=_ms(r.get("timestamp")) or int(time.time() * 1000), type="withdrawal",
+            client_id=client_id, raw_status=_str(r.get("status")), info=r.get("info") or {},
+        )
+
+    def _withdraw_amount(self, code: str, amount: Decimal, network: str | None) -> Decimal:
+        if amount <= 0:
+            raise DefinitiveError(f"withdraw amount must be > 0, got {amount}", kind="bad_request")
+        currency = self.currencies.get(code) or {}
+        precision = currency.get("precision")
+        networks = currency.get("networks") or {}
+        net = networks.get(network) if network else None
+        if net is None and network:
+            net = next((n for n in networks.values() if n.get("id") == network), None)
+        if net and net.get("precision") is not None:
+            precision = net["precision"]
+        step = to_decimal(precision) if self._ex.precisionMode == TICK_SIZE else None
+        if step is None or step <= 0:
+            return amount
+        sent = (amount / step).to_integral_value(rounding=ROUND_DOWN) * step
+        if sent <= 0:
+            raise DefinitiveError(f"withdraw amount {amount} {code} is below the precision step {step}",
+                                  kind="bad_request")
+        return sent
+
+    def fetch_balance(self) -> dict[str, Balance]:
+        b = self._invoke("fetch_balance")
+        free, used, total = b.get("free") or {}, b.get("used") or {}, b.get("total") or {}
+        zero = Decimal(0)
+        return {code: Balance(to_decimal(free.get(code)) or zero, to_decimal(used.get(code)) or zero,
+                              to_decimal(total.get(code)) or zero)
+                for code in sorted(set(free) | set(used) | set(total))}
+
+    # ------------------------------------------------------------------ market data
+
+    def fetch_order_book(self, symbol: str, limit: int | None = 20) -> OrderBook:
+        ob = self._invoke("fetch_order_book", symbol, limit)
+
+        def side(levels: Any) -> tuple[tuple[Decimal, Decimal], ...]:
+            return tuple((to_decimal(level[0]), to_decimal(level[1])) for level in levels or ())
+
+        return OrderBook(symbol=ob.get("symbol") or symbol, bids=side(ob.get("bids")), asks=side(ob.get("asks")),
+                         nonce=_ms(ob.get("nonce")), timestamp_ms=_ms(ob.get("timestamp")))
+
+    def fetch_ticker(self, symbol: str) -> Ticker:
+        t = self._invoke("fetch_ticker", symbol)
+        return Ticker(symbol=t.get("symbol") or symbol, bid=to_decimal(t.get("bid")), ask=to_decimal(t.get("ask")),
+                      last=to_decimal(t.get("last")), bid_volume=to_decimal(t.get("bidVolume")),
+                      ask_volume=to_decimal(t.get("askVolume")), high=to_decimal(t.get("high")),
+                      low=to_decimal(t.get("low")), base_volume=to_decimal(t.get("baseVolume")),
+                      quote_volume=to_decimal(t.get("quoteVolume")), timestamp_ms=_ms(t.get("timestamp")))
+
+    # ------------------------------------------------------------------ orders
+
+    def create_limit_order(self, symbol: str, side: str, amount: Decimal, price: Decimal, *,
+                           client_order_id: str, post_only: bool = True) -> OrderInfo:
+        """Place a limit order. The amount is truncated to the step (``amount_to_precision``); the
+        price is moved to the tick AWAY from the other side (buy: down, sell: up) before
+        ``price_to_precision``, so rounding never makes a quote more aggressive than asked.
+        Not repeated on UnknownOutcome: resolve with ``fetch_order(client_order_id=...)``."""
+        if side not in ("buy", "sell"):
+            raise DefinitiveError(f"side must be 'buy' or 'sell', got {side!r}", kind="bad_request")
+        if not client_order_id:
+            raise DefinitiveError("create_limit_order needs a client_order_id", kind="bad_request")
+        self.load_markets()
+        amount_s = self._local_call(self._ex.amount_to_precision, symbol, format(_money(amount, "amount"), "f"))
+        price_s = self._price_text(symbol, side, _money(price, "price"))
+        params: dict[str, Any] = {"clientOrderId": client_order_id}
+        if post_only:
+            params["postOnly"] = True
+        o = self._invoke("create_order", symbol, "limit", side, amount_s, price_s, params)
+        return self._order(o, symbol)
+
+    def _price_text(self, symbol: str, side: str, price: Decimal) -> str:
+        market = self._local_call(self._ex.market, symbol)
+        tick = to_decimal((market.get("precision") or {}).get("price"))
+        if self._ex.precisionMode == TICK_SIZE and tick and tick > 0:
+            rounding = ROUND_FLOOR if side == "buy" else ROUND_CEILING
+            price = (price / tick).to_integral_value(rounding=rounding) * tick
+        return self._local_call(self._ex.price_to_precision, symbol, format(price, "f"))
+
+    def cancel_order(self, symbol: str, *, order_id: str | None = None,
+                     client_order_id: str | None = None) -> OrderInfo:
+        order_id, params = self._order_ref(order_id, client_order_id)
+        return self._order(self._invoke("cancel_order", order_id, symbol, params), symbol)
+
+    def fetch_order(self, symbol: str, *, order_id: str | None = None,
+                    client_order_id: str | None = None) -> OrderInfo:
+        """One order by exchange id or client id. ``DefinitiveError`` with ``not_found`` if the
+        exchange does not know it NOW (see errors.py: not proof of absence right after a create)."""
+        order_id, params = self._order_ref(order_id, client_order_id)
+        return self._order(self._invoke("fetch_order", order_id, symbol, params), symbol)
+
+    def fetch_open_orders(self, symbol: str) -> list[OrderInfo]:
+        return [self._order(o, symbol) for o in self._invoke("fetch_open_orders", symbol)]
+
+    def fetch_my_trades(self, symbol: str, since_ms: int | None = None, limit: int | None = None) -> list[TradeInfo]:
+        return [self._trade(t, symbol) for t in self._invoke("fetch_my_trades", symbol, since_ms, limit)]
+
+    @staticmethod
+    def _order_ref(order_id: str | None, client_order_id: str | None) -> tuple[str | None, dict[str, Any]]:
+        if (order_id is None) == (client_order_id is None):
+            raise DefinitiveError("give exactly one of order_id and client_order_id", kind="bad_request")
+        return (str(order_id) if order_id is not None else None,
+                {"clientOrderId": client_order_id} if client_order_id is not None else {})
+
+    # ------------------------------------------------------------------ conversions
+
+    @staticmethod
+    def _order(o: Mapping[str, Any], symbol: str) -> OrderInfo:
+        info = o.get("info") or {}
+        fee = o.get("fee") or {}
+        client_id = info.get("origClientOrderId") if isinstance(info, Mapping) else None
+        return OrderInfo(
+            id=str(o.get("id")), client_order_id=_str(client_id) or _str(o.get("clientOrderId")),
+            symbol=o.get("symbol") or symbol, side=o.get("side"), type=o.get("type"), status=o.get("status"),
+            price=to_decimal(o.get("price")), amount=to_decimal(o.get("amount")), filled=to_decimal(o.get("filled")),
+            remaining=to_decimal(o.get("remaining")), cost=to_decimal(o.get("cost")),
+            average=to_decimal(o.get("average")), fee=to_decimal(fee.get("cost")), fee_currency=fee.get("currency"),
+            timestamp_ms=_ms(o.get("timestamp")), post_only=o.get("postOnly"), info=info,
+        )
+
+    @staticmethod
+    def _trade(t: Mapping[str, Any], symbol: str) -> TradeInfo:
+        fee = t.get("fee") or {}
+        return TradeInfo(
+            id=str(t.get("id")), order_id=_str(t.get("order")), symbol=t.get("symbol") or symbol, side=t.get("side"),
+            price=to_decimal(t.get("price")), amount=to_decimal(t.get("amount")), cost=to_decimal(t.get("cost")),
+            fee=to_decimal(fee.get("cost")), fee_currency=fee.get("currency"), taker_or_maker=t.get("takerOrMaker"),
+            timestamp_ms=_ms(t.get("timestamp")), info=t.get("info") or {},
+        )
+
+    @staticmethod
+    def _transfer(t: Mapping[str, Any], kind: str) -> Transfer:
+        raw = _str(t.get("status"))
+        status = raw if raw in TRANSFER_STATUSES else ("failed" if raw == "rejected" else "unknown")
+        fee = t.get("fee") or {}
+        info = t.get("info") or {}
+        client_id = info.get("withdrawOrderId") if isinstance(info, Mapping) else None
+        return Transfer(
+            id=str(t.get("id")), txid=_str(t.get("txid")), code=str(t.get("currency") or ""),
+            network=_str(t.get("network")), address=_str(t.get("address")), tag=_str(t.get("tag")),
+            amount=to_decimal(t.get("amount")), fee=to_decimal(fee.get("cost")), status=status,
+            timestamp_ms=_ms(t.get("timestamp")), type=_str(t.get("type")) or kind, client_id=_str(client_id),
+            raw_status=raw, info=info,
+        )
+
+    # ------------------------------------------------------------------ observability
+
+    @property
+    def stats(self) -> AccountStats:
+        ls = self.limiter.stats
+        return AccountStats(
+            requests=self._requests, waits=ls.waited, wait_seconds=ls.wait_seconds, penalties=ls.penalties,
+            rejected_429=self._rejected_429, rejected_418=self._rejected_418, retries=self._retries,
+            in_flight=ls.in_flight, queued=ls.queued, paused_for=ls.paused_for, http_seconds=self._http_seconds,
+            used_weight=dict(self._used_weight), errors=dict(self._errors),
+        )
+
+    def __repr__(self) -> str:
+        return f"ExchangeAccount({self.account_id!r}, ccxt={self.cfg.ccxt_id!r})"
+
+
+__all__ += ["DEFAULT_OPTIONS", "ExchangeError", "WITHDRAW_CLIENT_ID_PARAM"]

@@ -1,0 +1,430 @@
+"""Units and reads of the orders DB (exchange orders, their exchange-id mapping, fills).
+
+Units run inside the writer's transaction (storage/writer.py): DB statements only,
+no I/O, no yields. Hot paths (reserve, transitions, fills) use plain SQL.
+
+The protocol of one exchange order:
+  1. `reserve_client_order` — the row is written INITIALIZED with its deterministic
+     client id, and its funds are locked, before anything is sent;
+  2. a local refusal before sending → `transition(cid, DENIED)`;
+     `mark_submitted` just before (or after an ambiguous failure of) the request;
+  3. the exchange's answer → `map_exchange_id(cid, exchange_order_id, ACCEPTED…)`,
+     a definitive refusal → `transition(cid, REJECTED, error=…)`; a timeout or a
+     transport error leaves it in flight for reconciliation, never "rejected";
+  4. trades → `apply_fill` (deduplicated; moves filled, state and the order's ledger);
+     status reports → `apply_status`; an explicit not-found → `resolve_not_found`.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+from domain.exchange_orders import (FINAL_STATES, OPEN_STATES, SIDES, ZERO, DbOrder, ExOrderState,
+                                    IllegalExTransition, TradeFill, after_fill, apply_exchange_status,
+                                    client_order_id, fill_key, merge_report, path, split_symbol)
+from domain.exchange_orders import resolve_not_found as _not_found_target
+from storage.exchange_models import ExchangeOrder, Fill, OrderSequence
+from storage.models import Alert, LedgerEntry
+
+X = ExOrderState
+_ORDERS = ExchangeOrder._meta.table_name
+_FILLS = Fill._meta.table_name
+_SEQ = OrderSequence._meta.table_name
+_LEDGER = LedgerEntry._meta.table_name
+_ALERTS = Alert._meta.table_name
+
+
+class ExchangeOrderError(RuntimeError):
+    pass
+
+
+class UnknownExchangeOrder(ExchangeOrderError, LookupError):
+    pass
+
+
+class MappingConflict(ExchangeOrderError):
+    """An exchange order id already mapped elsewhere, or a second id for one order."""
+
+
+class UnknownOrderFill(ExchangeOrderError, LookupError):
+    """A trade for an order the DB cannot find (yet): keep it and apply it again later."""
+
+
+class FillMismatch(ExchangeOrderError, ValueError):
+    """A trade that contradicts its order (account, symbol, side, exchange id, or an overfill)."""
+
+
+def _db():
+    return ExchangeOrder._meta.database
+
+
+def _run(text: str, params: Sequence = ()):
+    """Plain SQL with '?' placeholders, adapted to the driver (psycopg uses %s)."""
+    db = _db()
+    if db.param != "?":
+        text = text.replace("?", db.param)
+    return db.execute_sql(text, tuple(params))
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _text(value: Decimal) -> str:
+    if not isinstance(value, Decimal):
+        raise TypeError(f"refusing to store {value!r} ({type(value).__name__}); use Decimal")
+    return format(value, "f")
+
+
+def _positive(value: object, name: str) -> Decimal:
+    if isinstance(value, float) or not isinstance(value, Decimal):
+        raise TypeError(f"{name}: {value!r} is a {type(value).__name__}, expected Decimal")
+    if not value.is_finite() or value <= 0:
+        raise ValueError(f"{name}: {value} must be a finite amount > 0")
+    return value
+
+
+_COLUMNS = ("client_order_id", "order_id", "exchange_account", "symbol", "side", "price", "amount", "filled",
+            "state", "exchange_order_id", "level", "created_at", "submitted_at", "updated_at", "last_error")
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM {_ORDERS}"
+
+
+def _view(row: Sequence) -> DbOrder:
+    r = dict(zip(_COLUMNS, row))
+    for name in ("price", "amount", "filled"):
+        r[name] = Decimal(r[name])
+    r["state"] = ExOrderState(r["state"])
+    return DbOrder(**r)
+
+
+def _load(cid: str) -> DbOrder | None:
+    row = _run(f"{_SELECT} WHERE client_order_id = ?", (cid,)).fetchone()
+    return None if row is None else _view(row)
+
+
+def _require(cid: str) -> DbOrder:
+    order = _load(cid)
+    if order is None:
+        raise UnknownExchangeOrder(f"exchange order {cid!r} is not in the orders DB")
+    return order
+
+
+# ---------------------------------------------------------------- units
+
+def reserve_client_order(order_id: str, account: str, symbol: str, side: str, price: Decimal, amount: Decimal,
+                         level: int, now: float) -> str:
+    """Take the order's next sequence number and write the exchange order INITIALIZED. Returns its client id.
+
+    Runs before anything is sent: once the caller has the id, the row is durable and its
+    funds are locked (`locked_by_open_orders`). Sequence numbers are never reused."""
+    if side not in SIDES:
+        raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
+    split_symbol(symbol)
+    _positive(price, "price")
+    _positive(amount, "amount")
+    if isinstance(level, bool) or not isinstance(level, int) or level < 0:
+        raise ValueError(f"level must be an int >= 0, got {level!r}")
+    if not account:
+        raise ValueError("exchange account is required")
+    row = _run(f"SELECT next_seq FROM {_SEQ} WHERE order_id = ?", (order_id,)).fetchone()
+    seq = 1 if row is None else int(row[0])
+    cid = client_order_id(order_id, seq)
+    if row is None:
+        _run(f"INSERT INTO {_SEQ} (order_id, next_seq) VALUES (?, ?)", (order_id, seq + 1))
+    else:
+        _run(f"UPDATE {_SEQ} SET next_seq = ? WHERE order_id = ?", (seq + 1, order_id))
+    _run(f"INSERT INTO {_ORDERS} (client_order_id, order_id, exchange_account, symbol, side, price, amount, "
+         f"filled, state, level, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         (cid, order_id, account, symbol, side, _text(price), _text(amount), "0", X.INITIALIZED.value, level,
+          now, now))
+    return cid
+
+
+def _check_mapping(order: DbOrder, exchange_order_id: str) -> None:
+    if not exchange_order_id:
+        raise ValueError(f"exchange order {order.client_order_id}: empty exchange order id")
+    if order.exchange_order_id is not None and order.exchange_order_id != exchange_order_id:
+        raise MappingConflict(f"exchange order {order.client_order_id} is already mapped to "
+                              f"{order.exchange_order_id}, refusing to map it to {exchange_order_id}")
+    other = _run(f"SELECT client_order_id FROM {_ORDERS} WHERE exchange_account = ? AND symbol = ? AND "
+                 f"exchange_order_id = ? AND client_order_id <> ?",
+                 (order.exchange_account, order.symbol, exchange_order_id, order.client_order_id)).fetchone()
+    if other is not None:
+        raise MappingConflict(f"exchange order id {exchange_order_id} ({order.exchange_account} {order.symbol}) "
+                              f"is already mapped to {other[0]}, refusing to map it to {order.client_order_id}")
+
+
+def _move(order: DbOrder, target: ExOrderState, now: float, error: str | None = None,
+          extra: dict | None = None) -> ExOrderState:
+    """Write `target` after checking the route to it; submitted_at is stamped when it leaves INITIALIZED."""
+    path(order.state, target, order.client_order_id)   # raises IllegalExTransition
+    sets = {"state": target.value, "updated_at": now}
+    if error is not None:
+        sets["last_error"] = error
+    if order.state is X.INITIALIZED and target is not X.DENIED and order.submitted_at is None:
+        sets["submitted_at"] = now       # whatever it moves to (but DENIED), it went out
+    sets.update(extra or {})
+    _run(f"UPDATE {_ORDERS} SET {', '.join(f'{k} = ?' for k in sets)} WHERE client_order_id = ?",
+         (*sets.values(), order.client_order_id))
+    return target
+
+
+def mark_submitted(cid: str, now: float) -> bool:
+    """INITIALIZED → SUBMITTED. A no-op (False) once the order has moved on (its ack may come first).
+
+    DENIED means "never sent": submitting a denied order raises."""
+    order = _require(cid)
+    if order.state is X.INITIALIZED:
+        _move(order, X.SUBMITTED, now)
+        return True
+    if order.state is X.DENIED:
+        raise IllegalExTransition(order.state, X.SUBMITTED, cid)
+    return False
+
+
+def map_exchange_id(cid: str, exchange_order_id: str, state: ExOrderState | str = X.ACCEPTED,
+                    now: float | None = None) -> ExOrderState:
+    """Record the exchange's order id for our client id, and the state reported with it.
+
+    The mapping is unique both ways (one exchange id per order, per account and symbol);
+    mapping the same pair again is a no-op. A reported state older than what is known
+    (an ack after a fill or a cancel) does not move the order back. Returns the state."""
+    now = time.time() if now is None else now
+    order = _require(cid)
+    _check_mapping(order, exchange_order_id)
+    target = merge_report(order.state, ExOrderState(state))
+    if target is order.state:
+        if order.exchange_order_id is None:
+            _run(f"UPDATE {_ORDERS} SET exchange_order_id = ?, updated_at = ? WHERE client_order_id = ?",
+                 (exchange_order_id, now, cid))
+        return target
+    return _move(order, target, now, extra={"exchange_order_id": exchange_order_id})
+
+
+def transition(cid: str, target: ExOrderState | str, now: float, error: str | None = None) -> ExOrderState:
+    """Move an exchange order to `target`, enforcing the table (domain.exchange_orders.TRANSITIONS).
+
+    Already there → no-op (the error, if given, is recorded). An INITIALIZED/SUBMITTED order
+    may pass through the acknowledgements a later state proves (`path`); anything else
+    illegal raises IllegalExTransition and nothing is written."""
+    target = ExOrderState(target)
+    order = _require(cid)
+    if order.state is target:
+        if error is not None:
+            _run(f"UPDATE {_ORDERS} SET last_error = ?, updated_at = ? WHERE client_order_id = ?", (error, now, cid))
+        return target
+    return _move(order, target, now, error)
+
+
+def apply_status(cid: str, exchange_status: str, filled: Decimal, amount: Decimal, now: float,
+                 exchange_order_id: str | None = None) -> ExOrderState:
+    """A ccxt order status for one of our orders (fetch_order, websocket): the state it implies,
+    without going back on later news (domain `apply_exchange_status`). Maps the exchange id if new."""
+    order = _require(cid)
+    target = apply_exchange_status(order.state, exchange_status, filled, amount)
+    extra = {}
+    if exchange_order_id is not None and order.exchange_order_id != exchange_order_id:
+        _check_mapping(order, exchange_order_id)
+        extra["exchange_order_id"] = exchange_order_id
+    if target is order.state:
+        if extra:
+            _run(f"UPDATE {_ORDERS} SET exchange_order_id = ?, updated_at = ? WHERE client_order_id = ?",
+                 (exchange_order_id, now, cid))
+        return target
+    return _move(order, target, now, extra=extra)
+
+
+def resolve_not_found(cid: str, now: float) -> ExOrderState | None:
+    """The exchange explicitly answered "no such order" to a targeted lookup (never a transport error).
+
+    Applies Nautilus's resolution (domain `resolve_not_found`); returns the new state, or
+    None when it stays unresolved (PENDING_CANCEL) — that is for an operator."""
+    order = _require(cid)
+    target = _not_found_target(order.state)
+    if target is None:
+        if order.state not in FINAL_STATES:
+            _run(f"UPDATE {_ORDERS} SET last_error = ?, updated_at = ? WHERE client_order_id = ?",
+                 ("not found on the exchange; unresolved", now, cid))
+        return None
+    return _move(order, target, now, "not found on the exchange")
+
+
+def _find_for_trade(account: str, trade: TradeFill) -> DbOrder:
+    order = _load(trade.client_order_id) if trade.client_order_id else None
+    if order is None and trade.exchange_order_id:
+        row = _run(f"{_SELECT} WHERE exchange_account = ? AND symbol = ? AND exchange_order_id = ?",
+                   (account, trade.symbol, trade.exchange_order_id)).fetchone()
+        order = None if row is None else _view(row)
+    if order is None:
+        raise UnknownOrderFill(f"trade {trade.trade_id} on {account} {trade.symbol}: no order with client id "
+                               f"{trade.client_order_id!r} or exchange id {trade.exchange_order_id!r}")
+    problems = []
+    if order.exchange_account != account:
+        problems.append(f"account {account} is not the order's {order.exchange_account}")
+    if order.symbol != trade.symbol:
+        problems.append(f"symbol {trade.symbol} is not the order's {order.symbol}")
+    if order.side != trade.side:
+        problems.append(f"side {trade.side} is not the order's {order.side}")
+    if (order.exchange_order_id and trade.exchange_order_id
+            and order.exchange_order_id != trade.exchange_order_id):
+        problems.append(f"exchange id {trade.exchange_order_id} is not the order's {order.exchange_order_id}")
+    if problems:
+        raise FillMismatch(f"trade {trade.trade_id} for {order.client_order_id}: " + "; ".join(problems))
+    return order
+
+
+def apply_fill(account: str, trade: TradeFill, now: float | None = None) -> bool:
+    """Apply one trade of ours exactly once. False: this trade was applied before (nothing written).
+
+    Writes the fill (the order's trade history), adds it to the order's `filled`, moves its
+    state (`after_fill`: a fill racing a cancel completes a canceled order) and writes the
+    mmflow order's ledger: buy +base −quote, sell −base +quote, −fee in the fee currency,
+    each entry with a ref derived from the fill key. An overfill or a trade contradicting
+    its order raises (nothing written). A fill for a REJECTED or DENIED order still counts
+    (the money moved) and raises an alert: the verdict on that order was wrong."""
+    if not isinstance(trade, TradeFill):
+        raise TypeError(f"expected a TradeFill, got {type(trade).__name__}")
+    now = time.time() if now is None else now
+    key = fill_key(account, trade)
+    if _run(f"SELECT 1 FROM {_FILLS} WHERE fill_key = ?", (key,)).fetchone() is not None:
+        return False
+    order = _find_for_trade(account, trade)
+    filled = order.filled + trade.amount
+    if filled > order.amount:
+        raise FillMismatch(f"trade {trade.trade_id} overfills {order.client_order_id}: {order.filled} + "
+                           f"{trade.amount} > {order.amount}")
+    if filled == order.amount:
+        filled = order.amount            # stored as the amount's own text (see locked_by_open_orders)
+    target = after_fill(order.state, filled, order.amount)
+    extra = {"filled": _text(filled)}
+    if order.exchange_order_id is None and trade.exchange_order_id:
+        _check_mapping(order, trade.exchange_order_id)
+        extra["exchange_order_id"] = trade.exchange_order_id
+    anomaly = None
+    if order.state in (X.REJECTED, X.DENIED):
+        anomaly = f"fill {trade.trade_id} for an order held {order.state}"
+    elif order.state is X.EXPIRED and filled == order.amount:
+        anomaly = f"fill {trade.trade_id} completes an order held expired"
+    if anomaly is not None:
+        extra["last_error"] = anomaly
+        _run(f"INSERT INTO {_ALERTS} (kind, subject, message, created_at, resolved) VALUES (?, ?, ?, ?, ?) "
+             f"ON CONFLICT DO NOTHING", ("exchange_fill_anomaly", key, f"{order.client_order_id}: {anomaly}", now,
+                                         False))
+    if target is order.state:
+        sets = {"updated_at": now, **extra}
+        _run(f"UPDATE {_ORDERS} SET {', '.join(f'{k} = ?' for k in sets)} WHERE client_order_id = ?",
+             (*sets.values(), order.client_order_id))
+    else:
+        _move(order, target, now, extra=extra)
+    at = trade.timestamp_ms / 1000
+    _run(f"INSERT INTO {_FILLS} (fill_key, trade_id, exchange_account, client_order_id, order_id, symbol, side, "
+         f"price, amount, fee, fee_currency, at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         (key, trade.trade_id, account, order.client_order_id, order.order_id, trade.symbol, trade.side,
+          _text(trade.price), _text(trade.amount), _text(trade.fee), trade.fee_currency, at, now))
+    base, quote = split_symbol(trade.symbol)
+    cost = trade.price * trade.amount
+    sign = 1 if trade.side == "buy" else -1
+    reason = f"fill {trade.side} {trade.amount} @ {trade.price} ({order.client_order_id})"
+    entries = [(base, sign * trade.amount, "base"), (quote, -sign * cost, "quote")]
+    if trade.fee != 0:
+        entries.append((trade.fee_currency, -trade.fee, "fee"))
+    for asset, delta, leg in entries:
+        _run(f"INSERT INTO {_LEDGER} (order_id, asset, delta, reason, ref, at) VALUES (?, ?, ?, ?, ?, ?) "
+             f"ON CONFLICT DO NOTHING", (order.order_id, asset, _text(delta), reason, f"fill:{key}:{leg}", now))
+    return True
+
+
+# ---------------------------------------------------------------- reads
+
+def get_exchange_order(cid: str) -> DbOrder | None:
+    return _load(cid)
+
+
+def find_by_exchange_id(account: str, symbol: str, exchange_order_id: str) -> DbOrder | None:
+    row = _run(f"{_SELECT} WHERE exchange_account = ? AND symbol = ? AND exchange_order_id = ?",
+               (account, symbol, exchange_order_id)).fetchone()
+    return None if row is None else _view(row)
+
+
+def orders_in_states(states: Iterable[ExOrderState | str], account: str | None = None,
+                     order_id: str | None = None) -> list[DbOrder]:
+    """Exchange orders in any of `states`, optionally of one account and/or one mmflow order."""
+    values = sorted({ExOrderState(s).value for s in states})
+    if not values:
+        return []
+    where, params = [f"state IN ({_marks(len(values))})"], list(values)
+    if account is not None:
+        where.append("exchange_account = ?")
+        params.append(account)
+    if order_id is not None:
+        where.append("order_id = ?")
+        params.append(order_id)
+    rows = _run(f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY created_at, client_order_id", params).fetchall()
+    return [_view(r) for r in rows]
+
+
+def open_orders_of(order_id: str) -> list[DbOrder]:
+    return orders_in_states(OPEN_STATES, order_id=order_id)
+
+
+def fills_of(order_id: str) -> list[Fill]:
+    """The trade history of one mmflow order, oldest first."""
+    return list(Fill.select().where(Fill.order_id == order_id).order_by(Fill.at, Fill.fill_key))
+
+
+def _locking(order_id: str) -> list[tuple[str, str, Decimal, Decimal]]:
+    """(symbol, side, price, remaining) of every order that still locks funds: the open ones, and the
+    FILLED ones whose fills have not all arrived (the exchange said "filled" first: the ledger does not
+    show the trade yet, so its remainder stays locked until the fills come)."""
+    opens = sorted(s.value for s in OPEN_STATES)
+    rows = _run(f"SELECT symbol, side, price, amount, filled, state FROM {_ORDERS} WHERE order_id = ? AND "
+                f"(state IN ({_marks(len(opens))}) OR (state = ? AND filled <> amount))",
+                (order_id, *opens, X.FILLED.value)).fetchall()
+    out = []
+    for symbol, side, price, amount, filled, _state in rows:
+        remaining = Decimal(amount) - Decimal(filled)
+        if remaining > 0:
+            out.append((symbol, side, Decimal(price), remaining))
+    return out
+
+
+def locked_by_currency(order_id: str) -> dict[str, Decimal]:
+    """What this order's live exchange orders lock, per currency: sells their remaining base,
+    buys remaining × price of quote (fees are not locked: they are taken from what is received)."""
+    locked: dict[str, Decimal] = {}
+    for symbol, side, price, remaining in _locking(order_id):
+        base, quote = split_symbol(symbol)
+        code, value = (base, remaining) if side == "sell" else (quote, remaining * price)
+        locked[code] = locked.get(code, ZERO) + value
+    return locked
+
+
+def locked_by_open_orders(order_id: str, symbol: str | None = None) -> tuple[Decimal, Decimal]:
+    """(base, quote) locked by this order's live exchange orders on `symbol` (default: its only symbol)."""
+    rows = _locking(order_id)
+    symbols = {r[0] for r in rows}
+    if symbol is None:
+        if len(symbols) > 1:
+            raise ValueError(f"order {order_id} has live orders on {sorted(symbols)}; name the symbol")
+    else:
+        rows = [r for r in rows if r[0] == symbol]
+    base = sum((rem for _, side, _, rem in rows if side == "sell"), ZERO)
+    quote = sum((rem * price for _, side, price, rem in rows if side == "buy"), ZERO)
+    return base, quote
+
+
+def ledger_balances(order_id: str) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for asset, delta in _run(f"SELECT asset, delta FROM {_LEDGER} WHERE order_id = ?", (order_id,)).fetchall():
+        totals[asset] = totals.get(asset, ZERO) + Decimal(delta)
+    return totals
+
+
+def ledger_free(order_id: str, base_code: str, quote_code: str) -> tuple[Decimal, Decimal]:
+    """(base, quote) this order may still quote with: its ledger balances minus what its live orders lock."""
+    balances = ledger_balances(order_id)
+    locked = locked_by_currency(order_id)
+    return (balances.get(base_code, ZERO) - locked.get(base_code, ZERO),
+            balances.get(quote_code, ZERO) - locked.get(quote_code, ZERO))
+
