@@ -95,6 +95,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     funding: FundingConfig = field(default_factory=FundingConfig)
     exchanges: tuple = ()  # ExchangeAccountConfig, one per exchange account
+    hufi: object = None    # HufiConfig, or None: HuFi campaigns disabled
     pairs: tuple[PairRules, ...] = ()
     source: str = ""
 
@@ -193,7 +194,7 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "") -
                 if key not in keys:
                     problems.append(f"[{name}] has an unknown key {key!r}")
     for key in raw:
-        if key not in _KNOWN and key not in ("pairs", "exchanges"):
+        if key not in _KNOWN and key not in ("pairs", "exchanges", "hufi"):
             problems.append(f"unknown section [{key}]")
 
     db = _section(raw, "database", problems)
@@ -297,6 +298,9 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "") -
     else:
         exchanges = ()
 
+    from domain.hufi_config import parse_hufi
+    hufi = parse_hufi(raw.get("hufi"), problems, base_dir)
+
     pairs = []
     raw_pairs = raw.get("pairs", [])
     if not isinstance(raw_pairs, list):
@@ -350,7 +354,7 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "") -
     if problems:
         raise ConfigError(problems)
     return Config(database=database, mixin=mixin, payments=payments, treasury=treasury,
-                  supervision=supervision, log=log, funding=funding, exchanges=tuple(exchanges),
+                  supervision=supervision, log=log, funding=funding, exchanges=tuple(exchanges), hufi=hufi,
                   pairs=tuple(pairs), source=source)
 
 

@@ -9,6 +9,7 @@ deposit. Within a minute every order reaches `payment_complete` or `refunding`.
 """
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 import time
@@ -21,6 +22,7 @@ from loguru import logger
 from actors.system import Escalation, build_services, setup_logging, start_tree, stop_tree
 from domain.config import load_config
 from domain.memo import encode_market_making
+from sim.bridge import world_with_exchange
 from sim.world import dump_toml
 from sim.world import (BTC, BTC_USDT_PAIR, DISABLED_PAIR, ETH, ETH_USDT_PAIR, USDT_ERC20, XIN, build_world,
                        new_order_id)
@@ -28,6 +30,7 @@ from storage import repo
 from storage.models import Alert, MoneyMovement, Order, Snapshot
 
 PAYMENT_TIMEOUT = 20.0
+SYMBOLS = {BTC: "BTC", ETH: "ETH", USDT_ERC20: "USDT", XIN: "XIN"}
 
 
 def _script(world, pairs, stop: threading.Event) -> None:
@@ -96,26 +99,40 @@ def _script(world, pairs, stop: threading.Event) -> None:
     world.operator = operator
 
 
-def _summary(title: str) -> None:
+def _summary(title: str, ew=None) -> None:
     rows = Order.select().order_by(Order.created_at)
     logger.info("── {} ── orders:", title)
     for row in rows:
-        tallies = {k[:8]: str(v) for k, v in repo.tallies_of(row.order_id).items()}
-        logger.info("  {}  {:<17} {}  tally {}", row.order_id[:8], row.state, row.state_reason[:90], tallies)
-    queued = MoneyMovement.select().where(MoneyMovement.state == "queued").count()
-    logger.info("  snapshots stored {}, refunds queued {}, operator alerts {}", Snapshot.select().count(), queued,
-                Alert.select().count())
+        ledger = repo.ledger_balances(row.order_id)
+        holdings = (f"on exchange {', '.join(f'{v} {k}' for k, v in sorted(ledger.items()))}" if ledger else
+                    f"paid {', '.join(f'{v} {SYMBOLS.get(k, k[:8])}' for k, v in repo.tallies_of(row.order_id).items())}")
+        logger.info("  {}  {:<18} {}  [{}]", row.order_id[:8], row.state, row.state_reason[:80], holdings)
+    by_state = {}
+    for m in MoneyMovement.select():
+        by_state[(m.kind, m.state)] = by_state.get((m.kind, m.state), 0) + 1
+    logger.info("  snapshots {}, money movements {}, operator alerts {}", Snapshot.select().count(),
+                {f"{k}/{s}": n for (k, s), n in sorted(by_state.items())}, Alert.select().count())
+    if ew is not None:
+        free = {c: str(ew.exchange.balance(ew.api_key, c)[0]) for c in ("BTC", "ETH", "USDT")}
+        logger.info("  fake exchange account balance (shared by all orders): {}", free)
 
 
 def run_demo(*, duration: float = 60.0, workdir: str | None = None, json_logs: bool = False) -> int:
     setup_logging("INFO", json=json_logs)
     work = Path(workdir or tempfile.mkdtemp(prefix="mmflow-demo-"))
     work.mkdir(parents=True, exist_ok=True)
-    world = build_world()
+    ew = world_with_exchange(deposit_delay=2.0)
+    world = ew.world
+    os.environ.setdefault("MMFLOW_DEMO_EXCHANGE_KEY", ew.api_key)
+    os.environ.setdefault("MMFLOW_DEMO_EXCHANGE_SECRET", ew.secret)
     keystore_path = world.write_keystore(work / "keystore.json")
     raw = world.config_dict(work / "mmflow.db", keystore_path)
     raw["mixin"].update({"poll_interval": 0.5, "backoff_base": 0.2, "backoff_max": 2.0})
     raw["payments"].update({"timeout": PAYMENT_TIMEOUT, "check_delay": 1.0})
+    raw["funding"] = {"poll_interval": 1.0, "retry_delay": 2.0}
+    raw["exchanges"] = [{"id": "binance", "ccxt": "binance", "api_key_env": "MMFLOW_DEMO_EXCHANGE_KEY",
+                         "secret_env": "MMFLOW_DEMO_EXCHANGE_SECRET", "urls": {"api": ew.exchange.url},
+                         "options": ew.ccxt_config()["options"]}]
     operator_placeholder = "00000000-0000-4000-8000-000000000001"
     raw["mixin"]["operator_user_ids"] = [operator_placeholder]
     config_path = work / "mmflow.toml"
@@ -140,14 +157,15 @@ def run_demo(*, duration: float = 60.0, workdir: str | None = None, json_logs: b
         while time.monotonic() - started < duration and not escalation.event.is_set():
             gevent.sleep(0.2)
             if time.monotonic() >= next_summary:
-                _summary(f"t={time.monotonic() - started:.0f}s")
+                _summary(f"t={time.monotonic() - started:.0f}s", ew)
                 next_summary += 10
     except KeyboardInterrupt:
         pass
     stop.set()
     users.join(timeout=2)
-    _summary("final")
+    _summary("final", ew)
     stop_tree(root)
+    ew.stop()
     world.fake.stop()
     logger.info("demo: done. Inspect with: python run.py orders list --config {}", config_path)
     return 70 if escalation.reason else 0

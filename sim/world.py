@@ -114,6 +114,11 @@ class World:
                 if asset_id not in skip]
 
 
+def _toml_key(key) -> str:
+    text = str(key)
+    return text if text.replace("_", "").replace("-", "").isalnum() else _toml_value(text)
+
+
 def _toml_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -121,6 +126,8 @@ def _toml_value(value) -> str:
         return repr(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

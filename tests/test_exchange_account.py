@@ -382,3 +382,15 @@ def test_weights_and_buckets_charged_per_request_and_call_escape_hatch(fx):
     with pytest.raises(AttributeError):
         account.call("no_such_method")
     account.close()
+
+
+def test_ccxt_calls_leave_the_callers_decimal_context_alone(acct):
+    """ccxt's precision helpers rewrite the Decimal context; the account keeps that inside each call."""
+    import decimal as _decimal
+
+    before = _decimal.getcontext()
+    rounding, underflow = before.rounding, before.traps[_decimal.Underflow]
+    acct.create_limit_order(SYM, "buy", D("0.001234567"), D("50000.005"), client_order_id="ctx-1", post_only=True)
+    acct.fetch_ticker(SYM)
+    after = _decimal.getcontext()
+    assert (after.rounding, after.traps[_decimal.Underflow]) == (rounding, underflow)

@@ -25,6 +25,8 @@ ccxt's own throttle is off (``enableRateLimit=False``), the instance gets its ow
 """
 from __future__ import annotations
 
+import decimal
+
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -455,7 +457,10 @@ class ExchangeAccount:
         while True:
             self._local.weight = weight
             try:
-                return fn(*args, **kwargs)
+                # ccxt's decimal_to_precision rewrites the current Decimal context (ROUND_HALF_UP,
+                # Underflow trapped); keep that inside the call, away from our own arithmetic.
+                with decimal.localcontext():
+                    return fn(*args, **kwargs)
             except ccxt.BaseError as exc:
                 err = classify(exc)
             finally:
@@ -470,7 +475,8 @@ class ExchangeAccount:
     def _local_call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """A ccxt helper that raises without a request (precision, unknown symbol): classified too."""
         try:
-            return fn(*args)
+            with decimal.localcontext():  # see _invoke: ccxt mutates the Decimal context
+                return fn(*args)
         except ccxt.BaseError as exc:
             err = classify(exc)
             self._errors[err.kind] += 1

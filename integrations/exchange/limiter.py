@@ -2,7 +2,7 @@
 
 ccxt's own sync throttle only sleeps ``rateLimit * cost - elapsed`` against one shared
 timestamp, so concurrent greenlets all sleep the same amount and then fire together
-(docs/shared ccxt reference §3). This limiter replaces it (ccxt's ``enableRateLimit`` is off).
+(the ccxt 4.5 fact sheet, §3). This limiter replaces it (ccxt's ``enableRateLimit`` is off).
 
 Three gates, passed in this order by every request:
 
