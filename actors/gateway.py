@@ -13,38 +13,73 @@ limits. The actor's own inbox carries its housekeeping:
 - ``GatewayHealth``: periodic self-check (timer), logs the account's counters when something
   happened (penalties, errors) and answers an ``ask`` with them.
 
-Extension point: the order-update polling loop (open orders / trades -> the owning
-OrderActor) is a later issue. It goes in ``_start_loops()`` (timers or greenlets started after
-the account is published, cancelled in teardown via ``self._timers``) and its messages are
-dispatched by ``handle()``.
+Start-up reconciliation (issue #5): after load_markets and BEFORE the account is published,
+``integrations.exchange.updates.reconcile_account`` matches the exchange's open orders with the
+orders DB (symbols of every configured pair of this account plus every symbol with open DB
+orders): known orders adopted, orders the exchange no longer lists resolved by a targeted
+lookup, unknown orders with our prefix cancelled and reported, foreign ones reported. Only then
+are ``services.exchanges[account_id]`` and ``services.book_caches[account_id]`` (a ``BookCache``:
+one depth request per pair per ``book_ttl``) published, so nothing quotes on an unreconciled
+account. Without a writer (``services.writer`` missing) there is no orders DB: reconciliation
+and the stream are skipped.
 
-Start-up failures: a load_markets that ends in ``UnknownOutcome``/``RateLimited`` (exchange
-unreachable, 5xx, paused) is retried with exponential backoff for up to ``startup_timeout``
-seconds (kept below ``wait_started``'s 60 s), then setup fails and the supervisor's restart
-policy takes over. An ``AuthenticationFailed`` (bad key, IP not whitelisted) is logged as an
-operator problem and fails setup at once: retrying cannot fix it.
+The order-update stream: ``StreamPoll`` messages the gateway sends itself with ``send_after``
+(one pending timer at a time, never a sleeping handler). Each runs one round of
+``updates.poll_updates`` (open orders, targeted lookups, trades since the last round) and tells
+``services.tell("orders", ExchangeOrderEvents(...))`` for every mmflow order whose fills were
+recorded or whose exchange orders changed state; the OrderSupervisor forwards it to the order's
+actor. The next round comes after ``fast_interval`` (0.3 s) while an order of this account is in
+flight (INITIALIZED / SUBMITTED / PENDING_CANCEL, or placed in the last few seconds), else after
+``slow_interval`` (2 s). Trades are read every round where the exchange shows fills the DB lacks,
+and otherwise at most once per ``slow_interval`` per symbol (a sweep): ``myTrades`` weighs 20 on
+Binance, and reading it at the fast interval would take most of a 1,200/min budget. The trades
+cursor (``since_ms`` per symbol) lives in memory and starts at ``now - trades_lookback`` (24 h):
+re-reading is safe, fills are deduplicated by key. Intervals come from ``services.config.stream``
+(``slow_interval``, ``fast_interval``, ``book_ttl``, ``trades_lookback``) when present; the
+constructor's arguments override them. Exchange errors never crash the gateway: transient ones
+are logged once per streak and retried next round; refusals are logged and raised as Alerts.
+
+Start-up failures: a load_markets or a reconciliation that ends in ``UnknownOutcome``/
+``RateLimited`` (exchange unreachable, 5xx, paused) is retried with exponential backoff for up to
+``startup_timeout`` seconds in all (kept below ``wait_started``'s 60 s), then setup fails and the
+supervisor's restart policy takes over. An ``AuthenticationFailed`` (bad key, IP not
+whitelisted) is logged as an operator problem and fails setup at once: retrying cannot fix it.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import gevent
 from loguru import logger
 
+from actors.protocol import ExchangeOrderEvents
 from actors.supervisor import SupervisedActor
-from actors.timers import Timer, send_every
+from actors.timers import Timer, send_after, send_every
 from domain.exchange_config import ExchangeAccountConfig
+from integrations.exchange import updates
 from integrations.exchange.account import ExchangeAccount
 from integrations.exchange.errors import AuthenticationFailed, ExchangeError, RateLimited, UnknownOutcome
+from integrations.exchange.market_cache import BookCache
 
-__all__ = ["ExchangeGateway", "GatewayHealth"]
+__all__ = ["ExchangeGateway", "GatewayHealth", "StreamPoll"]
+
+T = TypeVar("T")
+
+# [stream] defaults (domain.config.StreamConfig has the same ones)
+STREAM_DEFAULTS = {"slow_interval": 2.0, "fast_interval": 0.3, "book_ttl": 0.5, "trades_lookback": 86_400.0}
+LINGER = 60.0  # seconds a symbol keeps being swept for trades after its last open order (late fills)
 
 
 @dataclass(frozen=True)
 class GatewayHealth:
     """Timer -> gateway (or an ask from anyone): self-check; the reply is the account's stats as a dict."""
+
+
+@dataclass(frozen=True)
+class StreamPoll:
+    """Timer -> gateway: run one round of the order-update stream, then schedule the next."""
 
 
 class ExchangeGateway(SupervisedActor):
@@ -60,6 +95,11 @@ class ExchangeGateway(SupervisedActor):
         startup_timeout: float = 30.0,
         backoff_min: float = 0.5,
         backoff_max: float = 10.0,
+        slow_interval: float | None = None,
+        fast_interval: float | None = None,
+        book_ttl: float | None = None,
+        trades_lookback: float | None = None,
+        stream_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(supervisor=supervisor, child_id=child_id)
         self.services = services
@@ -70,19 +110,51 @@ class ExchangeGateway(SupervisedActor):
         self._startup_timeout = startup_timeout
         self._backoff_min = backoff_min
         self._backoff_max = backoff_max
+        stream_cfg = getattr(getattr(services, "config", None), "stream", None)
+
+        def knob(name: str, given: float | None) -> float:
+            if given is not None:
+                return float(given)
+            return float(getattr(stream_cfg, name, STREAM_DEFAULTS[name]))
+
+        self.slow_interval = knob("slow_interval", slow_interval)
+        self.fast_interval = knob("fast_interval", fast_interval)
+        self.book_ttl = knob("book_ttl", book_ttl)
+        self.trades_lookback = knob("trades_lookback", trades_lookback)
+        self._stream_options = dict(stream_options or {})  # passed to updates.poll_updates (grace, settle, ...)
         self.account: ExchangeAccount | None = None
+        self.book_cache: BookCache | None = None
+        self.reconciled: updates.ReconcileReport | None = None
         self._timers: list[Timer] = []
+        self._stream_timer: Timer | None = None
         self._last_reported: dict[str, Any] = {}
+        # the stream's memory (rebuilt on restart: the DB and the exchange are the truth)
+        self._since_ms: dict[str, int] = {}
+        self._unmatched: dict[str, tuple[float, int, bool]] = {}
+        self._trades_at: dict[str, float] = {}
+        self._linger: dict[str, float] = {}
+        self._failing: str | None = None
+        self._stream = {"rounds": 0, "failed_rounds": 0, "events_told": 0, "fills": 0, "in_flight": False,
+                        "last_round_at": None, "last_round_seconds": 0.0}
 
     # ------------------------------------------------------------------ lifecycle
 
     def setup(self) -> None:
+        deadline = time.monotonic() + self._startup_timeout
         self.account = self._account_factory(self.cfg)
-        self._load_markets()
+        self._load_markets(deadline)
+        self._reconcile(deadline)
+        self.book_cache = BookCache(self.account, self.book_ttl)
+        # publish only now: whoever waits for the account sees a reconciled orders DB
         exchanges = getattr(self.services, "exchanges", None)
         if exchanges is None:
             exchanges = {}
             self.services.exchanges = exchanges
+        caches = getattr(self.services, "book_caches", None)
+        if caches is None:
+            caches = {}
+            self.services.book_caches = caches
+        caches[self.account_id] = self.book_cache
         exchanges[self.account_id] = self.account
         if self._health_interval:
             self._timers.append(send_every(self.actor_ref, self._health_interval, GatewayHealth()))
@@ -102,21 +174,27 @@ class ExchangeGateway(SupervisedActor):
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
+        if self._stream_timer is not None:
+            self._stream_timer.cancel()
+            self._stream_timer = None
         exchanges = getattr(self.services, "exchanges", None)
         if exchanges is not None and exchanges.get(self.account_id) is self.account:
             del exchanges[self.account_id]  # only our own: a newer incarnation may have published already
+        caches = getattr(self.services, "book_caches", None)
+        if caches is not None and self.book_cache is not None and caches.get(self.account_id) is self.book_cache:
+            del caches[self.account_id]
         if self.account is not None:
             self.account.close()
 
-    def _load_markets(self) -> None:
-        deadline = time.monotonic() + self._startup_timeout
+    def _retrying(self, what: str, action: Callable[[], T], deadline: float | None = None) -> T:
+        """Run ``action``; UnknownOutcome / RateLimited are retried with backoff until ``deadline``."""
+        deadline = time.monotonic() + self._startup_timeout if deadline is None else deadline
         delay = self._backoff_min
         attempt = 0
         while True:
             attempt += 1
             try:
-                self.account.load_markets()
-                return
+                return action()
             except AuthenticationFailed as exc:
                 logger.error("exchange gateway {} ({}): the exchange refuses the API key ({}: {}). Check the "
                              "key, secret, IP whitelist and permissions; retrying will not help.",
@@ -125,27 +203,141 @@ class ExchangeGateway(SupervisedActor):
             except (UnknownOutcome, RateLimited) as exc:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    logger.error("exchange gateway {}: markets still not loaded after {} attempts: {}",
-                                 self.account_id, attempt, exc)
+                    logger.error("exchange gateway {}: {} still failing after {} attempts: {}",
+                                 self.account_id, what, attempt, exc)
                     raise
                 pause = min(delay, left)
-                logger.warning("exchange gateway {}: loading markets failed ({}); retry in {:.1f}s",
-                               self.account_id, exc, pause)
+                logger.warning("exchange gateway {}: {} failed ({}); retry in {:.1f}s",
+                               self.account_id, what, exc, pause)
                 gevent.sleep(pause)
                 delay = min(delay * 2, self._backoff_max)
 
+    def _load_markets(self, deadline: float | None = None) -> None:
+        self._retrying("loading markets", self.account.load_markets, deadline)
+
+    # ------------------------------------------------------------------ reconciliation
+
+    @property
+    def writer(self) -> Any:
+        return getattr(self.services, "writer", None)
+
+    def _now(self) -> float:
+        clock = getattr(self.services, "clock", None)
+        return clock() if callable(clock) else time.time()
+
+    def _configured_symbols(self) -> set[str]:
+        pairs = getattr(getattr(self.services, "config", None), "pairs", None) or ()
+        return {p.symbol for p in pairs if getattr(p, "exchange", None) == self.account_id}
+
+    def _reconcile(self, deadline: float | None = None) -> None:
+        """Start-up reconciliation of this account with the orders DB (before the account is published)."""
+        if self.writer is None:
+            logger.warning("exchange gateway {}: no orders DB writer; start-up reconciliation and the order-update "
+                           "stream are off", self.account_id)
+            return
+        symbols = self._configured_symbols()
+
+        def run() -> updates.ReconcileReport:
+            grace = self._stream_options.get("not_found_grace", updates.NOT_FOUND_GRACE)
+            return updates.reconcile_account(self.account, self.writer, symbols=symbols, now=self._now(),
+                                             lookback=self.trades_lookback, not_found_grace=grace)
+
+        report = self._retrying("reconciling open orders", run, deadline)
+        self.reconciled = report
+        level = "WARNING" if (report.unresolved or report.conflicts or report.cancelled_unknown
+                              or report.cancel_failed or report.fills_missing or report.failed_symbols) else "INFO"
+        logger.log(level, "exchange gateway {}: reconciled: {}", self.account_id, report.summary())
+        # after a gateway restart the order actors are running and must hear what changed; at process
+        # start they are not started yet and read the DB themselves
+        if "orders" in (getattr(self.services, "refs", None) or {}):
+            self._tell_events(report.events)
+
+    # ------------------------------------------------------------------ the order-update stream
+
     def _start_loops(self) -> None:
-        """Extension point: start the account's background loops (order-update polling: later issue)."""
+        """Start the account's background loops: the order-update stream (timer messages to itself)."""
+        if self.writer is None:
+            return
+        self._schedule(self.fast_interval)
+
+    def _schedule(self, delay: float) -> None:
+        if self._stream_timer is not None:
+            self._stream_timer.cancel()
+        self._stream_timer = send_after(self.actor_ref, delay, StreamPoll())
+
+    def _poll(self) -> None:
+        started = time.monotonic()
+        now = self._now()
+        active = updates.active_symbols(self.account_id)
+        for symbol in active:
+            self._linger[symbol] = now + LINGER
+        for symbol in [s for s, until in self._linger.items() if until <= now and s not in active]:
+            del self._linger[symbol]
+        symbols = active | set(self._linger)
+        due = {s for s in symbols if now - self._trades_at.get(s, float("-inf")) >= self.slow_interval}
+        options = {k: v for k, v in self._stream_options.items() if k != "trades_for"}
+        # exchange errors never escape poll_updates; anything else is a bug: it propagates, the
+        # supervisor restarts the gateway (which reconciles again)
+        result = updates.poll_updates(self.account, self.writer, symbols=symbols, since_ms=self._since_ms,
+                                      now=now, unmatched=self._unmatched, trades_for=due,
+                                      lookback=self.trades_lookback, **options)
+        self._since_ms = dict(result.next_since_ms)
+        self._unmatched = dict(result.unmatched)
+        for symbol in result.trades_fetched:
+            self._trades_at[symbol] = now
+        for symbol in list(self._trades_at):
+            if symbol not in symbols:
+                del self._trades_at[symbol]
+                self._since_ms.pop(symbol, None)   # quiet symbol: next time from the lookback again
+        self._note_errors(result.errors)
+        self._tell_events(result.events)
+        stats = self._stream
+        stats["rounds"] += 1
+        stats["failed_rounds"] += 1 if result.errors else 0
+        stats["fills"] += sum(len(e.fills) for e in result.events.values())
+        stats["in_flight"] = result.in_flight
+        stats["last_round_at"] = now
+        stats["last_round_seconds"] = time.monotonic() - started
+
+    def _after_poll(self) -> None:
+        self._schedule(self.fast_interval if self._stream["in_flight"] else self.slow_interval)
+
+    def _note_errors(self, errors: tuple[str, ...]) -> None:
+        if errors and self._failing is None:
+            self._failing = errors[0]
+            logger.warning("exchange gateway {}: order updates failing ({}{}); state kept, retrying every round "
+                           "(logged once until it recovers)", self.account_id, errors[0],
+                           f" and {len(errors) - 1} more" if len(errors) > 1 else "")
+        elif not errors and self._failing is not None:
+            logger.info("exchange gateway {}: order updates recovered (were failing: {})", self.account_id,
+                        self._failing)
+            self._failing = None
+
+    def _tell_events(self, events: dict[str, updates.OrderEvents]) -> None:
+        tell = getattr(self.services, "tell", None)
+        if tell is None:
+            return
+        for order_id, ev in events.items():
+            tell("orders", ExchangeOrderEvents(order_id, tuple(ev.fills), tuple(ev.changed)))
+            self._stream["events_told"] += 1
 
     # ------------------------------------------------------------------ messages
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, GatewayHealth):
             return self._health()
+        if isinstance(message, StreamPoll):
+            if self.writer is None:
+                return None
+            try:
+                self._poll()
+            finally:
+                self._after_poll()
+            return None
         return self.handle(message)
 
     def handle(self, message: Any) -> Any:
-        """Extension point for the gateway's own message types (order-update polling, later)."""
+        """Extension point for the gateway's own message types."""
         logger.warning("exchange gateway {}: unexpected message {!r}", self.account_id, message)
         return None
 
@@ -163,6 +355,10 @@ class ExchangeGateway(SupervisedActor):
             logger.debug("exchange gateway {}: {} requests, healthy", self.account_id, stats.get("requests"))
         stats["account_id"] = self.account_id
         stats["markets_loaded"] = bool(self.account and self.account.markets_loaded)
+        stats["stream"] = dict(self._stream)
+        if self.book_cache is not None:
+            stats["book_cache"] = {"requests": self.book_cache.requests, "hits": self.book_cache.hits,
+                                   "joined": self.book_cache.joined}
         return stats
 
 

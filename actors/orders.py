@@ -10,8 +10,13 @@ from __future__ import annotations
 from loguru import logger
 
 from actors.funding import FUNDING_STATES, Funding, Stuck, Wait
+from integrations.exchange.errors import ExchangeError
+from storage import exchange_repo
 from actors.protocol import (AdvanceFunding, CheckPayment, DeliverPayments, MovementSettled, MovementsQueued,
-                             PaymentDeadline, PaymentsArrived, RetryPending)
+                             PaymentDeadline, PaymentsArrived, PollCommands, RetryPending, SetStrategyParams,
+                             StopOrder, StrategyTick, AdvanceLifecycle)
+from actors.strategy import NotReady, StrategyParamsError, StrategyRunner, effective_params, params_json
+from actors.timers import send_every
 from actors.supervisor import ChildSpec, Restart, Strategy, SupervisedActor, Supervisor
 from actors.timers import send_after
 from domain.payment import FeeUnavailable, PaymentStatus, evaluate_payment
@@ -19,6 +24,10 @@ from domain.routing import PaymentDecisionKind, SnapshotFacts, decide_payment
 from domain.states import FINAL_STATES, OrderState
 from integrations.mixin.errors import MixinError
 from storage import repo
+
+
+LIFECYCLE_STATES = (OrderState.DEPOSIT_CONFIRMED, OrderState.JOINING_CAMPAIGN, OrderState.CAMPAIGN_JOINED,
+                    OrderState.RUNNING, OrderState.STOPPING)
 
 
 class OrderSupervisor(Supervisor):
@@ -33,6 +42,7 @@ class OrderSupervisor(Supervisor):
 
     def setup(self) -> None:
         super().setup()
+        self._commands_timer = send_every(self.actor_ref, 1.0, PollCommands())
         recovered = repo.orders_to_recover([s.value for s in FINAL_STATES])
         for order_id, pair_id in recovered:
             self._ensure(order_id, pair_id)
@@ -50,16 +60,48 @@ class OrderSupervisor(Supervisor):
         )
         self.start_child(spec)
 
+    def teardown(self) -> None:
+        timer = getattr(self, "_commands_timer", None)
+        if timer:
+            timer.cancel()
+        super().teardown()
+
     def handle_message(self, message):
         if isinstance(message, DeliverPayments):
             self._ensure(message.order_id, message.pair_id)
             self.deliver(message.order_id, PaymentsArrived(message.snapshots))
-        elif isinstance(message, MovementSettled):
+        elif isinstance(message, PollCommands):
+            self._run_commands()
+        elif isinstance(message, MovementSettled) or type(message).__name__ == "ExchangeOrderEvents":
             if self.child_ref(message.order_id) is not None:
                 self.deliver(message.order_id, message)
         else:
             return super().handle_message(message)
         return None
+
+    def _run_commands(self) -> None:
+        import json as _json
+        for command in repo.pending_commands():
+            view = repo.load_order(command.order_id)
+            now = self.services.clock()
+            if view is None or view.state in FINAL_STATES:
+                self.services.writer.run(repo.finish_command, command.id,
+                                         "refused: " + ("no such order" if view is None else f"order is {view.state}"),
+                                         now)
+                continue
+            self._ensure(command.order_id, view.pair_id)
+            args = _json.loads(command.args or "{}")
+            if command.command == "stop":
+                message = StopOrder(args.get("reason", "operator stop"), command.id)
+            elif command.command == "set-params":
+                message = SetStrategyParams(tuple(sorted(args.items())), command.id)
+            else:
+                self.services.writer.run(repo.finish_command, command.id, f"refused: unknown command "
+                                         f"{command.command!r}", now)
+                continue
+            # Marked taken now; the actor records the outcome in its state history / reason.
+            self.services.writer.run(repo.finish_command, command.id, "delivered", now)
+            self.deliver(command.order_id, message)
 
 
 class OrderActor(SupervisedActor):
@@ -78,6 +120,10 @@ class OrderActor(SupervisedActor):
         self._funding_timer = None
         self._funding_note = ""
         self.funding = Funding(self)
+        self.runner: StrategyRunner | None = None
+        self._tick_timer = None
+        self._stop_started: float | None = None
+        self._tick_note = ""
 
     # ------------------------------------------------------------ lifecycle
 
@@ -101,12 +147,15 @@ class OrderActor(SupervisedActor):
             self._arm_check(0)
         if self.view is not None and self.view.state in FUNDING_STATES:
             self.actor_ref.tell(AdvanceFunding())
+        if self.view is not None and self.view.state in LIFECYCLE_STATES:
+            self.actor_ref.tell(AdvanceLifecycle())
         if self.view is not None and self.view.state is OrderState.REFUNDING:
             # Refunds may have been confirmed while this actor was down: look once at start.
             self.actor_ref.tell(MovementSettled(self.order_id, "", "recheck"))
 
     def teardown(self) -> None:
-        for timer in (self._check_timer, self._deadline_timer, self._retry_timer, self._funding_timer):
+        for timer in (self._check_timer, self._deadline_timer, self._retry_timer, self._funding_timer,
+                      self._tick_timer):
             if timer:
                 timer.cancel()
 
@@ -127,6 +176,20 @@ class OrderActor(SupervisedActor):
         elif isinstance(message, AdvanceFunding):
             self._funding_timer = None
             self._advance_funding()
+        elif isinstance(message, AdvanceLifecycle):
+            self._advance_lifecycle()
+        elif type(message).__name__ == "CampaignJoined":
+            self._campaign_joined(message)
+        elif isinstance(message, StrategyTick):
+            self._tick_timer = None
+            self._tick()
+        elif type(message).__name__ == "ExchangeOrderEvents":
+            if self.runner is not None and message.fills:
+                self.runner.on_fills(message.fills)
+        elif isinstance(message, StopOrder):
+            self._handle_stop(message)
+        elif isinstance(message, SetStrategyParams):
+            self._set_params(message)
         else:
             self.log.warning("order {}: unexpected message {!r}", self.order_id, message)
 
@@ -265,6 +328,7 @@ class OrderActor(SupervisedActor):
             done = self.funding.track()
             if done:
                 self.log.success("order {}: {}", self.order_id, done)
+                self.actor_ref.tell(AdvanceLifecycle())
         except Wait as wait:
             if str(wait) != self._funding_note:
                 self._funding_note = str(wait)
@@ -298,3 +362,159 @@ class OrderActor(SupervisedActor):
                                                  self.services.clock())
             self.log.success("order {}: refunded", self.order_id)
             self.stop()
+
+    # ------------------------------------------------------------ stages 7–9 and stop
+
+    def _advance_lifecycle(self) -> None:
+        """deposit_confirmed → joining_campaign → campaign_joined → running (and resume after a restart)."""
+        state = self.view.state if self.view else None
+        now = self.services.clock()
+        if state is OrderState.DEPOSIT_CONFIRMED:
+            self.view = self.services.writer.run(repo.set_order_state, self.order_id, OrderState.JOINING_CAMPAIGN,
+                                                 "joining the campaign for " + self.pair.symbol, now)
+            state = self.view.state
+        if state is OrderState.JOINING_CAMPAIGN:
+            from actors.campaigns import JoinForOrder
+            account_cfg = self.services.config.exchange(self.pair.exchange)
+            if not self.services.tell("campaigns", JoinForOrder(self.order_id, self.pair.exchange,
+                                                                account_cfg.ccxt_id if account_cfg else
+                                                                self.pair.exchange, self.pair.symbol,
+                                                                reply_to=self.actor_ref)):
+                self._arm_lifecycle_retry()
+            return
+        if state is OrderState.CAMPAIGN_JOINED:
+            self._start_strategy(now)
+        elif state is OrderState.RUNNING:
+            self._resume_strategy()
+        elif state is OrderState.STOPPING:
+            self._resume_strategy(stopping=True)
+
+    def _arm_lifecycle_retry(self) -> None:
+        send_after(self.actor_ref, self.services.config.funding.retry_delay, AdvanceLifecycle())
+
+    def _campaign_joined(self, message) -> None:
+        if self.view is None or self.view.state is not OrderState.JOINING_CAMPAIGN:
+            return
+        note = f"campaign {message.campaign_id}" + (f" (HuFi {message.hufi_campaign})" if message.hufi_campaign
+                                                     else "") + (f": {message.note}" if message.note else "")
+        self.view = self.services.writer.run(repo.set_order_state, self.order_id, OrderState.CAMPAIGN_JOINED, note,
+                                             self.services.clock())
+        self.log.info("order {}: {}", self.order_id, note)
+        self._start_strategy(self.services.clock())
+
+    def _params(self):
+        return effective_params(self.services.config, self.pair, repo.strategy_overrides(self.order_id))
+
+    def _start_strategy(self, now: float) -> None:
+        try:
+            params = self._params()
+        except StrategyParamsError as exc:
+            reason = "strategy parameters invalid: " + "; ".join(exc.problems)
+            self.view = self.services.writer.run(repo.set_order_state, self.order_id, OrderState.ATTENTION, reason,
+                                                 now)
+            self.log.error("order {}: needs an operator: {}", self.order_id, reason)
+            return
+        ledger = repo.ledger_balances(self.order_id)
+        reason = (f"market making {self.pair.symbol} on {self.pair.exchange} with "
+                  f"{', '.join(f'{v} {k}' for k, v in sorted(ledger.items()))}: spreads {params.bid_spread}/"
+                  f"{params.ask_spread}, {params.order_levels} levels, refresh {params.order_refresh_time:g}s")
+        self.view = self.services.writer.run(repo.start_running, self.order_id, params_json(params), reason, now)
+        self.log.success("order {}: running — {}", self.order_id, reason)
+        self.runner = StrategyRunner(self, params)
+        self._arm_tick(0)
+
+    def _resume_strategy(self, *, stopping: bool = False) -> None:
+        try:
+            params = self._params()
+        except StrategyParamsError as exc:
+            if not stopping:
+                self.view = self.services.writer.run(repo.set_order_state, self.order_id, OrderState.ATTENTION,
+                                                     "strategy parameters invalid: " + "; ".join(exc.problems),
+                                                     self.services.clock())
+                return
+            params = None
+        self.runner = StrategyRunner(self, params) if params is not None else None
+        if stopping:
+            self._stop_started = self.services.clock()
+        self._arm_tick(0)
+
+    def _arm_tick(self, delay: float) -> None:
+        if self._tick_timer:
+            self._tick_timer.cancel()
+        self._tick_timer = send_after(self.actor_ref, delay, StrategyTick())
+
+    def _tick(self) -> None:
+        state = self.view.state if self.view else None
+        interval = self.services.config.strategy.tick_interval
+        if state is OrderState.STOPPING:
+            self._stop_step()
+            return
+        if state is not OrderState.RUNNING or self.runner is None:
+            return
+        try:
+            did = self.runner.tick(self.services.clock())
+            if did:
+                self.log.info("order {}: {}", self.order_id, did)
+            self._tick_note = ""
+        except NotReady as exc:
+            if str(exc) != self._tick_note:
+                self._tick_note = str(exc)
+                self.log.info("order {}: not quoting this tick: {}", self.order_id, exc)
+        self._arm_tick(interval)
+
+    def _handle_stop(self, message: StopOrder) -> None:
+        state = self.view.state if self.view else None
+        if state in (OrderState.STOPPING, OrderState.STOPPED):
+            return
+        if state not in (OrderState.RUNNING, OrderState.PAUSED, OrderState.CAMPAIGN_JOINED,
+                         OrderState.DEPOSIT_CONFIRMED):
+            self.log.warning("order {}: stop refused: order is {}", self.order_id, state)
+            return
+        self.view = self.services.writer.run(repo.set_order_state, self.order_id, OrderState.STOPPING,
+                                             f"{message.reason}: cancelling this order's exchange orders",
+                                             self.services.clock())
+        self._stop_started = self.services.clock()
+        if self.runner is None:
+            self.runner = StrategyRunner(self, None)  # stopping needs no parameters
+        self.log.warning("order {}: stopping ({})", self.order_id, message.reason)
+        self._arm_tick(0)
+
+    def _stop_step(self) -> None:
+        now = self.services.clock()
+        runner = self.runner or StrategyRunner(self, None)
+        self.runner = runner
+        try:
+            still_open = runner.cancel_all(now)
+            if still_open == 0 and runner.verify_none_open():
+                ledger = repo.ledger_balances(self.order_id)
+                reason = "stopped; ledger " + ", ".join(f"{v} {k}" for k, v in sorted(ledger.items()))
+                self.view = self.services.writer.run(repo.set_order_state, self.order_id, OrderState.STOPPED,
+                                                     reason, now)
+                self.log.success("order {}: {}", self.order_id, reason)
+                return
+        except NotReady as exc:
+            self.log.info("order {}: stopping waits: {}", self.order_id, exc)
+        except ExchangeError as exc:  # an exchange hiccup must not abandon a stop half-way
+            self.log.warning("order {}: stopping: {}", self.order_id, exc)
+        if self._stop_started and now - self._stop_started > self.services.config.strategy.stop_timeout:
+            open_ids = [o.client_order_id for o in exchange_repo.open_orders_of(self.order_id)]
+            reason = (f"stop not confirmed after {self.services.config.strategy.stop_timeout:g}s: orders still "
+                      f"open or unresolved: {open_ids}")
+            self.view = self.services.writer.run(repo.set_order_state, self.order_id, OrderState.ATTENTION, reason,
+                                                 now)
+            self.log.error("order {}: needs an operator: {}", self.order_id, reason)
+            return
+        self._arm_tick(min(1.0, self.services.config.strategy.tick_interval))
+
+    def _set_params(self, message: SetStrategyParams) -> None:
+        overrides = dict(repo.strategy_overrides(self.order_id))
+        overrides.update(dict(message.overrides))
+        try:
+            params = effective_params(self.services.config, self.pair, overrides)
+        except StrategyParamsError as exc:
+            self.log.error("order {}: parameters refused: {}", self.order_id, "; ".join(exc.problems))
+            return
+        self.services.writer.run(repo.set_strategy_overrides, self.order_id, overrides, self.services.clock())
+        self.log.info("order {}: parameters updated: {}", self.order_id, dict(message.overrides))
+        if self.runner is not None and self.view is not None and self.view.state is OrderState.RUNNING:
+            self.runner.params = params

@@ -79,3 +79,41 @@ class HealthCheck:
 @dataclass(frozen=True)
 class AdvanceFunding:
     """OrderActor → itself: take the next step of moving the order's funds to the exchange (stages 5–6)."""
+
+
+@dataclass(frozen=True)
+class StrategyTick:
+    """OrderActor → itself: one quoting cycle (stage 9), or one step of stopping."""
+
+
+@dataclass(frozen=True)
+class StopOrder:
+    """Operator → OrderActor: cancel all of this order's exchange orders, verify, state `stopped`."""
+    reason: str = "operator stop"
+    command_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SetStrategyParams:
+    """Operator → OrderActor: validate and store per-order parameter overrides; a running order uses them."""
+    overrides: tuple[tuple[str, str], ...]
+    command_id: int | None = None
+
+
+@dataclass(frozen=True)
+class PollCommands:
+    """OrderSupervisor → itself: pick up operator commands written to the database."""
+
+
+@dataclass(frozen=True)
+class AdvanceLifecycle:
+    """OrderActor → itself: take the next step of stages 7–8 (campaign, start) or resume after a restart."""
+
+
+@dataclass(frozen=True)
+class ExchangeOrderEvents:
+    """Gateway → OrderActor (via OrderSupervisor): these fills were recorded in the DB and these client orders
+    changed state."""
+    order_id: str
+    fills: tuple
+    changed: tuple[str, ...]

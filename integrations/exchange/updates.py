@@ -1,0 +1,740 @@
+"""Order updates and start-up reconciliation of ONE exchange account, as plain functions.
+
+The ExchangeGateway (actors/gateway.py) calls these from its own handlers; they take the
+account, the group-commit writer and the time, so they are testable without an actor. Every
+write is a unit of ``storage.exchange_repo`` (or the alert unit here) run by the writer; reads
+go straight to the DB.
+
+``reconcile_account`` — before any quoting (peers §3.3, Nautilus's startup reconciliation):
+for every symbol, the exchange's open orders are matched with the orders DB by client order id
+(``domain.exchange_orders.reconcile``):
+
+- known orders are adopted: their exchange status is applied (state, exchange-id mapping); when
+  the exchange shows fills the DB lacks, the symbol's trades are fetched and applied;
+- orders open in the DB but not listed are resolved by a targeted ``fetch_order(client_order_id=)``:
+  found → ``apply_status``; an explicit not-found → ``resolve_not_found`` (Nautilus's table), but
+  only once the order's last event is ``not_found_grace`` seconds old (Binance answers -2013 for an
+  order placed a moment ago); an unknown outcome leaves it open for the stream;
+- unknown orders carrying our prefix (``is_ours``) are cancelled and reported (Alert
+  ``unknown_exchange_order``); foreign orders are left alone and reported once (WARNING + Alert
+  ``foreign_exchange_order``); orders the DB holds final but the exchange lists open are conflicts
+  (ERROR + Alert ``exchange_order_conflict``).
+A failure to LIST a symbol's open orders or trades (UnknownOutcome / RateLimited) raises: without
+that list nothing can be reconciled, and the caller retries the whole (idempotent) procedure.
+
+``poll_updates`` — one round of the update stream: for each symbol with something to watch,
+``fetch_open_orders`` (statuses and mappings of listed orders), targeted lookups of DB-open orders
+the list no longer shows (capped per round, oldest first; orders with an event younger than
+``settle`` are skipped: their own actor is mid-request), then ``fetch_my_trades(since_ms)`` and
+``apply_fill`` (dedup by fill key, so re-reading is harmless). A trade whose order is not mapped
+yet is retried in later rounds (the symbol's ``since_ms`` does not move past it) and reported
+(Alert ``exchange_fill_unmatched``) when it is still unmatched after ``unmatched_retry`` seconds
+and at least 3 rounds. Exchange errors never escape a round: UnknownOutcome / RateLimited are
+returned in ``UpdateRound.errors`` (state kept, next round retries); a DefinitiveError that is not
+a not-found is logged at ERROR and raised as an Alert (``exchange_error``), once per call/kind.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import gevent.pool
+from loguru import logger
+
+from domain.exchange_orders import (FINAL_STATES, OPEN_STATES, ZERO, DbOrder, ExOpenOrder, ExOrderState,
+                                    IllegalExTransition, TradeFill, apply_exchange_status, fill_key, is_ours,
+                                    reconcile)
+from domain.exchange_orders import resolve_not_found as not_found_target
+from integrations.exchange.account import OrderInfo, TradeInfo
+from integrations.exchange.errors import (AuthenticationFailed, DefinitiveError, ExchangeError, RateLimited,
+                                          UnknownOutcome)
+from storage import exchange_repo as xr
+from storage.exchange_models import ExchangeOrder, Fill
+from storage.models import Alert
+
+__all__ = [
+    "IN_FLIGHT_STATES",
+    "OrderEvents",
+    "ReconcileReport",
+    "UpdateRound",
+    "account_in_flight",
+    "active_symbols",
+    "is_in_flight",
+    "poll_updates",
+    "raise_alert",
+    "reconcile_account",
+]
+
+X = ExOrderState
+
+DEFAULT_LOOKBACK = 86_400.0   # seconds of trades read back on start (Binance: at most 24 h per request)
+NOT_FOUND_GRACE = 10.0        # a not-found is a verdict only this long after the order's last event
+SETTLE = 1.0                  # the stream does not look up orders whose last event is younger than this
+RECENT = 5.0                  # an order placed this recently keeps the stream fast
+IN_FLIGHT_MAX = 60.0          # a SUBMITTED / PENDING_CANCEL order older than this is stuck, not in flight
+MAX_LOOKUPS = 10              # targeted lookups per round (Nautilus: 10 per cycle), oldest first
+TRADES_PAGE = 1000            # Binance's maximum myTrades limit
+UNMATCHED_RETRY = 30.0        # seconds (and at least UNMATCHED_ROUNDS rounds) before an unmatched trade is reported
+UNMATCHED_ROUNDS = 3
+SYMBOL_CONCURRENCY = 4        # symbols polled at once in one round
+UNRESOLVED_NOTE = "not found on the exchange; unresolved"   # what exchange_repo.resolve_not_found records
+
+IN_FLIGHT_STATES = frozenset({X.INITIALIZED, X.SUBMITTED, X.PENDING_CANCEL})
+_TRANSIENT = (UnknownOutcome, RateLimited)
+# Units that refuse a write because the DB and the exchange disagree (not bugs): reported, never crash a round.
+_REFUSED = (xr.ExchangeOrderError, IllegalExTransition, ValueError)
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class OrderEvents:
+    """What one round (or reconciliation) did to the exchange orders of ONE mmflow order."""
+    order_id: str
+    fills: tuple[TradeFill, ...]      # fills recorded for the first time, oldest first
+    changed: tuple[str, ...]          # client order ids whose state changed
+
+
+@dataclass
+class ReconcileReport:
+    account_id: str
+    symbols: tuple[str, ...] = ()
+    adopted: list[str] = field(default_factory=list)                  # client ids open on both sides
+    resolved: dict[str, ExOrderState] = field(default_factory=dict)   # client id -> state after its lookup
+    unresolved: list[str] = field(default_factory=list)               # lookups left open for the stream
+    cancelled_unknown: list[str] = field(default_factory=list)        # ours by prefix, unknown to the DB: cancelled
+    cancel_failed: list[str] = field(default_factory=list)            # ... whose cancel did not (surely) happen
+    foreign: list[str] = field(default_factory=list)                  # "<symbol>:<exchange id>", left alone
+    conflicts: list[str] = field(default_factory=list)
+    fills_applied: int = 0
+    fills_missing: list[str] = field(default_factory=list)            # exchange shows more filled than the DB has
+    failed_symbols: dict[str, str] = field(default_factory=dict)      # refused definitively (e.g. unknown symbol)
+    changes: int = 0                                                  # DB writes that changed something
+    events: dict[str, OrderEvents] = field(default_factory=dict)      # mmflow order id -> what changed
+
+    def summary(self) -> str:
+        return (f"{len(self.symbols)} symbols, {len(self.adopted)} adopted, {len(self.resolved)} resolved, "
+                f"{len(self.unresolved)} unresolved, {len(self.cancelled_unknown)} unknown cancelled, "
+                f"{len(self.foreign)} foreign, {len(self.conflicts)} conflicts, {self.fills_applied} fills applied, "
+                f"{len(self.fills_missing)} orders still missing fills, {self.changes} changes")
+
+
+@dataclass(frozen=True)
+class UpdateRound:
+    events: dict[str, OrderEvents]            # mmflow order id -> fills recorded / client orders changed
+    next_since_ms: dict[str, int]             # where each symbol's trades are read from next round
+    in_flight: bool                           # poll fast: something was placed or cancelled just now
+    unmatched: dict[str, tuple[float, int, bool]] = field(default_factory=dict)  # trade key -> (first seen, rounds, reported)
+    errors: tuple[str, ...] = ()              # transient exchange errors of this round (state kept)
+    polled: tuple[str, ...] = ()              # symbols looked at
+    trades_fetched: tuple[str, ...] = ()      # symbols whose trades were read
+    lookups: int = 0
+    changes: int = 0
+
+
+# ---------------------------------------------------------------- reads and the alert unit
+
+
+def raise_alert(kind: str, subject: str, message: str, now: float) -> bool:
+    """Unit: write an Alert unless one of this (kind, subject) exists. True if it is new."""
+    db = Alert._meta.database
+    sql = (f"INSERT INTO {Alert._meta.table_name} (kind, subject, message, created_at, resolved) "
+           f"VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+    if db.param != "?":
+        sql = sql.replace("?", db.param)
+    cursor = db.execute_sql(sql, (kind, subject, message, now, False))
+    return cursor.rowcount == 1
+
+
+def _open_orders_by_symbol(account_id: str) -> dict[str, list[DbOrder]]:
+    out: dict[str, list[DbOrder]] = {}
+    for order in xr.orders_in_states(OPEN_STATES, account=account_id):
+        out.setdefault(order.symbol, []).append(order)
+    return out
+
+
+def _owed_symbols(account_id: str) -> set[str]:
+    """Symbols with an order the exchange called FILLED whose fills have not all arrived."""
+    query = (ExchangeOrder.select(ExchangeOrder.symbol).distinct()
+             .where((ExchangeOrder.exchange_account == account_id) & (ExchangeOrder.state == X.FILLED.value)
+                    & (ExchangeOrder.filled != ExchangeOrder.amount)))
+    return {row.symbol for row in query}
+
+
+def active_symbols(account_id: str) -> set[str]:
+    """Symbols the stream must watch: open orders in the DB, or fills still owed."""
+    return set(_open_orders_by_symbol(account_id)) | _owed_symbols(account_id)
+
+
+def is_in_flight(order: DbOrder, now: float, *, recent: float = RECENT, stale_after: float = IN_FLIGHT_MAX) -> bool:
+    """Placed or cancelled a moment ago: a request of its own actor may be landing right now."""
+    if order.state not in OPEN_STATES:
+        return False
+    if order.state in IN_FLIGHT_STATES and now - order.updated_at < stale_after:
+        return True
+    placed = order.submitted_at if order.submitted_at is not None else order.created_at
+    return now - placed < recent
+
+
+def account_in_flight(account_id: str, now: float, *, recent: float = RECENT,
+                      stale_after: float = IN_FLIGHT_MAX) -> bool:
+    return any(is_in_flight(o, now, recent=recent, stale_after=stale_after)
+               for o in xr.orders_in_states(OPEN_STATES, account=account_id))
+
+
+def _known_fill_keys(keys: Iterable[str]) -> set[str]:
+    keys = list(dict.fromkeys(keys))
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        found.update(row.fill_key for row in Fill.select(Fill.fill_key).where(Fill.fill_key.in_(chunk)))
+    return found
+
+
+# ---------------------------------------------------------------- shared machinery
+
+
+def _ex_open(o: OrderInfo) -> ExOpenOrder:
+    return ExOpenOrder(client_order_id=o.client_order_id, exchange_order_id=o.id, symbol=o.symbol,
+                       side=o.side or "", price=o.price if o.price is not None else ZERO,
+                       amount=o.amount if o.amount is not None else ZERO,
+                       filled=o.filled if o.filled is not None else ZERO)
+
+
+def _trade_fill(t: TradeInfo, db: DbOrder, now: float) -> TradeFill:
+    """A trade of one of our orders as the domain's TradeFill (ValueError/TypeError if it is malformed)."""
+    fee = t.fee if t.fee is not None else ZERO
+    return TradeFill(trade_id=t.id, client_order_id=db.client_order_id, exchange_order_id=t.order_id,
+                     symbol=db.symbol, side=t.side or db.side, price=t.price, amount=t.amount, fee=fee,
+                     fee_currency=t.fee_currency if fee != 0 else (t.fee_currency or None),
+                     timestamp_ms=t.timestamp_ms if t.timestamp_ms is not None else int(now * 1000))
+
+
+class _Work:
+    """State shared by one reconciliation or one poll round: writes, events, alerts, errors."""
+
+    def __init__(self, account: Any, writer: Any, now: float, grace: float) -> None:
+        self.account = account
+        self.writer = writer
+        self.account_id = account.account_id
+        self.now = now
+        self.grace = grace
+        self.changes = 0
+        self.errors: list[str] = []
+        self._fills: dict[str, list[TradeFill]] = {}
+        self._changed: dict[str, dict[str, None]] = {}
+        self._before: dict[str, tuple[str, ExOrderState]] = {}   # cid -> (order id, state when first read)
+
+    # ------------------------------------------------------------ writes
+
+    def write(self, calls: list[tuple[Callable[..., Any], tuple]]) -> list[tuple[bool, Any]]:
+        """Run units through the writer as one group (one commit); refusals come back as (False, exc)."""
+        pending = [self.writer.submit(unit, *args) for unit, args in calls]
+        out: list[tuple[bool, Any]] = []
+        for result in pending:
+            try:
+                out.append((True, result.get(timeout=60)))
+            except _REFUSED as exc:
+                out.append((False, exc))
+        return out
+
+    def alert(self, kind: str, subject: str, message: str, level: str = "WARNING") -> bool:
+        [(ok, new)] = self.write([(raise_alert, (kind, subject, message, self.now))])
+        if ok and new:
+            self.changes += 1
+            logger.log(level, "exchange {}: {}", self.account_id, message)
+            return True
+        logger.debug("exchange {}: (already reported) {}", self.account_id, message)
+        return False
+
+    def definitive(self, exc: DefinitiveError, what: str, subject: str) -> None:
+        """A refusal that is not a not-found: ERROR + Alert, once per call and kind."""
+        self.alert("exchange_error", f"{self.account_id}:{subject}:{exc.kind}",
+                   f"{what} refused by the exchange ({exc.kind}): {exc}", level="ERROR")
+
+    def transient(self, exc: ExchangeError, what: str) -> None:
+        self.errors.append(f"{what}: {type(exc).__name__} {exc.kind}: {exc}")
+
+    def refused(self, db: DbOrder, exc: Exception, what: str) -> None:
+        self.alert("exchange_order_conflict", f"{self.account_id}:{db.client_order_id}",
+                   f"{db.client_order_id} ({db.symbol}): {what} refused by the orders DB: "
+                   f"{type(exc).__name__}: {exc}", level="ERROR")
+
+    # ------------------------------------------------------------ events
+
+    def seen(self, db: DbOrder) -> None:
+        self._before.setdefault(db.client_order_id, (db.order_id, db.state))
+
+    def state_written(self, db: DbOrder, new_state: Any) -> None:
+        self.seen(db)
+        if isinstance(new_state, ExOrderState) and new_state is not db.state:
+            self.changes += 1
+            self._changed.setdefault(db.order_id, {})[db.client_order_id] = None
+
+    def fill_written(self, db: DbOrder, fill: TradeFill) -> None:
+        self.seen(db)
+        self.changes += 1
+        self._fills.setdefault(db.order_id, []).append(fill)
+
+    def events(self) -> dict[str, OrderEvents]:
+        # a fill may move a state too (ACCEPTED -> FILLED): compare with the state first read
+        for cid, (order_id, before) in self._before.items():
+            if order_id in self._fills:
+                row = xr.get_exchange_order(cid)
+                if row is not None and row.state is not before:
+                    self._changed.setdefault(order_id, {})[cid] = None
+        out: dict[str, OrderEvents] = {}
+        for order_id in sorted(set(self._fills) | set(self._changed)):
+            fills = sorted(self._fills.get(order_id, ()), key=lambda f: (f.timestamp_ms, f.trade_id))
+            out[order_id] = OrderEvents(order_id, tuple(fills), tuple(self._changed.get(order_id, ())))
+        return out
+
+    # ------------------------------------------------------------ the steps shared by both procedures
+
+    def status_call(self, db: DbOrder, status: str, filled: Decimal, amount: Decimal,
+                    exchange_id: str | None) -> tuple[Callable[..., Any], tuple] | None:
+        """The apply_status unit for a report, or None when it would change nothing."""
+        try:
+            target = apply_exchange_status(db.state, status, filled, amount)
+        except ValueError as exc:
+            self.refused(db, exc, f"status {status!r}")
+            return None
+        if target is db.state and (exchange_id is None or db.exchange_order_id == exchange_id):
+            return None
+        return xr.apply_status, (db.client_order_id, status, filled, amount, self.now, exchange_id)
+
+    def apply_statuses(self, items: list[tuple[DbOrder, tuple[Callable[..., Any], tuple]]]) -> dict[str, Any]:
+        results = self.write([call for _, call in items])
+        out: dict[str, Any] = {}
+        for (db, _), (ok, value) in zip(items, results):
+            self.seen(db)
+            if not ok:
+                self.refused(db, value, "status")
+                continue
+            if db.exchange_order_id is None and value is db.state:
+                self.changes += 1          # only the mapping was new
+            self.state_written(db, value)
+            out[db.client_order_id] = value
+        return out
+
+    def lookup(self, db: DbOrder) -> tuple[str, Any]:
+        """Targeted fetch_order by client id. ('found', OrderInfo) | ('not_found', None) | ('unknown', None)."""
+        try:
+            info = self.account.fetch_order(db.symbol, client_order_id=db.client_order_id)
+        except DefinitiveError as exc:
+            if exc.not_found:
+                return "not_found", None
+            self.definitive(exc, f"looking up {db.client_order_id}", f"{db.symbol}:fetch_order")
+            return "unknown", None
+        except _TRANSIENT as exc:
+            self.transient(exc, f"looking up {db.client_order_id}")
+            return "unknown", None
+        return "found", info
+
+    def settle_lookup(self, db: DbOrder, outcome: str, info: OrderInfo | None) -> tuple[str, Any]:
+        """What to write after a lookup: ('status', call) | ('not_found', call|None) | ('open', None)."""
+        if outcome == "found":
+            if not info.status:
+                return "open", None
+            amount = info.amount if info.amount else db.amount
+            call = self.status_call(db, info.status, info.filled or ZERO, amount, info.id)
+            return "status", call
+        if outcome == "not_found":
+            age = self.now - db.updated_at
+            if age < self.grace:
+                return "open", None     # the exchange's query service may lag its matching engine
+            target = not_found_target(db.state)
+            if target is None:
+                if db.state is X.PENDING_CANCEL and db.last_error != UNRESOLVED_NOTE:
+                    self.alert("exchange_order_unresolved", f"{self.account_id}:{db.client_order_id}",
+                               f"{db.client_order_id} ({db.symbol}) is pending cancel and the exchange does not "
+                               f"know it: left unresolved for an operator")
+                    return "not_found", (xr.resolve_not_found, (db.client_order_id, self.now))
+                return "open", None
+            return "not_found", (xr.resolve_not_found, (db.client_order_id, self.now))
+        return "open", None
+
+    def fetch_trades(self, symbol: str, since_ms: int, *, all_pages: bool) -> list[TradeInfo]:
+        trades: list[TradeInfo] = []
+        since = since_ms
+        while True:
+            page = self.account.fetch_my_trades(symbol, since, TRADES_PAGE)
+            trades.extend(page)
+            if not all_pages or len(page) < TRADES_PAGE:
+                break
+            newest = max((t.timestamp_ms or 0) for t in page)
+            if newest <= since:
+                break
+            since = newest
+        unique: dict[tuple[str, str | None], TradeInfo] = {}
+        for t in trades:
+            unique[(t.id, t.side)] = t
+        return sorted(unique.values(), key=lambda t: (t.timestamp_ms or 0, t.id))
+
+    def apply_trades(self, trades: list[TradeInfo],
+                     on_unmatched: Callable[[TradeInfo], None] | None = None) -> int:
+        """Apply the trades that belong to mapped orders of ours (dedup by fill key). Returns how many were new."""
+        candidates: list[tuple[DbOrder, TradeFill]] = []
+        for t in trades:
+            db = xr.find_by_exchange_id(self.account_id, t.symbol, t.order_id) if t.order_id else None
+            if db is None:
+                if on_unmatched is not None:
+                    on_unmatched(t)
+                continue
+            try:
+                fill = _trade_fill(t, db, self.now)
+            except (ValueError, TypeError) as exc:
+                self.alert("exchange_fill_mismatch", f"{self.account_id}:{t.symbol}:{t.id}:{t.side}",
+                           f"trade {t.id} of {db.client_order_id} cannot be recorded: {exc}", level="ERROR")
+                continue
+            candidates.append((db, fill))
+        known = _known_fill_keys(fill_key(self.account_id, f) for _, f in candidates)
+        fresh = [(db, f) for db, f in candidates if fill_key(self.account_id, f) not in known]
+        applied = 0
+        # one at a time in trade order: each fill reads the order as the previous one left it
+        results = self.write([(xr.apply_fill, (self.account_id, f, self.now)) for _, f in fresh])
+        for (db, f), (ok, value) in zip(fresh, results):
+            if not ok:
+                self.alert("exchange_fill_mismatch", fill_key(self.account_id, f),
+                           f"trade {f.trade_id} of {db.client_order_id} refused: {type(value).__name__}: {value}",
+                           level="ERROR")
+            elif value:
+                applied += 1
+                self.fill_written(db, f)
+        return applied
+
+
+# ---------------------------------------------------------------- start-up reconciliation
+
+
+def reconcile_account(account: Any, writer: Any, *, symbols: Iterable[str], now: float,
+                      lookback: float = DEFAULT_LOOKBACK, not_found_grace: float = NOT_FOUND_GRACE
+                      ) -> ReconcileReport:
+    """Reconcile the account's open orders with the orders DB (see the module docstring).
+
+    ``symbols``: the configured pairs' symbols of this account; every symbol with open DB orders of
+    the account is added. Idempotent: a second run on an unchanged exchange writes nothing.
+    Raises UnknownOutcome / RateLimited when a symbol's open orders or trades cannot be listed,
+    AuthenticationFailed when the key is refused."""
+    work = _Work(account, writer, now, not_found_grace)
+    db_open = _open_orders_by_symbol(work.account_id)
+    wanted = sorted(set(symbols) | set(db_open))
+    report = ReconcileReport(account_id=work.account_id, symbols=tuple(wanted))
+    for symbol in wanted:
+        _reconcile_symbol(work, report, symbol, db_open.get(symbol, []), lookback)
+    report.changes = work.changes
+    report.events = work.events()
+    return report
+
+
+def _reconcile_symbol(work: _Work, report: ReconcileReport, symbol: str, db_open: list[DbOrder],
+                      lookback: float) -> None:
+    acc = work.account_id
+    try:
+        listed = [_ex_open(o) for o in work.account.fetch_open_orders(symbol)]
+    except AuthenticationFailed:
+        raise
+    except DefinitiveError as exc:
+        report.failed_symbols[symbol] = f"{exc.kind}: {exc}"
+        work.definitive(exc, f"listing open orders of {symbol}", f"{symbol}:fetch_open_orders")
+        return
+    open_cids = {o.client_order_id for o in db_open}
+    db_final = []
+    for ex in listed:
+        if ex.client_order_id and ex.client_order_id not in open_cids and is_ours(ex.client_order_id):
+            row = xr.get_exchange_order(ex.client_order_id)
+            if row is not None and row.state in FINAL_STATES:
+                db_final.append(row)
+    plan = reconcile(db_open, listed, is_ours, db_final)
+    want_trades = False
+    reported_filled: dict[str, Decimal] = {}
+
+    # adopt: apply the exchange's status (state, mapping); fills the DB lacks are fetched below
+    items = []
+    for adopted in plan.adopt:
+        db, ex = adopted.db, adopted.exchange
+        report.adopted.append(db.client_order_id)
+        work.seen(db)
+        if adopted.fills_missing > 0:
+            want_trades = True
+            reported_filled[db.client_order_id] = ex.filled
+        call = work.status_call(db, "open", ex.filled, ex.amount, ex.exchange_order_id)
+        if call is not None:
+            items.append((db, call))
+    work.apply_statuses(items)
+
+    # open in the DB, not listed: a targeted lookup decides
+    not_found_calls: list[tuple[DbOrder, tuple]] = []
+    items = []
+    for db in plan.lookup:
+        work.seen(db)
+        outcome, info = work.lookup(db)
+        kind, call = work.settle_lookup(db, outcome, info)
+        if outcome == "found" and info is not None and (info.filled or ZERO) > db.filled:
+            want_trades = True
+            reported_filled[db.client_order_id] = info.filled
+        if kind == "status":
+            if call is not None:
+                items.append((db, call))
+            else:
+                report.resolved[db.client_order_id] = db.state
+        elif kind == "not_found" and call is not None:
+            not_found_calls.append((db, call))
+        else:
+            report.unresolved.append(db.client_order_id)
+    for cid, state in work.apply_statuses(items).items():
+        report.resolved[cid] = state
+    for (db, call), (ok, value) in zip(not_found_calls, work.write([c for _, c in not_found_calls])):
+        if not ok:
+            work.refused(db, value, "not-found resolution")
+            report.unresolved.append(db.client_order_id)
+        elif value is None:          # PENDING_CANCEL: the note is recorded, the verdict left to an operator
+            work.changes += 1
+            report.unresolved.append(db.client_order_id)
+        else:
+            work.state_written(db, value)
+            report.resolved[db.client_order_id] = value
+
+    # ours by prefix, unknown to the DB: cancel and report
+    for ex in plan.cancel_unknown:
+        what = (f"unknown order of ours {ex.client_order_id} (exchange id {ex.exchange_order_id}, {ex.side} "
+                f"{ex.amount} {symbol} @ {ex.price}, {ex.filled} filled)")
+        try:
+            work.account.cancel_order(symbol, order_id=ex.exchange_order_id)
+        except DefinitiveError as exc:
+            if not exc.not_found:
+                report.cancel_failed.append(ex.client_order_id)
+                work.alert("unknown_exchange_order", f"{acc}:{symbol}:{ex.exchange_order_id}",
+                           f"{what}: cancel refused ({exc.kind}: {exc})", level="ERROR")
+                continue
+        except _TRANSIENT as exc:
+            report.cancel_failed.append(ex.client_order_id)
+            work.alert("unknown_exchange_order", f"{acc}:{symbol}:{ex.exchange_order_id}",
+                       f"{what}: cancel outcome unknown ({exc.kind}); check it", level="ERROR")
+            continue
+        report.cancelled_unknown.append(ex.client_order_id)
+        work.alert("unknown_exchange_order", f"{acc}:{symbol}:{ex.exchange_order_id}", f"{what}: cancelled")
+
+    # not ours: never touched, reported once
+    for ex in plan.foreign:
+        report.foreign.append(f"{symbol}:{ex.exchange_order_id}")
+        work.alert("foreign_exchange_order", f"{acc}:{symbol}:{ex.exchange_order_id}",
+                   f"foreign open order {ex.exchange_order_id} (client id {ex.client_order_id!r}, {ex.side} "
+                   f"{ex.amount} {symbol} @ {ex.price}) left alone")
+
+    for conflict in plan.conflicts:
+        cid = conflict.exchange.client_order_id or conflict.exchange.exchange_order_id
+        report.conflicts.append(cid)
+        work.alert("exchange_order_conflict", f"{acc}:{cid}",
+                   f"{cid} ({symbol}, exchange id {conflict.exchange.exchange_order_id}): {conflict.reason}",
+                   level="ERROR")
+
+    # fills the DB lacks: read the symbol's trades of the lookback window, apply what is ours
+    if want_trades:
+        since = int((work.now - lookback) * 1000)
+        trades = work.fetch_trades(symbol, since, all_pages=True)   # transient errors raise: retry the whole
+        report.fills_applied += work.apply_trades(trades)
+        for cid, filled in reported_filled.items():
+            row = xr.get_exchange_order(cid)
+            if row is not None and row.filled < filled:
+                report.fills_missing.append(cid)
+                logger.warning("exchange {}: {} shows {} filled on the exchange, {} in the DB after reading "
+                               "{:g} h of trades", acc, cid, filled, row.filled, lookback / 3600)
+
+
+# ---------------------------------------------------------------- one round of the update stream
+
+
+def poll_updates(account: Any, writer: Any, *, symbols: Collection[str] | None = None,
+                 since_ms: Mapping[str, int], now: float,
+                 unmatched: Mapping[str, tuple[float, int, bool]] | None = None,
+                 trades_for: Collection[str] | None = None,
+                 lookback: float = DEFAULT_LOOKBACK, not_found_grace: float = NOT_FOUND_GRACE,
+                 settle: float = SETTLE, recent: float = RECENT, max_lookups: int = MAX_LOOKUPS,
+                 unmatched_retry: float = UNMATCHED_RETRY) -> UpdateRound:
+    """One round of the order-update stream (see the module docstring). Never raises ExchangeError.
+
+    ``symbols``: the symbols to look at (None: ``active_symbols`` of the account); symbols with
+    unmatched trades pending are added. ``since_ms``: per symbol, where the previous round's trades
+    ended (missing: ``now - lookback``). ``unmatched``: the previous round's ``UpdateRound.unmatched``.
+    ``trades_for``: symbols whose trades are read whatever the evidence (None: all of them);
+    others are read only when the exchange shows fills the DB lacks or fills are owed."""
+    work = _Work(account, writer, now, not_found_grace)
+    acc = work.account_id
+    db_open = _open_orders_by_symbol(acc)
+    owed = _owed_symbols(acc)
+    pending = dict(unmatched or {})
+    pending_symbols = {key.split("\x1f", 1)[0] for key in pending}
+    wanted = set(active_symbols(acc) if symbols is None else symbols) | pending_symbols
+    floor_ms = int((now - lookback) * 1000)
+    next_since = {s: max(v, floor_ms) for s, v in since_ms.items()}
+    state = _RoundState(work=work, pending=pending, lookups_left=max_lookups, settle=settle,
+                        unmatched_retry=unmatched_retry, floor_ms=floor_ms, next_since=next_since,
+                        trades_for=None if trades_for is None else set(trades_for), owed=owed)
+
+    def one(symbol: str) -> None:
+        _poll_symbol(state, symbol, db_open.get(symbol, []))
+
+    ordered = sorted(wanted)
+    if len(ordered) <= 1:
+        for symbol in ordered:
+            one(symbol)
+    else:
+        gevent.pool.Pool(SYMBOL_CONCURRENCY).map(one, ordered)
+    in_flight = account_in_flight(acc, now, recent=recent)
+    return UpdateRound(events=work.events(), next_since_ms=state.next_since, in_flight=in_flight,
+                       unmatched=state.pending, errors=tuple(work.errors), polled=tuple(ordered),
+                       trades_fetched=tuple(sorted(state.trades_fetched)), lookups=state.lookups,
+                       changes=work.changes)
+
+
+@dataclass
+class _RoundState:
+    work: _Work
+    pending: dict[str, tuple[float, int, bool]]
+    lookups_left: int
+    settle: float
+    unmatched_retry: float
+    floor_ms: int
+    next_since: dict[str, int]
+    trades_for: set[str] | None
+    owed: set[str]
+    trades_fetched: set[str] = field(default_factory=set)
+    lookups: int = 0
+
+
+def _unmatched_key(t: TradeInfo) -> str:
+    return f"{t.symbol}\x1f{t.id}\x1f{t.side}"
+
+
+def _poll_symbol(st: _RoundState, symbol: str, db_orders: list[DbOrder]) -> None:
+    work = st.work
+    evidence = symbol in st.owed or any(k.startswith(f"{symbol}\x1f") for k in st.pending)
+    if db_orders:
+        try:
+            listed = work.account.fetch_open_orders(symbol)
+        except DefinitiveError as exc:
+            work.definitive(exc, f"listing open orders of {symbol}", f"{symbol}:fetch_open_orders")
+            listed = None
+        except _TRANSIENT as exc:
+            work.transient(exc, f"listing open orders of {symbol}")
+            listed = None
+        if listed is not None:
+            evidence |= _statuses(st, symbol, db_orders, listed)
+    if st.trades_for is not None and symbol not in st.trades_for and not evidence:
+        return
+    since = st.next_since.get(symbol, st.floor_ms)
+    try:
+        trades = work.fetch_trades(symbol, since, all_pages=False)
+    except DefinitiveError as exc:
+        work.definitive(exc, f"reading trades of {symbol}", f"{symbol}:fetch_my_trades")
+        return
+    except _TRANSIENT as exc:
+        work.transient(exc, f"reading trades of {symbol}")
+        return
+    st.trades_fetched.add(symbol)
+    _trades(st, symbol, since, trades)
+
+
+def _statuses(st: _RoundState, symbol: str, db_orders: list[DbOrder], listed: list[OrderInfo]) -> bool:
+    """Apply the open list and look up what it no longer shows. True if some fills are missing in the DB."""
+    work = st.work
+    evidence = False
+    by_cid = {o.client_order_id: o for o in listed if o.client_order_id}
+    by_xid = {o.id: o for o in listed}
+    items = []
+    missing: list[DbOrder] = []
+    for db in db_orders:
+        work.seen(db)
+        ex = by_cid.get(db.client_order_id)
+        if ex is None and db.exchange_order_id is not None:
+            candidate = by_xid.get(db.exchange_order_id)
+            ex = candidate if candidate is not None and not candidate.client_order_id else None
+        if ex is None:
+            missing.append(db)
+            continue
+        filled = ex.filled or ZERO
+        if filled > db.filled:
+            evidence = True
+        if not ex.amount:
+            continue
+        call = work.status_call(db, "open", filled, ex.amount, ex.id)
+        if call is not None:
+            items.append((db, call))
+    work.apply_statuses(items)
+
+    # listed, ours, but not among the DB's open orders: unknown or held final (the reconciliation's job
+    # at start; here only reported, once)
+    known = {db.client_order_id for db in db_orders}
+    for ex in listed:
+        cid = ex.client_order_id
+        if not cid or cid in known or not is_ours(cid):
+            continue
+        row = xr.get_exchange_order(cid)
+        if row is None:
+            work.alert("unknown_exchange_order", f"{work.account_id}:{symbol}:{ex.id}",
+                       f"open order {cid} (exchange id {ex.id}) carries our prefix but is not in the orders DB; "
+                       f"it was not placed by this process since start: check it", level="ERROR")
+        elif row.state in FINAL_STATES:
+            work.alert("exchange_order_conflict", f"{work.account_id}:{cid}",
+                       f"{cid} ({symbol}, exchange id {ex.id}): {row.state} in the DB but open on the exchange",
+                       level="ERROR")
+
+    # targeted lookups, oldest event first, capped per round; not while the order's own request may be landing
+    due = sorted((db for db in missing if work.now - db.updated_at >= st.settle), key=lambda o: o.updated_at)
+    items = []
+    not_found_calls: list[tuple[DbOrder, tuple]] = []
+    for db in due:
+        if st.lookups_left <= 0:
+            break
+        st.lookups_left -= 1
+        st.lookups += 1
+        outcome, info = work.lookup(db)
+        if outcome == "found" and info is not None and (info.filled or ZERO) > db.filled:
+            evidence = True
+        kind, call = work.settle_lookup(db, outcome, info)
+        if kind == "status" and call is not None:
+            items.append((db, call))
+        elif kind == "not_found" and call is not None:
+            not_found_calls.append((db, call))
+    work.apply_statuses(items)
+    for (db, _), (ok, value) in zip(not_found_calls, work.write([c for _, c in not_found_calls])):
+        if not ok:
+            work.refused(db, value, "not-found resolution")
+        elif value is None:          # PENDING_CANCEL: the note is recorded, the verdict left to an operator
+            work.changes += 1
+        else:
+            logger.info("exchange {}: {} not found on the exchange {:.1f}s after its last event: {}",
+                        work.account_id, db.client_order_id, work.now - db.updated_at, value)
+            work.state_written(db, value)
+    return evidence
+
+
+def _trades(st: _RoundState, symbol: str, since: int, trades: list[TradeInfo]) -> None:
+    work = st.work
+    pending = st.pending
+    seen_now: set[str] = set()
+
+    def on_unmatched(t: TradeInfo) -> None:
+        key = _unmatched_key(t)
+        seen_now.add(key)
+        first, rounds, reported = pending.get(key, (work.now, 0, False))
+        rounds += 1
+        if not reported and rounds >= UNMATCHED_ROUNDS and work.now - first >= st.unmatched_retry:
+            work.alert("exchange_fill_unmatched", f"{work.account_id}:{symbol}:{t.id}:{t.side}",
+                       f"trade {t.id} ({t.side} {t.amount} {symbol} @ {t.price}, exchange order {t.order_id}) "
+                       f"matches no order in the orders DB after {rounds} rounds; not recorded", level="ERROR")
+            reported = True
+        pending[key] = (first, rounds, reported)
+
+    work.apply_trades(trades, on_unmatched)
+    # trades that matched by now (their order was mapped) are no longer pending
+    for key in [k for k in pending if k.startswith(f"{symbol}\x1f") and k not in seen_now]:
+        del pending[key]
+    newest = max((t.timestamp_ms or since for t in trades), default=since)
+    waiting = [t.timestamp_ms or since for t in trades
+               if _unmatched_key(t) in seen_now and not pending[_unmatched_key(t)][2]]
+    st.next_since[symbol] = max(since, min([newest, *waiting]))

@@ -1,0 +1,84 @@
+"""Stages 7–9 end to end: a funded order joins its campaign, runs the quoting loop on the fake
+exchange (real ccxt.binance), and stops on an operator command with all its orders cancelled."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from domain.exchange_orders import OPEN_STATES, is_ours
+from sim.bridge import world_with_exchange
+from sim.world import BTC_USDT_PAIR, default_pairs
+from storage import exchange_repo, repo
+from storage.campaign_models import CampaignParticipation
+from tests.support import running_mmflow, wait_until
+from tests.test_flow_funding import FAST_FUNDING, exchange_table, pay_order
+
+STRATEGY = {"bid_spread": "0.002", "ask_spread": "0.002", "order_amount": "0.01", "order_levels": 2,
+            "order_level_spread": "0.001", "order_refresh_time": 1, "order_refresh_tolerance_pct": "0.0005",
+            "filled_order_delay": 1, "max_order_age": 30}
+
+
+def pairs_with_strategy(**overrides):
+    pairs = default_pairs()
+    for pair in pairs:
+        if pair["id"] == BTC_USDT_PAIR:
+            pair["strategy"] = dict(STRATEGY, **overrides)
+    return pairs
+
+
+@pytest.fixture
+def xworld(monkeypatch):
+    ew = world_with_exchange(deposit_delay=0.1)
+    monkeypatch.setenv("MMF_BINANCE_KEY", ew.api_key)
+    monkeypatch.setenv("MMF_BINANCE_SECRET", ew.secret)
+    yield ew
+    ew.stop()
+    ew.world.fake.stop()
+
+
+def run(tmp_path, ew, **overrides):
+    return running_mmflow(tmp_path, ew.world, exchanges=[exchange_table(ew)], funding=FAST_FUNDING,
+                          pairs=pairs_with_strategy(**overrides.pop("strategy", {})),
+                          strategy={"tick_interval": 0.1}, stream={"slow_interval": 0.2, "fast_interval": 0.05},
+                          **overrides)
+
+
+def exchange_open_orders(ew):
+    return [o for o in ew.exchange.engine.open_orders(ew.api_key)] if hasattr(ew.exchange.engine, "open_orders") \
+        else None
+
+
+def test_funded_order_joins_campaign_runs_and_stops(tmp_path, xworld):
+    with run(tmp_path, xworld) as mm:
+        order_id, _ = pay_order(xworld, mm, "0.1", "5000")
+        mm.wait_state(order_id, "running", timeout=30)
+        record = CampaignParticipation.get_by_id(order_id)
+        assert record.campaign_id == "mm_binance_BTCUSDT"  # no HuFi configured: the local record is still written
+        wait_until(lambda: len(exchange_repo.open_orders_of(order_id)) == 4, timeout=15,
+                   message="a 2-level ladder on both sides")
+        live = exchange_repo.open_orders_of(order_id)
+        assert {o.side for o in live} == {"buy", "sell"}
+        assert all(is_ours(o.client_order_id) and o.exchange_order_id for o in live)
+        # Quotes only with this order's own funds.
+        assert sum(o.amount * o.price for o in live if o.side == "buy") <= Decimal("5000")
+        assert sum(o.amount for o in live if o.side == "sell") <= Decimal("0.1")
+        # Operator stop: every order cancelled and verified, state stopped with the ledger.
+        repo.queue_command(order_id, "stop", {"reason": "test stop"})
+        view = mm.wait_state(order_id, "stopped", timeout=20)
+        assert "ledger" in view.state_reason
+        assert exchange_repo.open_orders_of(order_id) == []
+        account = mm.services.exchanges["binance"]
+        assert account.fetch_open_orders("BTC/USDT") == []
+
+
+def test_invalid_strategy_parameters_need_an_operator(tmp_path, xworld):
+    with run(tmp_path, xworld, strategy={"order_levels": 1}) as mm:
+        order_id, _ = pay_order(xworld, mm, "0.1", "5000")
+        repo_overrides = {"bid_spread": "1.5"}  # >= 1: refused
+        mm.wait_passed(order_id, "deposit_confirmed", timeout=30)
+        # An override arriving after start is refused without touching the running order.
+        repo.queue_command(order_id, "set-params", repo_overrides)
+        mm.wait_state(order_id, "running", timeout=30)
+        wait_until(lambda: repo.strategy_overrides(order_id) == {} and repo.pending_commands() == [],
+                   message="override refused")
