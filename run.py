@@ -77,10 +77,49 @@ def _cmd_orders(args) -> int:
         "history": [{"from": h.from_state, "to": h.to_state, "reason": h.reason, "at": h.at}
                     for h in repo.order_history(view.order_id)],
         "movements": [{"request_id": m.request_id, "kind": m.kind, "asset_id": m.asset_id, "amount": str(m.amount),
-                       "state": m.state, "memo": m.memo, "note": m.last_error}
+                       "state": m.state, "memo": m.memo, "note": m.last_error, "leg": m.leg,
+                       "destination": m.destination, "deposit_id": m.deposit_id}
                       for m in repo.order_movements(view.order_id)],
     }
+    pair = config.pair(view.pair_id)
+    if pair is not None and repo.ledger_balances(view.order_id):
+        from storage.reports import strategy_report
+        out["strategy"] = strategy_report(view.order_id, pair.base_symbol, pair.quote_symbol, None)
     print(json.dumps(out, indent=2))
+    return 0
+
+
+def _cmd_order_command(args) -> int:
+    """stop / set-params: written to the database; the running service executes it within a second."""
+    from storage import repo
+    from storage.db import open_database
+
+    config = _load_config_or_exit(args.config)
+    open_database(config.database.url)
+    view = repo.load_order(args.order_id)
+    if view is None:
+        print(f"error: no order {args.order_id}", file=sys.stderr)
+        return 2
+    if args.orders_command == "stop":
+        command_id = repo.queue_command(args.order_id, "stop", {"reason": args.reason})
+    else:
+        overrides = {}
+        for item in args.params:
+            key, sep, value = item.partition("=")
+            if not sep:
+                print(f"error: {item!r} is not key=value", file=sys.stderr)
+                return 2
+            overrides[key.strip()] = value.strip()
+        from domain.strategy.params import StrategyParamsError
+        from actors.strategy import effective_params
+        try:
+            effective_params(config, config.pair(view.pair_id), {**repo.strategy_overrides(args.order_id),
+                                                                 **overrides})
+        except StrategyParamsError as exc:
+            print("error: " + "; ".join(exc.problems), file=sys.stderr)
+            return 2
+        command_id = repo.queue_command(args.order_id, "set-params", overrides)
+    print(f"command {command_id} queued for order {args.order_id} (state {view.state.value})")
     return 0
 
 
@@ -122,7 +161,18 @@ def main(argv=None) -> int:
     show.add_argument("order_id")
     show.add_argument("--config", required=True)
 
+    stop = orders_sub.add_parser("stop", help="cancel all of the order's exchange orders and stop it")
+    stop.add_argument("order_id")
+    stop.add_argument("--config", required=True)
+    stop.add_argument("--reason", default="operator stop")
+    setp = orders_sub.add_parser("set-params", help="override strategy parameters of one order (key=value ...)")
+    setp.add_argument("order_id")
+    setp.add_argument("params", nargs="+")
+    setp.add_argument("--config", required=True)
+
     args = parser.parse_args(argv)
+    if args.command == "orders" and args.orders_command in ("stop", "set-params"):
+        return _cmd_order_command(args)
     handler = {"demo": _cmd_demo, "serve": _cmd_serve, "memo": _cmd_memo, "orders": _cmd_orders}[args.command]
     return handler(args)
 

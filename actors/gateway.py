@@ -32,7 +32,10 @@ actor. The next round comes after ``fast_interval`` (0.3 s) while an order of th
 flight (INITIALIZED / SUBMITTED / PENDING_CANCEL, or placed in the last few seconds), else after
 ``slow_interval`` (2 s). Trades are read every round where the exchange shows fills the DB lacks,
 and otherwise at most once per ``slow_interval`` per symbol (a sweep): ``myTrades`` weighs 20 on
-Binance, and reading it at the fast interval would take most of a 1,200/min budget. The trades
+Binance, and reading it at the fast interval would take most of a 1,200/min budget. The gap between
+rounds is also never shorter than the last round's request weight needs at ``weight_share`` (0.5)
+of the account's ``weight_per_minute``: with 1,200/min and one symbol in flight (``openOrders``, 6)
+the fast interval is in effect 0.6 s; with Binance's real 6,000/min it is the configured 0.3 s. The trades
 cursor (``since_ms`` per symbol) lives in memory and starts at ``now - trades_lookback`` (24 h):
 re-reading is safe, fills are deduplicated by key. Intervals come from ``services.config.stream``
 (``slow_interval``, ``fast_interval``, ``book_ttl``, ``trades_lookback``) when present; the
@@ -70,6 +73,7 @@ T = TypeVar("T")
 # [stream] defaults (domain.config.StreamConfig has the same ones)
 STREAM_DEFAULTS = {"slow_interval": 2.0, "fast_interval": 0.3, "book_ttl": 0.5, "trades_lookback": 86_400.0}
 LINGER = 60.0  # seconds a symbol keeps being swept for trades after its last open order (late fills)
+WEIGHT_SHARE = 0.5  # the stream spends at most this share of the account's request-weight budget
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,7 @@ class ExchangeGateway(SupervisedActor):
         book_ttl: float | None = None,
         trades_lookback: float | None = None,
         stream_options: dict[str, Any] | None = None,
+        weight_share: float | None = None,
     ) -> None:
         super().__init__(supervisor=supervisor, child_id=child_id)
         self.services = services
@@ -121,7 +126,12 @@ class ExchangeGateway(SupervisedActor):
         self.fast_interval = knob("fast_interval", fast_interval)
         self.book_ttl = knob("book_ttl", book_ttl)
         self.trades_lookback = knob("trades_lookback", trades_lookback)
+        self.weight_share = float(weight_share if weight_share is not None
+                                  else getattr(stream_cfg, "weight_share", WEIGHT_SHARE))
         self._stream_options = dict(stream_options or {})  # passed to updates.poll_updates (grace, settle, ...)
+        if stream_cfg is not None and "not_found_grace" not in self._stream_options:
+            self._stream_options["not_found_grace"] = float(getattr(stream_cfg, "not_found_grace",
+                                                                    updates.NOT_FOUND_GRACE))
         self.account: ExchangeAccount | None = None
         self.book_cache: BookCache | None = None
         self.reconciled: updates.ReconcileReport | None = None
@@ -131,6 +141,8 @@ class ExchangeGateway(SupervisedActor):
         # the stream's memory (rebuilt on restart: the DB and the exchange are the truth)
         self._since_ms: dict[str, int] = {}
         self._unmatched: dict[str, tuple[float, int, bool]] = {}
+        self._looked_up: dict[str, float] = {}
+        self._round_weight = 0
         self._trades_at: dict[str, float] = {}
         self._linger: dict[str, float] = {}
         self._failing: str | None = None
@@ -275,14 +287,16 @@ class ExchangeGateway(SupervisedActor):
             del self._linger[symbol]
         symbols = active | set(self._linger)
         due = {s for s in symbols if now - self._trades_at.get(s, float("-inf")) >= self.slow_interval}
-        options = {k: v for k, v in self._stream_options.items() if k != "trades_for"}
+        options = {k: v for k, v in self._stream_options.items() if k not in ("trades_for", "looked_up")}
         # exchange errors never escape poll_updates; anything else is a bug: it propagates, the
         # supervisor restarts the gateway (which reconciles again)
         result = updates.poll_updates(self.account, self.writer, symbols=symbols, since_ms=self._since_ms,
-                                      now=now, unmatched=self._unmatched, trades_for=due,
-                                      lookback=self.trades_lookback, **options)
+                                      now=now, unmatched=self._unmatched, looked_up=self._looked_up,
+                                      trades_for=due, lookback=self.trades_lookback, **options)
         self._since_ms = dict(result.next_since_ms)
         self._unmatched = dict(result.unmatched)
+        self._looked_up = dict(result.looked_up)
+        self._round_weight = self._weight_of(result)
         for symbol in result.trades_fetched:
             self._trades_at[symbol] = now
         for symbol in list(self._trades_at):
@@ -298,9 +312,25 @@ class ExchangeGateway(SupervisedActor):
         stats["in_flight"] = result.in_flight
         stats["last_round_at"] = now
         stats["last_round_seconds"] = time.monotonic() - started
+        stats["last_round_weight"] = self._round_weight
 
     def _after_poll(self) -> None:
-        self._schedule(self.fast_interval if self._stream["in_flight"] else self.slow_interval)
+        interval = self.fast_interval if self._stream["in_flight"] else self.slow_interval
+        self._schedule(max(interval, self._budget_gap()))
+
+    def _weight_of(self, result: updates.UpdateRound) -> int:
+        """Request weight one round spent (the account's weight table; Binance's paths)."""
+        weigh = self.account.weights.weigh
+        base = "https://stream.invalid/api/v3"
+        return (len(result.listed) * weigh("GET", f"{base}/openOrders?symbol=X")[1]
+                + len(result.trades_fetched) * weigh("GET", f"{base}/myTrades?symbol=X")[1]
+                + result.lookups * weigh("GET", f"{base}/order?symbol=X")[1])
+
+    def _budget_gap(self) -> float:
+        """Seconds the last round's weight needs at ``weight_share`` of the account's budget: the stream
+        never takes more than its share, whatever fast_interval says (OrderActors need the rest)."""
+        per_second = self.cfg.weight_per_minute / max(self.cfg.weight_window, 1e-9) * self.weight_share
+        return self._round_weight / per_second if per_second > 0 else 0.0
 
     def _note_errors(self, errors: tuple[str, ...]) -> None:
         if errors and self._failing is None:

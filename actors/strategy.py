@@ -19,6 +19,7 @@ from domain.exchange_orders import ExOrderState
 from domain.strategy.ladder import BookTop, Budget, MarketRules, build_proposals, reference_price
 from domain.strategy.params import StrategyParams, StrategyParamsError, parse_params
 from domain.strategy.refresh import LiveOrder, orders_to_hang, plan_cycle, quoting_budget
+from integrations.crashpoints import crash_point
 from integrations.exchange.errors import DefinitiveError, ExchangeError
 from storage import exchange_repo, repo
 
@@ -45,6 +46,7 @@ class StrategyRunner:
         self.hanging: set[str] = set()
         self.last_notes: tuple[str, ...] = ()
         self.cycles = 0
+        self._opening_recorded = repo.opening_price(actor.order_id) is not None
         self._load_fill_history()
 
     @property
@@ -98,6 +100,9 @@ class StrategyRunner:
         except ExchangeError as exc:
             raise NotReady(f"market data: {exc}") from None
         ref = reference_price(self.params, book, self.last_fill_price)
+        if ref is not None and not self._opening_recorded:
+            self.services.writer.run(repo.set_opening_price, self.actor.order_id, ref)
+            self._opening_recorded = True
         live = self.live_orders()
         holdings = self.ledger()
         budget = quoting_budget(holdings, live, self.params, rules)
@@ -119,6 +124,7 @@ class StrategyRunner:
         symbol = self.pair.symbol
         cid = self.services.writer.run(exchange_repo.reserve_client_order, self.actor.order_id, self.pair.exchange,
                                        symbol, proposal.side, proposal.price, proposal.amount, proposal.level, now)
+        crash_point("order_reserved")  # written, not sent
         self.services.writer.run(exchange_repo.mark_submitted, cid, now)
         try:
             info = account.create_limit_order(symbol, proposal.side, proposal.amount, proposal.price,
@@ -134,6 +140,7 @@ class StrategyRunner:
                                    "resolve {}", self.actor.order_id, proposal.side, proposal.amount,
                                    proposal.price, exc, cid)
             return 0
+        crash_point("order_sent")  # on the exchange, acknowledgement not recorded
         self.services.writer.run(self._record_ack, cid, info, time.time())
         return 1
 
@@ -146,13 +153,16 @@ class StrategyRunner:
     def cancel(self, account, cid: str, now: float) -> None:
         order = exchange_repo.get_exchange_order(cid)
         if order is None or order.state not in (ExOrderState.ACCEPTED, ExOrderState.PARTIALLY_FILLED,
-                                                ExOrderState.SUBMITTED, ExOrderState.PENDING_CANCEL,
-                                                ExOrderState.INITIALIZED):
+                                                ExOrderState.PENDING_CANCEL):
+            # INITIALIZED / SUBMITTED: the exchange never acknowledged it (a crash or a lost reply). Cancelling
+            # blind would turn "not found" into an unresolvable pending cancel; the update stream looks the
+            # client id up and either adopts the order (then it can be cancelled) or declares it absent.
             return
         if order.state is not ExOrderState.PENDING_CANCEL:
             self.services.writer.run(exchange_repo.transition, cid, ExOrderState.PENDING_CANCEL, now)
         try:
             info = account.cancel_order(self.pair.symbol, client_order_id=cid)
+            crash_point("cancel_sent")  # cancelled on the exchange, not recorded
         except DefinitiveError as exc:
             if getattr(exc, "not_found", False):
                 return  # gone or not yet visible: the update stream resolves it with a targeted lookup

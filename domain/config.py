@@ -83,6 +83,8 @@ class StreamConfig:
     fast_interval: float = 0.3    # ... and this often while a place or cancel is in flight
     book_ttl: float = 0.5         # one order-book request per pair per this many seconds, shared by all orders
     trades_lookback: float = 86400.0
+    not_found_grace: float = 30.0  # an order unseen this long after its last update is declared absent
+    weight_share: float = 0.5      # the stream uses at most this share of the account's request budget
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,7 @@ _KNOWN = {
     "log": {"level", "json"},
     "funding": {"poll_interval", "withdrawal_timeout", "deposit_timeout", "retry_delay"},
     "strategy": {"tick_interval", "stop_timeout"},
-    "stream": {"slow_interval", "fast_interval", "book_ttl", "trades_lookback"},
+    "stream": {"slow_interval", "fast_interval", "book_ttl", "trades_lookback", "not_found_grace", "weight_share"},
 }
 _PAIR_KEYS = {"id", "symbol", "exchange", "base_asset_id", "quote_asset_id", "base_symbol", "quote_symbol",
               "enabled", "min_base_amount", "max_base_amount", "min_quote_amount", "max_quote_amount", "strategy"}
@@ -336,6 +338,8 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "") -
         fast_interval=_number(sm, "fast_interval", 0.3, problems, "stream", minimum=0.01),
         book_ttl=_number(sm, "book_ttl", 0.5, problems, "stream", minimum=0),
         trades_lookback=_number(sm, "trades_lookback", 86400.0, problems, "stream", minimum=1),
+        not_found_grace=_number(sm, "not_found_grace", 30.0, problems, "stream", minimum=0),
+        weight_share=_number(sm, "weight_share", 0.5, problems, "stream", minimum=0.01),
     )
     pair_strategies = []
 

@@ -27,10 +27,19 @@ from sim.world import dump_toml
 from sim.world import (BTC, BTC_USDT_PAIR, DISABLED_PAIR, ETH, ETH_USDT_PAIR, USDT_ERC20, XIN, build_world,
                        new_order_id)
 from storage import repo
+from storage.reports import strategy_report
 from storage.models import Alert, MoneyMovement, Order, Snapshot
 
 PAYMENT_TIMEOUT = 20.0
+DEMO_STRATEGY = {
+    "BTC/USDT": {"bid_spread": "0.0015", "ask_spread": "0.0015", "order_amount": "0.004", "order_levels": 2,
+                 "order_level_spread": "0.001", "order_refresh_time": 5, "order_refresh_tolerance_pct": "0.001",
+                 "filled_order_delay": 3, "inventory_skew_enabled": True},
+    "ETH/USDT": {"bid_spread": "0.002", "ask_spread": "0.002", "order_amount": "0.2", "order_levels": 1,
+                 "order_refresh_time": 5, "order_refresh_tolerance_pct": "0.001", "filled_order_delay": 3},
+}
 SYMBOLS = {BTC: "BTC", ETH: "ETH", USDT_ERC20: "USDT", XIN: "XIN"}
+PAIR_SYMBOLS = {BTC_USDT_PAIR: ("BTC", "USDT", "BTC/USDT"), ETH_USDT_PAIR: ("ETH", "USDT", "ETH/USDT")}
 
 
 def _script(world, pairs, stop: threading.Event) -> None:
@@ -107,6 +116,17 @@ def _summary(title: str, ew=None) -> None:
         holdings = (f"on exchange {', '.join(f'{v} {k}' for k, v in sorted(ledger.items()))}" if ledger else
                     f"paid {', '.join(f'{v} {SYMBOLS.get(k, k[:8])}' for k, v in repo.tallies_of(row.order_id).items())}")
         logger.info("  {}  {:<18} {}  [{}]", row.order_id[:8], row.state, row.state_reason[:80], holdings)
+        if ledger and ew is not None and row.state in ("running", "stopping", "stopped"):
+            pair = PAIR_SYMBOLS.get(row.pair_id)
+            if pair:
+                base, quote, symbol = pair
+                mark = ew.exchange.mid(symbol)
+                rep = strategy_report(row.order_id, base, quote, mark)
+                logger.info("      {} trades ({} buys / {} sells), volume {} {}, realized {} {}, unrealized {} {}, "
+                            "base share {}, {} orders resting", rep["trades"], rep.get("buys", 0),
+                            rep.get("sells", 0), rep.get("volume_quote", "0"), quote, rep.get("realized_pnl", "0"),
+                            quote, rep.get("unrealized_pnl", "0"), quote, rep.get("base_share"),
+                            len(rep["open_orders"]))
     by_state = {}
     for m in MoneyMovement.select():
         by_state[(m.kind, m.state)] = by_state.get((m.kind, m.state), 0) + 1
@@ -130,6 +150,12 @@ def run_demo(*, duration: float = 60.0, workdir: str | None = None, json_logs: b
     raw["mixin"].update({"poll_interval": 0.5, "backoff_base": 0.2, "backoff_max": 2.0})
     raw["payments"].update({"timeout": PAYMENT_TIMEOUT, "check_delay": 1.0})
     raw["funding"] = {"poll_interval": 1.0, "retry_delay": 2.0}
+    raw["strategy"] = {"tick_interval": 1.0}
+    raw["stream"] = {"slow_interval": 1.0, "fast_interval": 0.3}
+    for pair in raw["pairs"]:
+        pair["strategy"] = DEMO_STRATEGY[pair["symbol"]] if pair["symbol"] in DEMO_STRATEGY else {}
+        if not pair["strategy"]:
+            del pair["strategy"]
     raw["exchanges"] = [{"id": "binance", "ccxt": "binance", "api_key_env": "MMFLOW_DEMO_EXCHANGE_KEY",
                          "secret_env": "MMFLOW_DEMO_EXCHANGE_SECRET", "urls": {"api": ew.exchange.url},
                          "options": ew.ccxt_config()["options"]}]
@@ -148,6 +174,8 @@ def run_demo(*, duration: float = 60.0, workdir: str | None = None, json_logs: b
     services = build_services(config)
     escalation = Escalation(event=threading.Event())
     root = start_tree(services, escalation)
+    # The market moves and synthetic takers trade against resting quotes, so running orders get fills.
+    ew.exchange.start_price_process(interval=0.5, vol=0.0008, taker_prob=0.6, taker_size=0.01)
     stop = threading.Event()
     pairs = {p.pair_id: p for p in config.pairs}
     users = gevent.spawn(_script, world, pairs, stop)
@@ -163,6 +191,11 @@ def run_demo(*, duration: float = 60.0, workdir: str | None = None, json_logs: b
         pass
     stop.set()
     users.join(timeout=2)
+    for row in Order.select().where(Order.state == "running"):
+        repo.queue_command(row.order_id, "stop", {"reason": "demo over"})
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and Order.select().where(Order.state.in_(["running", "stopping"])).count():
+        gevent.sleep(0.2)
     _summary("final", ew)
     stop_tree(root)
     ew.stop()

@@ -84,6 +84,7 @@ class Order(BaseModel):
     breakdown = pw.TextField(null=True)  # JSON of the PaymentBreakdown at completion
     strategy_overrides = pw.TextField(null=True)  # JSON: this order's parameters over the pair's defaults
     strategy_params = pw.TextField(null=True)     # JSON: the effective parameters it started with
+    opening_price = DecimalText(null=True)        # reference price at the first quote: values the opening inventory
     created_at = pw.FloatField()
     first_payment_at = pw.FloatField(null=True)
     deadline_at = pw.FloatField(null=True)

@@ -600,3 +600,12 @@ def pending_commands(limit: int = 100) -> list:
 def finish_command(command_id: int, result: str, now: float) -> None:
     from storage.models import OrderCommand
     OrderCommand.update(processed_at=now, result=result).where(OrderCommand.id == command_id).execute()
+
+
+def set_opening_price(order_id: str, price: Decimal) -> None:
+    Order.update(opening_price=price).where((Order.order_id == order_id) & Order.opening_price.is_null()).execute()
+
+
+def opening_price(order_id: str) -> Decimal | None:
+    row = Order.get_or_none(Order.order_id == order_id)
+    return row.opening_price if row is not None else None

@@ -82,3 +82,54 @@ def test_invalid_strategy_parameters_need_an_operator(tmp_path, xworld):
         mm.wait_state(order_id, "running", timeout=30)
         wait_until(lambda: repo.strategy_overrides(order_id) == {} and repo.pending_commands() == [],
                    message="override refused")
+
+
+def test_two_orders_on_one_pair_never_touch_each_others_orders_or_funds(tmp_path, xworld):
+    from domain.exchange_orders import owner_prefix
+    with run(tmp_path, xworld) as mm:
+        first, _ = pay_order(xworld, mm, "0.1", "5000")
+        second, _ = pay_order(xworld, mm, "0.05", "3000")
+        mm.wait_state(first, "running", timeout=30)
+        mm.wait_state(second, "running", timeout=30)
+        wait_until(lambda: exchange_repo.open_orders_of(first) and exchange_repo.open_orders_of(second),
+                   timeout=15, message="both orders quoting")
+        xworld.exchange.start_price_process(interval=0.1, vol=0.0005, taker_prob=0.9, taker_size=0.01)
+        try:
+            wait_until(lambda: exchange_repo.fills_of(first) and exchange_repo.fills_of(second), timeout=30,
+                       message="both orders filled")
+        finally:
+            xworld.exchange.stop_price_process()
+        for order_id in (first, second):
+            for o in exchange_repo.orders_in_states(list(OPEN_STATES), order_id=order_id):
+                assert o.client_order_id.startswith(owner_prefix(order_id))
+        # The shared account holds exactly the sum of the two orders' own ledgers.
+        wait_until(lambda: exchange_repo.orders_in_states(["submitted", "pending_cancel"]) == [], timeout=10)
+        for code in ("BTC", "USDT"):
+            free, locked = xworld.exchange.balance(xworld.api_key, code)
+            ledgers = sum(repo.ledger_balances(o).get(code, Decimal(0)) for o in (first, second))
+            assert free + locked == ledgers, code
+        # Each trade counted once: the fake's trades for our account == our fill rows.
+        keys = [f.fill_key for o in (first, second) for f in exchange_repo.fills_of(o)]
+        assert len(keys) == len(set(keys))
+        # Stopping one order leaves the other's orders alone.
+        repo.queue_command(first, "stop", {"reason": "only the first"})
+        mm.wait_state(first, "stopped", timeout=20)
+        assert exchange_repo.open_orders_of(first) == []
+        assert mm.state(second) == "running"
+        wait_until(lambda: exchange_repo.open_orders_of(second), timeout=10, message="second still quoting")
+
+
+def test_ladder_follows_the_market(tmp_path, xworld):
+    with run(tmp_path, xworld) as mm:
+        order_id, _ = pay_order(xworld, mm, "0.1", "5000")
+        mm.wait_state(order_id, "running", timeout=30)
+        wait_until(lambda: len(exchange_repo.open_orders_of(order_id)) == 4, timeout=15)
+        before = {o.client_order_id for o in exchange_repo.open_orders_of(order_id)}
+        mid = xworld.exchange.mid("BTC/USDT")
+        xworld.exchange.set_mid("BTC/USDT", mid * Decimal("1.01"))  # beyond the 0.05 % tolerance
+        wait_until(lambda: (now := {o.client_order_id for o in exchange_repo.open_orders_of(order_id)})
+                   and not (now & before) and len(now) == 4, timeout=15, message="ladder replaced")
+        bids = [o.price for o in exchange_repo.open_orders_of(order_id) if o.side == "buy"]
+        assert min(bids) > mid  # the new bids follow the higher market
+        assert all(exchange_repo.get_exchange_order(c).state.value in ("canceled", "filled", "partially_filled")
+                   for c in before)

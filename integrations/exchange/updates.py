@@ -24,8 +24,9 @@ that list nothing can be reconciled, and the caller retries the whole (idempoten
 
 ``poll_updates`` — one round of the update stream: for each symbol with something to watch,
 ``fetch_open_orders`` (statuses and mappings of listed orders), targeted lookups of DB-open orders
-the list no longer shows (capped per round, oldest first; orders with an event younger than
-``settle`` are skipped: their own actor is mid-request), then ``fetch_my_trades(since_ms)`` and
+the list no longer shows (at most ``max_lookups`` per round and one per order per ``lookup_every``
+seconds, least recently looked at first; orders with an event younger than ``settle`` are skipped:
+their own actor is mid-request), then ``fetch_my_trades(since_ms)`` and
 ``apply_fill`` (dedup by fill key, so re-reading is harmless). A trade whose order is not mapped
 yet is retried in later rounds (the symbol's ``since_ms`` does not move past it) and reported
 (Alert ``exchange_fill_unmatched``) when it is still unmatched after ``unmatched_retry`` seconds
@@ -70,11 +71,13 @@ __all__ = [
 X = ExOrderState
 
 DEFAULT_LOOKBACK = 86_400.0   # seconds of trades read back on start (Binance: at most 24 h per request)
-NOT_FOUND_GRACE = 10.0        # a not-found is a verdict only this long after the order's last event
+NOT_FOUND_GRACE = 30.0        # a not-found is a verdict only this long after the order's last event (> a create
+                              # queued in the limiter + its request timeout: a verdict before it lands is a lie)
 SETTLE = 1.0                  # the stream does not look up orders whose last event is younger than this
 RECENT = 5.0                  # an order placed this recently keeps the stream fast
 IN_FLIGHT_MAX = 60.0          # a SUBMITTED / PENDING_CANCEL order older than this is stuck, not in flight
 MAX_LOOKUPS = 10              # targeted lookups per round (Nautilus: 10 per cycle), oldest first
+LOOKUP_EVERY = 2.0            # the same order is looked up at most this often (Nautilus: in-flight check every 2 s)
 TRADES_PAGE = 1000            # Binance's maximum myTrades limit
 UNMATCHED_RETRY = 30.0        # seconds (and at least UNMATCHED_ROUNDS rounds) before an unmatched trade is reported
 UNMATCHED_ROUNDS = 3
@@ -127,9 +130,12 @@ class UpdateRound:
     events: dict[str, OrderEvents]            # mmflow order id -> fills recorded / client orders changed
     next_since_ms: dict[str, int]             # where each symbol's trades are read from next round
     in_flight: bool                           # poll fast: something was placed or cancelled just now
-    unmatched: dict[str, tuple[float, int, bool]] = field(default_factory=dict)  # trade key -> (first seen, rounds, reported)
+    # trades whose order is not mapped yet: key -> (first seen, rounds seen, reported)
+    unmatched: dict[str, tuple[float, int, bool]] = field(default_factory=dict)
+    looked_up: dict[str, float] = field(default_factory=dict)   # client id -> time of its last targeted lookup
     errors: tuple[str, ...] = ()              # transient exchange errors of this round (state kept)
     polled: tuple[str, ...] = ()              # symbols looked at
+    listed: tuple[str, ...] = ()              # symbols whose open orders were requested
     trades_fetched: tuple[str, ...] = ()      # symbols whose trades were read
     lookups: int = 0
     changes: int = 0
@@ -209,7 +215,7 @@ def _trade_fill(t: TradeInfo, db: DbOrder, now: float) -> TradeFill:
     fee = t.fee if t.fee is not None else ZERO
     return TradeFill(trade_id=t.id, client_order_id=db.client_order_id, exchange_order_id=t.order_id,
                      symbol=db.symbol, side=t.side or db.side, price=t.price, amount=t.amount, fee=fee,
-                     fee_currency=t.fee_currency if fee != 0 else (t.fee_currency or None),
+                     fee_currency=t.fee_currency or None,
                      timestamp_ms=t.timestamp_ms if t.timestamp_ms is not None else int(now * 1000))
 
 
@@ -394,7 +400,7 @@ class _Work:
         known = _known_fill_keys(fill_key(self.account_id, f) for _, f in candidates)
         fresh = [(db, f) for db, f in candidates if fill_key(self.account_id, f) not in known]
         applied = 0
-        # one at a time in trade order: each fill reads the order as the previous one left it
+        # submitted in trade order: the writer runs units in order, each reads the order as the previous left it
         results = self.write([(xr.apply_fill, (self.account_id, f, self.now)) for _, f in fresh])
         for (db, f), (ok, value) in zip(fresh, results):
             if not ok:
@@ -551,15 +557,17 @@ def _reconcile_symbol(work: _Work, report: ReconcileReport, symbol: str, db_open
 def poll_updates(account: Any, writer: Any, *, symbols: Collection[str] | None = None,
                  since_ms: Mapping[str, int], now: float,
                  unmatched: Mapping[str, tuple[float, int, bool]] | None = None,
+                 looked_up: Mapping[str, float] | None = None,
                  trades_for: Collection[str] | None = None,
                  lookback: float = DEFAULT_LOOKBACK, not_found_grace: float = NOT_FOUND_GRACE,
                  settle: float = SETTLE, recent: float = RECENT, max_lookups: int = MAX_LOOKUPS,
-                 unmatched_retry: float = UNMATCHED_RETRY) -> UpdateRound:
+                 lookup_every: float = LOOKUP_EVERY, unmatched_retry: float = UNMATCHED_RETRY) -> UpdateRound:
     """One round of the order-update stream (see the module docstring). Never raises ExchangeError.
 
     ``symbols``: the symbols to look at (None: ``active_symbols`` of the account); symbols with
     unmatched trades pending are added. ``since_ms``: per symbol, where the previous round's trades
-    ended (missing: ``now - lookback``). ``unmatched``: the previous round's ``UpdateRound.unmatched``.
+    ended (missing: ``now - lookback``). ``unmatched`` / ``looked_up``: the previous round's
+    ``UpdateRound.unmatched`` / ``.looked_up`` (an order is looked up at most every ``lookup_every`` s).
     ``trades_for``: symbols whose trades are read whatever the evidence (None: all of them);
     others are read only when the exchange shows fills the DB lacks or fills are owed."""
     work = _Work(account, writer, now, not_found_grace)
@@ -571,9 +579,12 @@ def poll_updates(account: Any, writer: Any, *, symbols: Collection[str] | None =
     wanted = set(active_symbols(acc) if symbols is None else symbols) | pending_symbols
     floor_ms = int((now - lookback) * 1000)
     next_since = {s: max(v, floor_ms) for s, v in since_ms.items()}
+    open_cids = {o.client_order_id for orders in db_open.values() for o in orders}
+    recent_lookups = {cid: at for cid, at in (looked_up or {}).items() if cid in open_cids}
     state = _RoundState(work=work, pending=pending, lookups_left=max_lookups, settle=settle,
                         unmatched_retry=unmatched_retry, floor_ms=floor_ms, next_since=next_since,
-                        trades_for=None if trades_for is None else set(trades_for), owed=owed)
+                        trades_for=None if trades_for is None else set(trades_for), owed=owed,
+                        looked_up=recent_lookups, lookup_every=lookup_every)
 
     def one(symbol: str) -> None:
         _poll_symbol(state, symbol, db_open.get(symbol, []))
@@ -586,7 +597,8 @@ def poll_updates(account: Any, writer: Any, *, symbols: Collection[str] | None =
         gevent.pool.Pool(SYMBOL_CONCURRENCY).map(one, ordered)
     in_flight = account_in_flight(acc, now, recent=recent)
     return UpdateRound(events=work.events(), next_since_ms=state.next_since, in_flight=in_flight,
-                       unmatched=state.pending, errors=tuple(work.errors), polled=tuple(ordered),
+                       unmatched=state.pending, looked_up=state.looked_up, errors=tuple(work.errors),
+                       polled=tuple(ordered), listed=tuple(sorted(state.listed)),
                        trades_fetched=tuple(sorted(state.trades_fetched)), lookups=state.lookups,
                        changes=work.changes)
 
@@ -602,7 +614,10 @@ class _RoundState:
     next_since: dict[str, int]
     trades_for: set[str] | None
     owed: set[str]
+    looked_up: dict[str, float]
+    lookup_every: float
     trades_fetched: set[str] = field(default_factory=set)
+    listed: set[str] = field(default_factory=set)
     lookups: int = 0
 
 
@@ -614,6 +629,7 @@ def _poll_symbol(st: _RoundState, symbol: str, db_orders: list[DbOrder]) -> None
     work = st.work
     evidence = symbol in st.owed or any(k.startswith(f"{symbol}\x1f") for k in st.pending)
     if db_orders:
+        st.listed.add(symbol)
         try:
             listed = work.account.fetch_open_orders(symbol)
         except DefinitiveError as exc:
@@ -684,7 +700,9 @@ def _statuses(st: _RoundState, symbol: str, db_orders: list[DbOrder], listed: li
                        level="ERROR")
 
     # targeted lookups, oldest event first, capped per round; not while the order's own request may be landing
-    due = sorted((db for db in missing if work.now - db.updated_at >= st.settle), key=lambda o: o.updated_at)
+    due = sorted((db for db in missing if work.now - db.updated_at >= st.settle
+                  and work.now - st.looked_up.get(db.client_order_id, float("-inf")) >= st.lookup_every),
+                 key=lambda o: st.looked_up.get(o.client_order_id, o.updated_at))
     items = []
     not_found_calls: list[tuple[DbOrder, tuple]] = []
     for db in due:
@@ -692,6 +710,7 @@ def _statuses(st: _RoundState, symbol: str, db_orders: list[DbOrder], listed: li
             break
         st.lookups_left -= 1
         st.lookups += 1
+        st.looked_up[db.client_order_id] = work.now
         outcome, info = work.lookup(db)
         if outcome == "found" and info is not None and (info.filled or ZERO) > db.filled:
             evidence = True

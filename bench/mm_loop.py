@@ -1,0 +1,707 @@
+"""Market-making loop benchmark (issue #5): CPU per strategy cycle, and how many orders one process
+keeps quoting at a 1 s refresh against the fake exchange.
+
+    python bench/mm_loop.py [--levels 100,250,500,1000,2000] [--seconds 20] [--budget 300]
+
+Prints ONE JSON line. Goals: ``cycle_cpu_ms`` <= 1 and ``orders_at_1s_refresh`` >= 1,000.
+
+(a) ``cycle_cpu_ms``: ``time.process_time()`` of the pure part of one cycle (reference price ->
+    quoting_budget -> build_proposals -> plan_cycle, 3 levels, a live ladder of 6 orders, the
+    refresh due so the tolerance check runs) over many iterations with a moving mid.
+    ``tick_cpu_ms``: a whole ``StrategyRunner.tick`` (the real class) on a real SQLite file with
+    the real schema (``storage.db.open_database``) and the real group-commit ``Writer``, the
+    exchange replaced by ``StubAccount`` (answers at once, same return types as
+    ``integrations/exchange/account.py``). The ladder alternates cancel-ticks and place-ticks
+    (refresh 1 s, tolerance 0, moving mid); ``tick_detail`` splits it into place / cancel / keep
+    ticks and the two DB reads.
+
+(b) ``orders_at_1s_refresh``: for each N (ascending) a child process runs the real service
+    (``build_services`` + ``start_tree``) with N orders seeded in the database as
+    ``campaign_joined`` (``repo.create_order`` + the state history + ledger rows + per-order
+    strategy overrides: 1 level, ``order_refresh_time = 1``, tolerance 0) against a FakeExchange
+    in a grandchild process (the other core; its rate limit off, a price process moving the mid
+    every 0.5 s so every refresh replaces the ladder; the fake Mixin for the poller lives there
+    too). Our client's own limiter is set to 10M weight/min (otherwise Binance's 1,200/min caps
+    it at ~10 orders). After the orders are running and warmed up, ``--seconds`` are measured:
+    ticks per order per second (``config.strategy.tick_interval = 1``), tick lag (start of the
+    tick minus when its timer was due: hub and mailbox delay), tick period and wall time,
+    exchange requests/s (client and fake side), CPU of both processes, writer commits, gevent hub
+    lag. A level passes when the median lag < 0.5 s and EVERY order got >= 0.9 ticks/s;
+    ``orders_at_1s_refresh`` is the largest passing N. The search stops at the first failing
+    level or when the time budget (default 300 s in all) would be exceeded.
+
+Everything on loopback. Nothing here changes the service: the instrumentation wraps a few methods
+(OrderActor._tick/_arm_tick, StrategyRunner.place/cancel, Writer.run, ExchangeGateway._poll) in
+the child process only, to time them.
+"""
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from decimal import Decimal  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+KEY, SECRET = "mm-loop-bench-key", "mm-loop-bench-secret"
+SYMBOL = "BTC/USDT"
+D = Decimal
+
+# Strategy of every seeded order in (b): one level, refreshed every second, any price change replaces
+# the ladder; spreads wide enough (0.5 %) that the moving mid never fills them (no fill delays).
+LOOP_STRATEGY = {"bid_spread": "0.005", "ask_spread": "0.005", "order_amount": "0.001", "order_levels": 1,
+                 "order_refresh_time": 1, "order_refresh_tolerance_pct": "0", "filled_order_delay": 1,
+                 "max_order_age": 1800}
+LEDGER_BASE, LEDGER_QUOTE = D("0.01"), D("1000")
+
+
+def pct(values, p):
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p * len(values)))]
+
+
+def ms(value):
+    return None if value is None else round(value * 1000, 3)
+
+
+# ====================================================================== (a) CPU of one cycle
+
+
+class StubAccount:
+    """Answers like ExchangeAccount, at once, without HTTP."""
+
+    account_id = "binance"
+
+    def __init__(self, mid=D("60000")):
+        from integrations.exchange.account import MarketRules as AccountRules
+        self.mid = mid
+        self._seq = 0
+        self._orders = {}
+        self._rules = AccountRules(symbol=SYMBOL, price_tick=D("0.01"), amount_step=D("0.00001"),
+                                   min_amount=D("0.00001"), min_cost=D("5"), maker_fee=D("0.001"),
+                                   taker_fee=D("0.001"))
+        self.calls = {"market_rules": 0, "fetch_order_book": 0, "create_limit_order": 0, "cancel_order": 0}
+
+    def market_rules(self, symbol):
+        self.calls["market_rules"] += 1
+        return self._rules
+
+    def fetch_order_book(self, symbol, limit=20):
+        from integrations.exchange.account import OrderBook
+        self.calls["fetch_order_book"] += 1
+        tick = D("0.01")
+        bids = tuple((self.mid - tick * (i + 1), D("0.1")) for i in range(limit or 20))
+        asks = tuple((self.mid + tick * (i + 1), D("0.1")) for i in range(limit or 20))
+        return OrderBook(symbol=symbol, bids=bids, asks=asks, nonce=None, timestamp_ms=int(time.time() * 1000))
+
+    def _info(self, cid, side, price, amount, status, post_only=True):
+        from integrations.exchange.account import OrderInfo
+        exchange_id = self._orders[cid][0]
+        return OrderInfo(id=exchange_id, client_order_id=cid, symbol=SYMBOL, side=side, type="limit", status=status,
+                         price=price, amount=amount, filled=D(0), remaining=amount, cost=D(0), average=None,
+                         fee=None, fee_currency=None, timestamp_ms=int(time.time() * 1000), post_only=post_only)
+
+    def create_limit_order(self, symbol, side, amount, price, *, client_order_id, post_only=True):
+        self.calls["create_limit_order"] += 1
+        self._seq += 1
+        self._orders[client_order_id] = (str(self._seq), side, price, amount)
+        return self._info(client_order_id, side, price, amount, "open", post_only)
+
+    def cancel_order(self, symbol, *, order_id=None, client_order_id=None):
+        self.calls["cancel_order"] += 1
+        _, side, price, amount = self._orders[client_order_id]
+        return self._info(client_order_id, side, price, amount, "canceled")
+
+
+def cycle_cpu(iterations: int) -> dict:
+    """CPU of the pure pipeline: reference price -> budget -> build_proposals -> plan_cycle."""
+    from domain.strategy.ladder import BookTop, Budget, MarketRules, build_proposals, reference_price
+    from domain.strategy.params import parse_params
+    from domain.strategy.refresh import LiveOrder, plan_cycle, quoting_budget
+
+    rules = MarketRules(tick_size=D("0.01"), step_size=D("0.00001"), min_amount=D("0.00001"), min_notional=D("5"),
+                        maker_fee=D("0.001"))
+    holdings = Budget(base=D("0.1"), quote=D("5000"))
+    rng = random.Random(7)
+    out = {}
+    for levels in (1, 2, 3):
+        params = parse_params({"bid_spread": "0.002", "ask_spread": "0.002", "order_amount": "0.01",
+                               "order_levels": levels, "order_level_spread": "0.001",
+                               "order_refresh_time": 30, "order_refresh_tolerance_pct": "0.0005",
+                               "filled_order_delay": 60, "max_order_age": 1800}, {})
+        start_book = BookTop(best_bid=D("59999.99"), best_ask=D("60000.01"))
+        ref0 = reference_price(params, start_book, None)
+        proposals, _ = build_proposals(params, ref0, start_book, rules, holdings, holdings.base, holdings.quote)
+        live = [LiveOrder(client_order_id=f"mmflow-0123456789abcdef-{i + 1}", side=p.side, price=p.price,
+                          amount=p.amount, remaining=p.amount, created_at=1000.0, level=p.level)
+                for i, p in enumerate(proposals)]
+        mids = []
+        mid = D("60000")
+        for _ in range(1000):
+            mid = (mid * (1 + D(str(round(rng.gauss(0, 0.0003), 8))))).quantize(D("0.01"))
+            mids.append(((mid - D("0.01")), (mid + D("0.01"))))
+        decisions = {}
+        now = 1000.0
+        started = time.process_time()
+        for i in range(iterations):
+            bid, ask = mids[i % len(mids)]
+            now += 1.0
+            book = BookTop(best_bid=bid, best_ask=ask, last_trade=None)
+            ref = reference_price(params, book, None)
+            budget = quoting_budget(holdings, live, params, rules)
+            props, notes = build_proposals(params, ref, book, rules, budget, holdings.base, holdings.quote)
+            plan = plan_cycle(params=params, proposals=props, live=live, now=now, last_refresh_at=now - 31.0,
+                              last_fill_at=None, ref_price=ref)
+            kind = "replace" if plan.cancel else "keep"
+            decisions[kind] = decisions.get(kind, 0) + 1
+        cpu = time.process_time() - started
+        out[levels] = {"cpu_ms": round(cpu / iterations * 1000, 4), "live": len(live), "decisions": decisions}
+    return out
+
+
+def tick_cpu(rounds: int, orders: int, work: Path) -> dict:
+    """CPU of whole StrategyRunner.tick calls: real SQLite + schema + writer, a stub exchange."""
+    import gevent
+    from loguru import logger
+
+    from actors.strategy import StrategyRunner
+    from domain.payment import FeeRequirements
+    from domain.strategy.params import parse_params
+    from integrations.exchange.market_cache import BookCache
+    from sim.world import BTC, BTC_USDT_PAIR, ETH, default_pairs
+    from domain.config import parse_config
+    from storage import exchange_repo, repo
+    from storage.db import open_database
+    from storage.models import database_proxy
+    from storage.writer import Writer
+
+    db_path = work / "tick.db"
+    db = open_database(f"sqlite:///{db_path}")
+    writer = Writer(db).start()
+    cfg = parse_config({"database": {"url": f"sqlite:///{db_path}"}, "mixin": {"keystore": "unused"},
+                        "payments": {"market_making_fee_percent": "0.1"}, "pairs": default_pairs()})
+    pair = cfg.pair(BTC_USDT_PAIR)
+    fees = FeeRequirements(BTC, D("0.0001"), ETH, D("0.002"), D("0.1"))
+    now0 = time.time()
+    order_ids = [f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(orders)]
+    with db.atomic():
+        seed_orders(db, order_ids, BTC_USDT_PAIR, fees, now0, state="running", overrides=None,
+                    base=D("0.1"), quote=D("5000"))
+    stub = StubAccount()
+    services = type("BenchServices", (), {})()
+    services.exchanges = {"binance": stub}
+    services.book_caches = {"binance": BookCache(stub, 0.5)}
+    services.writer = writer
+
+    class BenchActor:
+        def __init__(self, order_id):
+            self.services = services
+            self.order_id = order_id
+            self.pair = pair
+            self.log = logger.bind(order_id=order_id)
+
+    params = parse_params({"bid_spread": "0.002", "ask_spread": "0.002", "order_amount": "0.01",
+                           "order_levels": 3, "order_level_spread": "0.001", "order_refresh_time": 1,
+                           "order_refresh_tolerance_pct": "0", "filled_order_delay": 1, "max_order_age": 1800}, {})
+    runners = [StrategyRunner(BenchActor(o), params) for o in order_ids]
+    rng = random.Random(11)
+    samples = {"place": [], "cancel": [], "keep": []}
+    all_cpu = 0.0
+    ticks = 0
+    sim_now = time.time()
+    for r in range(rounds):
+        stub.mid = (stub.mid * (1 + D(str(round(rng.gauss(0, 0.0005), 8))))).quantize(D("0.01"))
+        services.book_caches["binance"].invalidate()
+        sim_now += 1.0
+        for runner in runners:
+            before = (stub.calls["create_limit_order"], stub.calls["cancel_order"])
+            c0 = time.process_time()
+            runner.tick(sim_now)
+            cpu = time.process_time() - c0
+            all_cpu += cpu
+            ticks += 1
+            placed = stub.calls["create_limit_order"] - before[0]
+            cancelled = stub.calls["cancel_order"] - before[1]
+            samples["place" if placed else "cancel" if cancelled else "keep"].append(cpu)
+    # ticks where nothing is due (the common case with a 30 s refresh): reads + pure pipeline only
+    for runner in runners:
+        runner.params = parse_params(dict(params.as_dict(), order_refresh_time=3600), {})
+    keep_cpu = []
+    for _ in range(max(1, rounds // 4)):
+        sim_now += 1.0
+        for runner in runners:
+            c0 = time.process_time()
+            runner.tick(sim_now)
+            keep_cpu.append(time.process_time() - c0)
+    # the two DB reads of a tick, alone
+    reads = []
+    for _ in range(max(1, rounds // 4)):
+        for runner in runners:
+            c0 = time.process_time()
+            runner.live_orders()
+            runner.ledger()
+            reads.append(time.process_time() - c0)
+    open_ladder = len(exchange_repo.open_orders_of(order_ids[0]))
+    rows = db.execute_sql("SELECT COUNT(*) FROM exchange_order").fetchone()[0]
+    writer.stop()
+    db.close()
+    database_proxy.initialize(None)
+    del gevent, repo
+
+    def mean_ms(values):
+        return round(statistics.fmean(values) * 1000, 4) if values else None
+
+    return {
+        "tick_cpu_ms": round(all_cpu / ticks * 1000, 4),
+        "ticks": ticks,
+        "levels": 3,
+        "place_tick_ms": mean_ms(samples["place"]), "place_ticks": len(samples["place"]),
+        "cancel_tick_ms": mean_ms(samples["cancel"]), "cancel_ticks": len(samples["cancel"]),
+        "keep_tick_ms": mean_ms(keep_cpu),
+        "db_reads_ms": mean_ms(reads),
+        "writer_units": writer.units, "writer_batches": writer.batches,
+        "exchange_order_rows": rows, "open_at_end_per_order": open_ladder,
+    }
+
+
+# ====================================================================== seeding (a) and (b)
+
+
+def seed_orders(db, order_ids, pair_id, fees, now, *, state, overrides, base, quote):
+    """Orders as the funding stages leave them: created by the real unit, moved along the legal
+    state path (history rows), a ledger credited with the deposits, optional strategy overrides."""
+    from storage import repo
+    from storage.models import LedgerEntry, OrderStateChange
+
+    path = ["payment_pending", "payment_complete", "withdrawing", "withdrawal_confirmed", "deposit_confirming",
+            "deposit_confirmed", "joining_campaign", "campaign_joined"]
+    if state == "running":
+        path.append("running")
+    history, ledger, updates = [], [], []
+    for order_id in order_ids:
+        repo.create_order(order_id, pair_id, fees, now)
+        for a, b in zip(path, path[1:]):
+            history.append((order_id, a, b, f"bench seed: {b}", now))
+        ledger.append((order_id, "BTC", format(base, "f"), "deposit credited (base)", f"deposit:{order_id}:base", now))
+        ledger.append((order_id, "USDT", format(quote, "f"), "deposit credited (quote)", f"deposit:{order_id}:quote",
+                       now))
+        updates.append((path[-1], "bench seed", json.dumps(overrides, sort_keys=True) if overrides else None,
+                        now, order_id))
+    cursor = db.cursor()
+    cursor.executemany(f"INSERT INTO {OrderStateChange._meta.table_name} (order_id, from_state, to_state, reason, at) "
+                       "VALUES (?, ?, ?, ?, ?)", history)
+    cursor.executemany(f"INSERT INTO {LedgerEntry._meta.table_name} (order_id, asset, delta, reason, ref, at) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", ledger)
+    cursor.executemany("UPDATE orders SET state = ?, state_reason = ?, strategy_overrides = ?, updated_at = ? "
+                       "WHERE order_id = ?", updates)
+
+
+# ====================================================================== (b) the fake (grandchild)
+
+
+def serve_fake(port_file: str, keystore_path: str) -> None:
+    import gevent
+    from gevent.pywsgi import WSGIServer
+
+    from sim.fake_exchange import FakeExchange
+    from sim.world import build_world
+
+    world = build_world()  # the fake Mixin the poller talks to
+    Path(keystore_path).write_text(json.dumps(world.keystore_dict))
+    fx = FakeExchange(seed=5).start()
+    fx.add_market("BTC/USDT", "BTC", "USDT", tick_size="0.01", step_size="0.00001", min_qty="0.00001",
+                  min_notional="5", mid="60000")
+    fx.add_market("ETH/USDT", "ETH", "USDT", tick_size="0.01", step_size="0.0001", min_qty="0.0001",
+                  min_notional="5", mid="3000")
+    fx.add_currency("BTC", [{"network": "BTC", "withdrawFee": "0.0002", "withdrawMin": "0.001", "isDefault": True}])
+    fx.add_currency("ETH", [{"network": "ETH", "withdrawFee": "0.0008", "withdrawMin": "0.0016", "isDefault": True}])
+    fx.add_currency("USDT", [{"network": "ETH", "withdrawFee": "3", "withdrawMin": "10", "isDefault": True}])
+    fx.add_account(KEY, SECRET)
+    fx.credit(KEY, "BTC", "100000")
+    fx.credit(KEY, "USDT", "10000000000")
+    fx.rate_limit(None)  # off: the fake must not be what limits N
+    # the mid moves every 0.5 s (~18 USDT a step): every 1 s refresh finds its prices changed;
+    # no synthetic takers, and 0.5 % spreads are never crossed by the synthetic ladder
+    fx.start_price_process(interval=0.5, vol=0.0003, taker_prob=0.0)
+
+    def stats_app(environ, start_response):
+        counts = {}
+        for method, path, status in fx.requests_log:
+            key = f"{method} {path}" + ("" if status < 400 else f" {status}")
+            counts[key] = counts.get(key, 0) + 1
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        open_orders = sum(1 for o in fx.engine.orders.values()
+                          if o.owner == KEY and o.status in ("NEW", "PARTIALLY_FILLED"))
+        body = json.dumps({"requests": len(fx.requests_log), "by_path": counts, "cpu_s": ru.ru_utime + ru.ru_stime,
+                           "internal_errors": fx.internal_errors[-5:], "n_internal_errors": len(fx.internal_errors),
+                           "open_orders": open_orders, "mid": str(fx.mid("BTC/USDT")),
+                           "price_errors": fx.price_process_errors[-3:]}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    stats = WSGIServer(("127.0.0.1", 0), stats_app, log=None, error_log=None)
+    stats.start()
+    Path(port_file).write_text(f"{world.fake.port} {fx.port} {stats.server_port}")
+    while True:
+        gevent.sleep(3600)
+
+
+# ====================================================================== (b) one level (child)
+
+
+def run_level(n: int, seconds: float, warmup: float, startup_timeout: float, work: Path) -> dict:
+    import gevent
+    import requests
+    from loguru import logger
+
+    work.mkdir(parents=True, exist_ok=True)
+    keystore_path, port_file = work / "keystore.json", work / "ports"
+    fake = subprocess.Popen([sys.executable, __file__, "--serve-fake", "--port-file", str(port_file),
+                             "--keystore", str(keystore_path)])
+    try:
+        return _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, port_file)
+    finally:
+        fake.kill()
+
+
+def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, port_file) -> dict:
+    import gevent
+    import requests
+    from loguru import logger
+
+    deadline = time.time() + 60
+    while not port_file.exists() or not port_file.read_text().strip():
+        if fake.poll() is not None or time.time() > deadline:
+            raise SystemExit("fake exchange did not start")
+        time.sleep(0.05)
+    mixin_port, exchange_port, stats_port = (int(x) for x in port_file.read_text().split())
+    stats_url = f"http://127.0.0.1:{stats_port}"
+
+    from actors import orders as orders_mod
+    from actors.gateway import ExchangeGateway
+    from actors.strategy import StrategyRunner
+    from actors.system import Escalation, build_services, start_tree, stop_tree
+    from domain.config import parse_config
+    from domain.payment import FeeRequirements
+    from domain.states import OrderState
+    from integrations.mixin.keystore import load_keystore
+    from sim.world import BTC, BTC_USDT_PAIR, ETH, default_pairs
+    from storage.db import open_database
+    from storage.models import database_proxy
+    from storage.writer import Writer
+
+    logger.remove()
+    logger.configure(extra={"order_id": ""})
+    logger.add(sys.stderr, level="WARNING")
+    logger.add(str(work / "mmflow.log"), level="INFO")  # what production logs (INFO), to a file
+
+    os.environ["MMF_BENCH_KEY"], os.environ["MMF_BENCH_SECRET"] = KEY, SECRET
+    db_url = f"sqlite:///{work / 'mmflow.db'}"
+    pairs = [p for p in default_pairs() if p.get("enabled", True)]  # the disabled XIN pair has no market here
+    for pair in pairs:
+        if pair["id"] == BTC_USDT_PAIR:
+            pair["strategy"] = dict(LOOP_STRATEGY)
+    config = parse_config({
+        "database": {"url": db_url},
+        "mixin": {"api_base": f"http://127.0.0.1:{mixin_port}", "keystore": str(keystore_path)},
+        "payments": {"market_making_fee_percent": "0.1"},
+        "exchanges": [{"id": "binance", "ccxt": "binance", "api_key_env": "MMF_BENCH_KEY",
+                       "secret_env": "MMF_BENCH_SECRET", "urls": {"api": f"http://127.0.0.1:{exchange_port}"},
+                       "options": {"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False,
+                                   "fetchCurrencies": True, "adjustForTimeDifference": False,
+                                   "defaultType": "spot"},
+                       "weight_per_minute": 10_000_000}],
+        "strategy": {"tick_interval": 1.0},
+        "pairs": pairs,
+    })
+
+    # ---- seed N funded orders, campaign joined, 1 s refresh
+    db = open_database(db_url)
+    fees = FeeRequirements(BTC, D("0.0001"), ETH, D("0.002"), D("0.1"))
+    order_ids = [f"{i:08x}-0000-4000-8000-{n:012x}" for i in range(n)]
+    with db.atomic():
+        seed_orders(db, order_ids, BTC_USDT_PAIR, fees, time.time(), state="campaign_joined",
+                    overrides=dict(LOOP_STRATEGY), base=LEDGER_BASE, quote=LEDGER_QUOTE)
+    db.close()
+    database_proxy.initialize(None)
+
+    # ---- instrumentation (this process only)
+    ticks = []          # (order_id, start, end, lag)
+    places, cancels, writer_waits, polls = [], [], [], []
+    orig_tick, orig_arm = orders_mod.OrderActor._tick, orders_mod.OrderActor._arm_tick
+    orig_place, orig_cancel = StrategyRunner.place, StrategyRunner.cancel
+    orig_run, orig_poll = Writer.run, ExchangeGateway._poll
+
+    def arm_tick(self, delay):
+        self._bench_due = time.monotonic() + max(delay, 0.0)
+        return orig_arm(self, delay)
+
+    def tick(self):
+        start = time.monotonic()
+        due = getattr(self, "_bench_due", None)
+        running = self.view is not None and self.view.state is OrderState.RUNNING and self.runner is not None
+        try:
+            return orig_tick(self)
+        finally:
+            if running:
+                ticks.append((self.order_id, start, time.monotonic(), None if due is None else start - due))
+
+    def timed(sink, fn):
+        def wrapper(*args, **kwargs):
+            t0 = time.monotonic()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                sink.append((t0, time.monotonic() - t0))
+        return wrapper
+
+    orders_mod.OrderActor._tick, orders_mod.OrderActor._arm_tick = tick, arm_tick
+    StrategyRunner.place, StrategyRunner.cancel = timed(places, orig_place), timed(cancels, orig_cancel)
+    Writer.run, ExchangeGateway._poll = timed(writer_waits, orig_run), timed(polls, orig_poll)
+
+    hub_lags = []
+
+    def hub_probe():
+        while True:
+            t0 = time.monotonic()
+            gevent.sleep(0.05)
+            hub_lags.append((t0, time.monotonic() - t0 - 0.05))
+
+    # ---- start the service
+    services = build_services(config, keystore=load_keystore(keystore_path))
+    escalation = Escalation(event=threading.Event())
+    t_boot = time.monotonic()
+    root = start_tree(services, escalation)
+    probe = gevent.spawn(hub_probe)
+    boot_s = time.monotonic() - t_boot
+
+    def ticked_orders(since):
+        seen = {}
+        for order_id, start, _end, _lag in ticks:
+            if start >= since:
+                seen[order_id] = seen.get(order_id, 0) + 1
+        return seen
+
+    limit = time.monotonic() + startup_timeout
+    ready_at = None
+    while time.monotonic() < limit:
+        gevent.sleep(0.5)
+        if escalation.event.is_set():
+            break
+        counts = ticked_orders(t_boot)
+        if len(counts) == n and min(counts.values()) >= 2:
+            ready_at = time.monotonic()
+            break
+    result = {"n": n, "boot_s": round(boot_s, 2)}
+    if ready_at is None:
+        counts = ticked_orders(t_boot)
+        result.update(ok=False, why=f"not every order running and ticking after {startup_timeout:g}s "
+                                    f"({len(counts)} of {n} ticked; escalation: {escalation.reason or 'none'})")
+        return result
+    result["ready_s"] = round(ready_at - t_boot, 2)
+    gevent.sleep(warmup)
+
+    # ---- the measured window
+    account = services.exchanges.get("binance")
+    fake0 = requests.get(stats_url, timeout=10).json()
+    acct0 = account.stats
+    w_units0, w_batches0 = services.writer.units, services.writer.batches
+    cpu0 = time.process_time()
+    t0 = time.monotonic()
+    gevent.sleep(seconds)
+    t1 = time.monotonic()
+    cpu = time.process_time() - cpu0
+    acct1 = account.stats
+    w_units, w_batches = services.writer.units - w_units0, services.writer.batches - w_batches0
+    fake1 = requests.get(stats_url, timeout=10).json()
+    window = t1 - t0
+
+    in_window = [t for t in ticks if t0 <= t[1] < t1]
+    per_order = {o: 0 for o in order_ids}
+    starts: dict[str, list[float]] = {}
+    for order_id, start, _end, _lag in in_window:
+        per_order[order_id] = per_order.get(order_id, 0) + 1
+        starts.setdefault(order_id, []).append(start)
+    # each order's rate over its own ticks in the window: (ticks - 1) / (last start - first start), so a
+    # 20 s window does not quantize it to 0.05 steps; an order with < 2 ticks gets count / window
+    rates = []
+    for order_id, count in per_order.items():
+        s = starts.get(order_id, [])
+        rates.append((len(s) - 1) / (s[-1] - s[0]) if len(s) >= 2 and s[-1] > s[0] else count / window)
+    lags = [t[3] for t in in_window if t[3] is not None]
+    walls = [t[2] - t[1] for t in in_window]
+    periods = [b - a for s in starts.values() for a, b in zip(s, s[1:])]
+    place_w = [d for s, d in places if t0 <= s < t1]
+    cancel_w = [d for s, d in cancels if t0 <= s < t1]
+    waits_w = [d for s, d in writer_waits if t0 <= s < t1]
+    polls_w = [d for s, d in polls if t0 <= s < t1]
+    hub_w = [d for s, d in hub_lags if t0 <= s < t1]
+    requests_done = acct1.requests - acct0.requests
+    by_path = {k: round((v - fake0["by_path"].get(k, 0)) / window, 1) for k, v in fake1["by_path"].items()
+               if v - fake0["by_path"].get(k, 0) > 0}
+    lag_median = statistics.median(lags) if lags else float("inf")
+    min_rate = min(rates) if rates else 0.0
+    ok = lag_median < 0.5 and min_rate >= 0.9
+    why = []
+    if lag_median >= 0.5:
+        why.append(f"median tick lag {lag_median * 1000:.0f} ms >= 500 ms")
+    if min_rate < 0.9:
+        slow = sum(1 for r in rates if r < 0.9)
+        why.append(f"{slow} of {n} orders below 0.9 ticks/s (min {min_rate:.2f})")
+    errors = {k: v - acct0.errors.get(k, 0) for k, v in acct1.errors.items() if v - acct0.errors.get(k, 0)}
+    result.update({
+        "ok": ok,
+        "why": "; ".join(why) if why else "",
+        "window_s": round(window, 1),
+        "ticks_per_order_s": {"min": round(min_rate, 3), "p10": round(pct(rates, 0.10), 3),
+                              "median": round(statistics.median(rates), 3)},
+        "orders_below_0_9": sum(1 for r in rates if r < 0.9),
+        "ticks_in_window": len(in_window),
+        "tick_lag_ms": {"median": ms(lag_median), "p90": ms(pct(lags, 0.9)), "p99": ms(pct(lags, 0.99)),
+                        "max": ms(max(lags)) if lags else None},
+        "tick_period_ms": {"median": ms(statistics.median(periods)) if periods else None,
+                           "p99": ms(pct(periods, 0.99))},
+        "tick_wall_ms": {"median": ms(statistics.median(walls)) if walls else None, "p99": ms(pct(walls, 0.99))},
+        "place_ms": {"median": ms(statistics.median(place_w)) if place_w else None, "p99": ms(pct(place_w, 0.99))},
+        "cancel_ms": {"median": ms(statistics.median(cancel_w)) if cancel_w else None,
+                      "p99": ms(pct(cancel_w, 0.99))},
+        "writer_wait_ms": {"median": ms(statistics.median(waits_w)) if waits_w else None,
+                           "p99": ms(pct(waits_w, 0.99))},
+        "places_per_s": round(len(place_w) / window, 1),
+        "cancels_per_s": round(len(cancel_w) / window, 1),
+        "exchange_requests_per_s": round(requests_done / window, 1),
+        "fake_requests_per_s": round((fake1["requests"] - fake0["requests"]) / window, 1),
+        "fake_by_path_per_s": by_path,
+        "mean_http_ms": round((acct1.http_seconds - acct0.http_seconds) / max(1, requests_done) * 1000, 2),
+        "limiter_waits": acct1.waits - acct0.waits,
+        "exchange_errors": errors,
+        "stream_rounds": len(polls_w),
+        "stream_round_ms": {"median": ms(statistics.median(polls_w)) if polls_w else None,
+                            "max": ms(max(polls_w)) if polls_w else None},
+        "writer_units_per_s": round(w_units / window, 1),
+        "writer_commits_per_s": round(w_batches / window, 1),
+        "hub_lag_ms": {"median": ms(statistics.median(hub_w)) if hub_w else None, "p99": ms(pct(hub_w, 0.99)),
+                       "max": ms(max(hub_w)) if hub_w else None},
+        "mmflow_cpu_util": round(cpu / window, 3),
+        "fake_cpu_util": round((fake1["cpu_s"] - fake0["cpu_s"]) / window, 3),
+        "fake_open_orders": fake1.get("open_orders"),
+        "fake_internal_errors": fake1["n_internal_errors"],
+        "escalated": escalation.reason or None,
+        "DEBUG_total": fake1["by_path"],
+    })
+    probe.kill(block=False)
+    return result
+
+
+# ====================================================================== driver
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--levels", default="100,250,500,1000,2000")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured window per level")
+    parser.add_argument("--warmup", type=float, default=4.0, help="seconds after every order ticked twice")
+    parser.add_argument("--budget", type=float, default=300.0, help="seconds for the whole bench")
+    parser.add_argument("--cycle-iterations", type=int, default=20000)
+    parser.add_argument("--tick-rounds", type=int, default=60)
+    parser.add_argument("--tick-orders", type=int, default=20)
+    parser.add_argument("--work", help="scratch directory (default: a new one under /tmp)")
+    parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port-file", help=argparse.SUPPRESS)
+    parser.add_argument("--keystore", help=argparse.SUPPRESS)
+    parser.add_argument("--level", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--startup-timeout", type=float, default=60.0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_fake:
+        serve_fake(args.port_file, args.keystore)
+        return 0
+    if args.level is not None:
+        try:
+            result = run_level(args.level, args.seconds, args.warmup, args.startup_timeout, Path(args.work))
+        except BaseException as exc:  # report, never hang the driver
+            result = {"n": args.level, "ok": False, "why": f"level crashed: {type(exc).__name__}: {exc}"}
+        print(json.dumps(result), flush=True)
+        os._exit(0)  # no orderly shutdown of N actors: the level's numbers are already out
+
+    started = time.monotonic()
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="mmflow-mm-loop-"))
+    work.mkdir(parents=True, exist_ok=True)
+    from loguru import logger
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+
+    cycles = cycle_cpu(args.cycle_iterations)
+    ticks = tick_cpu(args.tick_rounds, args.tick_orders, work)
+
+    runs = []
+    best = 0
+    stopped = ""
+    levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    for n in levels:
+        left = args.budget - (time.monotonic() - started)
+        need = args.seconds + args.warmup + 25  # fake start + seeding + boot + ready + exit, typically
+        if left < need:
+            stopped = f"time budget: {left:.0f}s left, a level needs ~{need:.0f}s; N={n} not tried"
+            break
+        level_timeout = min(left - 2, args.seconds + args.warmup + args.startup_timeout + 30)
+        cmd = [sys.executable, __file__, "--level", str(n), "--seconds", str(args.seconds), "--warmup",
+               str(args.warmup), "--work", str(work / f"n{n}"),
+               "--startup-timeout", str(min(args.startup_timeout, max(5.0, level_timeout - args.seconds
+                                                                      - args.warmup - 15)))]
+        t_level = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            out, _ = proc.communicate(timeout=level_timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            out, _ = proc.communicate()
+            out = (out or "") + "\n" + json.dumps({"n": n, "ok": False,
+                                                   "why": f"level timed out after {level_timeout:.0f}s"})
+        lines = [line for line in (out or "").splitlines() if line.startswith("{")]
+        result = json.loads(lines[-1]) if lines else {"n": n, "ok": False, "why": "no result from the level"}
+        result["level_s"] = round(time.monotonic() - t_level, 1)
+        runs.append(result)
+        if result.get("ok"):
+            best = n
+        else:
+            stopped = f"N={n} failed: {result.get('why')}"
+            break
+    else:
+        stopped = f"every level passed (largest tried: {levels[-1]})"
+
+    three = cycles[3]
+    print(json.dumps({
+        "bench": "mm_loop",
+        "cycle_cpu_ms": three["cpu_ms"],
+        "tick_cpu_ms": ticks["tick_cpu_ms"],
+        "orders_at_1s_refresh": best,
+        "goal": {"cycle_cpu_ms": "<= 1", "orders_at_1s_refresh": ">= 1000"},
+        "cycle_cpu_ms_by_levels": {str(k): v["cpu_ms"] for k, v in cycles.items()},
+        "cycle_decisions": three["decisions"],
+        "tick_detail": ticks,
+        "limited_by": stopped,
+        "runs": runs,
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "elapsed_s": round(time.monotonic() - started, 1),
+        "work": str(work),
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""What an operator (CLI) or the demo shows about a running order: holdings, trades, PnL."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from domain.money import floor8, fmt
+from domain.strategy.pnl import Fill, PnlError, compute_pnl
+from storage import exchange_repo, repo
+from storage.models import LedgerEntry
+
+ZERO = Decimal(0)
+
+
+def opening_ledger(order_id: str) -> dict[str, Decimal]:
+    """What the exchange credited to the order when it was funded (its deposit entries)."""
+    totals: dict[str, Decimal] = {}
+    for entry in LedgerEntry.select().where((LedgerEntry.order_id == order_id) & LedgerEntry.ref.startswith("deposit:")):
+        totals[entry.asset] = totals.get(entry.asset, ZERO) + entry.delta
+    return totals
+
+
+def strategy_report(order_id: str, base: str, quote: str, mark_price: Decimal | None) -> dict:
+    opening = opening_ledger(order_id)
+    trades = exchange_repo.fills_of(order_id)
+    fills = [Fill(side=t.side, price=t.price, amount=t.amount, fee=t.fee,
+                  fee_asset="base" if t.fee_currency == base else "quote", trade_id=t.fill_key) for t in trades]
+    opening_price = repo.opening_price(order_id) or (trades[0].price if trades else None) or mark_price
+    report = {
+        "holdings": {k: fmt(v) for k, v in sorted(repo.ledger_balances(order_id).items())},
+        "opening": {k: fmt(v) for k, v in sorted(opening.items())},
+        "open_orders": [{"client_order_id": o.client_order_id, "side": o.side, "price": fmt(o.price),
+                         "amount": fmt(o.amount), "filled": fmt(o.filled), "state": o.state.value}
+                        for o in exchange_repo.open_orders_of(order_id)],
+        "trades": len(trades),
+    }
+    if opening_price is None:
+        return report
+    try:
+        pnl = compute_pnl(fills, opening_base=opening.get(base, ZERO), opening_quote=opening.get(quote, ZERO),
+                          opening_price=opening_price, mark_price=mark_price)
+    except PnlError as exc:
+        report["pnl_error"] = str(exc)
+        return report
+    report.update({
+        "opening_price": fmt(opening_price),
+        "realized_pnl": fmt(floor8(pnl.realized)),
+        "unrealized_pnl": fmt(floor8(pnl.unrealized)) if pnl.unrealized is not None else None,
+        "fees_quote": fmt(floor8(pnl.fees_quote)), "volume_quote": fmt(floor8(pnl.volume_quote)),
+        "buys": pnl.buys, "sells": pnl.sells,
+        "base_share": fmt(pnl.base_share.quantize(Decimal("0.0001"))) if pnl.base_share is not None else None,
+    })
+    return report
