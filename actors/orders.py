@@ -20,7 +20,7 @@ from actors.timers import send_every
 from actors.supervisor import ChildSpec, Restart, Strategy, SupervisedActor, Supervisor
 from actors.timers import send_after
 from domain.payment import FeeUnavailable, PaymentStatus, evaluate_payment
-from domain.routing import PaymentDecisionKind, SnapshotFacts, decide_payment
+from domain.routing import SnapshotFacts, decide_payment
 from domain.states import FINAL_STATES, OrderState
 from integrations.mixin.errors import MixinError
 from storage import repo
@@ -124,6 +124,7 @@ class OrderActor(SupervisedActor):
         self._tick_timer = None
         self._stop_started: float | None = None
         self._tick_note = ""
+        self._next_tick_due: float | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -441,7 +442,20 @@ class OrderActor(SupervisedActor):
     def _arm_tick(self, delay: float) -> None:
         if self._tick_timer:
             self._tick_timer.cancel()
+        self._next_tick_due = self.services.clock() + delay
         self._tick_timer = send_after(self.actor_ref, delay, StrategyTick())
+
+    def _arm_next_tick(self, interval: float) -> None:
+        """Keep a fixed cadence: the next tick is due one interval after this one was due, not after it
+        finished (a slow tick must not stretch every period); a tick that fell far behind skips ahead."""
+        now = self.services.clock()
+        due = (self._next_tick_due or now) + interval
+        if due < now:
+            due = now
+        if self._tick_timer:
+            self._tick_timer.cancel()
+        self._next_tick_due = due
+        self._tick_timer = send_after(self.actor_ref, max(0.0, due - now), StrategyTick())
 
     def _tick(self) -> None:
         state = self.view.state if self.view else None
@@ -460,7 +474,7 @@ class OrderActor(SupervisedActor):
             if str(exc) != self._tick_note:
                 self._tick_note = str(exc)
                 self.log.info("order {}: not quoting this tick: {}", self.order_id, exc)
-        self._arm_tick(interval)
+        self._arm_next_tick(interval)
 
     def _handle_stop(self, message: StopOrder) -> None:
         state = self.view.state if self.view else None

@@ -86,7 +86,7 @@ class StrategyRunner:
                 for o in exchange_repo.open_orders_of(self.actor.order_id)]
 
     def ledger(self) -> Budget:
-        balances = repo.ledger_balances(self.actor.order_id)
+        balances = exchange_repo.ledger_balances(self.actor.order_id)  # plain SQL: read every tick
         return Budget(base=max(balances.get(self.pair.base_symbol, ZERO), ZERO),
                       quote=max(balances.get(self.pair.quote_symbol, ZERO), ZERO))
 
@@ -122,10 +122,9 @@ class StrategyRunner:
 
     def place(self, account, proposal, now: float) -> int:
         symbol = self.pair.symbol
-        cid = self.services.writer.run(exchange_repo.reserve_client_order, self.actor.order_id, self.pair.exchange,
-                                       symbol, proposal.side, proposal.price, proposal.amount, proposal.level, now)
-        crash_point("order_reserved")  # written, not sent
-        self.services.writer.run(exchange_repo.mark_submitted, cid, now)
+        cid = self.services.writer.run(self._reserve_and_submit, self.actor.order_id, self.pair.exchange, symbol,
+                                       proposal, now)
+        crash_point("order_reserved")  # written (SUBMITTED), not sent: the stream's lookup resolves it
         try:
             info = account.create_limit_order(symbol, proposal.side, proposal.amount, proposal.price,
                                               client_order_id=cid, post_only=self.params.post_only)
@@ -143,6 +142,14 @@ class StrategyRunner:
         crash_point("order_sent")  # on the exchange, acknowledgement not recorded
         self.services.writer.run(self._record_ack, cid, info, time.time())
         return 1
+
+    @staticmethod
+    def _reserve_and_submit(order_id: str, account: str, symbol: str, proposal, now: float) -> str:
+        """One commit before sending: the row exists with its client id, marked as being sent."""
+        cid = exchange_repo.reserve_client_order(order_id, account, symbol, proposal.side, proposal.price,
+                                                 proposal.amount, proposal.level, now)
+        exchange_repo.mark_submitted(cid, now)
+        return cid
 
     @staticmethod
     def _record_ack(cid: str, info, now: float) -> None:

@@ -1,7 +1,7 @@
 """Market-making loop benchmark (issue #5): CPU per strategy cycle, and how many orders one process
 keeps quoting at a 1 s refresh against the fake exchange.
 
-    python bench/mm_loop.py [--levels 100,250,500,1000,2000] [--seconds 20] [--budget 300]
+    python bench/mm_loop.py [--levels 25,50,75,100,150,250,500,1000,2000] [--seconds 20] [--budget 300]
 
 Prints ONE JSON line. Goals: ``cycle_cpu_ms`` <= 1 and ``orders_at_1s_refresh`` >= 1,000.
 
@@ -12,8 +12,8 @@ Prints ONE JSON line. Goals: ``cycle_cpu_ms`` <= 1 and ``orders_at_1s_refresh`` 
     the real schema (``storage.db.open_database``) and the real group-commit ``Writer``, the
     exchange replaced by ``StubAccount`` (answers at once, same return types as
     ``integrations/exchange/account.py``). The ladder alternates cancel-ticks and place-ticks
-    (refresh 1 s, tolerance 0, moving mid); ``tick_detail`` splits it into place / cancel / keep
-    ticks and the two DB reads.
+    (refresh 1 s, tolerance 0, moving mid); ``tick_detail`` gives it for 3 levels (the headline)
+    and 1 level (what (b) runs), split into place / cancel / keep ticks and the two DB reads.
 
 (b) ``orders_at_1s_refresh``: for each N (ascending) a child process runs the real service
     (``build_services`` + ``start_tree``) with N orders seeded in the database as
@@ -23,12 +23,16 @@ Prints ONE JSON line. Goals: ``cycle_cpu_ms`` <= 1 and ``orders_at_1s_refresh`` 
     every 0.5 s so every refresh replaces the ladder; the fake Mixin for the poller lives there
     too). Our client's own limiter is set to 10M weight/min (otherwise Binance's 1,200/min caps
     it at ~10 orders). After the orders are running and warmed up, ``--seconds`` are measured:
-    ticks per order per second (``config.strategy.tick_interval = 1``), tick lag (start of the
-    tick minus when its timer was due: hub and mailbox delay), tick period and wall time,
+    ticks per order per second (``config.strategy.tick_interval = 1``; per order, (ticks - 1) /
+    (last tick start - first tick start) in the window), tick lag (start of the tick minus when
+    its timer was due: hub and mailbox delay), tick period (start to start) and wall time,
     exchange requests/s (client and fake side), CPU of both processes, writer commits, gevent hub
     lag. A level passes when the median lag < 0.5 s and EVERY order got >= 0.9 ticks/s;
     ``orders_at_1s_refresh`` is the largest passing N. The search stops at the first failing
-    level or when the time budget (default 300 s in all) would be exceeded.
+    level or when the time budget (default 300 s in all) would be exceeded. ``cpu_bound_n`` per
+    run is N / (mmflow CPU seconds per second): the N one core would carry if CPU scaled linearly
+    and nothing else limited it. All N orders start at the same instant (as after a restart,
+    when every actor is recovered at once), so their ticks come in bursts.
 
 Everything on loopback. Nothing here changes the service: the instrumentation wraps a few methods
 (OrderActor._tick/_arm_tick, StrategyRunner.place/cancel, Writer.run, ExchangeGateway._poll) in
@@ -173,9 +177,8 @@ def cycle_cpu(iterations: int) -> dict:
     return out
 
 
-def tick_cpu(rounds: int, orders: int, work: Path) -> dict:
+def tick_cpu(rounds: int, orders: int, work: Path, levels: int) -> dict:
     """CPU of whole StrategyRunner.tick calls: real SQLite + schema + writer, a stub exchange."""
-    import gevent
     from loguru import logger
 
     from actors.strategy import StrategyRunner
@@ -184,12 +187,12 @@ def tick_cpu(rounds: int, orders: int, work: Path) -> dict:
     from integrations.exchange.market_cache import BookCache
     from sim.world import BTC, BTC_USDT_PAIR, ETH, default_pairs
     from domain.config import parse_config
-    from storage import exchange_repo, repo
+    from storage import exchange_repo
     from storage.db import open_database
     from storage.models import database_proxy
     from storage.writer import Writer
 
-    db_path = work / "tick.db"
+    db_path = work / f"tick-{levels}.db"
     db = open_database(f"sqlite:///{db_path}")
     writer = Writer(db).start()
     cfg = parse_config({"database": {"url": f"sqlite:///{db_path}"}, "mixin": {"keystore": "unused"},
@@ -215,7 +218,7 @@ def tick_cpu(rounds: int, orders: int, work: Path) -> dict:
             self.log = logger.bind(order_id=order_id)
 
     params = parse_params({"bid_spread": "0.002", "ask_spread": "0.002", "order_amount": "0.01",
-                           "order_levels": 3, "order_level_spread": "0.001", "order_refresh_time": 1,
+                           "order_levels": levels, "order_level_spread": "0.001", "order_refresh_time": 1,
                            "order_refresh_tolerance_pct": "0", "filled_order_delay": 1, "max_order_age": 1800}, {})
     runners = [StrategyRunner(BenchActor(o), params) for o in order_ids]
     rng = random.Random(11)
@@ -260,7 +263,6 @@ def tick_cpu(rounds: int, orders: int, work: Path) -> dict:
     writer.stop()
     db.close()
     database_proxy.initialize(None)
-    del gevent, repo
 
     def mean_ms(values):
         return round(statistics.fmean(values) * 1000, 4) if values else None
@@ -268,7 +270,7 @@ def tick_cpu(rounds: int, orders: int, work: Path) -> dict:
     return {
         "tick_cpu_ms": round(all_cpu / ticks * 1000, 4),
         "ticks": ticks,
-        "levels": 3,
+        "levels": levels,
         "place_tick_ms": mean_ms(samples["place"]), "place_ticks": len(samples["place"]),
         "cancel_tick_ms": mean_ms(samples["cancel"]), "cancel_ticks": len(samples["cancel"]),
         "keep_tick_ms": mean_ms(keep_cpu),
@@ -364,10 +366,6 @@ def serve_fake(port_file: str, keystore_path: str) -> None:
 
 
 def run_level(n: int, seconds: float, warmup: float, startup_timeout: float, work: Path) -> dict:
-    import gevent
-    import requests
-    from loguru import logger
-
     work.mkdir(parents=True, exist_ok=True)
     keystore_path, port_file = work / "keystore.json", work / "ports"
     fake = subprocess.Popen([sys.executable, __file__, "--serve-fake", "--port-file", str(port_file),
@@ -394,7 +392,7 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
     from actors import orders as orders_mod
     from actors.gateway import ExchangeGateway
     from actors.strategy import StrategyRunner
-    from actors.system import Escalation, build_services, start_tree, stop_tree
+    from actors.system import Escalation, build_services, start_tree
     from domain.config import parse_config
     from domain.payment import FeeRequirements
     from domain.states import OrderState
@@ -581,6 +579,7 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
                       "p99": ms(pct(cancel_w, 0.99))},
         "writer_wait_ms": {"median": ms(statistics.median(waits_w)) if waits_w else None,
                            "p99": ms(pct(waits_w, 0.99))},
+        "ladders_per_order_s": round(len(place_w) / 2 / window / n, 3),  # 1 level: a ladder is 2 orders
         "places_per_s": round(len(place_w) / window, 1),
         "cancels_per_s": round(len(cancel_w) / window, 1),
         "exchange_requests_per_s": round(requests_done / window, 1),
@@ -597,13 +596,15 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
         "hub_lag_ms": {"median": ms(statistics.median(hub_w)) if hub_w else None, "p99": ms(pct(hub_w, 0.99)),
                        "max": ms(max(hub_w)) if hub_w else None},
         "mmflow_cpu_util": round(cpu / window, 3),
+        "cpu_ms_per_order_s": round(cpu / window / n * 1000, 3),
+        "cpu_bound_n": int(n / (cpu / window)) if cpu > 0 else None,  # N at 100 % of one core, if CPU scaled linearly
         "fake_cpu_util": round((fake1["cpu_s"] - fake0["cpu_s"]) / window, 3),
         "fake_open_orders": fake1.get("open_orders"),
         "fake_internal_errors": fake1["n_internal_errors"],
         "escalated": escalation.reason or None,
-        "DEBUG_total": fake1["by_path"],
     })
     probe.kill(block=False)
+    del root  # not stopped: the level process exits right after printing (stopping N actors is not measured)
     return result
 
 
@@ -612,7 +613,7 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--levels", default="100,250,500,1000,2000")
+    parser.add_argument("--levels", default="25,50,75,100,150,250,500,1000,2000")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window per level")
     parser.add_argument("--warmup", type=float, default=4.0, help="seconds after every order ticked twice")
     parser.add_argument("--budget", type=float, default=300.0, help="seconds for the whole bench")
@@ -645,7 +646,7 @@ def main() -> int:
     logger.add(sys.stderr, level="WARNING")
 
     cycles = cycle_cpu(args.cycle_iterations)
-    ticks = tick_cpu(args.tick_rounds, args.tick_orders, work)
+    ticks = {f"{levels}_levels": tick_cpu(args.tick_rounds, args.tick_orders, work, levels) for levels in (3, 1)}
 
     runs = []
     best = 0
@@ -684,16 +685,21 @@ def main() -> int:
         stopped = f"every level passed (largest tried: {levels[-1]})"
 
     three = cycles[3]
+    measured = [r for r in runs if r.get("cpu_bound_n")]
+    largest = max(measured, key=lambda r: r["n"]) if measured else {}
     print(json.dumps({
         "bench": "mm_loop",
         "cycle_cpu_ms": three["cpu_ms"],
-        "tick_cpu_ms": ticks["tick_cpu_ms"],
+        "tick_cpu_ms": ticks["3_levels"]["tick_cpu_ms"],
         "orders_at_1s_refresh": best,
         "goal": {"cycle_cpu_ms": "<= 1", "orders_at_1s_refresh": ">= 1000"},
         "cycle_cpu_ms_by_levels": {str(k): v["cpu_ms"] for k, v in cycles.items()},
         "cycle_decisions": three["decisions"],
         "tick_detail": ticks,
         "limited_by": stopped,
+        # what one core would carry if CPU were the only limit (the largest measured level's CPU per order-second)
+        "cpu_ms_per_order_s": largest.get("cpu_ms_per_order_s"),
+        "cpu_bound_n_estimate": largest.get("cpu_bound_n"),
         "runs": runs,
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],

@@ -24,7 +24,7 @@ from domain.config import load_config
 from domain.memo import encode_market_making
 from sim.bridge import world_with_exchange
 from sim.world import dump_toml
-from sim.world import (BTC, BTC_USDT_PAIR, DISABLED_PAIR, ETH, ETH_USDT_PAIR, USDT_ERC20, XIN, build_world,
+from sim.world import (BTC, BTC_USDT_PAIR, DISABLED_PAIR, ETH, ETH_USDT_PAIR, USDT_ERC20, XIN,
                        new_order_id)
 from storage import repo
 from storage.reports import strategy_report

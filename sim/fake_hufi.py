@@ -42,7 +42,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -52,7 +51,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, unquote
 
 import gevent
-from gevent.pywsgi import WSGIHandler, WSGIServer
+from sim.loopback import LoopbackServer
 
 from integrations.hufi.signer import nonce_message, recover_signer, signing_available
 
@@ -67,17 +66,6 @@ _HTTP_REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unautho
                  404: "Not Found", 422: "Unprocessable Entity", 429: "Too Many Requests",
                  500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
                  504: "Gateway Timeout"}
-
-
-class _NoDelayHandler(WSGIHandler):
-    """pywsgi writes headers and body separately: without TCP_NODELAY every reply waits ~40 ms (Nagle)."""
-
-    def __init__(self, sock, address, server, rfile=None):
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-        super().__init__(sock, address, server, rfile)
 
 
 class HttpError(Exception):
@@ -195,17 +183,13 @@ class Request:
         return data
 
 
-class FakeHufi:
+class FakeHufi(LoopbackServer):
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, clock: Callable[[], float] = time.time,
                  access_ttl: float = 600.0, refresh_ttl: float = 3600.0) -> None:
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError("the fake HuFi server binds to loopback only")
-        self.host = host
-        self.port = port
+        super().__init__(host=host, port=port)
         self.clock = clock
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
-        self._server: WSGIServer | None = None
         self._jwt_secret = secrets.token_bytes(32)
         self._seq = 0
         # state
@@ -235,33 +219,6 @@ class FakeHufi:
         self._add("oracle", "GET", "/health/ping", lambda req: {"status": "ok"})
 
     # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> "FakeHufi":
-        if self._server is None:
-            server = WSGIServer((self.host, self.port), self._wsgi, handler_class=_NoDelayHandler, log=None,
-                                error_log=None)
-            server.start()
-            self._server = server
-            self.port = server.server_port
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop(timeout=1)
-            self._server = None
-
-    def __enter__(self) -> "FakeHufi":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeHufi is not started")
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
 
     @property
     def launcher_url(self) -> str:

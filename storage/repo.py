@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import msgpack
-import peewee as pw
 
 from domain.ids import refund_request_id
 from domain.money import ZERO
@@ -464,7 +463,6 @@ def sum_tallies() -> dict[str, Decimal]:
     return totals
 
 
-__all__ = [name for name in dir() if not name.startswith("_") and name not in {"pw", "json", "time", "msgpack"}]
 
 
 def refund_unapplied(snapshots: Sequence[SnapshotFacts], code: str, reason: str, order_id: str | None,

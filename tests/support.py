@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -66,3 +67,21 @@ def running_mmflow(tmp_path: Path, world: World, *, db_name="mmflow.db", **overr
         services.mixin.close()
         services.db.close()
         database_proxy.initialize(None)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_service(config_path: Path, log_path: Path, env: dict | None = None,
+                  crash_at: str | None = None) -> subprocess.Popen:
+    """`python run.py serve` in a child process (logs appended to log_path), optionally armed to
+    SIGKILL itself at a named crash point (integrations/crashpoints.py)."""
+    import os
+    import sys
+
+    env = dict(os.environ if env is None else env)
+    env.pop("MMFLOW_CRASH_AT", None)
+    if crash_at:
+        env["MMFLOW_CRASH_AT"] = crash_at
+    return subprocess.Popen([sys.executable, "run.py", "serve", "--config", str(config_path)], cwd=ROOT, env=env,
+                            stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)

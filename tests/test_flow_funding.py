@@ -6,12 +6,11 @@ from decimal import Decimal
 
 import pytest
 
-from domain.memo import encode_market_making
 from sim.bridge import world_with_exchange
-from sim.world import BTC, BTC_USDT_PAIR, ETH, USDT_ERC20, new_order_id
+from sim.world import BTC_USDT_PAIR, new_order_id
 from storage import repo
 from storage.models import MoneyMovement
-from tests.support import running_mmflow, wait_until
+from tests.support import running_mmflow
 
 FAST_FUNDING = {"poll_interval": 0.05, "retry_delay": 0.1, "withdrawal_timeout": 30, "deposit_timeout": 30}
 

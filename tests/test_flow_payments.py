@@ -147,7 +147,7 @@ def test_another_payer_is_refunded_and_first_payer_keeps_the_order(tmp_path, wor
     (lambda: b"\xff\xfe\x00", "memo_not_utf8"),
 ])
 def test_unroutable_payments_are_refunded_with_reason(tmp_path, world, memo_maker, code):
-    with running_mmflow(tmp_path, world) as mm:
+    with running_mmflow(tmp_path, world):
         user = world.new_user()
         snap = world.pay(user, USDT_ERC20, "12.5", memo_maker())
         row = wait_routed(snap["snapshot_id"])
@@ -167,7 +167,7 @@ def test_bad_trading_type_is_refunded(tmp_path, world):
     import uuid
     payload = bytes([1, 2, 1]) + uuid.uuid4().bytes + uuid.uuid4().bytes  # Simply Grow, not market making
     memo = b58encode(payload + _checksum(payload))
-    with running_mmflow(tmp_path, world) as mm:
+    with running_mmflow(tmp_path, world):
         snap = world.pay(world.new_user(), USDT_ERC20, "7", memo)
         row = wait_routed(snap["snapshot_id"])
         assert row.outcome == "refund" and refund_of(snap["snapshot_id"]).memo.endswith("memo_bad_trading_type")
@@ -210,7 +210,7 @@ def test_late_payment_to_complete_order_is_refunded(tmp_path, world):
 
 
 def test_zero_and_outgoing_amounts_are_ignored(tmp_path, world):
-    with running_mmflow(tmp_path, world) as mm:
+    with running_mmflow(tmp_path, world):
         out = world.fake.record_snapshot(world.bot_id, USDT_ERC20, Decimal("-5"), opponent_id=world.new_user(),
                                          memo=b"Refund:x")
         row = wait_routed(out["snapshot_id"])
@@ -220,7 +220,7 @@ def test_zero_and_outgoing_amounts_are_ignored(tmp_path, world):
 
 def test_operator_top_up_is_never_refunded(tmp_path, world):
     operator = world.new_user()
-    with running_mmflow(tmp_path, world, mixin={"operator_user_ids": [operator]}) as mm:
+    with running_mmflow(tmp_path, world, mixin={"operator_user_ids": [operator]}):
         snap = world.pay(operator, USDT_ERC20, "1000", "funding")
         row = wait_routed(snap["snapshot_id"])
         assert row.outcome == "topup"
@@ -228,7 +228,7 @@ def test_operator_top_up_is_never_refunded(tmp_path, world):
 
 
 def test_external_deposit_cannot_be_refunded_and_alerts_operator(tmp_path, world):
-    with running_mmflow(tmp_path, world) as mm:
+    with running_mmflow(tmp_path, world):
         snap = world.fake.deposit(world.bot_id, ETH, "0.5")
         row = wait_until(lambda: (s := Snapshot.get_or_none(Snapshot.snapshot_id == snap["snapshot_id"]))
                          and s.outcome and s)

@@ -4,29 +4,17 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from domain.memo import encode_market_making
 from sim.bridge import world_with_exchange
 from sim.world import BTC_USDT_PAIR, dump_toml, new_order_id
 from domain.config import parse_config
-from tests.support import wait_until
+from tests.support import start_service, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def start(config_path, log_path, env, crash_at=None):
-    env = dict(env)
-    env.pop("MMFLOW_CRASH_AT", None)
-    if crash_at:
-        env["MMFLOW_CRASH_AT"] = crash_at
-    return subprocess.Popen([sys.executable, "run.py", "serve", "--config", str(config_path)], cwd=ROOT, env=env,
-                            stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)
 
 
 def order_state(db_path, order_id):
@@ -58,10 +46,10 @@ def test_kill_during_withdrawal_sends_each_leg_once(tmp_path, step, monkeypatch)
     order_id = new_order_id()
     ew.world.pay_invoice(ew.world.new_user(), pair, order_id, ew.world.invoice(pair, Decimal("0.3"), Decimal("900")))
     log_path = tmp_path / "service.log"
-    proc = start(config_path, log_path, env, step)
+    proc = start_service(config_path, log_path, env, step)
     try:
         assert proc.wait(timeout=60) == -signal.SIGKILL, f"expected a self-kill at {step}"
-        proc = start(config_path, log_path, env)
+        proc = start_service(config_path, log_path, env)
         wait_until(lambda: order_state(db_path, order_id) == "deposit_confirmed", timeout=60, interval=0.1,
                    message="order funded after the kill")
         proc.send_signal(signal.SIGTERM)

@@ -1,13 +1,9 @@
 """kill -9 at random points while payments stream in; restart; nothing lost, nothing doubled."""
 from __future__ import annotations
 
-import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,15 +14,9 @@ from domain.ids import refund_request_id
 from domain.memo import encode_market_making
 from sim.world import BTC, BTC_USDT_PAIR, USDT_ERC20, build_world, dump_toml, new_order_id
 from domain.config import parse_config
-from tests.support import wait_until
+from tests.support import start_service, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def start_service(config_path: Path, log_path: Path) -> subprocess.Popen:
-    log = open(log_path, "ab")
-    return subprocess.Popen([sys.executable, "run.py", "serve", "--config", str(config_path)], cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT)
 
 
 def query(db_path: Path, sql: str, *args):
@@ -50,7 +40,7 @@ def test_sigkill_during_payments_loses_and_duplicates_nothing(tmp_path):
     config_path.write_text(dump_toml(raw))
     pair = parse_config(raw).pair(BTC_USDT_PAIR)
 
-    full, partial, strays = {}, {}, []
+    full, partial = {}, {}
     schedule = []  # (user, asset, amount, memo, kind, key)
     for _ in range(30):
         user, order_id = world.new_user(), new_order_id()

@@ -8,7 +8,7 @@ import gevent
 import peewee as pw
 import pytest
 
-from domain.memo import encode_market_making, memo_text_to_hex
+from domain.memo import memo_text_to_hex
 from domain.routing import Route, RouteKind, parse_snapshot
 from domain.timefmt import format_ns
 from storage import repo

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,19 +18,10 @@ from sim.world import BTC_USDT_PAIR, dump_toml, new_order_id
 from storage import exchange_repo, repo
 from storage.db import open_database
 from storage.models import database_proxy
-from tests.support import wait_until
+from tests.support import start_service, wait_until
 from tests.test_flow_strategy import pairs_with_strategy
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def start(config_path, log_path, env, crash_at=None):
-    env = dict(env)
-    env.pop("MMFLOW_CRASH_AT", None)
-    if crash_at:
-        env["MMFLOW_CRASH_AT"] = crash_at
-    return subprocess.Popen([sys.executable, "run.py", "serve", "--config", str(config_path)], cwd=ROOT, env=env,
-                            stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)
 
 
 @pytest.mark.timeout(150)
@@ -60,7 +49,7 @@ def test_kill_with_orders_live_or_in_flight(tmp_path, step, monkeypatch):
     log_path = tmp_path / "service.log"
     checker = ExchangeAccount(config.exchange("binance"))
     db = None
-    proc = start(config_path, log_path, env, None if step == "live" else step)
+    proc = start_service(config_path, log_path, env, None if step == "live" else step)
     try:
         if step in ("cancel_sent", "live"):
             db = open_database(f"sqlite:///{db_path}")
@@ -75,7 +64,7 @@ def test_kill_with_orders_live_or_in_flight(tmp_path, step, monkeypatch):
                 proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=60) == -signal.SIGKILL
         ew.exchange.stop_price_process()
-        proc = start(config_path, log_path, env)
+        proc = start_service(config_path, log_path, env)
         if db is None:
             db = open_database(f"sqlite:///{db_path}")
 

@@ -1,32 +1,19 @@
 """kill -9 at each step of a refund transfer; after restart each refund is on Mixin exactly once."""
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
-import gevent
 import pytest
 
 from domain.ids import refund_request_id
 from sim.world import USDT_ERC20, build_world, dump_toml
-from tests.support import wait_until
+from tests.support import start_service, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ["before_prepare", "after_prepare", "after_verify", "after_broadcast", "before_confirm_recorded"]
-
-
-def start(config_path: Path, log_path: Path, crash_at: str | None) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.pop("MMFLOW_CRASH_AT", None)
-    if crash_at:
-        env["MMFLOW_CRASH_AT"] = crash_at
-    return subprocess.Popen([sys.executable, "run.py", "serve", "--config", str(config_path)], cwd=ROOT, env=env,
-                            stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)
 
 
 def movements(db_path: Path) -> dict[str, str]:
@@ -50,10 +37,10 @@ def test_refund_survives_kill_at_each_step(tmp_path, step):
     log_path = tmp_path / "service.log"
     users = [world.new_user() for _ in range(3)]
     paid = [world.pay(user, USDT_ERC20, Decimal(7 + i), "not an mmflow memo") for i, user in enumerate(users)]
-    proc = start(config_path, log_path, step)
+    proc = start_service(config_path, log_path, crash_at=step)
     try:
         assert proc.wait(timeout=60) == -signal.SIGKILL, f"the process should have killed itself at {step}"
-        proc = start(config_path, log_path, None)
+        proc = start_service(config_path, log_path)
         expected = {refund_request_id(p["snapshot_id"]) for p in paid}
         wait_until(lambda: (m := movements(db_path)) and set(m) == expected
                    and all(state == "confirmed" for state in m.values()),
