@@ -24,6 +24,7 @@ from integrations.exchange.errors import DefinitiveError, ExchangeError
 from storage import exchange_repo, repo
 
 ZERO = Decimal(0)
+FRESH_BOOK = 0.05  # seconds: the book a placement decision may rest on
 
 
 class NotReady(Exception):
@@ -46,6 +47,7 @@ class StrategyRunner:
         self.hanging: set[str] = set()
         self.last_notes: tuple[str, ...] = ()
         self.cycles = 0
+        self._rules_cache = None
         self._opening_recorded = repo.opening_price(actor.order_id) is not None
         self._load_fill_history()
 
@@ -66,18 +68,23 @@ class StrategyRunner:
             raise NotReady(f"exchange account {self.pair.exchange} not ready")
         return account
 
-    def _book(self, account) -> BookTop:
+    def _book(self, account, max_age: float | None = None) -> BookTop:
         caches = getattr(self.services, "book_caches", None) or {}
         cache = caches.get(self.pair.exchange)
-        book = cache.book(self.pair.symbol) if cache is not None else account.fetch_order_book(self.pair.symbol, 5)
+        book = (cache.book(self.pair.symbol, max_age=max_age) if cache is not None
+                else account.fetch_order_book(self.pair.symbol, 5))
         best_bid = book.bids[0][0] if book.bids else None
         best_ask = book.asks[0][0] if book.asks else None
         return BookTop(best_bid=best_bid, best_ask=best_ask, last_trade=None)
 
     def _rules(self, account) -> MarketRules:
-        r = account.market_rules(self.pair.symbol)
-        return MarketRules(tick_size=r.price_tick, step_size=r.amount_step, min_amount=r.min_amount or ZERO,
-                           min_notional=r.min_cost or ZERO, maker_fee=r.maker_fee or Decimal("0.001"))
+        # Markets are loaded once per gateway start; keep the converted rules for that account object.
+        if self._rules_cache is None or self._rules_cache[0] is not account:
+            r = account.market_rules(self.pair.symbol)
+            rules = MarketRules(tick_size=r.price_tick, step_size=r.amount_step, min_amount=r.min_amount or ZERO,
+                                min_notional=r.min_cost or ZERO, maker_fee=r.maker_fee or Decimal("0.001"))
+            self._rules_cache = (account, rules)
+        return self._rules_cache[1]
 
     def live_orders(self) -> list[LiveOrder]:
         return [LiveOrder(client_order_id=o.client_order_id, side=o.side, price=o.price, amount=o.amount,
@@ -110,6 +117,23 @@ class StrategyRunner:
         self.last_notes = tuple(notes)
         plan = plan_cycle(params=self.params, proposals=proposals, live=live, now=now,
                           last_refresh_at=self.last_refresh_at, last_fill_at=self.last_fill_at, ref_price=ref)
+        if plan.place and self.params.post_only:
+            # About to place maker-only orders: decide on a fresh book, not one cached before a move
+            # (a stale book lets a bid cross the real best ask and be rejected). Shared for FRESH_BOOK s.
+            try:
+                fresh = self._book(account, max_age=FRESH_BOOK)
+            except ExchangeError as exc:
+                raise NotReady(f"market data: {exc}") from None
+            if fresh != book:
+                book = fresh
+                ref = reference_price(self.params, book, self.last_fill_price)
+                budget = quoting_budget(holdings, live, self.params, rules)
+                proposals, notes = build_proposals(self.params, ref, book, rules, budget, holdings.base,
+                                                   holdings.quote)
+                self.last_notes = tuple(notes)
+                plan = plan_cycle(params=self.params, proposals=proposals, live=live, now=now,
+                                  last_refresh_at=self.last_refresh_at, last_fill_at=self.last_fill_at,
+                                  ref_price=ref)
         self.cycles += 1
         for cid in plan.cancel:
             self.cancel(account, cid, now)
@@ -189,11 +213,16 @@ class StrategyRunner:
             at = fill.timestamp_ms / 1000 if getattr(fill, "timestamp_ms", None) else time.time()
             if self.last_fill_at is None or at >= self.last_fill_at:
                 self.last_fill_at, self.last_fill_price = at, fill.price
-            cid = fill.client_order_id
-            if cid is None and fill.exchange_order_id:
-                known = exchange_repo.find_by_exchange_id(self.pair.exchange, fill.symbol, fill.exchange_order_id)
-                cid = known.client_order_id if known else None
-            filled = next((o for o in live if o.client_order_id == cid), None)
+            known = (exchange_repo.get_exchange_order(fill.client_order_id) if fill.client_order_id else
+                     exchange_repo.find_by_exchange_id(self.pair.exchange, fill.symbol, fill.exchange_order_id)
+                     if fill.exchange_order_id else None)
+            if known is None:
+                continue
+            # The stream records the fill before telling us, so a completely filled order is no longer
+            # open: take it from the orders DB in whatever state it is now.
+            filled = LiveOrder(client_order_id=known.client_order_id, side=known.side, price=known.price,
+                               amount=known.amount, remaining=known.amount - known.filled,
+                               created_at=known.created_at, level=known.level)
             if filled is not None and self.params.hanging_orders_enabled:
                 self.hanging.update(orders_to_hang(self.params, live, filled))
 

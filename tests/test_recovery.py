@@ -34,7 +34,7 @@ def test_sigkill_during_payments_loses_and_duplicates_nothing(tmp_path):
     db_path = tmp_path / "mmflow.db"
     keystore = world.write_keystore(tmp_path / "keystore.json")
     raw = world.config_dict(db_path, keystore)
-    raw["payments"].update({"timeout": 12.0, "check_delay": 0.05})  # > payment spread + restarts
+    raw["payments"].update({"timeout": 25.0, "check_delay": 0.05})  # well above payment spread + 4 restarts
     raw["log"] = {"level": "INFO"}
     config_path = tmp_path / "mmflow.toml"
     config_path.write_text(dump_toml(raw))
@@ -71,6 +71,11 @@ def test_sigkill_during_payments_loses_and_duplicates_nothing(tmp_path):
     try:
         payments = gevent.spawn(payer)
         for delay in (0.6, 0.5, 0.7, 0.4):  # kill -9 at arbitrary points: mid-page, mid-apply, mid-check
+            # Time each kill from the moment this incarnation runs, so it lands mid-processing on a slow
+            # machine too (start-up alone can take longer than the delay).
+            runs = log_path.read_text(errors="replace").count("mmflow running") if log_path.exists() else 0
+            wait_until(lambda: log_path.read_text(errors="replace").count("mmflow running") > runs, timeout=60,
+                       interval=0.05, message="service running")
             gevent.sleep(delay + rng.uniform(0, 0.3))
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
@@ -80,13 +85,19 @@ def test_sigkill_during_payments_loses_and_duplicates_nothing(tmp_path):
         assert payments.successful()
 
         def settled():
+            try:
+                return _settled()
+            except sqlite3.OperationalError:  # schema not created yet by the fresh incarnation
+                return False
+
+        def _settled():
             rows = query(db_path, "SELECT COUNT(*) FROM snapshot WHERE outcome IS NOT NULL AND applied = 1 "
                                   "AND amount NOT LIKE '-%'")
             states = dict(query(db_path, "SELECT order_id, state FROM orders"))
             return (rows[0][0] == len(paid)
                     and all(states.get(o) == "payment_complete" for o in full)
                     and all(states.get(o) == "refunded" for o in partial))
-        wait_until(settled, timeout=60, interval=0.2, message="all payments settled after restarts")
+        wait_until(settled, timeout=90, interval=0.2, message="all payments settled after restarts")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, "clean shutdown exits 0"
     finally:

@@ -187,9 +187,6 @@ def _hanging_scenario(xworld, mm, take):
     assert engine_order(xworld, ask.client_order_id).executed_qty == 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: StrategyRunner.on_fills looks the filled order up among the OPEN "
-                   "orders; a completely filled order is already FILLED in the DB, so its other side is never "
-                   "marked hanging and is cancelled at the next refresh")
 def test_hanging_order_survives_refresh_after_a_complete_fill(tmp_path, xworld):
     with run(tmp_path, xworld, strategy=HANGING) as mm:
         _hanging_scenario(xworld, mm, lambda amount: amount)
@@ -227,10 +224,6 @@ def test_post_only_filter_drops_a_bid_that_would_cross(tmp_path, xworld):
         assert [o for o in all_rows(order_id) if o.state is ExOrderState.REJECTED] == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the post-only crossing filter (ladder.drop_crossing) runs on the "
-                   "shared BookCache book (book_ttl 0.5 s) read by StrategyRunner._book; the placement tick "
-                   "right after a cancel tick reuses the pre-move book, so after a 0.1 % drop the exchange "
-                   "rejects the bid as 'Order would immediately match and take.'")
 def test_post_only_ladder_is_not_rejected_after_a_move_between_cancel_and_place(tmp_path, xworld):
     """Spreads of 1 bp, the ladder replaced every second (tolerance < 0): right after each cancel the market
     drops 0.1 %, so a bid priced from the book before the move would cross. None may be refused as crossing,
