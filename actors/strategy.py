@@ -68,9 +68,9 @@ class StrategyRunner:
             raise NotReady(f"exchange account {self.pair.exchange} not ready")
         return account
 
-    def _book(self, account, max_age: float | None = None) -> BookTop:
+    def _book(self, account, max_age: float | None = None, account_id: str | None = None) -> BookTop:
         caches = getattr(self.services, "book_caches", None) or {}
-        cache = caches.get(self.pair.exchange)
+        cache = caches.get(account_id or self.pair.exchange)
         book = (cache.book(self.pair.symbol, max_age=max_age) if cache is not None
                 else account.fetch_order_book(self.pair.symbol, 5))
         best_bid = book.bids[0][0] if book.bids else None
@@ -85,6 +85,20 @@ class StrategyRunner:
                                 min_notional=r.min_cost or ZERO, maker_fee=r.maker_fee or Decimal("0.001"))
             self._rules_cache = (account, rules)
         return self._rules_cache[1]
+
+    def _reference(self, book: BookTop, max_age: float | None = None):
+        """The reference price: from this exchange's book, or from another configured exchange's
+        (`price_source_exchange`) — e.g. quote a thin venue around a deep one's price."""
+        source = self.params.price_source_exchange
+        if source and source != self.pair.exchange:
+            other = self.services.exchanges.get(source)
+            if other is None:
+                raise NotReady(f"price source exchange {source} not ready")
+            try:
+                book = self._book(other, max_age=max_age, account_id=source)
+            except ExchangeError as exc:
+                raise NotReady(f"price source {source}: {exc}") from None
+        return reference_price(self.params, book, self.last_fill_price)
 
     def live_orders(self) -> list[LiveOrder]:
         return [LiveOrder(client_order_id=o.client_order_id, side=o.side, price=o.price, amount=o.amount,
@@ -106,7 +120,7 @@ class StrategyRunner:
             book = self._book(account)
         except ExchangeError as exc:
             raise NotReady(f"market data: {exc}") from None
-        ref = reference_price(self.params, book, self.last_fill_price)
+        ref = self._reference(book)
         if ref is not None and not self._opening_recorded:
             self.services.writer.run(repo.set_opening_price, self.actor.order_id, ref)
             self._opening_recorded = True
@@ -126,7 +140,7 @@ class StrategyRunner:
                 raise NotReady(f"market data: {exc}") from None
             if fresh != book:
                 book = fresh
-                ref = reference_price(self.params, book, self.last_fill_price)
+                ref = self._reference(book, max_age=FRESH_BOOK)
                 budget = quoting_budget(holdings, live, self.params, rules)
                 proposals, notes = build_proposals(self.params, ref, book, rules, budget, holdings.base,
                                                    holdings.quote)

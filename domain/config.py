@@ -404,6 +404,12 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "") -
                     problems.extend(f"{where}.strategy.{p}" for p in exc.problems)
                 pair_strategies.append((pair_id, dict(strategy_table)))
 
+    account_ids = {e.account_id for e in exchanges}
+    for pair_id, table in pair_strategies:
+        source = table.get("price_source_exchange")
+        if source and source not in account_ids:
+            problems.append(f"pair {pair_id}: strategy.price_source_exchange {source!r} is not a configured "
+                            f"[[exchanges]] id ({', '.join(sorted(account_ids)) or 'none configured'})")
     if problems:
         raise ConfigError(problems)
     return Config(database=database, mixin=mixin, payments=payments, treasury=treasury,

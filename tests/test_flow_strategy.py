@@ -133,3 +133,46 @@ def test_ladder_follows_the_market(tmp_path, xworld):
         assert min(bids) > mid  # the new bids follow the higher market
         assert all(exchange_repo.get_exchange_order(c).state.value in ("canceled", "filled", "partially_filled")
                    for c in before)
+
+
+def test_reference_price_from_another_exchange(tmp_path, xworld, monkeypatch):
+    """price_source_exchange: quote on the trading venue around a second venue's price."""
+    from sim.fake_exchange import FakeExchange
+    ref_venue = FakeExchange(seed=5).start()
+    try:
+        ref_venue.add_market("BTC/USDT", "BTC", "USDT", tick_size="0.01", step_size="0.00001", min_qty="0.00001",
+                             min_notional="5", mid=str(xworld.exchange.mid("BTC/USDT") * Decimal("0.99")))
+        ref_venue.add_currency("BTC", [{"network": "BTC", "withdrawFee": "0.0002", "withdrawMin": "0.001"}])
+        ref_venue.add_currency("USDT", [{"network": "ETH", "withdrawFee": "1", "withdrawMin": "10"}])
+        ref_venue.add_account("ref-key", "ref-secret")
+        monkeypatch.setenv("MMF_REF_KEY", "ref-key")
+        monkeypatch.setenv("MMF_REF_SECRET", "ref-secret")
+        ref_table = {"id": "refvenue", "ccxt": "binance", "api_key_env": "MMF_REF_KEY",
+                     "secret_env": "MMF_REF_SECRET", "urls": {"api": ref_venue.url},
+                     "options": xworld.ccxt_config()["options"]}
+        with running_mmflow(tmp_path, xworld.world, exchanges=[exchange_table(xworld), ref_table],
+                            funding=FAST_FUNDING, pairs=pairs_with_strategy(price_source_exchange="refvenue"),
+                            strategy={"tick_interval": 0.1}, stream={"slow_interval": 0.2}) as mm:
+            order_id, _ = pay_order(xworld, mm, "0.1", "5000")
+            mm.wait_state(order_id, "running", timeout=30)
+            wait_until(lambda: any(o.side == "buy" for o in exchange_repo.open_orders_of(order_id)), timeout=15,
+                       message="bids placed")
+            ref_mid = ref_venue.mid("BTC/USDT")
+            bids = sorted((o.price for o in exchange_repo.open_orders_of(order_id) if o.side == "buy"),
+                          reverse=True)
+            # Level 0 sits 0.2 % under the OTHER venue's mid (1 % below this venue's market) ...
+            assert abs(bids[0] - ref_mid * Decimal("0.998")) <= Decimal("0.02")
+            # ... and asks that would cross this venue's book are dropped, not sent (post-only).
+            best_bid_here = xworld.exchange.mid("BTC/USDT") * Decimal("0.999")
+            assert all(o.price > best_bid_here for o in exchange_repo.open_orders_of(order_id) if o.side == "sell")
+            assert not [o for o in exchange_repo.orders_in_states(["rejected"], order_id=order_id)]
+    finally:
+        ref_venue.stop()
+
+
+def test_price_source_exchange_must_be_configured(tmp_path, xworld):
+    from domain.config import ConfigError, parse_config
+    raw = xworld.world.config_dict(tmp_path / "x.db", tmp_path / "k.json")
+    raw["pairs"] = pairs_with_strategy(price_source_exchange="nowhere")
+    with pytest.raises(ConfigError, match="price_source_exchange 'nowhere' is not a configured"):
+        parse_config(raw)
