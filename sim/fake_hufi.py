@@ -328,15 +328,6 @@ class FakeHufi(LoopbackServer):
         regex = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+?)", re.escape(template)) + "$"
         self._routes.append((service, method, re.compile(regex), handler, auth))
 
-    def _take_fault(self, path: str) -> Fault | None:
-        for fault in self.faults:
-            if fault.remaining > 0 and path.startswith(fault.path_prefix):
-                fault.remaining -= 1
-                if fault.remaining == 0:
-                    self.faults.remove(fault)
-                return fault
-        return None
-
     def _wsgi(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"].upper()
         full_path = environ.get("PATH_INFO", "/")

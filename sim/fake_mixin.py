@@ -330,15 +330,6 @@ class FakeMixin(LoopbackServer):
         self.faults.clear()
         self.duplicate_factor = 1
 
-    def _take_fault(self, path: str) -> Fault | None:
-        for fault in self.faults:
-            if fault.remaining > 0 and path.startswith(fault.path_prefix):
-                fault.remaining -= 1
-                if fault.remaining == 0:
-                    self.faults.remove(fault)
-                return fault
-        return None
-
     # ------------------------------------------------------------------ WSGI
 
     def _wsgi(self, environ: dict, start_response: Callable) -> Iterable[bytes]:

@@ -7,6 +7,7 @@ signatures cover the bytes actually sent).
 """
 from __future__ import annotations
 
+import abc
 import socket
 from typing import Any
 
@@ -30,8 +31,11 @@ class LoopbackHandler(WSGIHandler):
         return env
 
 
-class LoopbackServer:
-    """Base of the fakes: `start()`, `stop()`, `url`, context manager. Subclasses define `_wsgi`."""
+class LoopbackServer(abc.ABC):
+    """Base of the fakes: `start()`, `stop()`, `url`, context manager, injected faults.
+
+    Subclasses define `_wsgi`; faults they inject are objects with `path_prefix` and
+    `remaining`, kept in `self.faults` and consumed by `_take_fault`."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
         if host not in LOOPBACK_HOSTS:
@@ -39,9 +43,21 @@ class LoopbackServer:
         self.host = host
         self.port = port
         self._server: WSGIServer | None = None
+        self.faults: list = []
 
-    def _wsgi(self, environ, start_response):  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _wsgi(self, environ, start_response):
+        """The WSGI application of the fake."""
+
+    def _take_fault(self, path: str):
+        """The next injected fault whose prefix matches `path` (consumed), or None."""
+        for fault in self.faults:
+            if fault.remaining > 0 and path.startswith(fault.path_prefix):
+                fault.remaining -= 1
+                if fault.remaining == 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
 
     def start(self):
         if self._server is None:
