@@ -133,6 +133,7 @@ class ExchangeGateway(SupervisedActor):
             self._stream_options["not_found_grace"] = float(getattr(stream_cfg, "not_found_grace",
                                                                     updates.NOT_FOUND_GRACE))
         self.account: ExchangeAccount | None = None
+        self._warned_symbols: set[str] = set()
         self.book_cache: BookCache | None = None
         self.reconciled: updates.ReconcileReport | None = None
         self._timers: list[Timer] = []
@@ -238,8 +239,24 @@ class ExchangeGateway(SupervisedActor):
         return clock() if callable(clock) else time.time()
 
     def _configured_symbols(self) -> set[str]:
+        """Symbols of the pairs that trade on this account and that the exchange lists.
+
+        An enabled pair without a market is an operator problem, said once at start; a disabled
+        one is simply not looked at (asking the exchange about it would only produce errors)."""
         pairs = getattr(getattr(self.services, "config", None), "pairs", None) or ()
-        return {p.symbol for p in pairs if getattr(p, "exchange", None) == self.account_id}
+        mine = [p for p in pairs if getattr(p, "exchange", None) == self.account_id]
+        markets = getattr(self.account, "markets", None) if self.account is not None else None
+        if not markets:
+            return {p.symbol for p in mine}
+        listed = set()
+        for pair in mine:
+            if pair.symbol in markets:
+                listed.add(pair.symbol)
+            elif getattr(pair, "enabled", True) and pair.symbol not in self._warned_symbols:
+                self._warned_symbols.add(pair.symbol)
+                logger.error("exchange gateway {}: enabled pair {} has no market on this exchange; orders on it "
+                             "cannot be funded or quoted", self.account_id, pair.symbol)
+        return listed
 
     def _reconcile(self, deadline: float | None = None) -> None:
         """Start-up reconciliation of this account with the orders DB (before the account is published)."""
