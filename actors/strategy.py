@@ -103,7 +103,7 @@ class StrategyRunner:
     def live_orders(self) -> list[LiveOrder]:
         return [LiveOrder(client_order_id=o.client_order_id, side=o.side, price=o.price, amount=o.amount,
                           remaining=o.amount - o.filled, created_at=o.created_at,
-                          hanging=o.client_order_id in self.hanging, level=o.level)
+                          hanging=o.hanging or o.client_order_id in self.hanging, level=o.level)
                 for o in exchange_repo.open_orders_of(self.actor.order_id)]
 
     def ledger(self) -> Budget:
@@ -237,8 +237,11 @@ class StrategyRunner:
             filled = LiveOrder(client_order_id=known.client_order_id, side=known.side, price=known.price,
                                amount=known.amount, remaining=known.amount - known.filled,
                                created_at=known.created_at, level=known.level)
-            if filled is not None and self.params.hanging_orders_enabled:
-                self.hanging.update(orders_to_hang(self.params, live, filled))
+            if self.params is not None and self.params.hanging_orders_enabled:
+                hang = orders_to_hang(self.params, live, filled)
+                if hang:
+                    self.hanging.update(hang)
+                    self.services.writer.run(exchange_repo.mark_hanging, list(hang), time.time())
 
     def cancel_all(self, now: float) -> int:
         """Cancel every open order of THIS order (by client id). Returns how many are still open."""

@@ -266,6 +266,7 @@ class DbOrder:
     submitted_at: float | None = None
     updated_at: float = 0.0
     last_error: str | None = None
+    hanging: bool = False
 
     @property
     def remaining(self) -> Decimal:

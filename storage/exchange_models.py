@@ -28,6 +28,7 @@ class ExchangeOrder(BaseModel):
     state = pw.CharField(index=True)
     exchange_order_id = pw.CharField(null=True)
     level = pw.IntegerField(default=0)            # quote level of the strategy (0 = innermost)
+    hanging = pw.BooleanField(null=True)          # left resting after its other side filled; NULL = no
     created_at = pw.FloatField()
     submitted_at = pw.FloatField(null=True)
     updated_at = pw.FloatField()

@@ -86,7 +86,7 @@ def _positive(value: object, name: str) -> Decimal:
 
 
 _COLUMNS = ("client_order_id", "order_id", "exchange_account", "symbol", "side", "price", "amount", "filled",
-            "state", "exchange_order_id", "level", "created_at", "submitted_at", "updated_at", "last_error")
+            "state", "exchange_order_id", "level", "created_at", "submitted_at", "updated_at", "last_error", "hanging")
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM {_ORDERS}"
 
 
@@ -95,6 +95,7 @@ def _view(row: Sequence) -> DbOrder:
     for name in ("price", "amount", "filled"):
         r[name] = Decimal(r[name])
     r["state"] = ExOrderState(r["state"])
+    r["hanging"] = bool(r["hanging"])
     return DbOrder(**r)
 
 
@@ -428,3 +429,12 @@ def ledger_free(order_id: str, base_code: str, quote_code: str) -> tuple[Decimal
     return (balances.get(base_code, ZERO) - locked.get(base_code, ZERO),
             balances.get(quote_code, ZERO) - locked.get(quote_code, ZERO))
 
+
+
+def mark_hanging(client_order_ids: Sequence[str], now: float) -> None:
+    """Remember that these orders are hanging (their other side filled), so a restart keeps them hanging."""
+    for chunk in range(0, len(client_order_ids), 400):
+        ids = list(client_order_ids[chunk:chunk + 400])
+        if ids:
+            _run(f"UPDATE {_ORDERS} SET hanging = ?, updated_at = ? WHERE client_order_id IN ({_marks(len(ids))})",
+                 (True, now, *ids))

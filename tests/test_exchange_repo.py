@@ -399,3 +399,12 @@ def test_startup_reconciliation_from_the_db(w):
     assert state(in_flight) is S.PARTIALLY_FILLED
     w.run(xr.apply_status, vanished, "canceled", D(0), D(1), 2.0)
     assert state(vanished) is S.CANCELED
+
+
+def test_hanging_flag_is_durable(w):
+    """A hanging order stays hanging across a restart: the flag lives in the orders DB, not in memory."""
+    bid = reserve(w, side="buy")
+    ask = reserve(w, side="sell", price="110")
+    w.run(xr.mark_hanging, [ask], 2.0)
+    flags = {o.client_order_id: o.hanging for o in xr.open_orders_of(A)}
+    assert flags == {bid: False, ask: True}

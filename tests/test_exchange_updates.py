@@ -333,14 +333,15 @@ def test_a_trade_of_no_known_order_is_retried_then_reported(fx, acct, w):
 
 
 def test_book_cache_is_single_flight_per_ttl(fx, acct):
-    cache = BookCache(acct, ttl=0.3)
+    now = [1000.0]  # the cache's own clock: freshness must not depend on how fast this machine is
+    cache = BookCache(acct, ttl=0.3, clock=lambda: now[0])
     fx.inject("/api/v3/depth", status=200, delay=0.1, count=2)       # slow answers: callers pile up behind them
     depth = count(fx, "GET", "/api/v3/depth")
     books = gevent.joinall([gevent.spawn(cache.book, SYM) for _ in range(200)], raise_error=True)
     assert count(fx, "GET", "/api/v3/depth") == depth + 1
     assert len({id(g.value) for g in books}) == 1 and books[0].value.bids
     assert cache.book(SYM) is books[0].value                          # still fresh
-    gevent.sleep(0.35)
+    now[0] += 0.35                                                    # ttl passed
     books = gevent.joinall([gevent.spawn(cache.book, SYM) for _ in range(200)], raise_error=True)
     assert count(fx, "GET", "/api/v3/depth") == depth + 2
     assert cache.requests == 2 and cache.joined + cache.hits == 399

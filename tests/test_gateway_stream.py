@@ -192,8 +192,10 @@ def test_polls_fast_while_in_flight_and_slow_otherwise(fx, cfg, acct, env):
     env.writer.run(xr.transition, cid, S.ACCEPTED, time.time())         # the cancel was refused after all
     gevent.sleep(0.1)                                                   # the round under way ends
     slow = open_orders_over(1.0)
-    assert fast >= 8, (fast, slow)          # ~1 / 0.05 s minus the rounds' own time
-    assert 1 <= slow <= 3, (fast, slow)     # ~1 / 0.5 s
+    # ~1 / 0.05 s minus the rounds' own time vs ~1 / 0.5 s; compared relatively so a loaded machine
+    # (slower rounds) cannot make the test fail while the stream still polls several times faster.
+    assert fast >= max(4, 2 * slow + 1), (fast, slow)
+    assert 1 <= slow <= 3, (fast, slow)
     assert ref.ask(GatewayHealth(), timeout=2)["stream"]["in_flight"] is False
 
 
