@@ -107,7 +107,7 @@ class StrategyRunner:
                 for o in exchange_repo.open_orders_of(self.actor.order_id)]
 
     def ledger(self) -> Budget:
-        balances = exchange_repo.ledger_balances(self.actor.order_id)  # plain SQL: read every tick
+        balances = repo.ledger_balances(self.actor.order_id)
         return Budget(base=max(balances.get(self.pair.base_symbol, ZERO), ZERO),
                       quote=max(balances.get(self.pair.quote_symbol, ZERO), ZERO))
 

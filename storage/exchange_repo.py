@@ -26,6 +26,7 @@ from domain.exchange_orders import (FINAL_STATES, OPEN_STATES, SIDES, ZERO, DbOr
 from domain.exchange_orders import resolve_not_found as _not_found_target
 from storage.exchange_models import ExchangeOrder, Fill, OrderSequence
 from storage.models import Alert, LedgerEntry
+from storage.repo import ledger_balances  # the ledger journal's one reader
 
 X = ExOrderState
 _ORDERS = ExchangeOrder._meta.table_name
@@ -413,13 +414,6 @@ def locked_by_open_orders(order_id: str, symbol: str | None = None) -> tuple[Dec
     base = sum((rem for _, side, _, rem in rows if side == "sell"), ZERO)
     quote = sum((rem * price for _, side, price, rem in rows if side == "buy"), ZERO)
     return base, quote
-
-
-def ledger_balances(order_id: str) -> dict[str, Decimal]:
-    totals: dict[str, Decimal] = {}
-    for asset, delta in _run(f"SELECT asset, delta FROM {_LEDGER} WHERE order_id = ?", (order_id,)).fetchall():
-        totals[asset] = totals.get(asset, ZERO) + Decimal(delta)
-    return totals
 
 
 def ledger_free(order_id: str, base_code: str, quote_code: str) -> tuple[Decimal, Decimal]:
