@@ -23,7 +23,9 @@ fills the hash in.
 
 ``world_with_exchange()`` builds ``sim.world.build_world()`` plus a started FakeExchange (markets
 BTC/USDT and ETH/USDT; BTC on BTC, ETH on ETH, USDT on ETH/TRX/BSC as Binance names them), an
-account for mmflow and the bridge connected.
+account for mmflow and the bridge connected, in both directions: the way back
+(``sim.return_bridge``, re-exported here) turns a completed exchange withdrawal to one of the bot's
+Mixin deposit entries into a deposit snapshot on the fake Mixin (``ExchangeWorld.returns``).
 """
 from __future__ import annotations
 
@@ -39,12 +41,17 @@ from loguru import logger
 from domain.networks import NoUsableNetwork, resolve_network
 from sim.fake_exchange import Deposit, FakeExchange, WalletError
 from sim.fake_mixin_safe import FakeSafe
+from sim.return_bridge import ReturnBridge, ShortArrival, UnmatchedReturn, connect_exchange_to_mixin
 from sim.world import World, build_world
 
 __all__ = [
     "ExchangeWorld",
     "MixinExchangeBridge",
+    "ReturnBridge",
+    "ShortArrival",
+    "UnmatchedReturn",
     "UnmatchedWithdrawal",
+    "connect_exchange_to_mixin",
     "connect_mixin_to_exchange",
     "world_with_exchange",
 ]
@@ -249,12 +256,15 @@ class ExchangeWorld:
     api_key: str
     secret: str
     bridge: MixinExchangeBridge
+    returns: ReturnBridge | None = None  # the way back: exchange withdrawals -> Mixin deposits
 
     def ccxt_config(self, **kw: Any) -> dict:
         return self.exchange.ccxt_config(self.api_key, self.secret, **kw)
 
     def stop(self) -> None:
         self.bridge.disconnect()
+        if self.returns is not None:
+            self.returns.disconnect()
         self.exchange.stop()
         self.world.fake.stop()
 
@@ -273,11 +283,16 @@ def world_with_exchange(
     api_key: str = "mmflow-binance-key",
     secret: str | None = None,
     world: World | None = None,
+    return_confirm_delay: float = 0.0,
 ) -> ExchangeWorld:
-    """``build_world()`` + a started FakeExchange named like binance, one account, the bridge.
+    """``build_world()`` + a started FakeExchange named like binance, one account, the bridges.
 
     ``deposit_delay``: seconds from the Mixin withdrawal hash to the exchange deposit's success
-    (None: the exchange's default, 1 s). The caller stops it with ``ExchangeWorld.stop()``."""
+    (None: the exchange's default, 1 s). ``return_confirm_delay``: seconds a completed exchange
+    withdrawal to the bot's deposit entry stays a pending Mixin deposit before its snapshot.
+    The caller stops it with ``ExchangeWorld.stop()``."""
+    if return_confirm_delay < 0:
+        raise ValueError("return_confirm_delay must be >= 0")
     world = world or build_world()
     if world.safe is None:
         raise ValueError("the world has no FakeSafe (build it with sim.world.build_world)")
@@ -301,7 +316,10 @@ def world_with_exchange(
         secret = secret or secrets.token_hex(32)
         exchange.add_account(api_key, secret)
         bridge = connect_mixin_to_exchange(world.safe, exchange, chain_to_network=chain_to_network)
+        returns = connect_exchange_to_mixin(exchange, world.fake, confirm_delay=return_confirm_delay,
+                                            network_overrides=chain_to_network)
     except BaseException:
         exchange.stop()
         raise
-    return ExchangeWorld(world=world, exchange=exchange, api_key=api_key, secret=secret, bridge=bridge)
+    return ExchangeWorld(world=world, exchange=exchange, api_key=api_key, secret=secret, bridge=bridge,
+                         returns=returns)

@@ -18,6 +18,32 @@ the ``data`` value or raise ``ApiError``):
 - ``GET  /safe/assets/{asset_id}/fees``      auth; ``?destination=`` accepted and ignored
 - ``GET  /safe/snapshots``                   auth; offset/order/limit/app|asset|opponent
 - ``GET  /safe/snapshots/{snapshot_id}``     auth; only the caller's own snapshots
+- ``POST /safe/deposit/entries``             auth; body ``{"members":[...],"threshold":n,"chain_id":UUID}``
+                                             (the caller among the members, a chain some asset is on) ->
+                                             ``[{type:"deposit_entry", entry_id, chain_id, members, threshold,
+                                             destination, tag, signature, is_primary:true}]``. Deterministic:
+                                             the same (sorted members, threshold, chain) always gets the same
+                                             entry ("0x"+40 hex on EVM chains, "T..." on TRON, "bc1q..." on
+                                             Bitcoin, base58 elsewhere). A chain marked with
+                                             ``set_chain_tag_required(chain, True)`` has one shared destination
+                                             and a numeric tag per (members, threshold). Every issued entry is
+                                             in ``fake.deposit_entries[(destination, tag)]``.
+- ``GET  /safe/deposits``                    auth; the caller's PENDING deposits (not snapshots yet):
+                                             ``asset``, ``destination``, ``tag`` filters, ``limit`` (<= 500,
+                                             default 500); newest first, or with ``offset`` (RFC3339Nano)
+                                             those created at/after it, oldest first. Items: deposit_id,
+                                             transaction_hash (the on-chain hash), output_index, asset_id,
+                                             chain_id, amount, destination, tag, sender, confirmations
+                                             (counting up with the time), threshold, state, created_at.
+
+On-chain deposits: ``fake.external_deposit(bot, asset, amount, destination=, tag=, deposit_hash=,
+delay=)`` to a destination (and tag) the fake issued to the bot on the asset's chain. With
+``delay=0`` it is a snapshot at once; otherwise it is listed by ``/safe/deposits`` until ``delay``
+seconds of the fake's clock have passed, then a gevent timer (no API call needed) turns it into the
+snapshot: ``opponent_id ""``, ``deposit: {deposit_hash, deposit_index: 0, sender, destination,
+tag}``, ``withdrawal: null``, the bot's balance credited and ``incoming_listeners`` called (FakeSafe
+creates the bot's UTXO). The same (deposit_hash, destination, tag, asset) again is the same deposit.
+``fake.deposit(...)`` is the shortcut without an entry (random hash, synthetic destination).
 
 Snapshot paging follows the reference notes: ``order=ASC`` returns ``created_at >= offset``
 ascending, ``DESC`` (the default when ``order`` is omitted) returns ``created_at <= offset``
@@ -47,11 +73,14 @@ from urllib.parse import parse_qs, unquote
 
 import gevent
 
+from domain import networks as _chains
+
 from .loopback import LoopbackServer
 from .fake_mixin_jwt import AuthFailure, FakeBot, verify_bot_request
 
 MAX_SNAPSHOT_LIMIT = 500
 DEFAULT_SNAPSHOT_LIMIT = 100
+MAX_DEPOSITS_LIMIT = 500
 MAX_EXTRA_BYTES = 256
 _AMOUNT_QUANTUM = Decimal("0.00000001")
 
@@ -146,7 +175,89 @@ def _is_uuid(value: str) -> bool:
     return len(value) == 36
 
 
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+EVM_CHAINS = frozenset({
+    _chains.ETHEREUM, _chains.BSC, _chains.POLYGON, _chains.BASE, _chains.ARBITRUM, _chains.OPTIMISM,
+    _chains.AVALANCHE_C, _chains.MVM,
+})
+
+
+def _encode(material: bytes, alphabet: str, length: int) -> str:
+    n = int.from_bytes(material + hashlib.sha256(material).digest(), "big")
+    out = []
+    for _ in range(length):
+        n, r = divmod(n, len(alphabet))
+        out.append(alphabet[r])
+    return "".join(out)
+
+
+def deposit_destination(chain_id: str, material: bytes) -> str:
+    """A deterministic, plausible-looking address on ``chain_id`` (passes the usual address checks)."""
+    digest = hashlib.sha256(material).digest()
+    if chain_id in EVM_CHAINS:
+        return "0x" + digest.hex()[:40]
+    if chain_id == _chains.TRON:
+        return "T" + _encode(digest, _B58, 33)
+    if chain_id == _chains.BITCOIN:
+        return "bc1q" + _encode(digest, _BECH32, 38)
+    if chain_id == _chains.XRP:
+        return "r" + _encode(digest, _B58, 33)
+    return _encode(digest, _B58[9:], 1) + _encode(digest[1:], _B58, 43)
+
+
 # --------------------------------------------------------------------------- state
+
+
+@dataclass
+class ExternalDeposit:
+    """One on-chain deposit to a bot's deposit entry: pending until ``due``, then a snapshot."""
+
+    deposit_id: str
+    bot_id: str
+    asset_id: str
+    chain_id: str
+    amount: Decimal
+    destination: str
+    tag: str
+    deposit_hash: str
+    sender: str
+    threshold: int  # confirmations needed
+    created_ns: int
+    delay: float
+    due: float  # fake clock seconds
+    state: str = "pending"  # pending -> confirmed
+    snapshot: dict | None = None
+    timer: Any = None
+
+    def confirmations(self, now: float) -> int:
+        if self.state != "pending":
+            return self.threshold
+        if self.delay <= 0:
+            return self.threshold
+        elapsed = max(0.0, now - self.created_ns / 1_000_000_000)
+        return max(0, min(self.threshold - 1, int(self.threshold * elapsed / self.delay)))
+
+    def to_json(self, now: float, asset_key: str) -> dict:
+        created = format_created_at(self.created_ns)
+        return {
+            "type": "deposit",
+            "deposit_id": self.deposit_id,
+            "destination": self.destination,
+            "tag": self.tag,
+            "chain_id": self.chain_id,
+            "asset_id": self.asset_id,
+            "asset_key": asset_key,
+            "amount": format_amount(self.amount),
+            "transaction_hash": self.deposit_hash,
+            "output_index": 0,
+            "sender": self.sender,
+            "confirmations": self.confirmations(now),
+            "threshold": self.threshold,
+            "state": self.state,
+            "created_at": created,
+            "updated_at": created,
+        }
 
 
 @dataclass
@@ -256,6 +367,13 @@ class FakeMixin(LoopbackServer):
         # extension (sim.fake_mixin_safe.install_safe) uses it to create the bot's unspent UTXO.
         self.incoming_listeners: list[Callable[[str, dict], None]] = []
         self.safe: Any = None  # the FakeSafe handle once install_safe(self) ran
+        # deposit entries issued: (destination, tag) -> {entry_id, chain_id, members, threshold}
+        self.deposit_entries: dict[tuple[str, str], dict] = {}
+        self._entry_keys: dict[tuple[tuple[str, ...], int, str], tuple[str, str]] = {}
+        self._tag_chains: set[str] = set()
+        # on-chain deposits: (deposit_hash, destination, tag, asset_id) -> record
+        self.external_deposits: dict[tuple[str, str, str, str], ExternalDeposit] = {}
+        self.deposit_errors: list[str] = []  # failures while confirming a deposit in the background
 
         # observability / faults
         self.requests_log: list[tuple[str, str, int]] = []
@@ -270,9 +388,25 @@ class FakeMixin(LoopbackServer):
         self.add_route("GET", "/safe/assets/{asset_id}/fees", self._get_withdrawal_fees)
         self.add_route("GET", "/safe/snapshots", self._list_snapshots)
         self.add_route("GET", "/safe/snapshots/{snapshot_id}", self._get_snapshot)
+        self.add_route("POST", "/safe/deposit/entries", self._deposit_entries)
+        self.add_route("GET", "/safe/deposits", self._list_pending_deposits)
 
     # ------------------------------------------------------------------ lifecycle
 
+    def start(self) -> "FakeMixin":
+        super().start()
+        for record in self.external_deposits.values():  # a restart resumes pending deposits' timers
+            if record.state == "pending" and record.delay > 0 and record.timer is None:
+                record.timer = gevent.spawn(self._confirm_when_due, record)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; pending deposits stop confirming until ``start()`` (their timers are killed)."""
+        for record in self.external_deposits.values():
+            if record.timer is not None:
+                record.timer.kill(block=False)
+                record.timer = None
+        super().stop()
 
     # ------------------------------------------------------------------ routing
 
@@ -609,7 +743,8 @@ class FakeMixin(LoopbackServer):
         memo: bytes | str = b"",
         created_at_ns: int | None = None,
     ) -> dict:
-        """An external on-chain deposit to the bot (opponent_id "", ``deposit`` object set)."""
+        """An external on-chain deposit to the bot (opponent_id "", ``deposit`` object set), confirmed
+        at once, from a random hash to a synthetic destination (no deposit entry needed)."""
         if bot_id not in self.bots:
             raise KeyError(f"unknown bot {bot_id}")
         if not _is_uuid(asset_id):
@@ -622,11 +757,196 @@ class FakeMixin(LoopbackServer):
             "destination": "0x" + hashlib.sha256(f"{bot_id}:{asset_id}".encode()).hexdigest()[:40],
             "tag": "",
         }
+        return self._credit_deposit(bot_id, asset_id, value, deposit, memo=memo, created_at_ns=created_at_ns)
+
+    def _credit_deposit(
+        self, bot_id: str, asset_id: str, value: Decimal, deposit: dict, *, memo: bytes | str = b"",
+        created_at_ns: int | None = None,
+    ) -> dict:
         snap = self.record_snapshot(bot_id, asset_id, value, memo=memo, deposit=deposit, created_at_ns=created_at_ns)
         self._credit(bot_id, asset_id, value)
         for listener in self.incoming_listeners:
             listener(bot_id, snap)
         return snap
+
+    # ------------------------------------------------------------------ deposit entries & on-chain deposits
+
+    def set_chain_tag_required(self, chain_id: str, required: bool = True) -> None:
+        """Entries on ``chain_id`` share one destination and differ by a numeric tag (XRP, EOS, TON...).
+
+        A chain property: set it before entries on the chain are issued (issued ones are kept)."""
+        if not _is_uuid(chain_id):
+            raise ValueError("chain_id must be a UUID")
+        if required:
+            self._tag_chains.add(chain_id)
+        else:
+            self._tag_chains.discard(chain_id)
+
+    def chain_tag_required(self, chain_id: str) -> bool:
+        return chain_id in self._tag_chains
+
+    def issue_deposit_entry(self, members: Iterable[str], threshold: int, chain_id: str) -> dict:
+        """The deposit entry of (members, threshold) on ``chain_id`` as the API serves it (created once)."""
+        owners = tuple(sorted(m.lower() for m in members))
+        key = (owners, int(threshold), chain_id)
+        where = self._entry_keys.get(key)
+        if where is None:
+            material = f"{','.join(owners)}|{threshold}|{chain_id}".encode()
+            if chain_id in self._tag_chains:
+                destination = deposit_destination(chain_id, f"shared|{chain_id}".encode())
+                salt = 0
+                while True:
+                    n = int.from_bytes(hashlib.sha256(material + f"|tag|{salt}".encode()).digest()[:8], "big")
+                    tag = str(100_000_000 + n % 900_000_000)
+                    if (destination, tag) not in self.deposit_entries:
+                        break
+                    salt += 1
+            else:
+                destination, tag = deposit_destination(chain_id, material), ""
+            entry_id = str(uuid.UUID(bytes=hashlib.sha256(b"entry|" + material).digest()[:16], version=4))
+            self.deposit_entries[(destination, tag)] = {
+                "entry_id": entry_id, "chain_id": chain_id, "members": list(owners), "threshold": int(threshold),
+            }
+            where = self._entry_keys[key] = (destination, tag)
+        entry = self.deposit_entries[where]
+        destination, tag = where
+        return {
+            "type": "deposit_entry",
+            "entry_id": entry["entry_id"],
+            "chain_id": chain_id,
+            "members": list(entry["members"]),
+            "threshold": entry["threshold"],
+            "destination": destination,
+            "tag": tag,
+            "signature": hashlib.sha256(f"sig|{entry['entry_id']}|{destination}|{tag}".encode()).hexdigest() * 2,
+            "is_primary": True,
+        }
+
+    def find_deposit_entry(self, destination: str, tag: str = "") -> tuple[str, str, dict] | None:
+        """``(destination, tag, entry)`` as issued, for an address as a sender wrote it (EVM hex in any
+        case), or None when the fake never issued it."""
+        tag = tag or ""
+        for candidate in (destination, destination.lower()):
+            entry = self.deposit_entries.get((candidate, tag))
+            if entry is not None and (candidate == destination or destination.startswith(("0x", "0X"))):
+                return candidate, tag, entry
+        return None
+
+    def external_deposit(
+        self,
+        bot_id: str,
+        asset_id: str,
+        amount: Decimal | str,
+        *,
+        destination: str,
+        tag: str = "",
+        deposit_hash: str,
+        confirmations_needed: int | None = None,
+        delay: float = 0.0,
+        sender: str | None = None,
+    ) -> dict:
+        """An on-chain deposit of ``amount`` to the bot's deposit entry (``destination``, ``tag``).
+
+        ``delay`` 0: the snapshot at once (returned). Otherwise a pending deposit (returned as
+        ``/safe/deposits`` serves it) that becomes the snapshot ``delay`` seconds of the fake's clock
+        later, by itself. ``confirmations_needed``: the pending deposit's threshold (default: the
+        asset's ``confirmations``). The same (deposit_hash, destination, tag, asset) again creates
+        nothing and returns the deposit's current form (snapshot once confirmed).
+        Raises KeyError (unknown bot/asset) or ValueError (not the bot's entry, wrong chain, amount)."""
+        if bot_id not in self.bots:
+            raise KeyError(f"unknown bot {bot_id}")
+        asset = self.assets.get(asset_id)
+        if asset is None:
+            raise KeyError(f"unknown asset {asset_id}")
+        if not isinstance(deposit_hash, str) or not deposit_hash:
+            raise ValueError("deposit_hash must be a non-empty string")
+        if isinstance(delay, bool) or delay < 0:
+            raise ValueError("delay must be >= 0")
+        found = self.find_deposit_entry(destination, tag)
+        if found is None:
+            raise ValueError(f"{destination!r} (tag {tag!r}) is not a deposit entry issued by this fake")
+        destination, tag, entry = found
+        key = (deposit_hash, destination, tag, asset_id)
+        existing = self.external_deposits.get(key)
+        if existing is not None:
+            return self._deposit_view(existing)
+        if bot_id not in entry["members"]:
+            raise ValueError(f"the deposit entry {destination!r} (tag {tag!r}) is not the bot's")
+        if entry["chain_id"] != asset["chain_id"]:
+            raise ValueError(f"{asset['symbol']} is on chain {asset['chain_id']}, the entry {destination!r} on "
+                             f"chain {entry['chain_id']}")
+        value = parse_amount(amount)
+        needed = int(asset.get("confirmations") or 1) if confirmations_needed is None else int(confirmations_needed)
+        if needed < 1:
+            raise ValueError("confirmations_needed must be >= 1")
+        now = self.clock()
+        record = ExternalDeposit(
+            deposit_id=str(uuid.UUID(bytes=hashlib.sha256("|".join(("deposit",) + key).encode()).digest()[:16],
+                                     version=4)),
+            bot_id=bot_id,
+            asset_id=asset_id,
+            chain_id=entry["chain_id"],
+            amount=value,
+            destination=destination,
+            tag=tag,
+            deposit_hash=deposit_hash,
+            sender=sender or deposit_destination(entry["chain_id"], b"sender|" + os.urandom(16)),
+            threshold=needed,
+            created_ns=self._now_ns(),
+            delay=float(delay),
+            due=now + float(delay),
+        )
+        self.external_deposits[key] = record
+        if delay <= 0:
+            self._confirm_deposit(record)
+        else:
+            record.timer = gevent.spawn(self._confirm_when_due, record)
+        return self._deposit_view(record)
+
+    def confirm_pending_deposits(self) -> int:
+        """Confirm every pending external deposit now (tests with long delays); returns how many."""
+        pending = [r for r in self.external_deposits.values() if r.state == "pending"]
+        for record in pending:
+            self._confirm_deposit(record)
+        return len(pending)
+
+    def pending_deposits(self, bot_id: str) -> list[ExternalDeposit]:
+        return [r for r in self.external_deposits.values() if r.bot_id == bot_id and r.state == "pending"]
+
+    def _deposit_view(self, record: ExternalDeposit) -> dict:
+        if record.snapshot is not None:
+            return dict(record.snapshot)
+        return record.to_json(self.clock(), self.assets.get(record.asset_id, {}).get("asset_key", ""))
+
+    def _confirm_when_due(self, record: ExternalDeposit) -> None:
+        gevent.sleep(record.delay)
+        while record.state == "pending" and self.clock() < record.due:
+            gevent.sleep(min(0.05, max(0.001, record.due - self.clock())))
+        try:
+            self._confirm_deposit(record)
+        except Exception as exc:  # keep it visible; a background greenlet has nobody to raise to
+            self.deposit_errors.append(f"deposit {record.deposit_id}: {exc!r}")
+        finally:
+            record.timer = None
+
+    def _confirm_deposit(self, record: ExternalDeposit) -> None:
+        if record.state != "pending":
+            return
+        record.state = "confirmed"
+        deposit = {
+            "deposit_hash": record.deposit_hash,
+            "deposit_index": 0,
+            "sender": record.sender,
+            "destination": record.destination,
+            "tag": record.tag,
+        }
+        tx_hash = hashlib.sha256(f"mixin-deposit|{record.deposit_id}".encode()).hexdigest()
+        snap = self.record_snapshot(record.bot_id, record.asset_id, record.amount, deposit=deposit,
+                                    transaction_hash=tx_hash)
+        self._credit(record.bot_id, record.asset_id, record.amount)
+        record.snapshot = snap
+        for listener in self.incoming_listeners:
+            listener(record.bot_id, dict(snap))
 
     # ------------------------------------------------------------------ handlers
 
@@ -693,6 +1013,63 @@ class FakeMixin(LoopbackServer):
         encoded = [s.encoded for s in snaps for _ in range(factor)][:limit]
         return RawJSON(b"[" + b",".join(encoded) + b"]")
 
+    def _deposit_entries(self, req: FakeRequest) -> Any:
+        assert req.bot is not None
+        body = req.json()
+        if not isinstance(body, dict):
+            raise invalid_field("body", "expected an object")
+        members = body.get("members")
+        if not isinstance(members, list) or not members or not all(isinstance(m, str) and _is_uuid(m) for m in members):
+            raise invalid_field("members", "expected a non-empty list of user ids")
+        members = [m.lower() for m in members]
+        if len(set(members)) != len(members):
+            raise invalid_field("members", "duplicate member")
+        if req.bot.app_id not in members:
+            raise invalid_field("members", "the caller must be a member")
+        threshold = body.get("threshold")
+        if isinstance(threshold, bool) or not isinstance(threshold, int) or not 1 <= threshold <= len(members):
+            raise invalid_field("threshold")
+        chain_id = body.get("chain_id")
+        if not isinstance(chain_id, str) or not _is_uuid(chain_id):
+            raise invalid_field("chain_id")
+        if not any(a["chain_id"] == chain_id for a in self.assets.values()):
+            raise ApiError(404, "The chain is not found.")
+        return [self.issue_deposit_entry(members, threshold, chain_id)]
+
+    def _list_pending_deposits(self, req: FakeRequest) -> Any:
+        assert req.bot is not None
+        limit_text = req.arg("limit")
+        if limit_text in (None, ""):
+            limit = MAX_DEPOSITS_LIMIT
+        else:
+            try:
+                limit = int(limit_text)
+            except ValueError:
+                raise invalid_field("limit") from None
+            if limit < 1 or limit > MAX_DEPOSITS_LIMIT:
+                raise invalid_field("limit", f"must be 1..{MAX_DEPOSITS_LIMIT}")
+        asset = req.arg("asset") or None
+        if asset is not None and not _is_uuid(asset):
+            raise invalid_field("asset")
+        destination = req.arg("destination") or None
+        tag = req.arg("tag")
+        offset_text = req.arg("offset")
+        offset_ns = None
+        if offset_text:
+            try:
+                offset_ns = parse_rfc3339_ns(offset_text)
+            except ValueError:
+                raise invalid_field("offset") from None
+        rows = [
+            r for r in self.pending_deposits(req.bot.app_id)
+            if (asset is None or r.asset_id == asset)
+            and (destination is None or r.destination.lower() == destination.lower())
+            and (tag is None or r.tag == tag)
+            and (offset_ns is None or r.created_ns >= offset_ns)
+        ]
+        rows.sort(key=lambda r: r.created_ns, reverse=offset_ns is None)
+        return [self._deposit_view(r) for r in rows[:limit]]
+
     def _get_snapshot(self, req: FakeRequest) -> Any:
         assert req.bot is not None
         snap = self.snapshots.get(req.params["snapshot_id"])
@@ -724,5 +1101,5 @@ def _format_seconds(seconds: float) -> str:
     return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
 
 
-__all__ = ["FakeMixin", "ApiError", "FakeRequest", "RawJSON", "Snapshot", "SnapshotIndex", "format_created_at",
-           "parse_rfc3339_ns", "kernel_asset_id"]
+__all__ = ["FakeMixin", "ApiError", "ExternalDeposit", "FakeRequest", "RawJSON", "Snapshot", "SnapshotIndex",
+           "deposit_destination", "format_created_at", "parse_rfc3339_ns", "kernel_asset_id"]

@@ -48,8 +48,8 @@ prefix ``/safe/transactions`` also matches ``GET /safe/transactions/{id}``); ``i
 delay=...)`` on ``/safe/transactions`` applies the broadcast and then holds the reply back.
 ``safe.lock_inputs_next(n)``: the next n verify calls answer 10105 "input locked".
 
-Incoming ``fake.pay``/``fake.deposit`` to a bot create one unspent output each (the snapshot's
-transaction hash, index 0). Bot balances present when ``install_safe`` runs become one output each.
+Incoming ``fake.pay``/``fake.deposit`` to a bot, and each confirmed ``fake.external_deposit``, create
+one unspent output each (the snapshot's transaction hash, index 0). Bot balances present when ``install_safe`` runs become one output each.
 """
 from __future__ import annotations
 

@@ -63,6 +63,36 @@ class WithdrawalFee:
     priority: int | None = None
 
 
+@dataclass(frozen=True)
+class DepositEntry:
+    """One deposit address of ``members``/``threshold`` on a chain (``POST /safe/deposit/entries``).
+
+    ``tag`` is "" when the chain needs none; a deposit must carry it when it is set."""
+
+    entry_id: str
+    chain_id: str
+    destination: str
+    tag: str
+    is_primary: bool
+    members: tuple[str, ...]
+    threshold: int
+
+
+@dataclass(frozen=True)
+class PendingDeposit:
+    """An on-chain deposit seen but not yet confirmed (``GET /safe/deposits``); not a snapshot yet."""
+
+    deposit_id: str
+    transaction_hash: str
+    amount: Decimal
+    confirmations: int
+    threshold: int
+    created_at: str
+    asset_id: str
+    destination: str
+    tag: str
+
+
 # --------------------------------------------------------------------------- encoding
 
 
@@ -390,12 +420,135 @@ class MixinClient:
                 raise MixinBadResponse("snapshot: expected an object with snapshot_id and created_at")
         return data
 
+    def deposit_entries(
+        self, chain_id: str, *, members: list[str] | None = None, threshold: int = 1
+    ) -> list[DepositEntry]:
+        """``POST /safe/deposit/entries``: the deposit addresses of ``members`` (default: this bot)
+        on ``chain_id``. Mixin answers the same entry for the same (members, threshold, chain), so
+        the call is idempotent (retried on 5xx/transport errors like a GET)."""
+        _segment(chain_id, "chain_id")
+        if self.keystore is None and not members:
+            raise ValueError("deposit_entries needs members or a keystore")
+        member_list = list(members) if members else [self.keystore.app_id]  # type: ignore[union-attr]
+        if not all(isinstance(m, str) and m for m in member_list):
+            raise ValueError("members must be non-empty strings")
+        if isinstance(threshold, bool) or not isinstance(threshold, int) or not 1 <= threshold <= len(member_list):
+            raise ValueError("threshold must be an int in 1..len(members)")
+        body = {"members": member_list, "threshold": threshold, "chain_id": chain_id}
+        data = self.request("POST", "/safe/deposit/entries", body=body, idempotent=True)
+        if not isinstance(data, list):
+            raise MixinBadResponse("deposit entries: expected a list")
+        return [_parse_deposit_entry(item, chain_id) for item in data]
+
+    def primary_deposit_entry(self, chain_id: str) -> DepositEntry:
+        """This bot's deposit entry on ``chain_id``: the primary one, else the first. Safe to repeat."""
+        entries = self.deposit_entries(chain_id)
+        if not entries:
+            raise MixinBadResponse(f"deposit entries: none returned for chain {chain_id}")
+        return next((e for e in entries if e.is_primary), entries[0])
+
+    def pending_deposits(
+        self,
+        *,
+        asset_id: str | None = None,
+        destination: str | None = None,
+        tag: str | None = None,
+        offset: str | None = None,
+        limit: int | None = None,
+    ) -> list[PendingDeposit]:
+        """``GET /safe/deposits``: this bot's deposits still waiting for confirmations.
+
+        ``offset`` is a created_at timestamp (RFC3339Nano). A confirmed deposit is gone from this
+        list and is a snapshot (``deposit`` object set) instead."""
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 500):
+            raise ValueError("limit must be an int in 1..500")
+        params = {"asset": asset_id, "destination": destination, "tag": tag or None, "offset": offset, "limit": limit}
+        data = self.request("GET", "/safe/deposits", params=params)
+        if not isinstance(data, list):
+            raise MixinBadResponse("pending deposits: expected a list")
+        return [_parse_pending_deposit(item) for item in data]
+
     def read_snapshot(self, snapshot_id: str) -> dict:
         """``GET /safe/snapshots/{id}``."""
         data = self.request("GET", f"/safe/snapshots/{_segment(snapshot_id, 'snapshot_id')}")
         if not isinstance(data, dict) or not isinstance(data.get("snapshot_id"), str):
             raise MixinBadResponse("snapshot: expected an object with snapshot_id")
         return data
+
+
+# --------------------------------------------------------------------------- typed replies
+
+
+def _req_str(item: Mapping[str, Any], name: str, what: str) -> str:
+    value = item.get(name)
+    if not isinstance(value, str) or not value:
+        raise MixinBadResponse(f"{what}: missing or empty {name}")
+    return value
+
+
+def _opt_str(item: Mapping[str, Any], name: str, what: str) -> str:
+    value = item.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise MixinBadResponse(f"{what}: {name} must be a string")
+    return value
+
+
+def _req_int(item: Mapping[str, Any], name: str, what: str, minimum: int = 0) -> int:
+    value = item.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)) or value != int(value) or value < minimum:
+        raise MixinBadResponse(f"{what}: {name} must be an integer >= {minimum}")
+    return int(value)
+
+
+def _parse_deposit_entry(item: Any, chain_id: str) -> DepositEntry:
+    what = "deposit entry"
+    if not isinstance(item, dict):
+        raise MixinBadResponse(f"{what}: expected an object")
+    if item.get("type", "deposit_entry") != "deposit_entry":
+        raise MixinBadResponse(f"{what}: unexpected type")
+    entry_chain = _req_str(item, "chain_id", what)
+    if entry_chain != chain_id:
+        raise MixinBadResponse(f"{what}: for chain {entry_chain}, asked for {chain_id}")
+    members = item.get("members")
+    if not isinstance(members, list) or not members or not all(isinstance(m, str) and m for m in members):
+        raise MixinBadResponse(f"{what}: members must be a non-empty list of ids")
+    threshold = _req_int(item, "threshold", what, minimum=1)
+    if threshold > len(members):
+        raise MixinBadResponse(f"{what}: threshold above the number of members")
+    is_primary = item.get("is_primary", False)
+    if not isinstance(is_primary, bool):
+        raise MixinBadResponse(f"{what}: is_primary must be a boolean")
+    return DepositEntry(
+        entry_id=_req_str(item, "entry_id", what),
+        chain_id=entry_chain,
+        destination=_req_str(item, "destination", what),
+        tag=_opt_str(item, "tag", what),
+        is_primary=is_primary,
+        members=tuple(members),
+        threshold=threshold,
+    )
+
+
+def _parse_pending_deposit(item: Any) -> PendingDeposit:
+    what = "pending deposit"
+    if not isinstance(item, dict):
+        raise MixinBadResponse(f"{what}: expected an object")
+    amount = parse_api_amount(item.get("amount"), f"{what} amount")
+    if amount <= 0:
+        raise MixinBadResponse(f"{what}: amount must be positive")
+    return PendingDeposit(
+        deposit_id=_req_str(item, "deposit_id", what),
+        transaction_hash=_req_str(item, "transaction_hash", what),
+        amount=amount,
+        confirmations=_req_int(item, "confirmations", what),
+        threshold=_req_int(item, "threshold", what),
+        created_at=_req_str(item, "created_at", what),
+        asset_id=_req_str(item, "asset_id", what),
+        destination=_req_str(item, "destination", what),
+        tag=_opt_str(item, "tag", what),
+    )
 
 
 # --------------------------------------------------------------------------- responses
@@ -458,4 +611,13 @@ def _error_from_envelope(err: Any, status: int, retry_after: float | None) -> Mi
     return MixinApiError(description, **kwargs)
 
 
-__all__ = ["MixinClient", "WithdrawalFee", "encode_query", "encode_body", "parse_api_amount", "TRANSIENT_CODES"]
+__all__ = [
+    "MixinClient",
+    "WithdrawalFee",
+    "DepositEntry",
+    "PendingDeposit",
+    "encode_query",
+    "encode_body",
+    "parse_api_amount",
+    "TRANSIENT_CODES",
+]

@@ -12,6 +12,13 @@ endpoint list.
 State lives in pure parts: ``Balances`` (accounts.py), ``MatchingEngine`` (engine.py),
 ``MarketData`` (market.py), ``Wallet`` (wallet.py); this module adds HTTP, signatures,
 weights, faults and the clock.
+
+Time moves the wallet on every request and, between ``start()`` and ``stop()``, from a background
+ticker (every ``tick_interval`` seconds, acting only when a deposit or withdrawal is due), so
+withdrawal listeners fire on time without traffic. Wallet faults: ``inject_withdrawal_fault(kind,
+count, coin)`` with ``reject`` (-4019, nothing debited), ``stuck`` (never completes by itself) and
+``fail_later`` (status 5 after ``withdraw_delay``, funds returned); ``withdrawals_of(api_key)``
+lists an account's withdrawal records.
 """
 from __future__ import annotations
 
@@ -34,7 +41,7 @@ from .engine import BUY, LIMIT, MARKET, SELL, EngineError, Fill, MarketSpec, Mat
 from .faults import Fault, RateLimiter, request_weight
 from .market import Ladder, MarketData
 from .numbers import D, ZERO, floor_to, fmt8, fmt_plain, parse_param_decimal
-from .wallet import WITHDRAW_COMPLETED, Deposit, Wallet, WalletError, Withdrawal
+from .wallet import WITHDRAW_COMPLETED, WITHDRAW_FAILURE, Deposit, Wallet, WalletError, Withdrawal
 
 _CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 _NINETY_DAYS_MS = 90 * 86_400_000
@@ -96,6 +103,18 @@ class Route:
     signed: bool
 
 
+WITHDRAWAL_FAULT_KINDS = ("reject", "stuck", "fail_later")
+
+
+@dataclass
+class WithdrawalFault:
+    """The next ``remaining`` withdraw/apply calls (of ``coin``, or any coin) go wrong as ``kind`` says."""
+
+    kind: str
+    remaining: int
+    coin: str | None = None
+
+
 class FakeExchange(LoopbackServer):
     """Binance-spot-compatible fake exchange. See the package docstring for the full API."""
 
@@ -119,6 +138,10 @@ class FakeExchange(LoopbackServer):
         self.recv_window_default = 5000
         self.check_recv_window = True  # turn off when ``clock`` is not wall time (ccxt signs with wall time)
         self._withdrawal_listeners: list[Callable[[Withdrawal], None]] = []
+        self.tick_interval = 0.05  # background ticker: due deposits/withdrawals advance without requests
+        self._ticker: gevent.Greenlet | None = None
+        self.withdrawal_faults: list[WithdrawalFault] = []
+        self.withdrawal_faults_applied: list[tuple[str, str | None]] = []  # (kind, withdrawal id or None)
 
         # observability / faults
         self.requests_log: list[tuple[str, str, int]] = []
@@ -166,9 +189,30 @@ class FakeExchange(LoopbackServer):
 
     # ------------------------------------------------------------------ lifecycle
 
+    def start(self) -> "FakeExchange":
+        super().start()
+        if self._ticker is None:
+            self._ticker = gevent.spawn(self._run_ticker)
+        return self
+
     def stop(self) -> None:
         self.stop_price_process()
+        if self._ticker is not None:
+            self._ticker.kill(block=False)
+            self._ticker = None
         super().stop()
+
+    def _run_ticker(self) -> None:
+        """Every ``tick_interval``: if a deposit or withdrawal is due, advance the wallet (listeners
+        hear of completed withdrawals on time even when nobody sends a request)."""
+        while True:
+            gevent.sleep(self.tick_interval)
+            try:
+                due = self.wallet.next_due()
+                if due is not None and self.now() >= due:
+                    self._tick()
+            except Exception as exc:  # keep ticking; visible like any other internal error
+                self.internal_errors.append(f"ticker: {exc!r}")
 
     def now(self) -> float:
         return float(self.clock())
@@ -313,6 +357,39 @@ class FakeExchange(LoopbackServer):
         """``callback(withdrawal)`` runs when a withdrawal completes (status 6, txId set)."""
         self._withdrawal_listeners.append(callback)
 
+    def remove_withdrawal_listener(self, callback: Callable[[Withdrawal], None]) -> bool:
+        """Stop calling ``callback``; False if it was not registered."""
+        for i, cb in enumerate(self._withdrawal_listeners):
+            if cb == callback:
+                del self._withdrawal_listeners[i]
+                return True
+        return False
+
+    def withdrawals_of(self, api_key: str) -> list[Withdrawal]:
+        """The account's withdrawal records (oldest first), whatever their status."""
+        self._account_of(api_key)
+        return [w for w in self.wallet.withdrawals if w.account == api_key]
+
+    def inject_withdrawal_fault(self, kind: str, count: int = 1, coin: str | None = None) -> WithdrawalFault:
+        """The next ``count`` ``POST /sapi/v1/capital/withdraw/apply`` calls (of ``coin``, or any coin):
+
+        - ``"reject"``: refused with -4019 "Current asset is not open for withdrawal." (the network is
+          suspended); nothing is debited;
+        - ``"stuck"``: accepted (debited, status 4 processing) but never completed by the clock; only
+          ``finish_withdrawal(id, status)`` ends it;
+        - ``"fail_later"``: accepted, then after ``withdraw_delay`` it ends with status 5 (failure) and
+          the funds are returned to the account (listeners are not called: nothing was sent).
+
+        A withdrawal the wallet refuses anyway (balance, minimum, address...) does not use up a
+        stuck/fail_later fault. ``withdrawal_faults_applied`` records each use."""
+        if kind not in WITHDRAWAL_FAULT_KINDS:
+            raise ValueError(f"kind must be one of {WITHDRAWAL_FAULT_KINDS}")
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        fault = WithdrawalFault(kind, count, coin)
+        self.withdrawal_faults.append(fault)
+        return fault
+
     def finish_withdrawal(self, withdrawal_id: str, status: int = WITHDRAW_COMPLETED) -> Withdrawal:
         """Complete (6) or fail (1 cancelled, 3 rejected, 5 failure: funds returned) a withdrawal by hand."""
         wd = next((w for w in self.wallet.withdrawals if w.id == withdrawal_id), None)
@@ -420,6 +497,7 @@ class FakeExchange(LoopbackServer):
     def reset_faults(self) -> None:
         """Drop injected faults, the not-found window and any rate limit."""
         self.faults.clear()
+        self.withdrawal_faults.clear()
         self._not_found_window = 0.0
         self._not_found_cancel = False
         self.rate_limit(None)
@@ -929,13 +1007,30 @@ class FakeExchange(LoopbackServer):
         coin = req.require("coin")
         address = req.require("address")
         amount = req.decimal("amount", required=True)
+        fault = next((f for f in self.withdrawal_faults if f.remaining > 0 and f.coin in (None, coin)), None)
+        delay, final_status = self.withdraw_delay, WITHDRAW_COMPLETED
+        if fault is not None and fault.kind == "reject":
+            self._use_withdrawal_fault(fault, None)
+            raise ApiError(-4019, "Current asset is not open for withdrawal.")
+        if fault is not None and fault.kind == "stuck":
+            delay = None
+        elif fault is not None and fault.kind == "fail_later":
+            final_status = WITHDRAW_FAILURE
         wd = self.wallet.withdraw(
             account=account.api_key, coin=coin, network=req.get("network"), address=address,
-            tag=req.get("addressTag") or "", amount=amount, now=self.now(), delay=self.withdraw_delay,
-            withdraw_order_id=req.get("withdrawOrderId") or "",
+            tag=req.get("addressTag") or "", amount=amount, now=self.now(), delay=delay,
+            withdraw_order_id=req.get("withdrawOrderId") or "", final_status=final_status,
         )
+        if fault is not None:
+            self._use_withdrawal_fault(fault, wd.id)
         self._tick()  # a zero delay completes at once
         return {"id": wd.id}
+
+    def _use_withdrawal_fault(self, fault: WithdrawalFault, withdrawal_id: str | None) -> None:
+        fault.remaining -= 1
+        if fault.remaining <= 0 and fault in self.withdrawal_faults:
+            self.withdrawal_faults.remove(fault)
+        self.withdrawal_faults_applied.append((fault.kind, withdrawal_id))
 
     def _withdraw_history(self, req: Request) -> list:
         start, end = self._time_window(req)
@@ -1102,4 +1197,4 @@ def _ccxt_binance_template() -> dict:
     return _CCXT_TEMPLATE
 
 
-__all__ = ["ApiError", "FakeExchange"]
+__all__ = ["ApiError", "FakeExchange", "WithdrawalFault", "WITHDRAWAL_FAULT_KINDS"]

@@ -2,8 +2,9 @@
 
 Pure bookkeeping: every method takes ``now`` (seconds, from the exchange's clock); nothing
 sleeps or runs on its own. ``advance(now)`` moves due deposits to success (crediting the
-balance exactly once) and due withdrawals to completed, and returns the withdrawals it
-completed so the caller can tell listeners (e.g. a fake Mixin that should see the deposit).
+balance exactly once) and due withdrawals to their ``final_status`` (completed, or failure with
+the funds returned), and returns the withdrawals it completed so the caller can tell listeners
+(e.g. a fake Mixin that should see the deposit). ``next_due()`` says when that next matters.
 
 Deposit addresses are deterministic per (seed, account, network): one address per network
 for all coins on it, as Binance does for EVM chains. Networks that need a memo (``memoRegex``
@@ -175,6 +176,7 @@ class Withdrawal:
     status: int = WITHDRAW_PROCESSING
     txid: str = ""
     complete_ms: int | None = None
+    final_status: int = WITHDRAW_COMPLETED  # what advance() ends it with at complete_at
 
     @property
     def net_amount(self) -> Decimal:
@@ -362,7 +364,7 @@ class Wallet:
 
     def withdraw(
         self, *, account: str, coin: str, network: str | None, address: str, tag: str, amount: Decimal, now: float,
-        delay: float | None, withdraw_order_id: str = "",
+        delay: float | None, withdraw_order_id: str = "", final_status: int = WITHDRAW_COMPLETED,
     ) -> Withdrawal:
         net = self.network(coin, network)
         if not net.withdraw_enable:
@@ -396,6 +398,7 @@ class Wallet:
             apply_ms=int(now * 1000),
             complete_at=None if delay is None else now + max(0.0, delay),
             withdraw_order_id=withdraw_order_id,
+            final_status=final_status,
         )
         self.withdrawals.append(wd)
         return wd
@@ -422,9 +425,18 @@ class Wallet:
         done = []
         for wd in self.withdrawals:
             if wd.status == WITHDRAW_PROCESSING and wd.complete_at is not None and now >= wd.complete_at:
-                self.finish_withdrawal(wd, WITHDRAW_COMPLETED, now)
-                done.append(wd)
+                self.finish_withdrawal(wd, wd.final_status, now)
+                if wd.status == WITHDRAW_COMPLETED:
+                    done.append(wd)
         return done
+
+    def next_due(self) -> float | None:
+        """The earliest time ``advance`` has something to do (a pending deposit or a timed
+        withdrawal), or None when nothing is waiting on the clock."""
+        due = [d.credit_at for d in self.deposits if d.status == DEPOSIT_PENDING]
+        due += [w.complete_at for w in self.withdrawals
+                if w.status == WITHDRAW_PROCESSING and w.complete_at is not None]
+        return min(due) if due else None
 
     # ------------------------------------------------------------------ Binance JSON
 
