@@ -1,4 +1,4 @@
-"""mmflow command line: `python run.py demo | serve | memo | orders`."""
+"""mmflow command line: `python run.py demo | serve | memo | orders | alerts`."""
 from gevent import monkey
 
 monkey.patch_all()
@@ -9,11 +9,11 @@ import sys  # noqa: E402
 
 
 def _cmd_memo(args) -> int:
-    from domain.memo import MemoError, decode_any, encode_market_making, memo_text_to_hex
+    from domain.memo import MemoError, decode_any, encode_market_making, memo_text_to_hex, parse_action
 
     if args.memo_command == "encode":
         try:
-            text = encode_market_making(args.pair, args.order, action=args.action)
+            text = encode_market_making(args.pair, args.order, action=parse_action(args.action))
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -29,11 +29,11 @@ def _cmd_memo(args) -> int:
     return 0
 
 
-def _load_config_or_exit(path):
+def _load_config_or_exit(path, *, read_secrets: bool = True):
     from domain.config import ConfigError, load_config
 
     try:
-        return load_config(path)
+        return load_config(path, read_secrets=read_secrets)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -48,79 +48,23 @@ def _cmd_serve(args) -> int:
     return serve(services)
 
 
-def _cmd_orders(args) -> int:
-    from storage import repo
+
+
+def _cmd_operator(args) -> int:
+    from cli import operator
     from storage.db import open_database
 
-    config = _load_config_or_exit(args.config)
+    config = _load_config_or_exit(args.config, read_secrets=False)
     open_database(config.database.url)
-    if args.orders_command == "list":
-        rows = repo.list_orders(args.state, limit=args.limit)
-        for row in rows:
-            print(f"{row.order_id}  {row.state:<17} {row.user_id or '-':<36}  {row.state_reason}")
-        print(f"{len(rows)} orders", file=sys.stderr)
-        return 0
-    view = repo.load_order(args.order_id)
-    if view is None:
-        print(f"error: no order {args.order_id}", file=sys.stderr)
-        return 2
-    from storage.models import Order
-    row = Order.get_by_id(args.order_id)
-    out = {
-        "order_id": view.order_id, "pair_id": view.pair_id, "state": view.state.value,
-        "reason": view.state_reason, "user_id": view.user_id,
-        "tallies": {k: str(v) for k, v in view.tallies.items()},
-        "fees": {"base_fee_asset_id": view.fees.base_fee_asset_id, "base_fee": str(view.fees.base_fee_amount),
-                 "quote_fee_asset_id": view.fees.quote_fee_asset_id, "quote_fee": str(view.fees.quote_fee_amount),
-                 "market_making_fee_percent": str(view.fees.market_making_fee_percent)},
-        "breakdown": json.loads(row.breakdown) if row.breakdown else None,
-        "history": [{"from": h.from_state, "to": h.to_state, "reason": h.reason, "at": h.at}
-                    for h in repo.order_history(view.order_id)],
-        "movements": [{"request_id": m.request_id, "kind": m.kind, "asset_id": m.asset_id, "amount": str(m.amount),
-                       "state": m.state, "memo": m.memo, "note": m.last_error, "leg": m.leg,
-                       "destination": m.destination, "deposit_id": m.deposit_id}
-                      for m in repo.order_movements(view.order_id)],
-    }
-    pair = config.pair(view.pair_id)
-    if pair is not None and repo.ledger_balances(view.order_id):
-        from storage.reports import strategy_report
-        out["strategy"] = strategy_report(view.order_id, pair.base_symbol, pair.quote_symbol, None)
-    print(json.dumps(out, indent=2))
-    return 0
-
-
-def _cmd_order_command(args) -> int:
-    """stop / set-params: written to the database; the running service executes it within a second."""
-    from storage import repo
-    from storage.db import open_database
-
-    config = _load_config_or_exit(args.config)
-    open_database(config.database.url)
-    view = repo.load_order(args.order_id)
-    if view is None:
-        print(f"error: no order {args.order_id}", file=sys.stderr)
-        return 2
-    if args.orders_command == "stop":
-        command_id = repo.queue_command(args.order_id, "stop", {"reason": args.reason})
+    if args.command == "alerts":
+        handler = {"list": operator.alerts_list, "ack": operator.alerts_ack}[args.alerts_command]
     else:
-        overrides = {}
-        for item in args.params:
-            key, sep, value = item.partition("=")
-            if not sep:
-                print(f"error: {item!r} is not key=value", file=sys.stderr)
-                return 2
-            overrides[key.strip()] = value.strip()
-        from domain.strategy.params import StrategyParamsError
-        from actors.strategy import effective_params
-        try:
-            effective_params(config, config.pair(view.pair_id), {**repo.strategy_overrides(args.order_id),
-                                                                 **overrides})
-        except StrategyParamsError as exc:
-            print("error: " + "; ".join(exc.problems), file=sys.stderr)
-            return 2
-        command_id = repo.queue_command(args.order_id, "set-params", overrides)
-    print(f"command {command_id} queued for order {args.order_id} (state {view.state.value})")
-    return 0
+        handler = {"list": operator.orders_list, "show": operator.orders_show, "statement": operator.orders_statement,
+                   "commands": operator.orders_commands, "pause": operator.orders_simple,
+                   "stop": operator.orders_simple, "resume": operator.orders_simple, "exit": operator.orders_simple,
+                   "set-params": operator.orders_set_params, "resolve": operator.orders_resolve,
+                   }[args.orders_command]
+    return handler(config, args)
 
 
 def _cmd_demo(args) -> int:
@@ -134,7 +78,8 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run everything on the embedded simulation (fake Mixin, SQLite)")
-    demo.add_argument("--duration", type=float, default=60.0, help="seconds to run (default 60)")
+    demo.add_argument("--duration", type=float, default=55.0,
+                      help="seconds of user activity (default 55); then open orders exit and the demo waits for them")
     demo.add_argument("--workdir", default=None, help="where to keep the demo database (default: a temp dir)")
     demo.add_argument("--json-logs", action="store_true")
 
@@ -147,33 +92,62 @@ def main(argv=None) -> int:
     enc = memo_sub.add_parser("encode")
     enc.add_argument("--pair", required=True)
     enc.add_argument("--order", required=True)
-    enc.add_argument("--action", type=int, default=1, choices=(1, 2), help="1 create (default), 2 deposit")
+    enc.add_argument("--action", default="create",
+                     help="create (1, default): pay for an order; deposit (2): add funds; exit (3): stop and pay out")
     dec = memo_sub.add_parser("decode")
     dec.add_argument("text", help="base58 memo text, or the snapshot's hex memo")
 
-    orders = sub.add_parser("orders", help="inspect orders")
+    orders = sub.add_parser("orders", help="inspect and steer orders (through the database)")
     orders_sub = orders.add_subparsers(dest="orders_command", required=True)
-    lst = orders_sub.add_parser("list")
+    lst = orders_sub.add_parser("list", help="orders, newest first")
     lst.add_argument("--config", required=True)
     lst.add_argument("--state", default=None)
     lst.add_argument("--limit", type=int, default=200)
-    show = orders_sub.add_parser("show")
+    show = orders_sub.add_parser("show", help="one order: state, history, movements, ledger, trading, statement")
     show.add_argument("order_id")
     show.add_argument("--config", required=True)
+    stmt = orders_sub.add_parser("statement", help="the order's settlement statement, per asset, with its check line")
+    stmt.add_argument("order_id")
+    stmt.add_argument("--config", required=True)
+    stmt.add_argument("--json", action="store_true")
+    cmds = orders_sub.add_parser("commands", help="recent operator commands and their outcomes")
+    cmds.add_argument("order_id", nargs="?", default=None)
+    cmds.add_argument("--config", required=True)
+    cmds.add_argument("--limit", type=int, default=50)
 
-    stop = orders_sub.add_parser("stop", help="cancel all of the order's exchange orders and stop it")
-    stop.add_argument("order_id")
-    stop.add_argument("--config", required=True)
-    stop.add_argument("--reason", default="operator stop")
-    setp = orders_sub.add_parser("set-params", help="override strategy parameters of one order (key=value ...)")
-    setp.add_argument("order_id")
+    def command_parser(name: str, text: str):
+        p = orders_sub.add_parser(name, help=text)
+        p.add_argument("order_id")
+        p.add_argument("--config", required=True)
+        p.add_argument("--wait", type=float, default=15.0,
+                       help="seconds to wait for the service to carry it out (0: just queue it)")
+        return p
+
+    for name, text in (("pause", "cancel the order's quotes; its funds stay on the exchange"),
+                       ("stop", "the same as pause"),
+                       ("resume", "quote again after a pause"),
+                       ("exit", "stop the order, bring its funds back from the exchange and pay the owner")):
+        command_parser(name, text).add_argument("--reason", default="")
+    setp = command_parser("set-params", "override strategy parameters of one order (key=value ...; end_at=ISO-8601)")
     setp.add_argument("params", nargs="+")
-    setp.add_argument("--config", required=True)
+    resolve = command_parser("resolve", "move an order out of attention (prints what happens to the money)")
+    resolve.add_argument("--to", required=True, help="the target state")
+    resolve.add_argument("--reason", required=True)
+    resolve.add_argument("--yes", action="store_true", help="carry it out (without it, only explain)")
+
+    alerts = sub.add_parser("alerts", help="things an operator must look at")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True)
+    al = alerts_sub.add_parser("list")
+    al.add_argument("--config", required=True)
+    al.add_argument("--open", action="store_true", help="only alerts not yet acknowledged")
+    al.add_argument("--limit", type=int, default=200)
+    ack = alerts_sub.add_parser("ack")
+    ack.add_argument("alert_id", type=int)
+    ack.add_argument("--config", required=True)
 
     args = parser.parse_args(argv)
-    if args.command == "orders" and args.orders_command in ("stop", "set-params"):
-        return _cmd_order_command(args)
-    handler = {"demo": _cmd_demo, "serve": _cmd_serve, "memo": _cmd_memo, "orders": _cmd_orders}[args.command]
+    handler = {"demo": _cmd_demo, "serve": _cmd_serve, "memo": _cmd_memo, "orders": _cmd_operator,
+               "alerts": _cmd_operator}[args.command]
     return handler(args)
 
 

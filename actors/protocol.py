@@ -87,17 +87,35 @@ class StrategyTick:
 
 
 @dataclass(frozen=True)
-class StopOrder:
-    """Operator → OrderActor: cancel all of this order's exchange orders, verify, state `stopped`."""
-    reason: str = "operator stop"
-    command_id: int | None = None
+class OperatorCommand:
+    """Operator (CLI, via the order_command table) → OrderActor: carry out one command and record its outcome
+    ("done: …" / "refused: …") on the command row. Commands: pause, resume, exit, set-params, resolve.
+    Delivered again after a crash until an outcome is recorded, so every command is idempotent."""
+    command_id: int
+    command: str
+    args: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True)
-class SetStrategyParams:
-    """Operator → OrderActor: validate and store per-order parameter overrides; a running order uses them."""
-    overrides: tuple[tuple[str, str], ...]
-    command_id: int | None = None
+class AdvanceExit:
+    """OrderActor → itself: take the next step of the way back (stopping, returning funds, settling)."""
+
+
+@dataclass(frozen=True)
+class ReturnArrived:
+    """Router → OrderActor (via OrderSupervisor): a Mixin deposit was matched to one of this order's returns."""
+    order_id: str
+    request_id: str
+
+
+@dataclass(frozen=True)
+class CheckTopUp:
+    """OrderActor → itself: evaluate the funds the owner added (debounced after the last one)."""
+
+
+@dataclass(frozen=True)
+class AdvanceTopUp:
+    """OrderActor → itself: follow added funds on their way to the exchange."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections import OrderedDict
 
 from loguru import logger
 
-from actors.protocol import DeliverPayments, MovementsQueued, RouteUnrouted, SnapshotsArrived
+from actors.protocol import DeliverPayments, MovementsQueued, ReturnArrived, RouteUnrouted, SnapshotsArrived
 from actors.supervisor import SupervisedActor
 from domain.routing import RouteKind, SnapshotFacts, route_snapshot
 from storage import repo
@@ -45,9 +45,9 @@ class Router(SupervisedActor):
         config = self.services.config
         decisions = [(f, route_snapshot(f, pair_lookup=config.pair, operator_ids=config.mixin.operator_user_ids))
                      for f in snapshots]
-        refunds = self.services.writer.run(repo.record_routes, decisions)
+        recorded = self.services.writer.run(repo.record_routes, decisions)
         per_order: OrderedDict[str, tuple[str, list[SnapshotFacts]]] = OrderedDict()
-        for facts, route in decisions:
+        for facts, route in recorded.routes:
             log = logger.bind(snapshot_id=facts.snapshot_id)
             if route.kind is RouteKind.ORDER:
                 per_order.setdefault(route.order_id, (route.pair_id, []))[1].append(facts)
@@ -59,13 +59,21 @@ class Router(SupervisedActor):
             elif route.kind is RouteKind.ATTENTION:
                 log.error("router: snapshot {} ({} {}) needs an operator: {}", facts.snapshot_id, facts.amount,
                           facts.asset_id, route.reason)
+            elif route.kind is RouteKind.RETURN:
+                log.info("router: snapshot {} ({} {}) is {}", facts.snapshot_id, facts.amount, facts.asset_id,
+                         route.reason)
+            elif route.kind is RouteKind.AWAITING:
+                log.info("router: snapshot {} ({} {}) waits: {}", facts.snapshot_id, facts.amount, facts.asset_id,
+                         route.reason)
             elif route.kind is RouteKind.TOPUP:
                 log.info("router: snapshot {} is a treasury top-up of {} {}", facts.snapshot_id, facts.amount,
                          facts.asset_id)
             else:
                 log.debug("router: snapshot {} ignored: {}", facts.snapshot_id, route.reason)
-        self.routed += len(decisions)
+        self.routed += len(recorded.routes)
         for order_id, (pair_id, items) in per_order.items():
             self.services.tell("orders", DeliverPayments(order_id, pair_id, tuple(items)))
-        if refunds:
-            self.services.tell("treasury", MovementsQueued(tuple(refunds)))
+        for order_id, request_id in recorded.arrivals:
+            self.services.tell("orders", ReturnArrived(order_id, request_id))
+        if recorded.refunds:
+            self.services.tell("treasury", MovementsQueued(tuple(recorded.refunds)))

@@ -181,7 +181,7 @@ def tick_cpu(rounds: int, orders: int, work: Path, levels: int) -> dict:
     """CPU of whole StrategyRunner.tick calls: real SQLite + schema + writer, a stub exchange."""
     from loguru import logger
 
-    from actors.strategy import StrategyRunner
+    from actors.order.strategy import StrategyRunner
     from domain.payment import FeeRequirements
     from domain.strategy.params import parse_params
     from integrations.exchange.market_cache import BookCache
@@ -295,7 +295,7 @@ def seed_orders(db, order_ids, pair_id, fees, now, *, state, overrides, base, qu
         path.append("running")
     history, ledger, updates = [], [], []
     for order_id in order_ids:
-        repo.create_order(order_id, pair_id, fees, now)
+        repo.create_order(order_id, pair_id, fees, now, 600.0)
         for a, b in zip(path, path[1:]):
             history.append((order_id, a, b, f"bench seed: {b}", now))
         ledger.append((order_id, "BTC", format(base, "f"), "deposit credited (base)", f"deposit:{order_id}:base", now))
@@ -389,9 +389,9 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
     mixin_port, exchange_port, stats_port = (int(x) for x in port_file.read_text().split())
     stats_url = f"http://127.0.0.1:{stats_port}"
 
-    from actors import orders as orders_mod
+    from actors.order.strategy import StrategyStage
     from actors.gateway import ExchangeGateway
-    from actors.strategy import StrategyRunner
+    from actors.order.strategy import StrategyRunner
     from actors.system import Escalation, build_services, start_tree
     from domain.config import parse_config
     from domain.payment import FeeRequirements
@@ -440,7 +440,7 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
     # ---- instrumentation (this process only)
     ticks = []          # (order_id, start, end, lag)
     places, cancels, writer_waits, polls = [], [], [], []
-    orig_tick, orig_arm = orders_mod.OrderActor._tick, orders_mod.OrderActor._arm_tick
+    orig_tick, orig_arm = StrategyStage.tick, StrategyStage.arm_tick
     orig_place, orig_cancel = StrategyRunner.place, StrategyRunner.cancel
     orig_run, orig_poll = Writer.run, ExchangeGateway._poll
 
@@ -448,7 +448,7 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
         self._bench_due = time.monotonic() + max(delay, 0.0)
         return orig_arm(self, delay)
 
-    orig_arm_next = getattr(orders_mod.OrderActor, "_arm_next_tick", None)
+    orig_arm_next = getattr(StrategyStage, "_arm_next_tick", None)
 
     def arm_next_tick(self, interval):
         result = orig_arm_next(self, interval)
@@ -475,9 +475,9 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
                 sink.append((t0, time.monotonic() - t0))
         return wrapper
 
-    orders_mod.OrderActor._tick, orders_mod.OrderActor._arm_tick = tick, arm_tick
+    StrategyStage.tick, StrategyStage.arm_tick = tick, arm_tick
     if orig_arm_next is not None:
-        orders_mod.OrderActor._arm_next_tick = arm_next_tick
+        StrategyStage._arm_next_tick = arm_next_tick
     StrategyRunner.place, StrategyRunner.cancel = timed(places, orig_place), timed(cancels, orig_cancel)
     Writer.run, ExchangeGateway._poll = timed(writer_waits, orig_run), timed(polls, orig_poll)
 

@@ -67,6 +67,12 @@ class FundingConfig:
     withdrawal_timeout: float = 1800.0  # Mixin has not sent both withdrawals by then → attention
     deposit_timeout: float = 3600.0     # the exchange has not credited both deposits by then → attention
     retry_delay: float = 5.0            # after a transient error (exchange or Mixin unreachable)
+    # The way back (exchange → Mixin):
+    return_timeout: float = 7200.0      # an accepted exchange withdrawal has not arrived on Mixin by then → attention
+    return_retry_delay: float = 30.0    # first pause after the exchange refused or failed a withdrawal (doubles)
+    return_max_attempts: int = 5        # refused/failed this many times → attention with everything known
+    lookup_grace: float = 60.0          # a withdrawal whose reply was lost, not in the exchange's history by then,
+                                        # was never made: it is sent again (same client id)
 
 
 @dataclass(frozen=True)
@@ -201,16 +207,20 @@ _KNOWN = {
     "treasury": {"retry_delay", "retry_max_delay", "confirm_poll_interval"},
     "supervision": {"intensity", "period", "backoff_min", "backoff_max", "order_intensity", "order_period"},
     "log": {"level", "json"},
-    "funding": {"poll_interval", "withdrawal_timeout", "deposit_timeout", "retry_delay"},
+    "funding": {"poll_interval", "withdrawal_timeout", "deposit_timeout", "retry_delay", "return_timeout",
+                "return_retry_delay", "return_max_attempts", "lookup_grace"},
     "strategy": {"tick_interval", "stop_timeout"},
     "stream": {"slow_interval", "fast_interval", "book_ttl", "trades_lookback", "not_found_grace", "weight_share"},
 }
 _PAIR_KEYS = {"id", "symbol", "exchange", "base_asset_id", "quote_asset_id", "base_symbol", "quote_symbol",
-              "enabled", "min_base_amount", "max_base_amount", "min_quote_amount", "max_quote_amount", "strategy"}
+              "enabled", "min_base_amount", "max_base_amount", "min_quote_amount", "max_quote_amount", "strategy",
+              "max_duration"}
 
 
-def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "") -> Config:
-    """Validate a parsed TOML document; raise ConfigError listing every problem."""
+def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "", read_secrets: bool = True) -> Config:
+    """Validate a parsed TOML document; raise ConfigError listing every problem.
+
+    read_secrets=False: exchange keys are not read (commands that only read the database need none)."""
     problems: list[str] = []
     base_dir = base_dir or Path.cwd()
     for name, keys in _KNOWN.items():
@@ -312,6 +322,10 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "") -
         withdrawal_timeout=_number(fd, "withdrawal_timeout", 1800.0, problems, "funding", minimum=0.01),
         deposit_timeout=_number(fd, "deposit_timeout", 3600.0, problems, "funding", minimum=0.01),
         retry_delay=_number(fd, "retry_delay", 5.0, problems, "funding", minimum=0.01),
+        return_timeout=_number(fd, "return_timeout", 7200.0, problems, "funding", minimum=0.01),
+        return_retry_delay=_number(fd, "return_retry_delay", 30.0, problems, "funding", minimum=0.01),
+        return_max_attempts=_number(fd, "return_max_attempts", 5, problems, "funding", minimum=1, integer=True),
+        lookup_grace=_number(fd, "lookup_grace", 60.0, problems, "funding", minimum=0),
     )
 
     raw_exchanges = raw.get("exchanges", [])
@@ -320,7 +334,7 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "") -
         raw_exchanges = []
     if raw_exchanges:
         from domain.exchange_config import parse_exchanges
-        exchanges = parse_exchanges(raw_exchanges, problems, base_dir)
+        exchanges = parse_exchanges(raw_exchanges, problems, base_dir, read_secrets)
     else:
         exchanges = ()
 
@@ -380,6 +394,8 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "") -
             max_base_amount=_decimal(item, "max_base_amount", problems, where),
             min_quote_amount=_decimal(item, "min_quote_amount", problems, where, default=Decimal(0)),
             max_quote_amount=_decimal(item, "max_quote_amount", problems, where),
+            max_duration=(_number(item, "max_duration", 0, problems, where, minimum=1)
+                          if "max_duration" in item else None),
         )
         if not quote_symbol:
             problems.append(f"{where}.symbol must look like BASE/QUOTE, got {symbol!r}")
@@ -418,7 +434,7 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "") -
                   pairs=tuple(pairs), source=source)
 
 
-def load_config(path: str | os.PathLike) -> Config:
+def load_config(path: str | os.PathLike, *, read_secrets: bool = True) -> Config:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -428,4 +444,4 @@ def load_config(path: str | os.PathLike) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path} is not valid TOML: {exc}"]) from None
-    return parse_config(raw, base_dir=path.resolve().parent, source=str(path))
+    return parse_config(raw, base_dir=path.resolve().parent, source=str(path), read_secrets=read_secrets)

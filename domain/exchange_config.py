@@ -114,11 +114,14 @@ def _ccxt_ids() -> tuple[str, set[str]]:
     return "ccxt " + str(getattr(ccxt, "__version__", "?")), set(getattr(ccxt, "exchanges", ()))
 
 
-def _secret(item: Mapping[str, Any], name: str, where: str, base_dir: Path, problems: list[str]) -> str:
+def _secret(item: Mapping[str, Any], name: str, where: str, base_dir: Path, problems: list[str],
+            read: bool = True) -> str:
     file_key, env_key = f"{name}_file", f"{name}_env"
     file_value, env_value = item.get(file_key), item.get(env_key)
     if file_value is not None and env_value is not None:
         problems.append(f"{where}: give {file_key} or {env_key}, not both")
+        return ""
+    if not read:  # read-only commands need the database, not the exchange's keys
         return ""
     if file_value is not None:
         if not isinstance(file_value, str) or not file_value:
@@ -195,7 +198,7 @@ def _freeze(value: dict[str, Any]) -> Mapping[str, Any]:
 
 
 def _one(item: Any, index: int, base_dir: Path, problems: list[str], known_ids: set[str],
-         version: str) -> ExchangeAccountConfig | None:
+         version: str, read_secrets: bool = True) -> ExchangeAccountConfig | None:
     where = f"exchanges[{index}]"
     if not isinstance(item, dict):
         problems.append(f"{where} must be a table")
@@ -223,9 +226,9 @@ def _one(item: Any, index: int, base_dir: Path, problems: list[str], known_ids: 
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         problems.append(f"{where}.ccxt {ccxt_id!r} is not an exchange of the installed {version}{hint}")
 
-    api_key = _secret(item, "api_key", where, base_dir, problems)
-    secret = _secret(item, "secret", where, base_dir, problems)
-    password = _secret(item, "password", where, base_dir, problems)
+    api_key = _secret(item, "api_key", where, base_dir, problems, read_secrets)
+    secret = _secret(item, "secret", where, base_dir, problems, read_secrets)
+    password = _secret(item, "password", where, base_dir, problems, read_secrets)
     if bool(item.get("api_key_file") or item.get("api_key_env")) != bool(item.get("secret_file") or item.get("secret_env")):
         problems.append(f"{where}: an API key needs its secret and a secret its API key "
                         "(api_key_file/api_key_env together with secret_file/secret_env)")
@@ -286,7 +289,8 @@ def _one(item: Any, index: int, base_dir: Path, problems: list[str], known_ids: 
     )
 
 
-def parse_exchanges(raw_list: Any, problems: list[str], base_dir: Path) -> tuple[ExchangeAccountConfig, ...]:
+def parse_exchanges(raw_list: Any, problems: list[str], base_dir: Path,
+                    read_secrets: bool = True) -> tuple[ExchangeAccountConfig, ...]:
     """Parse the ``[[exchanges]]`` array; append every problem to ``problems`` (nothing raised)."""
     if not isinstance(raw_list, list):
         problems.append("[[exchanges]] must be an array of tables")
@@ -306,7 +310,7 @@ def parse_exchanges(raw_list: Any, problems: list[str], base_dir: Path) -> tuple
             if first != index:
                 problems.append(f"exchanges[{index}].id {item['id']!r} is already used by exchanges[{first}]")
                 continue
-        cfg = _one(item, index, Path(base_dir), problems, known_ids, version)
+        cfg = _one(item, index, Path(base_dir), problems, known_ids, version, read_secrets)
         if cfg is not None:
             out.append(cfg)
     return tuple(out)

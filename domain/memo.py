@@ -25,8 +25,11 @@ VERSION_CURRENT = 1
 TRADING_TYPE_SPOT = 0
 TRADING_TYPE_MARKET_MAKING = 1
 TRADING_TYPE_SIMPLY_GROW = 2
-ACTION_CREATE = 1
-ACTION_DEPOSIT = 2
+ACTION_CREATE = 1   # pay for a new order (or complete the payment of a pending one)
+ACTION_DEPOSIT = 2  # add funds to a running or paused order
+ACTION_EXIT = 3     # the owner asks to stop the order and get the funds back
+ACTION_NAMES = {ACTION_CREATE: "create", ACTION_DEPOSIT: "deposit", ACTION_EXIT: "exit"}
+ACTIONS_BY_NAME = {name: code for code, name in ACTION_NAMES.items()}
 MARKET_MAKING_PAYLOAD_LEN = 35
 CHECKSUM_LEN = 4
 _HEX_RE = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
@@ -48,11 +51,16 @@ class MarketMakingMemo:
     pair_id: str
     order_id: str
 
+    @property
+    def action_name(self) -> str:
+        return ACTION_NAMES.get(self.action, str(self.action))
+
     def as_dict(self) -> dict:
         return {
             "version": self.version,
             "trading_type": self.trading_type,
             "action": self.action,
+            "action_name": self.action_name,
             "pair_id": self.pair_id,
             "order_id": self.order_id,
         }
@@ -92,6 +100,28 @@ def encode_market_making(pair_id: str, order_id: str, *, action: int = ACTION_CR
     payload = bytes([version, TRADING_TYPE_MARKET_MAKING, action])
     payload += uuid.UUID(pair_id).bytes + uuid.UUID(order_id).bytes
     return b58encode(payload + _checksum(payload))
+
+
+def parse_action(value: str | int) -> int:
+    """An action given by name (create, deposit, exit) or number (1, 2, 3); ValueError otherwise."""
+    if isinstance(value, int) or str(value).strip().isdigit():
+        code = int(value)
+        if code in ACTION_NAMES:
+            return code
+    else:
+        code = ACTIONS_BY_NAME.get(str(value).strip().lower())
+        if code is not None:
+            return code
+    choices = ", ".join(f"{name} ({code})" for code, name in ACTION_NAMES.items())
+    raise ValueError(f"unknown memo action {value!r}; choose one of {choices}")
+
+
+def memo_action(memo_hex: str) -> int | None:
+    """The market-making action of a snapshot's memo, or None when it is not a valid mmflow memo."""
+    try:
+        return decode_market_making(snapshot_memo_to_text(memo_hex)).action
+    except MemoError:
+        return None
 
 
 def memo_text_to_hex(text: str) -> str:
@@ -135,7 +165,7 @@ def decode_market_making(text: str) -> MarketMakingMemo:
     if len(payload) != MARKET_MAKING_PAYLOAD_LEN:
         raise MemoError("bad_length",
                         f"market-making payload is {len(payload)} bytes, expected {MARKET_MAKING_PAYLOAD_LEN}")
-    if action not in (ACTION_CREATE, ACTION_DEPOSIT):
+    if action not in ACTION_NAMES:
         raise MemoError("bad_action", f"market-making action {action} is unknown")
     return MarketMakingMemo(
         version=version,

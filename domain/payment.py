@@ -37,6 +37,7 @@ class PairRules:
     max_base_amount: Decimal | None = None
     min_quote_amount: Decimal = ZERO
     max_quote_amount: Decimal | None = None
+    max_duration: float | None = None  # seconds an order may run before it exits by itself (None: no limit)
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from domain.memo import ACTION_CREATE, MemoError, decode_market_making, snapshot_memo_to_text
+from domain.memo import (ACTION_CREATE, ACTION_DEPOSIT, ACTION_EXIT, MemoError, decode_market_making,
+                         snapshot_memo_to_text)
 from domain.money import BadAmount, to_decimal
 from domain.payment import FeeRequirements, PairRules, legs_for_asset
-from domain.states import ACCEPTS_PAYMENT, OrderState
+from domain.states import ACCEPTS_PAYMENT, ACCEPTS_TOP_UP, EXITING_STATES, FINAL_STATES, OrderState
 from domain.timefmt import BadTimestamp, parse_ns
 
 REFUND_MEMO_PREFIX = "Refund:"
@@ -37,6 +38,11 @@ class SnapshotFacts:
     memo_hex: str
     is_deposit: bool = False
     is_withdrawal: bool = False
+    # A deposit from outside Mixin (e.g. an exchange returning an order's funds): where it was sent and its
+    # on-chain hash, which is how it is matched to the movement that sent it.
+    deposit_hash: str = ""
+    deposit_destination: str = ""
+    deposit_tag: str = ""
 
     @property
     def refundable(self) -> bool:
@@ -66,6 +72,9 @@ def parse_snapshot(raw: object) -> SnapshotFacts:
     opponent = raw.get("opponent_id") or ""
     if not isinstance(memo, str) or not isinstance(opponent, str):
         raise BadSnapshot(f"snapshot {snapshot_id}: memo/opponent_id are not strings")
+    deposit = raw.get("deposit") or {}
+    if not isinstance(deposit, dict):
+        raise BadSnapshot(f"snapshot {snapshot_id}: deposit is not an object")
     return SnapshotFacts(
         snapshot_id=snapshot_id,
         created_at=created_at,  # type: ignore[arg-type]
@@ -76,7 +85,17 @@ def parse_snapshot(raw: object) -> SnapshotFacts:
         memo_hex=memo,
         is_deposit=bool(raw.get("deposit")),
         is_withdrawal=bool(raw.get("withdrawal")),
+        **deposit_fields(deposit),
     )
+
+
+def deposit_fields(deposit: dict) -> dict:
+    """The deposit object's hash, destination and tag as SnapshotFacts fields (strings, "" when absent)."""
+    def text(key: str) -> str:
+        value = deposit.get(key)
+        return value if isinstance(value, str) else ""
+    return {"deposit_hash": text("deposit_hash"), "deposit_destination": text("destination"),
+            "deposit_tag": text("tag")}
 
 
 class RouteKind(str, enum.Enum):
@@ -85,6 +104,8 @@ class RouteKind(str, enum.Enum):
     IGNORE = "ignored"       # outgoing or zero: not a payment
     TOPUP = "topup"          # an operator funding the bot's treasury: keep
     ATTENTION = "attention"  # cannot be refunded by transfer: an operator decides
+    RETURN = "return"        # a deposit bringing an order's funds back from the exchange (matched to it)
+    AWAITING = "awaiting"    # a deposit that may be a return whose exchange withdrawal is not yet identified
 
 
 @dataclass(frozen=True)
@@ -131,7 +152,9 @@ def route_snapshot(facts: SnapshotFacts, *, pair_lookup: Callable[[str], PairRul
 
 
 class PaymentDecisionKind(str, enum.Enum):
-    ACCEPT = "accept"
+    ACCEPT = "accept"        # into the order's payment tally (create, or add funds while payment is pending)
+    TOP_UP = "top_up"        # add funds to a running/paused order: to the exchange like stage 5
+    EXIT = "exit"            # the owner asks for an exit; the amount comes back with the settlement
     REFUND = "refund"
     ATTENTION = "attention"
 
@@ -144,19 +167,65 @@ class PaymentDecision:
 
 
 def decide_payment(*, state: OrderState, owner_id: str | None, facts: SnapshotFacts, pair: PairRules,
-                   fees: FeeRequirements, action: int | None = ACTION_CREATE) -> PaymentDecision:
-    """May this order take this payment into its tally?"""
+                   fees: FeeRequirements, action: int | None = ACTION_CREATE,
+                   exit_requested: bool = False) -> PaymentDecision:
+    """What this order does with this payment, by its memo action (create 1, deposit 2, exit 3).
+
+    create: taken into the tally while payment is pending, else refunded with the order's state.
+    deposit (add funds): like create while payment is pending; from the owner into a running or paused
+    order it is a top-up; otherwise refunded. exit: from the owner, into an order that is not final or
+    already exiting, it is an exit request; otherwise refunded with the reason."""
     if not facts.refundable:
         return PaymentDecision(PaymentDecisionKind.ATTENTION,
                                f"payment {facts.snapshot_id} came from outside Mixin (no opponent): the order "
                                f"cannot be owned or refunded by transfer", "no_opponent")
-    if OrderState(state) not in ACCEPTS_PAYMENT:
+    state = OrderState(state)
+    if action == ACTION_EXIT:
+        return _decide_exit(state, owner_id, facts, exit_requested)
+    if action == ACTION_DEPOSIT and state in ACCEPTS_TOP_UP:
+        if exit_requested:
+            return PaymentDecision(PaymentDecisionKind.REFUND, "order is exiting: no funds can be added",
+                                   "order_exiting")
+        decision = _owner_and_asset(owner_id, facts, pair, fees)
+        return decision or PaymentDecision(PaymentDecisionKind.TOP_UP, "funds added to a running order")
+    if state not in ACCEPTS_PAYMENT:
+        if action == ACTION_DEPOSIT:
+            return PaymentDecision(PaymentDecisionKind.REFUND,
+                                   f"order is {state}: funds can be added only to a running or paused order",
+                                   f"order_{state}")
         return PaymentDecision(PaymentDecisionKind.REFUND, f"order is {state}, not accepting payments",
                                f"order_{state}")
+    return _owner_and_asset(owner_id, facts, pair, fees) or PaymentDecision(PaymentDecisionKind.ACCEPT)
+
+
+def _owner_and_asset(owner_id: str | None, facts: SnapshotFacts, pair: PairRules,
+                     fees: FeeRequirements) -> PaymentDecision | None:
     if owner_id and facts.opponent_id != owner_id:
         return PaymentDecision(PaymentDecisionKind.REFUND,
                                f"order belongs to the user who paid first ({owner_id})", "not_owner")
     if not legs_for_asset(facts.asset_id, pair, fees):
         return PaymentDecision(PaymentDecisionKind.REFUND,
                                f"asset {facts.asset_id} is not part of {pair.symbol} or its fees", "unknown_asset")
-    return PaymentDecision(PaymentDecisionKind.ACCEPT)
+    return None
+
+
+def _decide_exit(state: OrderState, owner_id: str | None, facts: SnapshotFacts,
+                 exit_requested: bool) -> PaymentDecision:
+    if state in FINAL_STATES:
+        return PaymentDecision(PaymentDecisionKind.REFUND, f"exit refused: order is already {state}",
+                               f"exit_order_{state}")
+    if not owner_id:
+        return PaymentDecision(PaymentDecisionKind.REFUND, "exit refused: the order has no accepted payment yet, "
+                               "so nobody owns it", "exit_no_owner")
+    if facts.opponent_id != owner_id:
+        return PaymentDecision(PaymentDecisionKind.REFUND,
+                               f"exit refused: only the order's owner ({owner_id}) may ask for an exit", "not_owner")
+    if exit_requested or state in EXITING_STATES:
+        return PaymentDecision(PaymentDecisionKind.REFUND, f"exit refused: order is already exiting ({state})",
+                               "exit_already")
+    return PaymentDecision(PaymentDecisionKind.EXIT, "the owner asked for an exit")
+
+
+def exit_request_for_unknown_order(facts: SnapshotFacts) -> PaymentDecision:
+    """An exit memo naming an order mmflow has never seen: refunded, no order is created."""
+    return PaymentDecision(PaymentDecisionKind.REFUND, "exit refused: no such order", "exit_unknown_order")

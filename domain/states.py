@@ -41,7 +41,7 @@ TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     S.WITHDRAWAL_CONFIRMED: frozenset({S.DEPOSIT_CONFIRMING}),
     S.DEPOSIT_CONFIRMING: frozenset({S.DEPOSIT_CONFIRMED}),
     S.DEPOSIT_CONFIRMED: frozenset({S.JOINING_CAMPAIGN, S.STOPPING}),
-    S.JOINING_CAMPAIGN: frozenset({S.CAMPAIGN_JOINED}),
+    S.JOINING_CAMPAIGN: frozenset({S.CAMPAIGN_JOINED, S.STOPPING}),
     S.CAMPAIGN_JOINED: frozenset({S.RUNNING, S.STOPPING}),
     S.RUNNING: frozenset({S.PAUSED, S.STOPPING}),
     S.PAUSED: frozenset({S.RUNNING, S.STOPPING}),
@@ -64,6 +64,47 @@ for _state in OrderState:
 FINAL_STATES = frozenset({S.SETTLED, S.REFUNDED})
 # States in which an incoming payment for the order is accepted into the tally.
 ACCEPTS_PAYMENT = frozenset({S.PAYMENT_PENDING})
+# States in which the owner may add funds (memo action 2): they go to the exchange like stage 5.
+ACCEPTS_TOP_UP = frozenset({S.RUNNING, S.PAUSED})
+
+# Stages of an order's life, by name: where each state belongs (README lifecycle table).
+STAGES: dict[str, tuple[OrderState, ...]] = {
+    "payment": (S.PAYMENT_PENDING, S.PAYMENT_COMPLETE, S.REFUNDING, S.REFUNDED),
+    "funding": (S.WITHDRAWING, S.WITHDRAWAL_CONFIRMED, S.DEPOSIT_CONFIRMING, S.DEPOSIT_CONFIRMED),
+    "campaign": (S.JOINING_CAMPAIGN, S.CAMPAIGN_JOINED),
+    "strategy": (S.RUNNING, S.PAUSED),
+    "exit": (S.STOPPING, S.STOPPED, S.RETURNING_FUNDS, S.SETTLING, S.SETTLED),
+    "operator": (S.ATTENTION,),
+}
+
+# States already on the way out: an exit asked again is refused (refunded) with this reason.
+EXITING_STATES = frozenset({S.STOPPING, S.RETURNING_FUNDS, S.SETTLING, S.REFUNDING})
+# Funds between Mixin and the exchange: an exit is remembered and carried out once they are on the exchange.
+FUNDS_IN_FLIGHT = frozenset({S.WITHDRAWING, S.WITHDRAWAL_CONFIRMED, S.DEPOSIT_CONFIRMING})
+# Funds still on Mixin: an exit refunds every payment.
+FUNDS_ON_MIXIN = frozenset({S.PAYMENT_PENDING, S.PAYMENT_COMPLETE})
+# Funds on the exchange: an exit stops the order now and brings them back.
+FUNDS_ON_EXCHANGE = frozenset({S.DEPOSIT_CONFIRMED, S.JOINING_CAMPAIGN, S.CAMPAIGN_JOINED, S.RUNNING, S.PAUSED,
+                               S.STOPPED})
+
+
+class ExitPlan(str, enum.Enum):
+    """What an exit request does to an order, by the state it finds it in (one table, below)."""
+    REFUND_ALL = "refund_all"      # funds still on Mixin: refund every payment now
+    REMEMBER = "remember"          # funds in flight (or an operator must decide first): carried out later
+    STOP_NOW = "stop_now"          # funds on the exchange: cancel quotes, bring them back, settle
+    REFUSE = "refuse"              # already exiting or final: the request (and its amount) goes back
+
+
+def exit_plan(state: OrderState, *, already_requested: bool = False) -> ExitPlan:
+    state = OrderState(state)
+    if state in FINAL_STATES or state in EXITING_STATES or already_requested:
+        return ExitPlan.REFUSE
+    if state in FUNDS_ON_MIXIN:
+        return ExitPlan.REFUND_ALL
+    if state in FUNDS_ON_EXCHANGE:
+        return ExitPlan.STOP_NOW
+    return ExitPlan.REMEMBER  # FUNDS_IN_FLIGHT and ATTENTION
 
 
 class IllegalTransition(RuntimeError):

@@ -1,15 +1,23 @@
-"""`python run.py demo`: mmflow on the embedded simulation, with synthetic users.
+"""`python run.py demo`: mmflow on the embedded simulation, with synthetic users who come and go.
 
-Starts a fake Mixin network on loopback, writes a keystore and a config into a
-work directory (SQLite database there too), runs the real actor tree, and plays
-a script of users: correct payments, a split payment, a partial payment that
-times out, another user paying into someone's order, bad memos, an unknown and
-a disabled pair, an oversized order, an operator top-up and an external
-deposit. Within a minute every order reaches `payment_complete` or `refunding`.
+Starts a fake Mixin network and a fake Binance on loopback (real ccxt.binance against it), writes a
+keystore and a config into a work directory (SQLite database there too), runs the real actor tree, and
+plays a script of users: correct payments, a split payment, a partial payment that times out, payments
+into someone else's order, bad memos, an unknown and a disabled pair, an oversized order, an operator
+top-up, an external deposit — and the way back: users leaving by exit memo, one while its funds are
+still in flight, one who adds funds first, an operator exit, an order that reaches its end time.
+
+At the end every order still open is exited, and the demo waits until each is settled or refunded.
+The narration (stderr) shows each user's money in and out; the LAST LINE on stdout is one JSON object:
+orders_by_state, paid_in, paid_out, fees, trading, dust (per asset symbol, decimal strings) and
+stranded (what the bot's Mixin wallet and the exchange account hold that no record accounts for).
+Exit 0 only when every order is final and nothing is stranded.
 """
 from __future__ import annotations
 
+import json
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -21,16 +29,18 @@ from loguru import logger
 
 from actors.system import Escalation, build_services, setup_logging, start_tree, stop_tree
 from domain.config import load_config
-from domain.memo import encode_market_making
+from domain.memo import ACTION_DEPOSIT, ACTION_EXIT, encode_market_making
+from domain.money import fmt
+from domain.states import FINAL_STATES
 from sim.bridge import world_with_exchange
-from sim.world import dump_toml
-from sim.world import (BTC, BTC_USDT_PAIR, DISABLED_PAIR, ETH, ETH_USDT_PAIR, USDT_ERC20, XIN,
+from sim.world import (BTC, BTC_USDT_PAIR, DISABLED_PAIR, ETH, ETH_USDT_PAIR, USDT_ERC20, XIN, dump_toml,
                        new_order_id)
-from storage import repo
-from storage.reports import strategy_report
+from storage import audit, commands, repo
 from storage.models import Alert, MoneyMovement, Order, Snapshot
+from storage.reports import strategy_report
 
 PAYMENT_TIMEOUT = 20.0
+ETH_USDT_MAX_DURATION = 25  # seconds: frank's ETH/USDT order ends by itself
 DEMO_STRATEGY = {
     "BTC/USDT": {"bid_spread": "0.0015", "ask_spread": "0.0015", "order_amount": "0.004", "order_levels": 2,
                  "order_level_spread": "0.001", "order_refresh_time": 5, "order_refresh_tolerance_pct": "0.001",
@@ -40,136 +50,185 @@ DEMO_STRATEGY = {
 }
 SYMBOLS = {BTC: "BTC", ETH: "ETH", USDT_ERC20: "USDT", XIN: "XIN"}
 PAIR_SYMBOLS = {BTC_USDT_PAIR: ("BTC", "USDT", "BTC/USDT"), ETH_USDT_PAIR: ("ETH", "USDT", "ETH/USDT")}
+OPERATOR_ID = "00000000-0000-4000-8000-000000000001"
 
 
-def _script(world, pairs, stop: threading.Event) -> None:
+class Script:
     """The synthetic users. Each step logs what the user does, so the log reads as a story."""
-    btc_usdt, eth_usdt = pairs[BTC_USDT_PAIR], pairs[ETH_USDT_PAIR]
-    say = logger.bind(order_id="").opt(colors=False)
 
-    def step(delay, text):
-        if stop.wait(timeout=delay):
+    def __init__(self, world, pairs, stop: threading.Event):
+        self.world, self.pairs, self.stop = world, pairs, stop
+        self.say = logger.bind(order_id="").opt(colors=False)
+        self.users: dict[str, str] = {}     # name → Mixin user id
+        self.orders: dict[str, str] = {}    # label → order id
+
+    def step(self, at: float, started: float, text: str) -> None:
+        if self.stop.wait(timeout=max(0.0, started + at - time.monotonic())):
             raise gevent.GreenletExit
-        say.info("demo user: {}", text)
+        self.say.info("demo user: {}", text)
 
-    alice, bob, carol, dave, erin, frank, mallory, george, operator = (world.new_user() for _ in range(9))
-    try:
-        step(1, "alice pays a BTC/USDT order in full (0.1 BTC + 5000 USDT + fees)")
-        order_a = new_order_id()
-        world.pay_invoice(alice, btc_usdt, order_a, world.invoice(btc_usdt, Decimal("0.1"), Decimal("5000")))
+    def user(self, name: str) -> str:
+        if name not in self.users:
+            self.users[name] = OPERATOR_ID if name == "operator" else self.world.new_user()
+        return self.users[name]
 
-        step(1, "bob pays only the BTC leg of his order and walks away (it will time out)")
-        order_b = new_order_id()
-        inv_b = world.invoice(btc_usdt, Decimal("0.05"), Decimal("2000"))
-        world.pay_invoice(bob, btc_usdt, order_b, inv_b, skip=(USDT_ERC20, ETH))
+    def pay_order(self, name: str, label: str, pair_id: str, base: str, quote: str, skip=()) -> str:
+        order_id = self.orders.setdefault(label, new_order_id())
+        pair = self.pairs[pair_id]
+        self.world.pay_invoice(self.user(name), pair, order_id, self.world.invoice(pair, Decimal(base), Decimal(quote)),
+                               skip=skip)
+        return order_id
 
-        step(1, "carol pays with a memo that is not ours ('hello')")
-        world.pay(carol, USDT_ERC20, "25", "hello")
+    def memo(self, label: str, pair_id: str, action: int) -> str:
+        return encode_market_making(pair_id, self.orders[label], action=action)
 
-        step(1, "dave pays for a pair that does not exist")
-        world.pay(dave, USDT_ERC20, "30", encode_market_making("11111111-2222-4333-8444-555555555555",
-                                                               new_order_id()))
-        step(1, "erin pays for a disabled pair")
-        world.pay(erin, XIN, "3", encode_market_making(DISABLED_PAIR, new_order_id()))
+    def run(self, started: float) -> None:
+        w, step, btc_usdt, eth_usdt = self.world, self.step, BTC_USDT_PAIR, ETH_USDT_PAIR
+        try:
+            step(1, started, "alice pays a BTC/USDT order in full (0.1 BTC + 5000 USDT + fees)")
+            self.pay_order("alice", "A", btc_usdt, "0.1", "5000")
+            step(2, started, "bob pays only the BTC leg of his order and walks away (it will time out)")
+            self.pay_order("bob", "B", btc_usdt, "0.05", "2000", skip=(USDT_ERC20, ETH))
+            step(3, started, "carol pays with a memo that is not ours ('hello')")
+            w.pay(self.user("carol"), USDT_ERC20, "25", "hello")
+            step(3.5, started, "dave pays for a pair that does not exist")
+            w.pay(self.user("dave"), USDT_ERC20, "30",
+                  encode_market_making("11111111-2222-4333-8444-555555555555", new_order_id()))
+            step(4, started, "erin pays for a disabled pair")
+            w.pay(self.user("erin"), XIN, "3", encode_market_making(DISABLED_PAIR, new_order_id()))
+            step(5, started, "frank starts an ETH/USDT order: the ETH leg now, the rest a bit later "
+                             f"(the pair ends orders after {ETH_USDT_MAX_DURATION}s)")
+            self.pay_order("frank", "F", eth_usdt, "2", "1500", skip=(USDT_ERC20,))
+            step(6, started, "mallory sends USDT into frank's order (only the first payer owns an order)")
+            w.pay(self.user("mallory"), USDT_ERC20, "100", self.memo("F", eth_usdt, 1))
+            step(6.5, started, "the Mixin API throttles us once (429) and fails once (503); mmflow retries")
+            w.fake.inject("/safe/snapshots", status=429, count=1, retry_after=0.5)
+            w.fake.inject("/safe/snapshots", status=503, count=1)
+            step(8, started, "frank pays the USDT leg: his order completes")
+            pair = self.pairs[eth_usdt]
+            w.pay(self.user("frank"), USDT_ERC20, w.invoice(pair, Decimal("2"), Decimal("1500"))[USDT_ERC20],
+                  self.memo("F", eth_usdt, 1))
+            step(9, started, "george tries to market-make 20 BTC, above the pair's 10 BTC maximum")
+            self.pay_order("george", "G", btc_usdt, "20", "5000")
+            step(10, started, "an operator tops up the treasury (never refunded)")
+            w.pay(self.user("operator"), USDT_ERC20, "10000", "treasury top-up")
+            step(11, started, "an external on-chain deposit arrives with no memo (an operator must look)")
+            w.fake.deposit(w.bot_id, ETH, "0.5")
+            step(12, started, "helen pays a BTC/USDT order (she will add funds later)")
+            self.pay_order("helen", "I", btc_usdt, "0.05", "3000")
+            step(13, started, "ivan pays a BTC/USDT order and changes his mind at once: exit while his funds "
+                              "are still on their way to the exchange")
+            self.pay_order("ivan", "J", btc_usdt, "0.03", "1500")
+            step(15, started, "ivan sends his exit memo (1 USDT, returned with the settlement)")
+            w.pay(self.user("ivan"), USDT_ERC20, "1", self.memo("J", btc_usdt, ACTION_EXIT))
+            step(16, started, "judy pays the BTC leg of an order, then asks to exit before paying the rest: "
+                              "everything is refunded at once")
+            self.pay_order("judy", "K", btc_usdt, "0.02", "900", skip=(USDT_ERC20, ETH))
+            step(18, started, "judy sends her exit memo")
+            w.pay(self.user("judy"), USDT_ERC20, "1", self.memo("K", btc_usdt, ACTION_EXIT))
+            step(19, started, "Mixin serves every snapshot twice for a while; tallies must not double")
+            w.fake.duplicate_factor = 2
+            self.pay_order("alice", "H", btc_usdt, "0.02", "800")
+            step(22, started, "duplicates off again")
+            w.fake.duplicate_factor = 1
+            step(25, started, "mallory tries to exit alice's order (only the owner can)")
+            w.pay(self.user("mallory"), USDT_ERC20, "2", self.memo("A", btc_usdt, ACTION_EXIT))
+            step(28, started, "helen adds 0.02 BTC to her running order (memo action 2)")
+            w.pay(self.user("helen"), BTC, "0.02012", self.memo("I", btc_usdt, ACTION_DEPOSIT))
+            step(31, started, "the operator exits alice's second order (`orders exit`)")
+            commands.queue(self.orders["H"], "exit", {"reason": "operator exit in the demo"})
+            step(38, started, "alice asks to exit her first order (exit memo with 1 USDT)")
+            w.pay(self.user("alice"), USDT_ERC20, "1", self.memo("A", btc_usdt, ACTION_EXIT))
+            step(44, started, "helen leaves too (exit memo)")
+            w.pay(self.user("helen"), USDT_ERC20, "1", self.memo("I", btc_usdt, ACTION_EXIT))
+        except gevent.GreenletExit:
+            return
 
-        step(1, "frank starts an ETH/USDT order: the ETH leg now, the rest a bit later")
-        order_f = new_order_id()
-        inv_f = world.invoice(eth_usdt, Decimal("2"), Decimal("1500"))
-        world.pay_invoice(frank, eth_usdt, order_f, inv_f, skip=(USDT_ERC20,))
 
-        step(1, "mallory sends USDT into frank's order (only the first payer owns an order)")
-        world.pay(mallory, USDT_ERC20, "100", encode_market_making(ETH_USDT_PAIR, order_f))
-
-        step(1, "the Mixin API throttles us once (429) and fails once (503); mmflow retries")
-        world.fake.inject("/safe/snapshots", status=429, count=1, retry_after=0.5)
-        world.fake.inject("/safe/snapshots", status=503, count=1)
-
-        step(2, "frank pays the USDT leg: his order completes")
-        world.pay(frank, USDT_ERC20, inv_f[USDT_ERC20], encode_market_making(ETH_USDT_PAIR, order_f))
-
-        step(1, "george tries to market-make 20 BTC, above the pair's 10 BTC maximum")
-        order_g = new_order_id()
-        world.pay_invoice(george, btc_usdt, order_g, world.invoice(btc_usdt, Decimal("20"), Decimal("5000")))
-
-        step(1, "an operator tops up the treasury (never refunded)")
-        world.pay(operator, USDT_ERC20, "10000", "treasury top-up")
-
-        step(1, "an external on-chain deposit arrives with no memo (cannot be refunded by transfer)")
-        world.fake.deposit(world.bot_id, ETH, "0.5")
-
-        step(1, "Mixin serves every snapshot twice for a while; tallies must not double")
-        world.fake.duplicate_factor = 2
-        order_h = new_order_id()
-        world.pay_invoice(alice, btc_usdt, order_h, world.invoice(btc_usdt, Decimal("0.02"), Decimal("800")))
-        step(3, "duplicates off again")
-        world.fake.duplicate_factor = 1
-    except gevent.GreenletExit:
-        return
-    world.operator = operator
-
-
-def _summary(title: str, ew=None) -> None:
+def _snapshot(title: str, ew) -> None:
     rows = Order.select().order_by(Order.created_at)
     logger.info("── {} ── orders:", title)
     for row in rows:
         ledger = repo.ledger_balances(row.order_id)
-        holdings = (f"on exchange {', '.join(f'{v} {k}' for k, v in sorted(ledger.items()))}" if ledger else
-                    f"paid {', '.join(f'{v} {SYMBOLS.get(k, k[:8])}' for k, v in repo.tallies_of(row.order_id).items())}")
-        logger.info("  {}  {:<18} {}  [{}]", row.order_id[:8], row.state, row.state_reason[:80], holdings)
-        if ledger and ew is not None and row.state in ("running", "stopping", "stopped"):
+        held = {k: v for k, v in ledger.items() if v}
+        where = (f"on exchange {', '.join(f'{fmt(v)} {k}' for k, v in sorted(held.items()))}" if held else
+                 f"paid {', '.join(f'{fmt(v)} {SYMBOLS.get(k, k[:8])}' for k, v in repo.tallies_of(row.order_id).items())}")
+        logger.info("  {}  {:<17} {}  [{}]", row.order_id[:8], row.state, row.state_reason[:80], where)
+        if held and row.state in ("running", "paused", "stopping"):
             pair = PAIR_SYMBOLS.get(row.pair_id)
             if pair:
                 base, quote, symbol = pair
-                mark = ew.exchange.mid(symbol)
-                rep = strategy_report(row.order_id, base, quote, mark)
-                logger.info("      {} trades ({} buys / {} sells), volume {} {}, realized {} {}, unrealized {} {}, "
-                            "base share {}, {} orders resting", rep["trades"], rep.get("buys", 0),
-                            rep.get("sells", 0), rep.get("volume_quote", "0"), quote, rep.get("realized_pnl", "0"),
-                            quote, rep.get("unrealized_pnl", "0"), quote, rep.get("base_share"),
-                            len(rep["open_orders"]))
-    by_state = {}
+                rep = strategy_report(row.order_id, base, quote, ew.exchange.mid(symbol))
+                logger.info("      {} trades ({} buys / {} sells), volume {} {}, realized {} {}, unrealized {} {}",
+                            rep["trades"], rep.get("buys", 0), rep.get("sells", 0), rep.get("volume_quote", "0"),
+                            quote, rep.get("realized_pnl", "0"), quote, rep.get("unrealized_pnl", "0"), quote)
+    by_state: dict = {}
     for m in MoneyMovement.select():
         by_state[(m.kind, m.state)] = by_state.get((m.kind, m.state), 0) + 1
     logger.info("  snapshots {}, money movements {}, operator alerts {}", Snapshot.select().count(),
                 {f"{k}/{s}": n for (k, s), n in sorted(by_state.items())}, Alert.select().count())
-    if ew is not None:
-        free = {c: str(ew.exchange.balance(ew.api_key, c)[0]) for c in ("BTC", "ETH", "USDT")}
-        logger.info("  fake exchange account balance (shared by all orders): {}", free)
 
 
-def run_demo(*, duration: float = 60.0, workdir: str | None = None, json_logs: bool = False) -> int:
+def _users_in_and_out(script: Script) -> None:
+    """Each user's money in and out, as the fake Mixin saw it (a user's balance starts at zero)."""
+    logger.info("── every user's money, in and out ──")
+    for name, user_id in script.users.items():
+        if name == "operator":
+            continue
+        paid: dict[str, Decimal] = {}
+        back: dict[str, Decimal] = {}
+        for snap in Snapshot.select().where(Snapshot.opponent_id == user_id):
+            if snap.amount > 0:
+                paid[snap.asset_id] = paid.get(snap.asset_id, Decimal(0)) + snap.amount
+        for m in MoneyMovement.select().where((MoneyMovement.recipient_id == user_id)
+                                              & (MoneyMovement.state == "confirmed")):
+            back[m.asset_id] = back.get(m.asset_id, Decimal(0)) + m.amount
+        text = lambda d: ", ".join(f"{fmt(v)} {SYMBOLS.get(k, k[:8])}" for k, v in sorted(d.items())) or "nothing"  # noqa: E731
+        logger.info("  {:<8} paid {}  →  got back {}", name, text(paid), text(back))
+
+
+def _actual_holdings(ew) -> dict[str, Decimal]:
+    """What the bot's Mixin wallet and the exchange account hold, per symbol (read from the fakes)."""
+    world = ew.world
+    out: dict[str, Decimal] = {}
+    for asset_id, symbol in SYMBOLS.items():
+        out[symbol] = out.get(symbol, Decimal(0)) + world.fake.balance(world.bot_id, asset_id)
+    for code in ("BTC", "ETH", "USDT"):
+        free, locked = ew.exchange.balance(ew.api_key, code)
+        out[code] = out.get(code, Decimal(0)) + free + locked
+    return {k: v for k, v in out.items() if v}
+
+
+def run_demo(*, duration: float = 55.0, workdir: str | None = None, json_logs: bool = False) -> int:
     setup_logging("INFO", json=json_logs)
     work = Path(workdir or tempfile.mkdtemp(prefix="mmflow-demo-"))
     work.mkdir(parents=True, exist_ok=True)
-    ew = world_with_exchange(deposit_delay=2.0)
+    ew = world_with_exchange(deposit_delay=2.0, return_confirm_delay=1.0)
     world = ew.world
     os.environ.setdefault("MMFLOW_DEMO_EXCHANGE_KEY", ew.api_key)
     os.environ.setdefault("MMFLOW_DEMO_EXCHANGE_SECRET", ew.secret)
     keystore_path = world.write_keystore(work / "keystore.json")
     raw = world.config_dict(work / "mmflow.db", keystore_path)
-    raw["mixin"].update({"poll_interval": 0.5, "backoff_base": 0.2, "backoff_max": 2.0})
+    raw["mixin"].update({"poll_interval": 0.5, "backoff_base": 0.2, "backoff_max": 2.0,
+                         "operator_user_ids": [OPERATOR_ID]})
     raw["payments"].update({"timeout": PAYMENT_TIMEOUT, "check_delay": 1.0})
-    raw["funding"] = {"poll_interval": 1.0, "retry_delay": 2.0}
+    raw["funding"] = {"poll_interval": 1.0, "retry_delay": 2.0, "return_retry_delay": 2.0, "lookup_grace": 10.0}
     raw["strategy"] = {"tick_interval": 1.0}
     raw["stream"] = {"slow_interval": 1.0, "fast_interval": 0.3}
     for pair in raw["pairs"]:
-        pair["strategy"] = DEMO_STRATEGY[pair["symbol"]] if pair["symbol"] in DEMO_STRATEGY else {}
-        if not pair["strategy"]:
-            del pair["strategy"]
+        if pair["symbol"] in DEMO_STRATEGY:
+            pair["strategy"] = DEMO_STRATEGY[pair["symbol"]]
+        if pair["symbol"] == "ETH/USDT":
+            pair["max_duration"] = ETH_USDT_MAX_DURATION
     raw["exchanges"] = [{"id": "binance", "ccxt": "binance", "api_key_env": "MMFLOW_DEMO_EXCHANGE_KEY",
                          "secret_env": "MMFLOW_DEMO_EXCHANGE_SECRET", "urls": {"api": ew.exchange.url},
                          "options": ew.ccxt_config()["options"]}]
-    operator_placeholder = "00000000-0000-4000-8000-000000000001"
-    raw["mixin"]["operator_user_ids"] = [operator_placeholder]
     config_path = work / "mmflow.toml"
     config_path.write_text(dump_toml(raw))
     config = load_config(config_path)
-    logger.info("demo: fake Mixin at {}, work dir {} (config {}), payment timeout {:g}s", world.fake.url, work,
-                config_path, PAYMENT_TIMEOUT)
-
-    # The operator is a known user id: register it in the fake so the top-up comes from it.
-    world.fake.users.add(operator_placeholder)
-    world.new_user = _with_operator(world.new_user, operator_placeholder, after=8)
+    logger.info("demo: fake Mixin at {}, fake Binance at {}, work dir {} (config {}), payment timeout {:g}s",
+                world.fake.url, ew.exchange.url, work, config_path, PAYMENT_TIMEOUT)
+    world.fake.users.add(OPERATOR_ID)
 
     services = build_services(config)
     escalation = Escalation(event=threading.Event())
@@ -177,38 +236,58 @@ def run_demo(*, duration: float = 60.0, workdir: str | None = None, json_logs: b
     # The market moves and synthetic takers trade against resting quotes, so running orders get fills.
     ew.exchange.start_price_process(interval=0.5, vol=0.0008, taker_prob=0.6, taker_size=0.01)
     stop = threading.Event()
-    pairs = {p.pair_id: p for p in config.pairs}
-    users = gevent.spawn(_script, world, pairs, stop)
+    script = Script(world, {p.pair_id: p for p in config.pairs}, stop)
     started = time.monotonic()
-    next_summary = started + 10
+    users = gevent.spawn(script.run, started)
+    next_snapshot = started + 10
     try:
         while time.monotonic() - started < duration and not escalation.event.is_set():
             gevent.sleep(0.2)
-            if time.monotonic() >= next_summary:
-                _summary(f"t={time.monotonic() - started:.0f}s", ew)
-                next_summary += 10
+            if time.monotonic() >= next_snapshot:
+                _snapshot(f"t={time.monotonic() - started:.0f}s", ew)
+                next_snapshot += 10
+        stop.set()
+        users.join(timeout=2)
+        open_orders = [o for o, s in Order.select(Order.order_id, Order.state).tuples()
+                       if s not in {f.value for f in FINAL_STATES}]
+        if open_orders:
+            logger.info("demo: time is up — exiting the {} orders still open", len(open_orders))
+        for order_id in open_orders:
+            commands.queue(order_id, "exit", {"reason": "the demo is over"})
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and not escalation.event.is_set():
+            states = [s for (s,) in Order.select(Order.state).tuples()]
+            if all(s in {f.value for f in FINAL_STATES} for s in states) and _quiet():
+                break
+            gevent.sleep(0.3)
     except KeyboardInterrupt:
-        pass
-    stop.set()
-    users.join(timeout=2)
-    for row in Order.select().where(Order.state == "running"):
-        repo.queue_command(row.order_id, "stop", {"reason": "demo over"})
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and Order.select().where(Order.state.in_(["running", "stopping"])).count():
-        gevent.sleep(0.2)
-    _summary("final", ew)
+        stop.set()
+    ew.exchange.stop_price_process()
+    _snapshot("final", ew)
+    _users_in_and_out(script)
+    totals = audit.money_totals(config)
+    stranded = audit.stranded(_actual_holdings(ew), totals["accounted"])
     stop_tree(root)
     ew.stop()
     world.fake.stop()
+    final = {f.value for f in FINAL_STATES}
+    all_final = all(state in final for state in totals["orders_by_state"])
+    summary = {"orders_by_state": totals["orders_by_state"],
+               "paid_in": audit.as_strings(totals["paid_in"]), "paid_out": audit.as_strings(totals["paid_out"]),
+               "fees": audit.as_strings(totals["fees"]), "trading": audit.as_strings(totals["trading"]),
+               "dust": audit.as_strings(totals["dust"]), "stranded": audit.as_strings(stranded),
+               "all_final": all_final}
     logger.info("demo: done. Inspect with: python run.py orders list --config {}", config_path)
-    return 70 if escalation.reason else 0
+    if not all_final or stranded:
+        logger.error("demo: {}", "orders left open" if not all_final else f"money stranded: {summary['stranded']}")
+    sys.stdout.flush()
+    print(json.dumps(summary, sort_keys=True), flush=True)
+    if escalation.reason:
+        return 70
+    return 0 if all_final and not stranded else 1
 
 
-def _with_operator(new_user, operator_id: str, *, after: int):
-    """The demo's 9th user is the configured operator."""
-    count = {"n": 0}
-
-    def make() -> str:
-        count["n"] += 1
-        return operator_id if count["n"] == after + 1 else new_user()
-    return make
+def _quiet() -> bool:
+    """No Mixin transfer still on its way (every refund and payout confirmed)."""
+    return not MoneyMovement.select().where(MoneyMovement.kind.in_(["refund", "payout", "withdrawal"])
+                                            & (MoneyMovement.state != "confirmed")).exists()

@@ -67,15 +67,24 @@ def all_models() -> list:
 
 
 def ensure_schema(db: pw.Database) -> None:
+    from storage.migrations import UPGRADES
+
     with db.atomic():
-        db.create_tables(all_models(), safe=True)
-        current = SchemaVersion.select(pw.fn.MAX(SchemaVersion.version)).scalar()
-        if current is None:
+        if not db.table_exists(SchemaVersion._meta.table_name):
+            db.create_tables(all_models(), safe=True)
             SchemaVersion.create(version=SCHEMA_VERSION, applied_at=time.time())
             logger.info("database schema created at version {}", SCHEMA_VERSION)
-        elif current > SCHEMA_VERSION:
+            return
+        current = SchemaVersion.select(pw.fn.MAX(SchemaVersion.version)).scalar() or 1
+        if current > SCHEMA_VERSION:
             raise StorageError(f"database schema version {current} is newer than this mmflow "
                                f"({SCHEMA_VERSION}); refusing to run an older binary on it")
+        # Columns first (on the tables that exist), then new tables and indexes.
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            UPGRADES[version](db)
+            SchemaVersion.create(version=version, applied_at=time.time())
+            logger.info("database schema upgraded to version {}", version)
+        db.create_tables(all_models(), safe=True)
 
 
 def close_database(db: pw.Database) -> None:

@@ -25,6 +25,9 @@ class ExchangeOrder(BaseModel):
     price = DecimalText()
     amount = DecimalText()
     filled = DecimalText(default=0)
+    # The largest filled quantity the exchange itself reported (status, cancel reply). A final order whose
+    # fills sum to less is still owed trades: the stream fetches them, and stopping waits for them.
+    reported_filled = DecimalText(null=True)
     state = pw.CharField(index=True)
     exchange_order_id = pw.CharField(null=True)
     level = pw.IntegerField(default=0)            # quote level of the strategy (0 = innermost)

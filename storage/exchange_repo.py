@@ -225,6 +225,7 @@ def apply_status(cid: str, exchange_status: str, filled: Decimal, amount: Decima
     without going back on later news (domain `apply_exchange_status`). Maps the exchange id if new."""
     order = _require(cid)
     target = apply_exchange_status(order.state, exchange_status, filled, amount)
+    _note_reported_filled(cid, filled, now)
     extra = {}
     if exchange_order_id is not None and order.exchange_order_id != exchange_order_id:
         _check_mapping(order, exchange_order_id)
@@ -235,6 +236,23 @@ def apply_status(cid: str, exchange_status: str, filled: Decimal, amount: Decima
                  (exchange_order_id, now, cid))
         return target
     return _move(order, target, now, extra=extra)
+
+
+def _note_reported_filled(cid: str, filled: Decimal, now: float) -> None:
+    if filled is None or filled <= 0:
+        return
+    row = _run(f"SELECT reported_filled FROM {_ORDERS} WHERE client_order_id = ?", (cid,)).fetchone()
+    if row is not None and (row[0] is None or Decimal(row[0]) < filled):
+        _run(f"UPDATE {_ORDERS} SET reported_filled = ?, updated_at = ? WHERE client_order_id = ?",
+             (_text(filled), now, cid))
+
+
+def fills_owed(order_id: str) -> list[tuple[str, Decimal, Decimal]]:
+    """(client id, filled by our fills, filled as the exchange reported) of this order's exchange orders whose
+    trades have not all arrived."""
+    rows = _run(f"SELECT client_order_id, filled, reported_filled FROM {_ORDERS} WHERE order_id = ? AND "
+                f"reported_filled IS NOT NULL", (order_id,)).fetchall()
+    return [(cid, Decimal(f), Decimal(r)) for cid, f, r in rows if Decimal(r) > Decimal(f)]
 
 
 def resolve_not_found(cid: str, now: float) -> ExOrderState | None:

@@ -7,7 +7,7 @@ import peewee as pw
 
 database_proxy = pw.DatabaseProxy()
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # storage/migrations.py upgrades older databases in place
 
 
 class DecimalText(pw.Field):
@@ -64,6 +64,10 @@ class Snapshot(BaseModel):
     order_id = pw.CharField(null=True, index=True)
     pair_id = pw.CharField(null=True)
     applied = pw.BooleanField(default=False)
+    # What an applied snapshot is to its order: payment (the tally), top_up (funds added to a running order),
+    # exit (sent with an exit request; comes back with the settlement). NULL on rows older than schema 2: payment.
+    purpose = pw.CharField(null=True)
+    top_up_batch = pw.IntegerField(null=True)  # the top-up batch that took this snapshot to the exchange
     inserted_at = pw.FloatField()
     routed_at = pw.FloatField(null=True)
     applied_at = pw.FloatField(null=True)
@@ -85,6 +89,16 @@ class Order(BaseModel):
     strategy_overrides = pw.TextField(null=True)  # JSON: this order's parameters over the pair's defaults
     strategy_params = pw.TextField(null=True)     # JSON: the effective parameters it started with
     opening_price = DecimalText(null=True)        # reference price at the first quote: values the opening inventory
+    # The way back: an exit asked by the owner (memo), an operator or the end time; remembered while funds
+    # are in flight and carried out once they are on the exchange.
+    exit_requested_at = pw.FloatField(null=True)
+    exit_source = pw.CharField(null=True)         # memo | operator | end_time
+    exit_reason = pw.TextField(null=True)
+    end_at = pw.FloatField(null=True)             # per-order end time (set-params end_at); exits when reached
+    started_at = pw.FloatField(null=True)         # first time running: a pair's max_duration counts from here
+    exit_price = DecimalText(null=True)           # mid price when the funds started back: values the inventory
+    statement = pw.TextField(null=True)           # JSON, frozen when the order became final
+    closed_at = pw.FloatField(null=True)
     created_at = pw.FloatField()
     first_payment_at = pw.FloatField(null=True)
     deadline_at = pw.FloatField(null=True)
@@ -154,6 +168,20 @@ class MoneyMovement(BaseModel):
     deposit_id = pw.CharField(null=True, unique=True)  # one exchange deposit credits one movement, ever
     credited_amount = DecimalText(null=True)
     credited_at = pw.FloatField(null=True)
+    top_up_batch = pw.IntegerField(null=True)     # withdrawals of added funds: their batch
+    # Returns (kind "return": exchange → the bot's Mixin deposit address). `attempt` numbers the exchange
+    # withdrawals tried for this movement; `client_id` is the current attempt's withdrawal client id,
+    # written before the request is sent, so an unknown outcome is looked up, never sent blind again.
+    client_id = pw.CharField(null=True)
+    attempt = pw.IntegerField(default=0)
+    rejections = pw.IntegerField(default=0)
+    requested_at = pw.FloatField(null=True)
+    next_try_at = pw.FloatField(null=True)
+    exchange_withdrawal_id = pw.CharField(null=True)
+    exchange_txid = pw.CharField(null=True)
+    arrival_snapshot_id = pw.CharField(null=True, unique=True)  # one Mixin deposit credits one return, ever
+    arrived_amount = DecimalText(null=True)
+    arrived_at = pw.FloatField(null=True)
     created_at = pw.FloatField()
     updated_at = pw.FloatField()
     sent_at = pw.FloatField(null=True)
@@ -175,16 +203,33 @@ class LedgerEntry(BaseModel):
 
 
 class OrderCommand(BaseModel):
-    """An operator's command for one order (stop, set-params), written by the CLI, executed by the service.
+    """An operator's command for one order (pause, resume, exit, set-params, resolve), written by the CLI,
+    executed by the service.
 
-    The database is the channel: it works whether the service runs or not, survives
-    restarts, and records what was done with each command."""
+    The database is the channel: it works whether the service runs or not, survives restarts, and
+    records what was done with each command: `result` is "done: …" or "refused: …", written by the
+    order's actor when it carried the command out (a command is delivered again after a crash until then;
+    every command is idempotent)."""
     order_id = pw.CharField(index=True)
     command = pw.CharField()
     args = pw.TextField(default="{}")
     created_at = pw.FloatField()
     processed_at = pw.FloatField(null=True, index=True)
     result = pw.TextField(null=True)
+
+
+class OrderTopUp(BaseModel):
+    """One batch of funds added to a running order: what goes to the exchange and what it cost."""
+    order_id = pw.CharField()
+    batch = pw.IntegerField()
+    state = pw.CharField()          # withdrawing | credited | attention
+    breakdown = pw.TextField()      # JSON of domain.topup.TopUpEvaluation
+    created_at = pw.FloatField()
+    updated_at = pw.FloatField()
+
+    class Meta:
+        table_name = "order_top_up"
+        primary_key = pw.CompositeKey("order_id", "batch")
 
 
 class Alert(BaseModel):
@@ -194,10 +239,11 @@ class Alert(BaseModel):
     message = pw.TextField()
     created_at = pw.FloatField()
     resolved = pw.BooleanField(default=False)
+    acked_at = pw.FloatField(null=True)      # an operator acknowledged it (`alerts ack ID`)
 
     class Meta:
         indexes = ((("kind", "subject"), True),)
 
 
 ALL_MODELS = [SchemaVersion, PollCursor, Snapshot, Order, PaymentTally, OrderStateChange, MoneyMovement,
-              LedgerEntry, OrderCommand, Alert]
+              LedgerEntry, OrderCommand, OrderTopUp, Alert]

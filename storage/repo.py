@@ -14,7 +14,7 @@ from domain.ids import refund_request_id
 from domain.money import ZERO
 from domain.payment import FeeRequirements, PaymentBreakdown
 from domain.routing import (PaymentDecision, PaymentDecisionKind, Route, RouteKind, SnapshotFacts,
-                            refund_memo)
+                            deposit_fields, refund_memo)
 from domain.states import OrderState, check_transition
 from storage.models import (Alert, LedgerEntry, MoneyMovement, Order, OrderStateChange, PaymentTally,
                             PollCursor, Snapshot)
@@ -94,6 +94,7 @@ def facts_from_row(row: Snapshot) -> SnapshotFacts:
         snapshot_id=row.snapshot_id, created_at=row.created_at, created_ns=row.created_ns,
         asset_id=row.asset_id, amount=row.amount, opponent_id=row.opponent_id, memo_hex=row.memo,
         is_deposit=bool(raw.get("deposit")), is_withdrawal=bool(raw.get("withdrawal")),
+        **deposit_fields(raw.get("deposit") if isinstance(raw.get("deposit"), dict) else {}),
     )
 
 
@@ -118,13 +119,27 @@ def _raise_alert(kind: str, subject: str, message: str, now: float) -> None:
     Alert.insert(kind=kind, subject=subject, message=message, created_at=now).on_conflict_ignore().execute()
 
 
-def record_routes(routed: Sequence[tuple[SnapshotFacts, Route]]) -> list[str]:
+@dataclass(frozen=True)
+class RoutesRecorded:
+    refunds: list[str]                    # refund request ids queued
+    arrivals: list[tuple[str, str]]       # (order_id, return request id) of deposits matched to a return
+    routes: list[tuple[SnapshotFacts, Route]] = field(default_factory=list)  # as written (first routing only)
+
+
+def record_routes(routed: Sequence[tuple[SnapshotFacts, Route]]) -> RoutesRecorded:
     """Write each snapshot's routing outcome (once) and queue the refunds it implies.
 
-    Returns the request ids of refunds queued. A snapshot that already has an
-    outcome keeps it: re-routing after a crash never doubles anything."""
+    A deposit from outside Mixin is first matched to the return movement that sent it (an order's
+    funds coming back from the exchange): matched, it is that order's (outcome "return"); possibly a
+    return whose exchange withdrawal is not identified yet, it waits ("awaiting"); otherwise it is
+    routed as before (an operator alert). A snapshot that already has an outcome keeps it: re-routing
+    after a crash never doubles anything."""
+    from storage import exit_repo
+
     now = time.time()
     refunds: list[str] = []
+    arrivals: list[tuple[str, str]] = []
+    written: list[tuple[SnapshotFacts, Route]] = []
     ids = [f.snapshot_id for f, _ in routed]
     unrouted: set[str] = set()
     for chunk in _chunks(ids):
@@ -135,7 +150,14 @@ def record_routes(routed: Sequence[tuple[SnapshotFacts, Route]]) -> list[str]:
         if facts.snapshot_id not in unrouted:
             continue
         unrouted.discard(facts.snapshot_id)  # a snapshot listed twice in one batch is routed once
-        consumed = route.kind in (RouteKind.REFUND, RouteKind.IGNORE, RouteKind.TOPUP)
+        if facts.is_deposit and facts.amount > 0:
+            arrival = exit_repo.route_arrival(facts, now)
+            if arrival is not None:
+                route, request_id = arrival
+                if request_id is not None:
+                    arrivals.append((route.order_id, request_id))
+        written.append((facts, route))
+        consumed = route.kind in (RouteKind.REFUND, RouteKind.IGNORE, RouteKind.TOPUP, RouteKind.RETURN)
         updates.append((route.kind.value, route.reason, route.order_id, route.pair_id, now, consumed,
                         now if consumed else None, facts.snapshot_id))
         if route.kind is RouteKind.REFUND:
@@ -144,7 +166,7 @@ def record_routes(routed: Sequence[tuple[SnapshotFacts, Route]]) -> list[str]:
             _raise_alert("unrefundable_snapshot", facts.snapshot_id, route.reason, now)
     _run_many("UPDATE snapshot SET outcome = ?, reason = ?, order_id = ?, pair_id = ?, routed_at = ?, "
               "applied = ?, applied_at = ? WHERE snapshot_id = ?", updates)
-    return refunds
+    return RoutesRecorded(refunds, arrivals, written)
 
 
 def raise_alert(kind: str, subject: str, message: str) -> None:
@@ -166,6 +188,15 @@ class OrderView:
     deadline_at: float | None
     created_at: float
     tallies: dict[str, Decimal] = field(default_factory=dict)
+    exit_requested_at: float | None = None
+    exit_source: str | None = None
+    exit_reason: str | None = None
+    end_at: float | None = None
+    started_at: float | None = None
+
+    @property
+    def exit_requested(self) -> bool:
+        return self.exit_requested_at is not None
 
     @classmethod
     def from_row(cls, row: Order, tallies: dict[str, Decimal]) -> OrderView:
@@ -175,7 +206,8 @@ class OrderView:
             fees=FeeRequirements(row.base_fee_asset_id, row.base_fee_amount, row.quote_fee_asset_id,
                                  row.quote_fee_amount, row.market_making_fee_percent),
             first_payment_at=row.first_payment_at, deadline_at=row.deadline_at, created_at=row.created_at,
-            tallies=tallies,
+            tallies=tallies, exit_requested_at=row.exit_requested_at, exit_source=row.exit_source,
+            exit_reason=row.exit_reason, end_at=row.end_at, started_at=row.started_at,
         )
 
 
@@ -186,7 +218,8 @@ def tallies_of(order_id: str) -> dict[str, Decimal]:
 
 _ORDER_COLUMNS = ("order_id", "pair_id", "state", "state_reason", "user_id", "base_fee_asset_id",
                   "base_fee_amount", "quote_fee_asset_id", "quote_fee_amount", "market_making_fee_percent",
-                  "first_payment_at", "deadline_at", "created_at")
+                  "first_payment_at", "deadline_at", "created_at", "exit_requested_at", "exit_source",
+                  "exit_reason", "end_at", "started_at")
 
 
 def _view_from_tuple(row: Sequence, tallies: dict[str, Decimal]) -> OrderView:
@@ -197,7 +230,8 @@ def _view_from_tuple(row: Sequence, tallies: dict[str, Decimal]) -> OrderView:
         fees=FeeRequirements(r["base_fee_asset_id"], Decimal(r["base_fee_amount"]), r["quote_fee_asset_id"],
                              Decimal(r["quote_fee_amount"]), Decimal(r["market_making_fee_percent"])),
         first_payment_at=r["first_payment_at"], deadline_at=r["deadline_at"], created_at=r["created_at"],
-        tallies=tallies,
+        tallies=tallies, exit_requested_at=r["exit_requested_at"], exit_source=r["exit_source"],
+        exit_reason=r["exit_reason"], end_at=r["end_at"], started_at=r["started_at"],
     )
 
 
@@ -240,13 +274,15 @@ def _transition(row: Order, target: OrderState, reason: str, now: float) -> None
     row.updated_at = now
 
 
-def create_order(order_id: str, pair_id: str, fees: FeeRequirements, now: float) -> None:
+def create_order(order_id: str, pair_id: str, fees: FeeRequirements, now: float, timeout: float) -> None:
+    """A new order in payment_pending. It has a deadline from its first snapshot on, even if that payment is
+    refused: every order reaches a final state (or attention), none waits forever."""
     _run("INSERT INTO orders (order_id, pair_id, state, state_reason, base_fee_asset_id, base_fee_amount, "
-         "quote_fee_asset_id, quote_fee_amount, market_making_fee_percent, created_at, updated_at) "
-         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         "quote_fee_asset_id, quote_fee_amount, market_making_fee_percent, deadline_at, created_at, updated_at) "
+         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
          (order_id, pair_id, OrderState.PAYMENT_PENDING.value, "waiting for payment", fees.base_fee_asset_id,
           format(fees.base_fee_amount, "f"), fees.quote_fee_asset_id, format(fees.quote_fee_amount, "f"),
-          format(fees.market_making_fee_percent, "f"), now, now))
+          format(fees.market_making_fee_percent, "f"), now + timeout, now, now))
     _run("INSERT INTO order_state_change (order_id, from_state, to_state, reason, at) VALUES (?, ?, ?, ?, ?)",
          (order_id, None, OrderState.PAYMENT_PENDING.value, "first payment seen", now))
 
@@ -254,19 +290,21 @@ def create_order(order_id: str, pair_id: str, fees: FeeRequirements, now: float)
 @dataclass(frozen=True)
 class ApplyOutcome:
     snapshot_id: str
-    result: str            # "accepted", "refunded", "attention", "duplicate"
+    result: str            # "accepted", "top_up", "exit", "refunded", "attention", "duplicate"
     reason: str
     refund_request_id: str | None
-    order: OrderView
+    order: OrderView | None
 
 
 def apply_payments(order_id: str, pair_id: str, new_order_fees: FeeRequirements | None,
                    snapshots: Sequence[SnapshotFacts], decide, timeout: float, now: float) -> list[ApplyOutcome]:
     """Apply payments to one order, each exactly once (the snapshot's applied flag gates it).
 
-    `decide(order_view, facts) -> PaymentDecision` is the pure rule; it runs here so
+    `decide(order_view_or_None, facts) -> PaymentDecision` is the pure rule; it runs here so
     each decision and its effects commit together. Reads once, decides in memory in
-    created_at order, writes once — a few statements per batch, not per payment."""
+    created_at order, writes once — a few statements per batch, not per payment.
+    With no order yet, `decide(None, facts)` may refuse (an exit for an unknown order): refunded, and no
+    order is created for it."""
     ids = [f.snapshot_id for f in snapshots]
     present: dict[str, bool] = {}
     for chunk in _chunks(ids):
@@ -278,29 +316,42 @@ def apply_payments(order_id: str, pair_id: str, new_order_fees: FeeRequirements 
         raise LookupError(f"order {order_id}: snapshots {missing[:3]} are not stored; refusing to apply them")
     view = load_order(order_id)
     created = False
-    if view is None:
-        if new_order_fees is None:
-            raise LookupError(f"order {order_id} does not exist and no fee requirements were given")
-        create_order(order_id, pair_id, new_order_fees, now)
-        view = load_order(order_id)
-        created = True
-    before = (view.state, view.state_reason, view.user_id, view.first_payment_at, view.deadline_at)
-    tallies_before = dict(view.tallies)
+    before = None if view is None else (view.state, view.state_reason, view.user_id, view.first_payment_at,
+                                        view.deadline_at, view.exit_requested_at)
     counts: dict[str, int] = {}
     outcomes: list[ApplyOutcome] = []
     accepted_ids: list[str] = []
+    purposes: list[tuple[str, str]] = []
     seen: set[str] = set()
     for facts in snapshots:
         if present[facts.snapshot_id] or facts.snapshot_id in seen:
             outcomes.append(ApplyOutcome(facts.snapshot_id, "duplicate", "already applied", None, view))
             continue
         seen.add(facts.snapshot_id)
+        if view is None:
+            decision = decide(None, facts)
+            if decision.kind is PaymentDecisionKind.REFUND:
+                outcomes.append(_refund_applied(facts, decision, None, now, None))
+                continue
+            if new_order_fees is None:
+                raise LookupError(f"order {order_id} does not exist and no fee requirements were given")
+            create_order(order_id, pair_id, new_order_fees, now, timeout)
+            view = load_order(order_id)
+            before = (view.state, view.state_reason, view.user_id, view.first_payment_at, view.deadline_at,
+                      view.exit_requested_at)
+            created = True
         decision: PaymentDecision = decide(view, facts)
         if decision.kind is PaymentDecisionKind.REFUND:
-            refund_id = _queue_refund(facts, decision.code, order_id, now)
-            _run("UPDATE snapshot SET outcome = ?, reason = ?, applied = ?, applied_at = ? WHERE snapshot_id = ?",
-                 (RouteKind.REFUND.value, decision.reason, True, now, facts.snapshot_id))
-            outcomes.append(ApplyOutcome(facts.snapshot_id, "refunded", decision.reason, refund_id, view))
+            outcomes.append(_refund_applied(facts, decision, order_id, now, view))
+            continue
+        if decision.kind in (PaymentDecisionKind.TOP_UP, PaymentDecisionKind.EXIT):
+            purpose = "top_up" if decision.kind is PaymentDecisionKind.TOP_UP else "exit"
+            purposes.append((purpose, facts.snapshot_id))
+            if purpose == "exit":
+                view.exit_requested_at, view.exit_source = now, "memo"
+                view.exit_reason = f"the owner asked for an exit (snapshot {facts.snapshot_id})"
+            outcomes.append(ApplyOutcome(facts.snapshot_id, purpose, decision.reason, None,
+                                         dataclasses.replace(view, tallies=dict(view.tallies))))
             continue
         view.tallies[facts.asset_id] = view.tallies.get(facts.asset_id, ZERO) + facts.amount
         counts[facts.asset_id] = counts.get(facts.asset_id, 0) + 1
@@ -332,14 +383,28 @@ def apply_payments(order_id: str, pair_id: str, new_order_fees: FeeRequirements 
                 _run("INSERT INTO payment_tally (order_id, asset_id, amount, payments) VALUES (?, ?, ?, ?)",
                      (order_id, asset_id, amount, n))
         for chunk in _chunks(accepted_ids):
-            _run(f"UPDATE snapshot SET applied = ?, applied_at = ? WHERE snapshot_id IN ({_marks(len(chunk))})",
-                 (True, now, *chunk))
-    after = (view.state, view.state_reason, view.user_id, view.first_payment_at, view.deadline_at)
-    if after != before or counts or created:
-        _run("UPDATE orders SET user_id = ?, first_payment_at = ?, deadline_at = ?, updated_at = ? "
-             "WHERE order_id = ?", (view.user_id, view.first_payment_at, view.deadline_at, now, order_id))
-    del tallies_before
+            _run(f"UPDATE snapshot SET applied = ?, applied_at = ?, purpose = ? "
+                 f"WHERE snapshot_id IN ({_marks(len(chunk))})", (True, now, "payment", *chunk))
+    for purpose, snapshot_id in purposes:
+        _run("UPDATE snapshot SET applied = ?, applied_at = ?, purpose = ? WHERE snapshot_id = ?",
+             (True, now, purpose, snapshot_id))
+    if view is not None:
+        after = (view.state, view.state_reason, view.user_id, view.first_payment_at, view.deadline_at,
+                 view.exit_requested_at)
+        if after != before or counts or created:
+            _run("UPDATE orders SET user_id = ?, first_payment_at = ?, deadline_at = ?, exit_requested_at = ?, "
+                 "exit_source = ?, exit_reason = ?, updated_at = ? WHERE order_id = ?",
+                 (view.user_id, view.first_payment_at, view.deadline_at, view.exit_requested_at, view.exit_source,
+                  view.exit_reason, now, order_id))
     return [dataclasses.replace(o, order=view) if o is outcomes[-1] else o for o in outcomes]
+
+
+def _refund_applied(facts: SnapshotFacts, decision: PaymentDecision, order_id: str | None, now: float,
+                    view: OrderView | None) -> ApplyOutcome:
+    refund_id = _queue_refund(facts, decision.code, order_id, now)
+    _run("UPDATE snapshot SET outcome = ?, reason = ?, applied = ?, applied_at = ? WHERE snapshot_id = ?",
+         (RouteKind.REFUND.value, decision.reason, True, now, facts.snapshot_id))
+    return ApplyOutcome(facts.snapshot_id, "refunded", decision.reason, refund_id, view)
 
 
 def complete_order(order_id: str, breakdown: PaymentBreakdown, reason: str, now: float) -> OrderView:
@@ -543,7 +608,7 @@ def open_ledger(order_id: str, reason: str, now: float) -> OrderView:
     row = Order.get_by_id(order_id)
     if row.state != OrderState.DEPOSIT_CONFIRMING.value:
         return load_order(order_id)
-    legs = [m for m in order_movements(order_id) if m.kind == "withdrawal"]
+    legs = [m for m in order_movements(order_id) if m.kind == "withdrawal" and m.top_up_batch is None]
     if not legs or any(m.credited_amount is None for m in legs):
         raise ValueError(f"order {order_id}: not every deposit is credited yet")
     for m in legs:
@@ -572,6 +637,8 @@ def start_running(order_id: str, params_json: str, reason: str, now: float) -> O
     row = Order.get_by_id(order_id)
     _transition(row, OrderState.RUNNING, reason, now)
     row.strategy_params = params_json
+    if row.started_at is None:
+        row.started_at = now  # a pair's max_duration counts from the first start
     row.save()
     return load_order(order_id)
 
@@ -584,23 +651,6 @@ def strategy_overrides(order_id: str) -> dict:
 def set_strategy_overrides(order_id: str, overrides: dict, now: float) -> None:
     Order.update(strategy_overrides=json.dumps(overrides, sort_keys=True), updated_at=now).where(
         Order.order_id == order_id).execute()
-
-
-def queue_command(order_id: str, command: str, args: dict | None = None) -> int:
-    from storage.models import OrderCommand
-    return OrderCommand.create(order_id=order_id, command=command, args=json.dumps(args or {}),
-                               created_at=time.time()).id
-
-
-def pending_commands(limit: int = 100) -> list:
-    from storage.models import OrderCommand
-    return list(OrderCommand.select().where(OrderCommand.processed_at.is_null())
-                .order_by(OrderCommand.id).limit(limit))
-
-
-def finish_command(command_id: int, result: str, now: float) -> None:
-    from storage.models import OrderCommand
-    OrderCommand.update(processed_at=now, result=result).where(OrderCommand.id == command_id).execute()
 
 
 def set_opening_price(order_id: str, price: Decimal) -> None:

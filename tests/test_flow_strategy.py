@@ -9,7 +9,7 @@ import pytest
 from domain.exchange_orders import OPEN_STATES, is_ours
 from sim.bridge import world_with_exchange
 from sim.world import BTC_USDT_PAIR, default_pairs
-from storage import exchange_repo, repo
+from storage import commands, exchange_repo, repo
 from storage.campaign_models import CampaignParticipation
 from tests.support import running_mmflow, wait_until
 from tests.test_flow_funding import FAST_FUNDING, exchange_table, pay_order
@@ -63,13 +63,23 @@ def test_funded_order_joins_campaign_runs_and_stops(tmp_path, xworld):
         # Quotes only with this order's own funds.
         assert sum(o.amount * o.price for o in live if o.side == "buy") <= Decimal("5000")
         assert sum(o.amount for o in live if o.side == "sell") <= Decimal("0.1")
-        # Operator stop: every order cancelled and verified, state stopped with the ledger.
-        repo.queue_command(order_id, "stop", {"reason": "test stop"})
-        view = mm.wait_state(order_id, "stopped", timeout=20)
-        assert "ledger" in view.state_reason
-        assert exchange_repo.open_orders_of(order_id) == []
+        # Operator pause: every quote cancelled, the funds stay on the exchange.
+        command = commands.queue(order_id, "pause", {"reason": "test pause"})
+        wait_until(lambda: (c := commands.get(command)).result, timeout=20, message="pause carried out")
+        assert commands.get(command).result.startswith("done: paused")
+        mm.wait_state(order_id, "paused", timeout=20)
+        wait_until(lambda: exchange_repo.open_orders_of(order_id) == [], timeout=20, message="quotes cancelled")
         account = mm.services.exchanges["binance"]
-        assert account.fetch_open_orders("BTC/USDT") == []
+        wait_until(lambda: account.fetch_open_orders("BTC/USDT") == [], timeout=20, message="none on the book")
+        assert repo.ledger_balances(order_id)  # the funds stay
+        # `stop` is an alias of pause; resume quotes again.
+        again = commands.queue(order_id, "stop", {})
+        wait_until(lambda: commands.get(again).result, timeout=20)
+        assert commands.get(again).result == "done: already paused"
+        resumed = commands.queue(order_id, "resume", {})
+        wait_until(lambda: commands.get(resumed).result, timeout=20)
+        assert commands.get(resumed).result == "done: running again"
+        wait_until(lambda: len(exchange_repo.open_orders_of(order_id)) == 4, timeout=20, message="quoting again")
 
 
 def test_invalid_strategy_parameters_need_an_operator(tmp_path, xworld):
@@ -78,9 +88,9 @@ def test_invalid_strategy_parameters_need_an_operator(tmp_path, xworld):
         repo_overrides = {"bid_spread": "1.5"}  # >= 1: refused
         mm.wait_passed(order_id, "deposit_confirmed", timeout=30)
         # An override arriving after start is refused without touching the running order.
-        repo.queue_command(order_id, "set-params", repo_overrides)
+        commands.queue(order_id, "set-params", repo_overrides)
         mm.wait_state(order_id, "running", timeout=30)
-        wait_until(lambda: repo.strategy_overrides(order_id) == {} and repo.pending_commands() == [],
+        wait_until(lambda: repo.strategy_overrides(order_id) == {} and commands.pending() == [],
                    message="override refused")
 
 
@@ -111,10 +121,10 @@ def test_two_orders_on_one_pair_never_touch_each_others_orders_or_funds(tmp_path
         # Each trade counted once: the fake's trades for our account == our fill rows.
         keys = [f.fill_key for o in (first, second) for f in exchange_repo.fills_of(o)]
         assert len(keys) == len(set(keys))
-        # Stopping one order leaves the other's orders alone.
-        repo.queue_command(first, "stop", {"reason": "only the first"})
-        mm.wait_state(first, "stopped", timeout=20)
-        assert exchange_repo.open_orders_of(first) == []
+        # Pausing one order leaves the other's orders alone.
+        commands.queue(first, "pause", {"reason": "only the first"})
+        mm.wait_state(first, "paused", timeout=20)
+        wait_until(lambda: exchange_repo.open_orders_of(first) == [], timeout=20, message="first's quotes gone")
         assert mm.state(second) == "running"
         wait_until(lambda: exchange_repo.open_orders_of(second), timeout=10, message="second still quoting")
 
@@ -123,7 +133,9 @@ def test_ladder_follows_the_market(tmp_path, xworld):
     with run(tmp_path, xworld) as mm:
         order_id, _ = pay_order(xworld, mm, "0.1", "5000")
         mm.wait_state(order_id, "running", timeout=30)
-        wait_until(lambda: len(exchange_repo.open_orders_of(order_id)) == 4, timeout=15)
+        # A full ladder the exchange acknowledged (an order still in flight may yet be refused by it).
+        wait_until(lambda: len(live := exchange_repo.open_orders_of(order_id)) == 4
+                   and all(o.exchange_order_id for o in live), timeout=15)
         before = {o.client_order_id for o in exchange_repo.open_orders_of(order_id)}
         mid = xworld.exchange.mid("BTC/USDT")
         xworld.exchange.set_mid("BTC/USDT", mid * Decimal("1.01"))  # beyond the 0.05 % tolerance

@@ -92,7 +92,7 @@ def test_reference_vector_decodes_to_pair_then_order():
     memo = decode_market_making(REF_B58)
     assert memo == MarketMakingMemo(version=1, trading_type=1, action=ACTION_CREATE,
                                     pair_id=REF_PAIR, order_id=REF_ORDER)
-    assert memo.as_dict() == {"version": 1, "trading_type": 1, "action": 1,
+    assert memo.as_dict() == {"version": 1, "trading_type": 1, "action": 1, "action_name": "create",
                               "pair_id": REF_PAIR, "order_id": REF_ORDER}
 
 
@@ -300,7 +300,7 @@ def test_g1_invalid_checksum_strings_from_the_specs(suffix):
     assert code_of(decode_market_making, text) == "bad_checksum"
 
 
-@pytest.mark.parametrize("action", [0, 3, 255])
+@pytest.mark.parametrize("action", [0, 4, 255])
 def test_bad_action(action):
     assert code_of(decode_market_making, memo_from_payload(mm_payload(action=action))) == "bad_action"
     assert code_of(decode_market_making, encode_market_making(REF_PAIR, REF_ORDER, action=action)) \
@@ -327,7 +327,7 @@ def test_decode_any_reports_the_checksum_error_of_a_bad_base58_memo():
 
 
 def test_decode_any_hex_form_reports_the_real_error():
-    bad_action = encode_market_making(REF_PAIR, REF_ORDER, action=3)
+    bad_action = encode_market_making(REF_PAIR, REF_ORDER, action=4)
     assert code_of(decode_market_making, bad_action) == "bad_action"
     assert code_of(decode_any, memo_text_to_hex(bad_action)) == "bad_action"
 
@@ -339,6 +339,9 @@ CLI_CALLS = {
     "encode": ("encode", "--pair", REF_PAIR, "--order", REF_ORDER),
     "decode_hex": ("decode", REF_HEX),
     "decode_bad": ("decode", REF_B58[:-1] + "x"),
+    "encode_exit": ("encode", "--pair", REF_PAIR, "--order", REF_ORDER, "--action", "exit"),
+    "encode_3": ("encode", "--pair", REF_PAIR, "--order", REF_ORDER, "--action", "3"),
+    "encode_bad_action": ("encode", "--pair", REF_PAIR, "--order", REF_ORDER, "--action", "withdraw"),
 }
 
 
@@ -365,7 +368,7 @@ def test_cli_decode_hex_prints_json(cli):
     """The hex (snapshot) form goes through decode_any; the base58 form is covered in-process above."""
     result = cli["decode_hex"]
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"version": 1, "trading_type": 1, "action": 1,
+    assert json.loads(result.stdout) == {"version": 1, "trading_type": 1, "action": 1, "action_name": "create",
                                          "pair_id": REF_PAIR, "order_id": REF_ORDER}
 
 
@@ -374,3 +377,41 @@ def test_cli_decode_malformed_exits_2_with_reason_on_stderr(cli):
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.startswith("error: cannot decode memo (bad_checksum)")
+
+
+def test_cli_encode_exit_by_name_or_number_and_decode_shows_it(cli):
+    for name in ("encode_exit", "encode_3"):
+        result = cli[name]
+        assert result.returncode == 0, result.stderr
+        text = result.stdout.splitlines()[0]
+        memo = decode_market_making(text)
+        assert memo.action == 3 and memo.action_name == "exit"
+    assert cli["encode_exit"].stdout == cli["encode_3"].stdout
+
+
+def test_cli_encode_unknown_action_is_one_line_exit_2(cli):
+    result = cli["encode_bad_action"]
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "withdraw" in result.stderr and "exit (3)" in result.stderr
+
+
+@pytest.mark.parametrize("value, code", [("create", 1), ("deposit", 2), ("exit", 3), ("EXIT", 3), ("3", 3), (2, 2)])
+def test_parse_action(value, code):
+    from domain.memo import parse_action
+    assert parse_action(value) == code
+
+
+@pytest.mark.parametrize("value", ["", "4", "0", "stop", "-1"])
+def test_parse_action_refuses(value):
+    from domain.memo import parse_action
+    with pytest.raises(ValueError):
+        parse_action(value)
+
+
+def test_memo_action_of_a_snapshot_memo():
+    from domain.memo import memo_action
+    assert memo_action(memo_text_to_hex(encode_market_making(REF_PAIR, REF_ORDER, action=3))) == 3
+    assert memo_action(memo_text_to_hex("hello")) is None
+    assert memo_action("") is None

@@ -25,7 +25,7 @@ EXPECTED = {
     S.WITHDRAWAL_CONFIRMED: {S.DEPOSIT_CONFIRMING},
     S.DEPOSIT_CONFIRMING: {S.DEPOSIT_CONFIRMED},
     S.DEPOSIT_CONFIRMED: {S.JOINING_CAMPAIGN, S.STOPPING},
-    S.JOINING_CAMPAIGN: {S.CAMPAIGN_JOINED},
+    S.JOINING_CAMPAIGN: {S.CAMPAIGN_JOINED, S.STOPPING},
     S.CAMPAIGN_JOINED: {S.RUNNING, S.STOPPING},
     S.RUNNING: {S.PAUSED, S.STOPPING},
     S.PAUSED: {S.RUNNING, S.STOPPING},
@@ -54,9 +54,9 @@ def test_table_is_the_expected_lifecycle_plus_attention(src):
 
 
 def test_number_of_edges():
-    # 15 rows of EXPECTED (22 edges) + 15 edges to attention + 17 from attention
-    assert sum(len(v) for v in EXPECTED.values()) == 22
-    assert len(ALL_EDGES) == 22 + 15 + 17
+    # 15 rows of EXPECTED (23 edges) + 15 edges to attention + 17 from attention
+    assert sum(len(v) for v in EXPECTED.values()) == 23
+    assert len(ALL_EDGES) == 23 + 15 + 17
 
 
 @pytest.mark.parametrize("src,dst", [
@@ -136,3 +136,30 @@ def test_str_is_the_value():
 def test_no_message_order_id_placeholder():
     with pytest.raises(IllegalTransition, match=r"^order \?: illegal transition settled -> running$"):
         check_transition(S.SETTLED, S.RUNNING)
+
+
+# ---------------------------------------------------------------- exit plan by state (issue: the way back)
+
+from domain.states import ExitPlan, exit_plan  # noqa: E402
+
+EXIT_BY_STATE = {
+    S.PAYMENT_PENDING: ExitPlan.REFUND_ALL, S.PAYMENT_COMPLETE: ExitPlan.REFUND_ALL,
+    S.WITHDRAWING: ExitPlan.REMEMBER, S.WITHDRAWAL_CONFIRMED: ExitPlan.REMEMBER,
+    S.DEPOSIT_CONFIRMING: ExitPlan.REMEMBER, S.ATTENTION: ExitPlan.REMEMBER,
+    S.DEPOSIT_CONFIRMED: ExitPlan.STOP_NOW, S.JOINING_CAMPAIGN: ExitPlan.STOP_NOW,
+    S.CAMPAIGN_JOINED: ExitPlan.STOP_NOW, S.RUNNING: ExitPlan.STOP_NOW, S.PAUSED: ExitPlan.STOP_NOW,
+    S.STOPPED: ExitPlan.STOP_NOW,
+    S.STOPPING: ExitPlan.REFUSE, S.RETURNING_FUNDS: ExitPlan.REFUSE, S.SETTLING: ExitPlan.REFUSE,
+    S.SETTLED: ExitPlan.REFUSE, S.REFUNDING: ExitPlan.REFUSE, S.REFUNDED: ExitPlan.REFUSE,
+}
+
+
+@pytest.mark.parametrize("state", list(OrderState), ids=[s.value for s in OrderState])
+def test_exit_plan_by_state(state):
+    assert exit_plan(state) is EXIT_BY_STATE[state]
+    assert exit_plan(state, already_requested=True) is ExitPlan.REFUSE
+
+
+@pytest.mark.parametrize("state", [s for s, p in EXIT_BY_STATE.items() if p is ExitPlan.STOP_NOW])
+def test_stop_now_states_can_reach_stopping_or_returning(state):
+    assert can_transition(state, S.STOPPING) or can_transition(state, S.RETURNING_FUNDS)

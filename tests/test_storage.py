@@ -110,7 +110,7 @@ def test_route_recorded_once_and_refund_queued_once(writer):
     route = Route(RouteKind.REFUND, "memo is not ours", "memo_not_base58")
     first = writer.run(repo.record_routes, [(item[0], route), (item[0], route)])
     second = writer.run(repo.record_routes, [(item[0], route)])
-    assert len(first) == 1 and second == []
+    assert len(first.refunds) == 1 and second.refunds == []
     movement = MoneyMovement.get()
     assert movement.amount == Decimal("1") and movement.memo.endswith(":memo_not_base58")
     assert Snapshot.get().applied is True

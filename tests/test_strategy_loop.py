@@ -16,7 +16,7 @@ import pytest
 
 from domain.exchange_orders import ExOrderState
 from sim.bridge import world_with_exchange
-from storage import exchange_repo, repo
+from storage import commands, exchange_repo, repo
 from tests.support import wait_until
 from tests.test_flow_funding import pay_order
 from tests.test_flow_strategy import run
@@ -289,10 +289,10 @@ def test_price_ceiling_below_the_market_means_no_buys_and_zero_or_less_is_off(tm
         mm.wait_state(order_id, "running", timeout=30)
         wait_until(lambda: len(resting(order_id, "sell")) == 2, timeout=10, message="the asks")
         hold_for(1.5, lambda: [o for o in all_rows(order_id) if o.side == "buy"] == [])   # not one bid sent
-        repo.queue_command(order_id, "set-params", {"price_ceiling": "0"})
+        commands.queue(order_id, "set-params", {"price_ceiling": "0"})
         wait_until(lambda: len(resting(order_id, "buy")) == 2, timeout=6, message="bids with the ceiling off")
-        repo.queue_command(order_id, "set-params", {"price_ceiling": "50000"})
+        commands.queue(order_id, "set-params", {"price_ceiling": "50000"})
         wait_until(lambda: not resting(order_id, "buy") and len(resting(order_id, "sell")) == 2, timeout=6,
                    message="bids gone under the ceiling again")
-        repo.queue_command(order_id, "set-params", {"price_ceiling": "-1"})
+        commands.queue(order_id, "set-params", {"price_ceiling": "-1"})
         wait_until(lambda: len(resting(order_id, "buy")) == 2, timeout=6, message="bids with a negative ceiling")

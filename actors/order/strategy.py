@@ -1,4 +1,4 @@
-"""Stages 7–9 of an order as the OrderActor runs them: join a campaign, start, and one quoting tick.
+"""Stages 8–9 of an order: start the strategy with the order's own funds, one quoting tick, pause/resume.
 
 A tick is: read the book (shared cache), this order's own ledger and live orders
 (from the orders DB, which the gateway's update stream keeps current), run the
@@ -12,8 +12,14 @@ orders are ever cancelled, each by its own client id.
 from __future__ import annotations
 
 import json
+import re
 import time
+from datetime import datetime, timezone
 from decimal import Decimal
+
+from actors.order.base import Stage
+from actors.protocol import ExchangeOrderEvents, StrategyTick
+from domain.states import OrderState
 
 from domain.exchange_orders import ExOrderState
 from domain.strategy.ladder import BookTop, Budget, MarketRules, build_proposals, reference_price
@@ -262,4 +268,221 @@ def params_json(params: StrategyParams) -> str:
     return json.dumps(params.as_dict(), sort_keys=True)
 
 
-__all__ = ["StrategyRunner", "NotReady", "effective_params", "params_json", "StrategyParamsError"]
+def parse_end_at(text: str) -> float | None:
+    """`end_at=` of set-params: ISO-8601 (UTC unless an offset is given), epoch seconds, or none/clear."""
+    value = str(text).strip()
+    if value.lower() in ("", "none", "clear", "off"):
+        return None
+    if re.fullmatch(r"\d{9,11}(\.\d+)?", value):
+        return float(value)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"end_at {text!r} is not an ISO-8601 time (e.g. 2026-12-31T12:00:00Z), epoch seconds "
+                         f"or 'none'") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def end_time(view, pair) -> float | None:
+    """When the order exits by itself: its own end_at, else the pair's max_duration from its first run."""
+    if view is None:
+        return None
+    if view.end_at is not None:
+        return view.end_at
+    if pair is not None and pair.max_duration and view.started_at is not None:
+        return view.started_at + pair.max_duration
+    return None
+
+
+class StrategyStage(Stage):
+    """running ⇄ paused: quote with the order's own funds every tick; a paused order keeps its funds on the
+    exchange and no quotes (its tick cancels whatever still rests). Stopping belongs to the exit stage."""
+
+    HANDLES = {StrategyTick: "on_tick", ExchangeOrderEvents: "on_events"}
+
+    def __init__(self, actor):
+        super().__init__(actor)
+        self.runner: StrategyRunner | None = None
+        self._note = ""
+        self._next_tick_due: float | None = None
+        self._quiet_since: float | None = None
+
+    # ------------------------------------------------------------ start and recovery
+
+    def resume(self) -> None:
+        if self.state in (OrderState.RUNNING, OrderState.PAUSED):
+            if self.view.exit_requested:
+                return  # the exit stage carries it on
+            if self._make_runner() is not None:
+                self.arm_tick(0)
+
+    def params(self):
+        return effective_params(self.services.config, self.pair, repo.strategy_overrides(self.order_id))
+
+    def _make_runner(self) -> StrategyRunner | None:
+        try:
+            params = self.params()
+        except StrategyParamsError as exc:
+            self.actor.attention("strategy parameters invalid: " + "; ".join(exc.problems))
+            return None
+        self.runner = StrategyRunner(self.actor, params)
+        return self.runner
+
+    def stopping_runner(self) -> StrategyRunner:
+        """A runner for cancelling (stopping needs no valid parameters)."""
+        if self.runner is None:
+            self.runner = StrategyRunner(self.actor, None)
+        return self.runner
+
+    def start(self) -> None:
+        """campaign_joined → running, with the pair's defaults and this order's overrides."""
+        now = self.now()
+        try:
+            params = self.params()
+        except StrategyParamsError as exc:
+            self.actor.attention("strategy parameters invalid: " + "; ".join(exc.problems))
+            return
+        ledger = repo.ledger_balances(self.order_id)
+        reason = (f"market making {self.pair.symbol} on {self.pair.exchange} with "
+                  f"{', '.join(f'{v} {k}' for k, v in sorted(ledger.items()))}: spreads {params.bid_spread}/"
+                  f"{params.ask_spread}, {params.order_levels} levels, refresh {params.order_refresh_time:g}s")
+        self.actor.view = self.write(repo.start_running, self.order_id, params_json(params), reason, now)
+        self.log.success("order {}: running — {}", self.order_id, reason)
+        self.runner = StrategyRunner(self.actor, params)
+        self.arm_tick(0)
+
+    # ------------------------------------------------------------ ticks
+
+    def arm_tick(self, delay: float) -> None:
+        self._next_tick_due = self.now() + delay
+        self.actor.timers.after("tick", delay, StrategyTick())
+
+    def _arm_next_tick(self, interval: float) -> None:
+        """Keep a fixed cadence: the next tick is due one interval after this one was due, not after it
+        finished (a slow tick must not stretch every period); a tick that fell far behind skips ahead."""
+        now = self.now()
+        due = (self._next_tick_due or now) + interval
+        if due < now:
+            due = now
+        self._next_tick_due = due
+        self.actor.timers.after("tick", max(0.0, due - now), StrategyTick())
+
+    def on_tick(self, message: StrategyTick) -> None:
+        self.tick()
+
+    def tick(self) -> None:
+        state = self.state
+        if state not in (OrderState.RUNNING, OrderState.PAUSED) or self.view.exit_requested:
+            return
+        interval = self.services.config.strategy.tick_interval
+        end = end_time(self.view, self.pair)
+        if end is not None and self.now() >= end:
+            self.actor.exit.request("end_time", "the order reached its end time "
+                                    + datetime.fromtimestamp(end, timezone.utc).isoformat(timespec="seconds"))
+            return
+        if state is OrderState.PAUSED:
+            self._paused_tick()
+            self._arm_next_tick(interval)
+            return
+        if self.runner is None and self._make_runner() is None:
+            return
+        try:
+            did = self.runner.tick(self.now())
+            if did:
+                self.log.info("order {}: {}", self.order_id, did)
+            self._note = ""
+        except NotReady as exc:
+            if str(exc) != self._note:
+                self._note = str(exc)
+                self.log.info("order {}: not quoting this tick: {}", self.order_id, exc)
+        self._arm_next_tick(interval)
+
+    def _paused_tick(self) -> None:
+        """A paused order rests nothing on the book: cancel what is left, note once when none is."""
+        runner = self.stopping_runner()
+        try:
+            still_open = runner.cancel_all(self.now())
+        except (NotReady, ExchangeError) as exc:
+            if str(exc) != self._note:
+                self._note = str(exc)
+                self.log.info("order {}: paused, cancelling waits: {}", self.order_id, exc)
+            return
+        if still_open == 0 and self._quiet_since is None:
+            self._quiet_since = self.now()
+            self.log.info("order {}: paused with no quotes on the exchange; its funds stay there", self.order_id)
+        elif still_open:
+            self._quiet_since = None
+
+    def on_events(self, message: ExchangeOrderEvents) -> None:
+        if self.runner is not None and message.fills:
+            self.runner.on_fills(message.fills)
+
+    # ------------------------------------------------------------ operator: pause, resume, parameters
+
+    def pause(self, reason: str) -> str:
+        if self.state is OrderState.PAUSED:
+            return "done: already paused"
+        if self.state is not OrderState.RUNNING:
+            return f"refused: order is {self.state}; only a running order can be paused"
+        self.actor.view = self.write(repo.set_order_state, self.order_id, OrderState.PAUSED,
+                                     f"paused ({reason}): quotes cancelled, funds stay on the exchange", self.now())
+        self._quiet_since = None
+        self.log.warning("order {}: paused ({})", self.order_id, reason)
+        self.arm_tick(0)
+        return "done: paused; its quotes are being cancelled, its funds stay on the exchange"
+
+    def resume_quoting(self, reason: str) -> str:
+        if self.state is OrderState.RUNNING:
+            return "done: already running"
+        if self.view.exit_requested:
+            return "refused: the order is exiting"
+        if self.state not in (OrderState.PAUSED, OrderState.STOPPED):
+            return f"refused: order is {self.state}; only a paused order can be resumed"
+        try:
+            params = self.params()
+        except StrategyParamsError as exc:
+            return "refused: strategy parameters invalid: " + "; ".join(exc.problems)
+        self.actor.view = self.write(repo.start_running, self.order_id, params_json(params),
+                                     f"resumed ({reason})", self.now())
+        self.runner = StrategyRunner(self.actor, params)
+        self.log.success("order {}: resumed ({})", self.order_id, reason)
+        self.arm_tick(0)
+        return "done: running again"
+
+    def set_params(self, overrides: dict) -> str:
+        overrides = dict(overrides)
+        note = []
+        if "end_at" in overrides:
+            try:
+                end_at = parse_end_at(overrides.pop("end_at"))
+            except ValueError as exc:
+                return f"refused: {exc}"
+            self.write(_set_end_at, self.order_id, end_at, self.now())
+            self.actor.view = repo.load_order(self.order_id)
+            note.append("end_at " + ("cleared" if end_at is None else
+                                     datetime.fromtimestamp(end_at, timezone.utc).isoformat(timespec="seconds")))
+        if overrides:
+            merged = dict(repo.strategy_overrides(self.order_id))
+            merged.update(overrides)
+            try:
+                params = effective_params(self.services.config, self.pair, merged)
+            except StrategyParamsError as exc:
+                self.log.error("order {}: parameters refused: {}", self.order_id, "; ".join(exc.problems))
+                return "refused: " + "; ".join(exc.problems)
+            self.write(repo.set_strategy_overrides, self.order_id, merged, self.now())
+            if self.runner is not None and self.state is OrderState.RUNNING:
+                self.runner.params = params
+            note.append(", ".join(f"{k}={v}" for k, v in sorted(overrides.items())))
+        self.log.info("order {}: parameters updated: {}", self.order_id, "; ".join(note))
+        return "done: " + "; ".join(note)
+
+
+def _set_end_at(order_id: str, end_at: float | None, now: float) -> None:
+    from storage.exit_repo import set_end_at
+    set_end_at(order_id, end_at, now)
+
+
+__all__ = ["StrategyRunner", "StrategyStage", "NotReady", "effective_params", "params_json",
+           "StrategyParamsError", "end_time", "parse_end_at"]

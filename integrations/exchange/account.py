@@ -602,6 +602,38 @@ class ExchangeAccount:
             client_id=client_id, raw_status=_str(r.get("status")), info=r.get("info") or {},
         )
 
+    def withdrawal_terms(self, code: str, network: str | None):
+        """What a withdrawal of ``code`` over ``network`` costs and requires, from the exchange's currencies:
+        fee (taken out of the amount), minimum, precision step, and whether withdrawals are enabled."""
+        from domain.way_back import WithdrawalTerms
+
+        self.load_markets()
+        currency = self.currencies.get(code) or {}
+        net = self._network_of(currency, network)
+        source = net or currency
+        fee = to_decimal(source.get("fee"))
+        limits = (source.get("limits") or {}).get("withdraw") or {}
+        minimum = to_decimal(limits.get("min")) or Decimal(0)
+        precision = (net or {}).get("precision") if net and net.get("precision") is not None \
+            else currency.get("precision")
+        step = to_decimal(precision) if self._ex.precisionMode == TICK_SIZE else None
+        enabled = source.get("withdraw")
+        if fee is None:
+            raise DefinitiveError(f"{self.account_id}: no withdrawal fee known for {code} on {network}",
+                                  kind="not_supported")
+        return WithdrawalTerms(fee=fee, minimum=minimum, step=step if step and step > 0 else None,
+                               enabled=enabled is not False)
+
+    @staticmethod
+    def _network_of(currency: Mapping[str, Any], network: str | None) -> Mapping[str, Any] | None:
+        networks = currency.get("networks") or {}
+        if not network:
+            return None
+        net = networks.get(network)
+        if net is None:
+            net = next((n for n in networks.values() if n.get("id") == network), None)
+        return net
+
     def _withdraw_amount(self, code: str, amount: Decimal, network: str | None) -> Decimal:
         if amount <= 0:
             raise DefinitiveError(f"withdraw amount must be > 0, got {amount}", kind="bad_request")

@@ -163,11 +163,17 @@ def _open_orders_by_symbol(account_id: str) -> dict[str, list[DbOrder]]:
 
 
 def _owed_symbols(account_id: str) -> set[str]:
-    """Symbols with an order the exchange called FILLED whose fills have not all arrived."""
+    """Symbols with an order whose fills have not all arrived: the exchange called it FILLED, or reported
+    more filled (a status, a cancel reply) than our fills add up to."""
     query = (ExchangeOrder.select(ExchangeOrder.symbol).distinct()
              .where((ExchangeOrder.exchange_account == account_id) & (ExchangeOrder.state == X.FILLED.value)
                     & (ExchangeOrder.filled != ExchangeOrder.amount)))
-    return {row.symbol for row in query}
+    owed = {row.symbol for row in query}
+    reported = (ExchangeOrder.select(ExchangeOrder.symbol, ExchangeOrder.filled, ExchangeOrder.reported_filled)
+                .where((ExchangeOrder.exchange_account == account_id) & ExchangeOrder.reported_filled.is_null(False)
+                       & (ExchangeOrder.filled != ExchangeOrder.reported_filled)))
+    owed.update(row.symbol for row in reported if row.reported_filled > row.filled)
+    return owed
 
 
 def active_symbols(account_id: str) -> set[str]:

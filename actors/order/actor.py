@@ -1,0 +1,159 @@
+"""The OrderActor: one per order id, owning the order's whole life through its stages.
+
+Its state lives in the database; memory only mirrors the last commit, so a restarted actor loads the
+row and every stage resumes from it — the same path as a fresh start. Messages are dispatched by one
+table built from the stages' `HANDLES` (message type → handler), no isinstance chains:
+
+    payment   stages 1–4   PaymentsArrived, RetryPending, CheckPayment, PaymentDeadline
+    funding   stages 5–6   AdvanceFunding
+    campaign  stage 7      AdvanceLifecycle, CampaignJoined
+    strategy  stages 8–9   StrategyTick, ExchangeOrderEvents
+    topup     add funds    CheckTopUp, AdvanceTopUp
+    exit      the way back AdvanceExit, ReturnArrived
+    commands  operator     OperatorCommand
+
+A MovementSettled (the Treasury confirmed a Mixin transfer of this order) goes to the stage that owns
+the order's current state (MOVEMENT_OWNERS).
+"""
+from __future__ import annotations
+
+from loguru import logger
+
+from actors.order.base import Stage
+from actors.order.campaign import CampaignStage
+from actors.order.commands import CommandStage
+from actors.order.exit import ExitStage
+from actors.order.funding import FUNDING_STATES, FundingStage
+from actors.order.payment import PaymentStage
+from actors.order.strategy import StrategyStage
+from actors.order.topup import TopUpStage
+from actors.protocol import MovementSettled
+from actors.supervisor import SupervisedActor
+from actors.timers import Timer, send_after
+from domain.states import FINAL_STATES, OrderState
+from storage import repo
+
+# Which stage hears that a Mixin transfer of the order was confirmed, by the order's state.
+MOVEMENT_OWNERS: dict[OrderState, str] = {
+    **{s: "funding" for s in FUNDING_STATES},
+    OrderState.REFUNDING: "payment",
+    OrderState.RUNNING: "topup",
+    OrderState.PAUSED: "topup",
+    OrderState.STOPPED: "exit",
+    OrderState.SETTLING: "exit",
+}
+
+
+class NamedTimers:
+    """At most one pending timer per name: arming a name again replaces its timer."""
+
+    def __init__(self, ref) -> None:
+        self._ref = ref
+        self._timers: dict[str, Timer] = {}
+
+    def after(self, name: str, delay: float, message: object, *, replace: bool = True) -> None:
+        old = self._timers.get(name)
+        if old is not None and old.active:
+            if not replace:
+                return
+            old.cancel()
+        self._timers[name] = send_after(self._ref, delay, message)
+
+    def cancel(self, name: str) -> None:
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+
+    def cancel_all(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+
+
+class OrderActor(SupervisedActor):
+    def __init__(self, services, order_id: str, pair_id: str, *, supervisor=None, child_id=None):
+        super().__init__(supervisor=supervisor, child_id=child_id)
+        self.services = services
+        self.order_id = order_id
+        self.pair_id = pair_id
+        self.view: repo.OrderView | None = None
+        self.pair = None
+        self.log = logger.bind(order_id=order_id)
+        self.timers = NamedTimers(self.actor_ref)
+        self.payment = PaymentStage(self)
+        self.funding = FundingStage(self)
+        self.campaign = CampaignStage(self)
+        self.strategy = StrategyStage(self)
+        self.topup = TopUpStage(self)
+        self.exit = ExitStage(self)
+        self.commands = CommandStage(self)
+        self.stages: tuple[Stage, ...] = (self.payment, self.funding, self.campaign, self.strategy, self.topup,
+                                          self.exit, self.commands)
+        self.dispatch = build_dispatch(self.stages)
+        self.dispatch[MovementSettled] = self.on_movement_settled
+
+    @property
+    def runner(self):
+        return self.strategy.runner
+
+    # ------------------------------------------------------------ lifecycle
+
+    def setup(self) -> None:
+        self.view = repo.load_order(self.order_id)
+        if self.view is not None:
+            self.pair_id = self.view.pair_id
+        self.pair = self.services.config.pair(self.pair_id) if self.pair_id else None
+        if self.pair is None:
+            self._pair_missing()
+            return
+        if self.view is not None and self.view.state in FINAL_STATES:
+            # Payments that name a final order are refunded with its state as the reason; then nothing to do.
+            self.payment.apply_pending_of_final_order()
+            self.stop()
+            return
+        self.resume_stages()
+
+    def resume_stages(self) -> None:
+        """Each stage picks up its work from the durable state (start and recovery are one path)."""
+        for stage in self.stages:
+            stage.resume()
+
+    def teardown(self) -> None:
+        self.timers.cancel_all()
+
+    def on_receive(self, message):
+        handler = self.dispatch.get(type(message))
+        if handler is None:
+            self.log.warning("order {}: unexpected message {!r}", self.order_id, message)
+            return None
+        handler(message)
+        return None
+
+    def on_movement_settled(self, message: MovementSettled) -> None:
+        owner = MOVEMENT_OWNERS.get(self.view.state) if self.view is not None else None
+        if owner is not None:
+            getattr(self, owner).on_movement_settled() if owner != "payment" else self.payment.refunds_settled()
+
+    # ------------------------------------------------------------ shared outcomes
+
+    def attention(self, reason: str) -> None:
+        """An operator must decide: the order stops acting on its own, with everything known in the reason."""
+        if self.view is not None and self.view.state is not OrderState.ATTENTION:
+            self.view = self.services.writer.run(repo.set_order_state, self.order_id, OrderState.ATTENTION,
+                                                 reason, self.services.clock())
+        self.timers.cancel("tick")
+        self.log.error("order {}: needs an operator: {}", self.order_id, reason)
+
+    def _pair_missing(self) -> None:
+        self.attention(f"pair {self.pair_id or '?'} is not configured (removed from config?)")
+
+
+def build_dispatch(stages) -> dict[type, object]:
+    """message type → bound handler, from every stage's HANDLES; a type claimed twice is a bug."""
+    table: dict[type, object] = {}
+    for stage in stages:
+        for message_type, method in stage.HANDLES.items():
+            if message_type in table:
+                raise TypeError(f"{message_type.__name__} is handled by two stages")
+            table[message_type] = getattr(stage, method)
+    return table

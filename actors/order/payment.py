@@ -1,0 +1,217 @@
+"""Stages 1–4 of an order: take each payment once, decide complete or refund, and see refunds confirmed.
+
+Every snapshot routed to the order is applied by one storage unit that writes the decision and its
+effects together (tally, refund movement, exit request, top-up pool), so a replay is a no-op. The memo's
+action decides what a payment is: create (the tally), deposit (added funds), exit (a request to leave).
+"""
+from __future__ import annotations
+
+from actors.order.base import Stage
+from actors.protocol import CheckPayment, MovementsQueued, PaymentDeadline, PaymentsArrived, RetryPending
+from domain.memo import ACTION_EXIT, memo_action
+from domain.payment import FeeUnavailable, PaymentStatus, evaluate_payment
+from domain.routing import (PaymentDecision, PaymentDecisionKind, SnapshotFacts, decide_payment,
+                            exit_request_for_unknown_order)
+from domain.states import FINAL_STATES, OrderState
+from integrations.mixin.errors import MixinError
+from storage import repo
+
+
+class PaymentStage(Stage):
+    HANDLES = {PaymentsArrived: "on_payments", RetryPending: "on_retry", CheckPayment: "on_check",
+               PaymentDeadline: "on_deadline"}
+
+    def __init__(self, actor):
+        super().__init__(actor)
+        self._consumed: set[str] = set()  # snapshot ids applied or refunded: skip repeats without a DB unit
+
+    # ------------------------------------------------------------ start and recovery
+
+    def resume(self) -> None:
+        pending = repo.pending_snapshots_of(self.order_id)
+        if pending:
+            self.log.info("order {}: {} routed payments not applied yet; applying them", self.order_id, len(pending))
+            self.actor.actor_ref.tell(PaymentsArrived(tuple(pending)))
+        view = self.view
+        if view is None:
+            return
+        if view.state is OrderState.PAYMENT_PENDING:
+            self.arm_deadline()
+            if view.user_id:
+                self.actor.timers.after("payment_check", 0, CheckPayment())
+        elif view.state is OrderState.REFUNDING:
+            self.refunds_settled()  # refunds may have been confirmed while this actor was down
+
+    def apply_pending_of_final_order(self) -> None:
+        """A final order still gets payments (a late transfer, a memo naming it): each is refunded with the
+        order's state as the reason — never kept, also across restarts."""
+        pending = repo.pending_snapshots_of(self.order_id)
+        if pending:
+            self.apply(tuple(pending))
+
+    # ------------------------------------------------------------ handlers
+
+    def on_payments(self, message: PaymentsArrived) -> None:
+        self.apply(message.snapshots)
+
+    def on_retry(self, message: RetryPending) -> None:
+        pending = repo.pending_snapshots_of(self.order_id)
+        if pending:
+            self.apply(tuple(pending))
+
+    def on_check(self, message: CheckPayment) -> None:
+        self.check(deadline=False)
+
+    def on_deadline(self, message: PaymentDeadline) -> None:
+        self.check(deadline=True)
+
+    # ------------------------------------------------------------ applying payments
+
+    def decide(self, view: repo.OrderView | None, facts: SnapshotFacts) -> PaymentDecision:
+        action = memo_action(facts.memo_hex)
+        if view is None:
+            if action == ACTION_EXIT:
+                return exit_request_for_unknown_order(facts)
+            return PaymentDecision(PaymentDecisionKind.ACCEPT, "creates the order")
+        return decide_payment(state=view.state, owner_id=view.user_id, facts=facts, pair=self.pair, fees=view.fees,
+                              action=action, exit_requested=view.exit_requested)
+
+    def apply(self, snapshots: tuple[SnapshotFacts, ...]) -> None:
+        if self.pair is None:
+            return
+        snapshots = tuple(f for f in snapshots if f.snapshot_id not in self._consumed)
+        if not snapshots:
+            return
+        fees = None
+        if self.view is None and any(memo_action(f.memo_hex) != ACTION_EXIT for f in snapshots):
+            try:
+                fees = self.services.fee_oracle.requirements(self.pair)
+            except MixinError as exc:
+                delay = self.services.config.payments.fee_retry_delay
+                self.log.warning("order {}: cannot read withdrawal fees from Mixin ({}); payments kept, "
+                                 "retrying in {}s", self.order_id, exc, delay)
+                self.actor.timers.after("payment_retry", delay, RetryPending(), replace=False)
+                return
+            except FeeUnavailable as exc:
+                self._refund_unapplied(snapshots, "fee_unavailable", str(exc))
+                return
+        now = self.now()
+        timeout = self.services.config.payments.timeout
+        ordered = sorted(snapshots, key=lambda f: (f.created_ns, f.snapshot_id))
+        outcomes = self.write(repo.apply_payments, self.order_id, self.actor.pair_id, fees, ordered, self.decide,
+                              timeout, now)
+        refunds, accepted, exit_asked, top_up = [], False, False, False
+        for outcome in outcomes:
+            self._consumed.add(outcome.snapshot_id)
+            if outcome.result == "duplicate":
+                continue
+            if outcome.result == "accepted":
+                accepted = True
+                self.log.opt(lazy=True).info(
+                    "order {}: payment {} accepted; tally now {}", lambda: self.order_id,
+                    lambda: outcome.snapshot_id, lambda: {k: str(v) for k, v in outcome.order.tallies.items()})
+            elif outcome.result == "refunded":
+                refunds.append(outcome.refund_request_id)
+                self.log.info("order {}: payment {} will be refunded: {}", self.order_id, outcome.snapshot_id,
+                              outcome.reason)
+            elif outcome.result == "exit":
+                exit_asked = True
+                self.log.warning("order {}: the owner asked for an exit (snapshot {}); the amount comes back "
+                                 "with the settlement", self.order_id, outcome.snapshot_id)
+            elif outcome.result == "top_up":
+                top_up = True
+                self.log.info("order {}: the owner added funds (snapshot {})", self.order_id, outcome.snapshot_id)
+            elif outcome.result == "attention":
+                self.log.error("order {}: needs an operator: {}", self.order_id, outcome.reason)
+        if outcomes and outcomes[-1].order is not None:
+            self.actor.view = outcomes[-1].order
+        elif self.actor.view is None:
+            self.actor.view = repo.load_order(self.order_id)
+        if refunds:
+            self.services.tell("treasury", MovementsQueued(tuple(refunds)))
+        if self.actor.view is None:
+            return
+        if self.state is OrderState.PAYMENT_PENDING:
+            self.arm_deadline()
+        if accepted:
+            self.actor.timers.after("payment_check", self.services.config.payments.check_delay, CheckPayment())
+        if exit_asked:
+            self.actor.exit.carry_out()
+        if top_up:
+            self.actor.topup.payment_added()
+        if self.state in FINAL_STATES:
+            self.actor.stop()
+
+    def _refund_unapplied(self, snapshots, code: str, reason: str) -> None:
+        ids = self.write(repo.refund_unapplied, list(snapshots), code, reason, self.order_id, self.now())
+        self.log.error("order {}: {} payments refunded: {}", self.order_id, len(ids), reason)
+        if ids:
+            self.services.tell("treasury", MovementsQueued(tuple(ids)))
+
+    # ------------------------------------------------------------ complete or refund
+
+    def arm_deadline(self) -> None:
+        view = self.view
+        if view is None or view.deadline_at is None or view.state is not OrderState.PAYMENT_PENDING:
+            return
+        delay = max(0.0, view.deadline_at - self.now())
+        self.actor.timers.after("payment_deadline", delay, PaymentDeadline())
+
+    def check(self, *, deadline: bool) -> None:
+        view = self.view
+        if view is None or view.state is not OrderState.PAYMENT_PENDING:
+            return
+        now = self.now()
+        overdue = view.deadline_at is not None and now >= view.deadline_at
+        if view.user_id is None:
+            # Every payment so far was refused (an asset not in the pair, say): nothing is owned, but the order
+            # still ends — at its deadline, as refunded.
+            if overdue:
+                self.refund_all("no payment was accepted before the deadline", "timeout")
+            elif deadline:
+                self.arm_deadline()
+            return
+        evaluation = evaluate_payment(view.tallies, self.pair, view.fees)
+        if evaluation.status is PaymentStatus.COMPLETE:
+            b = evaluation.breakdown
+            reason = (f"paid: {b.base_principal} {self.pair.base_symbol} + {b.quote_principal} "
+                      f"{self.pair.quote_symbol} to market-make; next: move them to {self.pair.exchange}")
+            self.actor.view = self.write(repo.complete_order, self.order_id, b, reason, now)
+            self.log.success("order {}: payment_complete — principal {} {} / {} {}, market-making fee {} {} / "
+                             "{} {}", self.order_id, b.base_principal, self.pair.base_symbol, b.quote_principal,
+                             self.pair.quote_symbol, b.base_market_making_fee, self.pair.base_symbol,
+                             b.quote_market_making_fee, self.pair.quote_symbol)
+            self.actor.timers.cancel("payment_deadline")
+            self.actor.funding.advance()
+            return
+        if evaluation.status is PaymentStatus.REJECTED:
+            self.refund_all("; ".join(evaluation.reasons), "rejected")
+            return
+        if overdue:
+            timeout = self.services.config.payments.timeout
+            self.refund_all(f"payment incomplete after {timeout:g}s: " + "; ".join(evaluation.reasons), "timeout")
+            return
+        if deadline:  # woke early (clock skew): look again at the deadline
+            self.arm_deadline()
+        self.log.info("order {}: waiting for payment: {}", self.order_id, "; ".join(evaluation.reasons))
+
+    def refund_all(self, reason: str, code: str) -> None:
+        """→ refunding, every payment the order took goes back to its payer (one refund per snapshot)."""
+        view, request_ids = self.write(repo.refund_order, self.order_id, reason, code, self.now())
+        self.actor.view = view
+        self.log.warning("order {}: refunding {} payments: {}", self.order_id, len(request_ids), reason)
+        self.actor.timers.cancel("payment_deadline")
+        self.actor.timers.cancel("payment_check")
+        if request_ids:
+            self.services.tell("treasury", MovementsQueued(tuple(request_ids)))
+        self.refunds_settled()
+
+    def refunds_settled(self) -> None:
+        """refunding → refunded once every refund of the order is confirmed by Mixin."""
+        if self.state is not OrderState.REFUNDING:
+            return
+        refunds = [m for m in repo.order_movements(self.order_id) if m.kind == "refund"]
+        if any(m.state != "confirmed" for m in refunds):
+            return
+        self.actor.exit.close(OrderState.REFUNDED, f"{len(refunds)} refunds confirmed by Mixin" if refunds else
+                              "nothing to refund: every payment had already been refused and returned")

@@ -1,0 +1,1 @@
+"""Command-line handlers of run.py (the operator surface)."""

@@ -1,0 +1,286 @@
+"""The operator's commands: orders list/show/statement/commands, pause/resume/stop/exit/set-params/resolve,
+alerts list/ack. They talk to the running service only through the database (storage.commands): a
+command is queued, the service carries it out and records the outcome, and the CLI waits (bounded)
+for it and prints done or refused with the reason.
+
+Exit codes: 0 done; 1 refused by the service; 2 bad input; 75 queued but not carried out in time (the
+service may not be running: it will carry it out when it starts).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from decimal import Decimal
+
+EXIT_REFUSED = 1
+EXIT_BAD_INPUT = 2
+EXIT_PENDING = 75
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def err(text: str) -> None:
+    print(f"error: {text}", file=sys.stderr)
+
+
+class Symbols:
+    """Asset ids shown as symbols (from the configured pairs); unknown ids stay ids."""
+
+    def __init__(self, config) -> None:
+        self.names: dict[str, str] = {}
+        for pair in config.pairs:
+            self.names.setdefault(pair.base_asset_id, pair.base_symbol)
+            self.names.setdefault(pair.quote_asset_id, pair.quote_symbol)
+
+    def __call__(self, asset_id: str | None) -> str:
+        return self.names.get(asset_id or "", asset_id or "-")
+
+
+def _money(value) -> str:
+    from domain.money import fmt
+    return fmt(value) if isinstance(value, Decimal) else str(value)
+
+
+# ---------------------------------------------------------------- reads
+
+def orders_list(config, args) -> int:
+    from storage import repo
+    from storage.reports import strategy_report
+
+    rows = repo.list_orders(args.state, limit=args.limit)
+    print(f"{'ORDER':<36}  {'STATE':<17} {'PAIR':<10} {'CREATED (UTC)':<20}  {'PNL (quote)':>14}  REASON")
+    for row in rows:
+        pair = config.pair(row.pair_id)
+        pnl = ""
+        if pair is not None and repo.ledger_balances(row.order_id):
+            report = strategy_report(row.order_id, pair.base_symbol, pair.quote_symbol, None)
+            pnl = report.get("realized_pnl", "") or ""
+        print(f"{row.order_id:<36}  {row.state:<17} {pair.symbol if pair else '?':<10} {iso(row.created_at):<20}  "
+              f"{pnl:>14}  {row.state_reason[:100]}")
+    print(f"{len(rows)} orders", file=sys.stderr)
+    return 0
+
+
+def order_document(config, order_id: str) -> dict | None:
+    from domain.statement import Statement
+    from storage import exit_repo, repo
+    from storage.models import Order
+    from storage.statements import order_statement
+
+    view = repo.load_order(order_id)
+    if view is None:
+        return None
+    row = Order.get_by_id(order_id)
+    sym = Symbols(config)
+    pair = config.pair(view.pair_id)
+    out = {
+        "order_id": view.order_id, "pair": pair.symbol if pair else view.pair_id, "state": view.state.value,
+        "reason": view.state_reason, "owner": view.user_id, "created_at": iso(view.created_at),
+        "payment_deadline": iso(view.deadline_at) if view.state.value == "payment_pending" else None,
+        "exit": ({"asked_at": iso(view.exit_requested_at), "by": view.exit_source, "reason": view.exit_reason}
+                 if view.exit_requested else None),
+        "end_at": iso(view.end_at),
+        "paid": {sym(k): _money(v) for k, v in view.tallies.items()},
+        "fees": {"withdrawal_fee_base": f"{_money(view.fees.base_fee_amount)} {sym(view.fees.base_fee_asset_id)}",
+                 "withdrawal_fee_quote": f"{_money(view.fees.quote_fee_amount)} {sym(view.fees.quote_fee_asset_id)}",
+                 "market_making_fee_percent": _money(view.fees.market_making_fee_percent)},
+        "breakdown": json.loads(row.breakdown) if row.breakdown else None,
+        "history": [{"at": iso(h.at), "from": h.from_state, "to": h.to_state, "reason": h.reason}
+                    for h in repo.order_history(order_id)],
+        "movements": [{"kind": m.kind, "request_id": m.request_id, "asset": sym(m.asset_id), "amount": _money(m.amount),
+                       "state": m.state, "note": m.last_error, "leg": m.leg, "destination": m.destination,
+                       "exchange_withdrawal_id": m.exchange_withdrawal_id, "txid": m.exchange_txid or m.withdrawal_hash,
+                       "arrived": _money(m.arrived_amount) if m.arrived_amount is not None else None}
+                      for m in repo.order_movements(order_id)],
+        "ledger": {k: _money(v) for k, v in sorted(repo.ledger_balances(order_id).items())},
+    }
+    if pair is not None and out["ledger"]:
+        from storage.reports import strategy_report
+        out["strategy"] = strategy_report(order_id, pair.base_symbol, pair.quote_symbol, exit_repo.exit_price(order_id))
+    statement: Statement | None = order_statement(order_id, config)
+    out["statement"] = statement.as_dict() if statement is not None else None
+    return out
+
+
+def orders_show(config, args) -> int:
+    document = order_document(config, args.order_id)
+    if document is None:
+        err(f"no order {args.order_id}")
+        return EXIT_BAD_INPUT
+    print(json.dumps(document, indent=2, default=str))
+    return 0
+
+
+def orders_statement(config, args) -> int:
+    from domain.statement import format_statement
+    from storage.statements import order_statement
+
+    statement = order_statement(args.order_id, config)
+    if statement is None:
+        err(f"no order {args.order_id}")
+        return EXIT_BAD_INPUT
+    if args.json:
+        print(json.dumps(statement.as_dict(), indent=2))
+    else:
+        print(format_statement(statement))
+    return 0
+
+
+def orders_commands(config, args) -> int:
+    from storage import commands
+
+    rows = commands.recent(args.order_id, limit=args.limit)
+    print(f"{'ID':>6}  {'QUEUED (UTC)':<20}  {'ORDER':<36}  {'COMMAND':<10}  OUTCOME")
+    for c in rows:
+        outcome = c.result or "pending (not carried out yet)"
+        print(f"{c.id:>6}  {iso(c.created_at):<20}  {c.order_id:<36}  {c.command:<10}  {outcome}")
+    return 0
+
+
+# ---------------------------------------------------------------- commands to the service
+
+def wait_for_outcome(command_id: int, timeout: float) -> str | None:
+    from storage import commands
+
+    deadline = time.monotonic() + timeout
+    while True:
+        row = commands.get(command_id)
+        if row is not None and row.result:
+            return row.result
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.2)
+
+
+def send(order_id: str, command: str, args: dict, wait: float) -> int:
+    from storage import commands, repo
+
+    view = repo.load_order(order_id)
+    if view is None:
+        err(f"no order {order_id}")
+        return EXIT_BAD_INPUT
+    command_id = commands.queue(order_id, command, args)
+    if wait <= 0:
+        print(f"command {command_id} queued: {command} order {order_id} (state {view.state.value})")
+        return 0
+    outcome = wait_for_outcome(command_id, wait)
+    if outcome is None:
+        print(f"command {command_id} queued: {command} order {order_id}; not carried out within {wait:g}s — is the "
+              f"service running? It will be carried out when it runs (see `orders commands`).")
+        return EXIT_PENDING
+    print(f"command {command_id}: {command} order {order_id}: {outcome}")
+    return 0 if outcome.startswith("done") else EXIT_REFUSED
+
+
+def orders_simple(config, args) -> int:
+    """pause / stop (alias of pause) / resume / exit."""
+    payload = {"reason": args.reason} if args.reason else {}
+    return send(args.order_id, args.orders_command, payload, args.wait)
+
+
+def parse_params(items: list[str]) -> dict | str:
+    overrides: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
+            return f"{item!r} is not key=value"
+        if not value:
+            return f"{key}= has no value"
+        if key in overrides:
+            return f"{key} is given twice"
+        overrides[key] = value
+    return overrides
+
+
+def orders_set_params(config, args) -> int:
+    from actors.order.strategy import effective_params, parse_end_at
+    from domain.strategy.params import StrategyParamsError
+    from storage import repo
+
+    view = repo.load_order(args.order_id)
+    if view is None:
+        err(f"no order {args.order_id}")
+        return EXIT_BAD_INPUT
+    overrides = parse_params(args.params)
+    if isinstance(overrides, str):
+        err(overrides)
+        return EXIT_BAD_INPUT
+    checked = dict(overrides)
+    if "end_at" in checked:
+        try:
+            parse_end_at(checked.pop("end_at"))
+        except ValueError as exc:
+            err(str(exc))
+            return EXIT_BAD_INPUT
+    if checked:
+        pair = config.pair(view.pair_id)
+        if pair is None:
+            err(f"the order's pair {view.pair_id} is not configured")
+            return EXIT_BAD_INPUT
+        try:
+            effective_params(config, pair, {**repo.strategy_overrides(args.order_id), **checked})
+        except StrategyParamsError as exc:
+            err("; ".join(exc.problems))
+            return EXIT_BAD_INPUT
+    return send(args.order_id, "set-params", overrides, args.wait)
+
+
+def orders_resolve(config, args) -> int:
+    from domain.resolve import ResolveRefused, check_resolve, resolve_options
+    from storage import commands, repo
+
+    view = repo.load_order(args.order_id)
+    if view is None:
+        err(f"no order {args.order_id}")
+        return EXIT_BAD_INPUT
+    pair = config.pair(view.pair_id)
+    facts = commands.resolve_facts(args.order_id, pair.exchange if pair else "the exchange")
+    try:
+        effect = check_resolve(facts, args.to)
+    except ResolveRefused as exc:
+        err(str(exc))
+        if view.state.value == "attention":
+            for state, what in resolve_options(facts).items():
+                print(f"  --to {state.value:<16} {what}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if not args.reason or not args.reason.strip():
+        err("--reason is required: say why (it is recorded in the order's history)")
+        return EXIT_BAD_INPUT
+    print(f"order {args.order_id} is in attention: {view.state_reason}")
+    print(f"--to {args.to}: {effect}")
+    if not args.yes:
+        print("nothing done: add --yes to carry it out")
+        return 0
+    return send(args.order_id, "resolve", {"to": args.to, "reason": args.reason.strip()}, args.wait)
+
+
+# ---------------------------------------------------------------- alerts
+
+def alerts_list(config, args) -> int:
+    from storage import commands
+
+    rows = commands.alerts(open_only=args.open, limit=args.limit)
+    print(f"{'ID':>5}  {'RAISED (UTC)':<20}  {'STATE':<6}  {'KIND':<26}  SUBJECT / MESSAGE")
+    for a in rows:
+        state = "acked" if a.acked_at else ("closed" if a.resolved else "OPEN")
+        print(f"{a.id:>5}  {iso(a.created_at):<20}  {state:<6}  {a.kind:<26}  {a.subject}: {a.message}")
+    print(f"{len(rows)} alerts", file=sys.stderr)
+    return 0
+
+
+def alerts_ack(config, args) -> int:
+    from storage import commands
+
+    row = commands.ack_alert(args.alert_id, time.time())
+    if row is None:
+        err(f"no alert {args.alert_id}")
+        return EXIT_BAD_INPUT
+    print(f"alert {row.id} acknowledged ({row.kind} {row.subject})")
+    return 0

@@ -1,0 +1,40 @@
+"""Schema upgrades, one function per version, applied in order at start (same path for every database).
+
+A database records the versions applied (`schema_version`). Tables new in a version are created by
+`ensure_schema` (create_tables is idempotent); columns added to existing tables are added here.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import peewee as pw
+from playhouse.migrate import SchemaMigrator, migrate
+
+
+def _add_missing_columns(db: pw.Database, model, names: tuple[str, ...]) -> None:
+    table = model._meta.table_name
+    present = {c.name for c in db.get_columns(table)}
+    migrator = SchemaMigrator.from_database(db)
+    operations = [migrator.add_column(table, name, model._meta.fields[name]) for name in names
+                  if model._meta.fields[name].column_name not in present]
+    if operations:
+        migrate(*operations)
+
+
+def to_v2(db: pw.Database) -> None:
+    """The way back: exit requests, end times, statements; return movements and arrivals; top-ups;
+    alert acknowledgements."""
+    from storage.exchange_models import ExchangeOrder
+    from storage.models import Alert, MoneyMovement, Order, Snapshot
+
+    _add_missing_columns(db, Order, ("exit_requested_at", "exit_source", "exit_reason", "end_at", "started_at",
+                                     "exit_price", "statement", "closed_at"))
+    _add_missing_columns(db, Snapshot, ("purpose", "top_up_batch"))
+    _add_missing_columns(db, MoneyMovement, ("top_up_batch", "client_id", "attempt", "rejections", "requested_at",
+                                             "next_try_at", "exchange_withdrawal_id", "exchange_txid",
+                                             "arrival_snapshot_id", "arrived_amount", "arrived_at"))
+    _add_missing_columns(db, Alert, ("acked_at",))
+    _add_missing_columns(db, ExchangeOrder, ("reported_filled",))
+
+
+UPGRADES: dict[int, Callable[[pw.Database], None]] = {2: to_v2}

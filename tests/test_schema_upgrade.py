@@ -1,0 +1,42 @@
+"""A database written by the previous release (schema version 1) opens, is upgraded in place, and works."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from storage.db import open_database
+from storage.models import SCHEMA_VERSION, MoneyMovement, Order, SchemaVersion, Snapshot, database_proxy
+
+V1 = Path(__file__).parent / "data" / "schema_v1_sqlite.sql"
+
+
+def test_v1_database_is_upgraded_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "old.db"
+    con = sqlite3.connect(path)
+    con.executescript(V1.read_text())
+    con.execute("INSERT INTO schema_version (version, applied_at) VALUES (1, 0)")
+    con.execute("INSERT INTO orders (order_id, pair_id, state, state_reason, base_fee_asset_id, base_fee_amount, "
+                "quote_fee_asset_id, quote_fee_amount, market_making_fee_percent, created_at, updated_at) "
+                "VALUES ('o1', 'p1', 'running', 'x', 'a', '0.1', 'b', '0.2', '0.1', 1, 1)")
+    con.commit()
+    con.close()
+    db = open_database(f"sqlite:///{path}")
+    try:
+        versions = [v.version for v in SchemaVersion.select().order_by(SchemaVersion.version)]
+        assert versions == list(range(1, SCHEMA_VERSION + 1))
+        row = Order.get_by_id("o1")
+        assert row.state == "running" and row.exit_requested_at is None and row.statement is None
+        columns = {c.name for c in db.get_columns("money_movement")}
+        assert {"arrival_snapshot_id", "client_id", "exchange_txid", "attempt"} <= columns
+        assert "purpose" in {c.name for c in db.get_columns("snapshot")}
+        assert MoneyMovement.select().count() == 0 and Snapshot.select().count() == 0
+    finally:
+        db.close()
+        database_proxy.initialize(None)
+    # Opening again is a no-op.
+    db = open_database(f"sqlite:///{path}")
+    try:
+        assert SchemaVersion.select().count() == SCHEMA_VERSION
+    finally:
+        db.close()
+        database_proxy.initialize(None)
