@@ -275,7 +275,8 @@ def run_demo(*, duration: float = 55.0, workdir: str | None = None, json_logs: b
     summary = {"orders_by_state": totals["orders_by_state"],
                "paid_in": audit.as_strings(totals["paid_in"]), "paid_out": audit.as_strings(totals["paid_out"]),
                "fees": audit.as_strings(totals["fees"]), "trading": audit.as_strings(totals["trading"]),
-               "dust": audit.as_strings(totals["dust"]), "stranded": audit.as_strings(stranded),
+               "dust": audit.as_strings(totals["dust"]), "differences": audit.as_strings(totals["other"]),
+               "stranded": audit.as_strings(stranded),
                "all_final": all_final}
     logger.info("demo: done. Inspect with: python run.py orders list --config {}", config_path)
     if not all_final or stranded:

@@ -203,7 +203,7 @@ def test_exit_and_payments_into_a_final_order_are_refunded_with_its_state(tmp_pa
 
 
 def test_exit_memo_for_an_unknown_order_is_refunded_and_creates_nothing(tmp_path, xworld):
-    with run(tmp_path, xworld) as mm:
+    with run(tmp_path, xworld):
         ghost = new_order_id()
         snap = xworld.world.pay(xworld.world.new_user(), USDT_ERC20, "5", exit_memo(ghost))
         wait_until(lambda: MoneyMovement.get_or_none(MoneyMovement.snapshot_id == snap["snapshot_id"]),

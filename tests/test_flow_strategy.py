@@ -65,7 +65,7 @@ def test_funded_order_joins_campaign_runs_and_stops(tmp_path, xworld):
         assert sum(o.amount for o in live if o.side == "sell") <= Decimal("0.1")
         # Operator pause: every quote cancelled, the funds stay on the exchange.
         command = commands.queue(order_id, "pause", {"reason": "test pause"})
-        wait_until(lambda: (c := commands.get(command)).result, timeout=20, message="pause carried out")
+        wait_until(lambda: commands.get(command).result, timeout=20, message="pause carried out")
         assert commands.get(command).result.startswith("done: paused")
         mm.wait_state(order_id, "paused", timeout=20)
         wait_until(lambda: exchange_repo.open_orders_of(order_id) == [], timeout=20, message="quotes cancelled")

@@ -338,3 +338,54 @@ def test_state_is_checked_before_ownership_and_asset():
     assert d.code == "order_running"
     d = decide(owner=OTHER_USER, asset_id=XIN)
     assert d.code == "not_owner"
+
+
+# ================================ decide_payment by memo action ================================
+
+from domain.memo import ACTION_CREATE, ACTION_DEPOSIT, ACTION_EXIT  # noqa: E402
+
+S = OrderState
+K = PaymentDecisionKind
+ACTION_TABLE = [
+    # (action, state, owner, exit already asked, asset, expected kind, expected code)
+    (ACTION_CREATE, S.PAYMENT_PENDING, None, False, BTC, K.ACCEPT, ""),
+    (ACTION_CREATE, S.RUNNING, USER, False, BTC, K.REFUND, "order_running"),
+    (ACTION_CREATE, S.REFUNDED, USER, False, BTC, K.REFUND, "order_refunded"),
+    (ACTION_CREATE, S.SETTLED, USER, False, BTC, K.REFUND, "order_settled"),
+    # add funds: into a pending order it is a payment like create
+    (ACTION_DEPOSIT, S.PAYMENT_PENDING, None, False, BTC, K.ACCEPT, ""),
+    (ACTION_DEPOSIT, S.PAYMENT_PENDING, OTHER_USER, False, BTC, K.REFUND, "not_owner"),
+    (ACTION_DEPOSIT, S.RUNNING, USER, False, BTC, K.TOP_UP, ""),
+    (ACTION_DEPOSIT, S.PAUSED, USER, False, ETH, K.TOP_UP, ""),
+    (ACTION_DEPOSIT, S.RUNNING, OTHER_USER, False, BTC, K.REFUND, "not_owner"),
+    (ACTION_DEPOSIT, S.RUNNING, USER, False, XIN, K.REFUND, "unknown_asset"),
+    (ACTION_DEPOSIT, S.RUNNING, USER, True, BTC, K.REFUND, "order_exiting"),
+    (ACTION_DEPOSIT, S.STOPPING, USER, False, BTC, K.REFUND, "order_stopping"),
+    (ACTION_DEPOSIT, S.DEPOSIT_CONFIRMING, USER, False, BTC, K.REFUND, "order_deposit_confirming"),
+    # exit: only the owner, only once, never into a final order
+    (ACTION_EXIT, S.RUNNING, USER, False, XIN, K.EXIT, ""),
+    (ACTION_EXIT, S.PAYMENT_PENDING, USER, False, BTC, K.EXIT, ""),
+    (ACTION_EXIT, S.WITHDRAWING, USER, False, BTC, K.EXIT, ""),
+    (ACTION_EXIT, S.ATTENTION, USER, False, BTC, K.EXIT, ""),
+    (ACTION_EXIT, S.RUNNING, OTHER_USER, False, BTC, K.REFUND, "not_owner"),
+    (ACTION_EXIT, S.PAYMENT_PENDING, None, False, BTC, K.REFUND, "exit_no_owner"),
+    (ACTION_EXIT, S.RUNNING, USER, True, BTC, K.REFUND, "exit_already"),
+    (ACTION_EXIT, S.RETURNING_FUNDS, USER, False, BTC, K.REFUND, "exit_already"),
+    (ACTION_EXIT, S.REFUNDING, USER, False, BTC, K.REFUND, "exit_already"),
+    (ACTION_EXIT, S.SETTLED, USER, False, BTC, K.REFUND, "exit_order_settled"),
+    (ACTION_EXIT, S.REFUNDED, OTHER_USER, False, BTC, K.REFUND, "exit_order_refunded"),
+]
+
+
+@pytest.mark.parametrize("action,state,owner,asked,asset,kind,code", ACTION_TABLE,
+                         ids=[f"{a}-{s.value}-{o and o[:4]}-{x}-{k.value}" for a, s, o, x, _, k, _ in ACTION_TABLE])
+def test_decide_payment_by_action(action, state, owner, asked, asset, kind, code):
+    d = decide_payment(state=state, owner_id=owner, facts=facts(asset_id=asset), pair=PAIR, fees=FEES,
+                       action=action, exit_requested=asked)
+    assert (d.kind, d.code) == (kind, code), d.reason
+
+
+def test_exit_from_outside_mixin_still_needs_an_operator():
+    d = decide_payment(state=S.RUNNING, owner_id=USER, facts=facts(opponent_id=""), pair=PAIR, fees=FEES,
+                       action=ACTION_EXIT)
+    assert d.kind is K.ATTENTION

@@ -11,7 +11,6 @@ hand; domain/payment.py is used only to confirm the invoice matches the hand num
 """
 from __future__ import annotations
 
-import random
 from dataclasses import replace
 from decimal import Decimal as D
 
@@ -32,19 +31,11 @@ from domain.statement import (
     build_statement,
     format_statement,
 )
+from tests.cases import BTC, E8, ETH, USDT, property_cases
 
-try:  # property tests use hypothesis when it is installed, else a seeded random loop
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import strategies as st
-except ImportError:  # pragma: no cover - depends on the environment
-    given = None
 
-BTC = "c6d0c728-2624-429b-8e0d-d9d19b6592fa"
-USDT = "4d8c508b-91c5-375b-92b0-ee702ed2dac5"
-ETH = "43d61dcd-e413-450d-80b8-101d5e903357"
 SYMBOLS = {BTC: "BTC", USDT: "USDT", ETH: "ETH"}
 ORDER = "7f3a1c52-0000-4000-8000-000000000001"
-E8 = D("0.00000001")
 Z = D(0)
 
 PAIR = PairRules(pair_id="0776b00f-95c0-46f9-85e4-7b8e7ca51e94", symbol="BTC/USDT", exchange="binance",
@@ -53,21 +44,6 @@ FEES = FeeRequirements(base_fee_asset_id=BTC, base_fee_amount=D("0.0001"), quote
                        quote_fee_amount=D("0.002"), market_making_fee_percent=D("0.1"))
 
 
-def property_cases(n: int):
-    """Run the decorated check(rng) on n random cases: hypothesis-driven when available (it shrinks a
-    failure), otherwise n seeded random.Random instances."""
-    def deco(check):
-        if given is not None:
-            return settings(max_examples=n, deadline=None, database=None,
-                            suppress_health_check=list(HealthCheck))(given(st.randoms(use_true_random=False))(check))
-
-        def loop():
-            for seed in range(n):
-                check(random.Random(seed))
-        loop.__name__ = check.__name__
-        loop.__doc__ = check.__doc__
-        return loop
-    return deco
 
 
 # ================================ the settled order, by hand ================================

@@ -7,7 +7,6 @@ Market-making fee 0.1 %: principal = floor8(available / 1.001), the fee takes th
 """
 from __future__ import annotations
 
-import random
 from decimal import ROUND_DOWN
 from decimal import Decimal as D
 
@@ -15,18 +14,10 @@ import pytest
 
 from domain.payment import FeeRequirements, PairRules
 from domain.topup import TopUpEvaluation, TopUpLeg, evaluate_top_up
+from tests.cases import BTC, E8, ETH, USDT, property_cases
 
-try:  # property tests use hypothesis when it is installed, else a seeded random loop
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import strategies as st
-except ImportError:  # pragma: no cover - depends on the environment
-    given = None
 
-BTC = "c6d0c728-2624-429b-8e0d-d9d19b6592fa"
-USDT = "4d8c508b-91c5-375b-92b0-ee702ed2dac5"
-ETH = "43d61dcd-e413-450d-80b8-101d5e903357"
 XIN = "c94ac88f-4671-3976-b60a-09064f1811e8"
-E8 = D("0.00000001")
 Z = D(0)
 
 
@@ -48,21 +39,6 @@ ETH_USDT = pair(ETH, USDT, "ETH/USDT")
 ETH_USDT_FEES = fees(ETH, "0.001", ETH, "0.002")
 
 
-def property_cases(n: int):
-    """Run the decorated check(rng) on n random cases: hypothesis-driven when available (it shrinks a
-    failure), otherwise n seeded random.Random instances."""
-    def deco(check):
-        if given is not None:
-            return settings(max_examples=n, deadline=None, database=None,
-                            suppress_health_check=list(HealthCheck))(given(st.randoms(use_true_random=False))(check))
-
-        def loop():
-            for seed in range(n):
-                check(random.Random(seed))
-        loop.__name__ = check.__name__
-        loop.__doc__ = check.__doc__
-        return loop
-    return deco
 
 
 def leg(name, asset, principal, mm_fee, fee_asset, withdrawal_fee) -> TopUpLeg:

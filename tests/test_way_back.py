@@ -7,7 +7,6 @@ Running example: a BTC/USDT order on binance exits with 0.062 BTC and 6913.88399
 """
 from __future__ import annotations
 
-import random
 from decimal import Decimal as D
 
 import pytest
@@ -21,37 +20,14 @@ from domain.way_back import (
     plan_payouts,
     plan_return,
 )
+from tests.cases import BTC, E8, ETH, USDT, property_cases
 
-try:  # property tests use hypothesis when it is installed, else a seeded random loop
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import strategies as st
-except ImportError:  # pragma: no cover - depends on the environment
-    given = None
 
-BTC = "c6d0c728-2624-429b-8e0d-d9d19b6592fa"
-USDT = "4d8c508b-91c5-375b-92b0-ee702ed2dac5"
-ETH = "43d61dcd-e413-450d-80b8-101d5e903357"
-E8 = D("0.00000001")
 
 BTC_TERMS = WithdrawalTerms(fee=D("0.0002"), minimum=D("0.001"), step=E8)
 USDT_TERMS = WithdrawalTerms(fee=D("3"), minimum=D("10"), step=D("0.0001"))
 
 
-def property_cases(n: int):
-    """Run the decorated check(rng) on n random cases: hypothesis-driven when available (it shrinks a
-    failure), otherwise n seeded random.Random instances."""
-    def deco(check):
-        if given is not None:
-            return settings(max_examples=n, deadline=None, database=None,
-                            suppress_health_check=list(HealthCheck))(given(st.randoms(use_true_random=False))(check))
-
-        def loop():
-            for seed in range(n):
-                check(random.Random(seed))
-        loop.__name__ = check.__name__
-        loop.__doc__ = check.__doc__
-        return loop
-    return deco
 
 
 # ================================ plan_return: worked examples ================================

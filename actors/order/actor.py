@@ -39,7 +39,8 @@ MOVEMENT_OWNERS: dict[OrderState, str] = {
     OrderState.REFUNDING: "payment",
     OrderState.RUNNING: "topup",
     OrderState.PAUSED: "topup",
-    OrderState.STOPPED: "exit",
+    OrderState.STOPPING: "topup",   # added funds still in flight when the exit began
+    OrderState.STOPPED: "topup",    # (the top-up stage hands over to the exit once they are credited)
     OrderState.SETTLING: "exit",
 }
 

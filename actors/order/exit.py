@@ -48,7 +48,8 @@ class ExitStage(Stage):
         view = self.view
         if view is None:
             return
-        if self.state in WAY_BACK or (view.exit_requested and self.state in FUNDS_ON_EXCHANGE):
+        asked = view.exit_requested and exit_plan(view.state) in (ExitPlan.STOP_NOW, ExitPlan.REFUND_ALL)
+        if self.state in WAY_BACK or asked:
             self.actor.actor_ref.tell(AdvanceExit())
 
     # ------------------------------------------------------------ asking for an exit
@@ -85,6 +86,7 @@ class ExitStage(Stage):
             self.write(repo.note_order, self.order_id, f"{view.state_reason} — exit asked ({view.exit_source}): "
                        f"{where}", self.now())
             self.actor.view = repo.load_order(self.order_id)
+            self.log.warning("order {}: exit remembered ({}): {}", self.order_id, view.state, where)
             return f"done: exit remembered; {where}"
         return f"done: already exiting ({view.state})"
 
@@ -114,6 +116,10 @@ class ExitStage(Stage):
             self.actor.attention(str(stuck))
 
     def _advance(self) -> None:
+        if self.view.exit_requested and exit_plan(self.state) is ExitPlan.REFUND_ALL:
+            # asked, then a crash before the refunds were queued: the same decision again
+            self.actor.payment.refund_all(f"exit before the funds left Mixin: {self.view.exit_reason}", "exit")
+            return
         if self.state in FUNDS_ON_EXCHANGE and self.state is not OrderState.STOPPED and self.view.exit_requested:
             self._begin_stopping()
         if self.state is OrderState.STOPPING:
@@ -312,6 +318,11 @@ class ExitStage(Stage):
         payouts = plan_payouts(arrived=arrived, held=held, surplus=surplus)
         reason = ("paying the owner: " + ", ".join(f"{fmt(v)} {self._symbol(a)}" for a, v in payouts.items())
                   if payouts else "nothing arrived to pay out (everything stayed as dust)")
+        different = [f"{m.exchange_code} arrived {fmt(m.arrived_amount)} where {fmt(m.amount - (m.fee_amount or ZERO))} "
+                     f"was sent" for m in returns if m.arrived_amount != m.amount - (m.fee_amount or ZERO)]
+        if different:
+            reason += "; " + "; ".join(different) + " (the statement shows the difference)"
+            self.log.warning("order {}: {}", self.order_id, "; ".join(different))
         view, request_ids = self.write(exit_repo.start_settlement, self.order_id, payouts, reason, self.now())
         self.actor.view = view
         self.log.info("order {}: settling — {}", self.order_id, reason)

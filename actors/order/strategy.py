@@ -452,17 +452,14 @@ class StrategyStage(Stage):
         return "done: running again"
 
     def set_params(self, overrides: dict) -> str:
+        """Validate everything first, then write: a refused command changes nothing."""
         overrides = dict(overrides)
-        note = []
-        if "end_at" in overrides:
-            try:
-                end_at = parse_end_at(overrides.pop("end_at"))
-            except ValueError as exc:
-                return f"refused: {exc}"
-            self.write(_set_end_at, self.order_id, end_at, self.now())
-            self.actor.view = repo.load_order(self.order_id)
-            note.append("end_at " + ("cleared" if end_at is None else
-                                     datetime.fromtimestamp(end_at, timezone.utc).isoformat(timespec="seconds")))
+        end_given = "end_at" in overrides
+        try:
+            end_at = parse_end_at(overrides.pop("end_at")) if end_given else None
+        except ValueError as exc:
+            return f"refused: {exc}"
+        merged = params = None
         if overrides:
             merged = dict(repo.strategy_overrides(self.order_id))
             merged.update(overrides)
@@ -471,6 +468,13 @@ class StrategyStage(Stage):
             except StrategyParamsError as exc:
                 self.log.error("order {}: parameters refused: {}", self.order_id, "; ".join(exc.problems))
                 return "refused: " + "; ".join(exc.problems)
+        note = []
+        if end_given:
+            self.write(_set_end_at, self.order_id, end_at, self.now())
+            self.actor.view = repo.load_order(self.order_id)
+            note.append("end_at " + ("cleared" if end_at is None else
+                                     datetime.fromtimestamp(end_at, timezone.utc).isoformat(timespec="seconds")))
+        if merged is not None:
             self.write(repo.set_strategy_overrides, self.order_id, merged, self.now())
             if self.runner is not None and self.state is OrderState.RUNNING:
                 self.runner.params = params
