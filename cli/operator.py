@@ -50,9 +50,14 @@ def _money(value) -> str:
 # ---------------------------------------------------------------- reads
 
 def orders_list(config, args) -> int:
+    from domain.states import OrderState
     from storage import repo
     from storage.reports import strategy_report
 
+    states = [s.value for s in OrderState]
+    if args.state is not None and args.state not in states:
+        err(f"unknown state {args.state!r}; one of: {', '.join(states)}")
+        return EXIT_BAD_INPUT
     rows = repo.list_orders(args.state, limit=args.limit)
     print(f"{'ORDER':<36}  {'STATE':<17} {'PAIR':<10} {'CREATED (UTC)':<20}  {'PNL (quote)':>14}  REASON")
     for row in rows:

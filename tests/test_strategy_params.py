@@ -114,7 +114,8 @@ def test_not_a_number_and_nan_are_refused():
 
 def test_percent_typed_where_a_fraction_is_expected_is_caught():
     problems = problems_of(PAIR_DEFAULTS, {"bid_spread": "1", "inventory_target_base_pct": "50"})
-    assert problems[0] == "bid_spread: 1 must be > 0 and < 1 (bid_spread is a fraction: 0.01 = 1 %)"
+    assert problems[0] == ("bid_spread: 1 must be > 0 and at most 0.1 (10 %) (bid_spread is a fraction: "
+                           "0.01 = 1 %)")
     assert "0.5 = 50 %" in problems[1]
 
 
@@ -127,12 +128,12 @@ def test_ceiling_and_floor_off_when_zero_or_negative_and_must_not_cross():
 
 
 def test_ladder_must_stay_priceable_and_sized():
-    problems = problems_of(PAIR_DEFAULTS, {"bid_spread": "0.5", "order_levels": 3, "order_level_spread": "0.25",
-                                           "order_level_amount": "-0.25"})
+    problems = problems_of(PAIR_DEFAULTS, {"bid_spread": "0.1", "order_levels": 10, "order_level_spread": "0.1",
+                                           "order_level_amount": "-0.0556"})
     assert problems == [
         "order_level_spread: bid_spread + (order_levels-1)*order_level_spread = 1 must be < 1 "
         "(the outermost bid would be priced at or below zero)",
-        "order_level_amount: level 2 amount would be 0; every level's amount must be > 0",
+        "order_level_amount: level 9 amount would be -0.0004; every level's amount must be > 0",
     ]
     # a negative level amount that keeps every level positive is fine (hummingbot allows it)
     assert parse_params(PAIR_DEFAULTS, {"order_level_amount": "-0.2"}).level_amount(2) == D("0.1")
@@ -159,4 +160,22 @@ def test_direct_construction_is_validated_too():
     assert info.value.problems[0].startswith("bid_spread:")
     with pytest.raises(StrategyParamsError) as info:
         StrategyParams(bid_spread=D("0.01"), ask_spread=D("0.01"), order_amount=D(1), order_levels=0)
-    assert info.value.problems == ["order_levels: 0 must be >= 1"]
+    assert info.value.problems == ["order_levels: 0 must be between 1 and 50"]
+
+
+@pytest.mark.parametrize("overrides,bound", [
+    ({"ask_spread": "0.11"}, "at most 0.1 (10 %)"), ({"order_levels": "51"}, "between 1 and 50"),
+    ({"order_level_spread": "0.2"}, "at most 0.1 (10 %)"), ({"order_refresh_time": "604801"}, "one week"),
+])
+def test_values_beyond_sane_bounds_are_refused_with_the_bound(overrides, bound):
+    problems = problems_of(PAIR_DEFAULTS, overrides)
+    assert len(problems) == 1 and bound in problems[0], problems
+
+
+@pytest.mark.parametrize("text,value", [("true", True), ("TRUE", True), ("false", False), ("False", False)])
+def test_booleans_may_be_given_as_text_like_the_command_line_does(text, value):
+    assert parse_params(PAIR_DEFAULTS, {"post_only": text}).post_only is value
+
+
+def test_other_text_is_not_a_boolean():
+    assert problems_of(PAIR_DEFAULTS, {"post_only": "yes"}) == ["post_only: 'yes' must be true or false"]

@@ -475,6 +475,8 @@ class StrategyStage(Stage):
             note.append("end_at " + ("cleared" if end_at is None else
                                      datetime.fromtimestamp(end_at, timezone.utc).isoformat(timespec="seconds")))
         if merged is not None:
+            typed = params.as_dict()  # stored as the parameters' own values (true, not "true")
+            merged = {k: typed.get(k, v) for k, v in merged.items()}
             self.write(repo.set_strategy_overrides, self.order_id, merged, self.now())
             if self.runner is not None and self.state is OrderState.RUNNING:
                 self.runner.params = params

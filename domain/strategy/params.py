@@ -113,6 +113,10 @@ _KIND: dict[str, str] = {
     "price_source": _CHOICE, "price_source_exchange": _OPT_STR, "post_only": _BOOL,
 }
 _REQUIRED = ("bid_spread", "ask_spread", "order_amount")
+# Sane bounds: a value beyond them is far more likely a typo (1 for 1 %) than a strategy.
+MAX_SPREAD = Decimal("0.1")
+MAX_LEVELS = 50
+MAX_SECONDS = 7 * 86400
 _PYTYPE = {_DECIMAL: Decimal, _INT: int, _SECONDS: float, _BOOL: bool, _CHOICE: str}
 
 
@@ -149,6 +153,9 @@ def _convert(name: str, value: Any) -> Any:
             raise ValueError(f"{name}: {value!r} is not finite")
         return seconds
     if kind == _BOOL:
+        # The command line gives text: "true"/"false" (any case) is the same as TOML's unquoted booleans.
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
         if not isinstance(value, bool):
             raise ValueError(f"{name}: {value!r} must be true or false")
         return value
@@ -197,18 +204,22 @@ def _cross_problems(v: Mapping[str, Any]) -> list[str]:
         return f" ({name} is a fraction: 0.01 = 1 %)"
 
     for name in ("bid_spread", "ask_spread"):
-        if has(name) and not (ZERO < v[name] < ONE):
-            problems.append(f"{name}: {fmt(v[name])} must be > 0 and < 1" + frac_hint(name))
+        if has(name) and not (ZERO < v[name] <= MAX_SPREAD):
+            problems.append(f"{name}: {fmt(v[name])} must be > 0 and at most {fmt(MAX_SPREAD)} (10 %)"
+                            + frac_hint(name))
     if has("order_amount") and v["order_amount"] <= 0:
         problems.append(f"order_amount: {fmt(v['order_amount'])} must be > 0")
-    if has("order_levels") and v["order_levels"] < 1:
-        problems.append(f"order_levels: {v['order_levels']} must be >= 1")
-    if has("order_level_spread") and not (ZERO <= v["order_level_spread"] < ONE):
-        problems.append(f"order_level_spread: {fmt(v['order_level_spread'])} must be >= 0 and < 1"
-                        + frac_hint("order_level_spread"))
-    if has("minimum_spread") and not (ZERO <= v["minimum_spread"] < ONE):
-        problems.append(f"minimum_spread: {fmt(v['minimum_spread'])} must be >= 0 and < 1"
-                        + frac_hint("minimum_spread"))
+    if has("order_levels") and not (1 <= v["order_levels"] <= MAX_LEVELS):
+        problems.append(f"order_levels: {v['order_levels']} must be between 1 and {MAX_LEVELS}")
+    if has("order_level_spread") and not (ZERO <= v["order_level_spread"] <= MAX_SPREAD):
+        problems.append(f"order_level_spread: {fmt(v['order_level_spread'])} must be >= 0 and at most "
+                        f"{fmt(MAX_SPREAD)} (10 %)" + frac_hint("order_level_spread"))
+    if has("minimum_spread") and not (ZERO <= v["minimum_spread"] <= MAX_SPREAD):
+        problems.append(f"minimum_spread: {fmt(v['minimum_spread'])} must be >= 0 and at most {fmt(MAX_SPREAD)} "
+                        f"(10 %)" + frac_hint("minimum_spread"))
+    for name in ("order_refresh_time", "max_order_age", "filled_order_delay"):
+        if has(name) and v[name] > MAX_SECONDS:
+            problems.append(f"{name}: {v[name]:g} must be at most {MAX_SECONDS} seconds (one week)")
     if has("inventory_target_base_pct") and not (ZERO <= v["inventory_target_base_pct"] <= ONE):
         problems.append(f"inventory_target_base_pct: {fmt(v['inventory_target_base_pct'])} must be between 0 and 1"
                         + frac_hint("inventory_target_base_pct").replace("0.01 = 1 %", "0.5 = 50 %"))
