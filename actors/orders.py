@@ -13,13 +13,14 @@ from loguru import logger
 
 from actors.order.actor import OrderActor
 from actors.protocol import (DeliverPayments, ExchangeOrderEvents, MovementSettled, OperatorCommand, PaymentsArrived,
-                             PollCommands, ReturnArrived)
+                             PollCommands, RecoverOrders, ReturnArrived)
 from actors.supervisor import ChildSpec, Restart, Strategy, Supervisor
 from actors.timers import send_every
 from domain.states import FINAL_STATES
 from storage import commands, repo
 
 REDELIVER_AFTER = 30.0  # seconds: a command still without an outcome is delivered again (its actor may have died)
+RECOVERY_BATCH = 500    # order actors started per message while recovering (other messages interleave)
 
 __all__ = ["OrderActor", "OrderSupervisor"]
 
@@ -38,16 +39,30 @@ class OrderSupervisor(Supervisor):
             MovementSettled: self._to_running_child,
             ExchangeOrderEvents: self._to_running_child,
             ReturnArrived: self._to_order,
+            RecoverOrders: lambda message: self._recover_batch(),
         }
+        self._to_recover: list[tuple[str, str]] = []
+        self._recovery_started = 0.0
 
     def setup(self) -> None:
+        """Start quickly whatever the number of orders: recovery continues after the tree is up."""
         super().setup()
         self._commands_timer = send_every(self.actor_ref, 1.0, PollCommands())
-        recovered = repo.orders_to_recover([s.value for s in FINAL_STATES])
-        for order_id, pair_id in recovered:
+        self._to_recover = repo.orders_to_recover([s.value for s in FINAL_STATES])
+        self._to_recover.reverse()  # popped from the end: oldest ids first
+        self._recovery_started = time.monotonic()
+        if self._to_recover:
+            logger.info("orders: recovering {} orders from the database", len(self._to_recover))
+            self.actor_ref.tell(RecoverOrders())
+
+    def _recover_batch(self) -> None:
+        for _ in range(min(RECOVERY_BATCH, len(self._to_recover))):
+            order_id, pair_id = self._to_recover.pop()
             self._ensure(order_id, pair_id)
-        if recovered:
-            logger.info("orders: {} order actors recovered from the database", len(recovered))
+        if self._to_recover:
+            self.actor_ref.tell(RecoverOrders())
+        else:
+            logger.info("orders: recovery done in {:.1f}s", time.monotonic() - self._recovery_started)
 
     def _ensure(self, order_id: str, pair_id: str) -> None:
         if self.child_ref(order_id) is not None:

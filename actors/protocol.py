@@ -119,6 +119,12 @@ class AdvanceTopUp:
 
 
 @dataclass(frozen=True)
+class RecoverOrders:
+    """OrderSupervisor → itself: start the next batch of order actors found in the database at start
+    (recovery runs after the tree is up, a batch per message, so start time does not grow with the orders)."""
+
+
+@dataclass(frozen=True)
 class PollCommands:
     """OrderSupervisor → itself: pick up operator commands written to the database."""
 

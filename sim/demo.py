@@ -16,7 +16,7 @@ Exit 0 only when every order is final and nothing is stranded.
 from __future__ import annotations
 
 import json
-import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -200,13 +200,28 @@ def _actual_holdings(ew) -> dict[str, Decimal]:
 
 
 def run_demo(*, duration: float = 55.0, workdir: str | None = None, json_logs: bool = False) -> int:
+    """Run the demo in `workdir` (kept, so its database can be inspected afterwards), or in a temporary
+    directory that is removed at the end, keystore and keys included."""
     setup_logging("INFO", json=json_logs)
-    work = Path(workdir or tempfile.mkdtemp(prefix="mmflow-demo-"))
+    keep = workdir is not None
+    work = Path(workdir) if keep else Path(tempfile.mkdtemp(prefix="mmflow-demo-"))
     work.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run(work, keep, duration)
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _secret_file(path: Path, text: str) -> str:
+    path.write_text(text)
+    path.chmod(0o600)
+    return str(path)
+
+
+def _run(work: Path, keep: bool, duration: float) -> int:
     ew = world_with_exchange(deposit_delay=2.0, return_confirm_delay=1.0)
     world = ew.world
-    os.environ.setdefault("MMFLOW_DEMO_EXCHANGE_KEY", ew.api_key)
-    os.environ.setdefault("MMFLOW_DEMO_EXCHANGE_SECRET", ew.secret)
     keystore_path = world.write_keystore(work / "keystore.json")
     raw = world.config_dict(work / "mmflow.db", keystore_path)
     raw["mixin"].update({"poll_interval": 0.5, "backoff_base": 0.2, "backoff_max": 2.0,
@@ -220,9 +235,12 @@ def run_demo(*, duration: float = 55.0, workdir: str | None = None, json_logs: b
             pair["strategy"] = DEMO_STRATEGY[pair["symbol"]]
         if pair["symbol"] == "ETH/USDT":
             pair["max_duration"] = ETH_USDT_MAX_DURATION
-    raw["exchanges"] = [{"id": "binance", "ccxt": "binance", "api_key_env": "MMFLOW_DEMO_EXCHANGE_KEY",
-                         "secret_env": "MMFLOW_DEMO_EXCHANGE_SECRET", "urls": {"api": ew.exchange.url},
-                         "options": ew.ccxt_config()["options"]}]
+    # The demo's exchange keys live in files next to its keystore (never in the environment: a key exported
+    # from one run must not leak into the next).
+    raw["exchanges"] = [{"id": "binance", "ccxt": "binance",
+                         "api_key_file": _secret_file(work / "exchange.key", ew.api_key),
+                         "secret_file": _secret_file(work / "exchange.secret", ew.secret),
+                         "urls": {"api": ew.exchange.url}, "options": ew.ccxt_config()["options"]}]
     config_path = work / "mmflow.toml"
     config_path.write_text(dump_toml(raw))
     config = load_config(config_path)
@@ -278,7 +296,12 @@ def run_demo(*, duration: float = 55.0, workdir: str | None = None, json_logs: b
                "dust": audit.as_strings(totals["dust"]), "differences": audit.as_strings(totals["other"]),
                "stranded": audit.as_strings(stranded),
                "all_final": all_final}
-    logger.info("demo: done. Inspect with: python run.py orders list --config {}", config_path)
+    if keep:
+        logger.info("demo: done. Inspect with: python run.py orders list --config {}  (orders show / statement "
+                    "ORDER_ID, alerts list work the same way)", config_path)
+    else:
+        logger.info("demo: done; its temporary directory is removed. Run `python run.py demo --workdir DIR` to keep "
+                    "the database and inspect it with `python run.py orders list --config DIR/mmflow.toml`")
     if not all_final or stranded:
         logger.error("demo: {}", "orders left open" if not all_final else f"money stranded: {summary['stranded']}")
     sys.stdout.flush()

@@ -4,6 +4,9 @@ for every asset, what users paid in = what they got back + fees + dust + transit
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
 import subprocess
 import sys
 from decimal import Decimal
@@ -34,7 +37,28 @@ def test_demo_ends_with_every_order_final_nothing_stranded_and_the_money_adding_
         assert Decimal(paid_in) == out, (symbol, summary)
     # The story is told: users leave by memo, by an operator, by the end time, while in flight, after adding funds.
     log = proc.stderr
+    assert "Traceback" not in log
+    # The command it prints at the end works exactly as printed (no exchange key needed, none exported).
+    printed = re.search(r"Inspect with: (python run\.py orders list --config \S+)", log)
+    assert printed, log[-2000:]
+    env = {k: v for k, v in os.environ.items() if "MMFLOW" not in k}
+    listed = subprocess.run(shlex.split(printed.group(1)), cwd=ROOT, capture_output=True, text=True, env=env,
+                            timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert "settled" in listed.stdout and "Traceback" not in listed.stderr
     for text in ("the owner asked for an exit", "exit asked (operator)", "carried out as soon as the funds are "
                  "credited on the exchange", "the order reached its end time", "added funds credited",
                  "exit before the funds left Mixin", "settled —", "got back"):
         assert text in log, text
+
+
+@pytest.mark.timeout(180)
+def test_demo_without_workdir_leaves_nothing_behind(tmp_path):
+    """Its temporary directory (keystore and exchange keys included) is removed at exit."""
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, "run.py", "demo", "--duration", "3"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=170, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["stranded"] == {}
+    assert not list(tmp_path.glob("mmflow-demo-*")), list(tmp_path.iterdir())
+    assert "--workdir" in proc.stderr

@@ -1,0 +1,57 @@
+"""Start does not depend on how many orders exist: the tree is up at once and recovery continues after it,
+in batches, with one summary line (not one per order)."""
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import pytest
+
+from domain.payment import FeeRequirements
+from sim.world import BTC, BTC_USDT_PAIR, ETH, build_world
+from storage import repo
+from storage.db import open_database
+from storage.models import database_proxy
+from tests.support import running_mmflow, wait_until
+
+ORDERS = 3000
+
+
+@pytest.fixture
+def world():
+    w = build_world()
+    yield w
+    w.fake.stop()
+
+
+def seed(db_path, n):
+    db = open_database(f"sqlite:///{db_path}")
+    fees = FeeRequirements(BTC, Decimal("0.0001"), ETH, Decimal("0.002"), Decimal("0.1"))
+    now = time.time()
+    with db.atomic():
+        for i in range(n):
+            repo.create_order(f"{i:08x}-0000-4000-8000-000000000000", BTC_USDT_PAIR, fees, now, 600.0)
+    db.close()
+    database_proxy.initialize(None)
+
+
+@pytest.mark.timeout(180)
+def test_the_tree_is_up_before_a_large_recovery_ends(tmp_path, world):
+    seed(tmp_path / "mmflow.db", ORDERS)
+    from loguru import logger
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(m.record["message"]), level="INFO")
+    try:
+        with running_mmflow(tmp_path, world) as mm:
+            orders = mm.services.refs["orders"]
+            from actors.messages import WhichChildren
+            # The tree answers at once; the orders are still being recovered batch by batch.
+            first = len(orders.ask(WhichChildren(), timeout=30))
+            wait_until(lambda: len(orders.ask(WhichChildren(), timeout=30)) == ORDERS, timeout=120,
+                       interval=0.2, message="every order recovered")
+            assert first <= ORDERS
+            done = [line for line in lines if line.startswith("orders: recovery done in")]
+            assert len(done) == 1
+            assert sum("recovered" in line or "recovering" in line for line in lines) <= 2
+    finally:
+        logger.remove(sink)
