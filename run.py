@@ -29,33 +29,93 @@ def _cmd_memo(args) -> int:
     return 0
 
 
-def _load_config_or_exit(path, *, read_secrets: bool = True):
+def _fail(lines) -> None:
+    """Print each problem as one ``error: ...`` line on stderr (nothing on stdout) and exit 2."""
+    for line in lines:
+        print("error: " + " ".join(str(line).split()), file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _load_config_or_exit(path, *, read_secrets: bool = True, for_service: bool = False):
+    """The validated config, or exit 2 with one line per problem: ``error: <file>: <key>: <what>``."""
     from domain.config import ConfigError, load_config
 
     try:
-        return load_config(path, read_secrets=read_secrets)
+        return load_config(path, read_secrets=read_secrets, for_service=for_service)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _fail(exc.lines())
+    except Exception as exc:  # noqa: BLE001 - a validator bug must still be one line, never a traceback
+        _fail([f"{path}: cannot be validated ({type(exc).__name__}); this is a bug in mmflow, please report it"])
+
+
+def _load_keystore_or_exit(config):
+    """The bot's keystore (file or env:VARIABLE), or exit 2 naming the file or variable (never its content)."""
+    from integrations.mixin.keystore import KeystoreError, load_bot_keystore
+
+    try:
+        return load_bot_keystore(config.mixin.keystore_path)
+    except KeystoreError as exc:
+        _fail([f"{config.source}: mixin.keystore: {exc}"])
+
+
+def _database_problem(config, exc) -> list[str]:
+    return [f"{config.source}: database.url: {exc}"]
+
+
+def _check_database_or_exit(config) -> str:
+    """What the database is (new, schema version n) without creating or changing it; exit 2 if unusable."""
+    from storage.db import StorageError, check_database
+
+    try:
+        return check_database(config.database.url, busy_timeout=config.database.busy_timeout)
+    except StorageError as exc:
+        _fail(_database_problem(config, exc))
+
+
+def _open_database_or_exit(config):
+    from storage.db import StorageError, open_database
+
+    try:
+        return open_database(config.database.url, busy_timeout=config.database.busy_timeout)
+    except StorageError as exc:
+        _fail(_database_problem(config, exc))
 
 
 def _cmd_serve(args) -> int:
-    from actors.system import build_services, serve, setup_logging
+    # Everything a bad file can break is checked before anything starts: the config (every problem at
+    # once), the keystore, the database (read-only). Each problem: exit 2 with one line naming the culprit.
+    config = _load_config_or_exit(args.config, for_service=True)
+    keystore = _load_keystore_or_exit(config)
+    database = _check_database_or_exit(config)
+    if args.check:
+        enabled = sum(1 for p in config.pairs if p.enabled)
+        print(f"ok: {args.config}: configuration valid ({len(config.pairs)} pairs, {enabled} enabled; "
+              f"{len(config.exchanges)} exchange accounts"
+              + (f", {len(config.disabled_exchanges)} disabled" if config.disabled_exchanges else "")
+              + f"), keystore {keystore.app_id} readable"
+              + ("" if keystore.can_spend else " (no spend key: nothing can be sent)")
+              + f", database {database}")
+        return 0
 
-    config = _load_config_or_exit(args.config)
-    setup_logging(config.log.level, json=args.json_logs or config.log.json)
-    services = build_services(config)
+    from actors.system import build_services, default_debug_log, serve, setup_logging
+    from integrations.redaction import secrets_of
+    from storage.db import StorageError
+
+    # Masking and the debug log (full tracebacks, never on the console) start with the very first line.
+    setup_logging(config.log.level, json=args.json_logs or config.log.json, secrets=secrets_of(config, keystore),
+                  debug_log=default_debug_log(config), debug=True if args.debug else None)
+    try:
+        services = build_services(config, keystore=keystore)
+    except StorageError as exc:  # changed since the check a moment ago
+        _fail(_database_problem(config, exc))
     return serve(services)
-
-
 
 
 def _cmd_operator(args) -> int:
     from cli import operator
-    from storage.db import open_database
 
     config = _load_config_or_exit(args.config, read_secrets=False)
-    open_database(config.database.url)
+    _open_database_or_exit(config)
     if args.command == "alerts":
         handler = {"list": operator.alerts_list, "ack": operator.alerts_ack}[args.alerts_command]
     else:
@@ -83,9 +143,19 @@ def main(argv=None) -> int:
     demo.add_argument("--workdir", default=None, help="where to keep the demo database (default: a temp dir)")
     demo.add_argument("--json-logs", action="store_true")
 
-    serve = sub.add_parser("serve", help="run the service with a config file")
+    serve = sub.add_parser(
+        "serve", help="run the service with a config file",
+        description="Run the service. Before anything starts, the config file (every problem at once), the "
+                    "keystore and the database are checked; each problem is one line on stderr, "
+                    "'error: <file>: <key>: <what is wrong>', and the exit status is 2.")
     serve.add_argument("--config", required=True)
     serve.add_argument("--json-logs", action="store_true")
+    serve.add_argument("--debug", action="store_true",
+                       help="tracebacks (with local variables, still masked) on the console; also MMFLOW_DEBUG=1")
+    serve.add_argument("--check", action="store_true",
+                       help="only check the config, its secrets (files and variables it names), the keystore and "
+                            "the database (read-only: nothing created or upgraded), print one 'ok: ...' line and "
+                            "exit 0 — or exit 2 with one 'error: ...' line per problem")
 
     memo = sub.add_parser("memo", help="encode or decode a market-making memo")
     memo_sub = memo.add_subparsers(dest="memo_command", required=True)

@@ -2,7 +2,8 @@
 
 One gateway per configured ``[[exchanges]]`` account. setup() builds the ``ExchangeAccount``
 (one ccxt instance, its own HTTP pool, its weighted limiter), loads markets once and publishes
-the account as ``services.exchanges[account_id]``; teardown() withdraws it and closes the pool.
+the account as ``services.exchanges[account_id]`` — at once if the exchange answers, else in the
+background when it does (see "Start-up" below); teardown() withdraws it and closes the pool.
 A restart therefore republishes a fresh client (fresh limiter state, fresh connections).
 
 Callers (OrderActors) do NOT send the gateway messages for exchange calls: they call the
@@ -42,33 +43,54 @@ re-reading is safe, fills are deduplicated by key. Intervals come from ``service
 constructor's arguments override them. Exchange errors never crash the gateway: transient ones
 are logged once per streak and retried next round; refusals are logged and raised as Alerts.
 
-Start-up failures: a load_markets or a reconciliation that ends in ``UnknownOutcome``/
-``RateLimited`` (exchange unreachable, 5xx, paused) is retried with exponential backoff for up to
-``startup_timeout`` seconds in all (kept below ``wait_started``'s 60 s), then setup fails and the
-supervisor's restart policy takes over. An ``AuthenticationFailed`` (bad key, IP not
-whitelisted) is logged as an operator problem and fails setup at once: retrying cannot fix it.
+Start-up: setup() never fails or blocks for long on an exchange that cannot be reached. It builds the
+account and starts a *connector* greenlet that loads markets and reconciles, and waits up to
+``startup_timeout`` (5 s) for it: a reachable exchange is therefore published before setup() returns
+(and before the OrderActors start), as it always was. Otherwise setup() returns with the account NOT
+published and the connector keeps trying in the background: every ``ExchangeError`` (unreachable, 5xx,
+timeouts, rate limits, a refusal) is retried with exponential backoff from ``backoff_min`` to
+``backoff_max`` (+ up to 20 % jitter); an ``AuthenticationFailed`` (bad key, IP not whitelisted) is an
+operator problem, logged at ERROR and retried every ``backoff_max`` only (an operator may fix the
+whitelist without restarting mmflow). Meanwhile the orders of this account wait ("exchange account X is
+starting": no funding, no quotes). Reporting goes through ``actors.outage.Outage``: one WARNING per
+retry window naming the account and the reason (the exception class and message, URL query strings
+cut, secrets masked), an Alert ``exchange_unreachable`` (or ``exchange_auth_failed``) with the account
+id as subject, and one INFO line plus the alert resolved when it connects. Once markets are loaded AND
+reconciliation succeeded the connector tells the gateway ``_Connected`` and the gateway publishes the
+account and starts its loops. Anything that is not an exchange error (a bug) fails the gateway: raised
+from setup() if it happens within the wait, else from a ``_ConnectCrashed`` message, and the
+supervisor's restart policy takes over. In the service the backoff comes from ``[supervision]``
+(``backoff_min`` / ``backoff_max``, see ``actors.system.exchanges_spec``).
 """
 from __future__ import annotations
 
+import random
+import re
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 import gevent
+import gevent.event
+import pykka
 from loguru import logger
 
+from actors.outage import Outage
 from actors.protocol import ExchangeOrderEvents
-from actors.supervisor import SupervisedActor
+from actors.supervisor import SupervisedActor, describe
 from actors.timers import Timer, send_after, send_every
 from domain.exchange_config import ExchangeAccountConfig
 from integrations.exchange import updates
 from integrations.exchange.account import ExchangeAccount
-from integrations.exchange.errors import AuthenticationFailed, ExchangeError, RateLimited, UnknownOutcome
+from integrations.exchange.errors import AuthenticationFailed, ExchangeError
 from integrations.exchange.market_cache import BookCache
 
-__all__ = ["ExchangeGateway", "GatewayHealth", "StreamPoll"]
+__all__ = ["AUTH_ALERT", "UNREACHABLE_ALERT", "ExchangeGateway", "GatewayHealth", "StreamPoll"]
 
-T = TypeVar("T")
+UNREACHABLE_ALERT = "exchange_unreachable"
+AUTH_ALERT = "exchange_auth_failed"
+BACKOFF_JITTER = 0.2
+_URL_QUERY = re.compile(r"(https?://[^\s?]+)\?\S*")
 
 # [stream] defaults (domain.config.StreamConfig has the same ones)
 STREAM_DEFAULTS = {"slow_interval": 2.0, "fast_interval": 0.3, "book_ttl": 0.5, "trades_lookback": 86_400.0}
@@ -86,6 +108,24 @@ class StreamPoll:
     """Timer -> gateway: run one round of the order-update stream, then schedule the next."""
 
 
+@dataclass(frozen=True)
+class _Connected:
+    """Connector -> gateway: markets loaded and reconciliation done; publish the account."""
+
+
+@dataclass(frozen=True)
+class _ConnectCrashed:
+    """Connector -> gateway: connecting failed with something that is not an exchange error (a bug)."""
+
+    error: BaseException
+
+
+def _reason(exc: BaseException) -> str:
+    """The exception class and message for a log line or an alert; URL query strings (timestamps,
+    signatures, and on some exchanges the key) cut."""
+    return _URL_QUERY.sub(r"\1?...", describe(exc))
+
+
 class ExchangeGateway(SupervisedActor):
     def __init__(  # noqa: PLR0913 - the knobs are for tests
         self,
@@ -96,9 +136,10 @@ class ExchangeGateway(SupervisedActor):
         child_id=None,
         account_factory: Callable[[ExchangeAccountConfig], ExchangeAccount] = ExchangeAccount,
         health_interval: float = 60.0,
-        startup_timeout: float = 30.0,
+        startup_timeout: float = 5.0,
         backoff_min: float = 0.5,
-        backoff_max: float = 10.0,
+        backoff_max: float = 60.0,
+        warn_interval: float | None = None,
         slow_interval: float | None = None,
         fast_interval: float | None = None,
         book_ttl: float | None = None,
@@ -114,7 +155,8 @@ class ExchangeGateway(SupervisedActor):
         self._health_interval = health_interval
         self._startup_timeout = startup_timeout
         self._backoff_min = backoff_min
-        self._backoff_max = backoff_max
+        self._backoff_max = max(backoff_max, backoff_min)
+        self._warn_interval = self._backoff_max if warn_interval is None else warn_interval
         stream_cfg = getattr(getattr(services, "config", None), "stream", None)
 
         def knob(name: str, given: float | None) -> float:
@@ -147,16 +189,38 @@ class ExchangeGateway(SupervisedActor):
         self._trades_at: dict[str, float] = {}
         self._linger: dict[str, float] = {}
         self._failing: str | None = None
+        self.outage = Outage(services, subject=self.account_id, kinds=(UNREACHABLE_ALERT, AUTH_ALERT),
+                             what=f"exchange account {self.account_id}", warn_interval=self._warn_interval,
+                             consequence="its orders wait (no funding, no quotes) until it is reachable and "
+                                         "reconciled")
+        self._connector: gevent.Greenlet | None = None
+        self._connected = gevent.event.Event()
+        self._connect_error: BaseException | None = None
+        self.live = False
         self._stream = {"rounds": 0, "failed_rounds": 0, "events_told": 0, "fills": 0, "in_flight": False,
                         "last_round_at": None, "last_round_seconds": 0.0}
 
     # ------------------------------------------------------------------ lifecycle
 
     def setup(self) -> None:
-        deadline = time.monotonic() + self._startup_timeout
         self.account = self._account_factory(self.cfg)
-        self._load_markets(deadline)
-        self._reconcile(deadline)
+        self._connector = gevent.spawn(self._connect_loop)
+        if self._startup_timeout > 0:
+            self._connected.wait(self._startup_timeout)
+        if self._connect_error is not None:
+            raise self._connect_error
+        if self._connected.is_set():
+            self._go_live()
+        else:
+            logger.info("exchange gateway {} ({}): not connected yet ({}); connecting in the background, the "
+                        "account is published once its markets are loaded and it is reconciled", self.account_id,
+                        self.cfg.ccxt_id, self.outage.last_reason or "still loading markets")
+
+    def _go_live(self) -> None:
+        """Publish the connected, reconciled account and start the loops (in the actor, once)."""
+        if self.live:
+            return
+        self.live = True
         self.book_cache = BookCache(self.account, self.book_ttl)
         # publish only now: whoever waits for the account sees a reconciled orders DB
         exchanges = getattr(self.services, "exchanges", None)
@@ -176,6 +240,45 @@ class ExchangeGateway(SupervisedActor):
                     self.account_id, self.cfg.ccxt_id, self.cfg.weight_per_minute, self.cfg.weight_window,
                     self.cfg.max_concurrency)
 
+    # ------------------------------------------------------------------ the connector (own greenlet)
+
+    def _connect_loop(self) -> None:
+        """Load markets and reconcile until both succeed, backing off between attempts (see the docstring)."""
+        delay = self._backoff_min
+        while True:
+            try:
+                self._connect_once()
+            except AuthenticationFailed as exc:
+                pause = self._backoff_max
+                self.outage.failed(_reason(exc), retry_in=pause, kind=AUTH_ALERT, level="ERROR",
+                                   problem="refuses the API key (check the key, secret, IP whitelist and "
+                                           "permissions)")
+            except ExchangeError as exc:
+                pause = min(delay, self._backoff_max) * (1 + random.uniform(0, BACKOFF_JITTER))
+                delay = min(delay * 2, self._backoff_max)
+                self.outage.failed(_reason(exc), retry_in=pause, kind=UNREACHABLE_ALERT)
+            except Exception as exc:  # noqa: BLE001 - a bug: the gateway fails, its supervisor decides
+                self._connect_error = exc
+                self._connected.set()
+                self._tell_self(_ConnectCrashed(exc))
+                return
+            else:
+                self.outage.recovered()
+                self._connected.set()
+                self._tell_self(_Connected())
+                return
+            gevent.sleep(pause)
+
+    def _tell_self(self, message: Any) -> None:
+        try:
+            self.actor_ref.tell(message)
+        except pykka.ActorDeadError:
+            pass  # stopped meanwhile
+
+    def _connect_once(self) -> None:
+        self.account.load_markets()
+        self._reconcile()
+
     def _undo_setup(self) -> None:
         self._release()
 
@@ -184,6 +287,9 @@ class ExchangeGateway(SupervisedActor):
         logger.info("exchange gateway {} stopped", self.account_id)
 
     def _release(self) -> None:
+        connector, self._connector = self._connector, None
+        if connector is not None and not connector.dead and connector is not gevent.getcurrent():
+            connector.kill(block=True, timeout=5)
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
@@ -198,35 +304,6 @@ class ExchangeGateway(SupervisedActor):
             del caches[self.account_id]
         if self.account is not None:
             self.account.close()
-
-    def _retrying(self, what: str, action: Callable[[], T], deadline: float | None = None) -> T:
-        """Run ``action``; UnknownOutcome / RateLimited are retried with backoff until ``deadline``."""
-        deadline = time.monotonic() + self._startup_timeout if deadline is None else deadline
-        delay = self._backoff_min
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return action()
-            except AuthenticationFailed as exc:
-                logger.error("exchange gateway {} ({}): the exchange refuses the API key ({}: {}). Check the "
-                             "key, secret, IP whitelist and permissions; retrying will not help.",
-                             self.account_id, self.cfg.ccxt_id, exc.kind, exc)
-                raise
-            except (UnknownOutcome, RateLimited) as exc:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    logger.error("exchange gateway {}: {} still failing after {} attempts: {}",
-                                 self.account_id, what, attempt, exc)
-                    raise
-                pause = min(delay, left)
-                logger.warning("exchange gateway {}: {} failed ({}); retry in {:.1f}s",
-                               self.account_id, what, exc, pause)
-                gevent.sleep(pause)
-                delay = min(delay * 2, self._backoff_max)
-
-    def _load_markets(self, deadline: float | None = None) -> None:
-        self._retrying("loading markets", self.account.load_markets, deadline)
 
     # ------------------------------------------------------------------ reconciliation
 
@@ -258,20 +335,18 @@ class ExchangeGateway(SupervisedActor):
                              "cannot be funded or quoted", self.account_id, pair.symbol)
         return listed
 
-    def _reconcile(self, deadline: float | None = None) -> None:
-        """Start-up reconciliation of this account with the orders DB (before the account is published)."""
+    def _reconcile(self) -> None:
+        """Start-up reconciliation of this account with the orders DB (before the account is published).
+
+        An ``ExchangeError`` propagates: the connector tries again after its backoff."""
         if self.writer is None:
             logger.warning("exchange gateway {}: no orders DB writer; start-up reconciliation and the order-update "
                            "stream are off", self.account_id)
             return
         symbols = self._configured_symbols()
-
-        def run() -> updates.ReconcileReport:
-            grace = self._stream_options.get("not_found_grace", updates.NOT_FOUND_GRACE)
-            return updates.reconcile_account(self.account, self.writer, symbols=symbols, now=self._now(),
-                                             lookback=self.trades_lookback, not_found_grace=grace)
-
-        report = self._retrying("reconciling open orders", run, deadline)
+        grace = self._stream_options.get("not_found_grace", updates.NOT_FOUND_GRACE)
+        report = updates.reconcile_account(self.account, self.writer, symbols=symbols, now=self._now(),
+                                           lookback=self.trades_lookback, not_found_grace=grace)
         self.reconciled = report
         level = "WARNING" if (report.unresolved or report.conflicts or report.cancelled_unknown
                               or report.cancel_failed or report.fills_missing or report.failed_symbols) else "INFO"
@@ -373,8 +448,15 @@ class ExchangeGateway(SupervisedActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, GatewayHealth):
             return self._health()
+        if isinstance(message, _Connected):
+            self._go_live()
+            return None
+        if isinstance(message, _ConnectCrashed):
+            if self.live:
+                return None
+            raise message.error
         if isinstance(message, StreamPoll):
-            if self.writer is None:
+            if not self.live or self.writer is None:
                 return None
             try:
                 self._poll()
@@ -402,6 +484,8 @@ class ExchangeGateway(SupervisedActor):
             logger.debug("exchange gateway {}: {} requests, healthy", self.account_id, stats.get("requests"))
         stats["account_id"] = self.account_id
         stats["markets_loaded"] = bool(self.account and self.account.markets_loaded)
+        stats["live"] = self.live
+        stats["unreachable"] = self.outage.last_reason if self.outage.down else None
         stats["stream"] = dict(self._stream)
         if self.book_cache is not None:
             stats["book_cache"] = {"requests": self.book_cache.requests, "hits": self.book_cache.hits,

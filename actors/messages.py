@@ -6,10 +6,9 @@ so they must not be mutated after sending.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-if TYPE_CHECKING:
-    from actors.supervisor import ChildSpec
+from actors.childspec import ChildSpec
 
 __all__ = ["ChildExited", "DeliverToChild", "ExitReason", "StartChild", "StopChild", "WhichChildren"]
 

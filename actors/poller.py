@@ -7,21 +7,31 @@ at once; otherwise wait `poll_interval`. If a full page is one single instant
 (more than `limit` snapshots share one created_at) the cursor cannot move by
 time: the poller sweeps that instant asset by asset, raises an operator alert
 for whatever it still cannot see, and steps 1 ns forward instead of spinning.
+
+Mixin unreachable (connection refused, DNS, timeouts, 5xx, throttling, an answer that is not one):
+the client has already retried the request; the poller keeps its cursor and polls again with
+exponential backoff (``poll_interval`` doubling, capped at ``max(backoff_max, 1 s)``), never dies
+of it. ``actors.outage.Outage`` reports it: one WARNING per retry window with the reason, an Alert
+``mixin_unreachable`` (``mixin_auth_failed`` when Mixin refuses the bot's token: an ERROR) whose
+subject is the API base URL, and one INFO line plus the alert resolved when a page arrives again.
 """
 from __future__ import annotations
 
 from loguru import logger
 
+from actors.outage import Outage
 from actors.protocol import PollNow, SnapshotsArrived
-from actors.supervisor import SupervisedActor
+from actors.supervisor import SupervisedActor, describe
 from actors.timers import send_after
 from domain.routing import BadSnapshot, SnapshotFacts, parse_snapshot
 from domain.timefmt import format_ns
 from integrations.crashpoints import crash_point
-from integrations.mixin.errors import MixinError
+from integrations.mixin.errors import MixinAuthError, MixinError
 from storage import repo
 
 CURSOR_NAME = "safe_snapshots"
+UNREACHABLE_ALERT = "mixin_unreachable"
+AUTH_ALERT = "mixin_auth_failed"
 
 
 class SnapshotPoller(SupervisedActor):
@@ -34,6 +44,13 @@ class SnapshotPoller(SupervisedActor):
         self._timer = None
         self._failures = 0
         self.pages = 0
+        self.outage = Outage(services, subject=self.cfg.api_base, kinds=(UNREACHABLE_ALERT, AUTH_ALERT),
+                             what=f"Mixin API {self.cfg.api_base}", warn_interval=self._backoff_cap(),
+                             consequence="no new payments are seen until it answers (the cursor is kept; "
+                                         "nothing is missed)")
+
+    def _backoff_cap(self) -> float:
+        return max(self.cfg.backoff_max, 1.0)
 
     def setup(self) -> None:
         cursor = repo.read_cursor(CURSOR_NAME)
@@ -62,13 +79,19 @@ class SnapshotPoller(SupervisedActor):
 
     def _fetch(self, **filters) -> list | None:
         try:
-            page = self.services.mixin.safe_snapshots(offset=self.offset, limit=self.cfg.page_limit,
-                                                      order="ASC", **filters)
+            # the client's per-attempt retry warnings stay off the console: the outage is reported below,
+            # one line per retry window (actors.system's console filter)
+            with logger.contextualize(outage_reported=True):
+                page = self.services.mixin.safe_snapshots(offset=self.offset, limit=self.cfg.page_limit,
+                                                          order="ASC", **filters)
         except MixinError as exc:
             self._failures += 1
-            delay = min(self.cfg.poll_interval * (2 ** min(self._failures, 6)), max(self.cfg.backoff_max, 1.0))
-            logger.warning("poller: snapshots request failed ({}: {}); retrying in {:.1f}s",
-                           type(exc).__name__, exc, delay)
+            delay = min(self.cfg.poll_interval * (2 ** min(self._failures, 6)), self._backoff_cap())
+            if isinstance(exc, MixinAuthError):
+                self.outage.failed(describe(exc), retry_in=delay, kind=AUTH_ALERT, level="ERROR",
+                                   problem="refuses the bot's token (check the keystore and the session)")
+            else:
+                self.outage.failed(describe(exc), retry_in=delay, kind=UNREACHABLE_ALERT)
             self._schedule(delay)
             return None
         if not isinstance(page, list):
@@ -77,6 +100,7 @@ class SnapshotPoller(SupervisedActor):
             self._schedule(self.cfg.poll_interval)
             return None
         self._failures = 0
+        self.outage.recovered()
         return page
 
     def _parse(self, page: list) -> list[tuple[SnapshotFacts, dict]]:

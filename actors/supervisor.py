@@ -22,7 +22,6 @@ Rules that follow from pykka's semantics:
 """
 from __future__ import annotations
 
-import enum
 import itertools
 import logging
 import random
@@ -36,6 +35,7 @@ import gevent
 import pykka
 from loguru import logger
 
+from actors.childspec import ChildSpec, Restart, Strategy
 from actors.messages import (
     ChildExited,
     DeliverToChild,
@@ -45,6 +45,7 @@ from actors.messages import (
     WhichChildren,
 )
 from actors.timers import Timer, send_after, send_every
+from integrations.redaction import redact
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -53,44 +54,17 @@ __all__ = [
     "ChildSpec",
     "HandlerTimeout",
     "Restart",
+    "StartFailed",
     "Strategy",
     "SupervisedActor",
     "Supervisor",
+    "describe",
     "install_pykka_log_bridge",
+    "start_failure",
 ]
 
 BACKOFF_JITTER = 0.2
 """Each backoff delay is stretched by a random 0..20% so restarts of many children spread out."""
-
-
-class Restart(enum.Enum):
-    """When a child that exited is restarted (OTP restart types)."""
-
-    PERMANENT = "permanent"  # always
-    TRANSIENT = "transient"  # only after reason "failure"
-    TEMPORARY = "temporary"  # never, not even as a sibling under ONE_FOR_ALL / REST_FOR_ONE
-
-
-class Strategy(enum.Enum):
-    """Which children are restarted when one of them has to be (OTP strategies)."""
-
-    ONE_FOR_ONE = "one_for_one"  # only that child
-    ONE_FOR_ALL = "one_for_all"  # all children: stop the others in reverse order, start all in order
-    REST_FOR_ONE = "rest_for_one"  # that child and the children started after it
-
-
-@dataclass(frozen=True)
-class ChildSpec:
-    """How to start one child.
-
-    `start(supervisor_ref, child_id)` must start the child and return its ref;
-    it is called again for every restart, so each call builds fresh state.
-    """
-
-    id: str
-    start: Callable[[pykka.ActorRef[Any], str], pykka.ActorRef[Any]]
-    restart: Restart = Restart.PERMANENT
-    shutdown_timeout: float = 5.0
 
 
 class HandlerTimeout(Exception):  # noqa: N818 - it is the gevent.Timeout, renamed
@@ -102,11 +76,35 @@ class HandlerTimeout(Exception):  # noqa: N818 - it is the gevent.Timeout, renam
     """
 
 
+class StartFailed(RuntimeError):  # noqa: N818 - reads as what happened
+    """An actor's start (its setup()) failed; the message says why, down to the innermost cause."""
+
+
 def describe(exc: BaseException | None) -> str:
-    """One-line description of an exception for logs and ChildExited.error."""
+    """One-line description of an exception for logs, ChildExited.error and alerts (secrets masked)."""
     if exc is None:
         return "unknown error"
-    return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, StartFailed):
+        return redact(str(exc))
+    return redact(f"{type(exc).__name__}: {exc}")
+
+
+_START_FAILURES: dict[str, str] = {}
+_START_FAILURES_KEPT = 256
+
+
+def start_failure(actor_urn: str) -> str | None:
+    """Why the actor with this urn failed in setup() (taken: asked once), or None.
+
+    pykka answers a waiting ask with a bare ActorDeadError when on_start fails; this is the
+    reason that goes with it (see ``actors.system.wait_started``)."""
+    return _START_FAILURES.pop(actor_urn, None)
+
+
+def _note_start_failure(actor_urn: str, reason: str) -> None:
+    while len(_START_FAILURES) >= _START_FAILURES_KEPT:
+        _START_FAILURES.pop(next(iter(_START_FAILURES)))
+    _START_FAILURES[actor_urn] = reason
 
 
 class SupervisedActor(pykka.ThreadingActor):
@@ -155,6 +153,7 @@ class SupervisedActor(pykka.ThreadingActor):
             self.setup()
         except (Exception, gevent.Timeout) as exc:
             logger.opt(exception=exc).error("{} setup failed: {}", self._label(), describe(exc))
+            _note_start_failure(self.actor_urn, describe(exc))
             self._undo_setup()
             self._report_exit("failure", describe(exc))
             # pykka calls no hook when on_start fails, so end the actor the way pykka
@@ -309,7 +308,11 @@ class Supervisor(SupervisedActor):
         # A child that cannot start fails the whole supervisor, like OTP's
         # start_link; _undo_setup() then stops the ones already started.
         for spec in self._specs:
-            self._start_new(spec, dynamic=False)
+            try:
+                self._start_new(spec, dynamic=False)
+            except Exception as exc:  # noqa: BLE001 - said again with the child's id, and raised
+                msg = f"child {spec.id} did not start: {describe(exc)}"
+                raise StartFailed(msg) from exc
         if self._sweep_interval:
             self._sweep_timer = send_every(self.actor_ref, self._sweep_interval, _Sweep())
         logger.info("supervisor {}: started {} children", self.name, len(self._children))
@@ -343,6 +346,9 @@ class Supervisor(SupervisedActor):
         if isinstance(message, _Sweep):
             return self._sweep()
         return self.handle_message(message)
+
+    def _label(self) -> str:
+        return f"supervisor {self.name}"
 
     def handle_message(self, message: Any) -> Any:
         """Override to handle more message types; the reply goes to the asker."""

@@ -85,7 +85,7 @@ def main() -> int:
     from actors.system import Escalation, build_services, start_tree, stop_tree
     from domain.config import parse_config
     from integrations.mixin.keystore import load_keystore
-    from sim.world import default_pairs
+    from sim.world import default_pairs, placeholder_exchange
     from storage.models import Snapshot
 
     work = Path(tempfile.mkdtemp(prefix="mmflow-bench-"))
@@ -107,6 +107,7 @@ def main() -> int:
             "mixin": {"api_base": f"http://127.0.0.1:{port}", "keystore": str(keystore_path),
                       "poll_interval": 0.05},
             "payments": {"market_making_fee_percent": "0.1", "check_delay": 3600, "timeout": 7200},
+            "exchanges": [placeholder_exchange(work)],  # pairs name an account; switched off: no gateway
             "pairs": default_pairs(),
         })
         services = build_services(config, keystore=load_keystore(keystore_path))

@@ -185,7 +185,7 @@ def tick_cpu(rounds: int, orders: int, work: Path, levels: int) -> dict:
     from domain.payment import FeeRequirements
     from domain.strategy.params import parse_params
     from integrations.exchange.market_cache import BookCache
-    from sim.world import BTC, BTC_USDT_PAIR, ETH, default_pairs
+    from sim.world import BTC, BTC_USDT_PAIR, ETH, default_pairs, placeholder_exchange
     from domain.config import parse_config
     from storage import exchange_repo
     from storage.db import open_database
@@ -196,7 +196,8 @@ def tick_cpu(rounds: int, orders: int, work: Path, levels: int) -> dict:
     db = open_database(f"sqlite:///{db_path}")
     writer = Writer(db).start()
     cfg = parse_config({"database": {"url": f"sqlite:///{db_path}"}, "mixin": {"keystore": "unused"},
-                        "payments": {"market_making_fee_percent": "0.1"}, "pairs": default_pairs()})
+                        "payments": {"market_making_fee_percent": "0.1"}, "pairs": default_pairs(),
+                        "exchanges": [placeholder_exchange(work)]})  # only read for the pair's rules
     pair = cfg.pair(BTC_USDT_PAIR)
     fees = FeeRequirements(BTC, D("0.0001"), ETH, D("0.002"), D("0.1"))
     now0 = time.time()

@@ -46,6 +46,25 @@ def default_pairs() -> list[dict]:
     ]
 
 
+PLACEHOLDER_EXCHANGE_URL = "http://127.0.0.1:9"  # the discard port: nobody listens
+
+
+def placeholder_exchange(secrets_dir: Path, account_id: str = "binance") -> dict:
+    """An ``[[exchanges]]`` table for worlds without an exchange: a real account entry (ccxt binance, keys in
+    ``exchange.key`` / ``exchange.secret`` written into ``secrets_dir`` with dummy values, API on a loopback
+    port nobody listens on) with ``enabled = false``: it satisfies validation (pairs must name a configured
+    account) but no gateway is started, so orders paid on its pairs wait at payment_complete."""
+    secrets_dir = Path(secrets_dir)
+    secrets_dir.mkdir(parents=True, exist_ok=True)
+    key, secret = secrets_dir / "exchange.key", secrets_dir / "exchange.secret"
+    for path, value in ((key, "placeholder-exchange-key"), (secret, "placeholder-exchange-secret")):
+        if not path.exists():
+            path.write_text(value + "\n")
+            path.chmod(0o600)
+    return {"id": account_id, "ccxt": "binance", "enabled": False, "api_key_file": str(key),
+            "secret_file": str(secret), "urls": {"api": PLACEHOLDER_EXCHANGE_URL}}
+
+
 @dataclass
 class World:
     fake: FakeMixin
@@ -64,6 +83,10 @@ class World:
         return path
 
     def config_dict(self, db_path: Path, keystore_path: Path, **overrides) -> dict:
+        """A valid config for this world (a dict, as TOML would parse it). Unless ``exchanges`` is given,
+        the pairs' account "binance" is :func:`placeholder_exchange`: configured but switched off, so
+        paid orders wait at payment_complete (what tests without an exchange expect); its key files are
+        written next to ``keystore_path``."""
         raw = {
             "database": {"url": f"sqlite:///{db_path}"},
             "mixin": {"api_base": self.fake.url, "keystore": str(keystore_path), "poll_interval": 0.05,
@@ -74,6 +97,8 @@ class World:
             "supervision": {"backoff_min": 0.02, "backoff_max": 0.5},
             "pairs": default_pairs(),
         }
+        if "exchanges" not in overrides:
+            raw["exchanges"] = [placeholder_exchange(Path(keystore_path).parent)]
         for section, values in overrides.items():
             if isinstance(values, dict):
                 raw.setdefault(section, {}).update(values)

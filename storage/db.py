@@ -1,6 +1,16 @@
-"""Opening the database: SQLite (WAL) by default, PostgreSQL by URL; schema on start."""
+"""Opening the database: SQLite (WAL) by default, PostgreSQL by URL; schema on start.
+
+Every way the database can be unusable — a directory that cannot be created, a file that is not a
+database, a schema newer than this mmflow, a missing PostgreSQL driver, a server that refuses the
+connection — is a StorageError whose message says what and where (any password in a URL masked),
+never a driver traceback. ``check_database`` answers the same question without creating, upgrading or
+writing anything (``run.py serve --check``).
+"""
 from __future__ import annotations
 
+import os
+import sqlite3
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -15,6 +25,107 @@ class StorageError(RuntimeError):
     pass
 
 
+def masked_url(url: str) -> str:
+    """The URL with its password (if any) replaced by ``***``."""
+    try:
+        parts = urlparse(url)
+        password = parts.password
+    except ValueError:
+        return url.split("@", 1)[-1] if "@" in url else url
+    if not password:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}").geturl()
+
+
+def _scrub(text: str, url: str) -> str:
+    """A driver's message without the URL's password (drivers do not echo it, but never say never)."""
+    try:
+        password = urlparse(url).password
+    except ValueError:
+        password = None
+    for secret in {password, unquote(password or "")} - {None, ""}:
+        text = text.replace(secret, "***")
+    return " ".join(str(text).split())  # one line
+
+
+def _sqlite_path(url: str) -> str:
+    return url[len("sqlite:///"):]
+
+
+def _prepare_sqlite_directory(path: str) -> None:
+    """Create the database file's directory (and parents), or say why it cannot be."""
+    parent = Path(path).parent
+    if parent.is_dir():
+        return
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = _blocking_file(parent)
+        why = f"{blocker} is a file, not a directory" if blocker else (exc.strerror or type(exc).__name__)
+        raise StorageError(f"cannot create the directory {parent} for the SQLite database: {why}") from None
+
+
+def _blocking_file(directory: Path) -> Path | None:
+    """The first existing non-directory among ``directory`` and its parents, if any."""
+    for candidate in [directory, *directory.parents]:
+        if candidate.exists() or candidate.is_symlink():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def _pg_database(url: str, busy_timeout: float):
+    try:
+        from playhouse.postgres_ext import PooledPsycopg3Database
+    except ImportError:  # pragma: no cover - peewee's playhouse ships with peewee
+        raise StorageError("PostgreSQL needs the 'postgres' extra: pip install 'mmflow[postgres]'") from None
+    try:
+        import psycopg  # noqa: F401 - the driver PooledPsycopg3Database uses
+    except ImportError:
+        raise StorageError("PostgreSQL needs the psycopg driver, which is not installed: "
+                           "pip install 'mmflow[postgres]'") from None
+    try:
+        parts = urlparse(url)
+        port = parts.port or 5432
+    except ValueError as exc:
+        raise StorageError(f"{masked_url(url)} is not a valid URL ({exc})") from None
+    name = parts.path.lstrip("/")
+    if not name:
+        raise StorageError(f"{masked_url(url)} names no database (postgresql://USER@HOST/DATABASE)")
+    return PooledPsycopg3Database(
+        name,
+        user=unquote(parts.username or ""), password=unquote(parts.password or ""),
+        host=parts.hostname or "127.0.0.1", port=port,
+        max_connections=20, stale_timeout=300, timeout=busy_timeout or 10,
+        connect_timeout=max(1, int(busy_timeout or 10)),
+    )
+
+
+def _where(url: str) -> str:
+    if url.startswith("sqlite:///"):
+        return f"SQLite database {_sqlite_path(url)}"
+    return f"PostgreSQL database {masked_url(url)}"
+
+
+def _unusable(url: str, exc: BaseException) -> StorageError:
+    """A driver/OS error while opening ``url`` as a StorageError that says what, where, and without secrets."""
+    if isinstance(exc, StorageError):
+        return exc
+    where = _where(url)
+    text = _scrub(str(exc) or type(exc).__name__, url)
+    if isinstance(exc, pw.ImproperlyConfigured) or "driver not installed" in text:
+        return StorageError(f"{where}: the PostgreSQL driver (psycopg) is not installed: "
+                            "pip install 'mmflow[postgres]'")
+    if "file is not a database" in text or "malformed" in text:
+        return StorageError(f"{where}: the file is not an SQLite database ({text})")
+    if isinstance(exc, OSError):
+        return StorageError(f"{where}: {exc.strerror or text}")
+    return StorageError(f"{where}: cannot be opened: {text}")
+
+
+_DRIVER_ERRORS = (pw.PeeweeException, sqlite3.Error, OSError)
+
+
 def open_database(url: str, *, busy_timeout: float = 5.0) -> pw.Database:
     """Connect, bind the models, create the schema if new and check its version.
 
@@ -24,10 +135,40 @@ def open_database(url: str, *, busy_timeout: float = 5.0) -> pw.Database:
     avoids one connection per actor (peewee's thread-local is per greenlet).
     PostgreSQL: psycopg 3 pool (cooperative under gevent), always with a timeout.
     """
+    try:
+        db = _connect(url, busy_timeout)
+    except _DRIVER_ERRORS as exc:
+        raise _unusable(url, exc) from None
+    database_proxy.initialize(db)
+    try:
+        ensure_schema(db)
+    except _DRIVER_ERRORS as exc:
+        database_proxy.initialize(None)
+        _close_quietly(db)
+        raise _unusable(url, exc) from None
+    except StorageError as exc:
+        database_proxy.initialize(None)
+        _close_quietly(db)
+        raise StorageError(f"{_where(url)}: {exc}") from None
+    return db
+
+
+def _close_quietly(db: pw.Database) -> None:
+    try:
+        db.close()
+    except Exception:  # noqa: BLE001, S110 - already failing; the first error is the one to report
+        pass
+
+
+def _connect(url: str, busy_timeout: float) -> pw.Database:
     if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///"):]
+        path = _sqlite_path(url)
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            if not path.strip():
+                raise StorageError("sqlite:/// names no database file")
+            _prepare_sqlite_directory(path)
+            if Path(path).is_dir():
+                raise StorageError(f"SQLite database {path}: is a directory, not a file")
         db = pw.SqliteDatabase(
             path,
             pragmas={"journal_mode": "wal", "synchronous": "normal", "foreign_keys": 1,
@@ -37,22 +178,93 @@ def open_database(url: str, *, busy_timeout: float = 5.0) -> pw.Database:
             autoconnect=True,
         )
     elif url.startswith(("postgresql://", "postgres://")):
-        try:
-            from playhouse.postgres_ext import PooledPsycopg3Database
-        except ImportError as exc:  # pragma: no cover - depends on the optional extra
-            raise StorageError("PostgreSQL needs the 'postgres' extra: pip install 'mmflow[postgres]'") from exc
-        parts = urlparse(url)
-        db = PooledPsycopg3Database(
-            parts.path.lstrip("/"),
-            user=unquote(parts.username or ""), password=unquote(parts.password or ""),
-            host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
-            max_connections=20, stale_timeout=300, timeout=busy_timeout or 10,
-        )
+        db = _pg_database(url, busy_timeout)
     else:
-        raise StorageError(f"unsupported database url {url!r}")
-    database_proxy.initialize(db)
-    ensure_schema(db)
+        raise StorageError(f"unsupported database url {masked_url(url)!r}")
+    db.connect(reuse_if_open=True)
     return db
+
+
+def check_database(url: str, *, busy_timeout: float = 5.0) -> str:
+    """Whether ``open_database(url)`` would work, without creating, upgrading or writing anything.
+
+    Returns a short description of what was found ("new", "schema version 2", ...); StorageError
+    (same messages as open_database) when the database is unusable."""
+    from storage.models import SCHEMA_VERSION
+
+    try:
+        if url.startswith("sqlite:///"):
+            return _check_sqlite(_sqlite_path(url), SCHEMA_VERSION, busy_timeout)
+        if url.startswith(("postgresql://", "postgres://")):
+            db = _pg_database(url, busy_timeout)
+            try:
+                db.connect()
+                return _schema_state(db, SCHEMA_VERSION)
+            except StorageError as exc:
+                raise StorageError(f"{_where(url)}: {exc}") from None
+            finally:
+                _close_quietly(db)
+        raise StorageError(f"unsupported database url {masked_url(url)!r}")
+    except _DRIVER_ERRORS as exc:
+        raise _unusable(url, exc) from None
+
+
+def _check_sqlite(path: str, schema_version: int, busy_timeout: float) -> str:
+    if path == ":memory:":
+        return "in memory"
+    if not path.strip():
+        raise StorageError("sqlite:/// names no database file")
+    target = Path(path)
+    if target.is_dir():
+        raise StorageError(f"SQLite database {path}: is a directory, not a file")
+    if not target.exists():
+        parent = target.parent
+        blocker = _blocking_file(parent)
+        if blocker is not None:
+            raise StorageError(f"cannot create the directory {parent} for the SQLite database: "
+                               f"{blocker} is a file, not a directory")
+        existing = next((p for p in [parent, *parent.parents] if p.exists()), Path("/"))
+        try:  # the truth about writability (os.access says yes to root on a read-only or virtual file system)
+            os.rmdir(tempfile.mkdtemp(prefix=".mmflow-check-", dir=existing))
+        except OSError as exc:
+            what = f"the directory {parent} for the SQLite database" if existing != parent \
+                else f"the SQLite database {path}"
+            raise StorageError(f"cannot create {what}: {exc.strerror or type(exc).__name__} "
+                               f"(in {existing})") from None
+        return "new (will be created)"
+    conn = sqlite3.connect(f"file:{target}?mode=ro", uri=True, timeout=max(busy_timeout, 0.1))
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()  # reads the header: 'file is not a database' here
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        table = SchemaVersion._meta.table_name
+        if table not in tables:
+            if tables:
+                raise StorageError(f"SQLite database {path}: holds tables but no schema_version: "
+                                   "not an mmflow database")
+            return "empty (the schema will be created)"
+        current = conn.execute(f"SELECT MAX(version) FROM {table}").fetchone()[0] or 1
+    finally:
+        conn.close()
+    try:
+        return _compare(current, schema_version)
+    except StorageError as exc:
+        raise StorageError(f"SQLite database {path}: {exc}") from None
+
+
+def _schema_state(db: pw.Database, schema_version: int) -> str:
+    if not db.table_exists(SchemaVersion._meta.table_name):
+        return "empty (the schema will be created)"
+    row = db.execute_sql(f"SELECT MAX(version) FROM {SchemaVersion._meta.table_name}").fetchone()
+    return _compare((row[0] if row else None) or 1, schema_version)
+
+
+def _compare(current: int, schema_version: int) -> str:
+    if current > schema_version:
+        raise StorageError(f"database schema version {current} is newer than this mmflow "
+                           f"({schema_version}); refusing to run an older binary on it")
+    if current < schema_version:
+        return f"schema version {current} (will be upgraded to {schema_version})"
+    return f"schema version {current}"
 
 
 def all_models() -> list:

@@ -103,16 +103,18 @@ def test_unknown_ccxt_id_and_every_other_problem_is_listed(tmp_path, monkeypatch
     assert "MMFLOW_TEST_MISSING is not set" in text and "cannot read" in text and "nope.secret" in text
     assert "give api_key_file or api_key_env, not both" in text
     assert "an API key needs its secret" in text  # d: key without secret
-    for expected in ("weight_per_minute must be >= 1", "max_concurrency must be a whole number",
-                     "request_timeout must be > 0", "unknown key 'colour'", "must be a Mixin chain id",
-                     "must look like \"GET /api/v3/depth\"", "config.timeout is not allowed",
-                     "config.enableRateLimit is not allowed", "must be an http(s) URL",
-                     "'a' is already used by exchanges[0]", "exchanges[6].id is required",
-                     "exchanges[7] must be a table"):
+    for expected in ("weight_per_minute: must be >= 1", "max_concurrency: must be a whole number",
+                     "request_timeout: must be > 0", "(e).colour: unknown key", "must be a Mixin chain id",
+                     "must look like \"GET /api/v3/depth\"", "config.timeout: is not allowed",
+                     "config.enableRateLimit: is not allowed", "must be an http(s) URL",
+                     "'a' is already used by exchanges[0]", "exchanges[6].id: is required",
+                     "exchanges[7]: must be a table"):
         assert expected in text, expected
     assert len(problems) >= 17
+    # every problem starts with the key path it is about
+    assert all(p.startswith("exchanges[") and ": " in p for p in problems), problems
     _, problems = parse({"id": "x"}, tmp_path)
-    assert problems == ["[[exchanges]] must be an array of tables"]
+    assert problems == ["exchanges: must be an array of tables ([[exchanges]])"]
 
 
 def test_url_overrides_point_ccxt_at_another_venue(tmp_path, monkeypatch):

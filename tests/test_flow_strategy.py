@@ -55,9 +55,11 @@ def test_funded_order_joins_campaign_runs_and_stops(tmp_path, xworld):
         mm.wait_state(order_id, "running", timeout=30)
         record = CampaignParticipation.get_by_id(order_id)
         assert record.campaign_id == "mm_binance_BTCUSDT"  # no HuFi configured: the local record is still written
-        wait_until(lambda: len(exchange_repo.open_orders_of(order_id)) == 4, timeout=15,
-                   message="a 2-level ladder on both sides")
-        live = exchange_repo.open_orders_of(order_id)
+        # A full ladder the exchange acknowledged (each order has its exchange id once its ack is recorded).
+        def full_ladder():
+            live = exchange_repo.open_orders_of(order_id)
+            return live if len(live) == 4 and all(o.exchange_order_id for o in live) else None
+        live = wait_until(full_ladder, timeout=15, message="a 2-level ladder on both sides")
         assert {o.side for o in live} == {"buy", "sell"}
         assert all(is_ours(o.client_order_id) and o.exchange_order_id for o in live)
         # Quotes only with this order's own funds.
@@ -189,5 +191,5 @@ def test_price_source_exchange_must_be_configured(tmp_path, xworld):
     from domain.config import ConfigError, parse_config
     raw = xworld.world.config_dict(tmp_path / "x.db", tmp_path / "k.json")
     raw["pairs"] = pairs_with_strategy(price_source_exchange="nowhere")
-    with pytest.raises(ConfigError, match="price_source_exchange 'nowhere' is not a configured"):
+    with pytest.raises(ConfigError, match="price_source_exchange: 'nowhere' is not a configured"):
         parse_config(raw)

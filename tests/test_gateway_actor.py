@@ -137,21 +137,34 @@ def test_startup_retries_unknown_outcomes_then_publishes(fx):
     assert time.monotonic() - started_at >= 0.05 + 0.1  # backed off between attempts
 
 
-def test_startup_gives_up_after_the_startup_timeout(fx):
+def test_an_unreachable_exchange_neither_fails_nor_blocks_the_start_and_is_published_once_reachable(fx):
     services = SimpleNamespace(exchanges={})
     fx.inject("/api/v3/exchangeInfo", status=503, count=1000)
-    ref = ExchangeGateway.start(services, cfg_for(fx), startup_timeout=0.3, backoff_min=0.05, backoff_max=0.1)
-    with pytest.raises(pykka.ActorDeadError):
-        started(ref)
-    assert services.exchanges == {}
+    started_at = time.monotonic()
+    ref = started(ExchangeGateway.start(services, cfg_for(fx), startup_timeout=0.3, backoff_min=0.05,
+                                        backoff_max=0.1))
+    STARTED.append(ref)
+    assert time.monotonic() - started_at < 2.0  # setup() waited startup_timeout, not for the exchange
+    assert services.exchanges == {}  # nothing funds or quotes on it yet
+    health = ref.ask(GatewayHealth(), timeout=2)
+    assert health["live"] is False and "ExchangeNotAvailable" in health["unreachable"]
+    attempts = [s for m, p, s in fx.requests_log if p == "/api/v3/exchangeInfo"]
+    gevent.sleep(0.3)
+    assert len([s for m, p, s in fx.requests_log if p == "/api/v3/exchangeInfo"]) > len(attempts)  # still trying
+    fx.reset_faults()
+    account = wait_until(lambda: services.exchanges.get("fake-gw"))
+    assert account.markets_loaded
+    assert ref.ask(GatewayHealth(), timeout=2)["live"] is True
 
 
-def test_a_bad_key_fails_the_start_at_once_without_retrying(fx):
+def test_a_bad_key_is_an_operator_problem_retried_slowly_and_never_published(fx):
     services = SimpleNamespace(exchanges={})
     before = sum(1 for m, p, s in fx.requests_log if p == "/sapi/v1/capital/config/getall")
-    ref = ExchangeGateway.start(services, cfg_for(fx, secret="wrong-secret"), backoff_min=0.01)
-    with pytest.raises(pykka.ActorDeadError):
-        started(ref)
+    ref = started(ExchangeGateway.start(services, cfg_for(fx, secret="wrong-secret"), startup_timeout=0.2,
+                                        backoff_min=0.01, backoff_max=5.0))
+    STARTED.append(ref)
+    gevent.sleep(0.3)
     assert services.exchanges == {}
     after = sum(1 for m, p, s in fx.requests_log if p == "/sapi/v1/capital/config/getall")
-    assert after - before == 1  # refused once, not hammered
+    assert after - before == 1  # refused once, retried only after backoff_max: not hammered
+    assert "AuthenticationFailed" in ref.ask(GatewayHealth(), timeout=2)["unreachable"]

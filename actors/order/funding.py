@@ -28,7 +28,9 @@ def exchange_account(stage: Stage):
     """The order's exchange account object, or Wait while it starts."""
     account_id = stage.pair.exchange
     if stage.services.config.exchange(account_id) is None:
-        raise Wait(f"exchange account {account_id!r} is not configured", delay=None)
+        disabled = any(e.account_id == account_id for e in getattr(stage.services.config, "disabled_exchanges", ()))
+        raise Wait(f"exchange account {account_id!r} is " + ("disabled in the config (enabled = false)" if disabled
+                                                              else "not configured"), delay=None)
     account = stage.services.exchanges.get(account_id)
     if account is None:
         raise Wait(f"exchange account {account_id!r} is starting", delay=stage.services.config.funding.retry_delay)

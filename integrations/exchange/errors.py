@@ -33,6 +33,8 @@ classified: it propagates unchanged and crashes loudly.
 """
 from __future__ import annotations
 
+from integrations.redaction import redact
+
 import ccxt
 
 __all__ = [
@@ -133,7 +135,8 @@ def classify(exc: BaseException) -> ExchangeError:
         return exc
     if not isinstance(exc, ccxt.BaseError):
         raise TypeError(f"not a ccxt error: {type(exc).__name__}: {exc}")
-    message = f"{type(exc).__name__}: {exc}"
+    # Masked here, once: these messages end up in logs, alerts and order notes (ccxt may quote a request).
+    message = redact(f"{type(exc).__name__}: {exc}")
     status = getattr(exc, "mmflow_http_status", None)
     if isinstance(exc, (ccxt.RateLimitExceeded, ccxt.DDoSProtection)) or status in (418, 429):
         kind = "banned" if status == 418 else "rate_limited"

@@ -18,7 +18,9 @@ legacy::
 A legacy keystore has no spend key (``can_spend`` is False) and its server key
 is only known in X25519 form, so ``server_public_key`` is None.
 
-Error messages name the offending field and never its value.
+Error messages name the offending field and never its value. ``load_bot_keystore`` reads the
+keystore a config names (a file path, or ``env:VARIABLE``); its KeystoreError says which file or
+variable, then what is wrong — never the content.
 """
 from __future__ import annotations
 
@@ -35,7 +37,13 @@ from nacl.signing import SigningKey
 
 
 class KeystoreError(ValueError):
-    """The keystore is missing a field or a field is malformed."""
+    """The keystore cannot be read, is not JSON, or is missing a field or has a malformed one.
+
+    ``source``: the file path or ``environment variable NAME`` it came from, when known."""
+
+    def __init__(self, message: str, source: str = ""):
+        super().__init__(message)
+        self.source = source
 
 
 _KEY_LEN = 32
@@ -190,19 +198,85 @@ def parse_keystore(obj: dict) -> Keystore:
     raise KeystoreError("app_id: missing (neither app_id nor legacy client_id present)")
 
 
-def load_keystore(path: str | os.PathLike[str]) -> Keystore:
-    """Read and parse a keystore JSON file."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise KeystoreError(f"keystore file {p}: cannot read ({exc.strerror or type(exc).__name__})") from None
+_MAX_NESTING = 32  # a keystore is one flat object; deeper input is refused before the C decoder sees it
+
+
+def _too_deep(text: str) -> bool:
+    """Whether brackets outside strings nest deeper than _MAX_NESTING (json's C decoder can overflow the
+    stack on such input when a library has raised the recursion limit, as py_ecc does)."""
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > _MAX_NESTING:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def _parse_text(text: str, source: str) -> Keystore:
+    """JSON text → Keystore; every error starts with ``source`` and never echoes the document."""
+    if _too_deep(text):
+        raise KeystoreError(f"{source}: not valid JSON (nested too deeply)", source)
     try:
         obj: Any = json.loads(text)
     except json.JSONDecodeError as exc:
         # exc.msg/lineno only: never echo the document (it holds secrets).
-        raise KeystoreError(f"keystore file {p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    return parse_keystore(obj)
+        raise KeystoreError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})", source) from None
+    except RecursionError:
+        raise KeystoreError(f"{source}: not valid JSON (nested too deeply)", source) from None
+    if not isinstance(obj, dict):
+        kind = {list: "an array", str: "a string", type(None): "null", bool: "a boolean"}.get(type(obj), "a number")
+        raise KeystoreError(f"{source}: must be a JSON object {{...}}, not {kind}", source)
+    try:
+        return parse_keystore(obj)
+    except KeystoreError as exc:
+        raise KeystoreError(f"{source}: {exc}", source) from None
+
+
+def load_keystore(path: str | os.PathLike[str]) -> Keystore:
+    """Read and parse a keystore JSON file."""
+    p = Path(path)
+    source = f"keystore file {p}"
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise KeystoreError(f"{source}: cannot read ({exc.strerror or type(exc).__name__})", str(p)) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KeystoreError(f"{source}: not a text (UTF-8) file; a keystore is JSON", str(p)) from None
+    try:
+        return _parse_text(text, source)
+    except KeystoreError as exc:
+        raise KeystoreError(str(exc), str(p)) from None
+
+
+def load_bot_keystore(reference: str) -> Keystore:
+    """The bot's keystore as a config names it (``mixin.keystore``): a file path, or ``env:VARIABLE`` holding
+    the JSON. KeystoreError names the file or the variable and what is wrong, never the content."""
+    if reference.startswith("env:"):
+        variable = reference[4:]
+        source = f"environment variable {variable}"
+        text = os.environ.get(variable)
+        if text is None:
+            raise KeystoreError(f"{source} is not set", source)
+        if not text.strip():
+            raise KeystoreError(f"{source} is empty", source)
+        return _parse_text(text, source)
+    if not reference:
+        raise KeystoreError("no keystore configured (mixin.keystore)")
+    return load_keystore(reference)
 
 
 def generate_keystore(app_id: str | None = None) -> dict:
@@ -219,4 +293,4 @@ def generate_keystore(app_id: str | None = None) -> dict:
     }
 
 
-__all__ = ["Keystore", "KeystoreError", "parse_keystore", "load_keystore", "generate_keystore"]
+__all__ = ["Keystore", "KeystoreError", "generate_keystore", "load_bot_keystore", "load_keystore", "parse_keystore"]

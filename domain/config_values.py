@@ -1,0 +1,123 @@
+"""Value checks shared by the config parsers (domain/config.py, exchange_config.py, hufi_config.py).
+
+Each check returns the problem text (what is wrong, without the key: the caller prefixes
+``<key path>: ``) or None. Nothing here does I/O; nothing here echoes more than a short,
+truncated ``repr`` of the offending value — and callers never pass a secret to them.
+"""
+from __future__ import annotations
+
+import math
+import re
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+MAX_SECONDS = 10 * 365 * 86400          # ten years: anything longer is a typo (and overflows some timers)
+MAX_COUNT = 1_000_000_000               # whole-number settings (attempts, limits, sizes)
+MAX_AMOUNT = Decimal(10) ** 15          # amounts in the config: a quadrillion units is already absurd
+MAX_SIGNIFICANT_DIGITS = 18
+MAX_DECIMAL_PLACES = 18
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def show(value: Any, limit: int = 60) -> str:
+    """A short repr of a (non-secret) config value for a message: one line, at most ``limit`` characters."""
+    text = repr(value)
+    if len(text) > limit:
+        text = text[: limit - 5] + "...'" if text[:1] in "'\"" else text[: limit - 3] + "..."
+    return text
+
+
+def num(x: float) -> str:
+    """A bound for a message: 1 not 1.0, 315360000 not 3.1536e+08, 0.01 as is."""
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def number_problem(value: Any, *, minimum: float | None = None, exclusive: bool = False,
+                   maximum: float | None = None, integer: bool = False, unit: str = "") -> str | None:
+    """A TOML number: bool refused, int or float (int only with ``integer``), finite, within bounds."""
+    kind = "a whole number" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"must be {kind}, got {show(value)}"
+    if integer and not isinstance(value, int):
+        return f"must be a whole number, got {show(value)}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, got {value!r}"
+    if minimum is not None:
+        if exclusive and not value > minimum:
+            return f"must be > {num(minimum)}, got {value!r}"
+        if not exclusive and value < minimum:
+            return f"must be >= {num(minimum)}, got {value!r}"
+    if maximum is not None and value > maximum:
+        return f"must be at most {num(maximum)}{unit}, got {show(value, 30)}"
+    return None
+
+
+def seconds_problem(value: Any, *, minimum: float = 0.0, exclusive: bool = True) -> str | None:
+    """A duration in seconds: finite, > minimum (or >= with exclusive=False), at most ten years."""
+    return number_problem(value, minimum=minimum, exclusive=exclusive, maximum=MAX_SECONDS,
+                          unit=" seconds (ten years)")
+
+
+def amount_problem(value: Decimal, shown: Any = None) -> str | None:
+    """A finite Decimal from the config: not absurdly large or precise (``1e999999999``, 30 digits).
+
+    No arithmetic under the default context happens here (it would overflow on such values)."""
+    if not value.is_finite():
+        return f"{show(shown if shown is not None else str(value))} is not finite"
+    if value.is_zero():
+        return None
+    shown = show(shown if shown is not None else str(value))
+    if value.copy_abs() > MAX_AMOUNT:
+        return f"{shown} is too large (at most 1e15)"
+    _, digits, exponent = value.as_tuple()
+    digits = list(digits)
+    while len(digits) > 1 and digits[-1] == 0:
+        digits.pop()
+        exponent += 1
+    if len(digits) > MAX_SIGNIFICANT_DIGITS:
+        return f"{shown} has {len(digits)} significant digits (at most {MAX_SIGNIFICANT_DIGITS})"
+    if -exponent > MAX_DECIMAL_PLACES:
+        return f"{shown} has more than {MAX_DECIMAL_PLACES} decimal places"
+    return None
+
+
+def http_url_problem(value: Any, *, allow_query: bool = True) -> str | None:
+    """An absolute http(s) URL with a host (``http://`` alone, a bad port, spaces are refused)."""
+    if not isinstance(value, str):
+        return f"must be an http(s) URL, got {show(value)}"
+    if not value.startswith(("http://", "https://")):
+        return f"must be an http(s) URL, got {show(mask_url(value))}"
+    if any(c.isspace() or ord(c) < 32 for c in value):
+        return f"must be an http(s) URL without spaces or control characters, got {show(mask_url(value))}"
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        return f"is not a valid URL ({exc}): {show(mask_url(value))}"
+    if not host:
+        return f"must name a host, got {show(mask_url(value))}"
+    if not allow_query and (parts.query or parts.fragment or "?" in value):
+        return f"must be an http(s) URL without a query, got {show(mask_url(value))}"
+    return None
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (for messages)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        password = None
+        parts = None
+    if parts is not None and password is not None:
+        user, _, host = parts.netloc.rpartition("@")
+        name = user.split(":", 1)[0]
+        return urlunsplit(parts._replace(netloc=f"{name}:***@{host}"))
+    if "@" in url and ":" in url.split("@", 1)[0].split("//", 1)[-1]:
+        scheme, _, rest = url.partition("//")
+        userinfo, _, host = rest.partition("@")
+        return f"{scheme}//{userinfo.split(':', 1)[0]}:***@{host}"
+    return url
