@@ -275,6 +275,18 @@ class ExchangeWorld:
         self.stop()
 
 
+def fake_exchange_class(venue: str) -> type[FakeExchange]:
+    """The fake exchange class of a venue: sim/fake_exchange/<venue>.py defines ``FAKE`` (binance: the base)."""
+    if venue == "binance":
+        return FakeExchange
+    import importlib
+    try:
+        module = importlib.import_module(f"sim.fake_exchange.{venue}")
+    except ImportError as exc:
+        raise ValueError(f"no fake exchange for venue {venue!r}") from exc
+    return module.FAKE
+
+
 def world_with_exchange(
     *,
     seed: int = 1,
@@ -284,8 +296,10 @@ def world_with_exchange(
     secret: str | None = None,
     world: World | None = None,
     return_confirm_delay: float = 0.0,
+    venue: str = "binance",
 ) -> ExchangeWorld:
-    """``build_world()`` + a started FakeExchange named like binance, one account, the bridges.
+    """``build_world()`` + a started fake exchange speaking ``venue``'s dialect (binance, mexc, gate, bybit),
+    one account, the bridges.
 
     ``deposit_delay``: seconds from the Mixin withdrawal hash to the exchange deposit's success
     (None: the exchange's default, 1 s). ``return_confirm_delay``: seconds a completed exchange
@@ -296,20 +310,22 @@ def world_with_exchange(
     world = world or build_world()
     if world.safe is None:
         raise ValueError("the world has no FakeSafe (build it with sim.world.build_world)")
-    exchange = FakeExchange(seed=seed).start()
+    cls = fake_exchange_class(venue)
+    net = cls.NETWORK_IDS  # canonical network → the venue's own network id
+    exchange = cls(seed=seed).start()
     try:
         exchange.add_market("BTC/USDT", "BTC", "USDT", tick_size="0.01", step_size="0.00001", min_qty="0.00001",
                             min_notional="5", mid="60000")
         exchange.add_market("ETH/USDT", "ETH", "USDT", tick_size="0.01", step_size="0.0001", min_qty="0.0001",
                             min_notional="5", mid="3000")
-        exchange.add_currency("BTC", [{"network": "BTC", "withdrawFee": "0.0002", "withdrawMin": "0.001",
+        exchange.add_currency("BTC", [{"network": net["BTC"], "withdrawFee": "0.0002", "withdrawMin": "0.001",
                                        "isDefault": True}], name="Bitcoin")
-        exchange.add_currency("ETH", [{"network": "ETH", "withdrawFee": "0.0008", "withdrawMin": "0.0016",
+        exchange.add_currency("ETH", [{"network": net["ERC20"], "withdrawFee": "0.0008", "withdrawMin": "0.0016",
                                        "isDefault": True}], name="Ethereum")
         exchange.add_currency("USDT", [
-            {"network": "ETH", "withdrawFee": "3", "withdrawMin": "10", "isDefault": True},
-            {"network": "TRX", "withdrawFee": "1", "withdrawMin": "10", "withdrawIntegerMultiple": "0.000001"},
-            {"network": "BSC", "withdrawFee": "0.5", "withdrawMin": "10"},
+            {"network": net["ERC20"], "withdrawFee": "3", "withdrawMin": "10", "isDefault": True},
+            {"network": net["TRC20"], "withdrawFee": "1", "withdrawMin": "10", "withdrawIntegerMultiple": "0.000001"},
+            {"network": net["BEP20"], "withdrawFee": "0.5", "withdrawMin": "10"},
         ], name="TetherUS")
         if deposit_delay is not None:
             exchange.deposit_delay = deposit_delay

@@ -209,6 +209,13 @@ def record_return_failed(request_id: str, error: str, next_try_at: float, now: f
         MoneyMovement.request_id == request_id).execute()
 
 
+def claimed_withdrawal_ids(exchange_account: str) -> frozenset[str]:
+    """Exchange withdrawal ids already recorded as one of our returns on this account."""
+    return frozenset(i for (i,) in MoneyMovement.select(MoneyMovement.exchange_withdrawal_id).where(
+        (MoneyMovement.kind == "return") & (MoneyMovement.exchange_account == exchange_account)
+        & MoneyMovement.exchange_withdrawal_id.is_null(False)).tuples())
+
+
 def note_movement(request_id: str, note: str, now: float) -> None:
     MoneyMovement.update(last_error=note, updated_at=now).where(MoneyMovement.request_id == request_id).execute()
 

@@ -26,7 +26,8 @@ def xworld(monkeypatch):
 
 
 def exchange_table(ew, **extra) -> dict:
-    table = {"id": "binance", "ccxt": "binance", "api_key_env": "MMF_BINANCE_KEY",
+    """The [[exchanges]] table of the world's fake venue (its id is always "binance": the pairs name it)."""
+    table = {"id": "binance", "ccxt": ew.exchange.venue, "api_key_env": "MMF_BINANCE_KEY",
              "secret_env": "MMF_BINANCE_SECRET", "urls": {"api": ew.exchange.url},
              "options": ew.ccxt_config()["options"]}
     table.update(extra)

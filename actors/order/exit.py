@@ -271,9 +271,8 @@ class ExitStage(Stage):
             return
         if m.state not in ("sending", "sent", "completed"):
             return
-        since = int(((m.requested_at or m.created_at) - 3600) * 1000)
         try:
-            found = account.find_withdrawal(m.client_id, m.exchange_code, since)
+            found = self._look_up(account, m)
         except ExchangeError as exc:
             raise Wait(f"looking up withdrawal {m.client_id}: {exc}", self.cfg.retry_delay) from None
         if m.state == "sending":
@@ -306,6 +305,28 @@ class ExitStage(Stage):
         if m.state != "arrived" and now - (m.sent_at or now) > self.cfg.return_timeout:
             raise Stuck(describe_return(f"nothing arrived on Mixin {self.cfg.return_timeout:g}s after the exchange "
                                         f"accepted the withdrawal", m))
+
+    def _look_up(self, account, m):
+        """The venue's record of this return's current attempt, or None (not visible yet).
+
+        By the venue's own id once it accepted the withdrawal; before that, by our client id where the
+        venue echoes one, else by what the withdrawal looks like (currency, address, tag, amount, since it
+        was sent) among withdrawals no other return has claimed — two that fit is ambiguous: an operator
+        decides, never a second withdrawal."""
+        since = int(((m.requested_at or m.created_at) - 3600) * 1000)
+        if m.exchange_withdrawal_id:
+            return account.withdrawal_by_id(m.exchange_withdrawal_id, m.exchange_code, since)
+        if account.venue.has_withdraw_client_id:
+            return account.find_withdrawal(m.client_id, m.exchange_code, since)
+        claimed = exit_repo.claimed_withdrawal_ids(m.exchange_account)
+        window = int(((m.requested_at or m.created_at) - 60) * 1000)
+        fits = [t for t in account.withdrawals_like(m.exchange_code, address=m.destination, tag=m.tag or None,
+                                                    amount=m.amount, since_ms=window) if t.id not in claimed]
+        if len(fits) > 1:
+            raise Stuck(describe_return(f"{len(fits)} withdrawals in {self.pair.exchange}'s history look like this "
+                                        f"one ({', '.join(t.id for t in fits)}) and the venue keeps no client id: "
+                                        f"which is ours is not guessed", m))
+        return fits[0] if fits else None
 
     # ------------------------------------------------------------ settling
 

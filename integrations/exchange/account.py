@@ -53,6 +53,7 @@ from integrations.exchange.errors import (
     classify,
 )
 from integrations.exchange.limiter import WeightedLimiter
+from integrations.exchange.venues import venue
 from integrations.exchange.weights import WeightTable, table_for
 
 __all__ = [
@@ -69,17 +70,8 @@ __all__ = [
     "to_decimal",
 ]
 
-# Options that keep binance's load_markets on spot (no fapi/dapi/margin requests) and
-# fetchCurrencies on (deposit-address networks, withdrawal fees and limits). Config overrides.
-DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
-    "binance": {"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False, "fetchCurrencies": True,
-                "defaultType": "spot"},
-}
-# The exchange's own withdrawal client id parameter: a withdrawal whose reply was lost is found
-# again by it. Exchanges not listed refuse withdraw() (no way to resolve an unknown outcome).
-WITHDRAW_CLIENT_ID_PARAM: dict[str, str] = {"binance": "withdrawOrderId"}
-# Response headers that report the weight used in the exchange's current window.
-USED_WEIGHT_HEADERS = ("X-MBX-USED-WEIGHT-1M", "X-SAPI-USED-IP-WEIGHT-1M")
+# What differs per venue (ccxt options that keep load_markets on spot, the withdrawal client id and
+# where the venue echoes it, the used-weight headers) lives in integrations/exchange/venues/.
 TRANSFER_STATUSES = frozenset({"pending", "ok", "failed", "canceled"})
 
 
@@ -332,6 +324,7 @@ class ExchangeAccount:
             bucket_limits=cfg.bucket_limits, name=cfg.account_id,
         )
         self.weights = weights or table_for(cfg.ccxt_id, cfg.weights)
+        self.venue = venue(cfg.ccxt_id)
         self._local = gevent.local.local()
         self._markets_lock = gevent.lock.Semaphore()
         self._markets_loaded = False
@@ -352,7 +345,7 @@ class ExchangeAccount:
     def _ccxt_params(self) -> dict[str, Any]:
         cfg = self.cfg
         params: dict[str, Any] = _plain(cfg.config)
-        params["options"] = _deep_merge(_plain(DEFAULT_OPTIONS.get(cfg.ccxt_id, {})), cfg.options)
+        params["options"] = _deep_merge(_plain(venue(cfg.ccxt_id).options), cfg.options)
         params["session"] = self.session
         params["enableRateLimit"] = False  # our limiter; ccxt's does not serialize concurrent callers
         params["timeout"] = int(cfg.request_timeout * 1000)
@@ -437,7 +430,7 @@ class ExchangeAccount:
         status, headers = getattr(self._local, "response", None) or (None, None)
         self._local.response = None
         if headers:
-            for name in USED_WEIGHT_HEADERS:
+            for name in self.venue.used_weight_headers:
                 value = headers.get(name)
                 if value is not None:
                     try:
@@ -556,7 +549,7 @@ class ExchangeAccount:
     def fetch_withdrawals(self, code: str | None = None, since_ms: int | None = None, limit: int | None = None,
                           *, client_id: str | None = None) -> list[Transfer]:
         params: dict[str, Any] = {}
-        param = WITHDRAW_CLIENT_ID_PARAM.get(self.cfg.ccxt_id)
+        param = self.venue.withdraw_client_id_param
         if client_id and param:
             params[param] = client_id
         rows = self._invoke("fetch_withdrawals", code, since_ms, limit, params)
@@ -568,10 +561,33 @@ class ExchangeAccount:
     def find_withdrawal(self, client_id: str, code: str | None = None,
                         since_ms: int | None = None) -> Transfer | None:
         """The withdrawal made with ``client_id`` (resolves an UnknownOutcome of withdraw()), or None.
+        Only on a venue that echoes our client id (``venue.has_withdraw_client_id``).
 
         None right after the call is not proof of absence: repeat the lookup later."""
         found = self.fetch_withdrawals(code, since_ms, client_id=client_id)
         return found[0] if found else None
+
+    def withdrawal_by_id(self, withdrawal_id: str, code: str | None = None,
+                         since_ms: int | None = None) -> Transfer | None:
+        """The withdrawal the venue gave this id (any venue: the id came back when it accepted it)."""
+        return next((t for t in self.fetch_withdrawals(code, since_ms) if t.id == withdrawal_id), None)
+
+    def withdrawals_like(self, code: str, *, address: str, tag: str | None, amount: Decimal,
+                         since_ms: int) -> list[Transfer]:
+        """Withdrawals in the venue's history that could be ours: same currency, address and tag, made since
+        ``since_ms``, for ``amount`` as requested or as it arrives (minus the venue's fee). On a venue
+        without a withdrawal client id this is how a withdrawal whose reply was lost is found again;
+        more than one is ambiguous (never resolved by guessing)."""
+        out = []
+        for t in self.fetch_withdrawals(code, since_ms):
+            if (t.address or "") != address or (t.tag or "") != (tag or ""):
+                continue
+            if t.timestamp_ms is not None and t.timestamp_ms < since_ms:
+                continue
+            gross = (t.amount or Decimal(0)) + (t.fee or Decimal(0))
+            if amount in (t.amount, gross):
+                out.append(t)
+        return out
 
     def withdraw(self, code: str, amount: Decimal, address: str, tag: str | None = None,
                  network: str | None = None, *, client_id: str) -> Transfer:
@@ -579,16 +595,13 @@ class ExchangeAccount:
         sent). ``client_id`` goes out as the exchange's withdrawal client id so a withdrawal whose
         reply was lost is found again with ``find_withdrawal(client_id)``. Not repeated on
         UnknownOutcome; repeated on 429/418 (refused before execution)."""
-        param = WITHDRAW_CLIENT_ID_PARAM.get(self.cfg.ccxt_id)
-        if param is None:
-            raise DefinitiveError(f"{self.cfg.ccxt_id}: no withdrawal client id parameter is known, so a "
-                                  "withdrawal with a lost reply could not be found again; refusing to withdraw",
-                                  kind="not_supported")
         if not client_id:
             raise DefinitiveError("withdraw needs a client_id", kind="bad_request")
         self.load_markets()
         sent = self._withdraw_amount(code, _money(amount, "amount"), network)
-        params: dict[str, Any] = {param: client_id}
+        params: dict[str, Any] = {}
+        if self.venue.withdraw_client_id_param:
+            params[self.venue.withdraw_client_id_param] = client_id
         if network:
             params["network"] = network
         if tag:
@@ -761,13 +774,13 @@ class ExchangeAccount:
             timestamp_ms=_ms(t.get("timestamp")), info=t.get("info") or {},
         )
 
-    @staticmethod
-    def _transfer(t: Mapping[str, Any], kind: str) -> Transfer:
+    def _transfer(self, t: Mapping[str, Any], kind: str) -> Transfer:
         raw = _str(t.get("status"))
         status = raw if raw in TRANSFER_STATUSES else ("failed" if raw == "rejected" else "unknown")
         fee = t.get("fee") or {}
         info = t.get("info") or {}
-        client_id = info.get("withdrawOrderId") if isinstance(info, Mapping) else None
+        field = self.venue.withdraw_client_id_field
+        client_id = info.get(field) if field and isinstance(info, Mapping) else None
         return Transfer(
             id=str(t.get("id")), txid=_str(t.get("txid")), code=str(t.get("currency") or ""),
             network=_str(t.get("network")), address=_str(t.get("address")), tag=_str(t.get("tag")),
@@ -792,4 +805,4 @@ class ExchangeAccount:
         return f"ExchangeAccount({self.account_id!r}, ccxt={self.cfg.ccxt_id!r})"
 
 
-__all__ += ["DEFAULT_OPTIONS", "ExchangeError", "WITHDRAW_CLIENT_ID_PARAM"]
+__all__ += ["ExchangeError"]

@@ -160,6 +160,19 @@ class FakeExchange(LoopbackServer):
         self.price_process_errors: list[str] = []
 
         self.routes: dict[tuple[str, str], Route] = {}
+        self._install_routes()
+
+    # ------------------------------------------------------------------ the venue's HTTP surface
+    # A dialect of another venue (sim/fake_exchange/<venue>.py) subclasses this class and replaces only
+    # the surface: _install_routes, _handle (parameters, signatures, weights, error shapes), ccxt_config
+    # and _market_id. The matching engine, balances, wallet, clock, faults and the test helpers
+    # (add_market, add_currency, credit, credit_deposit, withdrawals, price process) are shared.
+    venue = "binance"
+    # Canonical network name (domain.networks) → this venue's own network id, for test worlds.
+    NETWORK_IDS = {"BTC": "BTC", "ERC20": "ETH", "TRC20": "TRX", "BEP20": "BSC"}
+
+    def _install_routes(self) -> None:
+        """Binance spot /api/v3 and /sapi/v1."""
         r = self._route
         r("GET", "/api/v3/ping", lambda req: {})
         r("GET", "/api/v3/time", lambda req: {"serverTime": self.now_ms()})
@@ -294,7 +307,7 @@ class FakeExchange(LoopbackServer):
         """
         if symbol != f"{base}/{quote}":
             raise ValueError("symbol must be BASE/QUOTE")
-        market_id = base + quote
+        market_id = self._market_id(base, quote)
         spec = MarketSpec(
             symbol=market_id, base=base, quote=quote, tick_size=D(tick_size), step_size=D(step_size),
             min_qty=D(min_qty), min_notional=D(min_notional), maker_fee=D(maker_fee), taker_fee=D(taker_fee),
@@ -312,6 +325,11 @@ class FakeExchange(LoopbackServer):
             now_ms,
         )
         return spec
+
+    @staticmethod
+    def _market_id(base: str, quote: str) -> str:
+        """The venue's own market id (Binance: BTCUSDT)."""
+        return base + quote
 
     def add_currency(self, code: str, networks: list[dict], *, name: str | None = None) -> None:
         """Coin with its networks (Binance ``networkList`` field names, e.g. ``network``, ``withdrawFee``,
