@@ -118,6 +118,10 @@ def _cmd_operator(args) -> int:
     _open_database_or_exit(config)
     if args.command == "alerts":
         handler = {"list": operator.alerts_list, "ack": operator.alerts_ack}[args.alerts_command]
+    elif args.command == "campaigns":
+        handler = operator.campaigns_list
+    elif args.command == "halt":
+        handler = operator.halt
     else:
         handler = {"list": operator.orders_list, "show": operator.orders_show, "statement": operator.orders_statement,
                    "commands": operator.orders_commands, "pause": operator.orders_simple,
@@ -130,7 +134,7 @@ def _cmd_operator(args) -> int:
 def _cmd_demo(args) -> int:
     from sim.demo import run_demo
 
-    return run_demo(duration=args.duration, workdir=args.workdir, json_logs=args.json_logs)
+    return run_demo(duration=args.duration, workdir=args.workdir, json_logs=args.json_logs, venue=args.venue)
 
 
 def main(argv=None) -> int:
@@ -142,6 +146,8 @@ def main(argv=None) -> int:
                       help="seconds of user activity (default 55); then open orders exit and the demo waits for them")
     demo.add_argument("--workdir", default=None, help="where to keep the demo database (default: a temp dir)")
     demo.add_argument("--json-logs", action="store_true")
+    demo.add_argument("--venue", default="binance", choices=("binance", "mexc", "gate", "bybit"),
+                      help="which fake exchange dialect the demo trades on (default binance)")
 
     serve = sub.add_parser(
         "serve", help="run the service with a config file",
@@ -205,6 +211,17 @@ def main(argv=None) -> int:
     resolve.add_argument("--reason", required=True)
     resolve.add_argument("--yes", action="store_true", help="carry it out (without it, only explain)")
 
+    halt = sub.add_parser("halt", help="stop quoting on every (or one) exchange account until lifted")
+    halt.add_argument("--config", required=True)
+    halt.add_argument("--account", default=None, help="one exchange account id (default: all)")
+    halt.add_argument("--reason", default="")
+    halt_mode = halt.add_mutually_exclusive_group()
+    halt_mode.add_argument("--lift", action="store_true", help="lift the halt (and an account's rejection breaker)")
+    halt_mode.add_argument("--status", action="store_true", help="list the halts in force")
+
+    campaigns = sub.add_parser("campaigns", help="HuFi campaigns, joins and each order's estimated reward")
+    campaigns.add_argument("--config", required=True)
+
     alerts = sub.add_parser("alerts", help="things an operator must look at")
     alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True)
     al = alerts_sub.add_parser("list")
@@ -217,7 +234,8 @@ def main(argv=None) -> int:
 
     args = parser.parse_args(argv)
     handler = {"demo": _cmd_demo, "serve": _cmd_serve, "memo": _cmd_memo, "orders": _cmd_operator,
-               "alerts": _cmd_operator}[args.command]
+               "alerts": _cmd_operator, "campaigns": _cmd_operator,
+               "halt": _cmd_operator}[args.command]
     return handler(args)
 
 

@@ -29,6 +29,7 @@ greenlet and joins run on the worker greenlet; both report back by message.
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -405,8 +406,9 @@ class CampaignActor(SupervisedActor):
     def _fetch(self, launcher: LauncherClient, chain_id: int) -> None:
         """Fetch greenlet: no actor state touched; the result goes back as a message."""
         try:
-            found = tuple(launcher.iter_campaigns(chain_id, statuses=("active",),
-                                                  types=sorted(MARKET_MAKING_TYPES)))
+            # Every type is listed (HOLDING and THRESHOLD are shown to the operator); only market-making
+            # campaigns are matched and joined.
+            found = tuple(launcher.iter_campaigns(chain_id, statuses=("active",)))
             result = _CampaignsFetched(found, None)
         except Exception as exc:  # HufiError, or anything else: the actor decides
             result = _CampaignsFetched(None, describe(exc))
@@ -426,8 +428,13 @@ class CampaignActor(SupervisedActor):
                 self._refetch_timer = send_after(self.actor_ref, delay, RefreshCampaigns())
             return
         first = not self.cache_loaded
-        self._cache = msg.campaigns
+        self._cache = tuple(c for c in msg.campaigns if c.is_market_making)
         self.cache_loaded = True
+        try:
+            self.services.writer.run(cm.store_campaigns, [campaign_row(c) for c in msg.campaigns],
+                                     self.services.clock())
+        except Exception as exc:  # the listing still serves joins from memory
+            logger.warning("campaigns: could not store the campaign list: {}", describe(exc))
         if first:
             logger.info("campaigns: {} active HuFi market-making campaigns on chain {}", len(self._cache),
                         self.cfg.chain_id)
@@ -570,6 +577,18 @@ class CampaignActor(SupervisedActor):
             return
         self._joins[k] = "pending"
         self._queue.put(job)
+
+
+def campaign_row(c: Campaign) -> dict:
+    """A launcher campaign as stored for estimates and listings (amounts as decimal text)."""
+    import json
+
+    data = {"chain_id": c.chain_id, "address": c.address, "start_date": c.start_date.isoformat(),
+            "end_date": c.end_date.isoformat(), "fund_amount": format(c.fund_amount, "f"),
+            "fund_token_symbol": c.fund_token_symbol, "fund_token_decimals": c.fund_token_decimals,
+            "details": {k: (format(v, "f") if isinstance(v, Decimal) else v) for k, v in (c.details or {}).items()}}
+    return {"key": c.key, "type": c.type, "exchange_name": c.exchange_name, "symbol": c.symbol,
+            "status": c.status, "data": json.dumps(data, sort_keys=True)}
 
 
 def _forget_api_key(account: str) -> None:

@@ -27,6 +27,7 @@ class Services:
     writer: Any = None
     exchanges: dict[str, Any] = field(default_factory=dict)  # account id -> ExchangeAccount, published by gateways
     refs: dict[str, pykka.ActorRef] = field(default_factory=dict)
+    risk_state: dict[str, Any] = field(default_factory=dict)  # breaker counters shared by the orders (per account)
     clock: Callable[[], float] = time.time
 
     def tell(self, name: str, message: object) -> bool:

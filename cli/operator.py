@@ -110,6 +110,8 @@ def order_document(config, order_id: str) -> dict | None:
         out["strategy"] = strategy_report(order_id, pair.base_symbol, pair.quote_symbol, exit_repo.exit_price(order_id))
     statement: Statement | None = order_statement(order_id, config)
     out["statement"] = statement.as_dict() if statement is not None else None
+    from storage.rewards import order_rewards
+    out["hufi"] = order_rewards(order_id)
     return out
 
 
@@ -130,10 +132,20 @@ def orders_statement(config, args) -> int:
     if statement is None:
         err(f"no order {args.order_id}")
         return EXIT_BAD_INPUT
+    from storage.rewards import order_rewards
+    rewards = order_rewards(args.order_id)
     if args.json:
-        print(json.dumps(statement.as_dict(), indent=2))
+        print(json.dumps({**statement.as_dict(), "hufi": rewards}, indent=2, default=str))
     else:
         print(format_statement(statement))
+        if rewards and "estimate" in rewards:
+            e = rewards["estimate"]
+            print(f"  HuFi campaign {rewards['campaign']} ({rewards['type']} {rewards['pair']} on {rewards['exchange']}"
+                  f"{', joined' if rewards['joined'] else ', not joined yet'}): weighted volume "
+                  f"{rewards['order_weighted_volume_total']} since joining; today {rewards['today']['order_weighted_volume']}"
+                  f" of the account's {rewards['today']['account_weighted_volume']}; estimated reward today "
+                  f"{e['order_reward']} {e['token']}")
+            print(f"    {e['formula']}")
     return 0
 
 
@@ -288,4 +300,75 @@ def alerts_ack(config, args) -> int:
         err(f"no alert {args.alert_id}")
         return EXIT_BAD_INPUT
     print(f"alert {row.id} acknowledged ({row.kind} {row.subject})")
+    return 0
+
+
+# ---------------------------------------------------------------- campaigns
+
+def campaigns_list(config, args) -> int:
+    """HuFi campaigns as last listed (market-making ones are joined; others only listed), the accounts'
+    joins, and each running order's estimated reward of the day with its formula."""
+    from storage.campaign_models import CampaignParticipation, HufiEnrollment
+    from storage.rewards import listed_campaigns, order_rewards
+
+    rows = listed_campaigns()
+    print(f"{'CAMPAIGN':<48} {'TYPE':<28} {'VENUE':<8} {'PAIR':<12} {'ENDS (UTC)':<20} {'FUND':>14}  TARGET/DAY")
+    for c in rows:
+        target = (c.get("details") or {}).get("daily_volume_target") or "-"
+        print(f"{c['key']:<48} {c['type']:<28} {c['exchange_name']:<8} {c['symbol']:<12} "
+              f"{c['end_date'][:19]:<20} {c['fund_amount'] + ' ' + c.get('fund_token_symbol', ''):>14}  {target}")
+    print(f"{len(rows)} campaigns listed", file=sys.stderr)
+    enrollments = list(HufiEnrollment.select().order_by(HufiEnrollment.exchange_account))
+    if enrollments:
+        print()
+        print(f"{'ACCOUNT':<16} {'CAMPAIGN':<48} {'STATE':<9} {'JOINED (UTC)':<20}  NOTE")
+        for e in enrollments:
+            print(f"{e.exchange_account:<16} {e.campaign_key:<48} {e.state:<9} {iso(e.joined_at) or '-':<20}  "
+                  f"{e.last_error or ''}")
+    estimates = []
+    for part in CampaignParticipation.select().where(CampaignParticipation.hufi_chain_id.is_null(False)):
+        r = order_rewards(part.order_id)
+        if r and "estimate" in r:
+            estimates.append((part.order_id, r))
+    if estimates:
+        print()
+        print(f"{'ORDER':<36}  {'WEIGHTED VOL TODAY':>18}  {'SHARE OF ACCOUNT':>16}  {'EST. REWARD TODAY':>18}")
+        for order_id, r in estimates:
+            e = r["estimate"]
+            share = e["order_share_of_account"]
+            print(f"{order_id:<36}  {r['today']['order_weighted_volume']:>18}  "
+                  f"{(share[:8] if share else '-'):>16}  {e['order_reward'] + ' ' + e['token']:>18}")
+        print(f"formula: {estimates[0][1]['estimate']['formula']}")
+    return 0
+
+
+# ---------------------------------------------------------------- halt
+
+def halt(config, args) -> int:
+    """Stop quoting everywhere (or on one account) until lifted; it survives restarts. `--lift` lifts it (and
+    an account's rejection breaker); `--status` lists what is in force."""
+    from storage import risk
+
+    scope = args.account or risk.ALL
+    if args.account and config.exchange(args.account) is None:
+        known = ", ".join(e.account_id for e in config.exchanges) or "none"
+        err(f"no exchange account {args.account!r} in the config (configured: {known})")
+        return EXIT_BAD_INPUT
+    now = time.time()
+    if args.status:
+        rows = risk.in_force()
+        for h in rows:
+            print(f"{h.scope:<16} {h.kind:<11} since {iso(h.created_at)}  {h.reason}")
+        print(f"{len(rows)} halts in force" if rows else "no halt in force: every account may quote")
+        return 0
+    if args.lift:
+        n = risk.lift(scope, args.reason or "lifted by an operator", now)
+        what = "all accounts" if scope == risk.ALL else f"account {scope}"
+        print(f"{what}: {n} halt(s) lifted" if n else f"{what}: no halt was in force")
+        return 0
+    reason = args.reason or "halted by an operator"
+    new = risk.halt(scope, "operator", reason, now)
+    what = "every account" if scope == risk.ALL else f"account {scope}"
+    print(f"{'halted' if new else 'already halted'}: {what} — every order on it cancels its quotes within a "
+          f"tick and places none until `halt --lift{'' if scope == risk.ALL else ' --account ' + scope}`")
     return 0

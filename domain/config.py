@@ -38,6 +38,7 @@ from domain.config_values import (
     show,
 )
 from domain.money import BadAmount, to_decimal
+from domain.breakers import RiskLimits
 from domain.payment import PairRules
 
 
@@ -158,6 +159,7 @@ class Config:
     stream: StreamConfig = field(default_factory=StreamConfig)
     pair_strategies: tuple = ()  # (pair_id, {param: value}) — each pair's strategy defaults, validated
     pairs: tuple[PairRules, ...] = ()
+    risk: RiskLimits = field(default_factory=RiskLimits)
     source: str = ""
 
     def exchange(self, account_id: str):
@@ -207,6 +209,15 @@ def _seconds(table: dict, key: str, default: float, problems: list[str], where: 
         problem = seconds_problem(value, minimum=minimum, exclusive=False)
     if problem:
         problems.append(f"{where}.{key}: {problem}")
+        return default
+    return value
+
+
+def _fraction(table: dict, key: str, default: Decimal, problems: list[str], where: str) -> Decimal:
+    """A fraction given as a quoted decimal: 0 < x <= 1 (0.05 = 5 %)."""
+    value = _decimal(table, key, problems, where, default=default)
+    if value is None or not (0 < value <= 1):
+        problems.append(f"{where}.{key}: must be a fraction > 0 and <= 1 (\"0.05\" = 5 %), got {value}")
         return default
     return value
 
@@ -267,6 +278,8 @@ _KNOWN = {
     "funding": {"poll_interval", "withdrawal_timeout", "deposit_timeout", "retry_delay", "return_timeout",
                 "return_retry_delay", "return_max_attempts", "lookup_grace"},
     "strategy": {"tick_interval", "stop_timeout"},
+    "risk": {"max_drawdown_pct", "max_rejections", "rejection_window", "stale_price_after", "max_price_jump_pct",
+             "price_settle"},
     "stream": {"slow_interval", "fast_interval", "book_ttl", "trades_lookback", "not_found_grace", "weight_share"},
 }
 _ARRAYS = ("pairs", "exchanges", "hufi")
@@ -491,6 +504,15 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "", r
         tick_interval=_seconds(st, "tick_interval", 1.0, problems, "strategy"),
         stop_timeout=_seconds(st, "stop_timeout", 60.0, problems, "strategy"),
     )
+    rk = _section(raw, "risk", problems)
+    risk = RiskLimits(
+        max_drawdown=_fraction(rk, "max_drawdown_pct", Decimal("0.2"), problems, "risk"),
+        max_rejections=_number(rk, "max_rejections", 20, problems, "risk", minimum=1, integer=True),
+        rejection_window=_seconds(rk, "rejection_window", 60.0, problems, "risk"),
+        stale_price_after=_seconds(rk, "stale_price_after", 30.0, problems, "risk"),
+        max_price_jump=_fraction(rk, "max_price_jump_pct", Decimal("0.05"), problems, "risk"),
+        price_settle=_seconds(rk, "price_settle", 10.0, problems, "risk", zero_ok=True),
+    )
     sm = _section(raw, "stream", problems)
     stream = StreamConfig(
         slow_interval=_seconds(sm, "slow_interval", 2.0, problems, "stream"),
@@ -597,7 +619,7 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "", r
     return Config(database=database, mixin=mixin, payments=payments, treasury=treasury,
                   supervision=supervision, log=log, funding=funding, exchanges=exchanges,
                   disabled_exchanges=disabled_exchanges, hufi=hufi, strategy=strategy, stream=stream,
-                  pair_strategies=tuple(pair_strategies), pairs=tuple(pairs), source=source)
+                  pair_strategies=tuple(pair_strategies), pairs=tuple(pairs), risk=risk, source=source)
 
 
 def load_config(path: str | os.PathLike, *, read_secrets: bool = True, for_service: bool = False) -> Config:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import os
 import re
 import uuid
@@ -80,6 +81,9 @@ class ExchangeAccountConfig:
     weights: Mapping[str, int] = field(default_factory=_empty)
     rate_limit_retries: int = 8
     enabled: bool = True  # False: configured (pairs may name it) but no gateway is started
+    # Use the venue's withdrawal client id where it has one (venues table). false: never rely on it — a
+    # withdrawal whose reply was lost is found again in the venue's history by address, tag, amount, time.
+    withdraw_client_id: bool = True
 
     def __repr__(self) -> str:
         def hidden(value: str) -> str:
@@ -98,7 +102,7 @@ class ExchangeAccountConfig:
 _KEYS = {
     "id", "ccxt", "enabled", "api_key_file", "api_key_env", "secret_file", "secret_env", "password_file", "password_env",
     "weight_per_minute", "weight_window", "max_concurrency", "request_timeout", "rate_limit_retries",
-    "options", "urls", "config", "networks", "bucket_limits", "weights",
+    "options", "urls", "config", "networks", "bucket_limits", "weights", "withdraw_client_id",
 }
 _INLINE_SECRETS = {  # inline key -> the *_file / *_env pair to use instead
     "api_key": "api_key", "apikey": "api_key", "apiKey": "api_key", "key": "api_key",
@@ -127,6 +131,20 @@ def _ccxt_ids() -> tuple[str, set[str]]:
 
     ids = {name for name in getattr(ccxt, "exchanges", ()) if isinstance(getattr(ccxt, name, None), type)}
     return "ccxt " + str(getattr(ccxt, "__version__", "?")), ids
+
+
+@functools.lru_cache(maxsize=None)
+def _missing_capabilities(ccxt_id: str) -> tuple[str, ...]:
+    """The unified methods the flow needs that this ccxt class does not have (integrations/exchange/venues)."""
+    import ccxt
+
+    from integrations.exchange.venues import missing_capabilities
+
+    try:
+        has = getattr(ccxt, ccxt_id)().has
+    except Exception:  # noqa: BLE001 - a class that cannot even be built is reported as lacking everything
+        return ("(the class cannot be instantiated)",)
+    return tuple(missing_capabilities(has))
 
 
 def _secret(item: Mapping[str, Any], name: str, where: str, base_dir: Path, problems: list[str],
@@ -250,6 +268,14 @@ def _one(item: Any, index: int, base_dir: Path, problems: list[str], known_ids: 
         close = difflib.get_close_matches(ccxt_id.lower(), sorted(known_ids), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         problems.append(f"{where}.ccxt: {show(ccxt_id)} is not an exchange of the installed {version}{hint}")
+    else:
+        missing = _missing_capabilities(ccxt_id)
+        if missing:
+            problems.append(f"{where}.ccxt: {ccxt_id} in the installed {version} lacks what the flow needs: "
+                            f"{', '.join(missing)}")
+    withdraw_client_id = item.get("withdraw_client_id", True)
+    if not isinstance(withdraw_client_id, bool):
+        problems.append(f"{where}.withdraw_client_id: must be true or false (unquoted), got {show(withdraw_client_id)}")
 
     api_key = _secret(item, "api_key", where, base_dir, problems, read_secrets)
     secret = _secret(item, "secret", where, base_dir, problems, read_secrets)
@@ -313,7 +339,7 @@ def _one(item: Any, index: int, base_dir: Path, problems: list[str], known_ids: 
         account_id=account_id, ccxt_id=ccxt_id, api_key=api_key, secret=secret, password=password,
         options=_freeze(options), urls=_freeze(urls), config=_freeze(config),
         network_overrides=_freeze(overrides), bucket_limits=_freeze(bucket_limits), weights=_freeze(weights),
-        enabled=enabled is not False, **cfg_kwargs,
+        enabled=enabled is not False, withdraw_client_id=withdraw_client_id is not False, **cfg_kwargs,
     )
 
 

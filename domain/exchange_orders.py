@@ -223,8 +223,11 @@ class TradeFill:
     fee: Decimal
     fee_currency: str | None
     timestamp_ms: int
+    liquidity: str | None = None   # maker | taker as the exchange reports it (HuFi weighs them differently)
 
     def __post_init__(self) -> None:
+        if self.liquidity not in (None, "maker", "taker"):
+            raise ValueError(f"trade {self.trade_id}: liquidity {self.liquidity!r} is not maker or taker")
         if not self.trade_id:
             raise ValueError("trade_id is required")
         if not self.client_order_id and not self.exchange_order_id:

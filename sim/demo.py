@@ -169,6 +169,51 @@ def _snapshot(title: str, ew) -> None:
                 {f"{k}/{s}": n for (k, s), n in sorted(by_state.items())}, Alert.select().count())
 
 
+HUFI_VENUES = ("mexc", "gate", "bybit")
+
+
+def _hufi_world(venue: str):
+    """A fake HuFi with a market-making campaign on the venue's BTC/USDT (joined) and a HOLDING campaign
+    (listed, never joined) — HuFi runs no campaigns on Binance."""
+    if venue not in HUFI_VENUES:
+        return None
+    from sim.fake_hufi import FakeHufi
+
+    hufi = FakeHufi().start()
+    hufi.add_campaign(exchange=venue, symbol="BTC/USDT", chain_id=137, fund_amount="30000",
+                      details={"daily_volume_target": 50000})
+    hufi.add_campaign(exchange=venue, symbol="BTC", chain_id=137, type="HOLDING", fund_amount="5000",
+                      details={"daily_balance_target": 10})
+    return hufi
+
+
+def _campaigns_and_rewards() -> None:
+    """Each order's HuFi campaign, whether its account joined, and what its own fills earn by HuFi's rules."""
+    from storage.campaign_models import CampaignParticipation, HufiCampaign
+    from storage.rewards import order_rewards
+
+    listed = list(HufiCampaign.select())
+    if not listed:
+        return
+    logger.info("── HuFi campaigns ──")
+    for c in listed:
+        logger.info("  {} {} {} on {} ({}{})", c.key[:20] + "…", c.type, c.symbol, c.exchange_name, c.status,
+                    "" if c.type.endswith("MARKET_MAKING") else ": listed, not joined")
+    formula = None
+    for part in CampaignParticipation.select().where(CampaignParticipation.hufi_chain_id.is_null(False)):
+        r = order_rewards(part.order_id)
+        if not r or "estimate" not in r:
+            continue
+        e = r["estimate"]
+        formula = e["formula"]
+        logger.info("  order {}: {} — weighted volume {} since joining; estimated reward today {} {} "
+                    "({} of its account's score)", part.order_id[:8], "joined" if r["joined"] else "not joined",
+                    r["order_weighted_volume_total"], e["order_reward"], e["token"],
+                    (e["order_share_of_account"] or "0")[:6])
+    if formula:
+        logger.info("  how: {}", formula)
+
+
 def _users_in_and_out(script: Script) -> None:
     """Each user's money in and out, as the fake Mixin saw it (a user's balance starts at zero)."""
     logger.info("── every user's money, in and out ──")
@@ -199,7 +244,8 @@ def _actual_holdings(ew) -> dict[str, Decimal]:
     return {k: v for k, v in out.items() if v}
 
 
-def run_demo(*, duration: float = 55.0, workdir: str | None = None, json_logs: bool = False) -> int:
+def run_demo(*, duration: float = 55.0, workdir: str | None = None, json_logs: bool = False,
+             venue: str = "binance") -> int:
     """Run the demo in `workdir` (kept, so its database can be inspected afterwards), or in a temporary
     directory that is removed at the end, keystore and keys included."""
     setup_logging("INFO", json=json_logs)
@@ -207,7 +253,7 @@ def run_demo(*, duration: float = 55.0, workdir: str | None = None, json_logs: b
     work = Path(workdir) if keep else Path(tempfile.mkdtemp(prefix="mmflow-demo-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        return _run(work, keep, duration)
+        return _run(work, keep, duration, venue)
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -219,9 +265,10 @@ def _secret_file(path: Path, text: str) -> str:
     return str(path)
 
 
-def _run(work: Path, keep: bool, duration: float) -> int:
-    ew = world_with_exchange(deposit_delay=2.0, return_confirm_delay=1.0)
+def _run(work: Path, keep: bool, duration: float, venue: str) -> int:
+    ew = world_with_exchange(deposit_delay=2.0, return_confirm_delay=1.0, venue=venue)
     world = ew.world
+    hufi = _hufi_world(venue)
     keystore_path = world.write_keystore(work / "keystore.json")
     raw = world.config_dict(work / "mmflow.db", keystore_path)
     raw["mixin"].update({"poll_interval": 0.5, "backoff_base": 0.2, "backoff_max": 2.0,
@@ -237,15 +284,25 @@ def _run(work: Path, keep: bool, duration: float) -> int:
             pair["max_duration"] = ETH_USDT_MAX_DURATION
     # The demo's exchange keys live in files next to its keystore (never in the environment: a key exported
     # from one run must not leak into the next).
-    raw["exchanges"] = [{"id": "binance", "ccxt": "binance",
+    for pair in raw["pairs"]:
+        pair["exchange"] = venue  # the account is named after its venue
+    raw["exchanges"] = [{"id": venue, "ccxt": venue,
                          "api_key_file": _secret_file(work / "exchange.key", ew.api_key),
                          "secret_file": _secret_file(work / "exchange.secret", ew.secret),
                          "urls": {"api": ew.exchange.url}, "options": ew.ccxt_config()["options"]}]
+    if hufi is not None:
+        evm = Path(_secret_file(work / "hufi-evm.key", "0x" + "42" * 32))
+        raw["hufi"] = hufi.config_table(str(evm), {venue: (_secret_file(work / "hufi-ro.key", "demo-read-only-key"),
+                                                           _secret_file(work / "hufi-ro.secret", "demo-ro-secret"))},
+                                        refresh_interval=20.0, retry_delay=1.0, retry_max_delay=5.0)
     config_path = work / "mmflow.toml"
     config_path.write_text(dump_toml(raw))
     config = load_config(config_path)
-    logger.info("demo: fake Mixin at {}, fake Binance at {}, work dir {} (config {}), payment timeout {:g}s",
-                world.fake.url, ew.exchange.url, work, config_path, PAYMENT_TIMEOUT)
+    logger.info("demo: fake Mixin at {}, fake {} at {}, work dir {} (config {}), payment timeout {:g}s",
+                world.fake.url, venue, ew.exchange.url, work, config_path, PAYMENT_TIMEOUT)
+    if hufi is None:
+        logger.info("demo: HuFi lists no campaigns on {} (its venues: {}): orders get local campaign records only; "
+                    "try --venue mexc|gate|bybit", venue, ", ".join(HUFI_VENUES))
     world.fake.users.add(OPERATOR_ID)
 
     services = build_services(config)
@@ -282,12 +339,15 @@ def _run(work: Path, keep: bool, duration: float) -> int:
         stop.set()
     ew.exchange.stop_price_process()
     _snapshot("final", ew)
+    _campaigns_and_rewards()
     _users_in_and_out(script)
     totals = audit.money_totals(config)
     stranded = audit.stranded(_actual_holdings(ew), totals["accounted"])
     stop_tree(root)
     ew.stop()
     world.fake.stop()
+    if hufi is not None:
+        hufi.stop()
     final = {f.value for f in FINAL_STATES}
     all_final = all(state in final for state in totals["orders_by_state"])
     summary = {"orders_by_state": totals["orders_by_state"],

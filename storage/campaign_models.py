@@ -23,7 +23,8 @@ import peewee as pw
 
 from storage.models import BaseModel
 
-__all__ = ["CAMPAIGN_MODELS", "CampaignParticipation", "HufiApiKey", "HufiEnrollment", "ParticipationView",
+__all__ = ["CAMPAIGN_MODELS", "CampaignParticipation", "HufiApiKey", "HufiCampaign", "HufiEnrollment",
+           "ParticipationView", "store_campaigns",
            "attach_campaign", "awaiting_participations", "ensure_enrollment", "get_participation",
            "load_api_keys", "load_enrollments", "mark_enrollment", "mark_joined", "record_api_key",
            "record_participation", "settle_awaiting"]
@@ -72,7 +73,29 @@ class HufiApiKey(BaseModel):
     enrolled_at = pw.FloatField()
 
 
-CAMPAIGN_MODELS = [CampaignParticipation, HufiEnrollment, HufiApiKey]
+class HufiCampaign(BaseModel):
+    """The last listing of each HuFi campaign (all types; market-making ones are joined, the others only
+    listed): what reward estimates and the `campaigns` command read."""
+    key = pw.CharField(primary_key=True)  # {chain_id}-{address}
+    type = pw.CharField()
+    exchange_name = pw.CharField(index=True)
+    symbol = pw.CharField()
+    status = pw.CharField()
+    data = pw.TextField()                 # JSON: dates, fund, token, details
+    seen_at = pw.FloatField()
+
+
+CAMPAIGN_MODELS = [CampaignParticipation, HufiEnrollment, HufiApiKey, HufiCampaign]
+
+
+def store_campaigns(campaigns: list[dict], now: float) -> None:
+    """Upsert the campaigns of one listing (each: key, type, exchange_name, symbol, status, data)."""
+    for c in campaigns:
+        HufiCampaign.insert(key=c["key"], type=c["type"], exchange_name=c["exchange_name"], symbol=c["symbol"],
+                            status=c["status"], data=c["data"], seen_at=now).on_conflict(
+            conflict_target=[HufiCampaign.key],
+            update={HufiCampaign.type: c["type"], HufiCampaign.status: c["status"], HufiCampaign.data: c["data"],
+                    HufiCampaign.seen_at: now}).execute()
 
 
 @dataclass(frozen=True)

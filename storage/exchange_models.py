@@ -62,6 +62,7 @@ class Fill(BaseModel):
     amount = DecimalText()
     fee = DecimalText()
     fee_currency = pw.CharField(null=True)
+    liquidity = pw.CharField(null=True)           # maker | taker (NULL: the exchange did not say)
     at = pw.FloatField()                          # exchange time of the trade, seconds
     recorded_at = pw.FloatField()
 

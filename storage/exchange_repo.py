@@ -339,9 +339,10 @@ def apply_fill(account: str, trade: TradeFill, now: float | None = None) -> bool
         _move(order, target, now, extra=extra)
     at = trade.timestamp_ms / 1000
     _run(f"INSERT INTO {_FILLS} (fill_key, trade_id, exchange_account, client_order_id, order_id, symbol, side, "
-         f"price, amount, fee, fee_currency, at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         f"price, amount, fee, fee_currency, liquidity, at, recorded_at) "
+         f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
          (key, trade.trade_id, account, order.client_order_id, order.order_id, trade.symbol, trade.side,
-          _text(trade.price), _text(trade.amount), _text(trade.fee), trade.fee_currency, at, now))
+          _text(trade.price), _text(trade.amount), _text(trade.fee), trade.fee_currency, trade.liquidity, at, now))
     base, quote = split_symbol(trade.symbol)
     cost = trade.price * trade.amount
     sign = 1 if trade.side == "buy" else -1

@@ -24,7 +24,7 @@ def _add_missing_columns(db: pw.Database, model, names: tuple[str, ...]) -> None
 def to_v2(db: pw.Database) -> None:
     """The way back: exit requests, end times, statements; return movements and arrivals; top-ups;
     alert acknowledgements."""
-    from storage.exchange_models import ExchangeOrder
+    from storage.exchange_models import ExchangeOrder, Fill
     from storage.models import Alert, MoneyMovement, Order, Snapshot
 
     _add_missing_columns(db, Order, ("exit_requested_at", "exit_source", "exit_reason", "end_at", "started_at",
@@ -35,6 +35,7 @@ def to_v2(db: pw.Database) -> None:
                                              "arrival_snapshot_id", "arrived_amount", "arrived_at"))
     _add_missing_columns(db, Alert, ("acked_at",))
     _add_missing_columns(db, ExchangeOrder, ("reported_filled",))
+    _add_missing_columns(db, Fill, ("liquidity",))
 
 
 UPGRADES: dict[int, Callable[[pw.Database], None]] = {2: to_v2}

@@ -245,5 +245,17 @@ class Alert(BaseModel):
         indexes = ((("kind", "subject"), True),)
 
 
-ALL_MODELS = [SchemaVersion, PollCursor, Snapshot, Order, PaymentTally, OrderStateChange, MoneyMovement,
+class TradingHalt(BaseModel):
+    """No quoting where a halt is in force: on every account (scope "all") or one (scope = account id).
+    kind: "operator" (`halt`), "rejections" (the account's rejection breaker). It survives restarts until
+    lifted (`halt --lift [--account ID]`)."""
+    scope = pw.CharField()
+    kind = pw.CharField()
+    reason = pw.TextField()
+    created_at = pw.FloatField()
+    lifted_at = pw.FloatField(null=True, index=True)
+    lifted_reason = pw.TextField(null=True)
+
+
+ALL_MODELS = [TradingHalt, SchemaVersion, PollCursor, Snapshot, Order, PaymentTally, OrderStateChange, MoneyMovement,
               LedgerEntry, OrderCommand, OrderTopUp, Alert]

@@ -35,6 +35,18 @@ def state_of(db_path, order_id):
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("step", STEPS)
 def test_kill_on_the_way_back_sends_each_movement_once(tmp_path, step):
+    run_kill_on_the_way_back(tmp_path, step, client_id=True)
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("step", ["before_exchange_withdraw", "after_exchange_withdraw"])
+def test_without_a_withdrawal_client_id_the_history_finds_it_and_nothing_is_sent_twice(tmp_path, step):
+    """A venue that keeps no client id (here: the operator turned it off): a withdrawal whose reply was lost
+    is found again by currency, address, tag, amount and time before anything is sent again."""
+    run_kill_on_the_way_back(tmp_path, step, client_id=False)
+
+
+def run_kill_on_the_way_back(tmp_path, step, *, client_id: bool):
     ew = world_with_exchange(deposit_delay=0.1)
     ew.exchange.withdraw_delay = 0.2
     env = dict(os.environ, MMF_BINANCE_KEY=ew.api_key, MMF_BINANCE_SECRET=ew.secret)
@@ -46,7 +58,7 @@ def test_kill_on_the_way_back_sends_each_movement_once(tmp_path, step):
     raw["stream"] = {"slow_interval": 0.2, "fast_interval": 0.1}
     raw["exchanges"] = [{"id": "binance", "ccxt": "binance", "api_key_env": "MMF_BINANCE_KEY",
                          "secret_env": "MMF_BINANCE_SECRET", "urls": {"api": ew.exchange.url},
-                         "options": ew.ccxt_config()["options"]}]
+                         "options": ew.ccxt_config()["options"], "withdraw_client_id": client_id}]
     pairs = default_pairs()
     for p in pairs:
         if p["id"] == BTC_USDT_PAIR:
@@ -77,8 +89,10 @@ def test_kill_on_the_way_back_sends_each_movement_once(tmp_path, step):
         ew.stop()
         ew.world.fake.stop()
     # Exactly one exchange withdrawal per currency.
-    coins = [w.coin for w in ew.exchange.withdrawals_of(ew.api_key)]
-    assert sorted(coins) == ["BTC", "USDT"], coins
+    withdrawals = ew.exchange.withdrawals_of(ew.api_key)
+    assert sorted(w.coin for w in withdrawals) == ["BTC", "USDT"], withdrawals
+    if not client_id:
+        assert all(not w.withdraw_order_id for w in withdrawals)  # nothing relied on a client id
     # Exactly one payout per asset: the owner's balance on the fake Mixin is what they paid, minus the
     # fees, plus one payout of what came back (a second payout would show here).
     conn = sqlite3.connect(db_path)

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 from actors.order.base import Stage
+from domain.breakers import PriceGuard, RejectionCounter, drawdown_trip
 from actors.protocol import ExchangeOrderEvents, StrategyTick
 from domain.states import OrderState
 
@@ -27,14 +28,31 @@ from domain.strategy.params import StrategyParams, StrategyParamsError, parse_pa
 from domain.strategy.refresh import LiveOrder, orders_to_hang, plan_cycle, quoting_budget
 from integrations.crashpoints import crash_point
 from integrations.exchange.errors import DefinitiveError, ExchangeError
-from storage import exchange_repo, repo
+from storage import exchange_repo, repo, risk
 
 ZERO = Decimal(0)
 FRESH_BOOK = 0.05  # seconds: the book a placement decision may rest on
+DRAWDOWN_EVERY = 10.0  # seconds between drawdown checks of a running order
 
 
 class NotReady(Exception):
     """The exchange side is not available this tick (gateway starting, reconciling, no market data)."""
+
+
+class PriceBreaker(NotReady):
+    """The reference price is stale or jumped: this order's quotes are cancelled until it is sane."""
+
+
+def note_rejection(services, account: str, now: float, log) -> None:
+    """Count a refused request of an account; past the limit, the account's rejection breaker halts it."""
+    counters = services.risk_state.setdefault("rejections", {})
+    counter = counters.get(account)
+    if counter is None:
+        counter = counters[account] = RejectionCounter(services.config.risk)
+    reason = counter.note(now)
+    if reason is not None and services.writer.run(risk.halt, account, "rejections", reason, now):
+        log.error("exchange account {}: {} — no order quotes on it until an operator lifts it "
+                  "(python run.py halt --lift --account {})", account, reason, account)
 
 
 def effective_params(config, pair, overrides: dict) -> StrategyParams:
@@ -54,6 +72,7 @@ class StrategyRunner:
         self.last_notes: tuple[str, ...] = ()
         self.cycles = 0
         self._rules_cache = None
+        self.guard: PriceGuard | None = PriceGuard(self.services.config.risk) if params is not None else None
         self._opening_recorded = repo.opening_price(actor.order_id) is not None
         self._load_fill_history()
 
@@ -127,6 +146,13 @@ class StrategyRunner:
         except ExchangeError as exc:
             raise NotReady(f"market data: {exc}") from None
         ref = self._reference(book)
+        if self.guard is not None:
+            tripped = self.guard.observe(ref, now)
+            if tripped:
+                # Quotes off until the price is sane again: cancel this order's own orders, place none.
+                for order in exchange_repo.open_orders_of(self.actor.order_id):
+                    self.cancel(account, order.client_order_id, now)
+                raise PriceBreaker(tripped)
         if ref is not None and not self._opening_recorded:
             self.services.writer.run(repo.set_opening_price, self.actor.order_id, ref)
             self._opening_recorded = True
@@ -175,6 +201,7 @@ class StrategyRunner:
         except DefinitiveError as exc:
             self.services.writer.run(exchange_repo.transition, cid, ExOrderState.REJECTED, time.time(),
                                      f"{exc.kind}: {exc}")
+            note_rejection(self.services, self.pair.exchange, now, self.actor.log)
             self.actor.log.info("order {}: {} {} @ {} rejected by the exchange: {}", self.actor.order_id,
                                 proposal.side, proposal.amount, proposal.price, exc)
             return 0
@@ -218,6 +245,7 @@ class StrategyRunner:
             if getattr(exc, "not_found", False):
                 return  # gone or not yet visible: the update stream resolves it with a targeted lookup
             self.actor.log.warning("order {}: cancel of {} refused: {}", self.actor.order_id, cid, exc)
+            note_rejection(self.services, self.pair.exchange, now, self.actor.log)
             return
         except ExchangeError as exc:
             self.actor.log.warning("order {}: cancel of {}: outcome unknown ({})", self.actor.order_id, cid, exc)
@@ -308,6 +336,7 @@ class StrategyStage(Stage):
         self._note = ""
         self._next_tick_due: float | None = None
         self._quiet_since: float | None = None
+        self._drawdown_checked = 0.0
 
     # ------------------------------------------------------------ start and recovery
 
@@ -388,16 +417,75 @@ class StrategyStage(Stage):
             return
         if self.runner is None and self._make_runner() is None:
             return
+        now = self.now()
+        halted = risk.halted(self.pair.exchange)
+        if halted:
+            self._withdraw_quotes(halted)
+            self._arm_next_tick(interval)
+            return
         try:
-            did = self.runner.tick(self.now())
+            did = self.runner.tick(now)
             if did:
                 self.log.info("order {}: {}", self.order_id, did)
-            self._note = ""
+            self._set_note("")
+        except PriceBreaker as exc:
+            self._set_note(str(exc), alert="price_breaker")
         except NotReady as exc:
-            if str(exc) != self._note:
+            tripped = self.runner.guard.book_missing(now) if self.runner.guard is not None else None
+            if tripped:
+                self._withdraw_quotes(tripped, alert="price_breaker")
+            elif str(exc) != self._note:
                 self._note = str(exc)
                 self.log.info("order {}: not quoting this tick: {}", self.order_id, exc)
-        self._arm_next_tick(interval)
+        self._check_drawdown(now)
+        if self.state is OrderState.RUNNING:
+            self._arm_next_tick(interval)
+
+    # ------------------------------------------------------------ breakers
+
+    def _set_note(self, text: str, alert: str | None = None) -> None:
+        """Say once (log, order reason, alert) why this order does not quote; and once when it quotes again."""
+        if text == self._note:
+            return
+        previous, self._note = self._note, text
+        if text:
+            self.log.warning("order {}: quotes withdrawn: {}", self.order_id, text)
+            self.write(repo.note_order, self.order_id, f"running, quotes withdrawn: {text}", self.now())
+            if alert:
+                self.write(repo.raise_alert, alert, self.order_id, text)
+        elif previous.startswith(("price breaker", "all accounts halted", "account ")):
+            self.log.info("order {}: quoting again", self.order_id)
+            self.write(repo.note_order, self.order_id, "running: quoting again", self.now())
+
+    def _withdraw_quotes(self, reason: str, alert: str | None = None) -> None:
+        try:
+            self.stopping_runner().cancel_all(self.now())
+        except (NotReady, ExchangeError) as exc:
+            reason = f"{reason} (cancelling: {exc})"
+        self._set_note(reason, alert)
+
+    def _check_drawdown(self, now: float) -> None:
+        """Every DRAWDOWN_EVERY seconds: a loss beyond the limit of what the order was funded with pauses it."""
+        if now - self._drawdown_checked < DRAWDOWN_EVERY or self.runner is None or self.runner.guard is None:
+            return
+        self._drawdown_checked = now
+        from storage.reports import strategy_report
+
+        mark = self.runner.guard.last_price
+        if mark is None:
+            return
+        rep = strategy_report(self.order_id, self.pair.base_symbol, self.pair.quote_symbol, mark)
+        if "realized_pnl" not in rep or rep.get("unrealized_pnl") is None:
+            return
+        pnl = Decimal(rep["realized_pnl"]) + Decimal(rep["unrealized_pnl"])
+        opening = rep.get("opening") or {}
+        price = Decimal(rep["opening_price"])
+        funded = (Decimal(opening.get(self.pair.base_symbol, "0")) * price
+                  + Decimal(opening.get(self.pair.quote_symbol, "0")))
+        reason = drawdown_trip(pnl, funded, self.services.config.risk)
+        if reason:
+            self.write(repo.raise_alert, "drawdown_breaker", self.order_id, reason)
+            self.pause(reason)
 
     def _paused_tick(self) -> None:
         """A paused order rests nothing on the book: cancel what is left, note once when none is."""

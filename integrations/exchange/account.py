@@ -25,6 +25,7 @@ ccxt's own throttle is off (``enableRateLimit=False``), the instance gets its ow
 """
 from __future__ import annotations
 
+import dataclasses
 import decimal
 
 import time
@@ -325,6 +326,8 @@ class ExchangeAccount:
         )
         self.weights = weights or table_for(cfg.ccxt_id, cfg.weights)
         self.venue = venue(cfg.ccxt_id)
+        if not cfg.withdraw_client_id:  # the operator does not rely on the venue's client id
+            self.venue = dataclasses.replace(self.venue, withdraw_client_id_param=None, withdraw_client_id_field=None)
         self._local = gevent.local.local()
         self._markets_lock = gevent.lock.Semaphore()
         self._markets_loaded = False

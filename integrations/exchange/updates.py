@@ -222,7 +222,8 @@ def _trade_fill(t: TradeInfo, db: DbOrder, now: float) -> TradeFill:
     return TradeFill(trade_id=t.id, client_order_id=db.client_order_id, exchange_order_id=t.order_id,
                      symbol=db.symbol, side=t.side or db.side, price=t.price, amount=t.amount, fee=fee,
                      fee_currency=t.fee_currency or None,
-                     timestamp_ms=t.timestamp_ms if t.timestamp_ms is not None else int(now * 1000))
+                     timestamp_ms=t.timestamp_ms if t.timestamp_ms is not None else int(now * 1000),
+                     liquidity=t.taker_or_maker if t.taker_or_maker in ("maker", "taker") else None)
 
 
 class _Work:
