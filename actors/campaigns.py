@@ -140,6 +140,7 @@ class _JoinAttempted:
     hufi_join_id: str | None = None
     enrolled: tuple[str, str, str, str | None] | None = None  # (account, hufi exchange, fingerprint, key id)
     forget_key: bool = False
+    missing_permissions: tuple[str, ...] = ()  # what HuFi says the read-only key lacks (an operator fixes it)
 
 
 @dataclass(frozen=True)
@@ -518,6 +519,14 @@ class CampaignActor(SupervisedActor):
         except HufiAlreadyJoined:
             return _JoinAttempted(job.account, job.key, "joined", "already joined", None, enrolled)
         except HufiJoinRefused as exc:
+            missing = _missing_permissions(exc)
+            if missing:
+                self._worker_keys.pop(job.account, None)
+                return _JoinAttempted(job.account, job.key, "retry",
+                                      f"HuFi refuses the read-only API key of {job.account}: it lacks "
+                                      f"{', '.join(missing)} — grant them on {job.hufi_exchange} (HuFi needs "
+                                      f"VIEW_SPOT_TRADING_HISTORY and VIEW_DEPOSIT_ADDRESS)",
+                                      None, enrolled, missing_permissions=missing)
             if exc.closed:
                 return _JoinAttempted(job.account, job.key, "closed",
                                       f"HuFi campaign {job.key} refused the join: {exc.message}", None, enrolled)
@@ -542,6 +551,9 @@ class CampaignActor(SupervisedActor):
             writer.run(_forget_api_key, msg.account)
         attempts = self._attempts.get(k, 0) + 1
         self._attempts[k] = attempts
+        if msg.missing_permissions:
+            from storage.repo import raise_alert
+            writer.run(raise_alert, "hufi_key_permissions", msg.account, msg.detail)
         if msg.outcome == "joined":
             note = f"joined HuFi campaign {msg.key}"
             count = writer.run(cm.mark_joined, msg.account, msg.key, msg.hufi_join_id, attempts, note, now)
@@ -577,6 +589,13 @@ class CampaignActor(SupervisedActor):
             return
         self._joins[k] = "pending"
         self._queue.put(job)
+
+
+def _missing_permissions(exc: Exception) -> tuple[str, ...]:
+    """The permissions HuFi says an enrolled read-only key lacks (its error details), if any."""
+    details = getattr(exc, "details", None)
+    missing = details.get("missing_permissions") if isinstance(details, dict) else None
+    return tuple(map(str, missing)) if isinstance(missing, list) else ()
 
 
 def campaign_row(c: Campaign) -> dict:

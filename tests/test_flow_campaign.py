@@ -121,3 +121,30 @@ def test_order_runs_while_hufi_is_down_and_joins_when_it_recovers(tmp_path, xwor
         assert len(joins_of(hufi, key)) == 1
         assert mm.state(order_id) == "running"
         assert resting(order_id)
+
+
+def test_a_read_only_key_missing_permissions_is_named_in_an_alert(tmp_path, xworld, hufi):
+    from storage.models import Alert
+    add_btc_campaign(hufi)
+    hufi.key_missing_permissions["read-only-api-key"] = ["VIEW_SPOT_TRADING_HISTORY"]
+    with run(tmp_path, xworld, hufi=hufi_table(tmp_path, hufi)) as mm:
+        order_id, _ = pay_order(xworld, mm, "0.1", "5000")
+        mm.wait_state(order_id, "running", timeout=30)   # never blocked by HuFi
+        alert = wait_until(lambda: Alert.get_or_none((Alert.kind == "hufi_key_permissions")
+                                                     & (Alert.subject == ACCOUNT)), timeout=15)
+        assert "VIEW_SPOT_TRADING_HISTORY" in alert.message
+        assert not participation(order_id).joined_hufi
+
+
+def test_holding_campaigns_are_listed_never_joined(tmp_path, xworld, hufi):
+    from storage.campaign_models import HufiCampaign
+    key, _ = add_btc_campaign(hufi)
+    holding = hufi.add_campaign(exchange="binance", symbol="BTC", chain_id=137, type="HOLDING",
+                                details={"daily_balance_target": 1})
+    with run(tmp_path, xworld, hufi=hufi_table(tmp_path, hufi)) as mm:
+        order_id, _ = pay_order(xworld, mm, "0.1", "5000")
+        mm.wait_state(order_id, "running", timeout=30)
+        wait_until(lambda: HufiCampaign.select().count() == 2, timeout=15, message="both campaigns listed")
+        assert participation(order_id).campaign_id == key
+        wait_until(lambda: joins_of(hufi, key), timeout=15, message="the market-making campaign joined")
+        assert not joins_of(hufi, f"137-{holding['address']}")
