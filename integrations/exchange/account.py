@@ -326,6 +326,10 @@ class ExchangeAccount:
         )
         self.weights = weights or table_for(cfg.ccxt_id, cfg.weights)
         self.venue = venue(cfg.ccxt_id)
+        if self.venue.exact_errors:  # codes ccxt's table lacks (e.g. an order the venue does not know)
+            exact = dict(self._ex.exceptions.get("exact") or {})
+            exact.update({code: getattr(ccxt, name) for code, name in self.venue.exact_errors.items()})
+            self._ex.exceptions["exact"] = exact
         if not cfg.withdraw_client_id:  # the operator does not rely on the venue's client id
             self.venue = dataclasses.replace(self.venue, withdraw_client_id_param=None, withdraw_client_id_field=None)
         self._local = gevent.local.local()
@@ -784,8 +788,11 @@ class ExchangeAccount:
         info = t.get("info") or {}
         field = self.venue.withdraw_client_id_field
         client_id = info.get(field) if field and isinstance(info, Mapping) else None
+        ident = t.get("id")
+        if ident in (None, ""):  # a venue whose history has no record id (MEXC deposits): the tx identifies it
+            ident = f"{t.get('txid') or ''}|{t.get('address') or ''}|{t.get('tag') or ''}"
         return Transfer(
-            id=str(t.get("id")), txid=_str(t.get("txid")), code=str(t.get("currency") or ""),
+            id=str(ident), txid=_str(t.get("txid")), code=str(t.get("currency") or ""),
             network=_str(t.get("network")), address=_str(t.get("address")), tag=_str(t.get("tag")),
             amount=to_decimal(t.get("amount")), fee=to_decimal(fee.get("cost")), status=status,
             timestamp_ms=_ms(t.get("timestamp")), type=_str(t.get("type")) or kind, client_id=_str(client_id),

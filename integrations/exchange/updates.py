@@ -374,9 +374,10 @@ class _Work:
         trades: list[TradeInfo] = []
         since = since_ms
         while True:
-            page = self.account.fetch_my_trades(symbol, since, TRADES_PAGE)
+            size = getattr(getattr(self.account, "venue", None), "trades_page", TRADES_PAGE)
+            page = self.account.fetch_my_trades(symbol, since, size)
             trades.extend(page)
-            if not all_pages or len(page) < TRADES_PAGE:
+            if not all_pages or len(page) < size:
                 break
             newest = max((t.timestamp_ms or 0) for t in page)
             if newest <= since:

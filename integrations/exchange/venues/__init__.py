@@ -31,6 +31,9 @@ class Venue:
     withdraw_client_id_field: str | None = None  # field of the venue's withdrawal record echoing it
     client_id_max_length: int = 36
     used_weight_headers: tuple[str, ...] = ()
+    trades_page: int = 1000                      # the most trades one myTrades request returns
+    exact_errors: Mapping[str, str] = field(default_factory=dict)  # venue error code → ccxt exception name,
+                                                                   # where ccxt's own table lacks it
     tested: str = "not tested against a fake"   # what the README says about it
     source: str = ""                             # where the facts above come from
 
