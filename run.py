@@ -81,7 +81,20 @@ def _open_database_or_exit(config):
         _fail(_database_problem(config, exc))
 
 
+def _early_stop():
+    """SIGTERM/SIGINT at any time — even while the service is still starting — is a clean stop (exit 0):
+    the signal is remembered from the first line on, and serve() honours it once the tree is up."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
 def _cmd_serve(args) -> int:
+    stop = _early_stop()
     # Everything a bad file can break is checked before anything starts: the config (every problem at
     # once), the keystore, the database (read-only). Each problem: exit 2 with one line naming the culprit.
     config = _load_config_or_exit(args.config, for_service=True)
@@ -108,7 +121,7 @@ def _cmd_serve(args) -> int:
         services = build_services(config, keystore=keystore)
     except StorageError as exc:  # changed since the check a moment ago
         _fail(_database_problem(config, exc))
-    return serve(services)
+    return serve(services, stop)
 
 
 def _cmd_operator(args) -> int:

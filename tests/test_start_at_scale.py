@@ -55,3 +55,27 @@ def test_the_tree_is_up_before_a_large_recovery_ends(tmp_path, world):
             assert sum("recovered" in line or "recovering" in line for line in lines) <= 2
     finally:
         logger.remove(sink)
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_while_still_starting_is_a_clean_stop(tmp_path, world):
+    """An operator's SIGTERM during start (the tree is not up yet) is honoured once it is: exit 0, never -15."""
+    import signal
+
+    from sim.world import dump_toml
+    from tests.support import start_service
+
+    seed(tmp_path / "mmflow.db", 2000)   # a recovery that takes a moment
+    raw = world.config_dict(tmp_path / "mmflow.db", world.write_keystore(tmp_path / "keystore.json"))
+    config_path = tmp_path / "mmflow.toml"
+    config_path.write_text(dump_toml(raw))
+    log_path = tmp_path / "service.log"
+    proc = start_service(config_path, log_path)
+    try:
+        wait_until(lambda: log_path.exists() and log_path.read_text().strip(), timeout=60, interval=0.05,
+                   message="the service has started logging")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, log_path.read_text()[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
