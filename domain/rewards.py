@@ -132,14 +132,16 @@ def estimate(*, order_score: Decimal, account_score: Decimal, account_volume: De
     account_reward = _floor(pool * account_score / all_scores, decimals) if all_scores > 0 else ZERO
     share = order_score / account_score if account_score > 0 else None
     order_reward = _floor(account_reward * share, decimals) if share is not None else ZERO
-    pool_text = (f"daily reward {fmt(reward)} {token} (fund {fmt(fund)} / {campaign_days(start, end)} days)"
+    def shown(v: Decimal) -> str:  # amounts shown to the token's decimals (the maths keeps full precision)
+        return fmt(_floor(v, decimals))
+    pool_text = (f"daily reward {shown(reward)} {token} (fund {fmt(fund)} / {campaign_days(start, end)} days)"
                  + (f" × min(total volume {fmt(total_volume)} / target {fmt(target)}, 1)"
                     if total_volume is not None and target else
                     " (total volume of all participants unknown: pool taken as full, an upper bound)"))
     share_text = (f"account score {fmt(account_score)} / all scores {fmt(all_scores)}" if others_score is not None
                   else f"account score {fmt(account_score)} / all scores (other participants unknown: taken as 0, "
                        f"an upper bound)")
-    formula = (f"pool = {pool_text} = {fmt(pool)}; account reward = pool × {share_text} = {fmt(account_reward)}; "
+    formula = (f"pool = {pool_text} = {shown(pool)}; account reward = pool × {share_text} = {fmt(account_reward)}; "
                f"order reward = account reward × order score {fmt(order_score)} / account score "
                f"{fmt(account_score)} = {fmt(order_reward)}; score = Σ price×amount × (maker 1.0, taker buy 0.42, "
                f"taker sell 0.10) since max(campaign start, join)")

@@ -46,8 +46,8 @@ def test_without_a_withdrawal_client_id_the_history_finds_it_and_nothing_is_sent
     run_kill_on_the_way_back(tmp_path, step, client_id=False)
 
 
-def run_kill_on_the_way_back(tmp_path, step, *, client_id: bool):
-    ew = world_with_exchange(deposit_delay=0.1)
+def run_kill_on_the_way_back(tmp_path, step, *, client_id: bool, venue: str = "binance"):
+    ew = world_with_exchange(deposit_delay=0.1, venue=venue)
     ew.exchange.withdraw_delay = 0.2
     env = dict(os.environ, MMF_BINANCE_KEY=ew.api_key, MMF_BINANCE_SECRET=ew.secret)
     db_path = tmp_path / "mmflow.db"
@@ -56,7 +56,7 @@ def run_kill_on_the_way_back(tmp_path, step, *, client_id: bool):
                       "return_timeout": 60, "return_retry_delay": 0.1, "lookup_grace": 1.0}
     raw["strategy"] = {"tick_interval": 0.2}
     raw["stream"] = {"slow_interval": 0.2, "fast_interval": 0.1}
-    raw["exchanges"] = [{"id": "binance", "ccxt": "binance", "api_key_env": "MMF_BINANCE_KEY",
+    raw["exchanges"] = [{"id": "binance", "ccxt": venue, "api_key_env": "MMF_BINANCE_KEY",
                          "secret_env": "MMF_BINANCE_SECRET", "urls": {"api": ew.exchange.url},
                          "options": ew.ccxt_config()["options"], "withdraw_client_id": client_id}]
     pairs = default_pairs()

@@ -27,7 +27,11 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("step", ["order_reserved", "order_sent", "cancel_sent", "live"])
 def test_kill_with_orders_live_or_in_flight(tmp_path, step, monkeypatch):
-    ew = world_with_exchange(deposit_delay=0.1)
+    run_kill_with_orders(tmp_path, step, monkeypatch)
+
+
+def run_kill_with_orders(tmp_path, step, monkeypatch, venue: str = "binance"):
+    ew = world_with_exchange(deposit_delay=0.1, venue=venue)
     monkeypatch.setenv("MMF_BINANCE_KEY", ew.api_key)
     monkeypatch.setenv("MMF_BINANCE_SECRET", ew.secret)
     env = dict(os.environ)
@@ -37,7 +41,7 @@ def test_kill_with_orders_live_or_in_flight(tmp_path, step, monkeypatch):
     raw["strategy"] = {"tick_interval": 0.1}
     raw["stream"] = {"slow_interval": 0.2, "fast_interval": 0.05, "not_found_grace": 2.0, "weight_share": 1.0}
     raw["pairs"] = pairs_with_strategy()
-    raw["exchanges"] = [{"id": "binance", "ccxt": "binance", "api_key_env": "MMF_BINANCE_KEY",
+    raw["exchanges"] = [{"id": "binance", "ccxt": venue, "api_key_env": "MMF_BINANCE_KEY",
                          "secret_env": "MMF_BINANCE_SECRET", "urls": {"api": ew.exchange.url},
                          "options": ew.ccxt_config()["options"]}]
     config_path = tmp_path / "mmflow.toml"

@@ -638,11 +638,35 @@ class ExchangeAccount:
             else currency.get("precision")
         step = to_decimal(precision) if self._ex.precisionMode == TICK_SIZE else None
         enabled = source.get("withdraw")
+        if fee is None or (not minimum and self.venue.withdraw_min_info_field):
+            # some ccxt classes (gate 4.5.90) put no withdrawal fee / minimum in currencies: ask the fees endpoint
+            fee, minimum = self._withdraw_fee_and_min(code, network, fee, minimum)
         if fee is None:
             raise DefinitiveError(f"{self.account_id}: no withdrawal fee known for {code} on {network}",
                                   kind="not_supported")
         return WithdrawalTerms(fee=fee, minimum=minimum, step=step if step and step > 0 else None,
                                enabled=enabled is not False)
+
+    def _withdraw_fee_and_min(self, code: str, network: str | None, fee: Decimal | None,
+                              minimum: Decimal) -> tuple[Decimal | None, Decimal]:
+        """Fee and minimum from ``fetch_deposit_withdraw_fees`` (per network; the minimum from the venue's
+        ``withdraw_min_info_field`` of the raw entry), where currencies lack them."""
+        if not self._ex.has.get("fetchDepositWithdrawFees"):
+            return fee, minimum
+        entry = (self._invoke("fetch_deposit_withdraw_fees", [code]) or {}).get(code) or {}
+        networks = entry.get("networks") or {}
+        net = networks.get(network) if network else None
+        if net is None and network:  # given as the venue's own id: find its unified code
+            ids = {k: n.get("id") for k, n in ((self.currencies.get(code) or {}).get("networks") or {}).items()}
+            net = next((v for k, v in networks.items() if ids.get(k) == network), None)
+        if fee is None:
+            fee = to_decimal(((net or {}).get("withdraw") or {}).get("fee"))
+            if fee is None and not network:
+                fee = to_decimal((entry.get("withdraw") or {}).get("fee"))
+        field = self.venue.withdraw_min_info_field
+        if field and not minimum:
+            minimum = to_decimal((entry.get("info") or {}).get(field)) or minimum
+        return fee, minimum
 
     @staticmethod
     def _network_of(currency: Mapping[str, Any], network: str | None) -> Mapping[str, Any] | None:
@@ -733,6 +757,10 @@ class ExchangeAccount:
     def cancel_order(self, symbol: str, *, order_id: str | None = None,
                      client_order_id: str | None = None) -> OrderInfo:
         order_id, params = self._order_ref(order_id, client_order_id)
+        if client_order_id is not None and self.venue.cancel_client_id_as_order_id:
+            # ccxt's cancel_order of this venue ignores params['clientOrderId'] (gate 4.5.90); the venue takes
+            # its own form of the client id (prefix + ours) in place of the order id
+            order_id, params = self.venue.client_id_prefix + client_order_id, {}
         return self._order(self._invoke("cancel_order", order_id, symbol, params), symbol)
 
     def fetch_order(self, symbol: str, *, order_id: str | None = None,
@@ -757,13 +785,16 @@ class ExchangeAccount:
 
     # ------------------------------------------------------------------ conversions
 
-    @staticmethod
-    def _order(o: Mapping[str, Any], symbol: str) -> OrderInfo:
+    def _order(self, o: Mapping[str, Any], symbol: str) -> OrderInfo:
         info = o.get("info") or {}
         fee = o.get("fee") or {}
         client_id = info.get("origClientOrderId") if isinstance(info, Mapping) else None
+        client_id = _str(client_id) or _str(o.get("clientOrderId"))
+        prefix = self.venue.client_id_prefix
+        if client_id and prefix and client_id.startswith(prefix):
+            client_id = client_id[len(prefix):]  # gate: text "t-<ours>"
         return OrderInfo(
-            id=str(o.get("id")), client_order_id=_str(client_id) or _str(o.get("clientOrderId")),
+            id=str(o.get("id")), client_order_id=client_id,
             symbol=o.get("symbol") or symbol, side=o.get("side"), type=o.get("type"), status=o.get("status"),
             price=to_decimal(o.get("price")), amount=to_decimal(o.get("amount")), filled=to_decimal(o.get("filled")),
             remaining=to_decimal(o.get("remaining")), cost=to_decimal(o.get("cost")),

@@ -334,9 +334,14 @@ class _Work:
         return out
 
     def lookup(self, db: DbOrder) -> tuple[str, Any]:
-        """Targeted fetch_order by client id. ('found', OrderInfo) | ('not_found', None) | ('unknown', None)."""
+        """Targeted fetch_order: by the exchange's order id once it is mapped (a venue may find a finished
+        order only by its id — Gate: "only order ID can be used after the order is finished"), else by
+        client id. ('found', OrderInfo) | ('not_found', None) | ('unknown', None)."""
         try:
-            info = self.account.fetch_order(db.symbol, client_order_id=db.client_order_id)
+            if db.exchange_order_id:
+                info = self.account.fetch_order(db.symbol, order_id=db.exchange_order_id)
+            else:
+                info = self.account.fetch_order(db.symbol, client_order_id=db.client_order_id)
         except DefinitiveError as exc:
             if exc.not_found:
                 return "not_found", None

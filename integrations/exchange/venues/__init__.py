@@ -32,6 +32,9 @@ class Venue:
     client_id_max_length: int = 36
     used_weight_headers: tuple[str, ...] = ()
     trades_page: int = 1000                      # the most trades one myTrades request returns
+    client_id_prefix: str = ""                   # the venue reports our client order id with this prefix (gate: "t-")
+    cancel_client_id_as_order_id: bool = False   # ccxt's cancel_order ignores params clientOrderId: cancel prefix+cid as the id
+    withdraw_min_info_field: str | None = None   # the minimum withdrawal in fetch_deposit_withdraw_fees()[code]["info"]
     exact_errors: Mapping[str, str] = field(default_factory=dict)  # venue error code → ccxt exception name,
                                                                    # where ccxt's own table lacks it
     tested: str = "not tested against a fake"   # what the README says about it

@@ -24,6 +24,13 @@ bybit-exchange.github.io/docs/v5, read from the bybit-exchange/docs repository):
 - client order id: ``orderLinkId``, "A max of 36 characters. Combinations of numbers, letters (upper and
   lower cases), dashes, and underscores", always unique (docs order/create-order); ccxt maps its
   ``clientOrderId`` param to it in create_order only.
+- trades page: 100 — GET /v5/execution/list takes ``limit`` in [1, 100] (docs order/execution; the fake
+  refuses more with 10001). Its rows come newest first within [startTime, startTime + 7 days].
+- exact errors ccxt's table lacks or keeps too coarse (docs error, "Spot Trade" / "UTA"): 170141 "Duplicate
+  clientOrderId" and 110072 "OrderLinkedID is duplicate" are a client order id already used
+  (DuplicateOrderId; ccxt: InvalidOrder), 170381 / 170382 "Order quantity too large" (InvalidOrder; not in
+  ccxt 4.5.90's table), 131097 "Withdrawal of this currency has been closed" — a refused withdrawal, nothing
+  debited (OperationRejected; ccxt: a bare ExchangeError, which mmflow must treat as an unknown outcome).
 - used-weight headers: none. Bybit's limits are per UID and endpoint (docs rate-limit); each answer
   carries X-Bapi-Limit / X-Bapi-Limit-Status (the REMAINING requests) / X-Bapi-Limit-Reset-Timestamp, not
   a used weight; over the limit: retCode 10006 (ccxt RateLimitExceeded).
@@ -40,11 +47,14 @@ BYBIT = register(Venue(
     withdraw_client_id_field=None,
     client_id_max_length=36,
     used_weight_headers=(),
+    trades_page=100,
+    exact_errors={"170141": "DuplicateOrderId", "110072": "DuplicateOrderId", "170381": "InvalidOrder",
+                  "170382": "InvalidOrder", "131097": "OperationRejected"},
     tested="against sim/fake_exchange/bybit.py (Bybit v5 spot, unified account) with the unmodified ccxt.bybit "
            "4.5.90: markets, currencies, order book, balance, post-only orders and fills, cancel, trades, deposit "
            "address, deposits, withdrawals; the full flow needs the shared changes listed in "
-           "tests/test_fake_bybit.py (client order id param orderLinkId, withdrawal address from addressTo, "
-           "withdraw feeType=1, trades page of 100)",
+           "tests/test_fake_bybit.py (client order id param orderLinkId and lookup by client id through "
+           "fetch_open_orders, withdrawal address from addressTo, withdraw feeType=1)",
     source="ccxt 4.5.90 bybit.py (describe options/networks/exceptions, sign, is_unified_enabled, fetch_markets, "
            "fetch_currencies, fetch_balance, create_order_request, fetch_order, cancel_order, fetch_my_trades, "
            "fetch_deposit_address, fetch_withdrawals, withdraw, parse_transaction); Bybit v5 docs "

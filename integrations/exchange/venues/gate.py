@@ -16,6 +16,10 @@ API v4 OpenAPI spec, read 2026-03 snapshot):
   prefixes ``t-`` itself and raises BadRequest above 28 characters (``create_order_request``); orders are
   found by text only while pending ("Only order ID can be used after the order is finished", SDK SpotApi
   get_order / cancel_order).
+- trades page: ``GET /spot/my_trades`` ``limit`` "Default: 100, minimum: 1, maximum: 1000" (SDK SpotApi
+  list_my_trades); ccxt sends ``limit`` and ``from`` (seconds) as given.
+- exact errors: none needed — ccxt's gate table maps every label this venue answers (ORDER_NOT_FOUND,
+  BALANCE_NOT_ENOUGH, POC_FILL_IMMEDIATELY, INVALID_CURRENCY_PAIR, TOO_MANY_REQUESTS, INVALID_SIGNATURE...).
 - used weight: Gate reports no used weight; its headers are ``X-Gate-RateLimit-Requests-Remain``,
   ``X-Gate-RateLimit-Limit`` and ``X-Gate-RateLimit-Reset-Timestamp`` (requests LEFT per endpoint and
   window, seen in a real response quoted in ccxt issue #24257), so none is listed here.
@@ -30,6 +34,10 @@ GATE = register(Venue(
     withdraw_client_id_field="withdraw_order_id",
     client_id_max_length=28,
     used_weight_headers=(),
+    trades_page=1000,
+    client_id_prefix="t-",
+    cancel_client_id_as_order_id=True,
+    withdraw_min_info_field="withdraw_amount_mini",
     tested="end to end against sim/fake_exchange/gate.py (Gate API v4 spot dialect) with the unmodified "
            "ccxt.gate 4.5.90: markets, currencies, book, balance, post-only orders (time_in_force poc), "
            "fills, client ids (text t-...), deposits, withdrawals with withdraw_order_id",
@@ -37,6 +45,7 @@ GATE = register(Venue(
            "create_order_request, fetch_order_request, cancel_order, withdraw, parse_transaction, sign, "
            "handle_errors); Gate API v4 spec via gate/gateapi-python docs: LedgerRecord.withdraw_order_id, "
            "WithdrawalRecord.withdraw_order_id, WalletApi list_withdrawals(withdraw_order_id), Order.text, "
-           "SpotApi get_order/cancel_order (text only for pending orders), WithdrawStatus, CurrencyChain.decimal; "
+           "SpotApi get_order/cancel_order (text only for pending orders), list_my_trades (limit max 1000), "
+           "WithdrawStatus, CurrencyChain.decimal; "
            "ccxt issue #24257 (X-Gate-RateLimit-* headers)",
 ))
