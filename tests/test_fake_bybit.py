@@ -5,12 +5,12 @@ One server and one loaded ccxt instance are shared by the module; every test use
 cleans up after itself, and an autouse fixture removes faults, cancels open orders and checks that ccxt
 never asked for an endpoint the fake does not serve.
 
-Some mmflow behaviour needs shared changes before it works on Bybit (see ``SHARED_CHANGES``); the tests
-of that behaviour are strict xfails until the venue profile has the fields those changes add.
+Bybit differs where mmflow had to learn it (venue fields in integrations/exchange/venues/bybit.py): the
+client order id travels as ``orderLinkId``, a lookup by it goes through the open-orders endpoint, trade
+pages hold the newest trades, and a withdrawal names its destination in ``addressTo``.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from decimal import Decimal
 
@@ -26,7 +26,7 @@ from integrations.exchange.errors import (
     RateLimited,
 )
 from integrations.exchange.limiter import WeightedLimiter
-from integrations.exchange.venues import Venue, venue
+from integrations.exchange.venues import venue
 from sim.bridge import world_with_exchange
 from sim.fake_exchange.bybit import FAKE, ORDER_ID_BASE, FakeBybit
 
@@ -37,25 +37,6 @@ XRP_ADDR = "rEb8TK3gBgk5auZkwc6sHnwrGVJH8DuaLh"
 KEYS = {name: (f"bkey-{name}", f"bsecret-{name}") for name in
         ("main", "maker", "wallet", "faults", "acct", "acct-wallet", "acct-limits")}
 KEYS["acct-pages"] = ("acct-pages", "bsecret-acct-pages")
-
-# What mmflow itself must change (outside the Bybit files) before the whole flow runs on Bybit; the
-# strict xfails below name the one they wait for. The names are the proposed Venue fields.
-SHARED_CHANGES = {"order_client_id_param", "order_by_client_id_via", "withdraw_params"} <= {
-    f.name for f in dataclasses.fields(Venue)}
-NEEDS_CLIENT_ID_PARAM = pytest.mark.xfail(
-    not SHARED_CHANGES, strict=True,
-    reason="integrations/exchange/account.py _order_ref sends {'clientOrderId': cid}; ccxt.bybit passes params "
-           "through, Bybit wants orderLinkId (cancel), and ccxt's fetch_order always sends orderId=None, so a "
-           "lookup by client id must go through fetch_open_orders(params={'orderLinkId': cid})")
-NEEDS_BACKWARD_TRADE_PAGES = pytest.mark.xfail(
-    "trades_newest_first" not in {f.name for f in dataclasses.fields(Venue)}, strict=True,
-    reason="integrations/exchange/updates.py fetch_trades pages forward (since = newest of a full page); Bybit's "
-           "execution list returns the NEWEST trades of [since, since + 7 days], so a full page hides older ones")
-NEEDS_ADDRESS_TO = pytest.mark.xfail(
-    not SHARED_CHANGES, strict=True,
-    reason="integrations/exchange/account.py _transfer reads t['address']; ccxt.bybit parse_transaction puts the "
-           "destination in 'addressTo' ('address' is None), so withdrawals_like never matches on Bybit")
-
 
 def new_client(fx: FakeBybit, name: str, template: ccxt.bybit | None = None, **config) -> ccxt.bybit:
     key, secret = KEYS.get(name, (name, "x"))
@@ -508,7 +489,6 @@ def test_account_orders_fills_and_refusals(fx, acct):
     assert err.value.not_found
 
 
-@NEEDS_CLIENT_ID_PARAM
 def test_account_fetch_and_cancel_by_client_order_id(fx, acct):
     acct.create_limit_order(SYM, "sell", D("0.001"), D("60500"), client_order_id="mm-b-cid")
     got = acct.fetch_order(SYM, client_order_id="mm-b-cid")
@@ -548,7 +528,6 @@ def test_account_withdraw_and_lookup_by_id(fx):
         account.close()
 
 
-@NEEDS_ADDRESS_TO
 def test_account_withdrawals_like_finds_a_withdrawal_without_client_id(fx):
     account = ExchangeAccount(make_cfg(fx, "acct-wallet"))
     fx.withdraw_delay = None
@@ -562,7 +541,6 @@ def test_account_withdrawals_like_finds_a_withdrawal_without_client_id(fx):
         account.close()
 
 
-@NEEDS_BACKWARD_TRADE_PAGES
 def test_more_fills_than_a_trades_page_are_all_read_by_the_update_stream(fx):
     from integrations.exchange.updates import _Work
 
@@ -603,9 +581,6 @@ def test_account_rate_limit_is_paused_and_retried(fx):
 # ---------------------------------------------------------------------- end to end
 
 
-@pytest.mark.xfail(not SHARED_CHANGES, run=False,  # stuck at stopping / waiting for fills without them
-                   reason="needs the shared changes: orderLinkId for cancel/fetch by client id (account.py), "
-                          "withdraw feeType=1 (account.py withdraw)")
 def test_paid_order_quotes_fills_and_exits_settled_on_bybit(tmp_path, monkeypatch):
     from sim.world import USDT_ERC20
     from storage import exchange_repo, exit_repo, repo

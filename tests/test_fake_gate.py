@@ -2,9 +2,8 @@
 over loopback HTTP — then the same through mmflow's ExchangeAccount, then one order end to end through a
 world whose venue is Gate.
 
-Tests marked ``xfail(strict=True)`` show what mmflow's shared code (integrations/exchange/account.py,
-integrations/exchange/updates.py) does not yet do for Gate; each reason names the change. Once it lands the
-test passes, strict xfail fails, and the marker must go.
+What differs on Gate lives in its venue profile (integrations/exchange/venues/gate.py): the "t-" prefix of
+client ids, cancels by that prefixed id, the withdrawal minimum from the fees endpoint.
 """
 from __future__ import annotations
 
@@ -540,10 +539,6 @@ def test_account_post_only_order_fills_and_trades(fx, acct):
     assert acct.fetch_order(SYM, client_order_id="mmflow-0123456789abcdef-5").id == o3.id
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "shared change needed in integrations/exchange/account.py: ccxt.gate reports clientOrderId as Gate's text "
-    "('t-' + ours) and its cancel_order ignores params['clientOrderId'] (DELETE /spot/orders/None); "
-    "ExchangeAccount must strip the venue's 't-' and cancel by client id with id='t-'+cid"))
 def test_account_client_order_ids_round_trip(fx, acct):
     cid = "mmflow-0123456789abcdef-6"
     o = acct.create_limit_order(SYM, "buy", D("0.001"), D("59000"), client_order_id=cid)
@@ -552,10 +547,6 @@ def test_account_client_order_ids_round_trip(fx, acct):
     assert acct.cancel_order(SYM, client_order_id=cid).status == "canceled"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "shared change needed in integrations/exchange/account.py withdrawal_terms: ccxt 4.5.90 gate currencies carry "
-    "no withdrawal fee or minimum (fee None); they are in fetch_deposit_withdraw_fees (/wallet/withdraw_status: "
-    "withdraw_fix_on_chains per chain, withdraw_amount_mini)"))
 def test_account_withdrawal_terms(acct):
     terms = acct.withdrawal_terms("USDT", "TRC20")
     assert (terms.fee, terms.minimum, terms.enabled) == (D("1"), D("20"), True)
@@ -633,12 +624,6 @@ def test_world_with_exchange_speaks_gate(gworld):
     assert gworld.bridge.unmatched == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "needs the shared changes of test_account_client_order_ids_round_trip and test_account_withdrawal_terms "
-    "(integrations/exchange/account.py) and, in integrations/exchange/updates.py, lookups by the exchange's "
-    "order id once mapped: without them mmflow's cancels go to DELETE /spot/orders/None (the order never "
-    "leaves `stopping`), a quote filled after not_found_grace is looked up by its text, which Gate no longer "
-    "knows, and resolved `rejected`, and withdrawal_terms has no fee for the way back"))
 def test_an_order_runs_quotes_fills_and_exits_to_settled_on_gate(tmp_path, gworld):
     from sim.world import USDT_ERC20
     from storage import exchange_repo

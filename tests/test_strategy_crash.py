@@ -68,7 +68,13 @@ def run_kill_with_orders(tmp_path, step, monkeypatch, venue: str = "binance"):
                 proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=60) == -signal.SIGKILL
         ew.exchange.stop_price_process()
+        # The state before the kill may already look "settled": wait for the restarted service itself to
+        # be running and reconciled, or the SIGTERM below could land before it has even installed handlers.
+        log_text = lambda: log_path.read_text(errors="replace") if log_path.exists() else ""  # noqa: E731
+        runs = log_text().count("mmflow running")
         proc = start_service(config_path, log_path, env)
+        wait_until(lambda: log_text().count("mmflow running") > runs, timeout=60, interval=0.1,
+                   message="the restarted service running")
         if db is None:
             db = open_database(f"sqlite:///{db_path}")
 

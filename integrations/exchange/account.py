@@ -606,7 +606,7 @@ class ExchangeAccount:
             raise DefinitiveError("withdraw needs a client_id", kind="bad_request")
         self.load_markets()
         sent = self._withdraw_amount(code, _money(amount, "amount"), network)
-        params: dict[str, Any] = {}
+        params: dict[str, Any] = dict(self.venue.withdraw_params)
         if self.venue.withdraw_client_id_param:
             params[self.venue.withdraw_client_id_param] = client_id
         if network:
@@ -768,20 +768,26 @@ class ExchangeAccount:
         """One order by exchange id or client id. ``DefinitiveError`` with ``not_found`` if the
         exchange does not know it NOW (see errors.py: not proof of absence right after a create)."""
         order_id, params = self._order_ref(order_id, client_order_id)
+        if order_id is None and self.venue.order_by_client_id_via == "fetch_open_orders":
+            found = self._invoke("fetch_open_orders", symbol, None, None, params)
+            if not found:
+                raise classify(ccxt.OrderNotFound(f"{self.cfg.ccxt_id}: no order with client id {client_order_id}"))
+            return self._order(found[0], symbol)
         return self._order(self._invoke("fetch_order", order_id, symbol, params), symbol)
 
     def fetch_open_orders(self, symbol: str) -> list[OrderInfo]:
         return [self._order(o, symbol) for o in self._invoke("fetch_open_orders", symbol)]
 
-    def fetch_my_trades(self, symbol: str, since_ms: int | None = None, limit: int | None = None) -> list[TradeInfo]:
-        return [self._trade(t, symbol) for t in self._invoke("fetch_my_trades", symbol, since_ms, limit)]
+    def fetch_my_trades(self, symbol: str, since_ms: int | None = None, limit: int | None = None,
+                        until_ms: int | None = None) -> list[TradeInfo]:
+        params = {"until": until_ms} if until_ms is not None else {}
+        return [self._trade(t, symbol) for t in self._invoke("fetch_my_trades", symbol, since_ms, limit, params)]
 
-    @staticmethod
-    def _order_ref(order_id: str | None, client_order_id: str | None) -> tuple[str | None, dict[str, Any]]:
+    def _order_ref(self, order_id: str | None, client_order_id: str | None) -> tuple[str | None, dict[str, Any]]:
         if (order_id is None) == (client_order_id is None):
             raise DefinitiveError("give exactly one of order_id and client_order_id", kind="bad_request")
         return (str(order_id) if order_id is not None else None,
-                {"clientOrderId": client_order_id} if client_order_id is not None else {})
+                {self.venue.order_client_id_param: client_order_id} if client_order_id is not None else {})
 
     # ------------------------------------------------------------------ conversions
 
@@ -824,7 +830,8 @@ class ExchangeAccount:
             ident = f"{t.get('txid') or ''}|{t.get('address') or ''}|{t.get('tag') or ''}"
         return Transfer(
             id=str(ident), txid=_str(t.get("txid")), code=str(t.get("currency") or ""),
-            network=_str(t.get("network")), address=_str(t.get("address")), tag=_str(t.get("tag")),
+            network=_str(t.get("network")), address=_str(t.get("address")) or _str(t.get("addressTo")),
+            tag=_str(t.get("tag")) or _str(t.get("tagTo")),
             amount=to_decimal(t.get("amount")), fee=to_decimal(fee.get("cost")), status=status,
             timestamp_ms=_ms(t.get("timestamp")), type=_str(t.get("type")) or kind, client_id=_str(client_id),
             raw_status=raw, info=info,

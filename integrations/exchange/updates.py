@@ -378,12 +378,22 @@ class _Work:
     def fetch_trades(self, symbol: str, since_ms: int, *, all_pages: bool) -> list[TradeInfo]:
         trades: list[TradeInfo] = []
         since = since_ms
+        venue = getattr(self.account, "venue", None)
+        size = getattr(venue, "trades_page", TRADES_PAGE)
+        backwards = bool(getattr(venue, "trades_newest_first", False))
+        until = None
         while True:
-            size = getattr(getattr(self.account, "venue", None), "trades_page", TRADES_PAGE)
-            page = self.account.fetch_my_trades(symbol, since, size)
+            page = (self.account.fetch_my_trades(symbol, since, size, until) if until is not None
+                    else self.account.fetch_my_trades(symbol, since, size))
             trades.extend(page)
             if not all_pages or len(page) < size:
                 break
+            if backwards:  # the page holds the newest trades: go on up to (and with) the oldest of them
+                oldest = min((t.timestamp_ms or 0) for t in page)
+                if oldest <= since or oldest == until:  # no older trade left, or no progress (one ms full)
+                    break
+                until = oldest  # inclusive: trades of that millisecond the page could not hold come again
+                continue
             newest = max((t.timestamp_ms or 0) for t in page)
             if newest <= since:
                 break

@@ -30,6 +30,15 @@ class Venue:
     withdraw_client_id_param: str | None = None  # request parameter carrying our withdrawal client id
     withdraw_client_id_field: str | None = None  # field of the venue's withdrawal record echoing it
     client_id_max_length: int = 36
+    # the ccxt param naming our client order id in fetch_order / cancel_order (ccxt maps "clientOrderId"
+    # itself for binance; ccxt.bybit passes params through, so there it must be Bybit's own "orderLinkId")
+    order_client_id_param: str = "clientOrderId"
+    # how an order is looked up by client id: ccxt "fetch_order", or "fetch_open_orders" where ccxt's
+    # fetch_order always sends the exchange id (bybit: orderId=None) but the open-orders endpoint finds an
+    # order of any recent status by client id (bybit GET /v5/order/realtime?orderLinkId=)
+    order_by_client_id_via: str = "fetch_order"
+    withdraw_params: Mapping[str, Any] = field(default_factory=dict)  # extra params of every withdraw
+    trades_newest_first: bool = False            # a full trades page holds the NEWEST trades after `since`
     used_weight_headers: tuple[str, ...] = ()
     trades_page: int = 1000                      # the most trades one myTrades request returns
     client_id_prefix: str = ""                   # the venue reports our client order id with this prefix (gate: "t-")

@@ -18,8 +18,11 @@ API v4 OpenAPI spec, read 2026-03 snapshot):
   get_order / cancel_order).
 - trades page: ``GET /spot/my_trades`` ``limit`` "Default: 100, minimum: 1, maximum: 1000" (SDK SpotApi
   list_my_trades); ccxt sends ``limit`` and ``from`` (seconds) as given.
-- exact errors: none needed — ccxt's gate table maps every label this venue answers (ORDER_NOT_FOUND,
-  BALANCE_NOT_ENOUGH, POC_FILL_IMMEDIATELY, INVALID_CURRENCY_PAIR, TOO_MANY_REQUESTS, INVALID_SIGNATURE...).
+- exact errors: ccxt's gate table maps the order labels (ORDER_NOT_FOUND, BALANCE_NOT_ENOUGH,
+  POC_FILL_IMMEDIATELY, INVALID_CURRENCY_PAIR, TOO_MANY_REQUESTS, INVALID_SIGNATURE...), but it maps
+  ``API_WITHDRAW_DISABLED`` (withdrawals of this currency/chain suspended) to ExchangeNotAvailable, which
+  reads as "outcome unknown"; the refusal is definitive (nothing was created), so ``exact_errors`` makes it
+  OperationRejected: counted as a rejection and retried later, not looked up in the history first.
 - used weight: Gate reports no used weight; its headers are ``X-Gate-RateLimit-Requests-Remain``,
   ``X-Gate-RateLimit-Limit`` and ``X-Gate-RateLimit-Reset-Timestamp`` (requests LEFT per endpoint and
   window, seen in a real response quoted in ccxt issue #24257), so none is listed here.
@@ -38,6 +41,7 @@ GATE = register(Venue(
     client_id_prefix="t-",
     cancel_client_id_as_order_id=True,
     withdraw_min_info_field="withdraw_amount_mini",
+    exact_errors={"API_WITHDRAW_DISABLED": "OperationRejected"},
     tested="end to end against sim/fake_exchange/gate.py (Gate API v4 spot dialect) with the unmodified "
            "ccxt.gate 4.5.90: markets, currencies, book, balance, post-only orders (time_in_force poc), "
            "fills, client ids (text t-...), deposits, withdrawals with withdraw_order_id",
