@@ -2,13 +2,11 @@
 with the real service — each trips with a reason, an alert and a visible change, and is reversed."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from decimal import Decimal as D
 from pathlib import Path
 
-import pytest
 
 from domain.breakers import PriceGuard, RejectionCounter, RiskLimits, drawdown_trip
 from storage import commands, exchange_repo, risk
