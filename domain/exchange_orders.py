@@ -136,43 +136,62 @@ def path(current: ExOrderState | str, target: ExOrderState | str,
 
 # ---------------------------------------------------------------- client order ids
 
-CLIENT_ID_PREFIX = "mmflow-"
+# "mm<16 hex>-<seq in base 36>": 28 characters at most, so one format fits every venue in the table (Gate's
+# order `text` allows 28 after its "t-"; Binance, MEXC and Bybit 36) with room for 36**9 - 1 orders per
+# mmflow order. Ids of the first format, "mmflow-<16 hex>-<decimal seq>" (36 at most, too long for Gate once
+# seq >= 10000), are still recognised, so orders placed before the change are found and reconciled.
+CLIENT_ID_PREFIX = "mm"
 _HASH_CHARS = 16          # 64 bits of sha256(order_id): distinct orders never share a prefix in practice
-CLIENT_ID_MAX = 36        # Binance newClientOrderId: ^[.A-Z:/a-z0-9_-]{1,36}$ — we use only [a-z0-9-]
+CLIENT_ID_MAX = 28        # the shortest limit in the venue table (gate); tests hold every venue to it
 _SEQ_DIGITS = CLIENT_ID_MAX - len(CLIENT_ID_PREFIX) - _HASH_CHARS - 1
-MAX_SEQ = 10 ** _SEQ_DIGITS - 1
-_OURS = re.compile(rf"^{re.escape(CLIENT_ID_PREFIX)}[0-9a-f]{{{_HASH_CHARS}}}-[1-9][0-9]{{0,{_SEQ_DIGITS - 1}}}$")
+MAX_SEQ = 36 ** _SEQ_DIGITS - 1
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+_OURS = re.compile(rf"^{CLIENT_ID_PREFIX}[0-9a-f]{{{_HASH_CHARS}}}-([1-9a-z][0-9a-z]{{0,{_SEQ_DIGITS - 1}}})$")
+_LEGACY_PREFIX = "mmflow-"
+_OURS_LEGACY = re.compile(rf"^{_LEGACY_PREFIX}[0-9a-f]{{{_HASH_CHARS}}}-([1-9][0-9]{{0,11}})$")
 
 
 def owner_prefix(order_id: str) -> str:
-    """The part of every client id of one mmflow order that identifies the order: "mmflow-<16 hex>-"."""
+    """The part of every client id of one mmflow order that identifies the order: "mm<16 hex>-"."""
     if not isinstance(order_id, str) or not order_id:
         raise ValueError(f"order id must be a non-empty string, got {order_id!r}")
     digest = hashlib.sha256(f"mmflow:exchange-order:{order_id}".encode()).hexdigest()[:_HASH_CHARS]
     return f"{CLIENT_ID_PREFIX}{digest}-"
 
 
+def _base36(n: int) -> str:
+    digits = ""
+    while n:
+        n, r = divmod(n, 36)
+        digits = _BASE36[r] + digits
+    return digits
+
+
 def client_order_id(order_id: str, seq: int) -> str:
     """Deterministic client order id of the `seq`-th exchange order (1-based) of an mmflow order.
 
-    "mmflow-<16 hex of sha256(order id)>-<seq>", at most 36 chars of [a-z0-9-]: valid for
-    Binance's newClientOrderId, and the same id on every retry of the same reservation."""
+    "mm<16 hex of sha256(order id)>-<seq in base 36>", at most 28 chars of [a-z0-9-]: valid on every
+    venue of the table, and the same id on every retry of the same reservation."""
     if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= MAX_SEQ:
         raise ValueError(f"sequence must be an int in 1..{MAX_SEQ}, got {seq!r}")
-    cid = f"{owner_prefix(order_id)}{seq}"
+    cid = f"{owner_prefix(order_id)}{_base36(seq)}"
     assert len(cid) <= CLIENT_ID_MAX
     return cid
 
 
 def is_ours(cid: str | None) -> bool:
-    """Was this client id made by `client_order_id` (of any mmflow order)?"""
-    return isinstance(cid, str) and _OURS.match(cid) is not None
+    """Was this client id made by `client_order_id` (of any mmflow order, either format)?"""
+    return isinstance(cid, str) and (_OURS.match(cid) is not None or _OURS_LEGACY.match(cid) is not None)
 
 
 def seq_of(cid: str) -> int:
-    if not is_ours(cid):
-        raise ValueError(f"{cid!r} is not an mmflow client order id")
-    return int(cid.rsplit("-", 1)[1])
+    """The sequence number inside one of our client ids (ValueError for anyone else's)."""
+    if isinstance(cid, str):
+        if m := _OURS.match(cid):
+            return int(m.group(1), 36)
+        if m := _OURS_LEGACY.match(cid):
+            return int(m.group(1))
+    raise ValueError(f"{cid!r} is not an mmflow client order id")
 
 
 # ---------------------------------------------------------------- records

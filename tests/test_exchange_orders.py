@@ -118,10 +118,27 @@ BINANCE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 
 def test_client_id_format_and_length():
     cid = client_order_id(OID, 1)
-    assert re.fullmatch(r"mmflow-[0-9a-f]{16}-1", cid)
+    assert re.fullmatch(r"mm[0-9a-f]{16}-1", cid)
+    assert client_order_id(OID, 36).endswith("-10") and client_order_id(OID, 10).endswith("-a")
     longest = client_order_id(OID, eo.MAX_SEQ)
-    assert len(longest) == 36 and BINANCE.match(longest) and re.fullmatch(r"[A-Za-z0-9_-]+", longest)
-    assert is_ours(cid) and is_ours(longest)
+    assert len(longest) == 28 and BINANCE.match(longest) and re.fullmatch(r"[A-Za-z0-9_-]+", longest)
+    assert is_ours(cid) and is_ours(longest) and seq_of(longest) == eo.MAX_SEQ
+    assert eo.MAX_SEQ > 10 ** 14   # ten orders a second for three hundred thousand years
+
+
+def test_client_ids_fit_every_venue():
+    from integrations.exchange.venues import venues
+    longest = client_order_id(OID, eo.MAX_SEQ)
+    assert len(venues()) >= 4
+    for v in venues().values():   # the limit is on our part (gate adds its own "t-" in front)
+        assert len(longest) <= v.client_id_max_length, v.ccxt_id
+
+
+@pytest.mark.parametrize("cid,seq", [("mmflow-0123456789abcdef-1", 1), ("mmflow-0123456789abcdef-10000", 10000),
+                                     ("mmflow-0123456789abcdef-999999999999", 999999999999)])
+def test_first_format_client_ids_are_still_ours(cid, seq):
+    """Ids placed before the 28-character format are still found, reconciled and numbered."""
+    assert is_ours(cid) and seq_of(cid) == seq
 
 
 def test_client_id_is_deterministic_and_unique():
@@ -136,6 +153,7 @@ def test_client_id_prefix_identifies_its_order():
     assert client_order_id(OID, 3).startswith(prefix)
     assert not client_order_id("other", 3).startswith(prefix)
     assert seq_of(client_order_id(OID, 42)) == 42
+    assert all(seq_of(client_order_id(OID, n)) == n for n in range(1, 5000))
 
 
 @pytest.mark.parametrize("seq", [0, -1, True, eo.MAX_SEQ + 1, "1", 1.0])
@@ -153,7 +171,9 @@ def test_client_id_refuses_empty_order_ids(order_id):
 @pytest.mark.parametrize("cid", [
     None, "", "x-XEKWYICX5f2b1a3e", "mmflow-", "mmflow-0123456789abcdef-0", "mmflow-0123456789ABCDEF-1",
     "mmflow-0123456789abcde-1", "mmflow-0123456789abcdef-1x", "MMFLOW-0123456789abcdef-1", "web_12345",
-    "mmflow-0123456789abcdef-1234567890123",
+    "mmflow-0123456789abcdef-1234567890123", "mm", "mm0123456789abcdef-0", "mm0123456789abcdef-01",
+    "mm0123456789ABCDEF-1", "mm0123456789abcde-1", "mm0123456789abcdef-1234567890", "mm0123456789abcdef-1A",
+    "mmr0123456789abcdef01234567n1", "MM0123456789abcdef-1", "mm0123456789abcdef-",
 ])
 def test_is_ours_rejects_other_ids(cid):
     assert not is_ours(cid)

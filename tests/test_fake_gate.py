@@ -17,7 +17,7 @@ import pytest
 
 from domain.exchange_config import ExchangeAccountConfig
 from integrations.exchange.account import ExchangeAccount, Transfer
-from integrations.exchange.errors import DefinitiveError, RateLimited, UnknownOutcome
+from integrations.exchange.errors import DefinitiveError, RateLimited
 from integrations.exchange.venues import venue
 from sim.fake_exchange.gate import FAKE, FakeGate
 from sim.fake_exchange.wallet import WITHDRAW_COMPLETED
@@ -547,6 +547,18 @@ def test_account_client_order_ids_round_trip(fx, acct):
     assert acct.cancel_order(SYM, client_order_id=cid).status == "canceled"
 
 
+def test_the_longest_mmflow_client_id_fits_gate(acct):
+    """Gate's text allows 28 characters after "t-": the first id format outgrew it at the 10000th order of
+    an mmflow order; the current one holds up to its last sequence number."""
+    from domain.exchange_orders import MAX_SEQ, client_order_id
+    with pytest.raises(DefinitiveError):
+        acct.create_limit_order(SYM, "buy", D("0.001"), D("59000"), client_order_id="mmflow-0123456789abcdef-10000")
+    for cid in (client_order_id("an order", 10000), client_order_id("an order", MAX_SEQ)):
+        o = acct.create_limit_order(SYM, "buy", D("0.001"), D("59000"), client_order_id=cid)
+        assert o.client_order_id == cid
+        assert acct.cancel_order(SYM, client_order_id=cid).status == "canceled"
+
+
 def test_account_withdrawal_terms(acct):
     terms = acct.withdrawal_terms("USDT", "TRC20")
     assert (terms.fee, terms.minimum, terms.enabled) == (D("1"), D("20"), True)
@@ -579,9 +591,10 @@ def test_account_deposit_address_deposits_withdrawals(fx, acct):
     done = acct.withdrawal_by_id(sent.id, "USDT", since)
     assert done.status == "ok" and done.txid
     fx.inject_withdrawal_fault("reject")
-    with pytest.raises(UnknownOutcome) as err:  # API_WITHDRAW_DISABLED -> ccxt ExchangeNotAvailable
+    # API_WITHDRAW_DISABLED: ccxt says ExchangeNotAvailable, the venue table makes it a definitive refusal
+    with pytest.raises(DefinitiveError) as err:
         acct.withdraw("USDT", D("50"), TRON_ADDR, None, "TRC20", client_id="mmr0123456789abcdefn2")
-    assert err.value.kind == "unavailable"
+    assert err.value.kind == "rejected"
     assert acct.find_withdrawal("mmr0123456789abcdefn2", "USDT", since) is None  # never made: safe to send again
     with pytest.raises(DefinitiveError) as err:
         acct.withdraw("USDT", D("1000000"), TRON_ADDR, None, "TRC20", client_id="mmr0123456789abcdefn3")
@@ -641,7 +654,7 @@ def test_an_order_runs_quotes_fills_and_exits_to_settled_on_gate(tmp_path, gworl
             return orders if {o.side for o in orders} == {"BUY", "SELL"} else None
 
         quotes = wait_until(both_sides, timeout=15, message="a bid and an ask on the fake Gate")
-        assert {o.client_order_id[:9] for o in quotes} == {"t-mmflow-"}  # ccxt sent our id as Gate's text
+        assert {o.client_order_id[:4] for o in quotes} == {"t-mm"}  # ccxt sent our id as Gate's text
         assert {o.type for o in quotes} == {"LIMIT_MAKER"}  # post-only: time_in_force poc
         gevent.sleep(1.0)  # the quotes rest longer than not_found_grace
         quotes = both_sides()

@@ -565,8 +565,9 @@ def _run_order_to_settlement(tmp_path, ew):
         user, order_id = pay(ew, mm)
         mm.wait_passed(order_id, "deposit_confirming", timeout=20)
         mm.wait_state(order_id, "running", timeout=8)
-        quotes = wait_until(lambda: ew.exchange.engine.open_orders(ew.api_key, "BTCUSDT"), timeout=10,
-                            message="quotes on the MEXC fake")
+        quotes = wait_until(lambda: (q := ew.exchange.engine.open_orders(ew.api_key, "BTCUSDT"))
+                            and {o.side for o in q} == {"BUY", "SELL"} and q, timeout=10,
+                            message="quotes on both sides on the MEXC fake")
         assert {o.type for o in quotes} == {"LIMIT_MAKER"} and {o.side for o in quotes} == {"BUY", "SELL"}
         ew.world.pay(user, USDT_ERC20, "1", exit_memo(order_id))
         _view, statement = assert_settled_and_balanced(mm, order_id)
