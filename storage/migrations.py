@@ -24,7 +24,7 @@ def _add_missing_columns(db: pw.Database, model, names: tuple[str, ...]) -> None
 def to_v2(db: pw.Database) -> None:
     """The way back: exit requests, end times, statements; return movements and arrivals; top-ups;
     alert acknowledgements."""
-    from storage.exchange_models import ExchangeOrder, Fill
+    from storage.exchange_models import ExchangeOrder
     from storage.models import Alert, MoneyMovement, Order, Snapshot
 
     _add_missing_columns(db, Order, ("exit_requested_at", "exit_source", "exit_reason", "end_at", "started_at",
@@ -35,7 +35,14 @@ def to_v2(db: pw.Database) -> None:
                                              "arrival_snapshot_id", "arrived_amount", "arrived_at"))
     _add_missing_columns(db, Alert, ("acked_at",))
     _add_missing_columns(db, ExchangeOrder, ("reported_filled",))
+
+
+def to_v3(db: pw.Database) -> None:
+    """Venues and rewards: a fill keeps whether it was maker or taker (HuFi weighs them differently).
+    New tables (trading halts, HuFi campaign listings and leaderboards) are created by ensure_schema."""
+    from storage.exchange_models import Fill
+
     _add_missing_columns(db, Fill, ("liquidity",))
 
 
-UPGRADES: dict[int, Callable[[pw.Database], None]] = {2: to_v2}
+UPGRADES: dict[int, Callable[[pw.Database], None]] = {2: to_v2, 3: to_v3}

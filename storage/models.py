@@ -7,7 +7,7 @@ import peewee as pw
 
 database_proxy = pw.DatabaseProxy()
 
-SCHEMA_VERSION = 2  # storage/migrations.py upgrades older databases in place
+SCHEMA_VERSION = 3  # storage/migrations.py upgrades older databases in place
 
 
 class DecimalText(pw.Field):

@@ -1,13 +1,15 @@
-"""A database written by the previous release (schema version 1) opens, is upgraded in place, and works."""
+"""Databases written by earlier releases (schema versions 1 and 2) open, are upgraded in place, and work."""
 from __future__ import annotations
 
 import sqlite3
+from decimal import Decimal
 from pathlib import Path
 
 from storage.db import open_database
 from storage.models import SCHEMA_VERSION, MoneyMovement, Order, SchemaVersion, Snapshot, database_proxy
 
 V1 = Path(__file__).parent / "data" / "schema_v1_sqlite.sql"
+V2 = Path(__file__).parent / "data" / "schema_v2_sqlite.sql"  # as created by the release with the way back
 
 
 def test_v1_database_is_upgraded_and_keeps_its_rows(tmp_path):
@@ -37,6 +39,30 @@ def test_v1_database_is_upgraded_and_keeps_its_rows(tmp_path):
     db = open_database(f"sqlite:///{path}")
     try:
         assert SchemaVersion.select().count() == SCHEMA_VERSION
+    finally:
+        db.close()
+        database_proxy.initialize(None)
+
+
+def test_v2_database_is_upgraded_for_venues_and_rewards(tmp_path):
+    from storage.exchange_models import Fill
+    from storage.models import TradingHalt
+
+    path = tmp_path / "v2.db"
+    con = sqlite3.connect(path)
+    con.executescript(V2.read_text())
+    con.executemany("INSERT INTO schema_version (version, applied_at) VALUES (?, 0)", [(1,), (2,)])
+    con.execute("INSERT INTO exchange_fill (fill_key, trade_id, exchange_account, client_order_id, order_id, symbol, "
+                "side, price, amount, fee, fee_currency, at, recorded_at) VALUES ('k1', 't1', 'binance', "
+                "'mmflow-0123456789abcdef-1', 'o1', 'BTC/USDT', 'buy', '60000', '0.01', '0', NULL, 1, 1)")
+    con.commit()
+    con.close()
+    db = open_database(f"sqlite:///{path}")
+    try:
+        assert [v.version for v in SchemaVersion.select().order_by(SchemaVersion.version)] == [1, 2, 3]
+        fill = Fill.get_by_id("k1")
+        assert fill.liquidity is None and fill.amount == Decimal("0.01")  # unknown: scored as taker, and said so
+        assert TradingHalt.select().count() == 0
     finally:
         db.close()
         database_proxy.initialize(None)

@@ -9,7 +9,7 @@ github.com/mexcdevelop/apidocs; ccxt 4.5.90 ``ccxt/mexc.py``):
   ("custom id; not returned if there is none", docs zh). The history has no filter by it (documented
   parameters: coin, status, limit, startTime, endTime): ``find_withdrawal`` filters the records itself.
 - no client id length or alphabet is documented for ``newClientOrderId`` / ``withdrawOrderId``: 36 kept
-  (mmflow's ids are at most 36 characters of [a-z0-9-]).
+  (mmflow's order ids are at most 28 characters of [a-z0-9-], its withdrawal ids 29).
 - no used-weight response header is documented (limits: 429 + Retry-After, per endpoint).
 - ccxt 4.5.90's ``mexc.fetch_markets`` always loads spot AND swap markets (public
   ``GET /api/v1/contract/detail``): ``options.fetchMarkets`` is not read by it, so no option keeps
