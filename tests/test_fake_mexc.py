@@ -531,6 +531,20 @@ def test_account_withdraw_find_by_client_id_and_by_address(fx):
     account.close()
 
 
+def test_account_creates_a_deposit_address_that_does_not_exist_yet(fx, acct):
+    """On MEXC a coin/network has no deposit address until one is made: funding must not stall on that."""
+    fx.addresses_need_generation = True
+    key = KEYS["acct"][0]
+    def creations() -> int:
+        return sum(1 for m, p, _ in fx.requests_log if (m, p) == ("POST", "/api/v3/capital/deposit/address"))
+    before = creations()
+    got = acct.fetch_deposit_address("USDT", "TRC20")
+    assert (got.address, got.tag) == fx.deposit_address(key, "USDT", "TRX") and got.network == "TRC20"
+    again = acct.fetch_deposit_address("USDT", "TRC20")   # exists now: read, not made again
+    assert again.address == got.address
+    assert creations() == before + 1
+
+
 def test_account_deposits_are_read_with_their_hash(fx, acct):
     address = acct.fetch_deposit_address("BTC", "BTC").address
     since = fx.now_ms() - 1

@@ -542,8 +542,19 @@ class ExchangeAccount:
     # ------------------------------------------------------------------ wallet
 
     def fetch_deposit_address(self, code: str, network: str | None = None) -> DepositAddress:
+        """The account's deposit address for ``code`` on ``network``. Where an address exists only once made
+        (mexc, kucoin, kraken: the listing is empty and ccxt raises InvalidAddress) and the ccxt class can
+        make one, it is created and read again — creating the same coin/network twice is harmless."""
         params = {"network": network} if network else {}
-        r = self._invoke("fetch_deposit_address", code, params)
+        try:
+            r = self._invoke("fetch_deposit_address", code, params)
+        except DefinitiveError as exc:
+            if exc.kind not in ("invalid_address", "not_found") or not self._ex.has.get("createDepositAddress"):
+                raise
+            logger.info("exchange {}: no {} deposit address on {} yet ({}); creating one", self.account_id, code,
+                        network or "the default network", exc)
+            made = self._invoke("create_deposit_address", code, dict(params))
+            r = made if made and made.get("address") else self._invoke("fetch_deposit_address", code, params)
         # binance derives the reply's network from the explorer URL; without currencies it is None
         return DepositAddress(address=str(r["address"]), tag=_str(r.get("tag")),
                               network=_str(r.get("network")) or network, code=code)
