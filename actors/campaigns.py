@@ -29,9 +29,10 @@ greenlet and joins run on the worker greenlet; both report back by message.
 from __future__ import annotations
 
 import hashlib
-from decimal import Decimal
+import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from decimal import Decimal
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,6 +118,14 @@ class _CampaignsFetched:
 
     campaigns: tuple[Campaign, ...] | None
     error: str | None
+    leaderboards: tuple[dict, ...] = ()  # summaries of the joined campaigns' leaderboards (store rows)
+
+
+@dataclass(frozen=True)
+class _LeaderboardsRead:
+    """Leaderboard greenlet → CampaignActor: summaries to store (read right after a join)."""
+
+    rows: tuple[dict, ...]
 
 
 @dataclass(frozen=True)
@@ -295,6 +304,8 @@ class CampaignActor(SupervisedActor):
             self._on_attempted(message)
         elif isinstance(message, _RetryJoin):
             self._on_retry(message)
+        elif isinstance(message, _LeaderboardsRead):
+            self._store_leaderboards(message.rows)
         else:
             logger.warning("campaigns: unexpected message {!r}", message)
         return None
@@ -402,21 +413,71 @@ class CampaignActor(SupervisedActor):
         if not self.enabled or self._fetching or self._launcher is None:
             return
         self._fetching = True
-        self._fetch_greenlet = gevent.spawn(self._fetch, self._launcher, self.cfg.chain_id)
+        joined = sorted({key for (_account, key), state in self._joins.items() if state == "joined"})
+        self._fetch_greenlet = gevent.spawn(self._fetch, self._launcher, self.cfg.chain_id, self._oracle,
+                                            self.signer.address if self.signer else None, joined)
 
-    def _fetch(self, launcher: LauncherClient, chain_id: int) -> None:
+    def _fetch(self, launcher: LauncherClient, chain_id: int, oracle: OracleClient | None = None,
+               wallet: str | None = None, joined: Sequence[str] = ()) -> None:
         """Fetch greenlet: no actor state touched; the result goes back as a message."""
         try:
             # Every type is listed (HOLDING and THRESHOLD are shown to the operator); only market-making
             # campaigns are matched and joined.
             found = tuple(launcher.iter_campaigns(chain_id, statuses=("active",)))
-            result = _CampaignsFetched(found, None)
+            result = _CampaignsFetched(found, None, self._leaderboards(oracle, wallet, joined))
         except Exception as exc:  # HufiError, or anything else: the actor decides
             result = _CampaignsFetched(None, describe(exc))
         try:
             self.actor_ref.tell(result)
         except pykka.ActorDeadError:
             pass
+
+    @staticmethod
+    def _leaderboards(oracle: OracleClient | None, wallet: str | None, keys: Sequence[str]) -> tuple[dict, ...]:
+        """Fetch greenlet: the leaderboard of each joined campaign, summed up for estimates (one failing
+        leaderboard costs only its own estimate's precision: it stays an upper bound, and says so)."""
+        if oracle is None or wallet is None:
+            return ()
+        rows = []
+        for key in keys:
+            chain_id, _, address = key.partition("-")
+            try:
+                board = oracle.leaderboard(int(chain_id), address)
+            except Exception as exc:  # noqa: BLE001 - HufiError or a bad reply: skip this one
+                logger.info("campaigns: leaderboard of {} not read: {}", key, describe(exc))
+                continue
+            others = board.others(wallet)
+            ours = board.entry_of(wallet)
+            rows.append({"key": key, "data": json.dumps({
+                "others_score": str(sum((e.score for e in others), Decimal(0))),
+                "others_volume": str(sum((e.result for e in others), Decimal(0))),
+                "participants": len(board.entries), "updated_at": board.updated_at,
+                "ours": None if ours is None else {
+                    "score": str(ours.score), "volume": str(ours.result),
+                    "estimated_reward": None if ours.estimated_reward is None else str(ours.estimated_reward)}})})
+        return tuple(rows)
+
+    def _store_leaderboards(self, rows: Sequence[dict]) -> None:
+        if not rows:
+            return
+        try:
+            self.services.writer.run(cm.store_leaderboards, list(rows), self.services.clock())
+        except Exception as exc:  # estimates fall back to upper bounds; nothing else depends on it
+            logger.warning("campaigns: could not store {} leaderboards: {}", len(rows), describe(exc))
+
+    def _read_leaderboards_now(self, keys: Sequence[str]) -> None:
+        """A greenlet reads these leaderboards and reports back: a fresh join's estimate need not wait for
+        the next listing."""
+        oracle, wallet = self._oracle, self.signer.address if self.signer else None
+        actor_ref = self.actor_ref
+
+        def read() -> None:
+            rows = self._leaderboards(oracle, wallet, keys)
+            try:
+                actor_ref.tell(_LeaderboardsRead(rows))
+            except pykka.ActorDeadError:
+                pass
+        gevent.spawn(read)
 
     def _on_fetched(self, msg: _CampaignsFetched) -> None:
         self._fetching = False
@@ -428,6 +489,7 @@ class CampaignActor(SupervisedActor):
             if self._refetch_timer is None or not self._refetch_timer.active:
                 self._refetch_timer = send_after(self.actor_ref, delay, RefreshCampaigns())
             return
+        self._store_leaderboards(msg.leaderboards)
         first = not self.cache_loaded
         self._cache = tuple(c for c in msg.campaigns if c.is_market_making)
         self.cache_loaded = True
@@ -562,6 +624,7 @@ class CampaignActor(SupervisedActor):
             self._jobs.pop(k, None)
             logger.success("campaigns: {} joined HuFi campaign {} ({}; {} order(s) updated)", msg.account, msg.key,
                            msg.detail, count)
+            self._read_leaderboards_now([msg.key])
         elif msg.outcome in ("closed", "skipped"):
             writer.run(cm.mark_enrollment, msg.account, msg.key, msg.outcome, msg.detail, attempts, msg.detail, now)
             self._joins[k] = msg.outcome

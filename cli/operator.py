@@ -339,6 +339,16 @@ def campaigns_list(config, args) -> int:
             print(f"{order_id:<36}  {r['today']['order_weighted_volume']:>18}  "
                   f"{(share[:8] if share else '-'):>16}  {e['order_reward'] + ' ' + e['token']:>18}")
         print(f"formula: {estimates[0][1]['estimate']['formula']}")
+        boards = {r["campaign"]: r["leaderboard"] for _, r in estimates if r.get("leaderboard")}
+        for key, board in boards.items():
+            ours = board["ours"] or {}
+            print(f"leaderboard {key} (HuFi, updated {board['updated_at'] or '?'}): {board['participants']} "
+                  f"participants; the others' score {board['others_score']}, volume {board['others_volume']}; "
+                  f"HuFi's line for our wallet: score {ours.get('score', '-')}, "
+                  f"estimated reward {ours.get('estimated_reward') or '-'}")
+        if len(boards) < len({r["campaign"] for _, r in estimates}):
+            print("(campaigns without a leaderboard read today: other participants unknown, estimates are upper "
+                  "bounds)")
     return 0
 
 

@@ -180,8 +180,11 @@ def _hufi_world(venue: str):
     from sim.fake_hufi import FakeHufi
 
     hufi = FakeHufi().start()
-    hufi.add_campaign(exchange=venue, symbol="BTC/USDT", chain_id=137, fund_amount="30000",
-                      details={"daily_volume_target": 50000})
+    mm = hufi.add_campaign(exchange=venue, symbol="BTC/USDT", chain_id=137, fund_amount="30000",
+                           details={"daily_volume_target": 50000})
+    # two other market makers on its public leaderboard: the estimate is a share of all scores
+    hufi.set_leaderboard(137, mm["address"], "0x" + "5a" * 20, "18000", "21000", "310.5")
+    hufi.set_leaderboard(137, mm["address"], "0x" + "6b" * 20, "2500", "6000", "43.1")
     hufi.add_campaign(exchange=venue, symbol="BTC", chain_id=137, type="HOLDING", fund_amount="5000",
                       details={"daily_balance_target": 10})
     return hufi
@@ -200,6 +203,7 @@ def _campaigns_and_rewards() -> None:
         logger.info("  {} {} {} on {} ({}{})", c.key[:20] + "…", c.type, c.symbol, c.exchange_name, c.status,
                     "" if c.type.endswith("MARKET_MAKING") else ": listed, not joined")
     formula = None
+    boards_told: set[str] = set()
     for part in CampaignParticipation.select().where(CampaignParticipation.hufi_chain_id.is_null(False)):
         r = order_rewards(part.order_id)
         if not r or "estimate" not in r:
@@ -210,6 +214,11 @@ def _campaigns_and_rewards() -> None:
                     "({} of its account's score)", part.order_id[:8], "joined" if r["joined"] else "not joined",
                     r["order_weighted_volume_total"], e["order_reward"], e["token"],
                     (e["order_share_of_account"] or "0")[:6])
+        if r.get("leaderboard") and r["campaign"] not in boards_told:
+            boards_told.add(r["campaign"])
+            board = r["leaderboard"]
+            logger.info("    leaderboard: {} participants; the others' score {}, volume {}", board["participants"],
+                        board["others_score"], board["others_volume"])
     if formula:
         logger.info("  how: {}", formula)
 

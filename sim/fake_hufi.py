@@ -119,6 +119,9 @@ class FakeCampaign:
     seq: int
     internal_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     participants: dict[str, str] = field(default_factory=dict)  # address lower → joined_at ISO
+    # address → (score, result, estimated_reward): what the leaderboard serves; a joined participant without
+    # an entry is listed with zeros (set_leaderboard adds other participants and their progress)
+    standings: dict[str, tuple[Decimal, Decimal, Decimal | None]] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -202,6 +205,7 @@ class FakeHufi(LoopbackServer):
         self.joins: list[tuple[str, str]] = []        # (address, campaign key) of successful joins
         self.enrollments: list[tuple[str, str, str]] = []  # (address, exchange, api_key) of successful enrollments
         self.faults: list[Fault] = []
+        self.leaderboard_updated_at: float | None = None
         self._routes: list[tuple[str, str, re.Pattern, Callable[[Request], Any], bool]] = []
         self._add("launcher", "GET", "/campaigns", self._list_campaigns)
         self._add("launcher", "GET", "/campaigns/{chain_id}-{address}", self._get_campaign)
@@ -216,6 +220,7 @@ class FakeHufi(LoopbackServer):
         self._add("oracle", "POST", "/campaigns/join", self._join, auth=True)
         self._add("oracle", "POST", "/campaigns/check-join-status", self._join_status, auth=True)
         self._add("oracle", "GET", "/campaigns", self._joined_campaigns, auth=True)
+        self._add("oracle", "GET", "/campaigns/{chain_id}-{address}/leaderboard", self._leaderboard)
         self._add("oracle", "GET", "/health/ping", lambda req: {"status": "ok"})
 
     # ------------------------------------------------------------------ lifecycle
@@ -298,6 +303,14 @@ class FakeHufi(LoopbackServer):
 
     def user(self, address: str) -> FakeUser | None:
         return self.users.get(address.lower())
+
+    def set_leaderboard(self, chain_id: int, address: str, address_of_participant: str, score: Decimal | str,
+                        result: Decimal | str, estimated_reward: Decimal | str | None = None) -> None:
+        """Set one participant's progress on a campaign's leaderboard (others than mmflow, typically)."""
+        campaign = self.campaigns[f"{chain_id}-{address.lower()}"]
+        campaign.standings[address_of_participant] = (
+            Decimal(str(score)), Decimal(str(result)), None if estimated_reward is None else Decimal(str(estimated_reward)))
+        self.leaderboard_updated_at = self.clock()
 
     def inject(self, path_prefix: str = "/", *, status: int = 503, count: int = 1, delay: float = 0.0,
                body: bytes | str | None = None, retry_after: float | None = None) -> Fault:
@@ -630,6 +643,21 @@ class FakeHufi(LoopbackServer):
         if reason:
             return {"status": "join_closed", "reason": reason}
         return {"status": "can_join"}
+
+    def _leaderboard(self, req: Request) -> dict:
+        """Public: every participant's interim score and volume, highest score first (numbers, as HuFi)."""
+        campaign = self.campaigns.get(f"{req.params['chain_id']}-{req.params['address'].lower()}")
+        if campaign is None:
+            raise HttpError(404, "Campaign not found")
+        rows = dict.fromkeys(campaign.participants, (Decimal(0), Decimal(0), None))
+        rows.update({a.lower(): v for a, v in campaign.standings.items()})
+        def number(v: Decimal) -> int | str:  # a JSON number when integral, else a decimal string (no floats)
+            return int(v) if v == v.to_integral_value() else str(v)
+        data = [{"address": a, "score": number(sc), "result": number(res),
+                 "estimated_reward": None if est is None else number(est)}
+                for a, (sc, res, est) in sorted(rows.items(), key=lambda kv: kv[1][0], reverse=True)]
+        return {"data": data, "total": len(data),
+                "updated_at": _iso(self.leaderboard_updated_at or self.clock())}
 
     def _joined_campaigns(self, req: Request) -> dict:
         user = req.user

@@ -24,6 +24,7 @@ import peewee as pw
 from storage.models import BaseModel
 
 __all__ = ["CAMPAIGN_MODELS", "CampaignParticipation", "HufiApiKey", "HufiCampaign", "HufiEnrollment",
+           "HufiLeaderboard", "store_leaderboards",
            "ParticipationView", "store_campaigns",
            "attach_campaign", "awaiting_participations", "ensure_enrollment", "get_participation",
            "load_api_keys", "load_enrollments", "mark_enrollment", "mark_joined", "record_api_key",
@@ -85,7 +86,23 @@ class HufiCampaign(BaseModel):
     seen_at = pw.FloatField()
 
 
-CAMPAIGN_MODELS = [CampaignParticipation, HufiEnrollment, HufiApiKey, HufiCampaign]
+class HufiLeaderboard(BaseModel):
+    """The last leaderboard read of a joined campaign, reduced to what an estimate needs: the other
+    participants' total score and volume, and our wallet's own line (HuFi's view of us, to compare)."""
+    key = pw.CharField(primary_key=True)  # {chain_id}-{address}
+    data = pw.TextField()                 # JSON: others_score, others_volume, participants, ours, updated_at
+    seen_at = pw.FloatField()
+
+
+CAMPAIGN_MODELS = [CampaignParticipation, HufiEnrollment, HufiApiKey, HufiCampaign, HufiLeaderboard]
+
+
+def store_leaderboards(rows: list[dict], now: float) -> None:
+    """Upsert leaderboard summaries (each: key, data)."""
+    for r in rows:
+        HufiLeaderboard.insert(key=r["key"], data=r["data"], seen_at=now).on_conflict(
+            conflict_target=[HufiLeaderboard.key],
+            update={HufiLeaderboard.data: r["data"], HufiLeaderboard.seen_at: now}).execute()
 
 
 def store_campaigns(campaigns: list[dict], now: float) -> None:

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from domain.money import fmt
 from domain.rewards import ScoredFill, campaign_days, cycle_of, estimate, score
-from storage.campaign_models import CampaignParticipation, HufiCampaign, HufiEnrollment
+from storage.campaign_models import CampaignParticipation, HufiCampaign, HufiEnrollment, HufiLeaderboard
 from storage.exchange_models import Fill
 
 
@@ -21,6 +21,17 @@ def _campaign(key: str) -> dict | None:
     data = json.loads(row.data)
     data.update({"key": row.key, "type": row.type, "exchange_name": row.exchange_name, "symbol": row.symbol,
                  "status": row.status})
+    return data
+
+
+def _leaderboard(key: str, day_from: float) -> dict | None:
+    """The last leaderboard summary of a campaign, if it was read during the current daily cycle (an older
+    one describes another day's pool: not used)."""
+    row = HufiLeaderboard.get_or_none(HufiLeaderboard.key == key)
+    if row is None or row.seen_at < day_from:
+        return None
+    data = json.loads(row.data)
+    data["seen_at"] = row.seen_at
     return data
 
 
@@ -62,9 +73,12 @@ def order_rewards(order_id: str, now: float | None = None) -> dict | None:
     account_today = score(account_fills, since=window, until=day_to)
     order_total = score(order_fills, since=since)
     fund = Decimal(campaign["fund_amount"])
+    board = _leaderboard(key, day_from)
     est = estimate(order_score=order_today.score, account_score=account_today.score,
                    account_volume=account_today.volume, fund=fund, start=start, end=end, target=_target(campaign),
-                   token=campaign.get("fund_token_symbol") or "", decimals=int(campaign.get("fund_token_decimals") or 6))
+                   token=campaign.get("fund_token_symbol") or "", decimals=int(campaign.get("fund_token_decimals") or 6),
+                   others_score=Decimal(board["others_score"]) if board else None,
+                   others_volume=Decimal(board["others_volume"]) if board else None)
     return {
         "campaign": key, "type": campaign["type"], "exchange": campaign["exchange_name"], "pair": campaign["symbol"],
         "joined": bool(part.joined_hufi), "joined_at": joined_at, "scored_since": since,
@@ -76,6 +90,11 @@ def order_rewards(order_id: str, now: float | None = None) -> dict | None:
                   "account_volume": fmt(account_today.volume),
                   "fills_scored_as_taker_for_lack_of_liquidity": order_today.unknown_liquidity},
         "estimate": est.as_dict(),
+        # HuFi's public leaderboard, as last read today: the other participants behind the estimate, and
+        # HuFi's own line for our wallet (its score counts every order of the account; compare, not add)
+        "leaderboard": None if board is None else {
+            "participants": board["participants"], "updated_at": board["updated_at"], "read_at": board["seen_at"],
+            "others_score": board["others_score"], "others_volume": board["others_volume"], "ours": board["ours"]},
     }
 
 

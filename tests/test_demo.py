@@ -17,15 +17,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.timeout(240)
-def test_demo_ends_with_every_order_final_nothing_stranded_and_the_money_adding_up(tmp_path):
-    proc = subprocess.run([sys.executable, "run.py", "demo", "--workdir", str(tmp_path)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=220)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    lines = proc.stdout.strip().splitlines()
-    summary = json.loads(lines[-1])
+def assert_summary_adds_up(stdout: str) -> dict:
+    """The last stdout line: every order final, nothing stranded, and per asset paid in = paid out + fees +
+    dust + transit differences − trading result."""
+    summary = json.loads(stdout.strip().splitlines()[-1])
     assert set(summary["orders_by_state"]) <= {"settled", "refunded"}, summary
-    assert summary["orders_by_state"].get("settled", 0) >= 4 and summary["orders_by_state"].get("refunded", 0) >= 2
     assert summary["stranded"] == {}
     assert summary["all_final"] is True
     for key in ("paid_in", "paid_out", "fees"):
@@ -35,6 +31,16 @@ def test_demo_ends_with_every_order_final_nothing_stranded_and_the_money_adding_
             return Decimal(summary[name].get(symbol, "0"))
         out = term("paid_out") + term("fees") + term("dust") + term("differences") - term("trading")
         assert Decimal(paid_in) == out, (symbol, summary)
+    return summary
+
+
+@pytest.mark.timeout(240)
+def test_demo_ends_with_every_order_final_nothing_stranded_and_the_money_adding_up(tmp_path):
+    proc = subprocess.run([sys.executable, "run.py", "demo", "--workdir", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=220)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    summary = assert_summary_adds_up(proc.stdout)
+    assert summary["orders_by_state"].get("settled", 0) >= 4 and summary["orders_by_state"].get("refunded", 0) >= 2
     # The story is told: users leave by memo, by an operator, by the end time, while in flight, after adding funds.
     log = proc.stderr
     assert "Traceback" not in log
@@ -62,3 +68,22 @@ def test_demo_without_workdir_leaves_nothing_behind(tmp_path):
     assert json.loads(proc.stdout.strip().splitlines()[-1])["stranded"] == {}
     assert not list(tmp_path.glob("mmflow-demo-*")), list(tmp_path.iterdir())
     assert "--workdir" in proc.stderr
+
+
+@pytest.mark.timeout(240)
+def test_demo_on_each_hufi_venue_joins_estimates_and_strands_nothing(tmp_path):
+    """`demo --venue mexc|gate|bybit` (short runs, side by side): the whole loop on that venue's fake, a HuFi
+    campaign joined, an estimated reward from the leaderboard narrated, every order final, nothing stranded."""
+    procs = {venue: subprocess.Popen([sys.executable, "run.py", "demo", "--venue", venue, "--duration", "12",
+                                      "--workdir", str(tmp_path / venue)], cwd=ROOT, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+             for venue in ("mexc", "gate", "bybit")}
+    for venue, proc in procs.items():
+        out, log = proc.communicate(timeout=200)
+        assert proc.returncode == 0, (venue, log[-4000:])
+        summary = assert_summary_adds_up(out)
+        assert summary["orders_by_state"].get("settled", 0) >= 1, (venue, summary)
+        assert "Traceback" not in log
+        assert f"fake {venue} at http://127.0.0.1:" in log
+        assert "joined HuFi campaign" in log and "estimated reward today" in log, (venue, log[-3000:])
+        assert "leaderboard: 3 participants" in log and "listed, not joined" in log, venue

@@ -14,7 +14,7 @@ import requests
 
 from domain.hufi_config import HufiConfig, SecretRef, SecretUnavailable, parse_hufi
 from integrations.hufi.client import (Campaign, HufiAlreadyJoined, HufiAuthError, HufiBadRequest, HufiBadResponse,
-                                      HufiJoinRefused, HufiServerError, HufiTransportError, LauncherClient,
+                                      HufiJoinRefused, HufiNotFound, HufiServerError, HufiTransportError, LauncherClient,
                                       OracleClient, from_base_units, hufi_exchange_name)
 from sim.fake_hufi import FakeHufi
 
@@ -309,3 +309,37 @@ def test_fake_config_table_is_a_valid_hufi_table(fake, tmp_path: Path):
     big = fake.add_campaign(fund_amount="123456789012345.678901234567890123", fund_token_decimals=18)
     assert big["fund_amount"] == "123456789012345678901234567890123"
     assert Campaign.from_api(big).fund_amount == Decimal("123456789012345.678901234567890123")
+
+
+# ------------------------------------------------------------------ leaderboard
+
+
+def test_leaderboard_is_public_and_exact(fake, session, clock):
+    oracle = oracle_for(fake, session, clock)
+    c = fake.add_campaign(exchange="gate", symbol="BTC/USDT")
+    fake.set_leaderboard(137, c["address"], "0x" + "aa" * 20, "1234.5678", "2000", "3.25")
+    fake.set_leaderboard(137, c["address"], "0x" + "bb" * 20, "10", "70")
+    board = oracle.leaderboard(137, c["address"])
+    assert oracle.tokens is None   # no login: the leaderboard is public
+    assert [(e.score, e.result, e.estimated_reward) for e in board.entries] == [
+        (Decimal("1234.5678"), Decimal("2000"), Decimal("3.25")), (Decimal("10"), Decimal("70"), None)]
+    assert board.updated_at and len(board.others("0x" + "AA" * 20)) == 1
+    assert board.entry_of("0x" + "BB" * 20).score == Decimal("10")
+
+
+@pytest.mark.parametrize("body", ['{"data": "x"}', '[]', '{"data": [{"address": "0x1", "score": "x", "result": 1}]}',
+                                  '{"data": [{"address": "0x1", "score": -1, "result": 1}]}',
+                                  '{"data": [{"score": 1, "result": 1}]}',
+                                  '{"data": [{"address": "0x1", "score": true, "result": 1}]}',
+                                  '{"data": [{"address": "0x1", "score": "NaN", "result": 1}]}'])
+def test_leaderboard_bad_replies_are_one_clear_error(fake, session, clock, body):
+    oracle = oracle_for(fake, session, clock)
+    c = fake.add_campaign(exchange="gate", symbol="BTC/USDT")
+    fake.inject("/oracle/campaigns", status=200, body=body)
+    with pytest.raises(HufiBadResponse, match="leaderboard"):
+        oracle.leaderboard(137, c["address"])
+
+
+def test_leaderboard_of_an_unknown_campaign_is_not_found(fake, session, clock):
+    with pytest.raises(HufiNotFound):
+        oracle_for(fake, session, clock).leaderboard(137, "0x" + "cd" * 20)

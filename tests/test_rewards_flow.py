@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_estimated_reward_comes_from_the_orders_own_fills(tmp_path, xworld, hufi):  # noqa: F811
-    key, _ = add_btc_campaign(hufi)
+    key, campaign = add_btc_campaign(hufi)
+    other = "0x" + "ab" * 20   # another market maker on the same campaign, as HuFi's leaderboard shows it
+    hufi.set_leaderboard(137, campaign["address"], other, "4000", "9000", "12.5")
     with run(tmp_path, xworld, hufi=hufi_table(tmp_path, hufi)) as mm:
         first, _ = pay_order(xworld, mm, "0.1", "5000")
         second, _ = pay_order(xworld, mm, "0.05", "3000")
@@ -51,6 +53,18 @@ def test_estimated_reward_comes_from_the_orders_own_fills(tmp_path, xworld, hufi
         share = D(r["estimate"]["order_share_of_account"])
         assert share == weighted(first) / (weighted(first) + weighted(second))
         assert "maker 1.0, taker buy 0.42, taker sell 0.10" in r["estimate"]["formula"]
+        # HuFi's public leaderboard (read right after the join) supplies the other participants: the estimate
+        # is the account's share of all scores, not an upper bound.
+        board = wait_until(lambda: (order_rewards(first) or {}).get("leaderboard"), timeout=15,
+                           message="the leaderboard read after the join")
+        assert (board["others_score"], board["others_volume"], board["participants"]) == ("4000", "9000", 2)
+        assert board["ours"] is not None and board["ours"]["score"] == "0"  # the fake has no progress of ours
+        e = order_rewards(first)["estimate"]
+        assert D(e["others_score"]) == D(4000)
+        assert D(e["total_volume"]) == D(order_rewards(first)["today"]["account_volume"]) + D(9000)
+        assert "upper bound" not in e["formula"] and "all scores" in e["formula"]
+        account_score = D(order_rewards(first)["today"]["account_weighted_volume"])
+        assert D(e["account_reward"]) <= D(e["pool"]) * account_score / (account_score + 4000)
         cfg = tmp_path / "mmflow.toml"
         from sim.world import dump_toml
         raw = xworld.world.config_dict(tmp_path / "mmflow.db", tmp_path / "keystore.json")
@@ -60,6 +74,7 @@ def test_estimated_reward_comes_from_the_orders_own_fills(tmp_path, xworld, hufi
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         assert key in out.stdout and first in out.stdout and "formula:" in out.stdout
+        assert f"leaderboard {key}" in out.stdout and "the others' score 4000" in out.stdout
         statement = subprocess.run([sys.executable, "run.py", "orders", "statement", first, "--config", str(cfg)],
                                    cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert statement.returncode == 0, statement.stderr

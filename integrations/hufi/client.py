@@ -11,7 +11,8 @@ JSON with real HTTP statuses; errors are ``{"message", "timestamp", "path"}``.
 - ``OracleClient``: wallet auth (``POST /auth/nonce`` → EIP-191 signature of
   ``{"nonce":"…"}`` → ``POST /auth`` → access + refresh tokens; ``POST /auth/refresh``
   before the access token expires, a new login when the refresh token is gone),
-  read-only exchange API-key enrollment, join and join status. A 401 on a
+  read-only exchange API-key enrollment, join, join status and the public
+  leaderboard (other participants' scores, for reward estimates). A 401 on a
   protected call drops the access token and retries once with a fresh one.
 
 Retry policy (inside one call): 429 always; 5xx and transport failures only for
@@ -43,6 +44,7 @@ __all__ = [
     "HUFI_EXCHANGES", "MARKET_MAKING_TYPES", "Campaign", "CampaignPage", "EnrolledKey", "HufiAlreadyJoined",
     "HufiApiError", "HufiAuthError", "HufiBadRequest", "HufiBadResponse", "HufiError", "HufiJoinRefused",
     "HufiNotFound", "HufiRateLimited", "HufiServerError", "HufiTransportError", "JoinStatus", "LauncherClient",
+    "Leaderboard", "LeaderboardEntry",
     "OracleClient", "Tokens", "from_base_units", "hufi_exchange_name",
 ]
 
@@ -267,6 +269,44 @@ class JoinStatus:
     status: str  # already_joined | can_join | join_closed | not_available
     joined_at: str | None = None
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class LeaderboardEntry:
+    address: str
+    score: Decimal
+    result: Decimal                   # volume (market making) or balance (holding / threshold)
+    estimated_reward: Decimal | None  # HuFi's own estimate, in token units
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    """``GET /campaigns/{chain_id}-{address}/leaderboard`` (public): HuFi's interim progress of a campaign,
+    refreshed by HuFi every 10 minutes."""
+    entries: tuple[LeaderboardEntry, ...]
+    updated_at: str | None
+
+    def others(self, own_address: str) -> tuple[LeaderboardEntry, ...]:
+        own = own_address.lower()
+        return tuple(e for e in self.entries if e.address.lower() != own)
+
+    def entry_of(self, address: str) -> LeaderboardEntry | None:
+        return next((e for e in self.entries if e.address.lower() == address.lower()), None)
+
+
+def _leaderboard_number(item: dict, name: str, path: str, *, optional: bool = False) -> Decimal | None:
+    value = item.get(name)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise HufiBadResponse(f"leaderboard: {name} must be a number", path=path)
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        raise HufiBadResponse(f"leaderboard: {name} must be a number", path=path) from None
+    if not number.is_finite() or number < 0:
+        raise HufiBadResponse(f"leaderboard: {name} must be a finite number >= 0", path=path)
+    return number
 
 
 @dataclass(frozen=True)
@@ -663,6 +703,24 @@ class OracleClient:
         if not isinstance(campaign_id, str) or not campaign_id:
             raise HufiBadResponse("campaigns/join: expected {id}", path="/campaigns/join")
         return campaign_id
+
+    def leaderboard(self, chain_id: int, address: str) -> Leaderboard:
+        """``GET /campaigns/{chain_id}-{address}/leaderboard`` (public, no token): every participant's score
+        and volume so far — what makes a reward estimate more than an upper bound."""
+        path = f"/campaigns/{int(chain_id)}-{_segment(address)}/leaderboard"
+        data = self._http.call("GET", path)
+        rows = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(rows, list):
+            raise HufiBadResponse("leaderboard: expected {data: [...]}", path=path)
+        entries = []
+        for item in rows:
+            if not isinstance(item, dict) or not isinstance(item.get("address"), str) or not item["address"]:
+                raise HufiBadResponse("leaderboard: bad entry", path=path)
+            entries.append(LeaderboardEntry(item["address"], _leaderboard_number(item, "score", path),
+                                            _leaderboard_number(item, "result", path),
+                                            _leaderboard_number(item, "estimated_reward", path, optional=True)))
+        updated = data.get("updated_at")
+        return Leaderboard(tuple(entries), updated if isinstance(updated, str) else None)
 
     def join_status(self, chain_id: int, address: str) -> JoinStatus:
         """``POST /campaigns/check-join-status``."""
