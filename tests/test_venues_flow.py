@@ -1,6 +1,6 @@
 """The same flow on every venue with a fake of ours (parametrised, never copied): stage 5–6 funding, the
-quoting loop with fills (ledgers sum to the shared account), reconciliation after kill -9 with live
-orders, the exit with a refused withdrawal retried, and kill -9 right after the exchange withdrawal is sent
+quoting loop with fills (ledgers sum to the shared account), reconciliation after kill -9 right after a
+create or a cancel was sent and with live orders, the exit with a refused withdrawal retried, and kill -9 right after the exchange withdrawal is sent
 (exactly one withdrawal per currency) — with the venue's client id and, for every venue, without it."""
 from __future__ import annotations
 
@@ -58,9 +58,12 @@ def test_fund_quote_fill_and_exit(tmp_path, vworld):
 
 
 @pytest.mark.timeout(150)
+@pytest.mark.parametrize("step", ["order_sent", "cancel_sent", "live"])
 @pytest.mark.parametrize("venue", OTHERS)
-def test_reconciliation_after_kill_with_live_orders(tmp_path, venue, monkeypatch):
-    run_kill_with_orders(tmp_path, "live", monkeypatch, venue=venue)
+def test_reconciliation_after_kill_with_orders(tmp_path, venue, step, monkeypatch):
+    """kill -9 right after a create or a cancel went out (the reply lost: the order is found by its client id,
+    which each venue looks up its own way), and with quotes resting and filling."""
+    run_kill_with_orders(tmp_path, step, monkeypatch, venue=venue)
 
 
 @pytest.mark.timeout(180)
