@@ -59,7 +59,8 @@ def test_price_guard_stale_book():
 
 # ---------------------------------------------------------------- on the fake venue
 
-from tests.test_flow_exit import pay, run, xworld  # noqa: E402,F401  (fixture)
+from sim.world import USDT_ERC20  # noqa: E402
+from tests.test_flow_exit import assert_settled_and_balanced, exit_memo, pay, run, xworld  # noqa: E402,F401,I001
 
 
 def open_quotes(order_id):
@@ -137,10 +138,14 @@ def test_drawdown_pauses_the_order(tmp_path, xworld, monkeypatch):  # noqa: F811
 
 
 def test_halt_survives_a_restart_until_lifted(tmp_path, xworld):  # noqa: F811
+    """`halt` cancels every quote within seconds; a restart keeps it; an order can still leave (exit) while
+    halted; `halt --lift` lets the others quote again."""
     with run(tmp_path, xworld) as mm:
-        _, order_id = pay(xworld, mm)
-        mm.wait_state(order_id, "running", timeout=30)
-        wait_until(lambda: len(open_quotes(order_id)) == 2, timeout=15, message="quoting")
+        leaving_user, leaving = pay(xworld, mm)
+        _, staying = pay(xworld, mm, "0.05", "2000")
+        for order_id in (leaving, staying):
+            mm.wait_state(order_id, "running", timeout=30)
+            wait_until(lambda: len(open_quotes(order_id)) == 2, timeout=15, message="quoting")
         cfg = tmp_path / "cli.toml"
         from sim.world import dump_toml
         cfg.write_text(dump_toml({"database": {"url": f"sqlite:///{tmp_path / 'mmflow.db'}"},
@@ -152,19 +157,23 @@ def test_halt_survives_a_restart_until_lifted(tmp_path, xworld):  # noqa: F811
         out = subprocess.run([sys.executable, "run.py", "halt", "--config", str(cfg), "--reason", "test halt"],
                              cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
-        wait_until(lambda: not open_quotes(order_id), timeout=15, message="every quote cancelled")
-        assert "halted" in mm.order(order_id).state_reason
+        wait_until(lambda: not open_quotes(leaving) and not open_quotes(staying), timeout=15,
+                   message="every quote cancelled")
+        assert "halted" in mm.order(staying).state_reason
     with run(tmp_path, xworld) as mm:   # restarted: still halted
-        import gevent
-        gevent.sleep(1.0)
-        assert not open_quotes(order_id)
         out = subprocess.run([sys.executable, "run.py", "halt", "--config", str(cfg), "--status"], cwd=ROOT,
                              capture_output=True, text=True, timeout=60)
         assert "test halt" in out.stdout
+        wait_until(lambda: "halted" in mm.order(staying).state_reason, timeout=15, message="halt seen after restart")
+        assert not open_quotes(staying) and not open_quotes(leaving)
+        # The owner leaves while the halt is in force: funds come back, the statement balances.
+        xworld.world.pay(leaving_user, USDT_ERC20, "1", exit_memo(leaving))
+        assert_settled_and_balanced(mm, leaving)
+        assert not open_quotes(staying)
         out = subprocess.run([sys.executable, "run.py", "halt", "--config", str(cfg), "--lift"], cwd=ROOT,
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 0 and "1 halt(s) lifted" in out.stdout, out
-        wait_until(lambda: len(open_quotes(order_id)) == 2, timeout=20, message="quoting again")
+        wait_until(lambda: len(open_quotes(staying)) == 2, timeout=20, message="quoting again")
 
 
 def _key(tmp_path):
