@@ -85,3 +85,19 @@ def start_service(config_path: Path, log_path: Path, env: dict | None = None,
         env["MMFLOW_CRASH_AT"] = crash_at
     return subprocess.Popen([sys.executable, "run.py", "serve", "--config", str(config_path)], cwd=ROOT, env=env,
                             stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)
+
+
+def reset_fake_venue(fx, keys, mids: dict[str, str]) -> None:
+    """After each test on a module-wide fake exchange (any dialect): faults off, price process stopped, every
+    resting order of the test keys cancelled, mids back; then check ccxt asked only for endpoints the fake
+    serves, nothing raised inside the fake, and the matching engine's books and balances are consistent."""
+    fx.reset_faults()
+    fx.stop_price_process()
+    for key, _secret in keys:
+        for symbol in fx.engine.markets:
+            fx.engine.cancel_all(key, symbol, now_ms=fx.now_ms())
+    for symbol, mid in mids.items():
+        fx.set_mid(symbol, mid)
+    assert fx.unknown_paths == [], "ccxt asked for endpoints the fake does not serve"
+    assert fx.price_process_errors == [] and fx.internal_errors == []
+    fx.engine.check_invariants()

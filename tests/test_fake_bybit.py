@@ -29,6 +29,7 @@ from integrations.exchange.limiter import WeightedLimiter
 from integrations.exchange.venues import venue
 from sim.bridge import world_with_exchange
 from sim.fake_exchange.bybit import FAKE, ORDER_ID_BASE, FakeBybit
+from tests.support import reset_fake_venue
 
 D = Decimal
 SYM = "BTC/USDT"
@@ -79,15 +80,7 @@ def ex(fx):
 @pytest.fixture(autouse=True)
 def clean(fx):
     yield
-    fx.reset_faults()
-    fx.stop_price_process()
-    for key, _secret in KEYS.values():
-        for symbol in fx.engine.markets:
-            fx.engine.cancel_all(key, symbol, now_ms=fx.now_ms())
-    fx.set_mid(SYM, "60000")
-    assert fx.unknown_paths == [], "ccxt asked for endpoints the fake does not serve"
-    assert fx.price_process_errors == [] and fx.internal_errors == []
-    fx.engine.check_invariants()
+    reset_fake_venue(fx, KEYS.values(), {SYM: "60000"})
 
 
 def count(fx, method: str, path: str) -> int:

@@ -15,6 +15,7 @@ import gevent
 import pytest
 
 from sim.fake_exchange import FakeExchange
+from tests.support import reset_fake_venue
 
 D = Decimal
 SYM = "BTC/USDT"
@@ -84,16 +85,7 @@ def ex(fx):
 @pytest.fixture(autouse=True)
 def clean(request, fx):
     yield
-    fx.reset_faults()
-    fx.stop_price_process()
-    for key, _secret in KEYS.values():
-        for symbol in fx.engine.markets:
-            fx.engine.cancel_all(key, symbol, now_ms=fx.now_ms())
-    fx.set_mid(SYM, "60000")
-    fx.set_mid("ETH/USDT", "3000")
-    assert fx.unknown_paths == [], "ccxt asked for endpoints the fake does not serve"
-    assert fx.price_process_errors == [] and fx.internal_errors == []
-    fx.engine.check_invariants()
+    reset_fake_venue(fx, KEYS.values(), {SYM: "60000", "ETH/USDT": "3000"})
 
 
 def open_ids(fx, name, symbol="BTCUSDT"):

@@ -21,6 +21,7 @@ from integrations.exchange.errors import DefinitiveError, RateLimited
 from integrations.exchange.venues import venue
 from sim.fake_exchange.gate import FAKE, FakeGate
 from sim.fake_exchange.wallet import WITHDRAW_COMPLETED
+from tests.support import reset_fake_venue
 
 D = Decimal
 SYM = "BTC/USDT"
@@ -92,16 +93,7 @@ def ex(fx):
 @pytest.fixture(autouse=True)
 def clean(fx):
     yield
-    fx.reset_faults()
-    fx.stop_price_process()
-    for key, _secret in KEYS.values():
-        for symbol in fx.engine.markets:
-            fx.engine.cancel_all(key, symbol, now_ms=fx.now_ms())
-    fx.set_mid(SYM, "60000")
-    fx.set_mid("ETH/USDT", "3000")
-    assert fx.unknown_paths == [], "ccxt asked for endpoints the fake does not serve"
-    assert fx.internal_errors == [] and fx.price_process_errors == []
-    fx.engine.check_invariants()
+    reset_fake_venue(fx, KEYS.values(), {SYM: "60000", "ETH/USDT": "3000"})
 
 
 def last_body(client: ccxt.gate) -> dict:

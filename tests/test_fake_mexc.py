@@ -21,6 +21,7 @@ from integrations.exchange.limiter import WeightedLimiter
 from integrations.exchange.venues import venue
 from sim.fake_exchange.accounts import hmac_sha256_hex
 from sim.fake_exchange.mexc import FAKE, FakeMexc
+from tests.support import reset_fake_venue
 
 D = Decimal
 SYM = "BTC/USDT"
@@ -71,17 +72,9 @@ def ex(fx):
 @pytest.fixture(autouse=True)
 def clean(fx):
     yield
-    fx.reset_faults()
-    fx.stop_price_process()
     fx.require_address_book = False
     fx.addresses_need_generation = False
-    for key, _secret in KEYS.values():
-        for symbol in fx.engine.markets:
-            fx.engine.cancel_all(key, symbol, now_ms=fx.now_ms())
-    fx.set_mid(SYM, "60000")
-    assert fx.unknown_paths == [], "ccxt asked for endpoints the fake does not serve"
-    assert fx.price_process_errors == [] and fx.internal_errors == []
-    fx.engine.check_invariants()
+    reset_fake_venue(fx, KEYS.values(), {SYM: "60000"})
 
 
 def client_on(fx, ex, name):
