@@ -332,16 +332,24 @@ def _run(work: Path, keep: bool, duration: float, venue: str) -> int:
                 next_snapshot += 10
         stop.set()
         users.join(timeout=2)
-        open_orders = [o for o, s in Order.select(Order.order_id, Order.state).tuples()
-                       if s not in {f.value for f in FINAL_STATES}]
-        if open_orders:
-            logger.info("demo: time is up — exiting the {} orders still open", len(open_orders))
-        for order_id in open_orders:
-            commands.queue(order_id, "exit", {"reason": "the demo is over"})
+        final_states = {f.value for f in FINAL_STATES}
+        asked: set[str] = set()
+
+        def exit_open_orders() -> None:
+            # Payments sent just before the users stopped still make orders: they are asked to exit too.
+            open_orders = [o for o, s in Order.select(Order.order_id, Order.state).tuples()
+                           if s not in final_states and o not in asked]
+            if open_orders:
+                logger.info("demo: time is up — exiting the {} orders still open", len(open_orders))
+            for order_id in open_orders:
+                commands.queue(order_id, "exit", {"reason": "the demo is over"})
+                asked.add(order_id)
+
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline and not escalation.event.is_set():
+            exit_open_orders()
             states = [s for (s,) in Order.select(Order.state).tuples()]
-            if all(s in {f.value for f in FINAL_STATES} for s in states) and _quiet():
+            if all(s in final_states for s in states) and _quiet() and _caught_up(world):
                 break
             gevent.sleep(0.3)
     except KeyboardInterrupt:
@@ -378,6 +386,13 @@ def _run(work: Path, keep: bool, duration: float, venue: str) -> int:
     if escalation.reason:
         return 70
     return 0 if all_final and not stranded else 1
+
+
+def _caught_up(world) -> bool:
+    """Every snapshot the fake Mixin holds has been stored by the poller (none can still make an order)."""
+    from storage.models import Snapshot
+    bot_snapshots = sum(1 for snap in list(world.fake.snapshots.values()) if snap.data["user_id"] == world.bot_id)
+    return Snapshot.select().count() >= bot_snapshots
 
 
 def _quiet() -> bool:
