@@ -120,22 +120,29 @@ class EventFeed:
         self._by_user: dict[str, set[Subscriber]] = {}
         self._greenlet: gevent.Greenlet | None = None
         self._stopping = Signal()
-        # a fast subscriber empties its queue each time the feed yields; publishing at most half a queue
-        # between yields means only a subscriber that is really behind can overflow
+        # a subscriber that keeps up empties its queue each time the feed yields (publish: gevent.idle);
+        # publishing at most half a queue between yields means only one that is really behind overflows
         self._chunk = max(1, queue_size // 2)
 
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> EventFeed:
-        """Position every source at its current end and start the greenlet."""
+        """Position every source at its current end and start the greenlet. Never raises for the
+        database: a source that cannot be read now is positioned by the greenlet once it can."""
         if self.running:
             return self
-        self._cursors = [source.latest() for source in self.sources]
+        try:
+            self._position()
+        except Exception as exc:  # noqa: BLE001 - the API must not fail to start over its stream
+            logger.warning("stream: cannot read the event sources yet ({}: {}); retrying", type(exc).__name__, exc)
         self._stopping.clear()
         self._greenlet = gevent.spawn(self._loop)
         logger.info("stream: event feed started ({} sources, every {}s, queue {})", len(self.sources),
                     self.interval, self.queue_size)
         return self
+
+    def _position(self) -> None:
+        self._cursors = [source.latest() for source in self.sources]
 
     @property
     def running(self) -> bool:
@@ -196,7 +203,11 @@ class EventFeed:
                 if owners:
                     self._offer(text, owners)
             if n % self._chunk == 0:
-                gevent.sleep(0)   # let the subscribers' connections send what they have
+                # Let every connection send what it has before offering more. Not sleep(0): that only
+                # runs the greenlets already woken, in a pass that can go on for the hub's whole switch
+                # interval without polling a socket — a connection waiting for its socket to drain (and a
+                # client reading in this process) would not run, and the feed would overrun it.
+                gevent.idle()
 
     def _offer(self, text: str, subscribers: set[Subscriber]) -> None:
         full = [s for s in subscribers if not s.offer(text)]
@@ -220,6 +231,8 @@ class EventFeed:
         failures = 0
         while not self._stopping.is_set():
             try:
+                if len(self._cursors) != len(self.sources):
+                    self._position()
                 more = self.poll_once()
             except Exception as exc:  # noqa: BLE001 - the feed outlives a bad read (logged, retried)
                 failures += 1
@@ -233,4 +246,4 @@ class EventFeed:
             if not more:
                 self._stopping.wait(self.interval)
             else:
-                gevent.sleep(0)
+                gevent.idle()
