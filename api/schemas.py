@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 DECIMAL_PATTERN = r"^[0-9]{1,16}(\.[0-9]{1,18})?$"
@@ -21,6 +21,15 @@ class Loose(BaseModel):
 class Strict(BaseModel):
     """A request object: unknown fields are refused (a typo is an error, not silently ignored)."""
     model_config = ConfigDict(extra="forbid")
+
+
+class OptionalBody(Strict):
+    """A request body whose fields all have defaults: an empty request (no JSON at all) means ``{}``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty(cls, value):
+        return {} if value is None else value
 
 
 # ---------------------------------------------------------------- errors and health
@@ -117,7 +126,7 @@ class IntentOut(Loose):
     pair_id: str
     legs: list[PayLeg]
     fees: Json
-    expires_in: float
+    payment_timeout: float = Field(description="seconds from the first payment within which every leg must arrive")
 
 
 class InstructionsOut(Loose):
@@ -142,7 +151,7 @@ class RefreshIn(Strict):
     refresh_token: str = Field(min_length=1, max_length=512)
 
 
-class LogoutIn(Strict):
+class LogoutIn(OptionalBody):
     refresh_token: str | None = Field(default=None, max_length=512)
 
 
@@ -201,7 +210,7 @@ class StatementOut(Loose):
     hufi: Json | None
 
 
-class ReasonIn(Strict):
+class ReasonIn(OptionalBody):
     reason: str = Field(default="", max_length=500)
     wait: float | None = Field(default=None, ge=0, le=60, description="seconds to wait for the outcome")
 
@@ -248,7 +257,7 @@ class CommandsOut(Loose):
     commands: list[Json]
 
 
-class HaltIn(Strict):
+class HaltIn(OptionalBody):
     action: Literal["halt", "lift"] = "halt"
     account: str | None = Field(default=None, max_length=100, description="one exchange account (default: all)")
     reason: str = Field(default="", max_length=500)
