@@ -51,13 +51,36 @@ class Stream:
     def user_token(self, user_id):
         return access_token(self.ctx, user_id)
 
+    def watch(self):
+        """A viewer that reads everything for the whole module: tests wait on what it has seen."""
+        self.seen = []
+        self._watcher = self.connect(self.viewer_token)
+
+        def read():
+            while True:
+                self.seen.append(message(self._watcher))
+
+        self._reader = gevent.spawn(read)
+        wait_until(lambda: self.seen, message="the watcher's hello")
+
     def order(self, user_id):
-        """A new order owned by ``user_id`` (in payment_pending)."""
+        """A new order owned by ``user_id`` (in payment_pending), once the feed has published its creation:
+        a client connected after this call gets only what happens to the order from now on."""
         self._orders += 1
         order_id = f"order-{self._orders}"
-        self.writer.run(repo.create_order, order_id, PAIR, FEES, 1.0, 600)
-        self.writer.run(lambda: Order.update(user_id=user_id).where(Order.order_id == order_id).execute())
+
+        def create():
+            repo.create_order(order_id, PAIR, FEES, 1.0, 600)
+            Order.update(user_id=user_id).where(Order.order_id == order_id).execute()
+
+        self.writer.run(create)
+        wait_until(lambda: any(m.get("order_id") == order_id for m in self.seen),
+                   message=f"the creation of {order_id} on the stream")
         return order_id
+
+    def quiet(self):
+        """Wait until the only subscriber left is the watcher (closed clients are noticed asynchronously)."""
+        wait_until(lambda: self.feed.subscriber_count == 1, timeout=30, message="closed clients to be gone")
 
     def move(self, order_id, *states, per_unit=1):
         """The transitions through the writer, in order, ``per_unit`` to a unit of work; waits until all
@@ -97,7 +120,10 @@ def stream(tmp_path_factory):
     host, port = ref.ask(GetApiAddress())
     ctx = build_context(config)   # same token secret file: its JWTs are the server's
     _, viewer = create_api_token("viewer", "stream tests", time.time(), None)
-    yield Stream(ref, writer, f"ws://{host}:{port}/api/v1/stream", ctx, viewer)
+    running = Stream(ref, writer, f"ws://{host}:{port}/api/v1/stream", ctx, viewer)
+    running.watch()
+    yield running
+    running._reader.kill()
     ref.stop()
     writer.stop()
     db.close()
@@ -258,6 +284,7 @@ def test_a_thousand_clients_all_receive_an_event_with_bounded_memory(stream):
     order_id = stream.order("user-many")
     user_token = stream.user_token("user-many")
     clients = []
+    stream.quiet()
     base_subscribers = stream.feed.subscriber_count
     base, cpu = _rss(), time.process_time()
 
@@ -286,8 +313,7 @@ def test_a_thousand_clients_all_receive_an_event_with_bounded_memory(stream):
     assert cpu < 25, f"{CLIENTS} clients cost {cpu:.1f}s of CPU"
     for ws in clients:
         ws.close()
-    wait_until(lambda: stream.feed.subscriber_count == base_subscribers, timeout=30,
-               message="every closed client to be unsubscribed")
+    stream.quiet()
 
 
 def test_stopping_the_server_says_goodbye(stream, tmp_path):
