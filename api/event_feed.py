@@ -115,7 +115,8 @@ class EventFeed:
         self.close_grace = close_grace
         self.seq = 0
         self.dropped = 0
-        self._cursors: list[Any] = []
+        self._cursors: list[Any] = []      # per source; None until it could be positioned
+        self._failing: dict[str, int] = {}  # kind → reads failed in a row
         self._everything: set[Subscriber] = set()
         self._by_user: dict[str, set[Subscriber]] = {}
         self._greenlet: gevent.Greenlet | None = None
@@ -131,18 +132,12 @@ class EventFeed:
         database: a source that cannot be read now is positioned by the greenlet once it can."""
         if self.running:
             return self
-        try:
-            self._position()
-        except Exception as exc:  # noqa: BLE001 - the API must not fail to start over its stream
-            logger.warning("stream: cannot read the event sources yet ({}: {}); retrying", type(exc).__name__, exc)
+        self._cursors = [self._attempt(i, source.latest) for i, source in enumerate(self.sources)]
         self._stopping.clear()
         self._greenlet = gevent.spawn(self._loop)
         logger.info("stream: event feed started ({} sources, every {}s, queue {})", len(self.sources),
                     self.interval, self.queue_size)
         return self
-
-    def _position(self) -> None:
-        self._cursors = [source.latest() for source in self.sources]
 
     @property
     def running(self) -> bool:
@@ -182,6 +177,11 @@ class EventFeed:
                 del self._by_user[subscriber.user_id]
 
     @property
+    def unreadable(self) -> list[str]:
+        """The kinds whose source failed its last read (for a health check)."""
+        return sorted(self._failing)
+
+    @property
     def subscriber_count(self) -> int:
         return len(self._everything) + sum(len(group) for group in self._by_user.values())
 
@@ -218,32 +218,45 @@ class EventFeed:
             self._end(subscriber, CLOSE_POLICY_VIOLATION, reason)
 
     def poll_once(self) -> bool:
-        """Read each source once from its cursor and publish what was new; True if a source has more."""
+        """Read each source once from its cursor and publish what was new; True if a source has more.
+
+        A source that cannot be read (its table missing, the database away) is skipped this round —
+        logged once until it works again — and the others go on."""
         more = False
         for i, source in enumerate(self.sources):
-            events, self._cursors[i] = source.read_after(self._cursors[i], self.batch)
+            if self._cursors[i] is None:
+                self._cursors[i] = self._attempt(i, source.latest)
+                continue
+            read = self._attempt(i, source.read_after, self._cursors[i], self.batch)
+            if read is None:
+                continue
+            events, self._cursors[i] = read
             if events:
                 self.publish(events)
             more = more or len(events) >= self.batch
         return more
 
+    def _attempt(self, i: int, read, *args):
+        """``read(*args)``, or None when it fails (the source's failure streak counted and logged once)."""
+        kind = self.sources[i].kind
+        try:
+            value = read(*args)
+        except Exception as exc:  # noqa: BLE001 - the feed outlives a bad read (logged, retried)
+            self._failing[kind] = self._failing.get(kind, 0) + 1
+            if self._failing[kind] == 1:
+                logger.warning("stream: {} events cannot be read, retrying: {}: {}", kind, type(exc).__name__, exc)
+            return None
+        if self._failing.pop(kind, 0):
+            logger.info("stream: {} events can be read again", kind)
+        return value
+
     def _loop(self) -> None:
-        failures = 0
         while not self._stopping.is_set():
-            try:
-                if len(self._cursors) != len(self.sources):
-                    self._position()
-                more = self.poll_once()
-            except Exception as exc:  # noqa: BLE001 - the feed outlives a bad read (logged, retried)
-                failures += 1
-                if failures == 1:
-                    logger.warning("stream: reading events failed, retrying: {}: {}", type(exc).__name__, exc)
-                self._stopping.wait(min(self.interval * 2 ** failures, ERROR_BACKOFF_MAX))
-                continue
-            if failures:
-                logger.info("stream: reading events works again after {} failed rounds", failures)
-                failures = 0
-            if not more:
-                self._stopping.wait(self.interval)
-            else:
+            more = self.poll_once()
+            if self.sources and len(self._failing) == len(self.sources):   # nothing readable: back off
+                streak = min(self._failing.values())
+                self._stopping.wait(min(self.interval * 2 ** streak, ERROR_BACKOFF_MAX))
+            elif more:
                 gevent.idle()
+            else:
+                self._stopping.wait(self.interval)

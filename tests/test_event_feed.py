@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal as D
 
+import peewee as pw
 import pytest
 
 from actors.outage import open_alert, resolve_alerts
@@ -16,7 +17,7 @@ from domain.states import OrderState
 from storage import exchange_repo as xr
 from storage import repo
 from storage.db import open_database
-from storage.models import Order, OrderStateChange, database_proxy
+from storage.models import BaseModel, DecimalText, Order, OrderStateChange, database_proxy
 from storage.writer import Writer
 from tests.support import wait_until
 
@@ -175,3 +176,32 @@ def test_the_feed_greenlet_tails_and_stop_says_goodbye(writer):
         feed.stop()
     assert not feed.running and subscriber.closing == (CLOSE_GOING_AWAY, "server stopping")
     assert feed.subscriber_count == 0
+
+
+class LateSample(BaseModel):
+    """A table the schema does not create (like a new source's before its migration)."""
+    order_id = pw.CharField()
+    value = DecimalText()
+
+    class Meta:
+        table_name = "stream_test_late_sample"
+
+
+def test_a_source_that_cannot_be_read_does_not_stop_the_others(writer):
+    new_order(writer, "o-1", "user-a")
+    feed = EventFeed(sources=[model_source("kpi", LateSample), model_source("order_state", OrderStateChange)],
+                     interval=0.01).start()
+    try:
+        subscriber = feed.subscribe("user-a", sees_all=False)
+        move(writer, "o-1", "attention")
+        got = []
+        wait_until(lambda: got.extend(drain(subscriber)) or got, message="the state change")
+        assert [(m["type"], m["to_state"]) for m in got] == [("order_state", "attention")]
+        assert feed.unreadable == ["kpi"]
+        writer.run(lambda: LateSample.create_table())
+        wait_until(lambda: not feed.unreadable, message="the new table to be found")
+        writer.run(lambda: LateSample.create(order_id="o-1", value=D("0.25")))
+        wait_until(lambda: got.extend(drain(subscriber)) or len(got) == 2, message="the sample")
+        assert got[1]["type"] == "kpi" and got[1]["value"] == "0.25" and got[1]["order_id"] == "o-1"
+    finally:
+        feed.stop()
