@@ -157,10 +157,14 @@ class EventFeed:
     # ------------------------------------------------------------ subscribers
 
     def subscribe(self, user_id: str | None, *, sees_all: bool) -> Subscriber:
-        """A new subscriber; it gets every event published from now on that it may see."""
+        """A new subscriber; it gets every event published from now on that it may see (a stopped feed's
+        subscriber is closing from the start)."""
         if not sees_all and not user_id:
             raise ValueError("a subscriber that does not see everything needs a user id")
         subscriber = Subscriber(user_id, sees_all=sees_all, limit=self.queue_size)
+        if self._stopping.is_set():   # between the feed's stop and the server's: goodbye at once
+            subscriber.close(CLOSE_GOING_AWAY, "server stopping")
+            return subscriber
         if sees_all:
             self._everything.add(subscriber)
         else:
