@@ -1,8 +1,10 @@
-"""ApiServer: the actor that serves the API (and, later, its WebSocket stream) on ``gevent.pywsgi``.
+"""ApiServer: the actor that serves the API and its WebSocket stream on ``gevent.pywsgi``.
 
 A child of the root supervisor, last in ``actors.system.start_tree`` when ``config.api.enabled``. Its
-setup() builds the ``ApiContext`` from the services and the app (``api.app.create_app``) and binds
-``[api] listen``; teardown() stops the server (open connections get ``STOP_TIMEOUT`` seconds).
+setup() builds the ``ApiContext`` from the services and the app (``api.app.create_app``), starts the
+stream's ``EventFeed`` (api/stream.py: ``/api/v1/stream``) and binds ``[api] listen``; teardown() stops
+the feed (every stream client gets ``bye``) and then the server (open connections get ``STOP_TIMEOUT``
+seconds).
 
 A port that cannot be bound (in use, no permission) never stops the service — money does not wait for
 a dashboard: the actor logs one WARNING, keeps trying in the background with back-off (1 s doubling to
@@ -59,6 +61,7 @@ class ApiServer(SupervisedActor):
         self._server: WSGIServer | None = None
         self._binder = None
         self.app = None
+        self.feed = None
 
     def setup(self) -> None:
         from api.app import create_app
@@ -66,6 +69,7 @@ class ApiServer(SupervisedActor):
 
         ctx = build_context(self.services.config, self.services)
         self.app = (self._app_factory or create_app)(ctx)
+        self.feed = _start_stream(self.app, ctx)
         if not self._bind(first=True):
             self._binder = gevent.spawn(self._keep_binding)
 
@@ -106,10 +110,25 @@ class ApiServer(SupervisedActor):
     def teardown(self) -> None:
         if self._binder is not None:
             self._binder.kill(block=False)
+        if self.feed is not None:
+            self.feed.stop()
         if self._server is not None:
             self._server.stop(timeout=STOP_TIMEOUT)
             self._server = None
             logger.info("api: stopped serving")
+
+
+def _start_stream(app, ctx):
+    """The live stream's feed, started, and its route on ``app``."""
+    from functools import partial
+
+    from api.auth import authenticate
+    from api.stream import EventFeed, register_stream
+
+    # more event kinds: sources=[*default_sources(), model_source("kpi", KpiSample)] (api/stream_sources.py)
+    feed = EventFeed(interval=ctx.settings.stream_interval, queue_size=ctx.settings.stream_queue_size).start()
+    register_stream(app, feed, partial(authenticate, ctx))
+    return feed
 
 
 def api_address(services, timeout: float = 5.0) -> tuple[str, int] | None:

@@ -20,6 +20,8 @@ one-line problems (``api.<key>: <what is wrong>``), which ``run.py`` prints as
     mixin_oauth_client_secret_file = "secrets/mixin-oauth.secret"  # without it: PKCE
     mixin_oauth_authorize_url = "https://mixin.one/oauth/authorize"
     mixin_oauth_return_to = "https://mm.example/"   # where Mixin sends the browser back (default public_base_url)
+    stream_queue_size = 256                   # live stream: messages a client may lag behind before it is dropped
+    stream_interval = 0.25                    # live stream: seconds between reads of new events from the database
 
 Secrets are never inline: the token secret and the OAuth client secret are file paths (relative to the
 config file), checked readable at load (``read_secrets``) and added to the redaction set
@@ -106,6 +108,8 @@ class ApiSettings(BaseModel):
     mixin_oauth_client_secret_file: str | None = None
     mixin_oauth_authorize_url: str = DEFAULT_AUTHORIZE_URL
     mixin_oauth_return_to: str | None = None
+    stream_queue_size: int = Field(default=256, ge=1, le=65536)
+    stream_interval: float = Field(default=0.25, le=60)
 
     @field_validator("listen")
     @classmethod
@@ -123,7 +127,7 @@ class ApiSettings(BaseModel):
             raise ValueError(problem)
         return value
 
-    @field_validator("access_token_ttl", "refresh_token_ttl", "command_wait", mode="before")
+    @field_validator("access_token_ttl", "refresh_token_ttl", "command_wait", "stream_interval", mode="before")
     @classmethod
     def _durations(cls, value: Any) -> float:
         return _seconds(value)
