@@ -5,24 +5,11 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-import pytest
-
-from sim.bridge import world_with_exchange
 from storage import commands, repo
 from storage import kpi as kpi_store
 from tests.support import running_mmflow, wait_until
 from tests.test_flow_funding import FAST_FUNDING, exchange_table, pay_order
-from tests.test_flow_strategy import pairs_with_strategy
-
-
-@pytest.fixture
-def xworld(monkeypatch):
-    ew = world_with_exchange(deposit_delay=0.1)
-    monkeypatch.setenv("MMF_BINANCE_KEY", ew.api_key)
-    monkeypatch.setenv("MMF_BINANCE_SECRET", ew.secret)
-    yield ew
-    ew.stop()
-    ew.world.fake.stop()
+from tests.test_flow_strategy import pairs_with_strategy, xworld  # noqa: F401 - xworld: the fake venue fixture
 
 
 def contiguous(samples) -> bool:
