@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from gevent.event import AsyncResult
 from loguru import logger
 
 from actors.supervisor import SupervisedActor, describe
@@ -24,6 +25,9 @@ from actors.timers import send_after
 from domain import kpi
 from storage import kpi as kpi_store
 from storage import repo
+
+
+WRITE_TIMEOUT = 60.0   # seconds to wait for a round's commit
 
 
 class SampleKpis:
@@ -65,6 +69,9 @@ class KpiSampler(SupervisedActor):
         if isinstance(message, SampleKpis):
             try:
                 self.sample_round(self.services.clock())
+            except Exception as exc:  # noqa: BLE001 - the database said no: the next round starts from the same place
+                logger.warning("kpi: sampling round failed: {}", describe(exc))
+                logger.bind(debug_only=True).opt(exception=exc).debug("kpi round failure (traceback)")
             finally:
                 self._schedule()
         else:
@@ -87,51 +94,66 @@ class KpiSampler(SupervisedActor):
 
     def sample_round(self, now: float) -> int:
         """Sample every running/paused order up to ``now``, and close the samples of orders that left those
-        states. Returns how many samples were written."""
-        written = 0
+        states. Returns how many samples were written. The samples of a round go to the writer together (one
+        group commit for all orders); an order's memory follows only what was committed."""
         mids: dict[tuple[str, str], Decimal | None] = {}
+        pending: list[tuple[str, kpi.Sample, AsyncResult]] = []
         active = set()
         for order in kpi_store.sampled_orders():
             active.add(order.order_id)
             track = self._track(order.order_id)
             start = track.end if track.end is not None else max(order.started_at or now, now - self.interval)
-            written += self._sample(order.order_id, order.pair_id, start, now, mids)
+            pending += self._sample(order.order_id, order.pair_id, start, now, mids)
         for order_id in [o for o in self.tracks if o not in active]:
             track = self.tracks[order_id]
             left = kpi_store.left_sampling_at(order_id)
             view = repo.load_order(order_id)
             if left is not None and track.end is not None and left > track.end and view is not None:
-                written += self._sample(order_id, view.pair_id, track.end, min(left, now), mids)
-            del self.tracks[order_id]
+                pending += self._sample(order_id, view.pair_id, track.end, min(left, now), mids)
+            del self.tracks[order_id]   # its last sample: nothing more to follow
+        written = 0
+        for order_id, sample, result in pending:
+            try:
+                result.get(timeout=WRITE_TIMEOUT)
+            except Exception as exc:  # noqa: BLE001 - reloaded from the database next round
+                self.tracks.pop(order_id, None)
+                logger.warning("kpi: order {}: sample ending {} not stored: {}", order_id, kpi.iso_utc(sample.ts),
+                               describe(exc))
+                continue
+            written += 1
+            track = self.tracks.get(order_id)
+            if track is not None and (track.end is None or sample.ts > track.end):
+                track.end, track.mid = sample.ts, sample.mid
+                track.counted = track.counted + kpi.TradeTotals(sample.maker_volume, sample.taker_volume,
+                                                                sample.fills)
         self.rounds += 1
         self.samples += written
         return written
 
     def _sample(self, order_id: str, pair_id: str, start: float, end: float,
-                mids: dict[tuple[str, str], Decimal | None]) -> int:
+                mids: dict[tuple[str, str], Decimal | None]) -> list[tuple[str, kpi.Sample, AsyncResult]]:
+        """Compute the order's samples of [start, end] (one per UTC day) and hand them to the writer."""
         pair = self.services.config.pair(pair_id)
         if pair is None or end <= start:
-            return 0
+            return []
         track = self._track(order_id)
         key = (pair.exchange, pair.symbol)
         if key not in mids:
             mids[key] = self._book_mid(pair)
         mid = mids[key] or track.mid or repo.opening_price(order_id)
-        written = 0
+        counted = track.counted
+        submitted = []
         try:
             for piece_start, piece_end in kpi.day_pieces(start, end):
                 sample = kpi_store.compute_sample(order_id, pair.base_symbol, pair.quote_symbol, piece_start,
-                                                  piece_end, mid, track.counted)
-                self.services.writer.run(kpi_store.write_sample, sample)
-                track.end, track.mid = piece_end, mid
-                track.counted = track.counted + kpi.TradeTotals(sample.maker_volume, sample.taker_volume,
-                                                                sample.fills)
-                written += 1
+                                                  piece_end, mid, counted)
+                submitted.append((order_id, sample, self.services.writer.submit(kpi_store.write_sample, sample)))
+                counted = counted + kpi.TradeTotals(sample.maker_volume, sample.taker_volume, sample.fills)
         except Exception as exc:  # noqa: BLE001 - a KPI sample is never worth the service: retried next round
             logger.warning("kpi: order {}: sample {}..{} not taken: {}", order_id, kpi.iso_utc(start),
                            kpi.iso_utc(end), describe(exc))
             logger.bind(debug_only=True).opt(exception=exc).debug("kpi sample failure (traceback)")
-        return written
+        return submitted
 
     def _book_mid(self, pair) -> Decimal | None:
         """(best bid + best ask) / 2 from the shared book cache (at most one interval old); None if unknown."""

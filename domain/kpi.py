@@ -11,8 +11,9 @@ What each KPI means (the README says the same for users):
 * **depth bid / ask** — quote value (price × remaining amount) of the order's live buys priced at or above
   mid × (1 − 2 %), resp. sells at or below mid × (1 + 2 %); time-weighted average over the running time
   (zero while a side has no quote).
-* **maker / taker volume** — Σ price × amount of the fills, by the liquidity the exchange reported; a fill
-  whose liquidity was not reported counts as taker (as HuFi scores it). **fills** — how many.
+* **maker / taker volume** — Σ price × amount of the fills recorded since the previous sample (a fill the
+  exchange reports late counts in the next sample, none twice), by the liquidity the exchange reported; a
+  fill whose liquidity was not reported counts as taker (as HuFi scores it). **fills** — how many.
 * **realised / unrealised PnL** — average-cost method (``domain.strategy.pnl``), in quote: the opening
   inventory is valued at the order's opening price; a sell realises (proceeds − fees) − average cost of the
   base sold; unrealised = base held × mid − its cost. Levels at the sample's end, since the order started.

@@ -291,3 +291,45 @@ def test_bad_kpi_config_is_one_line_per_problem(tmp_path, db_path, capsys):
     code, _, err = cli(capsys, "orders", "sla", "--config", config)
     assert code == 2 and err.splitlines() == [f"error: {config}: kpi.enabled: must be true or false (unquoted), got 1",
                                               f"error: {config}: kpi.sample_interval: must be >= 1, got 0.5"]
+
+
+def sampler(w, tmp_path, db_path):
+    """The sampler actor's object itself (not started: its rounds are called directly, with chosen times)."""
+    import tomllib
+
+    from actors.kpi import KpiSampler
+    from actors.services import Services
+    from domain.config import parse_config
+
+    config = parse_config(tomllib.loads(CONFIG.format(db=db_path, pair=PAIR, extra="")), read_secrets=False)
+    services = Services(config=config, db=database_proxy.obj, mixin=None, fee_oracle=None, wallet=None, writer=w)
+    return KpiSampler(services)
+
+
+def test_sampler_rounds_resume_and_close_an_order_that_left(tmp_path, db_path, w):
+    build_history(w)
+    first = sampler(w, tmp_path, db_path)
+    # First round at 1060: the order has no sample, so it starts when it began running (1000) — not earlier
+    # than one interval back. No book cache: the opening price (100) is the mid.
+    assert first.sample_round(1060.0) == 1
+    s = kpi_store.last_sample(ORDER)
+    assert (s.ts, s.interval_seconds, s.running_seconds, s.two_sided_seconds, s.mid) == (1060, 60, 60, 40, D("100"))
+    assert (s.fills, s.maker_volume) == (1, D("51"))      # the fill at 1070 was recorded before this round
+    # Paused at 1080, stopping at 1100: the next round closes the order's samples at 1100.
+    def leave():
+        OrderStateChange.create(order_id=ORDER, from_state="running", to_state="paused", at=1080.0)
+        OrderStateChange.create(order_id=ORDER, from_state="paused", to_state="stopping", at=1100.0)
+        Order.update(state="stopping").where(Order.order_id == ORDER).execute()
+    w.run(leave)
+    # A new sampler (a restart) finds the order among the last round's and owes it its final sample.
+    second = sampler(w, tmp_path, db_path)
+    second.setup()
+    second.teardown()                      # only its timer: the rounds are called here
+    assert second.sample_round(1120.0) == 1
+    s = kpi_store.last_sample(ORDER)
+    # [1060, 1100]: running 1060..1080 only; two-sided all of it (the bid and the ask 102 rest); the fill is
+    # not counted twice
+    assert (s.ts, s.interval_seconds, s.running_seconds, s.two_sided_seconds) == (1100, 40, 20, 20)
+    assert (s.fills, s.maker_volume) == (0, D("0"))
+    assert second.sample_round(1180.0) == 0 and second.tracks == {}
+    assert [x["ts_epoch"] for x in kpi_store.kpi_series(ORDER)] == [1060, 1100]
