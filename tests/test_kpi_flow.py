@@ -14,7 +14,8 @@ from tests.test_flow_strategy import pairs_with_strategy, xworld  # noqa: F401 -
 
 def contiguous(samples) -> bool:
     """Each sample starts where the one before ended (interval_seconds is kept to the millisecond)."""
-    return all(abs((b["ts_epoch"] - b["interval_seconds"]) - a["ts_epoch"]) < 0.002 for a, b in zip(samples, samples[1:]))
+    return all(abs(b["ts_epoch"] - b["interval_seconds"] - a["ts_epoch"]) < 0.002
+               for a, b in zip(samples, samples[1:]))
 
 
 def test_sampler_measures_a_quoting_order_and_resumes_after_a_restart(tmp_path, xworld):
