@@ -144,6 +144,7 @@ def _cmd_operator(args) -> int:
                    "commands": operator.orders_commands, "pause": operator.orders_simple,
                    "stop": operator.orders_simple, "resume": operator.orders_simple, "exit": operator.orders_simple,
                    "set-params": operator.orders_set_params, "resolve": operator.orders_resolve,
+                   "kpi": operator.orders_kpi, "sla": operator.orders_sla,
                    }[args.orders_command]
     return handler(config, args)
 
@@ -203,6 +204,18 @@ def main(argv=None) -> int:
     stmt.add_argument("order_id")
     stmt.add_argument("--config", required=True)
     stmt.add_argument("--json", action="store_true")
+    kpis = orders_sub.add_parser("kpi", help="the order's KPI samples: uptime, spread, depth, volume, PnL")
+    kpis.add_argument("order_id")
+    kpis.add_argument("--config", required=True)
+    kpis.add_argument("--since", default=None, help="samples ending at or after (ISO-8601 UTC, a date or epoch)")
+    kpis.add_argument("--until", default=None, help="samples ending at or before")
+    kpis.add_argument("--limit", type=int, default=100, help="the newest N samples (default 100; 0: all)")
+    kpis.add_argument("--json", action="store_true")
+    sla = orders_sub.add_parser("sla", help="daily SLA report per order: uptime %%, spread, depth, volume")
+    sla.add_argument("--config", required=True)
+    sla.add_argument("--day", default=None, help="YYYY-MM-DD, UTC (default: today, so far)")
+    sla.add_argument("--order", default=None, help="only this order")
+    sla.add_argument("--format", default="json", help="json (default) or csv (with a header row)")
     cmds = orders_sub.add_parser("commands", help="recent operator commands and their outcomes")
     cmds.add_argument("order_id", nargs="?", default=None)
     cmds.add_argument("--config", required=True)

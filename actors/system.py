@@ -1,7 +1,8 @@
 """Assembling and running the actor tree; logging setup.
 
     RootSupervisor (rest_for_one; escalation = the process exits non-zero)
-      store → treasury → orders (OrderSupervisor) → router → poller [→ api (ApiServer, when [api] is enabled)]
+      store → treasury → orders (OrderSupervisor) → router → poller → kpi (KpiSampler, if [kpi] enabled)
+      [→ api (ApiServer, when [api] is enabled)]
 
 Children start left to right, the poller last, so nothing is polled before
 there is someone to route it to; a death restarts the children after it.
@@ -387,6 +388,9 @@ def start_tree(services: Services, escalation: Escalation):
         _child("router", Router, services),
         _child("poller", SnapshotPoller, services),
     ]
+    if services.config.kpi.enabled:
+        from actors.kpi import KpiSampler
+        children.append(_child("kpi", KpiSampler, services))  # after the poller: a restart of it restarts only the api
     if getattr(services.config.api, "enabled", False):
         from api.server import ApiServer
         children.append(_child("api", ApiServer, services))  # last: its restarts restart nothing else

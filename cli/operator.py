@@ -233,3 +233,79 @@ def halt(config, args) -> int:
     print(f"{'halted' if outcome.changed else 'already halted'}: {what} — every order on it cancels its quotes "
           f"within a tick and places none until `halt --lift{'' if scope == risk.ALL else ' --account ' + scope}`")
     return 0
+
+
+# ---------------------------------------------------------------- KPIs and the SLA report
+
+def orders_kpi(config, args) -> int:
+    """An order's KPI samples (newest ``--limit``, within --since/--until) and their summary: a table, or
+    JSON ``{"order_id", "summary", "samples"}``."""
+    from domain.kpi import parse_time
+    from storage import kpi, repo
+
+    if repo.load_order(args.order_id) is None:
+        err(f"no order {args.order_id}")
+        return EXIT_BAD_INPUT
+    try:
+        since, until = parse_time(args.since), parse_time(args.until)
+    except ValueError as exc:
+        err(f"--since/--until: {exc}")
+        return EXIT_BAD_INPUT
+    if args.limit < 0:
+        err(f"--limit must be >= 0 (0: every sample), got {args.limit}")
+        return EXIT_BAD_INPUT
+    samples = kpi.kpi_series(args.order_id, since, until, limit=args.limit or None)
+    summary = kpi.kpi_summary(args.order_id, since, until)
+    if args.json:
+        print(json.dumps({"order_id": args.order_id, "summary": summary, "samples": samples}, indent=2))
+        return 0
+    columns = (("END (UTC)", "ts", 24), ("RUN s", "running_seconds", 7), ("UPTIME %", "uptime_pct", 8),
+               ("SPREAD bps", "spread_bps", 10), ("DEPTH BID", "depth_bid", 14), ("DEPTH ASK", "depth_ask", 14),
+               ("MAKER VOL", "maker_volume", 14), ("TAKER VOL", "taker_volume", 14), ("FILLS", "fills", 5),
+               ("REALISED", "realised_pnl", 14), ("UNREALISED", "unrealised_pnl", 14), ("BASE", "base", 14),
+               ("QUOTE", "quote", 14), ("MID", "mid", 14))
+
+    def cell(value, width: int) -> str:
+        return f"{'-' if value is None else value:>{width}}"
+
+    print("  ".join(f"{title:>{width}}" for title, _, width in columns))
+    for sample in samples:
+        print("  ".join(cell(sample[key], width) for _, key, width in columns))
+    s = summary
+    print(f"{s['samples']} samples, {s['first_start'] or '-'} .. {s['last_ts'] or '-'}: uptime "
+          f"{s['uptime_pct'] or '-'} % of {s['running_seconds']:g} s running; average spread "
+          f"{s['avg_spread_bps'] or '-'} bps; average depth bid {s['avg_depth_bid'] or '-'} / ask "
+          f"{s['avg_depth_ask'] or '-'}; volume {s['volume']} (maker {s['maker_volume']}, taker "
+          f"{s['taker_volume']}); {s['fills']} fills; PnL realised {s['realised_pnl'] or '-'}, unrealised "
+          f"{s['unrealised_pnl'] or '-'}")
+    return 0
+
+
+def orders_sla(config, args) -> int:
+    """The daily SLA report: one row per order sampled on the UTC day, as JSON (a list) or CSV (header row)."""
+    import csv
+    from datetime import datetime, timezone
+
+    from domain.kpi import SLA_COLUMNS, parse_day
+    from storage import kpi, repo
+
+    if args.format not in ("json", "csv"):
+        err(f"--format must be json or csv, got {args.format!r}")
+        return EXIT_BAD_INPUT
+    try:
+        day = parse_day(args.day) if args.day else datetime.now(timezone.utc).date()
+    except ValueError as exc:
+        err(f"--day: {exc}")
+        return EXIT_BAD_INPUT
+    if args.order is not None and repo.load_order(args.order) is None:
+        err(f"no order {args.order}")
+        return EXIT_BAD_INPUT
+    rows = kpi.sla_report(day, args.order)
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        writer = csv.DictWriter(sys.stdout, fieldnames=SLA_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+    print(f"{len(rows)} orders sampled on {day.isoformat()} (UTC)", file=sys.stderr)
+    return 0

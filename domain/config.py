@@ -39,6 +39,7 @@ from domain.config_values import (
 )
 from domain.money import BadAmount, to_decimal
 from domain.breakers import RiskLimits
+from domain.kpi_config import KpiSettings, parse_kpi_settings
 from domain.payment import PairRules
 
 
@@ -160,6 +161,7 @@ class Config:
     pair_strategies: tuple = ()  # (pair_id, {param: value}) — each pair's strategy defaults, validated
     pairs: tuple[PairRules, ...] = ()
     risk: RiskLimits = field(default_factory=RiskLimits)
+    kpi: KpiSettings = field(default_factory=KpiSettings)
     api: object = field(default_factory=lambda: _disabled_api())  # api.settings.ApiSettings
     source: str = ""
 
@@ -288,7 +290,7 @@ _KNOWN = {
              "price_settle"},
     "stream": {"slow_interval", "fast_interval", "book_ttl", "trades_lookback", "not_found_grace", "weight_share"},
 }
-_ARRAYS = ("pairs", "exchanges", "hufi", "api")  # sections parsed by their own modules
+_ARRAYS = ("pairs", "exchanges", "hufi", "api", "kpi")  # sections parsed by their own modules
 _PAIR_KEYS = {"id", "symbol", "exchange", "base_asset_id", "quote_asset_id", "base_symbol", "quote_symbol",
               "enabled", "min_base_amount", "max_base_amount", "min_quote_amount", "max_quote_amount", "strategy",
               "max_duration"}
@@ -530,6 +532,7 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "", r
         not_found_grace=_seconds(sm, "not_found_grace", 30.0, problems, "stream", zero_ok=True),
         weight_share=_number(sm, "weight_share", 0.5, problems, "stream", minimum=0.01, maximum=1),
     )
+    kpi = parse_kpi_settings(raw.get("kpi"), problems)
     pair_strategies = []
 
     pairs = []
@@ -627,7 +630,8 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "", r
     return Config(database=database, mixin=mixin, payments=payments, treasury=treasury,
                   supervision=supervision, log=log, funding=funding, exchanges=exchanges,
                   disabled_exchanges=disabled_exchanges, hufi=hufi, strategy=strategy, stream=stream,
-                  pair_strategies=tuple(pair_strategies), pairs=tuple(pairs), risk=risk, api=api, source=source)
+                  pair_strategies=tuple(pair_strategies), pairs=tuple(pairs), risk=risk, api=api, kpi=kpi,
+                  source=source)
 
 
 def load_config(path: str | os.PathLike, *, read_secrets: bool = True, for_service: bool = False) -> Config:

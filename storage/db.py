@@ -276,7 +276,8 @@ def all_models() -> list:
     except ImportError:  # pragma: no cover - present once campaigns land
         CAMPAIGN_MODELS = []
     from storage.api_models import API_MODELS
-    return models + list(CAMPAIGN_MODELS) + list(API_MODELS)
+    from storage.kpi_models import KPI_MODELS
+    return models + list(CAMPAIGN_MODELS) + list(API_MODELS) + list(KPI_MODELS)
 
 
 def ensure_schema(db: pw.Database) -> None:

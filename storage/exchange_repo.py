@@ -25,6 +25,7 @@ from domain.exchange_orders import (FINAL_STATES, OPEN_STATES, SIDES, ZERO, DbOr
                                     client_order_id, fill_key, merge_report, path, split_symbol)
 from domain.exchange_orders import resolve_not_found as _not_found_target
 from storage.exchange_models import ExchangeOrder, Fill, OrderSequence
+from storage.kpi_models import KpiQuoteSpan
 from storage.models import Alert, LedgerEntry
 from storage.repo import ledger_balances  # the ledger journal's one reader
 
@@ -34,6 +35,7 @@ _FILLS = Fill._meta.table_name
 _SEQ = OrderSequence._meta.table_name
 _LEDGER = LedgerEntry._meta.table_name
 _ALERTS = Alert._meta.table_name
+_SPANS = KpiQuoteSpan._meta.table_name
 
 
 class ExchangeOrderError(RuntimeError):
@@ -169,7 +171,19 @@ def _move(order: DbOrder, target: ExOrderState, now: float, error: str | None = 
     sets.update(extra or {})
     _run(f"UPDATE {_ORDERS} SET {', '.join(f'{k} = ?' for k in sets)} WHERE client_order_id = ?",
          (*sets.values(), order.client_order_id))
+    _note_quote_span(order, target, now)
     return target
+
+
+def _note_quote_span(order: DbOrder, target: ExOrderState, now: float) -> None:
+    """KPI uptime needs when the order rested on the book: its first acknowledgement and its first final
+    state (updated_at moves on with late fills and reports). Same commit as the state change."""
+    if target in (X.ACCEPTED, X.PARTIALLY_FILLED) and order.state in (X.INITIALIZED, X.SUBMITTED):
+        _run(f"INSERT INTO {_SPANS} (client_order_id, order_id, acked_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+             (order.client_order_id, order.order_id, now))
+    elif target in FINAL_STATES and order.state not in FINAL_STATES:
+        _run(f"UPDATE {_SPANS} SET closed_at = ? WHERE client_order_id = ? AND closed_at IS NULL",
+             (now, order.client_order_id))
 
 
 def mark_submitted(cid: str, now: float) -> bool:

@@ -19,11 +19,16 @@ def opening_ledger(order_id: str) -> dict[str, Decimal]:
     return totals
 
 
+def pnl_fills(trades, base: str) -> list[Fill]:
+    """Fill rows as the PnL replay takes them; a fee not charged in base is taken as quote."""
+    return [Fill(side=t.side, price=t.price, amount=t.amount, fee=t.fee,
+                 fee_asset="base" if t.fee_currency == base else "quote", trade_id=t.fill_key) for t in trades]
+
+
 def strategy_report(order_id: str, base: str, quote: str, mark_price: Decimal | None) -> dict:
     opening = opening_ledger(order_id)
     trades = exchange_repo.fills_of(order_id)
-    fills = [Fill(side=t.side, price=t.price, amount=t.amount, fee=t.fee,
-                  fee_asset="base" if t.fee_currency == base else "quote", trade_id=t.fill_key) for t in trades]
+    fills = pnl_fills(trades, base)
     opening_price = repo.opening_price(order_id) or (trades[0].price if trades else None) or mark_price
     report = {
         "holdings": {k: fmt(v) for k, v in sorted(repo.ledger_balances(order_id).items())},
