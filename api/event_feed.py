@@ -99,7 +99,7 @@ class Subscriber:
 class EventFeed:
     """Tails the database and fans events out; see the module docstring.
 
-    ``sources``: default_sources() unless given (add ``model_source("kpi", KpiSample)`` for KPIs).
+    ``sources``: default_sources() unless given.
     ``interval``: seconds between rounds when the last one found nothing more. ``queue_size``: messages a
     subscriber may have waiting before it is dropped. ``batch``: rows read per source per query.
     ``close_grace``: seconds a dropped subscriber has to close before its socket is shut."""

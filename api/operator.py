@@ -1,13 +1,13 @@
 """Operator operations: the attention queue, alerts, commands, halts, exchange accounts, HuFi campaigns.
 
-Reads need a viewer (or operator) token; acknowledging an alert and halting need an operator token.
+Reads (also the daily SLA report) need a viewer (or operator) token; acknowledging an alert and halting need an operator token.
 """
 from __future__ import annotations
 
 from api.errors import Problem
 from api.routing import OPERATOR, VIEWER, Router
 from api.schemas import (AccountsOut, AlertOut, AlertPath, AlertsOut, AlertsQuery, AttentionOut, CampaignsOut,
-                         CommandsOut, CommandsQuery, HaltIn, HaltOut, HaltsOut)
+                         CommandsOut, CommandsQuery, HaltIn, HaltOut, HaltsOut, SlaOut, SlaQuery)
 from ops import commands as ops
 from ops import reads
 
@@ -61,3 +61,17 @@ def register(router: Router) -> None:
                   summary="HuFi campaigns as last listed, enrollments, each joined order's estimated reward")
     def list_campaigns():
         return reads.jsonable(reads.campaigns())
+
+    @router.route("GET", "/api/v1/sla", access=VIEWER, ok=SlaOut, tag="operator",
+                  summary="the daily SLA report: per order uptime %, average spread, average depth, volume")
+    def sla(query: SlaQuery):
+        from datetime import datetime, timedelta, timezone
+
+        from domain.kpi import parse_day
+        from storage.kpi import sla_report
+
+        try:
+            day = parse_day(query.day) if query.day else (datetime.now(timezone.utc) - timedelta(days=1)).date()
+        except ValueError as exc:
+            raise Problem(400, str(exc)) from None
+        return reads.jsonable({"day": day.isoformat(), "rows": sla_report(day, query.order_id)})

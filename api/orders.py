@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from api.errors import Problem
 from api.routing import OPERATOR, USER, Router, principal
-from api.schemas import (CommandOut, ErrorBody, InstructionsOut, InstructionsQuery, OrderDetail, OrderPath,
+from api.schemas import (CommandOut, ErrorBody, InstructionsOut, InstructionsQuery, KpiOut, KpiQuery, OrderDetail, OrderPath,
                          OrdersOut, OrdersQuery, ReasonIn, ResolveIn, SetParamsIn, StatementOut)
 from domain.intents import IntentRefused, add_funds_legs, exit_leg, parse_principal
 from ops import commands as ops
@@ -83,6 +83,19 @@ def register(router: Router) -> None:
         hufi = document.pop("hufi", None)
         final = Order.select(Order.statement).where(Order.order_id == path.order_id).scalar() is not None
         return reads.jsonable({"order_id": path.order_id, "statement": document, "final": final, "hufi": hufi})
+
+    @router.route("GET", "/api/v1/orders/<order_id>/kpi", access=USER, ok=KpiOut, tag="orders",
+                  summary="the order's KPI time series (two-sided uptime, spread, depth, volume, PnL, inventory)")
+    def get_kpi(path: OrderPath, query: KpiQuery):
+        from storage.kpi import kpi_series, kpi_summary
+
+        visible_order(path.order_id)
+        try:
+            samples = kpi_series(path.order_id, since=query.since, until=query.until, limit=query.limit)
+            summary = kpi_summary(path.order_id, since=query.since, until=query.until)
+        except ValueError as exc:
+            raise Problem(400, str(exc)) from None
+        return reads.jsonable({"order_id": path.order_id, "summary": summary, "samples": samples})
 
     @router.route("GET", "/api/v1/orders/<order_id>/instructions", access=USER, ok=InstructionsOut, tag="orders",
                   summary="how to exit (memo and pay link) and add funds (memo, and pay links for given amounts)",

@@ -81,6 +81,17 @@ class InstructionsQuery(Strict):
     quote_amount: str | None = Field(default=None, pattern=DECIMAL_PATTERN, description="add-funds principal (quote)")
 
 
+class KpiQuery(Strict):
+    since: str | None = Field(default=None, max_length=40, description="epoch seconds or ISO-8601 (sample end, inclusive)")
+    until: str | None = Field(default=None, max_length=40, description="epoch seconds or ISO-8601 (sample end, inclusive)")
+    limit: int = Field(default=1000, ge=1, le=10000, description="the newest N samples, oldest first")
+
+
+class SlaQuery(Strict):
+    day: str | None = Field(default=None, pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", description="UTC day (default: yesterday)")
+    order_id: str | None = Field(default=None, pattern=UUID_PATTERN)
+
+
 # ---------------------------------------------------------------- pairs and intents
 
 class PairOut(Loose):
@@ -201,6 +212,17 @@ class OrderDetail(Loose):
     statement: Json | None
     hufi: Json | None
     kpi: Json | None
+
+
+class KpiOut(Loose):
+    order_id: str
+    summary: Json = Field(description="uptime %, average spread and depth, volumes, fills, PnL, inventory")
+    samples: list[Json] = Field(description="KPI samples, oldest first (storage/kpi.py kpi_series)")
+
+
+class SlaOut(Loose):
+    day: str
+    rows: list[Json] = Field(description="one row per order: uptime %, average spread, average depth, volume")
 
 
 class StatementOut(Loose):

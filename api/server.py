@@ -125,7 +125,6 @@ def _start_stream(app, ctx):
     from api.auth import authenticate
     from api.stream import EventFeed, register_stream
 
-    # more event kinds: sources=[*default_sources(), model_source("kpi", KpiSample)] (api/stream_sources.py)
     feed = EventFeed(interval=ctx.settings.stream_interval, queue_size=ctx.settings.stream_queue_size).start()
     register_stream(app, feed, partial(authenticate, ctx))
     return feed

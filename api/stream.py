@@ -24,7 +24,7 @@ Messages (JSON text, one object each, in ``seq`` order):
   "recorded_at"}`` (amounts as decimal strings);
 - ``{"type": "alert", "seq", "order_id": null, "user_id": null, "id", "kind", "subject", "message",
   "created_at", "resolved", "acked_at", "reopened"}`` (viewers and operators only);
-- ``{"type": "kpi", ...}`` one KPI sample of an order, once the KPI source is added to the feed;
+- ``{"type": "kpi", ...}`` one KPI sample of an order;
 - ``{"type": "bye", "seq": N, "reason": ...}`` last, before the server closes the socket: 1001 when it
   stops, 1008 when the client was too slow (its queue of ``queue_size`` messages was full). A client
   that stopped reading altogether may not get it: its socket is shut after a short grace.

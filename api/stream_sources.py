@@ -17,8 +17,10 @@ The sources (``default_sources()``), in the order the feed reads them each round
   a second halt: same row, new ``created_at``) is found by a scan of ``created_at`` at most every
   ``reopen_every`` seconds — the table holds one row per (kind, subject), so it stays small.
 
+- ``kpi``: ``kpi_sample`` by id — one KPI sample of an order (storage/kpi_models.py).
+
 Another table with an integer ``id`` and an ``order_id`` column becomes a source with one line,
-``model_source("kpi", KpiSample)``, added to the list given to ``EventFeed(sources=...)``.
+``model_source(kind, Model)``, added to ``default_sources()``.
 
 Ids become visible in increasing order because every write of the service goes through the one writer
 (one transaction at a time, storage/writer.py); a "greater than" tail therefore never skips a row.
@@ -206,6 +208,7 @@ def model_source(kind: str, model, *, order_column: str | None = "order_id") -> 
 
 
 def default_sources() -> list[EventSource]:
-    """Order state changes, fills and alerts, in the order the feed reads them each round."""
-    return [model_source("order_state", OrderStateChange), FillSource(), AlertSource()]
+    """Order state changes, fills, alerts and KPI samples, in the order the feed reads them each round."""
+    from storage.kpi_models import KpiSample
+    return [model_source("order_state", OrderStateChange), FillSource(), AlertSource(), model_source("kpi", KpiSample)]
 

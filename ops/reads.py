@@ -254,10 +254,7 @@ def fills(order_id: str, limit: int = 500) -> list[dict]:
 
 
 def _kpi_summary(order_id: str) -> dict | None:
-    try:
-        from storage.kpi import kpi_summary  # provided by the KPI work (issue 12); absent before it lands
-    except ImportError:
-        return None
+    from storage.kpi import kpi_summary
     return kpi_summary(order_id)
 
 

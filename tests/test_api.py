@@ -122,6 +122,7 @@ OPERATIONS = [  # method, path ({A}: the owner's order), JSON body, rule, status
     ("GET", "/api/v1/orders/{A}", None, "own", None),
     ("GET", "/api/v1/orders/{A}/statement", None, "own", None),
     ("GET", "/api/v1/orders/{A}/instructions?base_amount=0.01", None, "own", None),
+    ("GET", "/api/v1/orders/{A}/kpi", None, "own", None),
     ("POST", "/api/v1/orders/{A}/pause", {"wait": 0}, "operator", 202),
     ("POST", "/api/v1/orders/{A}/resume", {"wait": 0}, "operator", 202),
     ("POST", "/api/v1/orders/{A}/set-params", {"params": {"end_at": "2031-01-01T00:00:00Z"}, "wait": 0},
@@ -135,6 +136,7 @@ OPERATIONS = [  # method, path ({A}: the owner's order), JSON body, rule, status
     ("POST", "/api/v1/halt", {"action": "lift", "reason": "test"}, "operator", 200),
     ("GET", "/api/v1/accounts", None, "viewer", None),
     ("GET", "/api/v1/campaigns", None, "viewer", None),
+    ("GET", "/api/v1/sla?day=2026-01-01", None, "viewer", None),
     ("POST", "/api/v1/orders/{A}/exit", {"wait": 0}, "owner_or_operator", 202),  # last: it refunds order A
 ]
 
@@ -183,6 +185,31 @@ def test_a_user_sees_only_their_own_orders(env):
     detail = env.call("GET", f"/api/v1/orders/{b}", "other").json()
     assert detail["owner"] == env.users["other"] and detail["state"] in ("payment_complete", "refunding", "refunded")
     assert {"history", "tally", "ledger", "fills", "statement", "hufi", "kpi"} <= set(detail)
+
+
+def test_kpi_series_and_sla_report_of_an_order(env):
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from domain.kpi import Sample
+    from storage.kpi import write_sample
+
+    b = env.orders["B"]
+    end = datetime(2026, 3, 4, 12, 0, tzinfo=timezone.utc).timestamp()
+    for i, spread in enumerate(("20", "30")):  # two 60 s samples: 60 s and 30 s two-sided of 60 s running each
+        write_sample(Sample(order_id=b, ts=end + 60 * i, interval_seconds=60, running_seconds=60,
+                            two_sided_seconds=60 - 30 * i, spread_bps=Decimal(spread), maker_volume=Decimal("10"),
+                            fills=1, base=Decimal("1"), quote=Decimal("100"), mid=Decimal("100")))
+    body = env.call("GET", f"/api/v1/orders/{b}/kpi", "other").json()
+    assert [s["spread_bps"] for s in body["samples"]] == ["20", "30"]
+    assert body["summary"]["uptime_pct"] == "75"  # (60 + 30) / (60 + 60)
+    later = env.call("GET", f"/api/v1/orders/{b}/kpi", "other", params={"since": end + 1}).json()["samples"]
+    assert [s["spread_bps"] for s in later] == ["30"]
+    assert env.call("GET", f"/api/v1/orders/{b}/kpi", "owner").status_code == 404
+    refused = env.call("GET", f"/api/v1/orders/{b}/kpi", "other", params={"since": "yesterday-ish"})
+    assert refused.status_code == 400 and "error" in refused.json()
+    rows = env.call("GET", "/api/v1/sla", "viewer", params={"day": "2026-03-04", "order_id": b}).json()["rows"]
+    assert len(rows) == 1 and rows[0]["order_id"] == b and rows[0]["uptime_pct"] == "75"
 
 
 def test_orders_page_by_cursor(env):
