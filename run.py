@@ -152,7 +152,24 @@ def _cmd_operator(args) -> int:
 def _cmd_demo(args) -> int:
     from sim.demo import run_demo
 
-    return run_demo(duration=args.duration, workdir=args.workdir, json_logs=args.json_logs, venue=args.venue)
+    from api.settings import parse_listen
+
+    try:
+        api = parse_listen(args.api) if args.api is not None else None
+    except ValueError as exc:
+        _fail([f"--api: {exc}"])
+    if api is not None and api[1] != 0:
+        import socket
+
+        try:  # a busy port is said now, not after a minute of demo without its dashboard
+            with socket.socket(socket.AF_INET6 if ":" in api[0] else socket.AF_INET) as probe:
+                probe.bind(api)
+        except OSError as exc:
+            _fail([f"--api: cannot listen on {args.api}: {exc.strerror or exc}"])
+    if not (0 <= args.hold < float("inf")):
+        _fail([f"--hold: must be a number of seconds >= 0, got {args.hold}"])
+    return run_demo(duration=args.duration, workdir=args.workdir, json_logs=args.json_logs, venue=args.venue,
+                    api=api, hold=args.hold)
 
 
 def main(argv=None) -> int:
@@ -166,6 +183,10 @@ def main(argv=None) -> int:
     demo.add_argument("--json-logs", action="store_true")
     demo.add_argument("--venue", default="binance", choices=("binance", "mexc", "gate", "bybit"),
                       help="which fake exchange dialect the demo trades on (default binance)")
+    demo.add_argument("--api", default=None, metavar="HOST:PORT",
+                      help="serve the HTTP API and dashboard here during the demo (default: a free loopback port)")
+    demo.add_argument("--hold", type=float, default=0.0, metavar="SECONDS",
+                      help="keep the world, the API and the dashboard up this long after the summary line")
 
     serve = sub.add_parser(
         "serve", help="run the service with a config file",

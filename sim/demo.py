@@ -12,11 +12,17 @@ The narration (stderr) shows each user's money in and out; the LAST LINE on stdo
 orders_by_state, paid_in, paid_out, fees, trading, dust (per asset symbol, decimal strings) and
 stranded (what the bot's Mixin wallet and the exchange account hold that no record accounts for).
 Exit 0 only when every order is final and nothing is stranded.
+
+The HTTP API and the dashboard are served during the demo (``--api HOST:PORT``, default a free loopback
+port): the narration gives the dashboard's URL, a demo-only operator token, and the simulated Mixin's login
+page lists the demo's users. ``--hold SECONDS`` keeps the world and the API up that long after the summary.
 """
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
+import socket
 import sys
 import tempfile
 import threading
@@ -33,9 +39,11 @@ from domain.memo import ACTION_DEPOSIT, ACTION_EXIT, encode_market_making
 from domain.money import fmt
 from domain.states import FINAL_STATES
 from sim.bridge import world_with_exchange
+from sim.fake_mixin_oauth import install_oauth
 from sim.world import (BTC, BTC_USDT_PAIR, DISABLED_PAIR, ETH, ETH_USDT_PAIR, USDT_ERC20, XIN, dump_toml,
                        new_order_id)
 from storage import audit, commands, repo
+from storage.api_auth import create_api_token
 from storage.models import Alert, MoneyMovement, Order, Snapshot
 from storage.reports import strategy_report
 
@@ -56,8 +64,8 @@ OPERATOR_ID = "00000000-0000-4000-8000-000000000001"
 class Script:
     """The synthetic users. Each step logs what the user does, so the log reads as a story."""
 
-    def __init__(self, world, pairs, stop: threading.Event):
-        self.world, self.pairs, self.stop = world, pairs, stop
+    def __init__(self, world, pairs, stop: threading.Event, oauth=None):
+        self.world, self.pairs, self.stop, self.oauth = world, pairs, stop, oauth
         self.say = logger.bind(order_id="").opt(colors=False)
         self.users: dict[str, str] = {}     # name → Mixin user id
         self.orders: dict[str, str] = {}    # label → order id
@@ -70,6 +78,8 @@ class Script:
     def user(self, name: str) -> str:
         if name not in self.users:
             self.users[name] = OPERATOR_ID if name == "operator" else self.world.new_user()
+            if self.oauth is not None and name != "operator":
+                self.oauth.names[self.users[name]] = name  # listed on the simulated Mixin's login page
         return self.users[name]
 
     def pay_order(self, name: str, label: str, pair_id: str, base: str, quote: str, skip=()) -> str:
@@ -254,7 +264,7 @@ def _actual_holdings(ew) -> dict[str, Decimal]:
 
 
 def run_demo(*, duration: float = 55.0, workdir: str | None = None, json_logs: bool = False,
-             venue: str = "binance") -> int:
+             venue: str = "binance", api: tuple[str, int] | None = None, hold: float = 0.0) -> int:
     """Run the demo in `workdir` (kept, so its database can be inspected afterwards), or in a temporary
     directory that is removed at the end, keystore and keys included."""
     setup_logging("INFO", json=json_logs)
@@ -262,7 +272,7 @@ def run_demo(*, duration: float = 55.0, workdir: str | None = None, json_logs: b
     work = Path(workdir) if keep else Path(tempfile.mkdtemp(prefix="mmflow-demo-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        return _run(work, keep, duration, venue)
+        return _run(work, keep, duration, venue, api, hold)
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -274,7 +284,26 @@ def _secret_file(path: Path, text: str) -> str:
     return str(path)
 
 
-def _run(work: Path, keep: bool, duration: float, venue: str) -> int:
+def _api_table(work: Path, world, oauth, listen: tuple[str, int] | None) -> tuple[dict, str]:
+    """The demo's ``[api]`` table and the dashboard's URL. Without ``listen``: a free loopback port (taken
+    here, so the OAuth return address is known before the server binds)."""
+    host, port = listen or ("127.0.0.1", 0)
+    if port == 0:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((host, 0))
+            port = probe.getsockname()[1]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    base_url = f"http://[{shown}]:{port}/" if ":" in shown else f"http://{shown}:{port}/"
+    client_secret = oauth.register_client(world.keystore.app_id)
+    table = {"listen": f"[{host}]:{port}" if ":" in host else f"{host}:{port}", "public_base_url": base_url,
+             "token_secret_file": _secret_file(work / "api-token.secret", secrets.token_hex(32)),
+             "mixin_oauth_client_secret_file": _secret_file(work / "mixin-oauth.secret", client_secret),
+             "mixin_oauth_authorize_url": f"{world.fake.url}/oauth/authorize"}
+    return table, base_url
+
+
+def _run(work: Path, keep: bool, duration: float, venue: str, api: tuple[str, int] | None = None,
+         hold: float = 0.0) -> int:
     ew = world_with_exchange(deposit_delay=2.0, return_confirm_delay=1.0, venue=venue)
     world = ew.world
     hufi = _hufi_world(venue)
@@ -304,6 +333,8 @@ def _run(work: Path, keep: bool, duration: float, venue: str) -> int:
         raw["hufi"] = hufi.config_table(str(evm), {venue: (_secret_file(work / "hufi-ro.key", "demo-read-only-key"),
                                                            _secret_file(work / "hufi-ro.secret", "demo-ro-secret"))},
                                         refresh_interval=20.0, retry_delay=1.0, retry_max_delay=5.0)
+    oauth = install_oauth(world.fake)
+    raw["api"], dashboard = _api_table(work, world, oauth, api)
     config_path = work / "mmflow.toml"
     config_path.write_text(dump_toml(raw))
     config = load_config(config_path)
@@ -317,10 +348,14 @@ def _run(work: Path, keep: bool, duration: float, venue: str) -> int:
     services = build_services(config)
     escalation = Escalation(event=threading.Event())
     root = start_tree(services, escalation)
+    _, operator_token = create_api_token("operator", "demo", time.time(), None)
+    logger.info("demo: dashboard at {} — users: 'Log in with Mixin' and pick a demo user on the simulated Mixin's "
+                "page; operators: 'Operator' with the demo-only token {} (API: {}openapi.json, metrics: {}metrics)",
+                dashboard, operator_token, dashboard, dashboard)
     # The market moves and synthetic takers trade against resting quotes, so running orders get fills.
     ew.exchange.start_price_process(interval=0.5, vol=0.0008, taker_prob=0.6, taker_size=0.01)
     stop = threading.Event()
-    script = Script(world, {p.pair_id: p for p in config.pairs}, stop)
+    script = Script(world, {p.pair_id: p for p in config.pairs}, stop, oauth)
     started = time.monotonic()
     users = gevent.spawn(script.run, started)
     next_snapshot = started + 10
@@ -360,11 +395,6 @@ def _run(work: Path, keep: bool, duration: float, venue: str) -> int:
     _users_in_and_out(script)
     totals = audit.money_totals(config)
     stranded = audit.stranded(_actual_holdings(ew), totals["accounted"])
-    stop_tree(root)
-    ew.stop()
-    world.fake.stop()
-    if hufi is not None:
-        hufi.stop()
     final = {f.value for f in FINAL_STATES}
     all_final = all(state in final for state in totals["orders_by_state"])
     summary = {"orders_by_state": totals["orders_by_state"],
@@ -383,9 +413,26 @@ def _run(work: Path, keep: bool, duration: float, venue: str) -> int:
         logger.error("demo: {}", "orders left open" if not all_final else f"money stranded: {summary['stranded']}")
     sys.stdout.flush()
     print(json.dumps(summary, sort_keys=True), flush=True)
+    if hold > 0 and not escalation.event.is_set():
+        logger.info("demo: the world and the dashboard stay up {:g}s more at {} (Ctrl-C ends it)", hold, dashboard)
+        _hold(hold, escalation.event)
+    stop_tree(root)
+    ew.stop()
+    world.fake.stop()
+    if hufi is not None:
+        hufi.stop()
     if escalation.reason:
         return 70
     return 0 if all_final and not stranded else 1
+
+
+def _hold(seconds: float, stop: threading.Event) -> None:
+    """Wait ``seconds`` (or until SIGTERM/SIGINT, or the tree gives up)."""
+    import signal
+
+    gevent.signal_handler(signal.SIGTERM, stop.set)
+    gevent.signal_handler(signal.SIGINT, stop.set)
+    stop.wait(timeout=seconds)
 
 
 def _caught_up(world) -> bool:

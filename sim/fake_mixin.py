@@ -111,6 +111,10 @@ class Redirect(str):
     """A handler's answer that is a redirect (302 to this URL) instead of a JSON envelope (OAuth authorize)."""
 
 
+class Html(str):
+    """A handler's answer that is an HTML page instead of a JSON envelope (the OAuth approval page)."""
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, Decimal):
         return format(obj, "f")
@@ -553,6 +557,8 @@ class FakeMixin(LoopbackServer):
             return exc.http_status, json_headers, dumps({"error": error})
         if isinstance(data, Redirect):
             return 302, [("Location", str(data))], b""
+        if isinstance(data, Html):
+            return 200, [("Content-Type", "text/html; charset=utf-8")], str(data).encode("utf-8")
         if isinstance(data, RawJSON):
             return 200, json_headers, b'{"data":' + bytes(data) + b"}"
         return 200, json_headers, dumps({"data": data})

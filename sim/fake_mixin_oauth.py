@@ -4,7 +4,8 @@
 
 - ``GET /oauth/authorize?client_id=&scope=PROFILE:READ&state=&return_to=&code_challenge=&code_challenge_method=SHA256``
   plus the fake's own ``user_id=<Mixin user id>``: the user who approves (a real Mixin shows the user a page;
-  the fake has no browser, so the caller names the user). With ``return_to`` it redirects (302) to
+  the fake has no browser, so the caller names the user; without ``user_id`` and with named users in
+  ``oauth.names`` — the demo's — it answers a page with one approve link per user). With ``return_to`` it redirects (302) to
   ``return_to?code=…&state=…``; without, it answers ``{"data": {"code", "state"}}``.
 - ``POST /oauth/token`` JSON ``{client_id, code, client_secret}`` or ``{client_id, code, code_verifier}`` →
   ``{"data": {"access_token", "scope"}}``. A code is single use and lives ``CODE_TTL`` seconds; the client
@@ -22,9 +23,10 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
+from html import escape
 from urllib.parse import urlencode
 
-from sim.fake_mixin import ApiError, FakeMixin, FakeRequest, Redirect, invalid_field
+from sim.fake_mixin import ApiError, FakeMixin, FakeRequest, Html, Redirect, invalid_field
 
 CODE_TTL = 600.0
 SCOPES = ("PROFILE:READ", "ASSETS:READ", "PHONE:READ", "CONTACTS:READ", "MESSAGES:REPRESENT", "SNAPSHOTS:READ")
@@ -80,7 +82,9 @@ class FakeOAuth:
             raise invalid_field("code_challenge_method")
         user_id = req.arg("user_id")
         if not user_id:
-            raise invalid_field("user_id", "the fake needs the approving user's id (it has no login page)")
+            if not self.names:
+                raise invalid_field("user_id", "the fake needs the approving user's id (it has no login page)")
+            return self._approval_page(req)
         code = self.approve(user_id, req.arg("client_id") or "", scope=scope, code_challenge=challenge)
         state = req.arg("state") or ""
         return_to = req.arg("return_to")
@@ -88,6 +92,18 @@ class FakeOAuth:
             joiner = "&" if "?" in return_to else "?"
             return Redirect(return_to + joiner + urlencode({"code": code, "state": state}))
         return {"code": code, "state": state}
+
+    def _approval_page(self, req: FakeRequest) -> Html:
+        """The simulated Mixin's login: one link per named user (the demo's users), each approving as that
+        user. A real Mixin shows its own login and approval screens here."""
+        query = {k: values[-1] for k, values in req.query.items() if k != "user_id" and values}
+        links = "".join(
+            f'<li><a href="/oauth/authorize?{escape(urlencode({**query, "user_id": user_id}))}">'
+            f"{escape(name)}</a> <small>{escape(user_id)}</small></li>"
+            for user_id, name in sorted(self.names.items(), key=lambda item: item[1]))
+        return Html("<!doctype html><meta charset=utf-8><title>Mixin (simulated) login</title>"
+                    "<h1>Mixin (simulated)</h1><p>This demo's Mixin has no passwords: approve the login as</p>"
+                    f"<ul>{links}</ul>")
 
     def _token(self, req: FakeRequest):
         body = req.json()
