@@ -1,0 +1,203 @@
+// The operator's side (API token, role viewer or operator): orders with filters and paging, the
+// attention queue and resolve, alerts and acknowledge, halt and lift, accounts with balances and
+// breakers, campaigns. A viewer sees everything; only an operator gets the action buttons.
+
+import {api, currentSession} from "./api.js";
+import {ordersTable} from "./order.js";
+import {openStream, statusText} from "./stream.js";
+import {operatorLoginForm} from "./user.js";
+import {debounce, fill, fmtTime, guard, h, kv, listOf, section, table} from "./ui.js";
+
+const STATES = ["payment_pending", "payment_complete", "withdrawing", "withdrawal_confirmed", "deposit_confirming",
+  "deposit_confirmed", "joining_campaign", "campaign_joined", "running", "paused", "stopping", "stopped",
+  "returning_funds", "settling", "settled", "refunding", "refunded", "attention"];
+const TABS = [["orders", "Orders"], ["attention", "Attention"], ["alerts", "Alerts"], ["halt", "Halt"],
+  ["accounts", "Accounts"], ["campaigns", "Campaigns"]];
+const PAGE_SIZE = 50;
+
+/** Renders the operator view's tab `tab` into `main`; returns the cleanup (closes the stream). */
+export function operatorView(main, tab = "orders") {
+  const session = currentSession();
+  if (!session || session.role === "user") {
+    fill(main, h("h1", {}, "Operator"),
+      session ? h("p", {class: "warn"}, "You are logged in as a user; log out first to use an API token.") : null,
+      section("Log in", operatorLoginForm()));
+    return undefined;
+  }
+  const canAct = session.role === "operator";
+  const body = h("div", {id: `ops-${tab}`});
+  const liveEl = h("span", {id: "live-status", class: "live", "aria-live": "polite"});
+  fill(main,
+    h("h1", {}, "Operator ", liveEl),
+    h("nav", {class: "tabs", "aria-label": "Operator views"},
+      TABS.map(([id, text]) => h("a", {href: `#/ops/${id}`, "aria-current": id === tab ? "page" : null}, text))),
+    body);
+
+  const view = {orders: ordersTab, attention: attentionTab, alerts: alertsTab, halt: haltTab,
+                accounts: accountsTab, campaigns: campaignsTab}[tab] ?? ordersTab;
+  const reload = view(body, canAct);
+  // Orders change state and alerts arrive while the operator watches: reload this tab when they do.
+  const reloadSoon = debounce(reload, 300);
+  const stream = openStream({
+    onStatus: (status) => {
+      liveEl.textContent = statusText(status);
+      liveEl.dataset.status = status;
+    },
+    onMessage: (message) => {
+      if (message.type === "order_state" || message.type === "alert") reloadSoon();
+    },
+  });
+  return () => {
+    stream.close();
+    reloadSoon.cancel();
+  };
+}
+
+function ordersTab(body, _canAct) {
+  const stateSelect = h("select", {id: "filter-state", name: "state"},
+    h("option", {value: ""}, "any state"), STATES.map((s) => h("option", {value: s}, s)));
+  const pairSelect = h("select", {id: "filter-pair", name: "pair_id"}, h("option", {value: ""}, "any pair"));
+  const listEl = h("div", {id: "orders-list"});
+  const prev = h("button", {type: "button", class: "secondary", id: "page-prev", disabled: true}, "← Previous");
+  const next = h("button", {type: "button", class: "secondary", id: "page-next", disabled: true}, "Next →");
+  const cursors = [null];  // cursors[i] opens page i; the last page's next_cursor is pushed when known
+  let page = 0;
+
+  const load = () => guard(async () => {
+    const query = new URLSearchParams({limit: String(PAGE_SIZE)});
+    if (stateSelect.value) query.set("state", stateSelect.value);
+    if (pairSelect.value) query.set("pair_id", pairSelect.value);
+    if (cursors[page]) query.set("cursor", cursors[page]);
+    const response = await api("GET", `/api/v1/orders?${query}`);
+    fill(listEl, ordersTable(listOf(response, "orders"), {showOwner: true}));
+    cursors.length = page + 1;
+    if (response?.next_cursor) cursors.push(response.next_cursor);
+    prev.disabled = page === 0;
+    next.disabled = cursors.length <= page + 1;
+  });
+  const restart = () => { page = 0; cursors.length = 1; load(); };
+  stateSelect.addEventListener("change", restart);
+  pairSelect.addEventListener("change", restart);
+  prev.addEventListener("click", () => { page -= 1; load(); });
+  next.addEventListener("click", () => { page += 1; load(); });
+
+  fill(body,
+    h("form", {class: "filters", onsubmit: (e) => e.preventDefault()},
+      h("label", {for: "filter-state"}, "State"), stateSelect,
+      h("label", {for: "filter-pair"}, "Pair"), pairSelect),
+    listEl,
+    h("p", {class: "pager"}, prev, " ", next));
+  guard(async () => {
+    const pairs = listOf(await api("GET", "/api/v1/pairs"), "pairs");
+    pairSelect.append(...pairs.map((p) => h("option", {value: p.pair_id}, p.symbol ?? p.pair_id)));
+  });
+  load();
+  return load;
+}
+
+function attentionTab(body, canAct) {
+  const load = () => guard(async () => {
+    const items = listOf(await api("GET", "/api/v1/attention"), "orders");
+    if (!items.length) return fill(body, h("p", {class: "muted"}, "Nothing needs an operator."));
+    return fill(body, items.map((item) => attentionCard(item, canAct, load)));
+  });
+  load();
+  return load;
+}
+
+function attentionCard(item, canAct, reload) {
+  const id = item.order_id;
+  const target = h("select", {name: "to", id: `resolve-to-${id}`},
+    STATES.filter((s) => s !== "attention").map((s) => h("option", {value: s}, s)));
+  const reason = h("input", {name: "reason", id: `resolve-reason-${id}`, required: true, autocomplete: "off"});
+  const outcome = h("p", {class: "outcome", "aria-live": "polite"});
+  const form = canAct && h("form", {class: "resolve", onsubmit: (event) => {
+    event.preventDefault();
+    guard(async () => {
+      const result = await api("POST", `/api/v1/orders/${encodeURIComponent(id)}/resolve`,
+        {to: target.value, reason: reason.value.trim()});
+      outcome.textContent = `${result?.status ?? "done"}${result?.message ? `: ${result.message}` : ""}`;
+      reload();
+    });
+  }},
+    h("label", {for: `resolve-to-${id}`}, "Move to"), target,
+    h("label", {for: `resolve-reason-${id}`}, "Reason"), reason,
+    h("button", {type: "submit"}, "Resolve"));
+  const {order_id: _id, reason: why, ...rest} = item;
+  return h("section", {class: "card attention"},
+    h("h2", {}, h("a", {href: `#/orders/${encodeURIComponent(id)}`, class: "mono break"}, id)),
+    h("p", {class: "reason"}, why ?? item.state_reason ?? ""),
+    kv(rest), form, outcome);
+}
+
+function alertsTab(body, canAct) {
+  const openOnly = h("input", {type: "checkbox", id: "alerts-open", checked: true});
+  const listEl = h("div", {id: "alerts-list"});
+  const load = () => guard(async () => {
+    const alerts = listOf(await api("GET", `/api/v1/alerts${openOnly.checked ? "?open=true" : ""}`), "alerts");
+    if (!alerts.length) return fill(listEl, h("p", {class: "muted"}, "No alerts."));
+    return fill(listEl, table(alerts, [
+      ["id", "Id"], ["kind", "Kind"], ["subject", "Subject"], ["message", "Message"],
+      ["created_at", "Raised", (at) => fmtTime(at)],
+      ["acked_at", "Acknowledged", (at, alert) => at ? fmtTime(at) : canAct && !alert.resolved ? h("button", {
+        type: "button", class: "secondary", "data-alert": alert.id, onclick: () => guard(async () => {
+          await api("POST", `/api/v1/alerts/${encodeURIComponent(alert.id)}/ack`);
+          await load();
+        })}, "Acknowledge") : "–"],
+    ]));
+  });
+  openOnly.addEventListener("change", load);
+  fill(body, h("p", {}, openOnly, " ", h("label", {for: "alerts-open"}, "open alerts only")), listEl);
+  load();
+  return load;
+}
+
+function haltTab(body, canAct) {
+  const statusEl = h("div", {id: "halt-status"});
+  const account = h("input", {id: "halt-account", name: "account", placeholder: "all accounts", autocomplete: "off"});
+  const reason = h("input", {id: "halt-reason", name: "reason", autocomplete: "off"});
+  const act = (action) => guard(async () => {
+    const payload = {action, reason: reason.value.trim() || `${action} from the dashboard`};
+    if (account.value.trim()) payload.account = account.value.trim();
+    await api("POST", "/api/v1/halt", payload);
+    await load();
+  });
+  const load = () => guard(async () => {
+    const status = await api("GET", "/api/v1/halt");
+    const halts = listOf(status, "halts");
+    fill(statusEl, halts.length
+      ? [h("p", {class: "warn"}, "Quoting is halted:"), table(halts)]
+      : h("p", {}, "No halt in force: every account may quote."));
+  });
+  fill(body, section("Halts in force", statusEl), canAct && section("Halt or lift",
+    h("form", {class: "filters", onsubmit: (e) => e.preventDefault()},
+      h("label", {for: "halt-account"}, "Account"), account,
+      h("label", {for: "halt-reason"}, "Reason"), reason,
+      h("button", {type: "button", id: "halt", class: "danger", onclick: () => act("halt")}, "Halt quoting"),
+      h("button", {type: "button", id: "lift", onclick: () => act("lift")}, "Lift"))));
+  load();
+  return load;
+}
+
+function accountsTab(body) {
+  const load = () => guard(async () => {
+    const accounts = listOf(await api("GET", "/api/v1/accounts"), "accounts");
+    if (!accounts.length) return fill(body, h("p", {class: "muted"}, "No exchange accounts."));
+    return fill(body, h("div", {class: "grid"}, accounts.map((account) => {
+      const {id, account_id: accountId, balances, breakers, ...rest} = account;
+      return h("section", {class: "card"}, h("h2", {}, String(id ?? accountId ?? "account")),
+        kv(rest), h("h3", {}, "Balances"), kv(balances ?? {}), h("h3", {}, "Breakers"), kv(breakers ?? {}));
+    })));
+  });
+  load();
+  return load;
+}
+
+function campaignsTab(body) {
+  const load = () => guard(async () => {
+    const campaigns = listOf(await api("GET", "/api/v1/campaigns"), "campaigns");
+    return fill(body, campaigns.length ? table(campaigns) : h("p", {class: "muted"}, "No campaigns."));
+  });
+  load();
+  return load;
+}

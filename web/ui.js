@@ -1,0 +1,168 @@
+// DOM helpers shared by every view. Text from the API always goes in as text nodes (never innerHTML),
+// so nothing the server or a user wrote can run as markup.
+
+/** Builds an element: h("a", {href: "#/"}, "home", child, ...). `on<event>` attributes become listeners. */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), value);
+    else if (key === "class") el.className = value;
+    else if (value === true) el.setAttribute(key, "");
+    else el.setAttribute(key, String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+}
+
+/** Replaces an element's children. */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+const errorLine = () => document.getElementById("error");
+
+/** Shows one line of error text at the top of the page (the API's `error`, or what went wrong). */
+export function showError(message) {
+  const line = errorLine();
+  line.textContent = `Error: ${oneLine(message)}`;
+  line.hidden = false;
+}
+
+export function clearError() {
+  const line = errorLine();
+  line.hidden = true;
+  line.textContent = "";
+}
+
+/** First line of a message, bounded: a server message or an exception never floods the page. */
+export function oneLine(message) {
+  const text = String(message ?? "unknown error").split("\n")[0].trim();
+  return text.length > 300 ? `${text.slice(0, 297)}…` : text;
+}
+
+/** Runs an async action; its failure becomes the error line instead of an uncaught rejection. */
+export async function guard(action) {
+  try {
+    clearError();
+    return await action();
+  } catch (err) {
+    showError(err?.message || err);
+    return undefined;
+  }
+}
+
+/** "2026-01-02 03:04:05 UTC" from an ISO string or epoch seconds; other values shown as they are. */
+export function fmtTime(value) {
+  const date = toDate(value);
+  if (!date) return value == null ? "–" : String(value);
+  return date.toISOString().replace("T", " ").replace(/\.\d+Z$|Z$/, " UTC");
+}
+
+/** A Date from an ISO string or epoch seconds, or null. */
+export function toDate(value) {
+  if (value === null || value === undefined || value === "") return null;
+  const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
+  return Number.isNaN(date.getTime()) ? null : date;
+}
+
+/** A long id shortened for tables; the full id stays in the title tooltip. */
+export function shortId(id) {
+  const text = String(id ?? "");
+  return h("span", {class: "mono", title: text}, text.length > 12 ? `${text.slice(0, 8)}…` : text);
+}
+
+/** A coloured badge for an order state (the word is always shown: colour is never the only cue). */
+export function stateBadge(state) {
+  return h("span", {class: `badge state-${String(state).replace(/[^a-z_]/g, "")}`}, String(state ?? "?"));
+}
+
+const label = (key) => String(key).replace(/_/g, " ");
+
+/** A definition list of an object's fields; nested objects nest, lists of objects become tables. */
+export function kv(obj) {
+  if (obj === null || obj === undefined) return h("p", {class: "muted"}, "–");
+  if (typeof obj !== "object") return h("span", {}, String(obj));
+  const entries = Object.entries(obj);
+  if (!entries.length) return h("p", {class: "muted"}, "none");
+  return h("dl", {class: "kv"}, entries.map(([key, value]) => [h("dt", {}, label(key)), h("dd", {}, cell(value))]));
+}
+
+function cell(value) {
+  if (value === null || value === undefined) return "–";
+  if (Array.isArray(value)) {
+    if (!value.length) return "none";
+    return value.every((v) => v && typeof v === "object" && !Array.isArray(v)) ? table(value) : value.join(", ");
+  }
+  if (typeof value === "object") return kv(value);
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  return String(value);
+}
+
+/**
+ * A table of rows (objects). columns: [key, heading, render?] triples; by default every key of the rows.
+ * Wrapped so it scrolls sideways on a phone instead of breaking the layout.
+ */
+export function table(rows, columns = null, caption = null) {
+  const cols = columns || [...new Set(rows.flatMap((r) => Object.keys(r)))].map((k) => [k, label(k)]);
+  return h("div", {class: "table-wrap"},
+    h("table", {},
+      caption && h("caption", {}, caption),
+      h("thead", {}, h("tr", {}, cols.map(([, heading]) => h("th", {scope: "col"}, heading)))),
+      h("tbody", {}, rows.map((row) => h("tr", {},
+        cols.map(([key, , render]) => h("td", {}, render ? render(row[key], row) : cell(row[key]))))))));
+}
+
+/** A section with a heading. */
+export function section(title, ...children) {
+  return h("section", {class: "card"}, h("h2", {}, title), children);
+}
+
+/** A read-only field with its value and a Copy button (a memo, a link). */
+export function copyField(name, value) {
+  const input = h("input", {type: "text", readonly: true, value, "aria-label": name, class: "mono"});
+  const status = h("span", {class: "copied", "aria-live": "polite"});
+  const button = h("button", {type: "button", class: "secondary", onclick: async () => {
+    status.textContent = (await copyText(value, input)) ? "copied" : "select and copy by hand";
+  }}, "Copy");
+  return h("div", {class: "copy"}, h("span", {class: "copy-name"}, name), input, button, status);
+}
+
+async function copyText(text, input) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    // The clipboard API needs a secure context; plain http on a LAN address falls back to a selection.
+    input.select();
+    try { return document.execCommand("copy"); } catch { return false; }
+  }
+}
+
+/** The array in a list response: a bare array or the first array-valued field ({orders: [...]}). */
+export function listOf(response, key) {
+  if (Array.isArray(response)) return response;
+  if (response && Array.isArray(response[key])) return response[key];
+  const first = response && Object.values(response).find(Array.isArray);
+  return first || [];
+}
+
+/** Calls fn at most once per `ms` burst (the last call wins): many stream events → one reload. */
+export function debounce(fn, ms) {
+  let timer = null;
+  const wrapped = (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(...args), ms);
+  };
+  wrapped.cancel = () => clearTimeout(timer);
+  return wrapped;
+}
