@@ -147,7 +147,7 @@ function alertsTab(body, canAct) {
     ]));
   });
   openOnly.addEventListener("change", load);
-  fill(body, h("p", {}, openOnly, " ", h("label", {for: "alerts-open"}, "open alerts only")), listEl);
+  fill(body, h("p", {class: "check"}, openOnly, h("label", {for: "alerts-open"}, "open alerts only")), listEl);
   load();
   return load;
 }

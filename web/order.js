@@ -5,17 +5,23 @@
 import {api, currentSession} from "./api.js";
 import {drawKpiCharts} from "./charts.js";
 import {openStream, statusText} from "./stream.js";
-import {copyField, debounce, fill, fmtTime, guard, h, kv, listOf, section, shortId, stateBadge, table} from "./ui.js";
+import {columnsOf, copyField, debounce, fill, fmtTime, guard, h, kv, listOf, section, shortId, stateBadge, table}
+  from "./ui.js";
 
 const FINAL = new Set(["settled", "refunded"]);
 const EXITING = new Set(["stopping", "stopped", "returning_funds", "settling", "refunding"]);
+// The statement's terms in the order of its equation (README "The statement"); JSON objects may come sorted.
+const STATEMENT_TERMS = ["paid_in", "refunded", "mixin_withdrawal_fees", "market_making_fee", "deposit_difference",
+  "trading", "exchange_withdrawal_fees", "dust", "transit_difference", "paid_out", "held", "check"];
 const STATEMENT_TERMS_SKIPPED = new Set(["asset_id", "symbol", "details"]);
+const FILL_COLUMNS = ["side", "price", "amount", "fee", "fee_currency"];
 
 /** The orders table: id (links to the order page), pair, state, created, and the owner for staff. */
 export function ordersTable(orders, {showOwner = false} = {}) {
   if (!orders.length) return h("p", {class: "muted"}, "No orders.");
   const columns = [
-    ["order_id", "Order", (id) => h("a", {href: `#/orders/${encodeURIComponent(id)}`, class: "mono"}, id)],
+    ["order_id", "Order", (id) => h("a", {href: `#/orders/${encodeURIComponent(id)}`, class: "mono", title: id,
+                                          "aria-label": `order ${id}`}, String(id).slice(0, 8))],
     ["pair", "Pair", (pair, row) => pair ?? row.symbol ?? row.pair_id ?? "–"],
     ["state", "State", (state) => stateBadge(state)],
     ["created_at", "Created", (at) => fmtTime(at)],
@@ -177,7 +183,7 @@ function overviewOf(doc) {
 function detailSections(doc) {
   const sections = [];
   const fills = doc.fills ?? [];
-  if (fills.length) sections.push(section("Fills", table(fills)));
+  if (fills.length) sections.push(section("Fills", table(fills, columnsOf(fills, FILL_COLUMNS))));
   if (doc.strategy?.open_orders?.length) sections.push(section("Open exchange orders", table(doc.strategy.open_orders)));
   if (doc.hufi && Object.keys(doc.hufi).length) sections.push(section("HuFi campaign estimate", kv(doc.hufi)));
   if (doc.movements?.length) {
@@ -196,7 +202,8 @@ function detailSections(doc) {
 /** The statement: one column per asset, one row per term, the check (or held) line last. */
 export function statementTable(statement) {
   const assets = statement?.assets ?? [];
-  const terms = [...new Set(assets.flatMap((a) => Object.keys(a)).filter((k) => !STATEMENT_TERMS_SKIPPED.has(k)))];
+  const present = new Set(assets.flatMap((a) => Object.keys(a)).filter((k) => !STATEMENT_TERMS_SKIPPED.has(k)));
+  const terms = [...STATEMENT_TERMS.filter((t) => present.has(t)), ...[...present].filter((t) => !STATEMENT_TERMS.includes(t))];
   const rows = terms.map((term) => ({term, ...Object.fromEntries(assets.map((a) => [a.symbol ?? a.asset_id, a[term]]))}));
   const columns = [["term", "Term", (term) => term.replace(/_/g, " ")],
                    ...assets.map((a) => [a.symbol ?? a.asset_id, a.symbol ?? a.asset_id])];

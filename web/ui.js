@@ -94,11 +94,14 @@ export function kv(obj) {
   if (typeof obj !== "object") return h("span", {}, String(obj));
   const entries = Object.entries(obj);
   if (!entries.length) return h("p", {class: "muted"}, "none");
-  return h("dl", {class: "kv"}, entries.map(([key, value]) => [h("dt", {}, label(key)), h("dd", {}, cell(value))]));
+  return h("dl", {class: "kv"}, entries.map(([key, value]) => [h("dt", {}, label(key)), h("dd", {}, cell(value, key))]));
 }
 
-function cell(value) {
+const isTimeKey = (key) => key === "at" || String(key).endsWith("_at");
+
+function cell(value, key = "") {
   if (value === null || value === undefined) return "–";
+  if (isTimeKey(key) && typeof value !== "object") return fmtTime(value);
   if (Array.isArray(value)) {
     if (!value.length) return "none";
     return value.every((v) => v && typeof v === "object" && !Array.isArray(v)) ? table(value) : value.join(", ");
@@ -113,13 +116,20 @@ function cell(value) {
  * Wrapped so it scrolls sideways on a phone instead of breaking the layout.
  */
 export function table(rows, columns = null, caption = null) {
-  const cols = columns || [...new Set(rows.flatMap((r) => Object.keys(r)))].map((k) => [k, label(k)]);
+  const cols = columns || columnsOf(rows);
   return h("div", {class: "table-wrap"},
     h("table", {},
       caption && h("caption", {}, caption),
       h("thead", {}, h("tr", {}, cols.map(([, heading]) => h("th", {scope: "col"}, heading)))),
       h("tbody", {}, rows.map((row) => h("tr", {},
-        cols.map(([key, , render]) => h("td", {}, render ? render(row[key], row) : cell(row[key]))))))));
+        cols.map(([key, , render]) => h("td", {}, render ? render(row[key], row) : cell(row[key], key))))))));
+}
+
+/** Every field of the rows as a column: times first, then in `preferred` order, then the rest as they come. */
+export function columnsOf(rows, preferred = []) {
+  const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const rank = (k) => (isTimeKey(k) ? -1 : preferred.includes(k) ? preferred.indexOf(k) : preferred.length);
+  return keys.map((k, i) => [k, i]).sort((a, b) => rank(a[0]) - rank(b[0]) || a[1] - b[1]).map(([k]) => [k, label(k)]);
 }
 
 /** A section with a heading. */
