@@ -1,4 +1,4 @@
-// DOM helpers shared by every view. Text from the API always goes in as text nodes (never innerHTML),
+// DOM helpers shared by every view. Text from the API always goes in as text nodes (never as HTML source),
 // so nothing the server or a user wrote can run as markup.
 
 /** Builds an element: h("a", {href: "#/"}, "home", child, ...). `on<event>` attributes become listeners. */
