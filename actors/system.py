@@ -1,7 +1,7 @@
 """Assembling and running the actor tree; logging setup.
 
     RootSupervisor (rest_for_one; escalation = the process exits non-zero)
-      store → treasury → orders (OrderSupervisor) → router → poller
+      store → treasury → orders (OrderSupervisor) → router → poller [→ api (ApiServer, when [api] is enabled)]
 
 Children start left to right, the poller last, so nothing is polled before
 there is someone to route it to; a death restarts the children after it.
@@ -387,6 +387,9 @@ def start_tree(services: Services, escalation: Escalation):
         _child("router", Router, services),
         _child("poller", SnapshotPoller, services),
     ]
+    if getattr(services.config.api, "enabled", False):
+        from api.server import ApiServer
+        children.append(_child("api", ApiServer, services))  # last: its restarts restart nothing else
     root = Supervisor.start("root", children, strategy=Strategy.REST_FOR_ONE, intensity=sv.intensity,
                             period=sv.period, backoff_min=sv.backoff_min, backoff_max=sv.backoff_max,
                             on_escalate=on_escalate)

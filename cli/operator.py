@@ -1,7 +1,8 @@
 """The operator's commands: orders list/show/statement/commands, pause/resume/stop/exit/set-params/resolve,
-alerts list/ack. They talk to the running service only through the database (storage.commands): a
-command is queued, the service carries it out and records the outcome, and the CLI waits (bounded)
-for it and prints done or refused with the reason.
+alerts list/ack, halt, campaigns. They talk to the running service only through the database, via the
+command and read layer the HTTP API shares (ops/commands.py, ops/reads.py): a command is queued, the
+service carries it out and records the outcome, and the CLI waits (bounded) for it and prints done or
+refused with the reason. This module only prints.
 
 Exit codes: 0 done; 1 refused by the service; 2 bad input; 75 queued but not carried out in time (the
 service may not be running: it will carry it out when it starts).
@@ -11,112 +12,37 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import datetime, timezone
-from decimal import Decimal
+
+from ops import commands as ops
+from ops import reads
 
 EXIT_REFUSED = 1
 EXIT_BAD_INPUT = 2
 EXIT_PENDING = 75
 
 
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def err(text: str) -> None:
     print(f"error: {text}", file=sys.stderr)
-
-
-class Symbols:
-    """Asset ids shown as symbols (from the configured pairs); unknown ids stay ids."""
-
-    def __init__(self, config) -> None:
-        self.names: dict[str, str] = {}
-        for pair in config.pairs:
-            self.names.setdefault(pair.base_asset_id, pair.base_symbol)
-            self.names.setdefault(pair.quote_asset_id, pair.quote_symbol)
-
-    def __call__(self, asset_id: str | None) -> str:
-        return self.names.get(asset_id or "", asset_id or "-")
-
-
-def _money(value) -> str:
-    from domain.money import fmt
-    return fmt(value) if isinstance(value, Decimal) else str(value)
 
 
 # ---------------------------------------------------------------- reads
 
 def orders_list(config, args) -> int:
-    from domain.states import OrderState
-    from storage import repo
-    from storage.reports import strategy_report
-
-    states = [s.value for s in OrderState]
-    if args.state is not None and args.state not in states:
-        err(f"unknown state {args.state!r}; one of: {', '.join(states)}")
+    problem = reads.state_problem(args.state)
+    if problem:
+        err(problem)
         return EXIT_BAD_INPUT
-    rows = repo.list_orders(args.state, limit=args.limit)
+    rows = reads.order_rows(config, args.state, args.limit)
     print(f"{'ORDER':<36}  {'STATE':<17} {'PAIR':<10} {'CREATED (UTC)':<20}  {'PNL (quote)':>14}  REASON")
     for row in rows:
-        pair = config.pair(row.pair_id)
-        pnl = ""
-        if pair is not None and repo.ledger_balances(row.order_id):
-            report = strategy_report(row.order_id, pair.base_symbol, pair.quote_symbol, None)
-            pnl = report.get("realized_pnl", "") or ""
-        print(f"{row.order_id:<36}  {row.state:<17} {pair.symbol if pair else '?':<10} {iso(row.created_at):<20}  "
-              f"{pnl:>14}  {row.state_reason[:100]}")
+        print(f"{row['order_id']:<36}  {row['state']:<17} {row['pair'] or '?':<10} {row['created_at']:<20}  "
+              f"{row['realized_pnl']:>14}  {row['reason'][:100]}")
     print(f"{len(rows)} orders", file=sys.stderr)
     return 0
 
 
-def order_document(config, order_id: str) -> dict | None:
-    from domain.statement import Statement
-    from storage import exit_repo, repo
-    from storage.models import Order
-    from storage.statements import order_statement
-
-    view = repo.load_order(order_id)
-    if view is None:
-        return None
-    row = Order.get_by_id(order_id)
-    sym = Symbols(config)
-    pair = config.pair(view.pair_id)
-    out = {
-        "order_id": view.order_id, "pair": pair.symbol if pair else view.pair_id, "state": view.state.value,
-        "reason": view.state_reason, "owner": view.user_id, "created_at": iso(view.created_at),
-        "payment_deadline": iso(view.deadline_at) if view.state.value == "payment_pending" else None,
-        "exit": ({"asked_at": iso(view.exit_requested_at), "by": view.exit_source, "reason": view.exit_reason}
-                 if view.exit_requested else None),
-        "end_at": iso(view.end_at),
-        "paid": {sym(k): _money(v) for k, v in view.tallies.items()},
-        "fees": {"withdrawal_fee_base": f"{_money(view.fees.base_fee_amount)} {sym(view.fees.base_fee_asset_id)}",
-                 "withdrawal_fee_quote": f"{_money(view.fees.quote_fee_amount)} {sym(view.fees.quote_fee_asset_id)}",
-                 "market_making_fee_percent": _money(view.fees.market_making_fee_percent)},
-        "breakdown": json.loads(row.breakdown) if row.breakdown else None,
-        "history": [{"at": iso(h.at), "from": h.from_state, "to": h.to_state, "reason": h.reason}
-                    for h in repo.order_history(order_id)],
-        "movements": [{"kind": m.kind, "request_id": m.request_id, "asset": sym(m.asset_id), "amount": _money(m.amount),
-                       "state": m.state, "note": m.last_error, "leg": m.leg, "destination": m.destination,
-                       "exchange_withdrawal_id": m.exchange_withdrawal_id, "txid": m.exchange_txid or m.withdrawal_hash,
-                       "arrived": _money(m.arrived_amount) if m.arrived_amount is not None else None}
-                      for m in repo.order_movements(order_id)],
-        "ledger": {k: _money(v) for k, v in sorted(repo.ledger_balances(order_id).items())},
-    }
-    if pair is not None and out["ledger"]:
-        from storage.reports import strategy_report
-        out["strategy"] = strategy_report(order_id, pair.base_symbol, pair.quote_symbol, exit_repo.exit_price(order_id))
-    statement: Statement | None = order_statement(order_id, config)
-    out["statement"] = statement.as_dict() if statement is not None else None
-    from storage.rewards import order_rewards
-    out["hufi"] = order_rewards(order_id)
-    return out
-
-
 def orders_show(config, args) -> int:
-    document = order_document(config, args.order_id)
+    document = reads.order_document(config, args.order_id)
     if document is None:
         err(f"no order {args.order_id}")
         return EXIT_BAD_INPUT
@@ -126,9 +52,8 @@ def orders_show(config, args) -> int:
 
 def orders_statement(config, args) -> int:
     from domain.statement import format_statement
-    from storage.statements import order_statement
 
-    statement = order_statement(args.order_id, config)
+    statement = reads.statement_of(config, args.order_id)
     if statement is None:
         err(f"no order {args.order_id}")
         return EXIT_BAD_INPUT
@@ -150,49 +75,35 @@ def orders_statement(config, args) -> int:
 
 
 def orders_commands(config, args) -> int:
-    from storage import commands
-
-    rows = commands.recent(args.order_id, limit=args.limit)
+    rows = reads.commands_list(args.order_id, limit=args.limit)
     print(f"{'ID':>6}  {'QUEUED (UTC)':<20}  {'ORDER':<36}  {'COMMAND':<10}  OUTCOME")
     for c in rows:
-        outcome = c.result or "pending (not carried out yet)"
-        print(f"{c.id:>6}  {iso(c.created_at):<20}  {c.order_id:<36}  {c.command:<10}  {outcome}")
+        outcome = c["result"] or "pending (not carried out yet)"
+        print(f"{c['id']:>6}  {c['created_at']:<20}  {c['order_id']:<36}  {c['command']:<10}  {outcome}")
     return 0
 
 
 # ---------------------------------------------------------------- commands to the service
 
-def wait_for_outcome(command_id: int, timeout: float) -> str | None:
-    from storage import commands
-
-    deadline = time.monotonic() + timeout
-    while True:
-        row = commands.get(command_id)
-        if row is not None and row.result:
-            return row.result
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(0.2)
+def report(outcome: ops.CommandOutcome) -> int:
+    """Print a command's outcome; its exit code."""
+    if outcome.status in ("unknown_order", "bad_input"):
+        err(outcome.message)
+        return EXIT_BAD_INPUT
+    command_id, command, order_id = outcome.command_id, outcome.command, outcome.order_id
+    if outcome.status == "pending" and not outcome.waited:
+        print(f"command {command_id} queued: {command} order {order_id} (state {outcome.state})")
+        return 0
+    if outcome.status == "pending":
+        print(f"command {command_id} queued: {command} order {order_id}; not carried out within {outcome.waited:g}s"
+              f" — is the service running? It will be carried out when it runs (see `orders commands`).")
+        return EXIT_PENDING
+    print(f"command {command_id}: {command} order {order_id}: {outcome.message}")
+    return 0 if outcome.status == "done" else EXIT_REFUSED
 
 
 def send(order_id: str, command: str, args: dict, wait: float) -> int:
-    from storage import commands, repo
-
-    view = repo.load_order(order_id)
-    if view is None:
-        err(f"no order {order_id}")
-        return EXIT_BAD_INPUT
-    command_id = commands.queue(order_id, command, args)
-    if wait <= 0:
-        print(f"command {command_id} queued: {command} order {order_id} (state {view.state.value})")
-        return 0
-    outcome = wait_for_outcome(command_id, wait)
-    if outcome is None:
-        print(f"command {command_id} queued: {command} order {order_id}; not carried out within {wait:g}s — is the "
-              f"service running? It will be carried out when it runs (see `orders commands`).")
-        return EXIT_PENDING
-    print(f"command {command_id}: {command} order {order_id}: {outcome}")
-    return 0 if outcome.startswith("done") else EXIT_REFUSED
+    return report(ops.submit(order_id, command, args, wait=wait))
 
 
 def orders_simple(config, args) -> int:
@@ -201,77 +112,29 @@ def orders_simple(config, args) -> int:
     return send(args.order_id, args.orders_command, payload, args.wait)
 
 
-def parse_params(items: list[str]) -> dict | str:
-    overrides: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key, value = key.strip(), value.strip()
-        if not sep or not key:
-            return f"{item!r} is not key=value"
-        if not value:
-            return f"{key}= has no value"
-        if key in overrides:
-            return f"{key} is given twice"
-        overrides[key] = value
-    return overrides
-
-
 def orders_set_params(config, args) -> int:
-    from actors.order.strategy import effective_params, parse_end_at
-    from domain.strategy.params import StrategyParamsError
-    from storage import repo
-
-    view = repo.load_order(args.order_id)
-    if view is None:
+    if reads.order_owner(args.order_id)[0] is False:
         err(f"no order {args.order_id}")
         return EXIT_BAD_INPUT
-    overrides = parse_params(args.params)
+    overrides = ops.parse_params(args.params)
     if isinstance(overrides, str):
         err(overrides)
         return EXIT_BAD_INPUT
-    checked = dict(overrides)
-    if "end_at" in checked:
-        try:
-            parse_end_at(checked.pop("end_at"))
-        except ValueError as exc:
-            err(str(exc))
-            return EXIT_BAD_INPUT
-    if checked:
-        pair = config.pair(view.pair_id)
-        if pair is None:
-            err(f"the order's pair {view.pair_id} is not configured")
-            return EXIT_BAD_INPUT
-        try:
-            effective_params(config, pair, {**repo.strategy_overrides(args.order_id), **checked})
-        except StrategyParamsError as exc:
-            err("; ".join(exc.problems))
-            return EXIT_BAD_INPUT
-    return send(args.order_id, "set-params", overrides, args.wait)
+    return report(ops.set_params(config, args.order_id, overrides, wait=args.wait))
 
 
 def orders_resolve(config, args) -> int:
-    from domain.resolve import ResolveRefused, check_resolve, resolve_options
-    from storage import commands, repo
-
-    view = repo.load_order(args.order_id)
-    if view is None:
-        err(f"no order {args.order_id}")
-        return EXIT_BAD_INPUT
-    pair = config.pair(view.pair_id)
-    facts = commands.resolve_facts(args.order_id, pair.exchange if pair else "the exchange")
-    try:
-        effect = check_resolve(facts, args.to)
-    except ResolveRefused as exc:
-        err(str(exc))
-        if view.state.value == "attention":
-            for state, what in resolve_options(facts).items():
-                print(f"  --to {state.value:<16} {what}", file=sys.stderr)
+    plan = ops.plan_resolve(config, args.order_id, args.to)
+    if plan.problem:
+        err(plan.problem)
+        for state, what in plan.options.items():
+            print(f"  --to {state:<16} {what}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if not args.reason or not args.reason.strip():
         err("--reason is required: say why (it is recorded in the order's history)")
         return EXIT_BAD_INPUT
-    print(f"order {args.order_id} is in attention: {view.state_reason}")
-    print(f"--to {args.to}: {effect}")
+    print(f"order {args.order_id} is in attention: {plan.state_reason}")
+    print(f"--to {args.to}: {plan.effect}")
     if not args.yes:
         print("nothing done: add --yes to carry it out")
         return 0
@@ -281,21 +144,17 @@ def orders_resolve(config, args) -> int:
 # ---------------------------------------------------------------- alerts
 
 def alerts_list(config, args) -> int:
-    from storage import commands
-
-    rows = commands.alerts(open_only=args.open, limit=args.limit)
+    rows = reads.alerts(open_only=args.open, limit=args.limit)
     print(f"{'ID':>5}  {'RAISED (UTC)':<20}  {'STATE':<6}  {'KIND':<26}  SUBJECT / MESSAGE")
     for a in rows:
-        state = "acked" if a.acked_at else ("closed" if a.resolved else "OPEN")
-        print(f"{a.id:>5}  {iso(a.created_at):<20}  {state:<6}  {a.kind:<26}  {a.subject}: {a.message}")
+        state = "OPEN" if a["state"] == "open" else a["state"]
+        print(f"{a['id']:>5}  {a['created_at']:<20}  {state:<6}  {a['kind']:<26}  {a['subject']}: {a['message']}")
     print(f"{len(rows)} alerts", file=sys.stderr)
     return 0
 
 
 def alerts_ack(config, args) -> int:
-    from storage import commands
-
-    row = commands.ack_alert(args.alert_id, time.time())
+    row = ops.ack_alert(args.alert_id, time.time())
     if row is None:
         err(f"no alert {args.alert_id}")
         return EXIT_BAD_INPUT
@@ -308,28 +167,22 @@ def alerts_ack(config, args) -> int:
 def campaigns_list(config, args) -> int:
     """HuFi campaigns as last listed (market-making ones are joined; others only listed), the accounts'
     joins, and each running order's estimated reward of the day with its formula."""
-    from storage.campaign_models import CampaignParticipation, HufiEnrollment
-    from storage.rewards import listed_campaigns, order_rewards
-
-    rows = listed_campaigns()
+    listing = reads.campaigns()
+    rows = listing["campaigns"]
     print(f"{'CAMPAIGN':<48} {'TYPE':<28} {'VENUE':<8} {'PAIR':<12} {'ENDS (UTC)':<20} {'FUND':>14}  TARGET/DAY")
     for c in rows:
         target = (c.get("details") or {}).get("daily_volume_target") or "-"
         print(f"{c['key']:<48} {c['type']:<28} {c['exchange_name']:<8} {c['symbol']:<12} "
               f"{c['end_date'][:19]:<20} {c['fund_amount'] + ' ' + c.get('fund_token_symbol', ''):>14}  {target}")
     print(f"{len(rows)} campaigns listed", file=sys.stderr)
-    enrollments = list(HufiEnrollment.select().order_by(HufiEnrollment.exchange_account))
+    enrollments = listing["enrollments"]
     if enrollments:
         print()
         print(f"{'ACCOUNT':<16} {'CAMPAIGN':<48} {'STATE':<9} {'JOINED (UTC)':<20}  NOTE")
         for e in enrollments:
-            print(f"{e.exchange_account:<16} {e.campaign_key:<48} {e.state:<9} {iso(e.joined_at) or '-':<20}  "
-                  f"{e.last_error or ''}")
-    estimates = []
-    for part in CampaignParticipation.select().where(CampaignParticipation.hufi_chain_id.is_null(False)):
-        r = order_rewards(part.order_id)
-        if r and "estimate" in r:
-            estimates.append((part.order_id, r))
+            print(f"{e['exchange_account']:<16} {e['campaign_key']:<48} {e['state']:<9} {e['joined_at'] or '-':<20}  "
+                  f"{e['last_error'] or ''}")
+    estimates = [(r["order_id"], r) for r in listing["estimates"]]
     if estimates:
         print()
         print(f"{'ORDER':<36}  {'WEIGHTED VOL TODAY':>18}  {'SHARE OF ACCOUNT':>16}  {'EST. REWARD TODAY':>18}")
@@ -359,26 +212,24 @@ def halt(config, args) -> int:
     an account's rejection breaker); `--status` lists what is in force."""
     from storage import risk
 
-    scope = args.account or risk.ALL
-    if args.account and config.exchange(args.account) is None:
-        known = ", ".join(e.account_id for e in config.exchanges) or "none"
-        err(f"no exchange account {args.account!r} in the config (configured: {known})")
+    problem = ops.account_problem(config, args.account)
+    if problem:
+        err(problem)
         return EXIT_BAD_INPUT
-    now = time.time()
     if args.status:
-        rows = risk.in_force()
+        rows = reads.halts()
         for h in rows:
-            print(f"{h.scope:<16} {h.kind:<11} since {iso(h.created_at)}  {h.reason}")
+            print(f"{h['scope']:<16} {h['kind']:<11} since {h['since']}  {h['reason']}")
         print(f"{len(rows)} halts in force" if rows else "no halt in force: every account may quote")
         return 0
+    act = ops.lift_halt if args.lift else ops.halt
+    outcome = act(config, args.account, args.reason, time.time())
+    scope = outcome.scope
     if args.lift:
-        n = risk.lift(scope, args.reason or "lifted by an operator", now)
         what = "all accounts" if scope == risk.ALL else f"account {scope}"
-        print(f"{what}: {n} halt(s) lifted" if n else f"{what}: no halt was in force")
+        print(f"{what}: {outcome.changed} halt(s) lifted" if outcome.changed else f"{what}: no halt was in force")
         return 0
-    reason = args.reason or "halted by an operator"
-    new = risk.halt(scope, "operator", reason, now)
     what = "every account" if scope == risk.ALL else f"account {scope}"
-    print(f"{'halted' if new else 'already halted'}: {what} — every order on it cancels its quotes within a "
-          f"tick and places none until `halt --lift{'' if scope == risk.ALL else ' --account ' + scope}`")
+    print(f"{'halted' if outcome.changed else 'already halted'}: {what} — every order on it cancels its quotes "
+          f"within a tick and places none until `halt --lift{'' if scope == risk.ALL else ' --account ' + scope}`")
     return 0

@@ -160,6 +160,7 @@ class Config:
     pair_strategies: tuple = ()  # (pair_id, {param: value}) — each pair's strategy defaults, validated
     pairs: tuple[PairRules, ...] = ()
     risk: RiskLimits = field(default_factory=RiskLimits)
+    api: object = field(default_factory=lambda: _disabled_api())  # api.settings.ApiSettings
     source: str = ""
 
     def exchange(self, account_id: str):
@@ -177,6 +178,11 @@ class Config:
             cache = {p.pair_id: p for p in self.pairs}
             object.__setattr__(self, "_pair_index", cache)
         return cache
+
+
+def _disabled_api():
+    from api.settings import ApiSettings
+    return ApiSettings()
 
 
 def _section(raw: dict, name: str, problems: list[str]) -> dict:
@@ -282,7 +288,7 @@ _KNOWN = {
              "price_settle"},
     "stream": {"slow_interval", "fast_interval", "book_ttl", "trades_lookback", "not_found_grace", "weight_share"},
 }
-_ARRAYS = ("pairs", "exchanges", "hufi")
+_ARRAYS = ("pairs", "exchanges", "hufi", "api")  # sections parsed by their own modules
 _PAIR_KEYS = {"id", "symbol", "exchange", "base_asset_id", "quote_asset_id", "base_symbol", "quote_symbol",
               "enabled", "min_base_amount", "max_base_amount", "min_quote_amount", "max_quote_amount", "strategy",
               "max_duration"}
@@ -498,6 +504,8 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "", r
 
     from domain.hufi_config import parse_hufi
     hufi = parse_hufi(raw.get("hufi"), problems, base_dir, check_secrets=read_secrets)
+    from api.settings import parse_api
+    api = parse_api(raw.get("api"), problems, base_dir, read_secrets=read_secrets)
 
     st = _section(raw, "strategy", problems)
     strategy = StrategyLoopConfig(
@@ -619,7 +627,7 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "", r
     return Config(database=database, mixin=mixin, payments=payments, treasury=treasury,
                   supervision=supervision, log=log, funding=funding, exchanges=exchanges,
                   disabled_exchanges=disabled_exchanges, hufi=hufi, strategy=strategy, stream=stream,
-                  pair_strategies=tuple(pair_strategies), pairs=tuple(pairs), risk=risk, source=source)
+                  pair_strategies=tuple(pair_strategies), pairs=tuple(pairs), risk=risk, api=api, source=source)
 
 
 def load_config(path: str | os.PathLike, *, read_secrets: bool = True, for_service: bool = False) -> Config:

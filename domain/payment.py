@@ -208,6 +208,16 @@ def evaluate_payment(totals: Mapping[str, Decimal], pair: PairRules,
     return PaymentEvaluation(PaymentStatus.COMPLETE, (), breakdown)
 
 
+def gross_of(principal: Decimal, rate: Decimal) -> Decimal:
+    """What to send so that ``principal`` remains after the market-making fee: principal × (1 + rate), the
+    fee rounded up to the 8th decimal so floor8(gross / (1 + rate)) gives back the principal."""
+    gross = principal * (1 + rate)
+    gross_8 = floor8(gross)
+    if gross_8 < gross:
+        gross_8 += Decimal("0.00000001")
+    return gross_8
+
+
 def required_payment(pair: PairRules, fees: FeeRequirements, base_principal: Decimal,
                      quote_principal: Decimal) -> dict[str, Decimal]:
     """Per-asset amounts a user must send for the given principals (what an invoice shows).
@@ -219,13 +229,8 @@ def required_payment(pair: PairRules, fees: FeeRequirements, base_principal: Dec
     def add(asset_id: str, amount: Decimal) -> None:
         need[asset_id] = need.get(asset_id, ZERO) + amount
 
-    # Round the fee up to the 8th decimal so floor8(total / (1 + rate)) gives back the principal.
     for asset_id, principal in ((pair.base_asset_id, base_principal), (pair.quote_asset_id, quote_principal)):
-        gross = principal * (1 + rate)
-        gross_8 = floor8(gross)
-        if gross_8 < gross:
-            gross_8 += Decimal("0.00000001")
-        add(asset_id, gross_8)
+        add(asset_id, gross_of(principal, rate))
     add(fees.base_fee_asset_id, fees.base_fee_amount)
     add(fees.quote_fee_asset_id, fees.quote_fee_amount)
     return {k: v for k, v in need.items() if v > 0}

@@ -274,6 +274,20 @@ def _keystore_values(keystore: Any, raw: dict | None) -> list[str | bytes]:
     return values
 
 
+def _api_values(api: Any) -> list[str]:
+    """The API's token secret and Mixin OAuth client secret (read from their files now)."""
+    values: list[str] = []
+    for name in ("token_secret", "oauth_client_secret"):
+        ref = getattr(api, name, None)
+        if ref is None:
+            continue
+        try:
+            values.append(ref.read())
+        except Exception:  # noqa: BLE001, S112 - unreadable now: nothing to mask (the config check said why)
+            continue
+    return values
+
+
 def _hufi_values(hufi: Any) -> list[str]:
     if hufi is None:
         return []
@@ -302,14 +316,15 @@ def secrets_of(config: Any, keystore: Any = None, raw_keystore: dict | None = No
     """Every secret value of a Config (and the bot keystore, parsed and as written).
 
     Exchange ``api_key`` / ``secret`` / ``password``; HuFi's EVM key and read-only exchange keys
-    (read from their files/variables now); the keystore's private fields (session and spend keys
-    as bytes, and every private/secret/pin/token field of the document as written: ``private_key``,
-    ``session_private_key``, ``spend_private_key``, ``pin``, ``pin_token``); a password in the
-    database URL. The raw keystore is read from ``config.mixin.keystore_path`` unless given."""
+    (read from their files/variables now); the API's token and OAuth client secrets; the keystore's
+    private fields (session and spend keys as bytes, and every private/secret/pin/token field of the
+    document as written: ``private_key``, ``session_private_key``, ``spend_private_key``, ``pin``,
+    ``pin_token``); a password in the database URL. The raw keystore is read from ``config.mixin.keystore_path`` unless given."""
     values: list[str | bytes] = []
     for account in getattr(config, "exchanges", ()) or ():
         values += [getattr(account, name, "") for name in ("api_key", "secret", "password")]
     values += _hufi_values(getattr(config, "hufi", None))
+    values += _api_values(getattr(config, "api", None))
     mixin = getattr(config, "mixin", None)
     if raw_keystore is None and mixin is not None:
         raw_keystore = _raw_keystore(getattr(mixin, "keystore_path", ""))

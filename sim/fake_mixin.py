@@ -107,6 +107,10 @@ class RawJSON(bytes):
     """Already-encoded JSON to embed as ``data`` without re-encoding."""
 
 
+class Redirect(str):
+    """A handler's answer that is a redirect (302 to this URL) instead of a JSON envelope (OAuth authorize)."""
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, Decimal):
         return format(obj, "f")
@@ -367,6 +371,7 @@ class FakeMixin(LoopbackServer):
         # extension (sim.fake_mixin_safe.install_safe) uses it to create the bot's unspent UTXO.
         self.incoming_listeners: list[Callable[[str, dict], None]] = []
         self.safe: Any = None  # the FakeSafe handle once install_safe(self) ran
+        self.oauth: Any = None  # the FakeOAuth handle once sim.fake_mixin_oauth.install_oauth(self) ran
         # deposit entries issued: (destination, tag) -> {entry_id, chain_id, members, threshold}
         self.deposit_entries: dict[tuple[str, str], dict] = {}
         self._entry_keys: dict[tuple[tuple[str, ...], int, str], tuple[str, str]] = {}
@@ -546,6 +551,8 @@ class FakeMixin(LoopbackServer):
             if exc.extra is not None:
                 error["extra"] = exc.extra
             return exc.http_status, json_headers, dumps({"error": error})
+        if isinstance(data, Redirect):
+            return 302, [("Location", str(data))], b""
         if isinstance(data, RawJSON):
             return 200, json_headers, b'{"data":' + bytes(data) + b"}"
         return 200, json_headers, dumps({"data": data})
@@ -1081,6 +1088,7 @@ class FakeMixin(LoopbackServer):
 _REASONS = {
     200: "OK",
     202: "Accepted",
+    302: "Found",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",

@@ -275,7 +275,8 @@ def all_models() -> list:
         from storage.campaign_models import CAMPAIGN_MODELS
     except ImportError:  # pragma: no cover - present once campaigns land
         CAMPAIGN_MODELS = []
-    return models + list(CAMPAIGN_MODELS)
+    from storage.api_models import API_MODELS
+    return models + list(CAMPAIGN_MODELS) + list(API_MODELS)
 
 
 def ensure_schema(db: pw.Database) -> None:

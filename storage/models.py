@@ -92,7 +92,7 @@ class Order(BaseModel):
     # The way back: an exit asked by the owner (memo), an operator or the end time; remembered while funds
     # are in flight and carried out once they are on the exchange.
     exit_requested_at = pw.FloatField(null=True)
-    exit_source = pw.CharField(null=True)         # memo | operator | end_time
+    exit_source = pw.CharField(null=True)         # memo | operator | owner (API) | end_time
     exit_reason = pw.TextField(null=True)
     end_at = pw.FloatField(null=True)             # per-order end time (set-params end_at); exits when reached
     started_at = pw.FloatField(null=True)         # first time running: a pair's max_duration counts from here

@@ -39,6 +39,9 @@ class CommandStage(Stage):
         return self.actor.strategy.resume_quoting(self._reason(args, "operator resume"))
 
     def _exit(self, args: dict) -> str:
+        # the owner may ask through the API (its exit command says so); the CLI's is the operator's
+        if args.get("source") == "owner":
+            return self.actor.exit.request("owner", self._reason(args, "the owner asked for an exit"))
         return self.actor.exit.request("operator", self._reason(args, "an operator asked for an exit"))
 
     def _set_params(self, args: dict) -> str:

@@ -1,0 +1,1 @@
+"""The one command and read layer shared by the operator CLI and the HTTP API."""
