@@ -6,11 +6,12 @@
 const KEY = "mmflow.session";
 const REFRESH_MARGIN_S = 60;
 
-/** A failed call: HTTP status (0 = no answer) and the server's one-line `error`. */
+/** A failed call: HTTP status (0 = no answer), the server's one-line `error`, and its JSON body if any. */
 export class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, body = null) {
     super(message);
     this.status = status;
+    this.body = body;
   }
 }
 
@@ -74,19 +75,22 @@ async function parse(response) {
     data = null;  // a proxy's HTML error page: reported by status below, never shown raw
   }
   if (response.ok) return data;
-  let message = typeof data?.error === "string" ? data.error : data?.error?.message || `HTTP ${response.status}`;
+  // {"error": "..."} for every failure; a refused command (409) answers its outcome with a `message`.
+  let message = typeof data?.error === "string" ? data.error : data?.message || `HTTP ${response.status}`;
   if (response.status === 429) {
     const wait = response.headers.get("Retry-After");
     if (wait) message += ` (try again in ${wait} s)`;
   }
-  throw new ApiError(response.status, message);
+  throw new ApiError(response.status, message, data);
 }
 
 function scheduleRefresh() {
   clearTimeout(refreshTimer);
   const session = currentSession();
   if (!session?.refresh_token || !session.expires_at) return;
-  const inMs = Math.max(5, session.expires_at - REFRESH_MARGIN_S - Date.now() / 1000) * 1000;
+  // A minute before expiry (a fifth of the lifetime for short-lived tokens).
+  const margin = Math.min(REFRESH_MARGIN_S, (session.ttl || 900) / 5);
+  const inMs = Math.max(1, session.expires_at - margin - Date.now() / 1000) * 1000;
   refreshTimer = setTimeout(() => refreshSession(), inMs);
 }
 
@@ -115,7 +119,8 @@ export function refreshSession() {
 }
 
 function userTokens(tokens) {
-  const out = {access_token: tokens.access_token, expires_at: Date.now() / 1000 + Number(tokens.expires_in || 900)};
+  const ttl = Number(tokens.expires_in || 900);
+  const out = {access_token: tokens.access_token, ttl, expires_at: Date.now() / 1000 + ttl};
   if (tokens.refresh_token) out.refresh_token = tokens.refresh_token;
   return out;
 }

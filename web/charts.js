@@ -2,15 +2,16 @@
 // A sample is one row of GET /api/v1/orders/{id}/kpi; amounts arrive as decimal strings.
 
 // What each chart plots: a title and its lines (sample field, legend label, colour, scale factor).
+// Field names are domain/kpi.py Sample.as_dict's (uptime already in percent; PnL spelt "realised").
 const CHARTS = [
-  {title: "Two-sided uptime (%)", lines: [["uptime", "uptime %", "#1b7f3b", 100]]},
+  {title: "Two-sided uptime (%)", lines: [["uptime_pct", "uptime %", "#1b7f3b", 1]]},
   {title: "Quoted spread (bps)", lines: [["spread_bps", "spread bps", "#2456a6", 1]]},
   {title: "Depth within ±2 % of mid (quote)", lines: [["depth_bid", "bid side", "#1b7f3b", 1],
                                                        ["depth_ask", "ask side", "#b3261e", 1]]},
-  {title: "PnL (quote)", lines: [["realized_pnl", "realised", "#2456a6", 1],
-                                 ["unrealized_pnl", "unrealised", "#8a5a00", 1]]},
+  {title: "PnL (quote)", lines: [["realised_pnl", "realised", "#2456a6", 1],
+                                 ["unrealised_pnl", "unrealised", "#8a5a00", 1]]},
 ];
-const TIME_FIELDS = ["at", "ts", "sampled_at", "time"];
+const TIME_FIELDS = ["ts_epoch", "ts"];
 
 /** Epoch seconds of a sample's time (ISO string or number), or null. */
 function sampleTime(sample) {

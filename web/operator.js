@@ -3,10 +3,10 @@
 // breakers, campaigns. A viewer sees everything; only an operator gets the action buttons.
 
 import {api, currentSession} from "./api.js";
-import {ordersTable} from "./order.js";
+import {ordersTable, sendCommand, showOutcome} from "./order.js";
 import {openStream, statusText} from "./stream.js";
 import {operatorLoginForm} from "./user.js";
-import {debounce, fill, fmtTime, guard, h, kv, listOf, section, table} from "./ui.js";
+import {debounce, fill, fmtTime, guard, h, kv, listOf, section, table, timeText} from "./ui.js";
 
 const STATES = ["payment_pending", "payment_complete", "withdrawing", "withdrawal_confirmed", "deposit_confirming",
   "deposit_confirmed", "joining_campaign", "campaign_joined", "running", "paused", "stopping", "stopped",
@@ -107,27 +107,32 @@ function attentionTab(body, canAct) {
 
 function attentionCard(item, canAct, reload) {
   const id = item.order_id;
+  // The server lists each legal target with what it does to the money; offer exactly those.
+  const options = Object.entries(item.resolve_options ?? {});
   const target = h("select", {name: "to", id: `resolve-to-${id}`},
-    STATES.filter((s) => s !== "attention").map((s) => h("option", {value: s}, s)));
+    options.map(([state]) => h("option", {value: state}, state)));
+  const effect = h("p", {class: "hint", "aria-live": "polite"});
+  const showEffect = () => { effect.textContent = (item.resolve_options ?? {})[target.value] ?? ""; };
+  target.addEventListener("change", showEffect);
+  showEffect();
   const reason = h("input", {name: "reason", id: `resolve-reason-${id}`, required: true, autocomplete: "off"});
   const outcome = h("p", {class: "outcome", "aria-live": "polite"});
-  const form = canAct && h("form", {class: "resolve", onsubmit: (event) => {
+  const form = canAct && options.length > 0 && h("form", {class: "resolve", onsubmit: (event) => {
     event.preventDefault();
     guard(async () => {
-      const result = await api("POST", `/api/v1/orders/${encodeURIComponent(id)}/resolve`,
-        {to: target.value, reason: reason.value.trim()});
-      outcome.textContent = `${result?.status ?? "done"}${result?.message ? `: ${result.message}` : ""}`;
+      showOutcome(outcome, await sendCommand(`/api/v1/orders/${encodeURIComponent(id)}/resolve`,
+        {to: target.value, reason: reason.value.trim()}));
       reload();
     });
   }},
     h("label", {for: `resolve-to-${id}`}, "Move to"), target,
     h("label", {for: `resolve-reason-${id}`}, "Reason"), reason,
     h("button", {type: "submit"}, "Resolve"));
-  const {order_id: _id, reason: why, ...rest} = item;
   return h("section", {class: "card attention"},
     h("h2", {}, h("a", {href: `#/orders/${encodeURIComponent(id)}`, class: "mono break"}, id)),
-    h("p", {class: "reason"}, why ?? item.state_reason ?? ""),
-    kv(rest), form, outcome);
+    h("p", {class: "reason"}, item.reason ?? ""),
+    kv({pair: item.pair, owner: item.owner, in_attention_since: fmtTime(item.since)}),
+    form, form && effect, outcome);
 }
 
 function alertsTab(body, canAct) {
@@ -138,12 +143,13 @@ function alertsTab(body, canAct) {
     if (!alerts.length) return fill(listEl, h("p", {class: "muted"}, "No alerts."));
     return fill(listEl, table(alerts, [
       ["id", "Id"], ["kind", "Kind"], ["subject", "Subject"], ["message", "Message"],
-      ["created_at", "Raised", (at) => fmtTime(at)],
-      ["acked_at", "Acknowledged", (at, alert) => at ? fmtTime(at) : canAct && !alert.resolved ? h("button", {
-        type: "button", class: "secondary", "data-alert": alert.id, onclick: () => guard(async () => {
-          await api("POST", `/api/v1/alerts/${encodeURIComponent(alert.id)}/ack`);
+      ["created_at", "Raised", (at) => timeText(at)],
+      ["state", "State", (state, alert) => state === "acked" ? `acked ${fmtTime(alert.acked_at)}` : state],
+      ["id", "", (alertId, alert) => canAct && alert.state === "open" ? h("button", {
+        type: "button", class: "secondary", "data-alert": alertId, onclick: () => guard(async () => {
+          await api("POST", `/api/v1/alerts/${encodeURIComponent(alertId)}/ack`);
           await load();
-        })}, "Acknowledge") : "–"],
+        })}, "Acknowledge") : ""],
     ]));
   });
   openOnly.addEventListener("change", load);
@@ -183,20 +189,26 @@ function accountsTab(body) {
   const load = () => guard(async () => {
     const accounts = listOf(await api("GET", "/api/v1/accounts"), "accounts");
     if (!accounts.length) return fill(body, h("p", {class: "muted"}, "No exchange accounts."));
-    return fill(body, h("div", {class: "grid"}, accounts.map((account) => {
-      const {id, account_id: accountId, balances, breakers, ...rest} = account;
-      return h("section", {class: "card"}, h("h2", {}, String(id ?? accountId ?? "account")),
-        kv(rest), h("h3", {}, "Balances"), kv(balances ?? {}), h("h3", {}, "Breakers"), kv(breakers ?? {}));
-    })));
+    return fill(body, h("div", {class: "grid"}, accounts.map((account) => h("section", {class: "card"},
+      h("h2", {}, `${account.account_id} `, account.halted ? h("span", {class: "badge state-attention"}, "halted") : null),
+      kv({exchange: account.exchange, enabled: account.enabled,
+          reconciled: account.reconciled ?? "unknown (service not running)"}),
+      h("h3", {}, "Orders' balances on it"), kv(account.balances ?? {}),
+      h("h3", {}, "Breakers"), (account.breakers ?? []).length ? table(account.breakers) : h("p", {}, "none tripped"),
+      (account.halts ?? []).length ? [h("h3", {}, "Halts"), table(account.halts)] : null,
+      (account.alerts ?? []).length ? [h("h3", {}, "Open alerts"), table(account.alerts, [
+        ["kind", "Kind"], ["message", "Message"], ["created_at", "Raised", (at) => fmtTime(at)]])] : null))));
   });
   load();
   return load;
 }
 
 function campaignsTab(body) {
+  const part = (title, rows) => section(title, rows?.length ? table(rows) : h("p", {class: "muted"}, "none"));
   const load = () => guard(async () => {
-    const campaigns = listOf(await api("GET", "/api/v1/campaigns"), "campaigns");
-    return fill(body, campaigns.length ? table(campaigns) : h("p", {class: "muted"}, "No campaigns."));
+    const answer = await api("GET", "/api/v1/campaigns");
+    return fill(body, part("HuFi campaigns (as last listed)", answer.campaigns),
+      part("Enrollments", answer.enrollments), part("Estimated rewards per order", answer.estimates));
   });
   load();
   return load;

@@ -2,11 +2,11 @@
 // ledger, fills, history, the statement, exit and add-funds instructions, and the actions the
 // viewer may take. Also the orders table used by "my orders" and the operator's list.
 
-import {api, currentSession} from "./api.js";
+import {api, ApiError, currentSession} from "./api.js";
 import {drawKpiCharts} from "./charts.js";
 import {openStream, statusText} from "./stream.js";
-import {columnsOf, copyField, debounce, fill, fmtTime, guard, h, kv, listOf, section, shortId, stateBadge, table}
-  from "./ui.js";
+import {columnsOf, copyField, debounce, fill, fmtTime, guard, h, kv, listOf, section, shortId, stateBadge, table,
+  timeText} from "./ui.js";
 
 const FINAL = new Set(["settled", "refunded"]);
 const EXITING = new Set(["stopping", "stopped", "returning_funds", "settling", "refunding"]);
@@ -24,7 +24,7 @@ export function ordersTable(orders, {showOwner = false} = {}) {
                                           "aria-label": `order ${id}`}, String(id).slice(0, 8))],
     ["pair", "Pair", (pair, row) => pair ?? row.symbol ?? row.pair_id ?? "–"],
     ["state", "State", (state) => stateBadge(state)],
-    ["created_at", "Created", (at) => fmtTime(at)],
+    ["created_at", "Created", (at) => timeText(at)],
   ];
   if (showOwner) columns.push(["owner", "Owner", (owner, row) => shortId(owner ?? row.user_id)]);
   columns.push(["reason", "Reason", (reason, row) => reason ?? row.state_reason ?? ""]);
@@ -70,26 +70,45 @@ export function orderView(main, orderId) {
     fill(overviewEl, kv(overviewOf(doc)));
     fill(actionsEl, actionButtons(doc));
     fill(detailsEl, detailSections(doc));
-    if (doc.statement?.final) fill(statementEl, statementTable(doc.statement));
+    if (doc.statement && (doc.statement_final || doc.statement.final)) {
+      fill(statementEl, statementTable(doc.statement, doc.statement_final));
+    }
     else if (!statementEl.querySelector("table")) fill(statementEl, statementButton());
   }
 
+  /** Reloads the order; its instructions only when its state or exit changed (a half-typed amount stays). */
+  async function refreshOrder() {
+    const before = `${doc?.state}|${Boolean(doc?.exit)}`;
+    await loadOrder();
+    if (`${doc.state}|${Boolean(doc.exit)}` !== before) await loadInstructions();
+  }
+
   async function loadKpi() {
-    const samples = listOf(await api("GET", `${path}/kpi`), "samples");
+    let samples;
+    try {
+      samples = listOf(await api("GET", `${path}/kpi`), "samples");
+    } catch (err) {
+      if (err.status !== 404) throw err;
+      fill(chartsEl, h("p", {class: "muted"}, "KPI series not available on this server."));
+      return;
+    }
     removeCharts();
     removeCharts = drawKpiCharts(chartsEl, samples);
-    const summary = doc?.kpi ?? doc?.kpi_summary;
-    fill(kpiSummaryEl, summary ? kv(summary) : null);
+    fill(kpiSummaryEl, kpiSummary(doc?.kpi));
   }
 
   async function loadInstructions() {
     if (!instructionsEl.isConnected) return;
-    fill(instructionsEl, instructionCards(await api("GET", `${path}/instructions`)));
+    // Once the order is on its way out there is nothing to send it: no exit memo, no add-funds links.
+    const closed = FINAL.has(doc?.state) || EXITING.has(doc?.state) || doc?.exit;
+    instructionsEl.closest("section").hidden = Boolean(closed);
+    if (!closed) fill(instructionsEl, instructionsOf(await api("GET", `${path}/instructions`), path));
   }
 
   function statementButton() {
     return h("button", {type: "button", id: "open-statement", class: "secondary", onclick: () => guard(async () => {
-      fill(statementEl, statementTable(await api("GET", `${path}/statement`)));
+      const answer = await api("GET", `${path}/statement`);
+      fill(statementEl, statementTable(answer.statement, answer.final));
     })}, "Open the statement so far");
   }
 
@@ -106,8 +125,8 @@ export function orderView(main, orderId) {
 
   function commandButton(text, command, body = {}) {
     return h("button", {type: "button", id: `action-${command}`, onclick: () => guard(async () => {
-      showOutcome(await api("POST", `${path}/${command}`, body));
-      await loadOrder();
+      showOutcome(outcomeEl, await sendCommand(`${path}/${command}`, body));
+      await refreshOrder();
     })}, text);
   }
 
@@ -123,14 +142,8 @@ export function orderView(main, orderId) {
       " ", confirmBox);
   }
 
-  function showOutcome(outcome) {
-    const status = outcome?.status ?? "done";
-    outcomeEl.textContent = `${status}${outcome?.message ? `: ${outcome.message}` : ""}`;
-    outcomeEl.dataset.status = status;
-  }
-
   // The stream says what changed; the page shows the state at once and reloads the record behind it.
-  const reloadOrder = debounce(() => guard(loadOrder), 200);
+  const reloadOrder = debounce(() => guard(refreshOrder), 200);
   const reloadKpi = debounce(() => guard(loadKpi), 500);
   let seenLive = false;
   const stream = openStream({
@@ -164,8 +177,42 @@ export function orderView(main, orderId) {
   };
 }
 
+/**
+ * Sends a command (pause, resume, exit, resolve): its outcome {status: done|pending|refused, message}.
+ * The server answers 200 done, 202 pending (queued, the service has not carried it out yet), 409 refused.
+ */
+export async function sendCommand(url, body = {}) {
+  try {
+    return await api("POST", url, body);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 409 && err.body?.status) return err.body;
+    throw err;
+  }
+}
+
+/** Shows a command's outcome in one line ("done: paused", "refused: …"). */
+export function showOutcome(el, outcome) {
+  const status = outcome?.status ?? "done";
+  el.textContent = `${status}${outcome?.message ? `: ${outcome.message}` : ""}`;
+  el.dataset.status = status;
+}
+
+// The KPI summary's headline numbers (domain/kpi.py Aggregate.as_dict), in this order.
+const KPI_SUMMARY = [["uptime_pct", "two-sided uptime %"], ["avg_spread_bps", "average spread (bps)"],
+  ["avg_depth_bid", "average depth, bid (quote)"], ["avg_depth_ask", "average depth, ask (quote)"],
+  ["volume", "volume"], ["fills", "fills"], ["realised_pnl", "realised PnL (quote)"],
+  ["unrealised_pnl", "unrealised PnL (quote)"], ["first_start", "sampled since"], ["last_ts", "last sample"]];
+
+function kpiSummary(summary) {
+  if (!summary || !summary.samples) return h("p", {class: "muted"}, "No KPI samples yet.");
+  const rows = KPI_SUMMARY.filter(([key]) => summary[key] !== undefined && summary[key] !== null);
+  return h("dl", {class: "kv", id: "kpi-summary"}, rows.map(([key, text]) => [h("dt", {}, text),
+    h("dd", {}, key.endsWith("_ts") || key.endsWith("_start") ? fmtTime(summary[key]) : String(summary[key]))]));
+}
+
 function overviewOf(doc) {
-  const fields = ["pair", "owner", "reason", "created_at", "payment_deadline", "end_at", "exit", "paid", "ledger"];
+  const fields = ["pair", "owner", "reason", "created_at", "updated_at", "payment_deadline", "end_at", "exit", "paid",
+                  "ledger"];
   const out = {};
   for (const field of fields) {
     if (doc[field] === undefined || doc[field] === null) continue;
@@ -193,14 +240,14 @@ function detailSections(doc) {
   }
   if (doc.history?.length) {
     sections.push(section("History", table(doc.history, [
-      ["at", "When", (at) => fmtTime(at)], ["from", "From"], ["to", "To", (to) => stateBadge(to)],
+      ["at", "When", (at) => timeText(at)], ["from", "From"], ["to", "To", (to) => stateBadge(to)],
       ["reason", "Reason"]])));
   }
   return sections;
 }
 
 /** The statement: one column per asset, one row per term, the check (or held) line last. */
-export function statementTable(statement) {
+export function statementTable(statement, frozen = false) {
   const assets = statement?.assets ?? [];
   const present = new Set(assets.flatMap((a) => Object.keys(a)).filter((k) => !STATEMENT_TERMS_SKIPPED.has(k)));
   const terms = [...STATEMENT_TERMS.filter((t) => present.has(t)), ...[...present].filter((t) => !STATEMENT_TERMS.includes(t))];
@@ -208,7 +255,7 @@ export function statementTable(statement) {
   const columns = [["term", "Term", (term) => term.replace(/_/g, " ")],
                    ...assets.map((a) => [a.symbol ?? a.asset_id, a.symbol ?? a.asset_id])];
   const verdict = statement.final
-    ? (statement.balanced ? "Final statement: balances exactly." : "Final statement: does NOT balance.")
+    ? `${frozen ? "Final statement" : "Statement"}: ${statement.balanced ? "balances exactly." : "does NOT balance."}`
     : "Statement so far (the order is not final: the last line is what is still held).";
   return h("div", {class: "statement"},
     h("p", {class: statement.final && !statement.balanced ? "warn" : ""}, verdict),
@@ -217,18 +264,37 @@ export function statementTable(statement) {
     statement.trading && Object.keys(statement.trading).length ? [h("h3", {}, "Trading"), kv(statement.trading)] : null);
 }
 
-/** Payment cards from the instructions (any object holding a memo or a pay link), titled by where it sits. */
-export function instructionCards(instructions) {
-  const cards = [];
-  const walk = (value, title) => {
-    if (Array.isArray(value)) value.forEach((v, i) => walk(v, value.length > 1 ? `${title} ${i + 1}` : title));
-    else if (value && typeof value === "object") {
-      if (value.memo || value.pay_url) cards.push(payCard(title, value));
-      else Object.entries(value).forEach(([k, v]) => walk(v, title ? `${title} – ${k.replace(/_/g, " ")}` : k.replace(/_/g, " ")));
-    }
+/** Exit and add-funds instructions: the exit transfer, and the add-funds memo with pay links on request. */
+function instructionsOf(instructions, path) {
+  const add = instructions.add_funds ?? {};
+  const legsEl = h("div", {id: "add-funds-legs"});
+  const base = h("input", {id: "add-base", inputmode: "decimal", autocomplete: "off", size: 12});
+  const quote = h("input", {id: "add-quote", inputmode: "decimal", autocomplete: "off", size: 12});
+  const askLinks = (event) => {
+    event.preventDefault();
+    guard(async () => {
+      const query = new URLSearchParams();
+      if (base.value.trim()) query.set("base_amount", base.value.trim());
+      if (quote.value.trim()) query.set("quote_amount", quote.value.trim());
+      const answer = await api("GET", `${path}/instructions?${query}`);
+      const legs = answer.add_funds?.legs ?? [];
+      fill(legsEl, legs.map((leg, i) => payCard(`Add-funds transfer ${i + 1}`, leg)));
+    });
   };
-  walk(instructions, "");
-  return cards.length ? cards : h("p", {class: "muted"}, "No instructions for this order now.");
+  return [
+    instructions.exit ? payCard("Ask for an exit", instructions.exit) : null,
+    h("div", {class: "pay"},
+      h("h3", {}, "Add funds"),
+      h("p", {}, add.accepted_now ? "This order accepts added funds now." :
+        `Added funds are accepted while the order is ${(add.accepted_in_states ?? []).join(" or ")}.`),
+      add.note ? h("p", {class: "hint"}, add.note) : null,
+      add.memo ? copyField("Memo", add.memo) : null,
+      add.accepted_now ? h("form", {class: "filters", onsubmit: askLinks},
+        h("label", {for: "add-base"}, "Base to add"), base,
+        h("label", {for: "add-quote"}, "Quote to add"), quote,
+        h("button", {type: "submit", class: "secondary"}, "Get pay links")) : null,
+      legsEl),
+  ];
 }
 
 /** One thing to pay: amount and asset, its memo to copy, and the Mixin pay link. */
@@ -236,7 +302,7 @@ export function payCard(title, leg) {
   const what = [leg.amount, leg.symbol ?? leg.asset].filter(Boolean).join(" ");
   return h("div", {class: "pay"},
     h("h3", {}, title || "Payment", what ? ` – ${what}` : ""),
-    leg.description || leg.note ? h("p", {}, leg.description ?? leg.note) : null,
+    leg.purpose ? h("p", {class: "hint"}, leg.purpose) : null,
     leg.memo ? copyField("Memo", leg.memo) : null,
     leg.pay_url ? h("p", {}, h("a", {href: leg.pay_url, class: "button", target: "_blank", rel: "noopener"},
       "Pay with Mixin"), " ") : null,

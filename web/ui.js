@@ -68,6 +68,11 @@ export function fmtTime(value) {
   return date.toISOString().replace("T", " ").replace(/\.\d+Z$|Z$/, " UTC");
 }
 
+/** A time that never wraps in a narrow table column. */
+export function timeText(value) {
+  return h("span", {class: "nowrap"}, fmtTime(value));
+}
+
 /** A Date from an ISO string or epoch seconds, or null. */
 export function toDate(value) {
   if (value === null || value === undefined || value === "") return null;
@@ -101,7 +106,7 @@ const isTimeKey = (key) => key === "at" || String(key).endsWith("_at");
 
 function cell(value, key = "") {
   if (value === null || value === undefined) return "–";
-  if (isTimeKey(key) && typeof value !== "object") return fmtTime(value);
+  if (isTimeKey(key) && typeof value !== "object") return timeText(value);
   if (Array.isArray(value)) {
     if (!value.length) return "none";
     return value.every((v) => v && typeof v === "object" && !Array.isArray(v)) ? table(value) : value.join(", ");
