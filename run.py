@@ -1,4 +1,4 @@
-"""mmflow command line: `python run.py demo | serve | memo | orders | alerts`."""
+"""mmflow command line: `python run.py demo | serve | memo | orders | alerts | halt | campaigns | tokens`."""
 from gevent import monkey
 
 monkey.patch_all()
@@ -131,6 +131,10 @@ def _cmd_operator(args) -> int:
     _open_database_or_exit(config)
     if args.command == "alerts":
         handler = {"list": operator.alerts_list, "ack": operator.alerts_ack}[args.alerts_command]
+    elif args.command == "tokens":
+        from cli import tokens
+        handler = {"create": tokens.tokens_create, "list": tokens.tokens_list,
+                   "revoke": tokens.tokens_revoke}[args.tokens_command]
     elif args.command == "campaigns":
         handler = operator.campaigns_list
     elif args.command == "halt":
@@ -245,10 +249,24 @@ def main(argv=None) -> int:
     ack.add_argument("alert_id", type=int)
     ack.add_argument("--config", required=True)
 
+    tokens = sub.add_parser("tokens", help="API tokens for operators (stored hashed; the token is shown once)")
+    tokens_sub = tokens.add_subparsers(dest="tokens_command", required=True)
+    tc = tokens_sub.add_parser("create", help="a new API token; prints it once")
+    tc.add_argument("--config", required=True)
+    tc.add_argument("--role", required=True, choices=("viewer", "operator"),
+                    help="viewer: reads everything; operator: also pauses, resumes, exits, resolves, halts")
+    tc.add_argument("--name", default="", help="who or what it is for")
+    tc.add_argument("--expires-in", type=float, default=None, metavar="DAYS", help="expire after DAYS days")
+    tl = tokens_sub.add_parser("list", help="every API token: role, state, expiry, last use (never the token)")
+    tl.add_argument("--config", required=True)
+    tr = tokens_sub.add_parser("revoke", help="revoke a token: it no longer opens the API")
+    tr.add_argument("token_id", type=int)
+    tr.add_argument("--config", required=True)
+
     args = parser.parse_args(argv)
     handler = {"demo": _cmd_demo, "serve": _cmd_serve, "memo": _cmd_memo, "orders": _cmd_operator,
                "alerts": _cmd_operator, "campaigns": _cmd_operator,
-               "halt": _cmd_operator}[args.command]
+               "halt": _cmd_operator, "tokens": _cmd_operator}[args.command]
     return handler(args)
 
 

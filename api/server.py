@@ -24,7 +24,7 @@ from loguru import logger
 
 from actors.supervisor import SupervisedActor
 
-__all__ = ["ApiServer", "GetApiAddress", "api_address"]
+__all__ = ["ApiServer", "GetApiAddress", "api_address", "api_app"]
 
 STOP_TIMEOUT = 2.0
 BIND_BACKOFF_MIN = 1.0
@@ -132,4 +132,17 @@ def api_address(services, timeout: float = 5.0) -> tuple[str, int] | None:
     try:
         return ref.ask(GetApiAddress(), timeout=timeout)
     except Exception:  # noqa: BLE001 - stopped or restarting: no address now
+        return None
+
+
+def api_app(services, timeout: float = 5.0):
+    """The running ApiServer's Flask app (its ``ApiContext`` is ``app.extensions["mmflow"]``), or None."""
+    from pykka.messages import ProxyGetAttr
+
+    ref = getattr(services, "refs", {}).get("api")
+    if ref is None:
+        return None
+    try:
+        return ref.ask(ProxyGetAttr(("app",)), timeout=timeout)
+    except Exception:  # noqa: BLE001 - stopped or restarting
         return None
