@@ -11,10 +11,12 @@ wait_until on the database), never a sleep.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import socket
 import time
+import uuid
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -45,6 +47,8 @@ ACCESS_TOKEN_TTL = 10
 # Generous for a machine another process keeps busy: these are upper bounds, not expected durations.
 UI_TIMEOUT_MS = 30_000
 FLOW_TIMEOUT = 60.0
+# KPI samples every second, so charts fill during the test (the [kpi] section exists once branch kpi is merged).
+KPI_CONFIG = {"kpi": {"sample_interval": 1}} if importlib.util.find_spec("domain.kpi_config") else {}
 
 
 def _free_port() -> int:
@@ -59,7 +63,9 @@ class Site:
 
     def __init__(self, ew, mm, base_url: str, shots: Path, browser) -> None:
         self.ew, self.mm, self.base_url, self.shots, self.browser = ew, mm, base_url, shots, browser
+        # A route that exists answers an anonymous plain GET with 400/401; one that does not, 404.
         self.has_stream = requests.get(f"{base_url}/api/v1/stream", timeout=10).status_code != 404
+        self.has_kpi = requests.get(f"{base_url}/api/v1/orders/{uuid.uuid4()}/kpi", timeout=10).status_code != 404
 
     def new_page(self, viewport=WIDE):
         context = self.browser.new_context(viewport=viewport)
@@ -120,7 +126,7 @@ def site(tmp_path_factory):
         try:
             with running_mmflow(tmp, ew.world, exchanges=[exchange_table(ew)], funding=dict(FUNDING), pairs=pairs(),
                                 strategy={"tick_interval": 0.1}, stream={"slow_interval": 0.2, "fast_interval": 0.05},
-                                api=api) as mm:
+                                api=api, **KPI_CONFIG) as mm:
                 wait_until(lambda: _answers(f"{base_url}/healthz"), timeout=30, message="the API serving")
                 with sync_playwright() as playwright:
                     browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
@@ -189,6 +195,11 @@ def test_user_logs_in_pays_from_the_pay_links_and_follows_the_order_live(site):
     page.reload()
     expect(page.locator("#order-state")).to_have_attribute("data-state", "running")
     expect(page.locator("#error")).to_be_hidden()
+    if site.has_kpi:
+        # New samples come over the stream and the four charts redraw with them.
+        expect(page.locator(".charts")).to_have_attribute("data-samples", re.compile(r"^([3-9]|\d{2,})$"))
+        expect(page.locator("figure.chart canvas")).to_have_count(4)
+        expect(page.locator("#kpi-summary")).to_contain_text("two-sided uptime %")
     site.shot(page, "user-order")
     assert page.errors == []
 

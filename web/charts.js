@@ -33,10 +33,13 @@ function number(value, factor) {
 export function drawKpiCharts(container, samples) {
   container.replaceChildren();
   const points = samples.map((s) => [sampleTime(s), s]).filter(([t]) => t !== null).sort((a, b) => a[0] - b[0]);
-  if (!points.length || typeof window.uPlot !== "function") {
+  container.dataset.samples = String(points.length);
+  // A line needs two points (one alone gives a time axis of years around it).
+  if (points.length < 2 || typeof window.uPlot !== "function") {
     const note = document.createElement("p");
     note.className = "muted";
-    note.textContent = points.length ? "Charts unavailable (chart library not loaded)." : "No KPI samples yet.";
+    note.textContent = points.length >= 2 ? "Charts unavailable (chart library not loaded)."
+      : "Charts appear once two KPI samples are in.";
     container.append(note);
     return () => {};
   }
@@ -55,7 +58,8 @@ export function drawKpiCharts(container, samples) {
       width: chartWidth(container),
       height: 170,
       scales: {x: {time: true}},
-      series: [{}, ...chart.lines.map(([, label, stroke]) => ({label, stroke, width: 2, spanGaps: true}))],
+      series: [{}, ...chart.lines.map(([, label, stroke]) => ({label, stroke, width: 2, spanGaps: true,
+                                                                points: {show: points.length <= 60}}))],
       axes: [{}, {size: 60}],
     };
     plots.push(new window.uPlot(options, data, figure));

@@ -70,6 +70,7 @@ export function orderView(main, orderId) {
     fill(overviewEl, kv(overviewOf(doc)));
     fill(actionsEl, actionButtons(doc));
     fill(detailsEl, detailSections(doc));
+    fill(kpiSummaryEl, kpiSummary(doc.kpi));
     if (doc.statement && (doc.statement_final || doc.statement.final)) {
       fill(statementEl, statementTable(doc.statement, doc.statement_final));
     }
@@ -94,7 +95,6 @@ export function orderView(main, orderId) {
     }
     removeCharts();
     removeCharts = drawKpiCharts(chartsEl, samples);
-    fill(kpiSummaryEl, kpiSummary(doc?.kpi));
   }
 
   async function loadInstructions() {
@@ -160,7 +160,10 @@ export function orderView(main, orderId) {
         if (to) setState(to);
         reloadOrder();
       } else if (message.type === "fill") reloadOrder();
-      else if (message.type === "kpi") reloadKpi();
+      else if (message.type === "kpi") {
+        reloadOrder();  // the summary and PnL in the order document move with each sample
+        reloadKpi();
+      }
     },
   });
 
