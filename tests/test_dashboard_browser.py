@@ -122,6 +122,7 @@ def site(tmp_path_factory):
         port = _free_port()
         base_url = f"http://127.0.0.1:{port}"
         api = {"listen": f"127.0.0.1:{port}", "public_base_url": base_url, "access_token_ttl": ACCESS_TOKEN_TTL,
+               "command_wait": 30,  # a command answers "done" even on a busy machine (5 s by default)
                "mixin_oauth_authorize_url": f"{ew.world.fake.url}/oauth/authorize"}
         try:
             with running_mmflow(tmp, ew.world, exchanges=[exchange_table(ew)], funding=dict(FUNDING), pairs=pairs(),
