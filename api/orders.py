@@ -29,6 +29,15 @@ def visible_order(order_id: str) -> None:
         raise Problem(404, f"no order {order_id}")
 
 
+def read_visible(order_id: str, read):
+    """``read()`` of an order the caller may see; 404 if not (or if it vanished meanwhile)."""
+    visible_order(order_id)
+    document = read()
+    if document is None:
+        raise Problem(404, f"no order {order_id}")
+    return document
+
+
 def command_response(outcome: ops.CommandOutcome):
     """The HTTP answer to a command's outcome."""
     if outcome.status == "unknown_order":
@@ -63,21 +72,14 @@ def register(router: Router) -> None:
     @router.route("GET", "/api/v1/orders/<order_id>", access=USER, ok=OrderDetail, tag="orders",
                   summary="one order: state and history, tally, ledger, fills, statement, HuFi estimate, KPIs")
     def get_order(path: OrderPath):
-        visible_order(path.order_id)
-        detail = reads.order_detail(ctx.config, path.order_id)
-        if detail is None:
-            raise Problem(404, f"no order {path.order_id}")
-        return detail
+        return read_visible(path.order_id, lambda: reads.order_detail(ctx.config, path.order_id))
 
     @router.route("GET", "/api/v1/orders/<order_id>/statement", access=USER, ok=StatementOut, tag="orders",
                   summary="the order's statement per asset with its check line (final once settled)")
     def get_statement(path: OrderPath):
         from storage.models import Order
 
-        visible_order(path.order_id)
-        document = reads.statement_document(ctx.config, path.order_id)
-        if document is None:
-            raise Problem(404, f"no order {path.order_id}")
+        document = read_visible(path.order_id, lambda: reads.statement_document(ctx.config, path.order_id))
         hufi = document.pop("hufi", None)
         final = Order.select(Order.statement).where(Order.order_id == path.order_id).scalar() is not None
         return reads.jsonable({"order_id": path.order_id, "statement": document, "final": final, "hufi": hufi})

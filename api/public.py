@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import uuid
 
+import gevent
 from loguru import logger
 
 from api.errors import Problem
@@ -13,11 +14,25 @@ from domain.intents import IntentRefused, order_intent, parse_principal
 from ops import reads
 
 
-def fee_requirements(ctx):
-    """``pair -> FeeRequirements`` from the running service's fee oracle (Mixin's fee endpoint, cached), or
-    None without the service."""
+PAIRS_FEE_WAIT = 2.0     # seconds /pairs waits for Mixin's withdrawal fees (then lists the pair without them)
+INTENT_FEE_WAIT = 10.0   # seconds an order intent waits for them (then 503)
+
+
+def fee_requirements(ctx, wait: float):
+    """``pair -> FeeRequirements`` from the running service's fee oracle (Mixin's fee endpoint, cached), at most
+    ``wait`` seconds per pair (TimeoutError after; the lookup goes on in the background and fills the cache),
+    or None without the service. A slow Mixin never holds a public request for its whole retry budget."""
     oracle = getattr(ctx.services, "fee_oracle", None)
-    return oracle.requirements if oracle is not None else None
+    if oracle is None:
+        return None
+
+    def bounded(pair):
+        lookup = gevent.spawn(oracle.requirements, pair)
+        lookup.join(timeout=wait)
+        if not lookup.ready():
+            raise TimeoutError(f"Mixin's withdrawal fees did not arrive within {wait:g}s")
+        return lookup.get()
+    return bounded
 
 
 def register(router: Router) -> None:
@@ -36,7 +51,7 @@ def register(router: Router) -> None:
     @router.route("GET", "/api/v1/pairs", access=PUBLIC, ok=PairsOut, summary="trading pairs: bounds, fees, "
                   "active HuFi campaigns", tag="public")
     def list_pairs():
-        return {"pairs": reads.pairs(ctx.config, fee_requirements(ctx))}
+        return {"pairs": reads.pairs(ctx.config, fee_requirements(ctx, PAIRS_FEE_WAIT))}
 
     @router.route("POST", "/api/v1/order-intents", access=PUBLIC, ok=IntentOut, tag="public",
                   summary="a new order id and what to pay for it: per asset the amount, the memo and a Mixin pay "
@@ -46,7 +61,7 @@ def register(router: Router) -> None:
         pair = ctx.config.pair(body.pair_id)
         if pair is None:
             raise Problem(404, f"no pair {body.pair_id}")
-        fees_of = fee_requirements(ctx)
+        fees_of = fee_requirements(ctx, INTENT_FEE_WAIT)
         if fees_of is None or not ctx.bot_user_id:
             raise Problem(503, "order intents need the running service (Mixin's withdrawal fees, the bot's id)")
         try:

@@ -25,6 +25,7 @@ BEARER = [{"bearer": []}]
 
 
 def error_responses(access: str, extra: tuple[int, ...] = ()) -> dict:
+    """The error answers an operation with this access rule can give, each an ``ErrorBody``."""
     codes = {400, 404, 422, 429, *extra}
     if access not in (PUBLIC, OPTIONAL):
         codes |= {401, 403}
@@ -49,10 +50,7 @@ class Router:
         decorator = register(rule, responses=responses, summary=summary, tags=[_tag(tag)],
                              security=None if access == PUBLIC else BEARER)
         self.access[(method.upper(), rule)] = access
-
-        def wrap(func):
-            return decorator(func)
-        return wrap
+        return decorator
 
     def check_access(self) -> None:
         """before_request: authenticate and authorise by the matched operation's access rule."""

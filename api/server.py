@@ -15,14 +15,14 @@ this server as they are.
 """
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 
 import gevent
-from gevent.pywsgi import WSGIHandler, WSGIServer
+from gevent.pywsgi import WSGIServer
 from loguru import logger
 
 from actors.supervisor import SupervisedActor
+from integrations.wsgi import NoDelayHandler
 
 __all__ = ["ApiServer", "GetApiAddress", "api_address", "api_app"]
 
@@ -35,18 +35,6 @@ WARN_EVERY = 10
 @dataclass(frozen=True)
 class GetApiAddress:
     """Ask → ApiServer: the bound (host, port), or None while it is not bound."""
-
-
-class _Handler(WSGIHandler):
-    """TCP_NODELAY on each connection: pywsgi writes headers and body separately, and with Nagle plus
-    delayed ACKs every small reply would wait ~40 ms."""
-
-    def __init__(self, sock, address, server, rfile=None):
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-        super().__init__(sock, address, server, rfile)
 
 
 class _ErrorLog:
@@ -83,7 +71,7 @@ class ApiServer(SupervisedActor):
 
     def _bind(self, *, first: bool = False, attempt: int = 0) -> bool:
         host, port = self.settings.address
-        server = WSGIServer((host, port), self.app, handler_class=_Handler, log=None, error_log=_ErrorLog())
+        server = WSGIServer((host, port), self.app, handler_class=NoDelayHandler, log=None, error_log=_ErrorLog())
         try:
             server.start()
         except OSError as exc:

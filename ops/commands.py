@@ -16,8 +16,8 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["CommandOutcome", "HaltOutcome", "ResolvePlan", "account_problem", "ack_alert", "check_set_params", "halt", "lift_halt",
-           "parse_params", "plan_resolve", "resolve", "set_params", "submit", "wait_for_outcome"]
+__all__ = ["CommandOutcome", "HaltOutcome", "ResolvePlan", "account_problem", "ack_alert", "check_set_params",
+           "halt", "lift_halt", "parse_params", "plan_resolve", "resolve", "set_params", "submit", "wait_for_outcome"]
 
 POLL_INTERVAL = 0.2
 

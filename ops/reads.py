@@ -182,7 +182,8 @@ def order_page(config, *, state: str | None = None, pair_id: str | None = None, 
         if after is None:
             raise ValueError("cursor is not one this API gave")
         created, order_id = after
-        query = query.where((Order.created_at < created) | ((Order.created_at == created) & (Order.order_id < order_id)))
+        query = query.where((Order.created_at < created)
+                            | ((Order.created_at == created) & (Order.order_id < order_id)))
     rows = list(query.order_by(Order.created_at.desc(), Order.order_id.desc()).limit(limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]

@@ -8,22 +8,16 @@ signatures cover the bytes actually sent).
 from __future__ import annotations
 
 import abc
-import socket
 from typing import Any
 
-from gevent.pywsgi import WSGIHandler, WSGIServer
+from gevent.pywsgi import WSGIServer
+
+from integrations.wsgi import NoDelayHandler
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-class LoopbackHandler(WSGIHandler):
-    def __init__(self, sock, address, server, rfile=None):
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-        super().__init__(sock, address, server, rfile)
-
+class LoopbackHandler(NoDelayHandler):
     def get_environ(self):
         env = super().get_environ()
         env["RAW_URI"] = self.path

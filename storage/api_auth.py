@@ -12,7 +12,7 @@ from storage.api_models import ApiToken, RefreshToken
 
 API_TOKEN_PREFIX = "mmf_"
 ROLES = ("viewer", "operator")
-LAST_USED_PRECISION = 60.0  # seconds: last_used_at is written at most this often per token (one write, not one per call)
+LAST_USED_PRECISION = 60.0  # seconds: last_used_at is written at most this often per token (not once per call)
 
 
 def token_hash(token: str) -> str:

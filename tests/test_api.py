@@ -408,10 +408,9 @@ def run_cli(env: Env, *calls: tuple[str, ...]) -> list[subprocess.CompletedProce
 
 
 def test_tokens_command_creates_lists_and_revokes(env):
-    made, unknown, bad, wrong_role = run_cli(env, ("create", "--role", "viewer", "--name", "dashboard",
-                                                   "--expires-in", "30"),
-                                             ("revoke", "999999"), ("create", "--role", "operator", "--expires-in", "-1"),
-                                             ("create", "--role", "admin"))
+    made, unknown, bad, wrong_role = run_cli(
+        env, ("create", "--role", "viewer", "--name", "dashboard", "--expires-in", "30"), ("revoke", "999999"),
+        ("create", "--role", "operator", "--expires-in", "-1"), ("create", "--role", "admin"))
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip()
     assert token.startswith("mmf_") and len(made.stdout.splitlines()) == 1

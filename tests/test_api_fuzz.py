@@ -63,11 +63,11 @@ def _fuzz(base: str, headers: dict, examples: int) -> list[str]:
 
 def test_every_operation_answers_by_its_schema_as_an_operator(served):
     base, token = served
-    failures = _fuzz(base, {"Authorization": f"Bearer {token}"}, examples=8)
+    failures = _fuzz(base, {"Authorization": f"Bearer {token}"}, examples=6)
     assert not failures, "\n".join(failures)
 
 
 def test_no_operation_answers_5xx_to_an_anonymous_call(served):
     base, _ = served
-    failures = _fuzz(base, {}, examples=3)
+    failures = _fuzz(base, {}, examples=2)
     assert not failures, "\n".join(failures)
