@@ -41,9 +41,10 @@ export function dropSession() {
   listeners.forEach((fn) => fn(null));
 }
 
-/** Calls fn(session|null) whenever the session changes (login, refresh, logout). */
+/** Calls fn(session|null) whenever the session changes (login, refresh, logout); returns the unsubscribe. */
 export function onSessionChange(fn) {
   listeners.add(fn);
+  return () => listeners.delete(fn);
 }
 
 /** GET/POST a JSON endpoint; resolves to the parsed body, rejects with ApiError. */

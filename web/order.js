@@ -156,7 +156,7 @@ export function orderView(main, orderId) {
     onMessage: (message) => {
       if (message.order_id !== orderId) return;
       if (message.type === "order_state") {
-        const to = message.state ?? message.to ?? message.data?.to;
+        const to = message.to_state;
         if (to) setState(to);
         reloadOrder();
       } else if (message.type === "fill") reloadOrder();

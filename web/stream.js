@@ -2,7 +2,7 @@
 // messages. The views treat a message as "this changed": they apply what it says and reload the
 // record from the API, so a missed message (a reconnect) never leaves the page wrong.
 
-import {currentSession} from "./api.js";
+import {currentSession, onSessionChange} from "./api.js";
 
 const MAX_DELAY_MS = 30000;
 
@@ -45,10 +45,16 @@ export function openStream({onMessage, onStatus}) {
     };
   }
 
+  // The server checks the credential again now and then: a refreshed token is handed on, so the stream
+  // outlives the short-lived access token it was opened with.
+  const unsubscribe = onSessionChange((session) => {
+    if (session && socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify({token: session.access_token}));
+  });
   connect();
   return {
     close() {
       closed = true;
+      unsubscribe();
       clearTimeout(timer);
       socket?.close();
     },
