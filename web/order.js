@@ -196,7 +196,8 @@ export async function sendCommand(url, body = {}) {
 /** Shows a command's outcome in one line ("done: paused", "refused: …"). */
 export function showOutcome(el, outcome) {
   const status = outcome?.status ?? "done";
-  el.textContent = `${status}${outcome?.message ? `: ${outcome.message}` : ""}`;
+  const message = String(outcome?.message ?? "").replace(new RegExp(`^${status}:\\s*`), "");  // "done: done: …"
+  el.textContent = message ? `${status}: ${message}` : status;
   el.dataset.status = status;
 }
 
@@ -243,7 +244,8 @@ function detailSections(doc) {
   }
   if (doc.history?.length) {
     sections.push(section("History", table(doc.history, [
-      ["at", "When", (at) => timeText(at)], ["from", "From"], ["to", "To", (to) => stateBadge(to)],
+      ["at", "When", (at) => timeText(at)], ["from", "From", (from) => (from ? stateBadge(from) : "–")],
+      ["to", "To", (to) => stateBadge(to)],
       ["reason", "Reason"]])));
   }
   return sections;

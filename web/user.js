@@ -3,7 +3,8 @@
 
 import {api, currentSession, mixinAuthorizeUrl, tokenLogin} from "./api.js";
 import {ordersTable, payCard} from "./order.js";
-import {fill, guard, h, kv, listOf, section} from "./ui.js";
+import {openStream} from "./stream.js";
+import {debounce, fill, guard, h, kv, listOf, section} from "./ui.js";
 
 /** The start page: logins when signed out, "my orders" for a signed-in user. */
 export function homeView(main) {
@@ -50,8 +51,15 @@ function myOrdersView(main) {
     h("h1", {}, "My orders"),
     h("p", {}, h("a", {href: "#/new", class: "button"}, "New order")),
     listEl);
-  guard(async () => fill(listEl, ordersTable(listOf(await api("GET", "/api/v1/orders"), "orders"))));
-  return undefined;
+  const load = () => guard(async () => fill(listEl, ordersTable(listOf(await api("GET", "/api/v1/orders"), "orders"))));
+  // A state change of one of the user's orders (the stream sends only theirs) reloads the list.
+  const reload = debounce(load, 300);
+  const stream = openStream({onStatus: () => {}, onMessage: (m) => { if (m.type === "order_state") reload(); }});
+  load();
+  return () => {
+    stream.close();
+    reload.cancel();
+  };
 }
 
 /** The new-order form: pair and amounts → the order id and what to pay, leg by leg. */
