@@ -96,10 +96,15 @@ function ordersTab(body, _canAct) {
 }
 
 function attentionTab(body, canAct) {
+  let shown = null;
   const load = () => guard(async () => {
     const items = listOf(await api("GET", "/api/v1/attention"), "orders");
-    if (!items.length) return fill(body, h("p", {class: "muted"}, "Nothing needs an operator."));
-    return fill(body, items.map((item) => attentionCard(item, canAct, load)));
+    // Rebuilt only when the queue changes: another order's event must not wipe a half-written resolve.
+    const key = JSON.stringify(items.map((item) => [item.order_id, item.reason, item.since]));
+    if (key === shown) return;
+    shown = key;
+    fill(body, items.length ? items.map((item) => attentionCard(item, canAct, load))
+      : h("p", {class: "muted"}, "Nothing needs an operator."));
   });
   load();
   return load;

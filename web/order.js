@@ -68,7 +68,13 @@ export function orderView(main, orderId) {
     doc = await api("GET", path);
     setState(doc.state);
     fill(overviewEl, kv(overviewOf(doc)));
-    fill(actionsEl, actionButtons(doc));
+    // Rebuilt only when the possible actions change: a reload (every stream event) must not close an open
+    // "Yes, exit" confirmation under the user's pointer.
+    const actionsKey = `${doc.state}|${Boolean(doc.exit)}`;
+    if (actionsEl.dataset.key !== actionsKey) {
+      fill(actionsEl, actionButtons(doc));
+      actionsEl.dataset.key = actionsKey;
+    }
     fill(detailsEl, detailSections(doc));
     fill(kpiSummaryEl, kpiSummary(doc.kpi));
     if (doc.statement && (doc.statement_final || doc.statement.final)) {
