@@ -4,7 +4,7 @@ actor tree with its API child on loopback, the fake Mixin (with OAuth) and the f
 A user logs in with Mixin (authorize → code → the dashboard's callback), asks for a new order and pays its
 legs from the pay links the page shows, and watches the order go live over the WebSocket; a user exits from
 the order page and reads the final statement; an operator logs in with an API token, pauses an order and
-acknowledges an alert. Every view writes a screenshot to $MMFLOW_SCREENSHOTS (default: a pytest tmp dir).
+acknowledges an alert, halts and lifts, and resolves an order in attention. Every view writes a screenshot to $MMFLOW_SCREENSHOTS (default: a pytest tmp dir).
 
 One service and one browser for the module; every wait is on a condition (Playwright's expect/wait_for, or
 wait_until on the database), never a sleep.
@@ -32,7 +32,8 @@ from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 from sim.bridge import world_with_exchange  # noqa: E402
 from sim.fake_mixin_oauth import install_oauth  # noqa: E402
-from sim.world import BTC_USDT_PAIR  # noqa: E402
+from domain.memo import encode_market_making  # noqa: E402
+from sim.world import BTC, BTC_USDT_PAIR, new_order_id  # noqa: E402
 from storage import repo  # noqa: E402
 from storage.api_auth import create_api_token  # noqa: E402
 from storage.models import Alert  # noqa: E402
@@ -232,7 +233,7 @@ def test_user_exits_from_the_order_page_and_reads_the_final_statement(site):
     assert page.errors == []
 
 
-def test_operator_pauses_an_order_and_acknowledges_an_alert(site):
+def test_operator_pauses_an_order_acknowledges_an_alert_halts_and_resolves(site):
     order_id = site.running_order(site.ew.world.new_user())
     alert = Alert.create(kind="exchange_unreachable", subject="binance", created_at=time.time(),
                          message="binance: timed out (raised by the dashboard test)")
@@ -269,11 +270,25 @@ def test_operator_pauses_an_order_and_acknowledges_an_alert(site):
     page.get_by_role("button", name="Lift").click()
     expect(page.locator("#halt-status")).to_contain_text("No halt in force")
 
-    for tab in ("attention", "accounts"):
-        page.goto(f"{site.base_url}/#/ops/{tab}")
-        expect(page.locator(f"#ops-{tab}")).not_to_be_empty()
-        site.shot(page, f"operator-{tab}")
+    # A deposit from outside Mixin with an order's memo needs an operator: resolve it from the queue.
+    stray = new_order_id()
+    site.ew.world.fake.deposit(site.ew.world.bot_id, BTC, "0.2", memo=encode_market_making(BTC_USDT_PAIR, stray))
+    site.mm.wait_state(stray, "attention", timeout=FLOW_TIMEOUT)
+    page.goto(f"{site.base_url}/#/ops/attention")
+    card = page.locator("section.attention", has_text=stray)
+    expect(card).to_contain_text("outside Mixin")
+    card.get_by_label("Move to").select_option("payment_pending")
+    expect(card).to_contain_text("back to waiting for payment")
+    card.get_by_label("Reason").fill("checked with the user: their own deposit")
+    site.shot(page, "operator-attention")
+    card.get_by_role("button", name="Resolve").click()
+    expect(page.locator("#attention-outcome")).to_have_attribute("data-status", "done")
+    expect(card).to_have_count(0)
+    assert repo.load_order(stray).state.value == "payment_pending"
+
+    page.goto(f"{site.base_url}/#/ops/accounts")
     expect(page.locator("#ops-accounts")).to_contain_text("binance")
+    site.shot(page, "operator-accounts")
     assert page.errors == []
 
 

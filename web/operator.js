@@ -96,6 +96,9 @@ function ordersTab(body, _canAct) {
 }
 
 function attentionTab(body, canAct) {
+  // The outcome stays above the queue: a resolved order leaves the queue with its card.
+  const outcome = h("p", {id: "attention-outcome", class: "outcome", "aria-live": "polite"});
+  const listEl = h("div", {id: "attention-list"});
   let shown = null;
   const load = () => guard(async () => {
     const items = listOf(await api("GET", "/api/v1/attention"), "orders");
@@ -103,14 +106,15 @@ function attentionTab(body, canAct) {
     const key = JSON.stringify(items.map((item) => [item.order_id, item.reason, item.since]));
     if (key === shown) return;
     shown = key;
-    fill(body, items.length ? items.map((item) => attentionCard(item, canAct, load))
+    fill(listEl, items.length ? items.map((item) => attentionCard(item, canAct, outcome, load))
       : h("p", {class: "muted"}, "Nothing needs an operator."));
   });
+  fill(body, outcome, listEl);
   load();
   return load;
 }
 
-function attentionCard(item, canAct, reload) {
+function attentionCard(item, canAct, outcome, reload) {
   const id = item.order_id;
   // The server lists each legal target with what it does to the money; offer exactly those.
   const options = Object.entries(item.resolve_options ?? {});
@@ -121,12 +125,11 @@ function attentionCard(item, canAct, reload) {
   target.addEventListener("change", showEffect);
   showEffect();
   const reason = h("input", {name: "reason", id: `resolve-reason-${id}`, required: true, autocomplete: "off"});
-  const outcome = h("p", {class: "outcome", "aria-live": "polite"});
   const form = canAct && options.length > 0 && h("form", {class: "resolve", onsubmit: (event) => {
     event.preventDefault();
     guard(async () => {
       showOutcome(outcome, await sendCommand(`/api/v1/orders/${encodeURIComponent(id)}/resolve`,
-        {to: target.value, reason: reason.value.trim()}));
+        {to: target.value, reason: reason.value.trim()}), `order ${id.slice(0, 8)}: `);
       reload();
     });
   }},
@@ -137,7 +140,7 @@ function attentionCard(item, canAct, reload) {
     h("h2", {}, h("a", {href: `#/orders/${encodeURIComponent(id)}`, class: "mono break"}, id)),
     h("p", {class: "reason"}, item.reason ?? ""),
     kv({pair: item.pair, owner: item.owner, in_attention_since: fmtTime(item.since)}),
-    form, form && effect, outcome);
+    form, form && effect);
 }
 
 function alertsTab(body, canAct) {

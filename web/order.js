@@ -199,11 +199,11 @@ export async function sendCommand(url, body = {}) {
   }
 }
 
-/** Shows a command's outcome in one line ("done: paused", "refused: …"). */
-export function showOutcome(el, outcome) {
+/** Shows a command's outcome in one line ("done: paused", "refused: …"), the message after `subject`. */
+export function showOutcome(el, outcome, subject = "") {
   const status = outcome?.status ?? "done";
   const message = String(outcome?.message ?? "").replace(new RegExp(`^${status}:\\s*`), "");  // "done: done: …"
-  el.textContent = message ? `${status}: ${message}` : status;
+  el.textContent = `${status}: ${subject}${message}`.replace(/:\s*$/, "");
   el.dataset.status = status;
 }
 
