@@ -3,8 +3,9 @@ actor tree with its API child on loopback, the fake Mixin (with OAuth) and the f
 
 A user logs in with Mixin (authorize → code → the dashboard's callback), asks for a new order and pays its
 legs from the pay links the page shows, and watches the order go live over the WebSocket; a user exits from
-the order page and reads the final statement; an operator logs in with an API token, pauses an order and
-acknowledges an alert, halts and lifts, and resolves an order in attention. Every view writes a screenshot to $MMFLOW_SCREENSHOTS (default: a pytest tmp dir).
+the order page and reads the final statement; an operator logs in with an API token, pauses an order,
+acknowledges an alert, halts and lifts, and resolves an order in attention. Every view writes a screenshot to
+$MMFLOW_SCREENSHOTS (default: a pytest tmp dir).
 
 One service and one browser for the module; every wait is on a condition (Playwright's expect/wait_for, or
 wait_until on the database), never a sleep.
