@@ -298,9 +298,12 @@ def test_phone_width_and_errors_in_one_line(site):
     site.login_operator(page)
     expect(page.locator("#orders-list table")).to_be_visible()
     # Nothing wider than the screen but the tables, which scroll inside their own box.
-    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
     site.shot(page, "phone-operator-orders")
+    page.locator("#orders-list a").first.click()
+    expect(page.locator("#order-state")).to_have_attribute("data-state", re.compile("."))
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    site.shot(page, "phone-order")
     # An API error (here an unknown order) is the server's one line, never a page of stack.
     page.goto(f"{site.base_url}/#/orders/00000000-0000-4000-8000-000000000000")
     expect(page.locator("#error")).to_have_text(re.compile(r"^Error: no order 00000000-"))
