@@ -116,18 +116,33 @@ function cell(value, key = "") {
   return String(value);
 }
 
+// Columns of running text: they keep room for a few words (a phone scrolls the table instead of squeezing them).
+const WIDE_KEYS = new Set(["reason", "message", "note", "purpose", "details", "result"]);
+
+/** How a column is laid out: "shrink" (as narrow as its unbroken content), "wide" (running text) or none. */
+function columnClass(key, explicit) {
+  if (explicit !== undefined) return explicit;
+  if (isTimeKey(key) || key === "state" || key === "from" || key === "to") return "shrink";
+  return WIDE_KEYS.has(key) ? "wide" : null;
+}
+
 /**
- * A table of rows (objects). columns: [key, heading, render?] triples; by default every key of the rows.
- * Wrapped so it scrolls sideways on a phone instead of breaking the layout.
+ * A table of rows (objects). columns: [key, heading, render?, layout?] (layout "shrink" | "wide" | null, by
+ * default from the key); by default every key of the rows. Wrapped so it scrolls sideways on a phone.
  */
 export function table(rows, columns = null, caption = null) {
-  const cols = columns || columnsOf(rows);
+  const cols = (columns || columnsOf(rows)).map(([key, heading, render, layout]) =>
+    [key, heading, render, columnClass(key, layout)]);
+  const content = (row, [key, , render, layout]) => {
+    const value = render ? render(row[key], row) : cell(row[key], key);
+    return layout === "wide" ? h("div", {class: "wide"}, value) : value;
+  };
   return h("div", {class: "table-wrap"},
     h("table", {},
       caption && h("caption", {}, caption),
-      h("thead", {}, h("tr", {}, cols.map(([, heading]) => h("th", {scope: "col"}, heading)))),
+      h("thead", {}, h("tr", {}, cols.map(([, heading, , layout]) => h("th", {scope: "col", class: layout}, heading)))),
       h("tbody", {}, rows.map((row) => h("tr", {},
-        cols.map(([key, , render]) => h("td", {}, render ? render(row[key], row) : cell(row[key], key))))))));
+        cols.map((col) => h("td", {class: col[3]}, content(row, col))))))));
 }
 
 /** Every field of the rows as a column: times first, then in `preferred` order, then the rest as they come. */
