@@ -5,8 +5,8 @@
 import {api, ApiError, currentSession} from "./api.js";
 import {drawKpiCharts} from "./charts.js";
 import {openStream, statusText} from "./stream.js";
-import {columnsOf, copyField, debounce, fill, fmtTime, guard, h, kv, listOf, section, shortId, stateBadge, table,
-  timeText} from "./ui.js";
+import {columnsOf, copyField, debounce, fill, fmtTime, guard, h, kv, listOf, safeUrl, section, shortId, stateBadge,
+  table, timeText} from "./ui.js";
 
 const FINAL = new Set(["settled", "refunded"]);
 const EXITING = new Set(["stopping", "stopped", "returning_funds", "settling", "refunding"]);
@@ -315,7 +315,7 @@ export function payCard(title, leg) {
     h("h3", {}, title || "Payment", what ? ` – ${what}` : ""),
     leg.purpose ? h("p", {class: "hint"}, leg.purpose) : null,
     leg.memo ? copyField("Memo", leg.memo) : null,
-    leg.pay_url ? h("p", {}, h("a", {href: leg.pay_url, class: "button", target: "_blank", rel: "noopener"},
-      "Pay with Mixin"), " ") : null,
+    safeUrl(leg.pay_url) ? h("p", {}, h("a", {href: safeUrl(leg.pay_url), class: "button", target: "_blank",
+                                             rel: "noopener"}, "Pay with Mixin")) : null,
     leg.pay_url ? copyField("Pay link", leg.pay_url) : null);
 }

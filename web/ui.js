@@ -152,6 +152,15 @@ export function columnsOf(rows, preferred = []) {
   return keys.map((k, i) => [k, i]).sort((a, b) => rank(a[0]) - rank(b[0]) || a[1] - b[1]).map(([k]) => [k, label(k)]);
 }
 
+/** The URL if it is a web link (a pay link, Mixin's authorize page), else null: never javascript: or data:. */
+export function safeUrl(url) {
+  try {
+    return ["https:", "http:"].includes(new URL(url).protocol) ? url : null;
+  } catch {
+    return null;
+  }
+}
+
 /** A section with a heading. */
 export function section(title, ...children) {
   return h("section", {class: "card"}, h("h2", {}, title), children);

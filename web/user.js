@@ -4,7 +4,7 @@
 import {api, currentSession, mixinAuthorizeUrl, tokenLogin} from "./api.js";
 import {ordersTable, payCard} from "./order.js";
 import {openStream} from "./stream.js";
-import {debounce, fill, guard, h, kv, listOf, section} from "./ui.js";
+import {debounce, fill, guard, h, kv, listOf, safeUrl, section} from "./ui.js";
 
 /** The start page: logins when signed out, "my orders" for a signed-in user. */
 export function homeView(main) {
@@ -21,7 +21,9 @@ export function homeView(main) {
         h("p", {}, "Log in with your Mixin account to follow your orders, their KPIs and statements, ",
           "and to get exit and add-funds instructions."),
         h("button", {type: "button", id: "mixin-login", onclick: () => guard(async () => {
-          location.assign(await mixinAuthorizeUrl());
+          const url = safeUrl(await mixinAuthorizeUrl());
+          if (!url) throw new Error("the server gave no usable Mixin login address");
+          location.assign(url);
         })}, "Log in with Mixin"),
         h("p", {}, h("a", {href: "#/new"}, "Start a new order"), " (no login needed to pay)")),
       section("Operators", operatorLoginForm())));
