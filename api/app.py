@@ -25,6 +25,7 @@ from api.context import ApiContext
 from api.errors import install_error_handlers, validation_error_response
 from api.routing import Router
 from api.schemas import ErrorBody
+from api.web import register_web
 
 __all__ = ["create_app", "API_VERSION"]
 
@@ -97,6 +98,7 @@ def create_app(ctx: ApiContext) -> OpenAPI:
     app.before_request(router.check_access)
     for module in (public, login, orders, operator):
         module.register(router)
+    register_web(app)  # the dashboard (web/) at / — branch dash
 
     @app.get("/openapi.json", doc_ui=False)
     def openapi_json():
