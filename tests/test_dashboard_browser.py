@@ -12,12 +12,10 @@ wait_until on the database), never a sleep.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import socket
 import time
-import uuid
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -49,8 +47,8 @@ ACCESS_TOKEN_TTL = 10
 # Generous for a machine another process keeps busy: these are upper bounds, not expected durations.
 UI_TIMEOUT_MS = 30_000
 FLOW_TIMEOUT = 60.0
-# KPI samples every second, so charts fill during the test (the [kpi] section exists once branch kpi is merged).
-KPI_CONFIG = {"kpi": {"sample_interval": 1}} if importlib.util.find_spec("domain.kpi_config") else {}
+# KPI samples every second, so charts fill during the test.
+KPI_CONFIG = {"kpi": {"sample_interval": 1}}
 
 
 def _free_port() -> int:
@@ -65,9 +63,6 @@ class Site:
 
     def __init__(self, ew, mm, base_url: str, shots: Path, browser) -> None:
         self.ew, self.mm, self.base_url, self.shots, self.browser = ew, mm, base_url, shots, browser
-        # A route that exists answers an anonymous plain GET with 400/401; one that does not, 404.
-        self.has_stream = requests.get(f"{base_url}/api/v1/stream", timeout=10).status_code != 404
-        self.has_kpi = requests.get(f"{base_url}/api/v1/orders/{uuid.uuid4()}/kpi", timeout=10).status_code != 404
 
     def new_page(self, viewport=WIDE):
         context = self.browser.new_context(viewport=viewport)
@@ -106,8 +101,7 @@ class Site:
     def open_order(self, page, order_id: str) -> None:
         page.goto(f"{self.base_url}/#/orders/{order_id}")
         expect(page.get_by_role("heading", name=re.compile("^Order"))).to_be_visible()
-        if self.has_stream:
-            expect(page.locator("#live-status")).to_have_attribute("data-status", "live")
+        expect(page.locator("#live-status")).to_have_attribute("data-status", "live")
 
 
 @pytest.fixture(scope="module")
@@ -183,8 +177,6 @@ def test_user_logs_in_pays_from_the_pay_links_and_follows_the_order_live(site):
     site.shot(page, "user-orders")
     row.click()
     expect(page.locator("#order-state")).to_have_attribute("data-state", "payment_pending")
-    if not site.has_stream:
-        pytest.skip("/api/v1/stream is not served yet (branch stream not merged): the live part runs once it is")
     expect(page.locator("#live-status")).to_have_attribute("data-status", "live")
 
     # The rest of the payment arrives while the user watches: the page follows over the stream alone.
@@ -198,11 +190,10 @@ def test_user_logs_in_pays_from_the_pay_links_and_follows_the_order_live(site):
     page.reload()
     expect(page.locator("#order-state")).to_have_attribute("data-state", "running")
     expect(page.locator("#error")).to_be_hidden()
-    if site.has_kpi:
-        # New samples come over the stream and the four charts redraw with them.
-        expect(page.locator(".charts")).to_have_attribute("data-samples", re.compile(r"^([3-9]|\d{2,})$"))
-        expect(page.locator("figure.chart canvas")).to_have_count(4)
-        expect(page.locator("#kpi-summary")).to_contain_text("two-sided uptime %")
+    # New samples come over the stream and the four charts redraw with them.
+    expect(page.locator(".charts")).to_have_attribute("data-samples", re.compile(r"^([3-9]|\d{2,})$"))
+    expect(page.locator("figure.chart canvas")).to_have_count(4)
+    expect(page.locator("#kpi-summary")).to_contain_text("two-sided uptime %")
     site.shot(page, "user-order")
     assert page.errors == []
 
@@ -223,8 +214,6 @@ def test_user_exits_from_the_order_page_and_reads_the_final_statement(site):
     page.get_by_role("button", name="Yes, exit").click()
     expect(page.locator("#action-outcome")).to_have_attribute("data-status", re.compile("done|pending"))
     site.mm.wait_state(order_id, "settled", timeout=FLOW_TIMEOUT)
-    if not site.has_stream:
-        page.reload()  # without the stream the page only learns on a reload
     expect(page.locator("#order-state")).to_have_attribute("data-state", "settled")
     expect(page.locator("#statement")).to_contain_text("Final statement: balances exactly.")
     expect(page.locator("#statement table")).to_contain_text("paid out")
