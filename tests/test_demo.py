@@ -59,15 +59,52 @@ def test_demo_ends_with_every_order_final_nothing_stranded_and_the_money_adding_
 
 
 @pytest.mark.timeout(180)
-def test_demo_without_workdir_leaves_nothing_behind(tmp_path):
-    """Its temporary directory (keystore and exchange keys included) is removed at exit."""
+def test_demo_serves_the_api_and_dashboard_holds_and_leaves_nothing_behind(tmp_path):
+    """`demo --api HOST:PORT --hold S`: during the hold the dashboard, /healthz, /metrics and /openapi.json are
+    served, no operation answers an anonymous call with a 5xx, the printed demo-only operator token works;
+    SIGTERM ends the hold (exit 0), and the temporary directory (keystore and keys included) is removed."""
+    import signal
+    import socket
+
+    import requests
+
+    from tests.support import wait_until
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
     env = dict(os.environ, TMPDIR=str(tmp_path))
-    proc = subprocess.run([sys.executable, "run.py", "demo", "--duration", "3"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=170, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1])["stranded"] == {}
+    log_path = tmp_path / "demo.log"
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen([sys.executable, "run.py", "demo", "--duration", "3", "--api", f"127.0.0.1:{port}",
+                                 "--hold", "150"], cwd=ROOT, stdout=subprocess.PIPE, stderr=log_file, text=True,
+                                env=env)
+        try:
+            wait_until(lambda: "stay up" in log_path.read_text() or proc.poll() is not None, timeout=150,
+                       message="the demo's summary and hold")
+            log = log_path.read_text()
+            assert proc.poll() is None, log[-3000:]
+            assert f"dashboard at {base}/" in log
+            token = re.search(r"demo-only token (mmf_\S+)", log).group(1)
+            assert requests.get(f"{base}/healthz", timeout=10).json() == {"status": "ok"}
+            page = requests.get(f"{base}/", timeout=10)
+            assert page.status_code == 200 and "mmflow" in page.text
+            assert "mmflow_orders" in requests.get(f"{base}/metrics", timeout=10).text
+            paths = requests.get(f"{base}/openapi.json", timeout=10).json()["paths"]
+            assert len(paths) >= 10
+            for path, operations in paths.items():
+                if "get" in operations and "{" not in path:
+                    assert requests.get(base + path, timeout=10).status_code < 500, path
+            orders = requests.get(f"{base}/api/v1/orders", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+            assert orders.status_code == 200 and orders.json()["orders"]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, log_path.read_text()[-3000:]
+    assert json.loads(out.strip().splitlines()[-1])["stranded"] == {}
     assert not list(tmp_path.glob("mmflow-demo-*")), list(tmp_path.iterdir())
-    assert "--workdir" in proc.stderr
+    assert "--workdir" in log_path.read_text()
 
 
 @pytest.mark.timeout(240)
