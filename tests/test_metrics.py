@@ -125,8 +125,12 @@ def test_database_collectors_count_the_rows_in_the_database(db):
 
 
 def test_without_a_database_the_scrape_has_no_database_families_and_does_not_fail():
-    assert database_proxy.obj is None
-    families = scrape()
+    opened = database_proxy.obj
+    database_proxy.initialize(None)
+    try:
+        families = scrape()
+    finally:
+        database_proxy.initialize(opened)
     assert "mmflow_orders" not in families and "mmflow_snapshots_polled" in families
 
 
@@ -212,6 +216,18 @@ def test_limiter_waits_are_observed_per_account():
     families = scrape()
     assert value(families, family, family + "_count", account="metrics-acct") == before + 1
     assert value(families, family, family + "_sum", account="metrics-acct") > 0
+
+
+def test_histogram_buckets_are_cumulative_and_a_bound_is_inclusive():
+    metrics.reset_for_tests()
+    for units in (1, 5, 5, 7, 5000):
+        metrics.writer_commit(units, 0.001)
+    family = scrape()["mmflow_writer_batch_units"]
+    buckets = {s.labels["le"]: s.value for s in family.samples if s.name.endswith("_bucket")}
+    assert (buckets["1.0"], buckets["2.0"], buckets["5.0"], buckets["10.0"], buckets["2000.0"]) == (1, 1, 3, 4, 4)
+    assert buckets["+Inf"] == 5
+    assert value(scrape(), "mmflow_writer_batch_units", "mmflow_writer_batch_units_sum") == 5018
+    assert value(scrape(), "mmflow_writer_commit_seconds", "mmflow_writer_commit_seconds_count") == 5
 
 
 def test_strategy_tick_outcomes():
