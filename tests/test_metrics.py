@@ -19,6 +19,7 @@ from storage.db import open_database
 from storage.exchange_models import ExchangeOrder, Fill
 from storage.models import MoneyMovement, Order, database_proxy
 from tests.support import wait_until
+from tests.test_storage import db  # noqa: F401 - the fixture: a fresh SQLite database in tmp_path
 
 D = Decimal
 CLIENT_ID = re.compile(r"mm[0-9a-f]{16}-")  # domain.exchange_orders.client_order_id
@@ -46,14 +47,6 @@ def label_names(families: dict, family: str) -> set[str]:
 
 
 # ---------------------------------------------------------------- scrape-time database collectors
-
-@pytest.fixture
-def db(tmp_path):
-    database = open_database(f"sqlite:///{tmp_path / 'metrics.db'}")
-    yield database
-    database.close()
-    database_proxy.initialize(None)
-
 
 def _order(order_id: str, state: str) -> None:
     Order.insert(order_id=order_id, pair_id="pair-1", state=state, base_fee_asset_id="a", base_fee_amount=D(0),
