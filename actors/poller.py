@@ -25,6 +25,7 @@ from actors.supervisor import SupervisedActor, describe
 from actors.timers import send_after
 from domain.routing import BadSnapshot, SnapshotFacts, parse_snapshot
 from domain.timefmt import format_ns
+from integrations import metrics
 from integrations.crashpoints import crash_point
 from integrations.mixin.errors import MixinAuthError, MixinError
 from storage import repo
@@ -134,6 +135,7 @@ class SnapshotPoller(SupervisedActor):
         fresh = self.services.writer.run(repo.store_snapshot_page, items, CURSOR_NAME, new_offset, new_ns)
         self.offset, self.offset_ns = new_offset, new_ns
         self.pages += 1
+        metrics.snapshots_polled(len(items), len(fresh))
         if any(f.is_deposit for f in fresh):
             crash_point("after_deposit_stored")  # a deposit is stored, not yet routed (or matched to a return)
         if fresh:

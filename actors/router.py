@@ -13,6 +13,7 @@ from loguru import logger
 from actors.protocol import DeliverPayments, MovementsQueued, ReturnArrived, RouteUnrouted, SnapshotsArrived
 from actors.supervisor import SupervisedActor
 from domain.routing import RouteKind, SnapshotFacts, route_snapshot
+from integrations import metrics
 from storage import repo
 
 
@@ -46,6 +47,7 @@ class Router(SupervisedActor):
         decisions = [(f, route_snapshot(f, pair_lookup=config.pair, operator_ids=config.mixin.operator_user_ids))
                      for f in snapshots]
         recorded = self.services.writer.run(repo.record_routes, decisions)
+        metrics.routing_outcomes(route.kind.value for _, route in recorded.routes)
         per_order: OrderedDict[str, tuple[str, list[SnapshotFacts]]] = OrderedDict()
         for facts, route in recorded.routes:
             log = logger.bind(snapshot_id=facts.snapshot_id)

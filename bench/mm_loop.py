@@ -210,6 +210,7 @@ def tick_cpu(rounds: int, orders: int, work: Path, levels: int) -> dict:
     services.exchanges = {"binance": stub}
     services.book_caches = {"binance": BookCache(stub, 0.5)}
     services.writer = writer
+    services.config = cfg  # StrategyRunner reads config.risk (its price guard)
 
     class BenchActor:
         def __init__(self, order_id):

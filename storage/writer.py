@@ -19,6 +19,8 @@ from gevent.event import AsyncResult
 from gevent.queue import Empty, Queue
 from loguru import logger
 
+from integrations import metrics
+
 _STOP = object()
 
 
@@ -117,6 +119,7 @@ class Writer:
         self.batches += 1
         self.units += len(batch)
         elapsed = time.perf_counter() - started
+        metrics.writer_commit(len(batch), elapsed)
         if elapsed > 0.25:
             logger.warning("{}: slow commit, {} units in {:.0f} ms", self.name, len(batch), elapsed * 1000)
         for (_, _, result), (ok, value) in zip(batch, outcomes):

@@ -26,6 +26,7 @@ from domain.exchange_orders import ExOrderState
 from domain.strategy.ladder import BookTop, Budget, MarketRules, build_proposals, reference_price
 from domain.strategy.params import StrategyParams, StrategyParamsError, parse_params
 from domain.strategy.refresh import LiveOrder, orders_to_hang, plan_cycle, quoting_budget
+from integrations import metrics
 from integrations.crashpoints import crash_point
 from integrations.exchange.errors import DefinitiveError, ExchangeError
 from storage import exchange_repo, repo, risk
@@ -138,6 +139,7 @@ class StrategyRunner:
 
     # ------------------------------------------------------------ one tick
 
+    @metrics.timed_strategy_tick
     def tick(self, now: float) -> str:
         account = self.account()
         try:

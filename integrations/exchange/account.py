@@ -47,6 +47,7 @@ from loguru import logger
 from requests.adapters import HTTPAdapter
 
 from domain.exchange_config import ExchangeAccountConfig
+from integrations import metrics
 from integrations.exchange.errors import (
     DefinitiveError,
     ExchangeError,
@@ -430,6 +431,7 @@ class ExchangeAccount:
             self._rejected_418 += 1
         else:
             self._rejected_429 += 1
+        metrics.rate_limited(self.account_id, 418 if banned else 429)
         self.limiter.penalize(retry_after, status=418 if banned else 429,
                               reason=f"{method} {urlsplit(url).path}")
 
@@ -456,15 +458,20 @@ class ExchangeAccount:
         attempt = 0
         while True:
             self._local.weight = weight
+            started = time.perf_counter()
             try:
                 # ccxt's decimal_to_precision rewrites the current Decimal context (ROUND_HALF_UP,
                 # Underflow trapped); keep that inside the call, away from our own arithmetic.
                 with decimal.localcontext():
-                    return fn(*args, **kwargs)
+                    result = fn(*args, **kwargs)
             except ccxt.BaseError as exc:
                 err = classify(exc)
+            else:
+                metrics.exchange_request(self.cfg.ccxt_id, name, "ok", time.perf_counter() - started)
+                return result
             finally:
                 self._local.weight = None
+            metrics.exchange_request(self.cfg.ccxt_id, name, err.kind, time.perf_counter() - started)
             if isinstance(err, RateLimited) and attempt < self.cfg.rate_limit_retries:
                 attempt += 1
                 self._retries += 1

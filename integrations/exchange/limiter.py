@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from gevent.event import Event
 from loguru import logger
 
+from integrations import metrics
+
 __all__ = ["AcquireTimeout", "LimiterStats", "Permit", "WeightedLimiter"]
 
 DEFAULT_BUCKET = "default"
@@ -209,6 +211,7 @@ class WeightedLimiter:
         self._waited += 1
         self._wait_seconds += waited
         self._max_wait = max(self._max_wait, waited)
+        metrics.limiter_wait(self.name, waited)
         return self._take(b, weight, waited)
 
     def penalize(self, seconds: float | None = None, *, status: int = 429, reason: str = "") -> bool:
