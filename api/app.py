@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from decimal import Decimal
 
-from flask import jsonify, request
+from flask import Response, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from flask_limiter import ApplicationLimit, Limit, Limiter
 from flask_openapi3 import Info, OpenAPI, SecurityScheme
@@ -72,6 +72,15 @@ def _limiter(app, ctx: ApiContext) -> Limiter:
     return limiter
 
 
+def _metrics():
+    """Prometheus scrape (integrations/metrics.py): public like /healthz — the API listens on loopback by
+    default, and no metric is labelled by user or order (per pair at most)."""
+    from integrations.metrics import exposition
+
+    body, content_type = exposition(request.headers.get("Accept", ""))
+    return Response(body, content_type=content_type)
+
+
 def create_app(ctx: ApiContext) -> OpenAPI:
     """The WSGI app of the API for this context (serve it with api/server.py's ApiServer)."""
     from api import login, operator, orders, public
@@ -98,7 +107,8 @@ def create_app(ctx: ApiContext) -> OpenAPI:
     app.before_request(router.check_access)
     for module in (public, login, orders, operator):
         module.register(router)
-    register_web(app)  # the dashboard (web/) at / — branch dash
+    register_web(app)  # the dashboard (web/) at /
+    app.add_url_rule("/metrics", "metrics", _metrics, methods=["GET"])
 
     @app.get("/openapi.json", doc_ui=False)
     def openapi_json():

@@ -358,8 +358,8 @@ def _kpi_per_pair(state, fills: dict[tuple, Any], seen: _KeepSeen) -> Iterator[M
 
     From what the database holds today (``state``: storage.metric_reads.StateCounts; ``fills``: running
     totals per account, symbol, side and liquidity): live quotes per side, orders quoting both sides, and
-    fills and their volume. The integrator extends this with the KpiSample aggregates (branch kpi: uptime,
-    spread, depth per pair) — add the query to metric_reads and keep the labels to exchange/symbol(/side)."""
+    fills and their volume; and the running orders' latest KPI samples averaged per pair (two-sided uptime,
+    spread, depth per side)."""
     quotes = GaugeMetricFamily("mmflow_pair_live_quotes", "Exchange orders on the book (or on their way to it) "
                                "per pair and side.", labels=["exchange", "symbol", "side"])
     for key, count in seen.fill("quotes", state.live_quotes, 0).items():
@@ -383,6 +383,28 @@ def _kpi_per_pair(state, fills: dict[tuple, Any], seen: _KeepSeen) -> Iterator[M
         base.add_metric(list(key), totals.base_volume)
         quote.add_metric(list(key), totals.quote_volume)
     yield from (count, base, quote)
+    yield from _sampled_kpis(state.kpi)
+
+
+def _sampled_kpis(kpi: dict[tuple[str, str], tuple]) -> Iterator[Metric]:
+    """The running and paused orders' latest KPI samples (storage/kpi.py), averaged per pair."""
+    pair = ["exchange", "symbol"]
+    orders = GaugeMetricFamily("mmflow_pair_sampled_orders", "Running or paused orders with a KPI sample, per "
+                               "pair.", labels=pair)
+    uptime = GaugeMetricFamily("mmflow_pair_two_sided_uptime_ratio", "Share of running time with a live bid "
+                               "and a live ask, averaged over the pair's orders (latest sample each).", labels=pair)
+    spread = GaugeMetricFamily("mmflow_pair_spread_bps", "Time-weighted quoted spread (bps), averaged over the "
+                               "pair's orders (latest sample each).", labels=pair)
+    depth = GaugeMetricFamily("mmflow_pair_depth_quote", "Quote value within ±2 % of mid per side, averaged over "
+                              "the pair's orders (latest sample each).", labels=[*pair, "side"])
+    for key in sorted(kpi):
+        count, ratio, bps, bid, ask = kpi[key]
+        orders.add_metric(list(key), count)
+        for family, value, labels in ((uptime, ratio, list(key)), (spread, bps, list(key)),
+                                      (depth, bid, [*key, "buy"]), (depth, ask, [*key, "sell"])):
+            if value is not None:
+                family.add_metric(labels, value)
+    yield from (orders, uptime, spread, depth)
 
 
 class _ActorCollector(Collector):

@@ -25,6 +25,7 @@ import peewee as pw
 
 from domain.exchange_orders import OPEN_STATES
 from storage.exchange_models import ExchangeOrder, Fill
+from storage.kpi_models import KpiSample
 from storage.models import MoneyMovement, Order, database_proxy
 
 _OPEN = tuple(sorted(s.value for s in OPEN_STATES))
@@ -32,7 +33,20 @@ _IN_OPEN = f"state IN ({', '.join('?' * len(_OPEN))})"
 _ORDERS, _MOVEMENTS = Order._meta.table_name, MoneyMovement._meta.table_name
 _EX_ORDERS, _FILLS = ExchangeOrder._meta.table_name, Fill._meta.table_name
 
+_KPI = KpiSample._meta.table_name
+
 ORDERS_BY_STATE = f"SELECT state, COUNT(*) FROM {_ORDERS} GROUP BY state"
+# Each running or paused order's latest KPI sample, averaged per pair (the account and symbol it quotes on):
+# orders, two-sided uptime ratio, spread (bps), depth within ±2 % of mid per side (quote value)
+KPI_PER_PAIR = (f"SELECT q.exchange_account, q.symbol, COUNT(*), AVG(k.two_sided_seconds / k.running_seconds), "
+                "AVG(CAST(k.spread_bps AS DOUBLE PRECISION)), AVG(CAST(k.depth_bid AS DOUBLE PRECISION)), "
+                f"AVG(CAST(k.depth_ask AS DOUBLE PRECISION)) FROM {_KPI} k "
+                f"JOIN (SELECT order_id, MAX(id) AS id FROM {_KPI} GROUP BY order_id) latest ON latest.id = k.id "
+                f"JOIN {_ORDERS} o ON o.order_id = k.order_id "
+                f"JOIN (SELECT DISTINCT order_id, exchange_account, symbol FROM {_EX_ORDERS}) q "
+                "ON q.order_id = k.order_id "
+                "WHERE o.state IN ('running', 'paused') AND k.running_seconds > 0 "
+                "GROUP BY q.exchange_account, q.symbol")
 MOVEMENTS_BY_KIND_AND_STATE = f"SELECT kind, state, COUNT(*) FROM {_MOVEMENTS} GROUP BY kind, state"
 LIVE_QUOTES = (f"SELECT exchange_account, symbol, side, COUNT(*) FROM {_EX_ORDERS} WHERE {_IN_OPEN} "
                "GROUP BY exchange_account, symbol, side")
@@ -70,6 +84,8 @@ class StateCounts:
     live_quotes: dict[tuple[str, str, str], int] = field(default_factory=dict)       # account, symbol, side
     two_sided: dict[tuple[str, str], int] = field(default_factory=dict)              # account, symbol
     fills: dict[tuple[str, str, str, str], FillTotals] = field(default_factory=dict)  # account, symbol, side, liq.
+    # account, symbol → (orders, uptime ratio, spread bps, depth bid, depth ask); None where no sample says
+    kpi: dict[tuple[str, str], tuple] = field(default_factory=dict)
     # SQLite: `fills` holds only the rows after the rowid asked for, up to this one (the caller adds them up).
     # None: `fills` is the whole table.
     fills_through: int | None = None
@@ -118,6 +134,7 @@ def _collect(execute: Execute, fills_after: int | None) -> StateCounts:
     out.movements = {(kind, state): n for kind, state, n in execute(MOVEMENTS_BY_KIND_AND_STATE, ())}
     out.live_quotes = {(a, s, side): n for a, s, side, n in execute(LIVE_QUOTES, _OPEN)}
     out.two_sided = {(a, s): n for a, s, n in execute(TWO_SIDED, _OPEN)}
+    out.kpi = {(a, s): tuple(rest) for a, s, *rest in execute(KPI_PER_PAIR, ())}
     if fills_after is None:
         out.fills = {tuple(r[:4]): FillTotals(r[4], r[5] or 0.0, r[6] or 0.0) for r in execute(FILLS_ALL, ())}
         return out

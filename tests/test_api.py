@@ -212,6 +212,15 @@ def test_kpi_series_and_sla_report_of_an_order(env):
     assert len(rows) == 1 and rows[0]["order_id"] == b and rows[0]["uptime_pct"] == "75"
 
 
+def test_metrics_are_served_to_a_scraper(env):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    answer = env.call("GET", "/metrics", "anonymous")
+    assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("text/plain")
+    families = {f.name for f in text_string_to_metric_families(answer.text)}
+    assert {"mmflow_orders", "mmflow_snapshots_polled", "mmflow_exchange_requests"} <= families
+
+
 def test_orders_page_by_cursor(env):
     first = env.call("GET", "/api/v1/orders", "viewer", params={"limit": 2}).json()
     assert len(first["orders"]) == 2 and first["next_cursor"]

@@ -117,6 +117,30 @@ def test_database_collectors_count_the_rows_in_the_database(db):
     assert value(families, "mmflow_pair_live_quotes", side="sell", symbol="BTC/USDT") == 0
 
 
+def test_kpis_per_pair_average_each_running_orders_latest_sample(db):
+    from domain.kpi import Sample
+    from storage.kpi import write_sample
+
+    for order_id, state in (("k1", "running"), ("k2", "paused"), ("k3", "settled")):
+        _order(order_id, state)
+        _exchange_order(f"{order_id}-buy", order_id, "buy", "canceled")
+    # k1: an old sample (ignored), then 45 of 60 s two-sided at 20 bps; k2: 60 of 60 s at 40 bps, depth 100/50;
+    # k3 is final: not counted
+    write_sample(Sample(order_id="k1", ts=1000.0, interval_seconds=60, running_seconds=60, two_sided_seconds=0))
+    write_sample(Sample(order_id="k1", ts=1060.0, interval_seconds=60, running_seconds=60, two_sided_seconds=45,
+                        spread_bps=D("20")))
+    write_sample(Sample(order_id="k2", ts=1060.0, interval_seconds=60, running_seconds=60, two_sided_seconds=60,
+                        spread_bps=D("40"), depth_bid=D("100"), depth_ask=D("50")))
+    write_sample(Sample(order_id="k3", ts=1060.0, interval_seconds=60, running_seconds=60, two_sided_seconds=0))
+    families = scrape()
+    pair = {"exchange": "binance", "symbol": "BTC/USDT"}
+    assert value(families, "mmflow_pair_sampled_orders", **pair) == 2
+    assert value(families, "mmflow_pair_two_sided_uptime_ratio", **pair) == pytest.approx((0.75 + 1.0) / 2)
+    assert value(families, "mmflow_pair_spread_bps", **pair) == pytest.approx(30)
+    assert value(families, "mmflow_pair_depth_quote", side="buy", **pair) == pytest.approx(100)  # k1 has none
+    assert value(families, "mmflow_pair_depth_quote", side="sell", **pair) == pytest.approx(50)
+
+
 def test_without_a_database_the_scrape_has_no_database_families_and_does_not_fail():
     opened = database_proxy.obj
     database_proxy.initialize(None)
