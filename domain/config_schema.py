@@ -26,7 +26,8 @@ from typing import Annotated, Any, ClassVar, NoReturn
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
-__all__ = ["Abort", "Issue", "Load", "Section", "key_path", "loading", "problem", "problems_of", "raise_issues"]
+__all__ = ["REPORTED", "Abort", "Issue", "Load", "Section", "file_keys", "issues_of", "key_path", "loading", "problem", "problems_of",
+           "raise_issues"]
 
 OURS = "mmflow"  # the error type of every problem worded here
 
@@ -56,6 +57,14 @@ class Issue:
     loc: tuple[str | int, ...]
     text: str
     refers_to: str | None = None
+
+
+class _Reported:
+    def __repr__(self) -> str:
+        return "REPORTED"
+
+
+REPORTED = _Reported()  # prepare() sets a field to this when it has already said what is wrong with it
 
 
 class Abort(Exception):
@@ -107,19 +116,27 @@ def key_path(loc: Iterable[str | int], label: Callable[[tuple], str | None] | No
     return text
 
 
-def problems_of(exc: ValidationError, label: Callable[[tuple], str | None] | None = None) -> list[str]:
-    """Every error of ``exc`` as one ``<key path>: <what is wrong>`` line, in the order found."""
+def issues_of(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[Issue]:
+    """The errors of ``exc`` as issues (in our wording), located under ``prefix``."""
+    return [_issue_of(error, prefix + tuple(error["loc"])) for error in exc.errors()]
+
+
+def _issue_of(error: dict, loc: tuple[str | int, ...]) -> Issue:
+    if error["type"] == OURS:
+        return Issue(loc, error["ctx"]["problem"], error["ctx"].get("refers_to"))
+    return Issue(loc, describe(error))
+
+
+def problems_of(exc: ValidationError, label: Callable[[tuple], str | None] | None = None,
+                prefix: tuple[str | int, ...] = ()) -> list[str]:
+    """Every error of ``exc`` as one ``<key path>: <what is wrong>`` line, in the order found (the lines
+    ConfigError and StrategyParamsError carry). ``prefix``: where the validated table sits in the file."""
     lines = []
-    for error in exc.errors():
-        loc = tuple(error["loc"])
-        context = error.get("ctx") or {}
-        if error["type"] == OURS:
-            text = context["problem"]
-            if context.get("refers_to"):
-                text = text.replace("{key}", key_path(loc[:-1] + (context["refers_to"],), label))
-        else:
-            text = describe(error)
-        key = key_path(loc, label)
+    for issue in issues_of(exc, prefix):
+        text = issue.text
+        if issue.refers_to:
+            text = text.replace("{key}", key_path(issue.loc[:-1] + (issue.refers_to,), label))
+        key = key_path(issue.loc, label)
         lines.append(f"{key}: {text}" if key else text)
     return lines
 
@@ -132,7 +149,6 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True, validate_by_name=True,
                               validate_by_alias=False)
 
-    missing: ClassVar[str] = "is required"             # said of a required key that is left out
     file_only: ClassVar[frozenset[str]] = frozenset()  # keys prepare() turns into fields (offered as suggestions)
     internal: ClassVar[frozenset[str]] = frozenset()   # fields a config file cannot set
 
@@ -149,6 +165,11 @@ class Section(BaseModel):
         return []
 
     @classmethod
+    def missing_text(cls, name: str) -> str:
+        """What is said of the required field ``name`` when it is left out."""
+        return "is required"
+
+    @classmethod
     def unknown_text(cls, key: str, close: str | None) -> str:
         return "unknown key" + (f"; did you mean {close!r}?" if close else "")
 
@@ -159,6 +180,7 @@ class Section(BaseModel):
             return handler(data)  # an instance, or not a table (pydantic says so; see describe)
         data = dict(data)
         issues: list[Issue] = []
+        reported: set[str] = set()
         load = loading(info)
         if load is not None:
             try:
@@ -168,14 +190,16 @@ class Section(BaseModel):
             issues = cls._unknown_keys(data) + prepared
             names = _file_keys(cls)
             data = {names.get(key, key): value for key, value in data.items()}
+            reported = {key for key, value in data.items() if value is REPORTED}
+            data = {key: value for key, value in data.items() if key not in reported}
         try:
             model = handler(data)
         except ValidationError as exc:
-            model, errors = None, exc.errors()
+            model, errors = None, [e for e in exc.errors() if not (e["type"] == "missing" and e["loc"][0] in reported)]
         else:
             errors = []
         issues += [cls._issue(error) for error in errors]
-        failed = {error["loc"][0] for error in errors if error["loc"]}
+        failed = {error["loc"][0] for error in errors if error["loc"]} | reported
         values = dict(model) if model is not None else cls._valid_values(data, failed, info.context)
         issues += cls.checks(values, data)
         if issues:
@@ -185,7 +209,7 @@ class Section(BaseModel):
     @classmethod
     def _unknown_keys(cls, data: dict[str, Any]) -> list[Issue]:
         """Issues for the keys of a file's table that are none of ours (removed from ``data``)."""
-        known = set(_file_keys(cls)) | cls.file_only
+        known = file_keys(cls)
         issues = []
         for key in [k for k in data if k not in known]:
             close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.7)
@@ -195,16 +219,15 @@ class Section(BaseModel):
 
     @classmethod
     def _issue(cls, error: dict) -> Issue:
+        """One error of this table's fields, worded and located by the file's keys."""
         loc = tuple(error["loc"])
-        if loc and isinstance(loc[0], str):
-            loc = (_file_name(cls, loc[0]),) + loc[1:]
-        if error["type"] == OURS:
-            return Issue(loc, error["ctx"]["problem"], error["ctx"].get("refers_to"))
         if len(loc) == 1 and error["type"] == "missing":
-            return Issue(loc, cls.missing)
+            return Issue((_file_name(cls, loc[0]),), cls.missing_text(loc[0]))
         if len(loc) == 1 and error["type"] == "extra_forbidden":
             return cls._unknown_keys({loc[0]: None})[0]
-        return Issue(loc, describe(error))
+        if loc and isinstance(loc[0], str):
+            loc = (_file_name(cls, loc[0]),) + loc[1:]
+        return _issue_of(error, loc)
 
     @classmethod
     def _valid_values(cls, data: dict[str, Any], failed: set, context: Any) -> dict[str, Any]:
@@ -221,6 +244,11 @@ class Section(BaseModel):
             elif not field.is_required():
                 values[name] = field.get_default(call_default_factory=True)
         return values
+
+
+def file_keys(cls: type[Section]) -> frozenset[str]:
+    """Every key a file may write in this table."""
+    return frozenset(_file_keys(cls)) | cls.file_only
 
 
 @functools.cache

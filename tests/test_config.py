@@ -680,7 +680,10 @@ def test_odd_values_anywhere_are_problems_never_crashes(tmp_path):
     (or accepts) — never another exception."""
     from domain.config import _KNOWN, _PAIR_KEYS
     from domain.exchange_config import _KEYS as EXCHANGE_KEYS
-    from domain.hufi_config import _KEYS as HUFI_KEYS
+    from domain.config_schema import file_keys
+    from domain.hufi_config import HufiConfig
+
+    HUFI_KEYS = file_keys(HufiConfig)
 
     def base() -> dict:
         return {"mixin": {"keystore": "k.json"}, "payments": {"market_making_fee_percent": "0.1"},
