@@ -679,11 +679,11 @@ def test_odd_values_anywhere_are_problems_never_crashes(tmp_path):
     """Every known key (and the tables themselves) given every odd value: parse_config raises ConfigError
     (or accepts) — never another exception."""
     from domain.config import _KNOWN, _PAIR_KEYS
-    from domain.exchange_config import _KEYS as EXCHANGE_KEYS
     from domain.config_schema import file_keys
+    from domain.exchange_config import ExchangeAccountConfig
     from domain.hufi_config import HufiConfig
 
-    HUFI_KEYS = file_keys(HufiConfig)
+    EXCHANGE_KEYS, HUFI_KEYS = file_keys(ExchangeAccountConfig), file_keys(HufiConfig)
 
     def base() -> dict:
         return {"mixin": {"keystore": "k.json"}, "payments": {"market_making_fee_percent": "0.1"},

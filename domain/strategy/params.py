@@ -153,7 +153,9 @@ class StrategyParams(Section):
     """One order's quoting parameters. Build with :func:`parse_params`, or directly (the same checks run;
     StrategyParamsError lists the problems)."""
 
-    missing = "required"
+    @classmethod
+    def missing_text(cls, name: str) -> str:
+        return "required"
 
     # ladder (fractions of the reference price; base-asset amounts)
     bid_spread: Spread                          # level-0 bid = ref * (1 - bid_spread); 0 < x <= 0.1
