@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, NoReturn
@@ -159,7 +159,7 @@ class Section(BaseModel):
         return []
 
     @classmethod
-    def checks(cls, values: dict[str, Any], data: dict[str, Any]) -> list[Issue]:
+    def checks(cls, values: Mapping[str, Any], data: dict[str, Any]) -> list[Issue]:
         """Problems between fields. ``values``: every field that passed its own check (defaults included);
         ``data``: the table as given (by field name)."""
         return []
@@ -198,11 +198,10 @@ class Section(BaseModel):
             model, errors = None, [e for e in exc.errors() if not (e["type"] == "missing" and e["loc"][0] in reported)]
         else:
             errors = []
-        issues += [cls._issue(error) for error in errors]
+        issues += [cls._issue(error, by_file_key=load is not None) for error in errors]
         failed = {error["loc"][0] for error in errors if error["loc"]} | reported
-        if cls.checks.__func__ is not Section.checks.__func__:  # type: ignore[attr-defined]
-            values = dict(model) if model is not None else cls._valid_values(data, failed, info.context)
-            issues += cls.checks(values, data)
+        values = dict(model) if model is not None else _ValidValues(cls, data, failed, info.context)
+        issues += cls.checks(values, data)
         if issues:
             raise_issues(cls.__name__, issues)
         return model
@@ -219,20 +218,30 @@ class Section(BaseModel):
         return issues
 
     @classmethod
-    def _issue(cls, error: dict) -> Issue:
-        """One error of this table's fields, worded and located by the file's keys."""
+    def _issue(cls, error: dict, by_file_key: bool) -> Issue:
+        """One error of this table's fields, in our words; located by the file's keys while loading one."""
         loc = tuple(error["loc"])
-        if len(loc) == 1 and error["type"] == "missing":
-            return Issue((_file_name(cls, loc[0]),), cls.missing_text(loc[0]))
         if len(loc) == 1 and error["type"] == "extra_forbidden":
             return cls._unknown_keys({loc[0]: None})[0]
-        if loc and isinstance(loc[0], str):
-            loc = (_file_name(cls, loc[0]),) + loc[1:]
+        name = loc[0] if loc else None
+        if by_file_key and isinstance(name, str):
+            loc = (_file_name(cls, name),) + loc[1:]
+        if len(loc) == 1 and error["type"] == "missing":
+            return Issue(loc, cls.missing_text(name))
         return _issue_of(error, loc)
 
-    @classmethod
-    def _valid_values(cls, data: dict[str, Any], failed: set, context: Any) -> dict[str, Any]:
-        """The fields that pass their own check (given or default), when some other field did not."""
+
+
+class _ValidValues(Mapping):
+    """The fields of a table that pass their own check (given or default), when some other field did not;
+    worked out when checks() first looks (the fields are validated once more, one by one)."""
+
+    def __init__(self, cls: type[Section], data: dict[str, Any], failed: set, context: Any):
+        self._args = cls, data, failed, context
+
+    @functools.cached_property
+    def _values(self) -> dict[str, Any]:
+        cls, data, failed, context = self._args
         values = {}
         for name, field in cls.model_fields.items():
             if name in failed:
@@ -245,6 +254,15 @@ class Section(BaseModel):
             elif not field.is_required():
                 values[name] = field.get_default(call_default_factory=True)
         return values
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
 
 
 def file_keys(cls: type[Section]) -> frozenset[str]:

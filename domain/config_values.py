@@ -163,6 +163,11 @@ def http_url(*, allow_query: bool = True) -> PlainValidator:
     return checked(lambda value: http_url_problem(value, allow_query=allow_query), lambda value: value.rstrip("/"))
 
 
+def optional(validator: PlainValidator) -> PlainValidator:
+    """The same validator, and None (Python callers: "not set") accepted as is."""
+    return PlainValidator(lambda value: None if value is None else validator.func(value))
+
+
 def flag_problem(value: Any) -> str | None:
     return None if isinstance(value, bool) else f"must be true or false (unquoted), got {show(value)}"
 
