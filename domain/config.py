@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import os
 import tomllib
+import types
+import typing
 import uuid
 import warnings
 from decimal import Decimal
@@ -336,14 +338,12 @@ class Config(Section):
         """A table given as something else is said once (and checked as empty); an absent table is checked
         as empty, so what it requires is said (``mixin.keystore: is required``)."""
         issues = []
-        for key, model in section_models().items():
+        for key, (_, optional) in _tables(cls).items():
             if key in data and not isinstance(data[key], dict):
                 issues.append(Issue((key,), f"must be a table ([{key}])"))
-                data[key] = {}
-            data.setdefault(key, {})
-        if "hufi" in data and not isinstance(data["hufi"], dict):
-            issues.append(Issue(("hufi",), "must be a table ([hufi])"))
-            del data["hufi"]
+                del data[key]
+            if not optional:
+                data.setdefault(key, {})
         return issues
 
     @classmethod
@@ -389,11 +389,22 @@ def _canonical_uuid(value: Any) -> str | None:
         return None
 
 
-def section_models() -> dict[str, type[Section]]:
-    """The plain tables of a file (``[database]``, ``[mixin]``, ...): table name → model."""
-    return {field.validation_alias if isinstance(field.validation_alias, str) else name: field.annotation
-            for name, field in Config.model_fields.items()
-            if isinstance(field.annotation, type) and issubclass(field.annotation, Section)}
+def _tables(model: type[Section]) -> dict[str, tuple[type[Section], bool]]:
+    """The tables of a file: name → (model, whether it may be absent: a ``Section | None`` field, like hufi)."""
+    tables = {}
+    for name, field in model.model_fields.items():
+        union = typing.get_origin(field.annotation) in (typing.Union, types.UnionType)
+        kinds = typing.get_args(field.annotation) if union else (field.annotation,)
+        section = next((k for k in kinds if isinstance(k, type) and issubclass(k, Section)), None)
+        if section is not None:
+            key = field.validation_alias if isinstance(field.validation_alias, str) else name
+            tables[key] = (section, type(None) in kinds)
+    return tables
+
+
+def section_models(model: type[Section] | None = None) -> dict[str, type[Section]]:
+    """The tables a file always has (absent = empty: ``[database]``, ``[mixin]``, ...): name → model."""
+    return {key: section for key, (section, optional) in _tables(model or Config).items() if not optional}
 
 
 def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "", read_secrets: bool = True,
