@@ -41,11 +41,11 @@ from domain.breakers import RiskLimits
 from domain.config_schema import Issue, Load, Section, loading, problem, problems_of, raise_issues
 from domain.config_values import (
     ENV_NAME,
+    Amount,
     Delay,
     Flag,
     Interval,
     count,
-    decimal_value,
     http_url,
     mask_url,
     number,
@@ -79,7 +79,8 @@ class ConfigError(ValueError):
 def _database_url(value: Any, info: ValidationInfo) -> str:
     """sqlite:///PATH (relative to the config file) or postgresql://...; the password is never shown."""
     if not isinstance(value, str) or not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
-        raise problem(f"must be sqlite:///PATH or postgresql://..., got {show(mask_url(value) if isinstance(value, str) else value)}")
+        shown = show(mask_url(value) if isinstance(value, str) else value)
+        raise problem(f"must be sqlite:///PATH or postgresql://..., got {shown}")
     load = loading(info)
     if value.startswith("sqlite:///"):
         path = value[len("sqlite:///"):]
@@ -176,8 +177,7 @@ def _fee_percent(value: Decimal) -> Decimal:
 
 
 class PaymentConfig(Section):
-    market_making_fee_percent: Annotated[Decimal, PlainValidator(decimal_value), AfterValidator(_fee_percent)] = \
-        Decimal(0)  # percent (0.1 = 0.1 %); a file must give it
+    market_making_fee_percent: Annotated[Amount, AfterValidator(_fee_percent)] = Decimal(0)  # percent; required
     timeout: Interval = 600.0
     check_delay: Delay = 5.0
     fee_retry_delay: Interval = 5.0
@@ -368,8 +368,9 @@ class Config(Section):
             enabled += item.get("enabled", True) is not False
             exchange = item["exchange"]
             if isinstance(exchange, str) and accounts_given and not no_accounts and exchange not in declared:
-                issues.append(Issue(("pairs", index, "exchange"), f"{show(exchange)} is not a configured [[exchanges]] "
-                                    f"id (configured: {configured}); an order paid on it could never reach an exchange"))
+                issues.append(Issue(("pairs", index, "exchange"), f"{show(exchange)} is not a configured "
+                                    f"[[exchanges]] id (configured: {configured}); an order paid on it could never "
+                                    "reach an exchange"))
             strategy = item.get("strategy")
             source = strategy.get("price_source_exchange") if isinstance(strategy, dict) else None
             if source and source not in declared:

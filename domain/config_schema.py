@@ -26,8 +26,8 @@ from typing import Annotated, Any, ClassVar, NoReturn
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
-__all__ = ["REPORTED", "Abort", "Issue", "Load", "Section", "file_keys", "issues_of", "key_path", "loading", "problem", "problems_of",
-           "raise_issues"]
+__all__ = ["REPORTED", "Abort", "Issue", "Load", "Section", "file_keys", "issues_of", "key_path", "loading", "problem",
+           "problems_of", "raise_issues"]
 
 OURS = "mmflow"  # the error type of every problem worded here
 
@@ -229,7 +229,6 @@ class Section(BaseModel):
         if len(loc) == 1 and error["type"] == "missing":
             return Issue(loc, cls.missing_text(name))
         return _issue_of(error, loc)
-
 
 
 class _ValidValues(Mapping):

@@ -293,10 +293,10 @@ def validate_accounts(raw_list: list, load: Load) -> tuple[ExchangeAccountConfig
     accounts, issues = [], []
     first: dict[str, int] = {}
     for index, item in enumerate(raw_list):
-        if isinstance(item, dict) and isinstance(item.get("id"), str):
-            if first.setdefault(item["id"], index) != index:
-                issues.append(Issue((index, "id"), f"{show(item['id'])} is already used by exchanges[{first[item['id']]}]"))
-                continue
+        account = item.get("id") if isinstance(item, dict) else None
+        if isinstance(account, str) and first.setdefault(account, index) != index:
+            issues.append(Issue((index, "id"), f"{show(account)} is already used by exchanges[{first[account]}]"))
+            continue
         try:
             accounts.append(ExchangeAccountConfig.model_validate(item, context=load))
         except ValidationError as exc:

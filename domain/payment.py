@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, PlainValidator
 
 from domain.config_schema import REPORTED, Abort, Issue, Load, Section, problem
-from domain.config_values import Flag, Uuid, decimal_value, optional, seconds, show
+from domain.config_values import Amount, Flag, Uuid, decimal_value, optional, seconds, show
 from domain.money import ZERO, floor8, fmt
 from domain.strategy.params import StrategyParams
 
@@ -62,7 +62,7 @@ def _maximum(value: Decimal | None) -> Decimal | None:
     return value
 
 
-Minimum = Annotated[Decimal, PlainValidator(decimal_value), AfterValidator(_at_least_zero)]
+Minimum = Annotated[Amount, AfterValidator(_at_least_zero)]
 Maximum = Annotated[Decimal | None, optional(PlainValidator(decimal_value)), AfterValidator(_maximum)]
 Text = Annotated[str, PlainValidator(_text)]
 
@@ -82,7 +82,7 @@ class PairRules(Section):
     max_base_amount: Maximum = None
     min_quote_amount: Minimum = ZERO
     max_quote_amount: Maximum = None
-    max_duration: Annotated[float | None, optional(seconds(1))] = None  # seconds an order may run before it exits by itself
+    max_duration: Annotated[float | None, optional(seconds(1))] = None  # seconds an order runs before it exits
     strategy: StrategyParams | None = None  # [pairs.strategy]: defaults of its orders' parameters
 
     @classmethod
