@@ -124,17 +124,16 @@ def _ccxt_class(value: Any) -> str:
     return value
 
 
-def _table(check: Callable[[dict[str, Any]], list[Issue]] = lambda table: [],
+def _table(key: str, check: Callable[[dict[str, Any]], list[Issue]] = lambda table: [],
            convert: Callable[[dict[str, Any]], dict[str, Any]] = lambda table: table) -> PlainValidator:
-    """A sub-table (``[exchanges.urls]``): a read-only copy, after ``check`` found nothing wrong inside."""
-    def validate(value: Any, info) -> Mapping[str, Any]:
+    """The sub-table ``[exchanges.<key>]``: a read-only copy, after ``check`` found nothing wrong inside."""
+    def validate(value: Any) -> Mapping[str, Any]:
         if not isinstance(value, Mapping):
-            raise problem(f"must be a table ([exchanges.{info.field_name}])" if info.field_name != "network_overrides"
-                          else "must be a table ([exchanges.networks])")
+            raise problem(f"must be a table ([exchanges.{key}])")
         table = copy.deepcopy(dict(value))
         issues = check(table)
         if issues:
-            raise_issues(info.field_name or "table", issues)
+            raise_issues(key, issues)
         return MappingProxyType(convert(table))
     return PlainValidator(validate)
 
@@ -193,11 +192,21 @@ def _weight_issues(table: dict[str, Any]) -> list[Issue]:
     return issues
 
 
-def _empty() -> Mapping[str, Any]:
-    return MappingProxyType({})
+def _no_entries() -> Any:
+    """The default of a sub-table: empty (a fresh read-only mapping per account)."""
+    return Field(default_factory=lambda: MappingProxyType({}))
 
 
-Table = Annotated[Mapping[str, Any], _table()]
+def _chain_codes(table: dict[str, Any]) -> dict[str, str]:
+    return {str(uuid.UUID(str(chain))): code.strip() for chain, code in table.items()}
+
+
+Options = Annotated[Mapping[str, Any], _table("options")]
+Urls = Annotated[Mapping[str, Any], _table("urls", _url_issues)]
+CcxtConfig = Annotated[Mapping[str, Any], _table("config", _config_issues)]
+Networks = Annotated[Mapping[str, str], _table("networks", _network_issues, _chain_codes)]
+BucketLimits = Annotated[Mapping[str, int], _table("bucket_limits", _bucket_issues)]
+Weights = Annotated[Mapping[str, int], _table("weights", _weight_issues)]
 PositiveSeconds = Annotated[float, seconds(0, exclusive=True)]
 
 
@@ -210,19 +219,18 @@ class ExchangeAccountConfig(Section):
     ccxt_id: Annotated[str, PlainValidator(_ccxt_class)] = Field(validation_alias="ccxt")
     api_key: str = Field("", repr=False)      # read from api_key_file / api_key_env
     secret: str = Field("", repr=False)       # read from secret_file / secret_env
-    options: Table = Field(default_factory=_empty)     # ccxt `options`
-    urls: Annotated[Mapping[str, Any], _table(_url_issues)] = Field(default_factory=_empty)   # testnet / local venue
-    config: Annotated[Mapping[str, Any], _table(_config_issues)] = Field(default_factory=_empty)  # other ccxt keys
+    options: Options = _no_entries()          # ccxt `options`
+    urls: Urls = _no_entries()                # merged into the ccxt instance's urls (testnet / local venue)
+    config: CcxtConfig = _no_entries()        # other ccxt constructor keys (verbose, headers, ...)
     weight_per_minute: Annotated[int, count(1)] = 1200
     max_concurrency: Annotated[int, count(1)] = 50   # requests in flight at once (also the HTTP pool size)
     request_timeout: PositiveSeconds = 10.0
-    network_overrides: Annotated[Mapping[str, str], _table(_network_issues, lambda table: {
-        str(uuid.UUID(str(chain))): code.strip() for chain, code in table.items()})] = Field(
-        default_factory=_empty, validation_alias="networks")   # Mixin chain id -> ccxt network code
+    network_overrides: Networks = Field(default_factory=lambda: MappingProxyType({}), validation_alias="networks")
+    #                                           Mixin chain id -> ccxt network code
     password: str = Field("", repr=False)     # the API passphrase some exchanges need (okx, kucoin)
     weight_window: PositiveSeconds = 60.0     # seconds the weight_per_minute budget is counted over
-    bucket_limits: Annotated[Mapping[str, int], _table(_bucket_issues)] = Field(default_factory=_empty)
-    weights: Annotated[Mapping[str, int], _table(_weight_issues)] = Field(default_factory=_empty)
+    bucket_limits: BucketLimits = _no_entries()   # other budgets of the weight table, e.g. Binance's /sapi
+    weights: Weights = _no_entries()          # per-endpoint weight overrides
     rate_limit_retries: Annotated[int, count(0, 1000)] = 8
     enabled: Flag = True  # False: configured (pairs may name it) but no gateway is started
     # Use the venue's withdrawal client id where it has one (venues table). false: never rely on it — a
