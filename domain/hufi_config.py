@@ -39,7 +39,7 @@ from typing import Annotated, Any
 from pydantic import InstanceOf, TypeAdapter, ValidationError, ValidationInfo, WrapValidator
 
 from domain.config_schema import REPORTED, Issue, Load, Section, loading, problem, problems_of
-from domain.config_values import Interval, Flag, checked, count, http_url, show
+from domain.config_values import Flag, Interval, checked, count, http_url, show
 from domain.secret_refs import SecretRef, SecretUnavailable, take_secret_ref
 
 __all__ = ["ApiKeyRef", "ExchangeApiKey", "HufiConfig", "SecretRef", "SecretUnavailable", "parse_hufi"]
