@@ -15,18 +15,34 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Annotated, Any
 
+from pydantic import Field, PlainValidator
+
+from domain.config_schema import Section, problem
+from domain.config_values import Delay, Interval, count, decimal_value
 from domain.money import ZERO, fmt
 
 
-@dataclass(frozen=True)
-class RiskLimits:
-    max_drawdown: Decimal = Decimal("0.2")       # fraction of the funded value (0.2 = 20 %)
-    max_rejections: int = 20
-    rejection_window: float = 60.0
-    stale_price_after: float = 30.0
-    max_price_jump: Decimal = Decimal("0.05")    # fraction of the previous reference price
-    price_settle: float = 10.0
+def _fraction(value: Any) -> Decimal:
+    """A fraction given as a quoted decimal: 0 < x <= 1 (0.05 = 5 %)."""
+    number = decimal_value(value)
+    if not ZERO < number <= 1:
+        raise problem(f'must be a fraction > 0 and <= 1 ("0.05" = 5 %), got {number}')
+    return number
+
+
+Fraction = Annotated[Decimal, PlainValidator(_fraction)]
+
+
+class RiskLimits(Section):
+    """The ``[risk]`` table."""
+    max_drawdown: Fraction = Field(Decimal("0.2"), validation_alias="max_drawdown_pct")  # of the funded value
+    max_rejections: Annotated[int, count(1)] = 20
+    rejection_window: Interval = 60.0
+    stale_price_after: Interval = 30.0
+    max_price_jump: Fraction = Field(Decimal("0.05"), validation_alias="max_price_jump_pct")  # of the last price
+    price_settle: Delay = 10.0
 
 
 def drawdown_trip(pnl: Decimal | None, funded_value: Decimal | None, limits: RiskLimits) -> str | None:

@@ -1,16 +1,24 @@
-"""Value checks shared by the config parsers (domain/config.py, exchange_config.py, hufi_config.py).
+"""Value checks shared by the config models (domain/config.py, exchange_config.py, hufi_config.py, ...).
 
-Each check returns the problem text (what is wrong, without the key: the caller prefixes
-``<key path>: ``) or None. Nothing here does I/O; nothing here echoes more than a short,
-truncated ``repr`` of the offending value — and callers never pass a secret to them.
+Each ``*_problem`` check returns the problem text (what is wrong, without the key: the key path is added
+where the problem is reported) or None; the lower-case factories below (``seconds()``, ``count()``, ...)
+wrap them as pydantic validators for ``Annotated`` fields. Nothing here does I/O; nothing here echoes more
+than a short, truncated ``repr`` of the offending value — and callers never pass a secret to them.
 """
 from __future__ import annotations
 
 import math
 import re
+import uuid
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import PlainValidator
+
+from domain.config_schema import problem
+from domain.money import BadAmount, to_decimal
 
 MAX_SECONDS = 10 * 365 * 86400          # ten years: anything longer is a typo (and overflows some timers)
 MAX_COUNT = 1_000_000_000               # whole-number settings (attempts, limits, sizes)
@@ -121,3 +129,75 @@ def mask_url(url: str) -> str:
         userinfo, _, host = rest.partition("@")
         return f"{scheme}//{userinfo.split(':', 1)[0]}:***@{host}"
     return url
+
+
+# --- the same checks as pydantic validators ------------------------------------------------------------
+
+def checked(check: Callable[[Any], str | None], convert: Callable[[Any], Any] = lambda value: value) -> PlainValidator:
+    """A validator that refuses what ``check`` finds wrong (with its text) and returns ``convert(value)``."""
+    def validate(value: Any) -> Any:
+        text = check(value)
+        if text:
+            raise problem(text)
+        return convert(value)
+    return PlainValidator(validate)
+
+
+def seconds(minimum: float = 0.01, *, exclusive: bool = False) -> PlainValidator:
+    """An interval, timeout or delay: finite, >= minimum (> with exclusive), at most ten years."""
+    return checked(lambda value: seconds_problem(value, minimum=minimum, exclusive=exclusive))
+
+
+def count(minimum: int, maximum: int = MAX_COUNT) -> PlainValidator:
+    """A whole number (booleans refused) within bounds."""
+    return checked(lambda value: number_problem(value, minimum=minimum, maximum=maximum, integer=True))
+
+
+def number(minimum: float, maximum: float) -> PlainValidator:
+    """A finite number (booleans refused) within bounds."""
+    return checked(lambda value: number_problem(value, minimum=minimum, maximum=maximum))
+
+
+def http_url(*, allow_query: bool = True) -> PlainValidator:
+    """An absolute http(s) URL with a host; a trailing ``/`` is dropped."""
+    return checked(lambda value: http_url_problem(value, allow_query=allow_query), lambda value: value.rstrip("/"))
+
+
+def optional(validator: PlainValidator) -> PlainValidator:
+    """The same validator, and None (Python callers: "not set") accepted as is."""
+    return PlainValidator(lambda value: None if value is None else validator.func(value))
+
+
+def flag_problem(value: Any) -> str | None:
+    return None if isinstance(value, bool) else f"must be true or false (unquoted), got {show(value)}"
+
+
+def decimal_value(value: Any) -> Decimal:
+    """An amount of the config: a quoted decimal (or an integer), finite, not absurdly large or precise."""
+    if isinstance(value, float):
+        raise problem('must be a quoted decimal string (e.g. "0.1"), not a float')
+    try:
+        number = to_decimal(value, field="")
+    except BadAmount as exc:
+        raise problem(str(exc).removeprefix(": ")) from None
+    text = amount_problem(number, value)
+    if text:
+        raise problem(text)
+    return number
+
+
+def uuid_value(value: Any) -> str:
+    """A UUID, in its canonical lower-case form."""
+    if isinstance(value, str):
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            pass
+    raise problem(f"must be a UUID, got {show(value)}")
+
+
+Flag = Annotated[bool, checked(flag_problem)]
+Amount = Annotated[Decimal, PlainValidator(decimal_value)]
+Uuid = Annotated[str, PlainValidator(uuid_value)]
+Interval = Annotated[float, seconds()]          # > 0 (at least 0.01 s)
+Delay = Annotated[float, seconds(0)]            # >= 0: zero means "none"

@@ -1,7 +1,8 @@
 """The ``[[exchanges]]`` config tables: one exchange account each, parsed and validated.
 
-Pure parsing (plus reading the secret files / environment variables it names); every problem
-is appended to ``problems`` so the caller can refuse the whole config at once (ConfigError).
+Declared once as a pydantic model (domain/config_schema.py); loading a file also reads the secret
+files / environment variables it names. Every problem is reported, so the caller can refuse the whole
+config at once (ConfigError).
 
     [[exchanges]]
     id = "binance-main"              # account id, unique; pairs refer to it as `exchange`
@@ -40,70 +41,20 @@ import functools
 import os
 import re
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
-from domain.config_values import (
-    ENV_NAME,
-    MAX_COUNT,
-    MAX_SECONDS,
-    http_url_problem,
-    number_problem,
-    show,
-)
+from pydantic import Field, PlainValidator, ValidationError
 
-__all__ = ["ExchangeAccountConfig", "parse_exchanges"]
+from domain.config_schema import Issue, Load, Section, issues_of, problem, problems_of, raise_issues
+from domain.config_values import MAX_COUNT, Flag, checked, count, http_url_problem, seconds, show
+from domain.secret_refs import SecretRef, take_secret_ref
 
+__all__ = ["ExchangeAccountConfig", "account_labels", "parse_exchanges", "validate_accounts"]
 
-def _empty() -> Mapping[str, Any]:
-    return MappingProxyType({})
-
-
-@dataclass(frozen=True)
-class ExchangeAccountConfig:
-    account_id: str
-    ccxt_id: str
-    api_key: str = ""
-    secret: str = ""
-    options: Mapping[str, Any] = field(default_factory=_empty)
-    urls: Mapping[str, Any] = field(default_factory=_empty)
-    config: Mapping[str, Any] = field(default_factory=_empty)
-    weight_per_minute: int = 1200
-    max_concurrency: int = 50
-    request_timeout: float = 10.0
-    network_overrides: Mapping[str, str] = field(default_factory=_empty)
-    password: str = ""
-    weight_window: float = 60.0  # seconds the weight_per_minute budget is counted over
-    bucket_limits: Mapping[str, int] = field(default_factory=_empty)
-    weights: Mapping[str, int] = field(default_factory=_empty)
-    rate_limit_retries: int = 8
-    enabled: bool = True  # False: configured (pairs may name it) but no gateway is started
-    # Use the venue's withdrawal client id where it has one (venues table). false: never rely on it — a
-    # withdrawal whose reply was lost is found again in the venue's history by address, tag, amount, time.
-    withdraw_client_id: bool = True
-
-    def __repr__(self) -> str:
-        def hidden(value: str) -> str:
-            return "'***'" if value else "''"
-        return (f"ExchangeAccountConfig(account_id={self.account_id!r}, ccxt_id={self.ccxt_id!r}, "
-                f"api_key={hidden(self.api_key)}, secret={hidden(self.secret)}, password={hidden(self.password)}, "
-                f"weight_per_minute={self.weight_per_minute}, weight_window={self.weight_window}, "
-                f"max_concurrency={self.max_concurrency}, request_timeout={self.request_timeout}, "
-                f"options={dict(self.options)!r}, urls={dict(self.urls)!r}, config={dict(self.config)!r}, "
-                f"network_overrides={dict(self.network_overrides)!r}"
-                + ("" if self.enabled else ", enabled=False") + ")")
-
-    __str__ = __repr__
-
-
-_KEYS = {
-    "id", "ccxt", "enabled", "api_key_file", "api_key_env", "secret_file", "secret_env", "password_file", "password_env",
-    "weight_per_minute", "weight_window", "max_concurrency", "request_timeout", "rate_limit_retries",
-    "options", "urls", "config", "networks", "bucket_limits", "weights", "withdraw_client_id",
-}
+_SECRET_STEMS = ("api_key", "secret", "password")
 _INLINE_SECRETS = {  # inline key -> the *_file / *_env pair to use instead
     "api_key": "api_key", "apikey": "api_key", "apiKey": "api_key", "key": "api_key",
     "secret": "secret", "private_key": "secret", "privateKey": "secret", "token": "secret",
@@ -123,6 +74,7 @@ _CONFIG_OWNED = {
 }
 _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _WEIGHT_KEY = re.compile(r"^(GET|POST|PUT|DELETE|PATCH) /\S*$")
+_NO_CCXT = "[[exchanges]] needs the ccxt package, which is not installed"
 
 
 def _ccxt_ids() -> tuple[str, set[str]]:
@@ -147,224 +99,247 @@ def _missing_capabilities(ccxt_id: str) -> tuple[str, ...]:
     return tuple(missing_capabilities(has))
 
 
-def _secret(item: Mapping[str, Any], name: str, where: str, base_dir: Path, problems: list[str],
-            read: bool = True) -> str:
-    file_key, env_key = f"{name}_file", f"{name}_env"
-    file_value, env_value = item.get(file_key), item.get(env_key)
-    if file_value is not None and env_value is not None:
-        problems.append(f"{where}.{file_key}: give {file_key} or {env_key}, not both")
-        return ""
-    if file_value is not None and (not isinstance(file_value, str) or not file_value.strip()
-                                   or "\x00" in file_value):
-        problems.append(f"{where}.{file_key}: must be a file path")
-        return ""
-    if env_value is not None and (not isinstance(env_value, str) or not ENV_NAME.match(env_value)):
-        # never echoed: a value that is no variable name may be the secret itself, pasted in the wrong place
-        problems.append(f"{where}.{env_key}: must be the name of an environment variable (letters, digits, _)")
-        return ""
-    if not read:  # read-only commands need the database, not the exchange's keys
-        return ""
-    if file_value is not None:
-        path = Path(file_value)
-        if not path.is_absolute():
-            path = (base_dir / path).resolve()
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            problems.append(f"{where}.{file_key}: cannot read {path}: {exc.strerror or type(exc).__name__}")
-            return ""
-        try:
-            text = data.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            problems.append(f"{where}.{file_key}: {path} is not a text (UTF-8) file")
-            return ""
-        if not text:
-            problems.append(f"{where}.{file_key}: {path} is empty")
-        return text
-    if env_value is not None:
-        text = os.environ.get(env_value, "").strip()
-        if not text:
-            problems.append(f"{where}.{env_key}: environment variable {env_value} is not set or empty")
-        return text
-    return ""
+# --- field checks ---------------------------------------------------------------------------------------
 
-
-def _int(item: Mapping[str, Any], key: str, default: int, where: str, problems: list[str], minimum: int,
-         maximum: int = MAX_COUNT) -> int:
-    value = item.get(key, default)
-    problem = number_problem(value, minimum=minimum, maximum=maximum, integer=True)
-    if problem:
-        problems.append(f"{where}.{key}: {problem}")
-        return default
+def _account_id(value: Any) -> str:
+    if not isinstance(value, str) or not _ACCOUNT_ID.match(value):
+        raise problem(f"is required: letters, digits, '.', '_', '-' (got {show(value)})")
     return value
 
 
-def _float(item: Mapping[str, Any], key: str, default: float, where: str, problems: list[str]) -> float:
-    """Seconds: finite, > 0, at most ten years."""
-    value = item.get(key, default)
-    problem = number_problem(value, minimum=0, exclusive=True, maximum=MAX_SECONDS, unit=" seconds (ten years)")
-    if problem:
-        problems.append(f"{where}.{key}: {problem}")
-        return default
-    return float(value)
-
-
-def _table(item: Mapping[str, Any], key: str, where: str, problems: list[str]) -> dict[str, Any]:
-    value = item.get(key, {})
-    if not isinstance(value, dict):
-        problems.append(f"{where}.{key}: must be a table ([exchanges.{key}])")
-        return {}
-    return copy.deepcopy(value)
-
-
-def _check_urls(value: Any, where: str, problems: list[str]) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _check_urls(v, f"{where}.{k}", problems)
-    elif isinstance(value, str):
-        problem = http_url_problem(value)
-        if problem:
-            problems.append(f"{where}: {problem}")
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _check_urls(v, f"{where}[{i}]", problems)
-    else:
-        problems.append(f"{where}: must be a URL or a table of URLs, got {show(value)}")
-
-
-def _freeze(value: dict[str, Any]) -> Mapping[str, Any]:
-    return MappingProxyType(value)
-
-
-def _one(item: Any, index: int, base_dir: Path, problems: list[str], known_ids: set[str],
-         version: str, read_secrets: bool = True) -> ExchangeAccountConfig | None:
-    where = f"exchanges[{index}]"
-    if not isinstance(item, dict):
-        problems.append(f"{where}: must be a table")
-        return None
-    count = len(problems)
-    account_id = item.get("id")
-    if not isinstance(account_id, str) or not _ACCOUNT_ID.match(account_id):
-        problems.append(f"{where}.id: is required: letters, digits, '.', '_', '-' (got {show(account_id)})")
-        account_id = str(account_id)
-    else:
-        where = f"exchanges[{index}] ({account_id})"
-    for key in item:
-        if key in _INLINE_SECRETS:
-            base = _INLINE_SECRETS[key]
-            problems.append(f"{where}.{key}: secrets are never written in the config; use {base}_file "
-                            f"(a path to a file holding it) or {base}_env (an environment variable) instead")
-        elif key not in _KEYS:
-            close = difflib.get_close_matches(str(key), sorted(_KEYS), n=1, cutoff=0.7)
-            problems.append(f"{where}.{key}: unknown key" + (f"; did you mean {close[0]!r}?" if close else ""))
-    enabled = item.get("enabled", True)
-    if not isinstance(enabled, bool):
-        problems.append(f"{where}.enabled: must be true or false (unquoted), got {show(enabled)}")
-    ccxt_id = item.get("ccxt")
-    if not isinstance(ccxt_id, str) or not ccxt_id:
-        problems.append(f"{where}.ccxt: is required (a ccxt exchange id such as 'binance')")
-        ccxt_id = ""
-    elif ccxt_id not in known_ids:
-        close = difflib.get_close_matches(ccxt_id.lower(), sorted(known_ids), n=3)
+def _ccxt_class(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise problem("is required (a ccxt exchange id such as 'binance')")
+    try:
+        version, known_ids = _ccxt_ids()
+    except ImportError:
+        raise problem(_NO_CCXT) from None
+    if value not in known_ids:
+        close = difflib.get_close_matches(value.lower(), sorted(known_ids), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        problems.append(f"{where}.ccxt: {show(ccxt_id)} is not an exchange of the installed {version}{hint}")
-    else:
-        missing = _missing_capabilities(ccxt_id)
-        if missing:
-            problems.append(f"{where}.ccxt: {ccxt_id} in the installed {version} lacks what the flow needs: "
-                            f"{', '.join(missing)}")
-    withdraw_client_id = item.get("withdraw_client_id", True)
-    if not isinstance(withdraw_client_id, bool):
-        problems.append(f"{where}.withdraw_client_id: must be true or false (unquoted), got {show(withdraw_client_id)}")
+        raise problem(f"{show(value)} is not an exchange of the installed {version}{hint}")
+    missing = _missing_capabilities(value)
+    if missing:
+        raise problem(f"{value} in the installed {version} lacks what the flow needs: {', '.join(missing)}")
+    return value
 
-    api_key = _secret(item, "api_key", where, base_dir, problems, read_secrets)
-    secret = _secret(item, "secret", where, base_dir, problems, read_secrets)
-    password = _secret(item, "password", where, base_dir, problems, read_secrets)
-    has_key = bool(item.get("api_key_file") or item.get("api_key_env"))
-    has_secret = bool(item.get("secret_file") or item.get("secret_env"))
-    if has_key and not has_secret:
-        problems.append(f"{where}.secret_file: an API key needs its secret (secret_file or secret_env)")
-    elif has_secret and not has_key:
-        problems.append(f"{where}.api_key_file: a secret needs its API key (api_key_file or api_key_env)")
 
-    options = _table(item, "options", where, problems)
-    urls = _table(item, "urls", where, problems)
-    _check_urls(urls, f"{where}.urls", problems)
-    config = _table(item, "config", where, problems)
-    for key in config:
+def _table(key: str, check: Callable[[dict[str, Any]], list[Issue]] = lambda table: [],
+           convert: Callable[[dict[str, Any]], dict[str, Any]] = lambda table: table) -> PlainValidator:
+    """The sub-table ``[exchanges.<key>]``: a read-only copy, after ``check`` found nothing wrong inside."""
+    def validate(value: Any) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise problem(f"must be a table ([exchanges.{key}])")
+        table = copy.deepcopy(dict(value))
+        issues = check(table)
+        if issues:
+            raise_issues(key, issues)
+        return MappingProxyType(convert(table))
+    return PlainValidator(validate)
+
+
+def _url_issues(value: Any, where: tuple = ()) -> list[Issue]:
+    if isinstance(value, dict):
+        return [issue for k, v in value.items() for issue in _url_issues(v, where + (k,))]
+    if isinstance(value, list):
+        return [issue for i, v in enumerate(value) for issue in _url_issues(v, where + (i,))]
+    if isinstance(value, str):
+        text = http_url_problem(value)
+        return [Issue(where, text)] if text else []
+    return [Issue(where, f"must be a URL or a table of URLs, got {show(value)}")]
+
+
+def _config_issues(table: dict[str, Any]) -> list[Issue]:
+    issues = []
+    for key in table:
         if key in _CONFIG_SECRETS:
-            problems.append(f"{where}.config.{key}: secrets are never written in the config; use "
-                            "api_key_file/api_key_env, secret_file/secret_env, password_file/password_env")
+            issues.append(Issue((key,), "secrets are never written in the config; use api_key_file/api_key_env, "
+                                "secret_file/secret_env, password_file/password_env"))
         elif key in _CONFIG_OWNED:
-            problems.append(f"{where}.config.{key}: is not allowed: {_CONFIG_OWNED[key]}")
+            issues.append(Issue((key,), f"is not allowed: {_CONFIG_OWNED[key]}"))
+    return issues
 
-    networks = _table(item, "networks", where, problems)
-    overrides: dict[str, str] = {}
-    for chain, code in networks.items():
+
+def _network_issues(table: dict[str, Any]) -> list[Issue]:
+    issues = []
+    for chain, code in table.items():
         try:
-            chain_id = str(uuid.UUID(str(chain)))
+            uuid.UUID(str(chain))
         except ValueError:
-            problems.append(f"{where}.networks.{chain}: the key must be a Mixin chain id (a UUID)")
+            issues.append(Issue((chain,), "the key must be a Mixin chain id (a UUID)"))
             continue
         if not isinstance(code, str) or not code.strip():
-            problems.append(f"{where}.networks.{chain}: must be a ccxt network code such as \"TRC20\"")
-            continue
-        overrides[chain_id] = code.strip()
+            issues.append(Issue((chain,), 'must be a ccxt network code such as "TRC20"'))
+    return issues
 
-    bucket_limits: dict[str, int] = {}
-    for name, limit in _table(item, "bucket_limits", where, problems).items():
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_COUNT:
-            problems.append(f"{where}.bucket_limits.{name}: must be a whole number >= 1, got {show(limit)}")
-        else:
-            bucket_limits[str(name)] = limit
-    weights: dict[str, int] = {}
-    for key, weight in _table(item, "weights", where, problems).items():
+
+def _whole(value: Any, minimum: int) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and minimum <= value <= MAX_COUNT
+
+
+def _bucket_issues(table: dict[str, Any]) -> list[Issue]:
+    return [Issue((name,), f"must be a whole number >= 1, got {show(limit)}")
+            for name, limit in table.items() if not _whole(limit, 1)]
+
+
+def _weight_issues(table: dict[str, Any]) -> list[Issue]:
+    issues = []
+    for key, weight in table.items():
         if not _WEIGHT_KEY.match(str(key)):
-            problems.append(f"{where}.weights.{key!r}: the key must look like \"GET /api/v3/depth\"")
-        elif isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= MAX_COUNT:
-            problems.append(f"{where}.weights.{key!r}: must be a whole number >= 0, got {show(weight)}")
-        else:
-            weights[str(key)] = weight
+            issues.append(Issue((repr(key),), 'the key must look like "GET /api/v3/depth"'))
+        elif not _whole(weight, 0):
+            issues.append(Issue((repr(key),), f"must be a whole number >= 0, got {show(weight)}"))
+    return issues
 
-    cfg_kwargs = {
-        "weight_per_minute": _int(item, "weight_per_minute", 1200, where, problems, 1),
-        "max_concurrency": _int(item, "max_concurrency", 50, where, problems, 1),
-        "rate_limit_retries": _int(item, "rate_limit_retries", 8, where, problems, 0, 1000),
-        "request_timeout": _float(item, "request_timeout", 10.0, where, problems),
-        "weight_window": _float(item, "weight_window", 60.0, where, problems),
-    }
-    if len(problems) != count:
-        return None
-    return ExchangeAccountConfig(
-        account_id=account_id, ccxt_id=ccxt_id, api_key=api_key, secret=secret, password=password,
-        options=_freeze(options), urls=_freeze(urls), config=_freeze(config),
-        network_overrides=_freeze(overrides), bucket_limits=_freeze(bucket_limits), weights=_freeze(weights),
-        enabled=enabled is not False, withdraw_client_id=withdraw_client_id is not False, **cfg_kwargs,
-    )
+
+def _no_entries() -> Any:
+    """The default of a sub-table: empty (a fresh read-only mapping per account)."""
+    return Field(default_factory=lambda: MappingProxyType({}))
+
+
+def _chain_codes(table: dict[str, Any]) -> dict[str, str]:
+    return {str(uuid.UUID(str(chain))): code.strip() for chain, code in table.items()}
+
+
+Options = Annotated[Mapping[str, Any], _table("options")]
+Urls = Annotated[Mapping[str, Any], _table("urls", _url_issues)]
+CcxtConfig = Annotated[Mapping[str, Any], _table("config", _config_issues)]
+Networks = Annotated[Mapping[str, str], _table("networks", _network_issues, _chain_codes)]
+BucketLimits = Annotated[Mapping[str, int], _table("bucket_limits", _bucket_issues)]
+Weights = Annotated[Mapping[str, int], _table("weights", _weight_issues)]
+PositiveSeconds = Annotated[float, seconds(0, exclusive=True)]
+
+
+class ExchangeAccountConfig(Section):
+    """One ``[[exchanges]]`` account: the gateway's connection, credentials and request budget."""
+
+    file_only = frozenset(f"{stem}_{kind}" for stem in _SECRET_STEMS for kind in ("file", "env"))
+
+    account_id: Annotated[str, PlainValidator(_account_id)] = Field(validation_alias="id")
+    ccxt_id: Annotated[str, PlainValidator(_ccxt_class)] = Field(validation_alias="ccxt")
+    api_key: str = Field("", repr=False)      # read from api_key_file / api_key_env
+    secret: str = Field("", repr=False)       # read from secret_file / secret_env
+    options: Options = _no_entries()          # ccxt `options`
+    urls: Urls = _no_entries()                # merged into the ccxt instance's urls (testnet / local venue)
+    config: CcxtConfig = _no_entries()        # other ccxt constructor keys (verbose, headers, ...)
+    weight_per_minute: Annotated[int, count(1)] = 1200
+    max_concurrency: Annotated[int, count(1)] = 50   # requests in flight at once (also the HTTP pool size)
+    request_timeout: PositiveSeconds = 10.0
+    network_overrides: Networks = Field(default_factory=lambda: MappingProxyType({}), validation_alias="networks")
+    #                                           Mixin chain id -> ccxt network code
+    password: str = Field("", repr=False)     # the API passphrase some exchanges need (okx, kucoin)
+    weight_window: PositiveSeconds = 60.0     # seconds the weight_per_minute budget is counted over
+    bucket_limits: BucketLimits = _no_entries()   # other budgets of the weight table, e.g. Binance's /sapi
+    weights: Weights = _no_entries()          # per-endpoint weight overrides
+    rate_limit_retries: Annotated[int, count(0, 1000)] = 8
+    enabled: Flag = True  # False: configured (pairs may name it) but no gateway is started
+    # Use the venue's withdrawal client id where it has one (venues table). false: never rely on it — a
+    # withdrawal whose reply was lost is found again in the venue's history by address, tag, amount, time.
+    withdraw_client_id: Flag = True
+
+    @classmethod
+    def prepare(cls, data: dict[str, Any], load: Load) -> list[Issue]:
+        """Inline secrets refused; the secret files and variables named are read (with read_secrets)."""
+        issues = []
+        for key in [k for k in data if k in _INLINE_SECRETS]:
+            del data[key]
+            base = _INLINE_SECRETS[key]
+            issues.append(Issue((key,), f"secrets are never written in the config; use {base}_file (a path to a "
+                                f"file holding it) or {base}_env (an environment variable) instead"))
+        has_key = bool(data.get("api_key_file") or data.get("api_key_env"))
+        has_secret = bool(data.get("secret_file") or data.get("secret_env"))
+        for stem in _SECRET_STEMS:
+            ref, found = take_secret_ref(
+                data, stem, load, env_problem="must be the name of an environment variable (letters, digits, _)")
+            issues += found
+            if ref is not None and load.read_secrets:  # read-only commands need the database, not the keys
+                value, text = _read(ref)
+                issues += [Issue((ref.key(stem),), text)] if text else []
+                data[stem] = value
+        if has_key and not has_secret:
+            issues.append(Issue(("secret_file",), "an API key needs its secret (secret_file or secret_env)"))
+        elif has_secret and not has_key:
+            issues.append(Issue(("api_key_file",), "a secret needs its API key (api_key_file or api_key_env)"))
+        return issues
+
+    def __repr__(self) -> str:
+        def hidden(value: str) -> str:
+            return "'***'" if value else "''"
+        return (f"ExchangeAccountConfig(account_id={self.account_id!r}, ccxt_id={self.ccxt_id!r}, "
+                f"api_key={hidden(self.api_key)}, secret={hidden(self.secret)}, password={hidden(self.password)}, "
+                f"weight_per_minute={self.weight_per_minute}, weight_window={self.weight_window}, "
+                f"max_concurrency={self.max_concurrency}, request_timeout={self.request_timeout}, "
+                f"options={dict(self.options)!r}, urls={dict(self.urls)!r}, config={dict(self.config)!r}, "
+                f"network_overrides={dict(self.network_overrides)!r}"
+                + ("" if self.enabled else ", enabled=False") + ")")
+
+    __str__ = __repr__
+
+
+def _read(ref: SecretRef) -> tuple[str, str | None]:
+    """(the secret, None) or ("", what is wrong): the problem names the file or variable, never the value."""
+    if ref.file is not None:
+        path = ref.file
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            return "", f"cannot read {path}: {exc.strerror or type(exc).__name__}"
+        try:
+            text = data.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            return "", f"{path} is not a text (UTF-8) file"
+        return text, (f"{path} is empty" if not text else None)
+    text = os.environ.get(ref.env or "", "").strip()
+    return text, (f"environment variable {ref.env} is not set or empty" if not text else None)
+
+
+def validate_accounts(raw_list: list, load: Load) -> tuple[ExchangeAccountConfig, ...]:
+    """The ``[[exchanges]]`` array of a file, one account per table; ValidationError with every problem
+    (located by index). An id used before is said once and its table not checked further."""
+    if raw_list and not _ccxt_available():
+        raise_issues("exchanges", [Issue((), _NO_CCXT)])
+    accounts, issues = [], []
+    first: dict[str, int] = {}
+    for index, item in enumerate(raw_list):
+        account = item.get("id") if isinstance(item, dict) else None
+        if isinstance(account, str) and first.setdefault(account, index) != index:
+            issues.append(Issue((index, "id"), f"{show(account)} is already used by exchanges[{first[account]}]"))
+            continue
+        try:
+            accounts.append(ExchangeAccountConfig.model_validate(item, context=load))
+        except ValidationError as exc:
+            issues += issues_of(exc, (index,))
+    if issues:
+        raise_issues("exchanges", issues)
+    return tuple(accounts)
+
+
+def _ccxt_available() -> bool:
+    try:
+        _ccxt_ids()
+    except ImportError:
+        return False
+    return True
+
+
+def account_labels(raw_list: Any) -> Callable[[tuple], str | None]:
+    """Key paths name an account by its id: ``exchanges[0] (binance).ccxt`` (the first table with that id)."""
+    ids: dict[int, str] = {}
+    for index, item in enumerate(raw_list if isinstance(raw_list, list) else ()):
+        account = item.get("id") if isinstance(item, dict) else None
+        if isinstance(account, str) and _ACCOUNT_ID.match(account) and account not in ids.values():
+            ids[index] = account
+    return lambda loc: ids.get(loc[1]) if len(loc) == 2 and loc[0] == "exchanges" else None
 
 
 def parse_exchanges(raw_list: Any, problems: list[str], base_dir: Path,
                     read_secrets: bool = True) -> tuple[ExchangeAccountConfig, ...]:
-    """Parse the ``[[exchanges]]`` array; append every problem to ``problems`` (nothing raised)."""
+    """Parse the ``[[exchanges]]`` array; append every problem to ``problems`` (then nothing is returned)."""
     if not isinstance(raw_list, list):
         problems.append("exchanges: must be an array of tables ([[exchanges]])")
         return ()
-    if not raw_list:
-        return ()
     try:
-        version, known_ids = _ccxt_ids()
-    except ImportError:
-        problems.append("exchanges: [[exchanges]] needs the ccxt package, which is not installed")
+        return validate_accounts(raw_list, Load(Path(base_dir), read_secrets=read_secrets))
+    except ValidationError as exc:
+        problems.extend(problems_of(exc, account_labels(raw_list), prefix=("exchanges",)))
         return ()
-    out: list[ExchangeAccountConfig] = []
-    seen: dict[str, int] = {}
-    for index, item in enumerate(raw_list):
-        if isinstance(item, dict) and isinstance(item.get("id"), str):
-            first = seen.setdefault(item["id"], index)
-            if first != index:
-                problems.append(f"exchanges[{index}].id: {show(item['id'])} is already used by exchanges[{first}]")
-                continue
-        cfg = _one(item, index, Path(base_dir), problems, known_ids, version, read_secrets)
-        if cfg is not None:
-            out.append(cfg)
-    return tuple(out)

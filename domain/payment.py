@@ -16,28 +16,99 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Annotated, Any
 
+from pydantic import AfterValidator, Field, PlainValidator
+
+from domain.config_schema import REPORTED, Abort, Issue, Load, Section, problem
+from domain.config_values import Amount, Flag, Uuid, decimal_value, optional, seconds, show
 from domain.money import ZERO, floor8, fmt
+from domain.strategy.params import StrategyParams
 
 HUNDRED = Decimal(100)
 
 
-@dataclass(frozen=True)
-class PairRules:
-    """What a trading pair requires of a payment (from config)."""
-    pair_id: str
-    symbol: str
-    exchange: str
-    base_asset_id: str
-    quote_asset_id: str
-    base_symbol: str
-    quote_symbol: str
-    enabled: bool = True
-    min_base_amount: Decimal = ZERO
-    max_base_amount: Decimal | None = None
-    min_quote_amount: Decimal = ZERO
-    max_quote_amount: Decimal | None = None
-    max_duration: float | None = None  # seconds an order may run before it exits by itself (None: no limit)
+_PAIR_REQUIRED = ("id", "symbol", "exchange", "base_asset_id", "quote_asset_id")
+
+
+def _symbol(value: Any) -> str:
+    base, _, quote = value.partition("/") if isinstance(value, str) else ("", "", "")
+    if not base or not quote:
+        raise problem(f"must look like BASE/QUOTE, got {show(value)}")
+    return value
+
+
+def _account(value: Any) -> str:
+    if not isinstance(value, str):
+        raise problem(f"must be an [[exchanges]] id, got {show(value)}")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise problem(f"must be text, got {show(value)}")
+    return value
+
+
+def _at_least_zero(value: Decimal) -> Decimal:
+    if value < 0:
+        raise problem("must be >= 0")
+    return value
+
+
+def _maximum(value: Decimal | None) -> Decimal | None:
+    if value is not None and value <= 0:
+        raise problem("must be > 0 (or left out for no maximum)")
+    return value
+
+
+Minimum = Annotated[Amount, AfterValidator(_at_least_zero)]
+Maximum = Annotated[Decimal | None, optional(PlainValidator(decimal_value)), AfterValidator(_maximum)]
+Text = Annotated[str, PlainValidator(_text)]
+
+
+class PairRules(Section):
+    """What a trading pair requires of a payment, and its strategy defaults: one ``[[pairs]]`` table."""
+
+    pair_id: Uuid = Field(validation_alias="id")
+    symbol: Annotated[str, PlainValidator(_symbol)]     # BASE/QUOTE
+    exchange: Annotated[str, PlainValidator(_account)]  # the [[exchanges]] id it trades on
+    base_asset_id: Uuid
+    quote_asset_id: Uuid
+    base_symbol: Text    # default: BASE of the symbol
+    quote_symbol: Text   # default: QUOTE of the symbol
+    enabled: Flag = True
+    min_base_amount: Minimum = ZERO
+    max_base_amount: Maximum = None
+    min_quote_amount: Minimum = ZERO
+    max_quote_amount: Maximum = None
+    max_duration: Annotated[float | None, optional(seconds(1))] = None  # seconds an order runs before it exits
+    strategy: StrategyParams | None = None  # [pairs.strategy]: defaults of its orders' parameters
+
+    @classmethod
+    def prepare(cls, data: dict[str, Any], load: Load) -> list[Issue]:
+        missing = [key for key in _PAIR_REQUIRED if key not in data]
+        if missing:
+            raise Abort([Issue((), f"is missing {', '.join(missing)}")])
+        if isinstance(data["symbol"], str):
+            base, _, quote = data["symbol"].partition("/")
+            data.setdefault("base_symbol", base)
+            data.setdefault("quote_symbol", quote)
+        else:
+            data.setdefault("base_symbol", REPORTED)   # the symbol's own problem says it
+            data.setdefault("quote_symbol", REPORTED)
+        return []
+
+    @classmethod
+    def checks(cls, values: dict[str, Any], data: dict[str, Any]) -> list[Issue]:
+        issues = []
+        if "base_asset_id" in values and values.get("base_asset_id") == values.get("quote_asset_id"):
+            issues.append(Issue((), "base and quote asset are the same"))
+        for side in ("base", "quote"):
+            low, high = values.get(f"min_{side}_amount"), values.get(f"max_{side}_amount")
+            if low is not None and high is not None and high < low:
+                issues.append(Issue((f"max_{side}_amount",), f"is below min_{side}_amount ({high} < {low})"))
+        return issues
 
 
 @dataclass(frozen=True)

@@ -678,9 +678,13 @@ _ODD_VALUES = ([], {}, "", "x", "http://", True, 0, -1, 10 ** 30, float("nan"), 
 def test_odd_values_anywhere_are_problems_never_crashes(tmp_path):
     """Every known key (and the tables themselves) given every odd value: parse_config raises ConfigError
     (or accepts) — never another exception."""
-    from domain.config import _KNOWN, _PAIR_KEYS
-    from domain.exchange_config import _KEYS as EXCHANGE_KEYS
-    from domain.hufi_config import _KEYS as HUFI_KEYS
+    from domain.config import section_models
+    from domain.config_schema import file_keys
+    from domain.exchange_config import ExchangeAccountConfig
+    from domain.hufi_config import HufiConfig
+
+    _KNOWN = {name: file_keys(model) for name, model in section_models().items()}
+    _PAIR_KEYS, EXCHANGE_KEYS, HUFI_KEYS = (file_keys(m) for m in (PairRules, ExchangeAccountConfig, HufiConfig))
 
     def base() -> dict:
         return {"mixin": {"keystore": "k.json"}, "payments": {"market_making_fee_percent": "0.1"},

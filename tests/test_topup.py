@@ -7,6 +7,7 @@ Market-making fee 0.1 %: principal = floor8(available / 1.001), the fee takes th
 """
 from __future__ import annotations
 
+import uuid
 from decimal import ROUND_DOWN
 from decimal import Decimal as D
 
@@ -23,7 +24,7 @@ Z = D(0)
 
 def pair(base, quote, symbol) -> PairRules:
     b, q = symbol.split("/")
-    return PairRules(pair_id=f"pair-{symbol}", symbol=symbol, exchange="binance", base_asset_id=base,
+    return PairRules(pair_id=str(uuid.uuid5(uuid.NAMESPACE_OID, symbol)), symbol=symbol, exchange="binance", base_asset_id=base,
                      quote_asset_id=quote, base_symbol=b, quote_symbol=q)
 
 
