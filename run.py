@@ -1,7 +1,7 @@
 """mmflow command line: `python run.py demo | serve | memo | orders | alerts | halt | campaigns | tokens`."""
-from gevent import monkey
+from integrations.gevent_patch import patch_all
 
-monkey.patch_all()
+patch_all()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
