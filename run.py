@@ -36,12 +36,16 @@ def _fail(lines) -> None:
     raise SystemExit(2)
 
 
-def _load_config_or_exit(path, *, read_secrets: bool = True, for_service: bool = False):
-    """The validated config, or exit 2 with one line per problem: ``error: <file>: <key>: <what>``."""
+def _load_config_or_exit(path, *, for_service: bool = False, database_only: bool = False):
+    """The validated config, or exit 2 with one line per problem: ``error: <file>: <key>: <what>``.
+
+    database_only: for commands that need only the database — the exchange keys are not read and the
+    accounts' ccxt classes not looked up (so such a command never imports ccxt)."""
     from domain.config import ConfigError, load_config
 
     try:
-        return load_config(path, read_secrets=read_secrets, for_service=for_service)
+        return load_config(path, read_secrets=not database_only, for_service=for_service,
+                           check_venues=not database_only)
     except ConfigError as exc:
         _fail(exc.lines())
     except Exception as exc:  # noqa: BLE001 - a validator bug must still be one line, never a traceback
@@ -127,7 +131,7 @@ def _cmd_serve(args) -> int:
 def _cmd_operator(args) -> int:
     from cli import operator
 
-    config = _load_config_or_exit(args.config, read_secrets=False)
+    config = _load_config_or_exit(args.config, database_only=True)
     _open_database_or_exit(config)
     if args.command == "alerts":
         handler = {"list": operator.alerts_list, "ack": operator.alerts_ack}[args.alerts_command]
