@@ -181,8 +181,9 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run everything on the embedded simulation (fake Mixin, SQLite)")
-    demo.add_argument("--duration", type=float, default=55.0,
-                      help="seconds of user activity (default 55); then open orders exit and the demo waits for them")
+    demo.add_argument("--duration", type=float, default=None,
+                      help="at most this many seconds of user activity (default 90; the users' script ends sooner, "
+                           "once its story is told); then open orders exit and the demo waits for them")
     demo.add_argument("--workdir", default=None, help="where to keep the demo database (default: a temp dir)")
     demo.add_argument("--json-logs", action="store_true")
     demo.add_argument("--venue", default="binance", choices=("binance", "mexc", "gate", "bybit"),
