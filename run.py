@@ -1,7 +1,7 @@
 """mmflow command line: `python run.py demo | serve | memo | orders | alerts | halt | campaigns | tokens`."""
-from gevent import monkey
+from integrations.gevent_patch import patch_all
 
-monkey.patch_all()
+patch_all()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -36,12 +36,16 @@ def _fail(lines) -> None:
     raise SystemExit(2)
 
 
-def _load_config_or_exit(path, *, read_secrets: bool = True, for_service: bool = False):
-    """The validated config, or exit 2 with one line per problem: ``error: <file>: <key>: <what>``."""
+def _load_config_or_exit(path, *, for_service: bool = False, database_only: bool = False):
+    """The validated config, or exit 2 with one line per problem: ``error: <file>: <key>: <what>``.
+
+    database_only: for commands that need only the database — the exchange keys are not read and the
+    accounts' ccxt classes not looked up (so such a command never imports ccxt)."""
     from domain.config import ConfigError, load_config
 
     try:
-        return load_config(path, read_secrets=read_secrets, for_service=for_service)
+        return load_config(path, read_secrets=not database_only, for_service=for_service,
+                           check_venues=not database_only)
     except ConfigError as exc:
         _fail(exc.lines())
     except Exception as exc:  # noqa: BLE001 - a validator bug must still be one line, never a traceback
@@ -127,7 +131,7 @@ def _cmd_serve(args) -> int:
 def _cmd_operator(args) -> int:
     from cli import operator
 
-    config = _load_config_or_exit(args.config, read_secrets=False)
+    config = _load_config_or_exit(args.config, database_only=True)
     _open_database_or_exit(config)
     if args.command == "alerts":
         handler = {"list": operator.alerts_list, "ack": operator.alerts_ack}[args.alerts_command]
@@ -177,8 +181,9 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run everything on the embedded simulation (fake Mixin, SQLite)")
-    demo.add_argument("--duration", type=float, default=55.0,
-                      help="seconds of user activity (default 55); then open orders exit and the demo waits for them")
+    demo.add_argument("--duration", type=float, default=None,
+                      help="at most this many seconds of user activity (default 90; the users' script ends sooner, "
+                           "once its story is told); then open orders exit and the demo waits for them")
     demo.add_argument("--workdir", default=None, help="where to keep the demo database (default: a temp dir)")
     demo.add_argument("--json-logs", action="store_true")
     demo.add_argument("--venue", default="binance", choices=("binance", "mexc", "gate", "bybit"),

@@ -423,12 +423,15 @@ def _disabled_api():
 
 
 def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "", read_secrets: bool = True,
-                 for_service: bool = False) -> Config:
+                 for_service: bool = False, check_venues: bool = True) -> Config:
     """Validate a parsed TOML document; raise ConfigError listing every problem.
 
     read_secrets=False: exchange keys are not read and HuFi key files not looked at (commands that only
-    read the database need none). for_service=True: what only the service refuses (an in-memory SQLite)."""
-    load = Load(base_dir or Path.cwd(), read_secrets=read_secrets, for_service=for_service)
+    read the database need none). for_service=True: what only the service refuses (an in-memory SQLite).
+    check_venues=False: an account's ``ccxt`` is only required to be a name, not looked up in the installed
+    ccxt (commands that only use the database: they start without importing ccxt)."""
+    load = Load(base_dir or Path.cwd(), read_secrets=read_secrets, for_service=for_service,
+                check_venues=check_venues)
     problems: list[str] = []
     config = None
     try:
@@ -443,7 +446,8 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "", r
     return config.model_copy(update={"source": source, "api": api, "kpi": kpi})
 
 
-def load_config(path: str | os.PathLike, *, read_secrets: bool = True, for_service: bool = False) -> Config:
+def load_config(path: str | os.PathLike, *, read_secrets: bool = True, for_service: bool = False,
+                check_venues: bool = True) -> Config:
     """Read, parse and validate one TOML file; ConfigError (with ``source`` = the path) on any problem."""
     path = Path(path)
     source = str(path)
@@ -463,4 +467,4 @@ def load_config(path: str | os.PathLike, *, read_secrets: bool = True, for_servi
     except RecursionError:
         raise ConfigError(["is not valid TOML: nested too deeply"], source) from None
     return parse_config(raw, base_dir=path.resolve().parent, source=source, read_secrets=read_secrets,
-                        for_service=for_service)
+                        for_service=for_service, check_venues=check_venues)

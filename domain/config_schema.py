@@ -38,6 +38,8 @@ class Load:
     base_dir: Path
     read_secrets: bool = True   # read the secret files and variables the file names (False: commands that need none)
     for_service: bool = False   # refuse what only the service cannot use (an in-memory SQLite)
+    check_venues: bool = True   # each account's ccxt class against the installed ccxt (False: commands that
+    #                             only use the database, which then never import ccxt)
 
     def resolve(self, path: str) -> Path:
         """A path of the file, relative to the file's directory."""

@@ -46,9 +46,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any
 
-from pydantic import Field, PlainValidator, ValidationError
+from pydantic import Field, PlainValidator, ValidationError, ValidationInfo
 
-from domain.config_schema import Issue, Load, Section, issues_of, problem, problems_of, raise_issues
+from domain.config_schema import Issue, Load, Section, issues_of, loading, problem, problems_of, raise_issues
 from domain.config_values import MAX_COUNT, Flag, checked, count, http_url_problem, seconds, show
 from domain.secret_refs import SecretRef, take_secret_ref
 
@@ -107,9 +107,12 @@ def _account_id(value: Any) -> str:
     return value
 
 
-def _ccxt_class(value: Any) -> str:
+def _ccxt_class(value: Any, info: ValidationInfo) -> str:
     if not isinstance(value, str) or not value:
         raise problem("is required (a ccxt exchange id such as 'binance')")
+    load = loading(info)
+    if load is not None and not load.check_venues:
+        return value
     try:
         version, known_ids = _ccxt_ids()
     except ImportError:
@@ -296,7 +299,7 @@ def _read(ref: SecretRef) -> tuple[str, str | None]:
 def validate_accounts(raw_list: list, load: Load) -> tuple[ExchangeAccountConfig, ...]:
     """The ``[[exchanges]]`` array of a file, one account per table; ValidationError with every problem
     (located by index). An id used before is said once and its table not checked further."""
-    if raw_list and not _ccxt_available():
+    if raw_list and load.check_venues and not _ccxt_available():
         raise_issues("exchanges", [Issue((), _NO_CCXT)])
     accounts, issues = [], []
     first: dict[str, int] = {}

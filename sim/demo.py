@@ -7,7 +7,9 @@ into someone else's order, bad memos, an unknown and a disabled pair, an oversiz
 top-up, an external deposit — and the way back: users leaving by exit memo, one while its funds are
 still in flight, one who adds funds first, an operator exit, an order that reaches its end time.
 
-At the end every order still open is exited, and the demo waits until each is settled or refunded.
+The script ends once its story is told (frank's order ended by itself, bob's timed out; at most
+``--duration`` seconds). Then every order still open is exited, and the demo waits until each is settled
+or refunded.
 The narration (stderr) shows each user's money in and out; the LAST LINE on stdout is one JSON object:
 orders_by_state, paid_in, paid_out, fees, trading, dust (per asset symbol, decimal strings) and
 stranded (what the bot's Mixin wallet and the exchange account hold that no record accounts for).
@@ -42,13 +44,14 @@ from sim.bridge import world_with_exchange
 from sim.fake_mixin_oauth import install_oauth
 from sim.world import (BTC, BTC_USDT_PAIR, DISABLED_PAIR, ETH, ETH_USDT_PAIR, USDT_ERC20, XIN, dump_toml,
                        new_order_id)
-from storage import audit, commands, repo
+from storage import audit, commands, repo, topup_repo
 from storage.api_auth import create_api_token
 from storage.models import Alert, MoneyMovement, Order, Snapshot
 from storage.reports import strategy_report
 
 PAYMENT_TIMEOUT = 20.0
-ETH_USDT_MAX_DURATION = 25  # seconds: frank's ETH/USDT order ends by itself
+ETH_USDT_MAX_DURATION = 15  # seconds: frank's ETH/USDT order ends by itself
+DEFAULT_DURATION = 90.0     # at most this long of user activity; the script ends sooner once its story is told
 DEMO_STRATEGY = {
     "BTC/USDT": {"bid_spread": "0.0015", "ask_spread": "0.0015", "order_amount": "0.004", "order_levels": 2,
                  "order_level_spread": "0.001", "order_refresh_time": 5, "order_refresh_tolerance_pct": "0.001",
@@ -70,10 +73,26 @@ class Script:
         self.users: dict[str, str] = {}     # name → Mixin user id
         self.orders: dict[str, str] = {}    # label → order id
 
-    def step(self, at: float, started: float, text: str) -> None:
+    def step(self, at: float, started: float, text: str, after=None) -> None:
+        """Narrate ``text`` ``at`` seconds after the start — and not before ``after()`` holds (what the user
+        is about to do needs it: an order running, funds credited), however long the service takes."""
         if self.stop.wait(timeout=max(0.0, started + at - time.monotonic())):
             raise gevent.GreenletExit
+        if after is not None:
+            self.until(after)
         self.say.info("demo user: {}", text)
+
+    def until(self, condition) -> None:
+        """Wait until ``condition()`` holds (polled), or leave the script when the demo's time is up."""
+        while not condition():
+            if self.stop.wait(timeout=0.2):
+                raise gevent.GreenletExit
+
+    def order(self, label: str):
+        return repo.load_order(self.orders[label])
+
+    def has_run(self, label: str) -> bool:
+        return any(h.to_state == "running" for h in repo.order_history(self.orders[label]))
 
     def user(self, name: str) -> str:
         if name not in self.users:
@@ -141,16 +160,22 @@ class Script:
             self.pay_order("alice", "H", btc_usdt, "0.02", "800")
             step(22, started, "duplicates off again")
             w.fake.duplicate_factor = 1
-            step(25, started, "mallory tries to exit alice's order (only the owner can)")
+            step(23, started, "mallory tries to exit alice's order (only the owner can)")
             w.pay(self.user("mallory"), USDT_ERC20, "2", self.memo("A", btc_usdt, ACTION_EXIT))
-            step(28, started, "helen adds 0.02 BTC to her running order (memo action 2)")
+            step(24, started, "helen adds 0.02 BTC to her running order (memo action 2)",
+                 after=lambda: self.has_run("I"))
             w.pay(self.user("helen"), BTC, "0.02012", self.memo("I", btc_usdt, ACTION_DEPOSIT))
-            step(31, started, "the operator exits alice's second order (`orders exit`)")
+            step(26, started, "the operator exits alice's second order (`orders exit`)",
+                 after=lambda: self.has_run("H"))
             commands.queue(self.orders["H"], "exit", {"reason": "operator exit in the demo"})
-            step(38, started, "alice asks to exit her first order (exit memo with 1 USDT)")
+            step(28, started, "alice asks to exit her first order (exit memo with 1 USDT)")
             w.pay(self.user("alice"), USDT_ERC20, "1", self.memo("A", btc_usdt, ACTION_EXIT))
-            step(44, started, "helen leaves too (exit memo)")
+            step(30, started, "helen leaves too (exit memo)",
+                 after=lambda: topup_repo.batches(self.orders["I"], "credited"))
             w.pay(self.user("helen"), USDT_ERC20, "1", self.memo("I", btc_usdt, ACTION_EXIT))
+            # The story is told once frank's order has ended by itself and bob's has timed out.
+            self.until(lambda: self.order("F").exit_source == "end_time"
+                       and self.order("B").state.value in ("refunding", "refunded"))
         except gevent.GreenletExit:
             return
 
@@ -263,11 +288,13 @@ def _actual_holdings(ew) -> dict[str, Decimal]:
     return {k: v for k, v in out.items() if v}
 
 
-def run_demo(*, duration: float = 55.0, workdir: str | None = None, json_logs: bool = False,
+def run_demo(*, duration: float | None = None, workdir: str | None = None, json_logs: bool = False,
              venue: str = "binance", api: tuple[str, int] | None = None, hold: float = 0.0) -> int:
     """Run the demo in `workdir` (kept, so its database can be inspected afterwards), or in a temporary
-    directory that is removed at the end, keystore and keys included."""
+    directory that is removed at the end, keystore and keys included. ``duration``: at most this many
+    seconds of user activity (default ``DEFAULT_DURATION``); the script ends sooner once its story is told."""
     setup_logging("INFO", json=json_logs)
+    duration = DEFAULT_DURATION if duration is None else duration
     keep = workdir is not None
     work = Path(workdir) if keep else Path(tempfile.mkdtemp(prefix="mmflow-demo-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -360,7 +387,7 @@ def _run(work: Path, keep: bool, duration: float, venue: str, api: tuple[str, in
     users = gevent.spawn(script.run, started)
     next_snapshot = started + 10
     try:
-        while time.monotonic() - started < duration and not escalation.event.is_set():
+        while time.monotonic() - started < duration and not users.ready() and not escalation.event.is_set():
             gevent.sleep(0.2)
             if time.monotonic() >= next_snapshot:
                 _snapshot(f"t={time.monotonic() - started:.0f}s", ew)
@@ -371,8 +398,10 @@ def _run(work: Path, keep: bool, duration: float, venue: str, api: tuple[str, in
         asked: set[str] = set()
 
         def exit_open_orders() -> None:
-            # Payments sent just before the users stopped still make orders: they are asked to exit too.
-            open_orders = [o for o, s in Order.select(Order.order_id, Order.state).tuples()
+            # Payments sent just before the users stopped still make orders: they are asked to exit too. An
+            # order whose exit is already asked for (by its owner, the operator, its end time) is on its way.
+            open_orders = [o for o, s in Order.select(Order.order_id, Order.state)
+                           .where(Order.exit_requested_at.is_null()).tuples()
                            if s not in final_states and o not in asked]
             if open_orders:
                 logger.info("demo: time is up — exiting the {} orders still open", len(open_orders))

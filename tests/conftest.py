@@ -1,14 +1,14 @@
 """Test session setup: gevent must patch the world before anything else is imported."""
-from gevent import monkey
-
-monkey.patch_all()
-
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
+import sys
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from integrations.gevent_patch import patch_all  # noqa: E402
+
+patch_all()
 
 
 import decimal  # noqa: E402

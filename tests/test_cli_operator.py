@@ -400,3 +400,28 @@ def test_commands_wait_for_the_service_and_are_carried_out_when_it_runs(tmp_path
             assert world.fake.balance(user, BTC) == 0
     finally:
         world.fake.stop()
+
+
+def test_reading_commands_need_neither_the_exchange_library_nor_a_known_ccxt_class(tmp_path):
+    """`orders …` only uses the database: it starts without importing ccxt (or the API's flask), and a
+    config whose account names a ccxt class this ccxt does not have still serves it (`serve` refuses it)."""
+    world = build_world()
+    try:
+        raw = world.config_dict(tmp_path / "mmflow.db", tmp_path / "keystore.json")
+        raw["exchanges"] = [{"id": "binance", "ccxt": "no-such-venue", "api_key_env": "MMF_UNSET_KEY",
+                             "secret_env": "MMF_UNSET_SECRET"}]
+        config_path = tmp_path / "mmflow.toml"
+        config_path.write_text(dump_toml(raw))
+        probe = ("import runpy, sys\n"
+                 "try:\n"
+                 "    runpy.run_path('run.py', run_name='__main__')\n"
+                 "finally:\n"
+                 "    print(sorted(m for m in ('ccxt', 'flask', 'prometheus_client') if m in sys.modules),"
+                 " file=sys.stderr)\n")
+        listed = subprocess.run([sys.executable, "-c", probe, "orders", "list", "--config", str(config_path)],
+                                cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout.splitlines()[0].split()[:4] == ["ORDER", "STATE", "PAIR", "CREATED"]
+        assert listed.stderr.splitlines()[-2:] == ["0 orders", "[]"], listed.stderr
+    finally:
+        world.fake.stop()

@@ -37,6 +37,15 @@ def test_a_venue_the_installed_ccxt_does_not_have_is_refused():
     assert any("bitmart" in p and "not an exchange of the installed" in p for p in info.value.problems)
 
 
+def test_commands_that_only_use_the_database_do_not_look_the_class_up():
+    """check_venues=False (the operator CLI): the class is not looked up in ccxt, but ``ccxt`` is still required."""
+    config = parse_config(config_with("bitmart"), read_secrets=False, check_venues=False)
+    assert config.disabled_exchanges[0].ccxt_id == "bitmart"
+    with pytest.raises(ConfigError) as info:
+        parse_config(config_with(""), read_secrets=False, check_venues=False)
+    assert any("ccxt: is required" in p for p in info.value.problems), info.value.problems
+
+
 def test_missing_capabilities_counts_emulated_as_present():
     has = {name: True for name in REQUIRED_CAPABILITIES}
     has["fetchDeposits"] = "emulated"
