@@ -23,3 +23,25 @@ def _fresh_decimal_context():
     must not leak that into the next test either."""
     with decimal.localcontext(decimal.Context()):
         yield
+
+
+from tests import databases  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_template():
+    """With MMFLOW_TEST_DATABASE_URL=postgresql://…: the schema'd template each test database is copied from."""
+    if not databases.on_postgres():
+        yield
+        return
+    databases.create_template()
+    yield
+    databases.drop_template()
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases():
+    """Each test's PostgreSQL databases (tests/databases.py) are dropped when it ends."""
+    yield
+    if databases.on_postgres():
+        databases.drop_test_databases()
