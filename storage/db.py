@@ -19,7 +19,7 @@ import peewee as pw
 from loguru import logger
 
 from storage.models import ALL_MODELS, SCHEMA_VERSION, SchemaVersion, database_proxy
-from storage.postgres import DEFAULT_POOL_SIZE, PooledPostgres, pooled_database
+from storage.postgres import DEFAULT_POOL_SIZE, PooledPostgres, pooled_database, widen_real_columns
 
 
 class StorageError(RuntimeError):
@@ -292,8 +292,13 @@ def ensure_schema(db: pw.Database) -> None:
             SchemaVersion.create(version=version, applied_at=time.time())
             logger.info("database schema upgraded to version {}", version)
         db.create_tables(all_models(), safe=True)
+        if isinstance(db, PooledPostgres):
+            widened = widen_real_columns(db, [m._meta.table_name for m in all_models()])
+            if widened:
+                logger.info("PostgreSQL: {} time column(s) widened from real to double precision", len(widened))
 
 
 def close_database(db: pw.Database) -> None:
-    if not db.is_closed():
+    """Close the database: SQLite's connection; PostgreSQL's whole pool (no greenlet may hold one then)."""
+    if isinstance(db, PooledPostgres) or not db.is_closed():
         db.close()

@@ -56,6 +56,10 @@ class _LentTransaction(pw._transaction):
 class PooledPostgres(PooledPostgresqlDatabase):
     """The mmflow PostgreSQL database (psycopg 3): see the module docstring."""
 
+    # peewee's FloatField is FLOAT → REAL on PostgreSQL: 4 bytes, 24 bits of mantissa, so a Unix time is kept to
+    # about two minutes. mmflow's floats are times: 8-byte DOUBLE PRECISION, what SQLite's REAL is.
+    field_types = {**PooledPostgresqlDatabase.field_types, "FLOAT": "DOUBLE PRECISION"}
+
     def __init__(self, database, **kwargs):
         self._idle_since: dict[int, float] = {}
         super().__init__(database, prefer_psycopg3=True, **kwargs)
@@ -106,6 +110,19 @@ class PooledPostgres(PooledPostgresqlDatabase):
         return super()._close(conn, close_conn)
 
 
+def widen_real_columns(db: PooledPostgres, tables: list[str]) -> list[str]:
+    """Make any ``real`` column of these tables ``double precision`` (a database created before mmflow set
+    FloatField's type); returns the columns changed ("table.column"). Inside the caller's transaction."""
+    rows = db.execute_sql(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND data_type = 'real' ORDER BY table_name, ordinal_position").fetchall()
+    wanted = set(tables)
+    changed = [(table, column) for table, column in rows if table in wanted]
+    for table, column in changed:
+        db.execute_sql(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE DOUBLE PRECISION')
+    return [f"{table}.{column}" for table, column in changed]
+
+
 def connect_arguments(url: str) -> tuple[str, dict]:
     """The database name and psycopg connection arguments of a ``postgresql://USER[:PASSWORD]@HOST[:PORT]/DB[?k=v]``
     URL (query parameters are libpq's: sslmode, options, application_name, ...). ValueError if malformed."""
@@ -122,8 +139,11 @@ def connect_arguments(url: str) -> tuple[str, dict]:
 
 
 def pooled_database(url: str, *, timeout: float, pool_size: int = DEFAULT_POOL_SIZE) -> PooledPostgres:
-    """A PooledPostgres for ``url``: at most ``pool_size`` server sessions; ``timeout`` seconds to connect and to
-    wait for a free connection."""
+    """A PooledPostgres for ``url``: at most ``pool_size`` server sessions; ``timeout`` seconds to connect, to
+    wait for a free connection and to wait for a lock (``lock_timeout``: what SQLite's busy timeout is, so a
+    write blocked by another session fails after it instead of waiting for ever)."""
     name, arguments = connect_arguments(url)
     arguments.setdefault("connect_timeout", max(1, int(timeout)))
+    lock_timeout = f"-c lock_timeout={max(1, int(timeout * 1000))}"
+    arguments["options"] = f"{arguments['options']} {lock_timeout}" if arguments.get("options") else lock_timeout
     return PooledPostgres(name, max_connections=pool_size, stale_timeout=3600, timeout=timeout, **arguments)

@@ -39,9 +39,20 @@ def _postgres_template():
     databases.drop_template()
 
 
-@pytest.fixture(autouse=True)
-def _drop_test_databases():
-    """Each test's PostgreSQL databases (tests/databases.py) are dropped when it ends."""
+def _dropping_what_this_scope_creates():
+    """Databases created while this scope ran (tests/databases.py) are dropped when it ends."""
+    if not databases.on_postgres():
+        yield
+        return
+    mark = databases.created_count()
     yield
-    if databases.on_postgres():
-        databases.drop_test_databases()
+    databases.drop_created_since(mark)
+
+
+# Autouse fixtures of a scope are set up before its other fixtures: each mark is taken before a fixture of the
+# same scope creates a database, so a module fixture's database outlives the module's tests, not the first one.
+_drop_module_databases = pytest.fixture(scope="module", autouse=True, name="_drop_module_databases")(
+    _dropping_what_this_scope_creates)
+_drop_class_databases = pytest.fixture(scope="class", autouse=True, name="_drop_class_databases")(
+    _dropping_what_this_scope_creates)
+_drop_test_databases = pytest.fixture(autouse=True, name="_drop_test_databases")(_dropping_what_this_scope_creates)

@@ -2,10 +2,11 @@
 ``postgresql://`` URL — a PostgreSQL database of its own on that server, dropped when the test ends.
 
 Tests ask :func:`database_url` for "the database at this path" wherever they would write ``sqlite:///PATH``; the
-same path gives the same database for the whole test (a restart opens what the first run wrote). A PostgreSQL
+same path gives the same database for as long as it lives (a restart opens what the first run wrote). A PostgreSQL
 database is created from a template that already holds mmflow's schema (``CREATE DATABASE … TEMPLATE``: a file
 copy, much faster than creating 20-odd tables per test), or empty (``empty=True``) for tests about creating or
-upgrading a schema. conftest.py creates the template once per session and drops each test's databases after it.
+upgrading a schema. conftest.py creates the template once per session and drops each database when the scope that
+created it ends: a test's own after the test, a module or class fixture's after its module or class.
 
 Names are ``mmt_<pid>_…``: runs side by side on one server never meet, and what a killed run left behind is
 dropped by the next one (its pid is gone).
@@ -22,7 +23,7 @@ ENV = "MMFLOW_TEST_DATABASE_URL"
 _PREFIX = "mmt_"
 _OURS = re.compile(rf"^{_PREFIX}(\d+)_")
 
-_created: dict[str, str] = {}   # str(path) -> database name, for the running test
+_created: dict[str, str] = {}   # str(path) -> database name, in creation order
 _counter = itertools.count(1)
 
 
@@ -88,11 +89,16 @@ def drop_template() -> None:
     _admin(f'DROP DATABASE IF EXISTS "{template_name()}" WITH (FORCE)')
 
 
-def drop_test_databases() -> None:
-    """Drop the databases the test that just ran created (any connection still open to them is ended)."""
-    while _created:
-        _, name = _created.popitem()
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def created_count() -> int:
+    """How many databases are alive now: a scope notes it when it starts and gives it to drop_created_since."""
+    return len(_created)
+
+
+def drop_created_since(count: int) -> None:
+    """Drop the databases created after ``created_count()`` was ``count`` (connections to them are ended)."""
+    while len(_created) > count:
+        key = next(reversed(_created))
+        _admin(f'DROP DATABASE IF EXISTS "{_created.pop(key)}" WITH (FORCE)')
 
 
 def drop_leftovers() -> None:
@@ -117,6 +123,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def query_errors() -> tuple[type[BaseException], ...]:
+    """What :func:`query` raises while the service has not created its database yet (or is mid-restart)."""
+    import sqlite3
+
+    import psycopg
+
+    return (sqlite3.OperationalError, psycopg.OperationalError, psycopg.errors.UndefinedTable)
+
+
 def query(url: str, sql: str, args: tuple | list = ()) -> list[tuple]:
     """Rows of one read, on its own short connection, from any process's database: ``?`` placeholders on both
     backends (SQLite read-only, so a test never writes behind the service's back)."""
@@ -131,7 +146,7 @@ def query(url: str, sql: str, args: tuple | list = ()) -> list[tuple]:
     import psycopg
 
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
-        return [tuple(row) for row in conn.execute(sql.replace("?", "%s"), tuple(args)).fetchall()]
+        return [tuple(row) for row in conn.execute(sql.replace("?", "%s"), tuple(args) or None).fetchall()]
 
 
 def execute(url: str, sql: str, args: tuple | list = ()) -> int:
@@ -148,4 +163,40 @@ def execute(url: str, sql: str, args: tuple | list = ()) -> int:
     import psycopg
 
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
-        return conn.execute(sql.replace("?", "%s"), tuple(args)).rowcount
+        return conn.execute(sql.replace("?", "%s"), tuple(args) or None).rowcount
+
+
+def database_text(url: str) -> str:
+    """Every row of every table of a PostgreSQL database, as text (what a secret scan reads)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        tables = [t for (t,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        return "\n".join(str(row) for table in tables for row in conn.execute(f'SELECT * FROM "{table}"'))
+
+
+class _HeldLocks:
+    def __init__(self, close):
+        self.close = close
+
+
+def hold_write_locks(url: str) -> _HeldLocks:
+    """Hold a lock that stops every write to the database until ``close()`` (reads go on): SQLite's
+    ``BEGIN EXCLUSIVE``; on PostgreSQL every table locked ``IN EXCLUSIVE MODE`` in an open transaction."""
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        conn = sqlite3.connect(url[len("sqlite:///"):], timeout=10, isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+
+        def release():
+            conn.rollback()
+            conn.close()
+        return _HeldLocks(release)
+    import psycopg
+
+    conn = psycopg.connect(url, connect_timeout=10)  # not autocommit: the locks last until the transaction ends
+    tables = [t for (t,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+    names = ", ".join('"' + table + '"' for table in tables)
+    conn.execute(f"LOCK TABLE {names} IN EXCLUSIVE MODE")
+    return _HeldLocks(conn.close)
