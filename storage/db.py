@@ -246,6 +246,8 @@ def _check_sqlite(path: str, schema_version: int, busy_timeout: float) -> str:
 
 def _schema_state(db: pw.Database, schema_version: int) -> str:
     if not db.table_exists(SchemaVersion._meta.table_name):
+        if db.get_tables():
+            raise StorageError("holds tables but no schema_version: not an mmflow database")
         return "empty (the schema will be created)"
     row = db.execute_sql(f"SELECT MAX(version) FROM {SchemaVersion._meta.table_name}").fetchone()
     return _compare((row[0] if row else None) or 1, schema_version)
