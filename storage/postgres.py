@@ -109,6 +109,10 @@ class PooledPostgres(PooledPostgresqlDatabase):
         self._idle_since[id(conn)] = time.monotonic()
         return super()._close(conn, close_conn)
 
+    def _close_raw(self, conn):
+        self._idle_since.pop(id(conn), None)
+        return super()._close_raw(conn)
+
 
 def widen_real_columns(db: PooledPostgres, tables: list[str]) -> list[str]:
     """Make any ``real`` column of these tables ``double precision`` (a database created before mmflow set
