@@ -80,7 +80,8 @@ def _open_database_or_exit(config):
     from storage.db import StorageError, open_database
 
     try:
-        return open_database(config.database.url, busy_timeout=config.database.busy_timeout)
+        return open_database(config.database.url, busy_timeout=config.database.busy_timeout,
+                             pool_size=config.database.pool_size)
     except StorageError as exc:
         _fail(_database_problem(config, exc))
 

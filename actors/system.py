@@ -296,7 +296,8 @@ def build_services(config: Config, *, keystore: Keystore | None = None, clock=No
     here on."""
     if _LOGGING.configured:
         add_secrets(secrets_of(config))
-    db = open_database(config.database.url, busy_timeout=config.database.busy_timeout)
+    db = open_database(config.database.url, busy_timeout=config.database.busy_timeout,
+                       pool_size=config.database.pool_size)
     keystore = keystore or load_bot_keystore(config.mixin.keystore_path)
     if _LOGGING.configured:
         add_secrets(secrets_of(config, keystore))

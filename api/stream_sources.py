@@ -38,7 +38,7 @@ import peewee as pw
 
 from storage.exchange_models import Fill
 from storage.models import Alert, LedgerEntry, Order, OrderStateChange
-from storage.repo import _marks, _run
+from storage.sql import marks, run
 
 FILL_REF_PREFIX = "fill:"
 FILL_REF_BASE_LEG = ":base"   # one ledger entry per fill always has this leg (the others may be absent)
@@ -79,7 +79,7 @@ def json_value(value: Any) -> Any:
 
 
 def _max_id(table: str, column: str = "id") -> int:
-    row = _run(f"SELECT MAX({column}) FROM {table}").fetchone()
+    row = run(f"SELECT MAX({column}) FROM {table}").fetchone()
     return int(row[0] or 0)
 
 
@@ -112,7 +112,7 @@ class TableSource:
         return _max_id(self.table, self.key)
 
     def read_after(self, cursor: int, limit: int) -> tuple[list[Event], int]:
-        rows = _run(f"{self._select} WHERE t.{self.key} > ? ORDER BY t.{self.key} LIMIT ?",
+        rows = run(f"{self._select} WHERE t.{self.key} > ? ORDER BY t.{self.key} LIMIT ?",
                     (cursor, limit)).fetchall()
         events = [self._event(row) for row in rows]
         if events:
@@ -135,7 +135,7 @@ class AlertSource(TableSource):
         self._next_scan = 0.0
 
     def latest(self) -> tuple[int, float]:
-        row = _run(f"SELECT MAX({self.key}), MAX(created_at) FROM {self.table}").fetchone()
+        row = run(f"SELECT MAX({self.key}), MAX(created_at) FROM {self.table}").fetchone()
         return int(row[0] or 0), float(row[1] or 0.0)
 
     def read_after(self, cursor: tuple[int, float], limit: int) -> tuple[list[Event], tuple[int, float]]:
@@ -146,7 +146,7 @@ class AlertSource(TableSource):
         now = self._clock()
         if now >= self._next_scan and len(events) < limit:
             self._next_scan = now + self.reopen_every
-            rows = _run(f"{self._select} WHERE t.created_at > ? AND t.{self.key} <= ? "
+            rows = run(f"{self._select} WHERE t.created_at > ? AND t.{self.key} <= ? "
                         f"ORDER BY t.created_at, t.{self.key} LIMIT ?",
                         (newest, cursor[0], limit - len(events))).fetchall()
             for row in rows:
@@ -175,7 +175,7 @@ class FillSource:
 
     def read_after(self, cursor: int, limit: int) -> tuple[list[Event], int]:
         # a fill writes two or three entries: read enough of them for `limit` fills
-        entries = _run(f"SELECT id, ref FROM {self.ledger} WHERE id > ? ORDER BY id LIMIT ?",
+        entries = run(f"SELECT id, ref FROM {self.ledger} WHERE id > ? ORDER BY id LIMIT ?",
                        (cursor, limit * 3)).fetchall()
         keys = [ref[len(FILL_REF_PREFIX):-len(FILL_REF_BASE_LEG)] for _, ref in entries
                 if ref.startswith(FILL_REF_PREFIX) and ref.endswith(FILL_REF_BASE_LEG)][:limit]
@@ -188,7 +188,7 @@ class FillSource:
             cursor = entries[-1][0]
         if not keys:
             return [], cursor
-        rows = {row[0]: row for row in _run(f"{self._select} WHERE f.fill_key IN ({_marks(len(keys))})",
+        rows = {row[0]: row for row in run(f"{self._select} WHERE f.fill_key IN ({marks(len(keys))})",
                                             keys).fetchall()}
         n = len(self.fields)
         events = []

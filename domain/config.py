@@ -108,6 +108,8 @@ class DatabaseConfig(Section):
     url: Annotated[str, PlainValidator(_database_url)] = Field("sqlite:///var/mmflow.db", validate_default=True)
     busy_timeout: Delay = 5.0
     batch_max: Annotated[int, count(1)] = 2000
+    # PostgreSQL: at most this many server sessions (each lent for one statement or one transaction)
+    pool_size: Annotated[int, count(1)] = 10
 
 
 # --- [mixin] --------------------------------------------------------------------------------------------

@@ -65,6 +65,12 @@ def placeholder_exchange(secrets_dir: Path, account_id: str = "binance") -> dict
             "secret_file": str(secret), "urls": {"api": PLACEHOLDER_EXCHANGE_URL}}
 
 
+def as_database_url(db_path: Path | str) -> str:
+    """A database URL as it is, or ``sqlite:///`` + a file path."""
+    text = str(db_path)
+    return text if "://" in text else f"sqlite:///{text}"
+
+
 @dataclass
 class World:
     fake: FakeMixin
@@ -82,13 +88,14 @@ class World:
         path.chmod(0o600)
         return path
 
-    def config_dict(self, db_path: Path, keystore_path: Path, **overrides) -> dict:
-        """A valid config for this world (a dict, as TOML would parse it). Unless ``exchanges`` is given,
+    def config_dict(self, db_path: Path | str, keystore_path: Path, **overrides) -> dict:
+        """A valid config for this world (a dict, as TOML would parse it). ``db_path``: the SQLite file, or a
+        database URL (``sqlite:///…``, ``postgresql://…``) used as it is. Unless ``exchanges`` is given,
         the pairs' account "binance" is :func:`placeholder_exchange`: configured but switched off, so
         paid orders wait at payment_complete (what tests without an exchange expect); its key files are
         written next to ``keystore_path``."""
         raw = {
-            "database": {"url": f"sqlite:///{db_path}"},
+            "database": {"url": as_database_url(db_path)},
             "mixin": {"api_base": self.fake.url, "keystore": str(keystore_path), "poll_interval": 0.05,
                       "backoff_base": 0.01, "backoff_max": 0.2, "request_timeout": 5.0},
             "payments": {"market_making_fee_percent": "0.1", "timeout": 600, "check_delay": 0.05,
@@ -106,7 +113,7 @@ class World:
                 raw[section] = values
         return raw
 
-    def config(self, db_path: Path, keystore_path: Path, **overrides) -> Config:
+    def config(self, db_path: Path | str, keystore_path: Path, **overrides) -> Config:
         return parse_config(self.config_dict(db_path, keystore_path, **overrides))
 
     def new_user(self) -> str:

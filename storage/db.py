@@ -19,6 +19,7 @@ import peewee as pw
 from loguru import logger
 
 from storage.models import ALL_MODELS, SCHEMA_VERSION, SchemaVersion, database_proxy
+from storage.postgres import DEFAULT_POOL_SIZE, PooledPostgres, pooled_database, widen_real_columns
 
 
 class StorageError(RuntimeError):
@@ -74,31 +75,19 @@ def _blocking_file(directory: Path) -> Path | None:
     return None
 
 
-def _pg_database(url: str, busy_timeout: float):
+def _pg_database(url: str, busy_timeout: float, pool_size: int = DEFAULT_POOL_SIZE):
     try:
-        from playhouse.postgres_ext import PooledPsycopg3Database
-    except ImportError:  # pragma: no cover - peewee's playhouse ships with peewee
-        raise StorageError("PostgreSQL needs the 'postgres' extra: pip install 'mmflow[postgres]'") from None
-    try:
-        import psycopg  # noqa: F401 - the driver PooledPsycopg3Database uses
+        import psycopg  # noqa: F401 - the driver PooledPostgres uses
     except ImportError:
         raise StorageError("PostgreSQL needs the psycopg driver, which is not installed: "
                            "pip install 'mmflow[postgres]'") from None
     try:
-        parts = urlparse(url)
-        port = parts.port or 5432
+        return pooled_database(url, timeout=busy_timeout or 10, pool_size=pool_size)
     except ValueError as exc:
-        raise StorageError(f"{masked_url(url)} is not a valid URL ({exc})") from None
-    name = parts.path.lstrip("/")
-    if not name:
-        raise StorageError(f"{masked_url(url)} names no database (postgresql://USER@HOST/DATABASE)")
-    return PooledPsycopg3Database(
-        name,
-        user=unquote(parts.username or ""), password=unquote(parts.password or ""),
-        host=parts.hostname or "127.0.0.1", port=port,
-        max_connections=20, stale_timeout=300, timeout=busy_timeout or 10,
-        connect_timeout=max(1, int(busy_timeout or 10)),
-    )
+        why = _scrub(str(exc), url)
+        if why.startswith("names no database"):
+            raise StorageError(f"{masked_url(url)} {why}") from None
+        raise StorageError(f"{masked_url(url)} is not a valid URL ({why})") from None
 
 
 def _where(url: str) -> str:
@@ -126,17 +115,19 @@ def _unusable(url: str, exc: BaseException) -> StorageError:
 _DRIVER_ERRORS = (pw.PeeweeException, sqlite3.Error, OSError)
 
 
-def open_database(url: str, *, busy_timeout: float = 5.0) -> pw.Database:
+def open_database(url: str, *, busy_timeout: float = 5.0, pool_size: int = DEFAULT_POOL_SIZE) -> pw.Database:
     """Connect, bind the models, create the schema if new and check its version.
 
     SQLite: one connection shared by every greenlet (thread_safe=False). Under
     gevent sqlite3 calls never yield, so sharing is safe as long as no
     transaction spans a yield — the group-commit writer guarantees that — and it
     avoids one connection per actor (peewee's thread-local is per greenlet).
-    PostgreSQL: psycopg 3 pool (cooperative under gevent), always with a timeout.
+    PostgreSQL: a pool of at most ``pool_size`` psycopg 3 connections, each lent for one statement or one
+    transaction (storage/postgres.py), cooperative under gevent; connecting and waiting for a free connection
+    time out after ``busy_timeout`` seconds.
     """
     try:
-        db = _connect(url, busy_timeout)
+        db = _connect(url, busy_timeout, pool_size)
     except _DRIVER_ERRORS as exc:
         raise _unusable(url, exc) from None
     database_proxy.initialize(db)
@@ -150,6 +141,8 @@ def open_database(url: str, *, busy_timeout: float = 5.0) -> pw.Database:
         database_proxy.initialize(None)
         _close_quietly(db)
         raise StorageError(f"{_where(url)}: {exc}") from None
+    if isinstance(db, PooledPostgres):
+        db.release()  # the opening greenlet holds no connection between statements, like every other
     return db
 
 
@@ -160,7 +153,7 @@ def _close_quietly(db: pw.Database) -> None:
         pass
 
 
-def _connect(url: str, busy_timeout: float) -> pw.Database:
+def _connect(url: str, busy_timeout: float, pool_size: int = DEFAULT_POOL_SIZE) -> pw.Database:
     if url.startswith("sqlite:///"):
         path = _sqlite_path(url)
         if path != ":memory:":
@@ -178,7 +171,7 @@ def _connect(url: str, busy_timeout: float) -> pw.Database:
             autoconnect=True,
         )
     elif url.startswith(("postgresql://", "postgres://")):
-        db = _pg_database(url, busy_timeout)
+        db = _pg_database(url, busy_timeout, pool_size)
     else:
         raise StorageError(f"unsupported database url {masked_url(url)!r}")
     db.connect(reuse_if_open=True)
@@ -253,6 +246,8 @@ def _check_sqlite(path: str, schema_version: int, busy_timeout: float) -> str:
 
 def _schema_state(db: pw.Database, schema_version: int) -> str:
     if not db.table_exists(SchemaVersion._meta.table_name):
+        if db.get_tables():
+            raise StorageError("holds tables but no schema_version: not an mmflow database")
         return "empty (the schema will be created)"
     row = db.execute_sql(f"SELECT MAX(version) FROM {SchemaVersion._meta.table_name}").fetchone()
     return _compare((row[0] if row else None) or 1, schema_version)
@@ -299,8 +294,13 @@ def ensure_schema(db: pw.Database) -> None:
             SchemaVersion.create(version=version, applied_at=time.time())
             logger.info("database schema upgraded to version {}", version)
         db.create_tables(all_models(), safe=True)
+        if isinstance(db, PooledPostgres):
+            widened = widen_real_columns(db, [m._meta.table_name for m in all_models()])
+            if widened:
+                logger.info("PostgreSQL: {} time column(s) widened from real to double precision", len(widened))
 
 
 def close_database(db: pw.Database) -> None:
-    if not db.is_closed():
+    """Close the database: SQLite's connection; PostgreSQL's whole pool (no greenlet may hold one then)."""
+    if isinstance(db, PooledPostgres) or not db.is_closed():
         db.close()

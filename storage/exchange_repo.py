@@ -28,6 +28,7 @@ from storage.exchange_models import ExchangeOrder, Fill, OrderSequence
 from storage.kpi_models import KpiQuoteSpan
 from storage.models import Alert, LedgerEntry
 from storage.repo import ledger_balances  # the ledger journal's one reader
+from storage.sql import marks, run
 
 X = ExOrderState
 _ORDERS = ExchangeOrder._meta.table_name
@@ -56,22 +57,6 @@ class UnknownOrderFill(ExchangeOrderError, LookupError):
 
 class FillMismatch(ExchangeOrderError, ValueError):
     """A trade that contradicts its order (account, symbol, side, exchange id, or an overfill)."""
-
-
-def _db():
-    return ExchangeOrder._meta.database
-
-
-def _run(text: str, params: Sequence = ()):
-    """Plain SQL with '?' placeholders, adapted to the driver (psycopg uses %s)."""
-    db = _db()
-    if db.param != "?":
-        text = text.replace("?", db.param)
-    return db.execute_sql(text, tuple(params))
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
 
 
 def _text(value: Decimal) -> str:
@@ -103,7 +88,7 @@ def _view(row: Sequence) -> DbOrder:
 
 
 def _load(cid: str) -> DbOrder | None:
-    row = _run(f"{_SELECT} WHERE client_order_id = ?", (cid,)).fetchone()
+    row = run(f"{_SELECT} WHERE client_order_id = ?", (cid,)).fetchone()
     return None if row is None else _view(row)
 
 
@@ -131,14 +116,14 @@ def reserve_client_order(order_id: str, account: str, symbol: str, side: str, pr
         raise ValueError(f"level must be an int >= 0, got {level!r}")
     if not account:
         raise ValueError("exchange account is required")
-    row = _run(f"SELECT next_seq FROM {_SEQ} WHERE order_id = ?", (order_id,)).fetchone()
+    row = run(f"SELECT next_seq FROM {_SEQ} WHERE order_id = ?", (order_id,)).fetchone()
     seq = 1 if row is None else int(row[0])
     cid = client_order_id(order_id, seq)
     if row is None:
-        _run(f"INSERT INTO {_SEQ} (order_id, next_seq) VALUES (?, ?)", (order_id, seq + 1))
+        run(f"INSERT INTO {_SEQ} (order_id, next_seq) VALUES (?, ?)", (order_id, seq + 1))
     else:
-        _run(f"UPDATE {_SEQ} SET next_seq = ? WHERE order_id = ?", (seq + 1, order_id))
-    _run(f"INSERT INTO {_ORDERS} (client_order_id, order_id, exchange_account, symbol, side, price, amount, "
+        run(f"UPDATE {_SEQ} SET next_seq = ? WHERE order_id = ?", (seq + 1, order_id))
+    run(f"INSERT INTO {_ORDERS} (client_order_id, order_id, exchange_account, symbol, side, price, amount, "
          f"filled, state, level, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
          (cid, order_id, account, symbol, side, _text(price), _text(amount), "0", X.INITIALIZED.value, level,
           now, now))
@@ -151,7 +136,7 @@ def _check_mapping(order: DbOrder, exchange_order_id: str) -> None:
     if order.exchange_order_id is not None and order.exchange_order_id != exchange_order_id:
         raise MappingConflict(f"exchange order {order.client_order_id} is already mapped to "
                               f"{order.exchange_order_id}, refusing to map it to {exchange_order_id}")
-    other = _run(f"SELECT client_order_id FROM {_ORDERS} WHERE exchange_account = ? AND symbol = ? AND "
+    other = run(f"SELECT client_order_id FROM {_ORDERS} WHERE exchange_account = ? AND symbol = ? AND "
                  f"exchange_order_id = ? AND client_order_id <> ?",
                  (order.exchange_account, order.symbol, exchange_order_id, order.client_order_id)).fetchone()
     if other is not None:
@@ -169,7 +154,7 @@ def _move(order: DbOrder, target: ExOrderState, now: float, error: str | None = 
     if order.state is X.INITIALIZED and target is not X.DENIED and order.submitted_at is None:
         sets["submitted_at"] = now       # whatever it moves to (but DENIED), it went out
     sets.update(extra or {})
-    _run(f"UPDATE {_ORDERS} SET {', '.join(f'{k} = ?' for k in sets)} WHERE client_order_id = ?",
+    run(f"UPDATE {_ORDERS} SET {', '.join(f'{k} = ?' for k in sets)} WHERE client_order_id = ?",
          (*sets.values(), order.client_order_id))
     _note_quote_span(order, target, now)
     return target
@@ -179,10 +164,10 @@ def _note_quote_span(order: DbOrder, target: ExOrderState, now: float) -> None:
     """KPI uptime needs when the order rested on the book: its first acknowledgement and its first final
     state (updated_at moves on with late fills and reports). Same commit as the state change."""
     if target in (X.ACCEPTED, X.PARTIALLY_FILLED) and order.state in (X.INITIALIZED, X.SUBMITTED):
-        _run(f"INSERT INTO {_SPANS} (client_order_id, order_id, acked_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        run(f"INSERT INTO {_SPANS} (client_order_id, order_id, acked_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
              (order.client_order_id, order.order_id, now))
     elif target in FINAL_STATES and order.state not in FINAL_STATES:
-        _run(f"UPDATE {_SPANS} SET closed_at = ? WHERE client_order_id = ? AND closed_at IS NULL",
+        run(f"UPDATE {_SPANS} SET closed_at = ? WHERE client_order_id = ? AND closed_at IS NULL",
              (now, order.client_order_id))
 
 
@@ -212,7 +197,7 @@ def map_exchange_id(cid: str, exchange_order_id: str, state: ExOrderState | str 
     target = merge_report(order.state, ExOrderState(state))
     if target is order.state:
         if order.exchange_order_id is None:
-            _run(f"UPDATE {_ORDERS} SET exchange_order_id = ?, updated_at = ? WHERE client_order_id = ?",
+            run(f"UPDATE {_ORDERS} SET exchange_order_id = ?, updated_at = ? WHERE client_order_id = ?",
                  (exchange_order_id, now, cid))
         return target
     return _move(order, target, now, extra={"exchange_order_id": exchange_order_id})
@@ -228,7 +213,7 @@ def transition(cid: str, target: ExOrderState | str, now: float, error: str | No
     order = _require(cid)
     if order.state is target:
         if error is not None:
-            _run(f"UPDATE {_ORDERS} SET last_error = ?, updated_at = ? WHERE client_order_id = ?", (error, now, cid))
+            run(f"UPDATE {_ORDERS} SET last_error = ?, updated_at = ? WHERE client_order_id = ?", (error, now, cid))
         return target
     return _move(order, target, now, error)
 
@@ -246,7 +231,7 @@ def apply_status(cid: str, exchange_status: str, filled: Decimal, amount: Decima
         extra["exchange_order_id"] = exchange_order_id
     if target is order.state:
         if extra:
-            _run(f"UPDATE {_ORDERS} SET exchange_order_id = ?, updated_at = ? WHERE client_order_id = ?",
+            run(f"UPDATE {_ORDERS} SET exchange_order_id = ?, updated_at = ? WHERE client_order_id = ?",
                  (exchange_order_id, now, cid))
         return target
     return _move(order, target, now, extra=extra)
@@ -255,16 +240,16 @@ def apply_status(cid: str, exchange_status: str, filled: Decimal, amount: Decima
 def _note_reported_filled(cid: str, filled: Decimal, now: float) -> None:
     if filled is None or filled <= 0:
         return
-    row = _run(f"SELECT reported_filled FROM {_ORDERS} WHERE client_order_id = ?", (cid,)).fetchone()
+    row = run(f"SELECT reported_filled FROM {_ORDERS} WHERE client_order_id = ?", (cid,)).fetchone()
     if row is not None and (row[0] is None or Decimal(row[0]) < filled):
-        _run(f"UPDATE {_ORDERS} SET reported_filled = ?, updated_at = ? WHERE client_order_id = ?",
+        run(f"UPDATE {_ORDERS} SET reported_filled = ?, updated_at = ? WHERE client_order_id = ?",
              (_text(filled), now, cid))
 
 
 def fills_owed(order_id: str) -> list[tuple[str, Decimal, Decimal]]:
     """(client id, filled by our fills, filled as the exchange reported) of this order's exchange orders whose
     trades have not all arrived."""
-    rows = _run(f"SELECT client_order_id, filled, reported_filled FROM {_ORDERS} WHERE order_id = ? AND "
+    rows = run(f"SELECT client_order_id, filled, reported_filled FROM {_ORDERS} WHERE order_id = ? AND "
                 f"reported_filled IS NOT NULL", (order_id,)).fetchall()
     return [(cid, Decimal(f), Decimal(r)) for cid, f, r in rows if Decimal(r) > Decimal(f)]
 
@@ -278,7 +263,7 @@ def resolve_not_found(cid: str, now: float) -> ExOrderState | None:
     target = _not_found_target(order.state)
     if target is None:
         if order.state not in FINAL_STATES:
-            _run(f"UPDATE {_ORDERS} SET last_error = ?, updated_at = ? WHERE client_order_id = ?",
+            run(f"UPDATE {_ORDERS} SET last_error = ?, updated_at = ? WHERE client_order_id = ?",
                  ("not found on the exchange; unresolved", now, cid))
         return None
     return _move(order, target, now, "not found on the exchange")
@@ -287,7 +272,7 @@ def resolve_not_found(cid: str, now: float) -> ExOrderState | None:
 def _find_for_trade(account: str, trade: TradeFill) -> DbOrder:
     order = _load(trade.client_order_id) if trade.client_order_id else None
     if order is None and trade.exchange_order_id:
-        row = _run(f"{_SELECT} WHERE exchange_account = ? AND symbol = ? AND exchange_order_id = ?",
+        row = run(f"{_SELECT} WHERE exchange_account = ? AND symbol = ? AND exchange_order_id = ?",
                    (account, trade.symbol, trade.exchange_order_id)).fetchone()
         order = None if row is None else _view(row)
     if order is None:
@@ -321,7 +306,7 @@ def apply_fill(account: str, trade: TradeFill, now: float | None = None) -> bool
         raise TypeError(f"expected a TradeFill, got {type(trade).__name__}")
     now = time.time() if now is None else now
     key = fill_key(account, trade)
-    if _run(f"SELECT 1 FROM {_FILLS} WHERE fill_key = ?", (key,)).fetchone() is not None:
+    if run(f"SELECT 1 FROM {_FILLS} WHERE fill_key = ?", (key,)).fetchone() is not None:
         return False
     order = _find_for_trade(account, trade)
     filled = order.filled + trade.amount
@@ -342,17 +327,17 @@ def apply_fill(account: str, trade: TradeFill, now: float | None = None) -> bool
         anomaly = f"fill {trade.trade_id} completes an order held expired"
     if anomaly is not None:
         extra["last_error"] = anomaly
-        _run(f"INSERT INTO {_ALERTS} (kind, subject, message, created_at, resolved) VALUES (?, ?, ?, ?, ?) "
+        run(f"INSERT INTO {_ALERTS} (kind, subject, message, created_at, resolved) VALUES (?, ?, ?, ?, ?) "
              f"ON CONFLICT DO NOTHING", ("exchange_fill_anomaly", key, f"{order.client_order_id}: {anomaly}", now,
                                          False))
     if target is order.state:
         sets = {"updated_at": now, **extra}
-        _run(f"UPDATE {_ORDERS} SET {', '.join(f'{k} = ?' for k in sets)} WHERE client_order_id = ?",
+        run(f"UPDATE {_ORDERS} SET {', '.join(f'{k} = ?' for k in sets)} WHERE client_order_id = ?",
              (*sets.values(), order.client_order_id))
     else:
         _move(order, target, now, extra=extra)
     at = trade.timestamp_ms / 1000
-    _run(f"INSERT INTO {_FILLS} (fill_key, trade_id, exchange_account, client_order_id, order_id, symbol, side, "
+    run(f"INSERT INTO {_FILLS} (fill_key, trade_id, exchange_account, client_order_id, order_id, symbol, side, "
          f"price, amount, fee, fee_currency, liquidity, at, recorded_at) "
          f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
          (key, trade.trade_id, account, order.client_order_id, order.order_id, trade.symbol, trade.side,
@@ -365,7 +350,7 @@ def apply_fill(account: str, trade: TradeFill, now: float | None = None) -> bool
     if trade.fee != 0:
         entries.append((trade.fee_currency, -trade.fee, "fee"))
     for asset, delta, leg in entries:
-        _run(f"INSERT INTO {_LEDGER} (order_id, asset, delta, reason, ref, at) VALUES (?, ?, ?, ?, ?, ?) "
+        run(f"INSERT INTO {_LEDGER} (order_id, asset, delta, reason, ref, at) VALUES (?, ?, ?, ?, ?, ?) "
              f"ON CONFLICT DO NOTHING", (order.order_id, asset, _text(delta), reason, f"fill:{key}:{leg}", now))
     return True
 
@@ -377,7 +362,7 @@ def get_exchange_order(cid: str) -> DbOrder | None:
 
 
 def find_by_exchange_id(account: str, symbol: str, exchange_order_id: str) -> DbOrder | None:
-    row = _run(f"{_SELECT} WHERE exchange_account = ? AND symbol = ? AND exchange_order_id = ?",
+    row = run(f"{_SELECT} WHERE exchange_account = ? AND symbol = ? AND exchange_order_id = ?",
                (account, symbol, exchange_order_id)).fetchone()
     return None if row is None else _view(row)
 
@@ -388,14 +373,14 @@ def orders_in_states(states: Iterable[ExOrderState | str], account: str | None =
     values = sorted({ExOrderState(s).value for s in states})
     if not values:
         return []
-    where, params = [f"state IN ({_marks(len(values))})"], list(values)
+    where, params = [f"state IN ({marks(len(values))})"], list(values)
     if account is not None:
         where.append("exchange_account = ?")
         params.append(account)
     if order_id is not None:
         where.append("order_id = ?")
         params.append(order_id)
-    rows = _run(f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY created_at, client_order_id", params).fetchall()
+    rows = run(f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY created_at, client_order_id", params).fetchall()
     return [_view(r) for r in rows]
 
 
@@ -413,8 +398,8 @@ def _locking(order_id: str) -> list[tuple[str, str, Decimal, Decimal]]:
     FILLED ones whose fills have not all arrived (the exchange said "filled" first: the ledger does not
     show the trade yet, so its remainder stays locked until the fills come)."""
     opens = sorted(s.value for s in OPEN_STATES)
-    rows = _run(f"SELECT symbol, side, price, amount, filled, state FROM {_ORDERS} WHERE order_id = ? AND "
-                f"(state IN ({_marks(len(opens))}) OR (state = ? AND filled <> amount))",
+    rows = run(f"SELECT symbol, side, price, amount, filled, state FROM {_ORDERS} WHERE order_id = ? AND "
+                f"(state IN ({marks(len(opens))}) OR (state = ? AND filled <> amount))",
                 (order_id, *opens, X.FILLED.value)).fetchall()
     out = []
     for symbol, side, price, amount, filled, _state in rows:
@@ -463,5 +448,5 @@ def mark_hanging(client_order_ids: Sequence[str], now: float) -> None:
     for chunk in range(0, len(client_order_ids), 400):
         ids = list(client_order_ids[chunk:chunk + 400])
         if ids:
-            _run(f"UPDATE {_ORDERS} SET hanging = ?, updated_at = ? WHERE client_order_id IN ({_marks(len(ids))})",
+            run(f"UPDATE {_ORDERS} SET hanging = ?, updated_at = ? WHERE client_order_id IN ({marks(len(ids))})",
                  (True, now, *ids))

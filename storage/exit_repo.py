@@ -25,7 +25,8 @@ from domain.routing import Route, RouteKind, SnapshotFacts
 from domain.states import OrderState
 from domain.way_back import ReturnCandidate, match_arrival
 from storage.models import LedgerEntry, MoneyMovement, Order, OrderTopUp, Snapshot
-from storage.repo import OrderView, _raise_alert, _run, _transition, load_order, order_movements
+from storage.repo import OrderView, _raise_alert, _transition, load_order, order_movements
+from storage.sql import run
 
 RETURN_AWAITING_ARRIVAL = ("sending", "sent", "completed")
 RETURN_OPEN = ("queued",) + RETURN_AWAITING_ARRIVAL
@@ -53,13 +54,13 @@ def withdrawal_client_id(request_id: str, attempt: int) -> str:
 
 def request_exit(order_id: str, source: str, reason: str, now: float) -> OrderView | None:
     """Remember that this order must exit (the first request wins; later ones change nothing)."""
-    _run("UPDATE orders SET exit_requested_at = ?, exit_source = ?, exit_reason = ?, updated_at = ? "
+    run("UPDATE orders SET exit_requested_at = ?, exit_source = ?, exit_reason = ?, updated_at = ? "
          "WHERE order_id = ? AND exit_requested_at IS NULL", (now, source, reason, now, order_id))
     return load_order(order_id)
 
 
 def set_end_at(order_id: str, end_at: float | None, now: float) -> None:
-    _run("UPDATE orders SET end_at = ?, updated_at = ? WHERE order_id = ?", (end_at, now, order_id))
+    run("UPDATE orders SET end_at = ?, updated_at = ? WHERE order_id = ?", (end_at, now, order_id))
 
 
 def transition(order_id: str, target: OrderState, reason: str, now: float, **columns) -> OrderView:

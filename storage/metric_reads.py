@@ -8,7 +8,8 @@ over a large table holds it for as long as it takes (measured: 5 s for 500k fill
 movements on a loaded 2-core machine), so the queries run on their own connection in a native thread of
 gevent's pool: sqlite3 releases the GIL while a statement steps, WAL lets that reader run beside the one
 writer, and one read transaction gives every figure from the same instant. PostgreSQL queries already wait
-cooperatively (psycopg under gevent) and use the service's pool.
+cooperatively (psycopg under gevent): they run in one repeatable-read transaction on one of the service's pooled
+connections.
 
 Fills grow without bound, so on SQLite they are read incrementally: only the rows after a rowid the caller
 has already counted (the table is insert-only and rowids only grow). On PostgreSQL they are summed whole.
@@ -27,6 +28,7 @@ from domain.exchange_orders import OPEN_STATES
 from storage.exchange_models import ExchangeOrder, Fill
 from storage.kpi_models import KpiSample
 from storage.models import MoneyMovement, Order, database_proxy
+from storage.sql import adapt
 
 _OPEN = tuple(sorted(s.value for s in OPEN_STATES))
 _IN_OPEN = f"state IN ({', '.join('?' * len(_OPEN))})"
@@ -108,11 +110,13 @@ def read_state(fills_after: int) -> StateCounts:
     if isinstance(db, pw.SqliteDatabase) and db.database != ":memory:":
         uri = Path(db.database).resolve().as_uri() + "?mode=rw"  # never creates a file
         return gevent.get_hub().threadpool.apply(_read_sqlite, (uri, fills_after))
-    param = db.param
 
     def execute(sql: str, params: Sequence) -> list[tuple]:
-        return list(db.execute_sql(sql if param == "?" else sql.replace("?", param), tuple(params)).fetchall())
-    return _collect(execute, fills_after=None)
+        return list(db.execute_sql(adapt(sql, db), tuple(params)).fetchall())
+    with db.atomic():  # one read transaction (PostgreSQL: one pooled connection, one snapshot for every figure)
+        if not isinstance(db, pw.SqliteDatabase):
+            db.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        return _collect(execute, fills_after=None)
 
 
 def _read_sqlite(uri: str, fills_after: int) -> StateCounts:

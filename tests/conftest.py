@@ -23,3 +23,36 @@ def _fresh_decimal_context():
     must not leak that into the next test either."""
     with decimal.localcontext(decimal.Context()):
         yield
+
+
+from tests import databases  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_template():
+    """With MMFLOW_TEST_DATABASE_URL=postgresql://…: the schema'd template each test database is copied from."""
+    if not databases.on_postgres():
+        yield
+        return
+    databases.create_template()
+    yield
+    databases.drop_template()
+
+
+def _dropping_what_this_scope_creates():
+    """Databases created while this scope ran (tests/databases.py) are dropped when it ends."""
+    if not databases.on_postgres():
+        yield
+        return
+    mark = databases.created_count()
+    yield
+    databases.drop_created_since(mark)
+
+
+# Autouse fixtures of a scope are set up before its other fixtures: each mark is taken before a fixture of the
+# same scope creates a database, so a module fixture's database outlives the module's tests, not the first one.
+_drop_module_databases = pytest.fixture(scope="module", autouse=True, name="_drop_module_databases")(
+    _dropping_what_this_scope_creates)
+_drop_class_databases = pytest.fixture(scope="class", autouse=True, name="_drop_class_databases")(
+    _dropping_what_this_scope_creates)
+_drop_test_databases = pytest.fixture(autouse=True, name="_drop_test_databases")(_dropping_what_this_scope_creates)

@@ -14,6 +14,7 @@ from domain.config import parse_config
 from sim.world import World
 from storage import repo
 from storage.models import database_proxy
+from tests.databases import database_url, query  # noqa: F401 - the database helpers every test imports from here
 
 
 def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, message: str = "condition"):
@@ -55,8 +56,10 @@ class Running:
 
 @contextlib.contextmanager
 def running_mmflow(tmp_path: Path, world: World, *, db_name="mmflow.db", **overrides):
+    """mmflow's actor tree in this process against ``world``, on this test's database ``tmp_path / db_name``
+    (tests/databases.py: SQLite, or PostgreSQL under MMFLOW_TEST_DATABASE_URL); the same name again is a restart."""
     keystore_path = world.write_keystore(tmp_path / "keystore.json")
-    config = parse_config(world.config_dict(tmp_path / db_name, keystore_path, **overrides))
+    config = parse_config(world.config_dict(database_url(tmp_path / db_name), keystore_path, **overrides))
     services = build_services(config)
     escalation = Escalation(event=threading.Event())
     root = start_tree(services, escalation)

@@ -28,6 +28,7 @@ from domain.topup import evaluate_top_up
 from sim.fake_mixin_oauth import install_oauth
 from sim.world import BTC_USDT_PAIR, DISABLED_PAIR, build_world, dump_toml
 from storage import api_auth
+from tests.databases import database_url
 from tests.support import running_mmflow, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +82,8 @@ def env(tmp_path_factory):
     install_oauth(world.fake).register_client(world.bot_id)
     settings = {**SETTINGS, "mixin_oauth_authorize_url": world.fake.url + "/oauth/authorize"}
     config_path = tmp / "mmflow.toml"  # the same settings for the CLI subprocesses
-    config_path.write_text(dump_toml(world.config_dict(tmp / "mmflow.db", tmp / "keystore.json", api=settings)))
+    raw = world.config_dict(database_url(tmp / "mmflow.db"), tmp / "keystore.json", api=settings)
+    config_path.write_text(dump_toml(raw))
     with running_mmflow(tmp, world, api=settings) as running:
         address = wait_until(lambda: api_address(running.services), message="the API bound")
         ctx = api_app(running.services).extensions["mmflow"]

@@ -12,6 +12,7 @@ from api.settings import ApiSettings, parse_api
 from domain.config import ConfigError, load_config
 from integrations.redaction import secrets_of
 from sim.world import build_world, dump_toml
+from tests.databases import database_url
 from tests.support import wait_until
 
 SECRET = "k" * 40
@@ -97,7 +98,8 @@ def test_api_server_retries_a_busy_port_and_stops_cleanly(tmp_path):
     blocker.listen(1)
     port = blocker.getsockname()[1]
     world = build_world()
-    config = parse_config(world.config_dict(tmp_path / "mmflow.db", world.write_keystore(tmp_path / "ks.json"),
+    config = parse_config(world.config_dict(database_url(tmp_path / "mmflow.db"),
+                                            world.write_keystore(tmp_path / "ks.json"),
                                             api={"listen": f"127.0.0.1:{port}"}))
     services = build_services(config)
     ref = ApiServer.start(services)

@@ -5,6 +5,10 @@ never a traceback, never a secret.
 Every case starts from one valid config (``base``: every file it references written, its secrets
 recognisable: ``SECRET-...``) and breaks one thing (a few break several, to see every problem reported at
 once). All cases run as concurrent subprocesses (a module fixture), then each is asserted on its own.
+
+The databases here are SQLite files on every run (also under MMFLOW_TEST_DATABASE_URL): the cases are about the
+config file's own semantics — a path relative to it, a directory that cannot be created, a file that is not a
+database, ``:memory:`` — which are SQLite's; PostgreSQL's refusals are in test_keystore_and_database_errors.py.
 """
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from domain.breakers import PriceGuard, RejectionCounter, RiskLimits, drawdown_trip
 from storage import commands, exchange_repo, risk
 from storage.models import Alert
+from tests.databases import database_url
 from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,7 +149,7 @@ def test_halt_survives_a_restart_until_lifted(tmp_path, xworld):  # noqa: F811
             wait_until(lambda: len(open_quotes(order_id)) == 2, timeout=15, message="quoting")
         cfg = tmp_path / "cli.toml"
         from sim.world import dump_toml
-        cfg.write_text(dump_toml({"database": {"url": f"sqlite:///{tmp_path / 'mmflow.db'}"},
+        cfg.write_text(dump_toml({"database": {"url": database_url(tmp_path / "mmflow.db")},
                                   "mixin": {"keystore": str(tmp_path / "keystore.json"), "api_base": xworld.world.fake.url},
                                   "payments": {"market_making_fee_percent": "0.1"},
                                   "exchanges": [{"id": "binance", "ccxt": "binance", "enabled": False,

@@ -21,6 +21,7 @@ from storage import campaign_models as cm
 from storage.db import open_database
 from storage.models import database_proxy
 from storage.writer import Writer
+from tests.databases import database_url
 
 EVM_KEY = "0x" + "11" * 32
 
@@ -124,7 +125,7 @@ class Rig:
 def rig(tmp_path, monkeypatch):
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    db = open_database(f"sqlite:///{tmp_path / 'campaigns.db'}")
+    db = open_database(database_url(tmp_path / "campaigns.db"))
     db.create_tables(cm.CAMPAIGN_MODELS)
     writer = Writer(db).start()
     fake = FakeHufi().start()

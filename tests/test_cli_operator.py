@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from sim.world import BTC, BTC_USDT_PAIR, ETH, build_world, default_pairs, dump_
 from storage import exit_repo, repo
 from storage.models import Alert, MoneyMovement, OrderCommand
 from storage.statements import order_statement
+from tests.databases import database_url, query
 from tests.support import running_mmflow, wait_until
 from tests.test_flow_funding import exchange_table
 
@@ -129,7 +129,7 @@ def svc(tmp_path_factory):
             settings = {"exchanges": [exchange_table(ew)], "funding": dict(FUNDING), "pairs": pairs(),
                         "strategy": {"tick_interval": 0.1}, "stream": {"slow_interval": 0.2, "fast_interval": 0.05}}
             # The very settings running_mmflow gives the service, as the TOML file the CLI reads.
-            raw = ew.world.config_dict(tmp / "mmflow.db", tmp / "keystore.json", **settings)
+            raw = ew.world.config_dict(database_url(tmp / "mmflow.db"), tmp / "keystore.json", **settings)
             config_path = tmp / "mmflow.toml"
             config_path.write_text(dump_toml(raw))
             with running_mmflow(tmp, ew.world, **settings) as mm:
@@ -362,7 +362,8 @@ def test_commands_wait_for_the_service_and_are_carried_out_when_it_runs(tmp_path
     world = build_world()
     try:
         config_path = tmp_path / "mmflow.toml"
-        config_path.write_text(dump_toml(world.config_dict(tmp_path / "mmflow.db", tmp_path / "keystore.json")))
+        raw = world.config_dict(database_url(tmp_path / "mmflow.db"), tmp_path / "keystore.json")
+        config_path.write_text(dump_toml(raw))
         order_id = new_order_id()
         with running_mmflow(tmp_path, world) as mm:
             pair = mm.services.config.pair(BTC_USDT_PAIR)
@@ -379,12 +380,8 @@ def test_commands_wait_for_the_service_and_are_carried_out_when_it_runs(tmp_path
         assert "is the service running? It will be carried out when it runs" in waited.out
         assert queued.code == 0, queued
         assert re.fullmatch(rf"command \d+ queued: exit order {order_id} \(state payment_pending\)\n", queued.out)
-        conn = sqlite3.connect(tmp_path / "mmflow.db")
-        try:
-            rows = conn.execute("SELECT command, processed_at, result FROM order_command WHERE order_id = ?",
-                                (order_id,)).fetchall()
-        finally:
-            conn.close()
+        rows = query(database_url(tmp_path / "mmflow.db"),
+                     "SELECT command, processed_at, result FROM order_command WHERE order_id = ?", (order_id,))
         assert rows == [("exit", None, None), ("exit", None, None)]
         pending = cli(config_path, "orders", "commands", order_id)
         assert pending.out.count("pending (not carried out yet)") == 2, pending

@@ -69,7 +69,7 @@ def test_minimal_valid_config(tmp_path):
 
 def test_full_config_values(tmp_path):
     text = (
-        '[database]\nurl = "postgresql://mm@db/mmflow"\nbusy_timeout = 2\nbatch_max = 100\n'
+        '[database]\nurl = "postgresql://mm@db/mmflow"\nbusy_timeout = 2\nbatch_max = 100\npool_size = 4\n'
         '[mixin]\nkeystore = "env:MMFLOW_KEYSTORE"\napi_base = "https://example.test/"\npage_limit = 100\n'
         f'operator_user_ids = ["{OPERATOR.upper()}"]\n'
         '[payments]\nmarket_making_fee_percent = "0.25"\ntimeout = 300\n'
@@ -79,7 +79,7 @@ def test_full_config_values(tmp_path):
             'min_quote_amount = 10\nquote_symbol = "USDT-ERC20"\n')))
     config = load_config(write(tmp_path, text))
     assert config.database.url == "postgresql://mm@db/mmflow"
-    assert (config.database.busy_timeout, config.database.batch_max) == (2, 100)
+    assert (config.database.busy_timeout, config.database.batch_max, config.database.pool_size) == (2, 100, 4)
     assert config.mixin.keystore_path == "env:MMFLOW_KEYSTORE"
     assert config.mixin.api_base == "https://example.test"
     assert config.mixin.page_limit == 100
@@ -395,6 +395,7 @@ def test_zero_is_allowed_where_it_means_something_but_not_nan_or_negative(tmp_pa
     ("mixin", "max_attempts", "99999999999999", "must be at most 1000000000, got 99999999999999"),
     ("funding", "return_max_attempts", "2.5", "must be a whole number, got 2.5"),
     ("database", "batch_max", "nan", "must be a whole number, got nan"),
+    ("database", "pool_size", "0", "must be >= 1, got 0"),
     ("stream", "weight_share", "2", "must be at most 1, got 2"),
     ("stream", "weight_share", "nan", "must be a finite number, got nan"),
 ])

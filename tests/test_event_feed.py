@@ -19,6 +19,7 @@ from storage import repo
 from storage.db import open_database
 from storage.models import BaseModel, DecimalText, Order, OrderStateChange, database_proxy
 from storage.writer import Writer
+from tests.databases import database_url
 from tests.support import wait_until
 
 PAIR = "0776b00f-95c0-46f9-85e4-7b8e7ca51e94"
@@ -27,7 +28,7 @@ FEES = FeeRequirements("asset-b", D("0.0001"), "asset-q", D("1"), D("0.1"))
 
 @pytest.fixture
 def writer(tmp_path):
-    database = open_database(f"sqlite:///{tmp_path / 'feed.db'}")
+    database = open_database(database_url(tmp_path / "feed.db"))
     w = Writer(database).start()
     yield w
     w.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 import gevent
+import peewee as pw
 import pytest
 
 from domain.exchange_orders import (OPEN_STATES, ExOpenOrder, IllegalExTransition, TradeFill, client_order_id,
@@ -14,6 +15,7 @@ from storage.db import open_database
 from storage.exchange_models import EXCHANGE_MODELS, ExchangeOrder, Fill, OrderSequence
 from storage.models import Alert, LedgerEntry, database_proxy
 from storage.writer import Writer
+from tests.databases import database_url
 
 A, B = "order-a", "order-b"
 ACC = "binance-main"
@@ -22,7 +24,7 @@ SYM = "BTC/USDT"
 
 @pytest.fixture
 def db(tmp_path):
-    database = open_database(f"sqlite:///{tmp_path / 't.db'}")
+    database = open_database(database_url(tmp_path / "t.db"))
     database.create_tables(EXCHANGE_MODELS)   # until storage.models lists them in the schema
     yield database
     database.close()
@@ -98,7 +100,7 @@ def test_mapping_is_unique_both_ways(w):
     w.run(xr.map_exchange_id, c3, "1", S.ACCEPTED, 1.0)
     w.run(xr.map_exchange_id, c4, "1", S.ACCEPTED, 1.0)
     # and the database itself refuses a second row with the same mapping
-    with pytest.raises(Exception, match="UNIQUE"):
+    with pytest.raises(pw.IntegrityError, match="(?i)unique"):  # SQLite: UNIQUE constraint; PostgreSQL: unique constraint
         w.run(lambda: ExchangeOrder.update(exchange_order_id="1").where(
             ExchangeOrder.client_order_id == c2).execute())
 
@@ -109,7 +111,7 @@ def test_sequences_are_per_order_and_survive_a_restart(tmp_path, w, db):
     assert ids[0] == client_order_id(A, 1) and ids[3] == client_order_id(B, 1) and ids[3] != ids[0]
     w.stop()
     db.close()
-    reopened = open_database(f"sqlite:///{tmp_path / 't.db'}")
+    reopened = open_database(database_url(tmp_path / "t.db"))
     w2 = Writer(reopened).start()
     try:
         assert seq_of(reserve(w2)) == 4

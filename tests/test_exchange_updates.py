@@ -22,6 +22,7 @@ from storage.db import open_database
 from storage.exchange_models import ExchangeOrder, Fill
 from storage.models import Alert, LedgerEntry, database_proxy
 from storage.writer import Writer
+from tests.databases import database_url
 
 SYM = "BTC/USDT"
 MID = "BTCUSDT"
@@ -57,7 +58,7 @@ def acct(fx):
 
 @pytest.fixture
 def w(tmp_path):
-    db = open_database(f"sqlite:///{tmp_path / 'updates.db'}")
+    db = open_database(database_url(tmp_path / "updates.db"))
     writer = Writer(db, batch_max=100).start()
     yield writer
     writer.stop()

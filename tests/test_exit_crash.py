@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 from decimal import Decimal
 
 import pytest
@@ -14,22 +13,19 @@ from domain.memo import ACTION_EXIT, encode_market_making
 from sim.bridge import world_with_exchange
 from sim.world import BTC, BTC_USDT_PAIR, USDT_ERC20, default_pairs, dump_toml, new_order_id
 from domain.config import parse_config
+from tests.databases import database_url, query, query_errors
 from tests.support import start_service, wait_until
 
 STEPS = ["before_exchange_withdraw", "after_exchange_withdraw", "after_deposit_stored", "payout_before_prepare",
          "payout_after_broadcast", "payout_before_confirm_recorded"]
 
 
-def state_of(db_path, order_id):
+def state_of(db_url, order_id):
     try:
-        conn = sqlite3.connect(db_path, timeout=10)
-        try:
-            row = conn.execute("SELECT state, statement FROM orders WHERE order_id = ?", (order_id,)).fetchone()
-        finally:
-            conn.close()
-        return row
-    except sqlite3.OperationalError:
+        rows = query(db_url, "SELECT state, statement FROM orders WHERE order_id = ?", (order_id,))
+    except query_errors():
         return None
+    return rows[0] if rows else None
 
 
 @pytest.mark.timeout(180)
@@ -50,8 +46,8 @@ def run_kill_on_the_way_back(tmp_path, step, *, client_id: bool, venue: str = "b
     ew = world_with_exchange(deposit_delay=0.1, venue=venue)
     ew.exchange.withdraw_delay = 0.2
     env = dict(os.environ, MMF_BINANCE_KEY=ew.api_key, MMF_BINANCE_SECRET=ew.secret)
-    db_path = tmp_path / "mmflow.db"
-    raw = ew.world.config_dict(db_path, ew.world.write_keystore(tmp_path / "keystore.json"))
+    db_url = database_url(tmp_path / "mmflow.db")
+    raw = ew.world.config_dict(db_url, ew.world.write_keystore(tmp_path / "keystore.json"))
     raw["funding"] = {"poll_interval": 0.05, "retry_delay": 0.1, "withdrawal_timeout": 60, "deposit_timeout": 60,
                       "return_timeout": 60, "return_retry_delay": 0.1, "lookup_grace": 1.0}
     raw["strategy"] = {"tick_interval": 0.2}
@@ -74,13 +70,13 @@ def run_kill_on_the_way_back(tmp_path, step, *, client_id: bool, venue: str = "b
     log_path = tmp_path / "service.log"
     proc = start_service(config_path, log_path, env, step)
     try:
-        wait_until(lambda: (s := state_of(db_path, order_id)) and s[0] == "running", timeout=60, interval=0.1,
+        wait_until(lambda: (s := state_of(db_url, order_id)) and s[0] == "running", timeout=60, interval=0.1,
                    message="order running")
         ew.world.pay(user, USDT_ERC20, "1", encode_market_making(BTC_USDT_PAIR, order_id, action=ACTION_EXIT))
         assert proc.wait(timeout=60) == -signal.SIGKILL, f"expected a self-kill at {step}"
         proc = start_service(config_path, log_path, env)
-        wait_until(lambda: (s := state_of(db_path, order_id)) and s[0] == "settled", timeout=90, interval=0.1,
-                   message=f"order settled after a kill at {step}: {state_of(db_path, order_id)}")
+        wait_until(lambda: (s := state_of(db_url, order_id)) and s[0] == "settled", timeout=90, interval=0.1,
+                   message=f"order settled after a kill at {step}: {state_of(db_url, order_id)}")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
@@ -95,17 +91,15 @@ def run_kill_on_the_way_back(tmp_path, step, *, client_id: bool, venue: str = "b
         assert all(not w.withdraw_order_id for w in withdrawals)  # nothing relied on a client id
     # Exactly one payout per asset: the owner's balance on the fake Mixin is what they paid, minus the
     # fees, plus one payout of what came back (a second payout would show here).
-    conn = sqlite3.connect(db_path)
-    payouts = dict(conn.execute("SELECT asset_id, amount FROM money_movement WHERE kind = 'payout' AND order_id = ?",
-                                (order_id,)).fetchall())
-    states = [r[0] for r in conn.execute("SELECT state FROM money_movement WHERE kind = 'payout'").fetchall()]
-    conn.close()
+    payouts = dict(query(db_url, "SELECT asset_id, amount FROM money_movement WHERE kind = 'payout' AND order_id = ?",
+                         (order_id,)))
+    states = [r[0] for r in query(db_url, "SELECT state FROM money_movement WHERE kind = 'payout'")]
     assert set(payouts) == {BTC, USDT_ERC20} and states == ["confirmed", "confirmed"]
     paid_btc = invoice[BTC]
     assert ew.world.fake.balance(user, BTC) == -paid_btc + Decimal(payouts[BTC])
     assert ew.world.fake.balance(user, USDT_ERC20) == -invoice[USDT_ERC20] - 1 + Decimal(payouts[USDT_ERC20])
     assert Decimal(payouts[BTC]) == Decimal("0.1") - Decimal("0.0002")
     assert Decimal(payouts[USDT_ERC20]) == Decimal("5000") - Decimal("3") + 1
-    statement = json.loads(state_of(db_path, order_id)[1])
+    statement = json.loads(state_of(db_url, order_id)[1])
     assert statement["balanced"] is True
     assert all(Decimal(a["check"]) == 0 for a in statement["assets"])

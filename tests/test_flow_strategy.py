@@ -11,6 +11,7 @@ from sim.bridge import world_with_exchange
 from sim.world import BTC_USDT_PAIR, default_pairs
 from storage import commands, exchange_repo, repo
 from storage.campaign_models import CampaignParticipation
+from tests.databases import database_url
 from tests.support import running_mmflow, wait_until
 from tests.test_flow_funding import FAST_FUNDING, exchange_table, pay_order
 
@@ -189,7 +190,7 @@ def test_reference_price_from_another_exchange(tmp_path, xworld, monkeypatch):
 
 def test_price_source_exchange_must_be_configured(tmp_path, xworld):
     from domain.config import ConfigError, parse_config
-    raw = xworld.world.config_dict(tmp_path / "x.db", tmp_path / "k.json")
+    raw = xworld.world.config_dict(database_url(tmp_path / "x.db"), tmp_path / "k.json")
     raw["pairs"] = pairs_with_strategy(price_source_exchange="nowhere")
     with pytest.raises(ConfigError, match="price_source_exchange: 'nowhere' is not a configured"):
         parse_config(raw)

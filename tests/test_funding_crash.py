@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,19 +11,18 @@ import pytest
 from sim.bridge import world_with_exchange
 from sim.world import BTC_USDT_PAIR, dump_toml, new_order_id
 from domain.config import parse_config
+from tests.databases import database_url, query, query_errors
 from tests.support import start_service, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def order_state(db_path, order_id):
+def order_state(db_url, order_id):
     try:
-        conn = sqlite3.connect(db_path, timeout=10)
-        rows = conn.execute("SELECT to_state FROM order_state_change WHERE order_id = ?", (order_id,)).fetchall()
-        conn.close()
-        return "deposit_confirmed" if ("deposit_confirmed",) in rows else None
-    except sqlite3.OperationalError:
+        rows = query(db_url, "SELECT to_state FROM order_state_change WHERE order_id = ?", (order_id,))
+    except query_errors():
         return None
+    return "deposit_confirmed" if ("deposit_confirmed",) in rows else None
 
 
 @pytest.mark.timeout(120)
@@ -34,8 +32,8 @@ def test_kill_during_withdrawal_sends_each_leg_once(tmp_path, step, monkeypatch)
     monkeypatch.setenv("MMF_BINANCE_KEY", ew.api_key)
     monkeypatch.setenv("MMF_BINANCE_SECRET", ew.secret)
     env = dict(os.environ, MMF_BINANCE_KEY=ew.api_key, MMF_BINANCE_SECRET=ew.secret)
-    db_path = tmp_path / "mmflow.db"
-    raw = ew.world.config_dict(db_path, ew.world.write_keystore(tmp_path / "keystore.json"))
+    db_url = database_url(tmp_path / "mmflow.db")
+    raw = ew.world.config_dict(db_url, ew.world.write_keystore(tmp_path / "keystore.json"))
     raw["funding"] = {"poll_interval": 0.05, "retry_delay": 0.1, "withdrawal_timeout": 60, "deposit_timeout": 60}
     raw["exchanges"] = [{"id": "binance", "ccxt": "binance", "api_key_env": "MMF_BINANCE_KEY",
                          "secret_env": "MMF_BINANCE_SECRET", "urls": {"api": ew.exchange.url},
@@ -50,7 +48,7 @@ def test_kill_during_withdrawal_sends_each_leg_once(tmp_path, step, monkeypatch)
     try:
         assert proc.wait(timeout=60) == -signal.SIGKILL, f"expected a self-kill at {step}"
         proc = start_service(config_path, log_path, env)
-        wait_until(lambda: order_state(db_path, order_id) == "deposit_confirmed", timeout=60, interval=0.1,
+        wait_until(lambda: order_state(db_url, order_id) == "deposit_confirmed", timeout=60, interval=0.1,
                    message="order funded after the kill")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

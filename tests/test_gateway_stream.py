@@ -24,6 +24,7 @@ from storage import exchange_repo as xr
 from storage.db import open_database
 from storage.models import database_proxy
 from storage.writer import Writer
+from tests.databases import database_url
 
 SYM = "BTC/USDT"
 ACC = "fake-stream"
@@ -84,7 +85,7 @@ def acct(cfg):
 
 @pytest.fixture
 def env(tmp_path):
-    db = open_database(f"sqlite:///{tmp_path / 'stream.db'}")
+    db = open_database(database_url(tmp_path / "stream.db"))
     writer = Writer(db, batch_max=100).start()
     box: list = []
     recorder = Recorder.start(box)

@@ -17,6 +17,7 @@ from integrations.mixin.keystore import (
 )
 from storage.db import StorageError, check_database, masked_url, open_database
 from storage.models import SCHEMA_VERSION, database_proxy
+from tests.databases import database_url, execute, on_postgres, query
 
 KS = generate_keystore()
 PRIVATE = (KS["session_private_key"], KS["spend_private_key"])
@@ -150,6 +151,35 @@ def test_postgres_that_refuses_the_connection_masks_the_password(check):
     message = refused_db("postgresql://nobody:hunter2@127.0.0.1:1/x", check=check)
     assert message.startswith("PostgreSQL database postgresql://nobody:***@127.0.0.1:1/x: cannot be opened: ")
     assert "refused" in message and "hunter2" not in message and "\n" not in message
+
+
+@pytest.mark.skipif(not on_postgres(), reason="needs a PostgreSQL server: MMFLOW_TEST_DATABASE_URL")
+@pytest.mark.parametrize("check", [True, False], ids=["check", "open"])
+def test_postgres_newer_schema_is_refused(tmp_path, check):
+    url = database_url(tmp_path / "pg", empty=True)
+    execute(url, "CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at DOUBLE PRECISION NOT NULL)")
+    execute(url, "INSERT INTO schema_version VALUES (?, ?)", (SCHEMA_VERSION + 1, time.time()))
+    assert refused_db(url, check=check) == (
+        f"PostgreSQL database {url}: database schema version {SCHEMA_VERSION + 1} is newer than this mmflow "
+        f"({SCHEMA_VERSION}); refusing to run an older binary on it")
+
+
+@pytest.mark.skipif(not on_postgres(), reason="needs a PostgreSQL server: MMFLOW_TEST_DATABASE_URL")
+def test_postgres_check_creates_nothing_and_reports_what_it_found(tmp_path):
+    url = database_url(tmp_path / "pg", empty=True)
+    assert check_database(url) == "empty (the schema will be created)"
+    assert query(url, "SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+    open_database(url).close()
+    database_proxy.initialize(None)
+    assert check_database(url) == f"schema version {SCHEMA_VERSION}"
+    foreign = database_url(tmp_path / "foreign", empty=True)
+    execute(foreign, "CREATE TABLE users (id INTEGER)")
+    with pytest.raises(StorageError, match="holds tables but no schema_version: not an mmflow database"):
+        check_database(foreign)
+    missing = url.rsplit("/", 1)[0] + "/mmflow_no_such_database"
+    for check in (True, False):
+        message = refused_db(missing, check=check)
+        assert message.startswith(f"PostgreSQL database {missing}: cannot be opened: ") and "does not exist" in message
 
 
 def test_postgres_without_its_driver(monkeypatch):

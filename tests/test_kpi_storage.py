@@ -25,6 +25,7 @@ from storage.db import open_database
 from storage.kpi_models import KpiQuoteSpan
 from storage.models import LedgerEntry, Order, OrderStateChange, database_proxy
 from storage.writer import Writer
+from tests.databases import database_url
 
 PAIR = "0776b00f-95c0-46f9-85e4-7b8e7ca51e94"
 ORDER = "11111111-2222-3333-4444-555555555555"
@@ -34,7 +35,7 @@ DAY = date(2026, 3, 2)
 MIDNIGHT = datetime(2026, 3, 2, tzinfo=timezone.utc).timestamp()
 CONFIG = """
 [database]
-url = "sqlite:///{db}"
+url = "{db}"
 [mixin]
 keystore = "keystore.json"
 [payments]
@@ -57,7 +58,7 @@ quote_asset_id = "4d8c508b-91c5-375b-92b0-ee702ed2dac5"
 @pytest.fixture
 def db_path(tmp_path):
     path = tmp_path / "kpi.db"
-    database = open_database(f"sqlite:///{path}")
+    database = open_database(database_url(path))
     yield path
     database.close()
     database_proxy.initialize(None)
@@ -220,7 +221,7 @@ def test_series_summary_and_sla_report(w):
 
 def write_config(tmp_path: Path, db_path: Path, extra: str = "") -> str:
     path = tmp_path / "mmflow.toml"
-    path.write_text(CONFIG.format(db=db_path, pair=PAIR, extra=extra))
+    path.write_text(CONFIG.format(db=database_url(db_path), pair=PAIR, extra=extra))
     return str(path)
 
 
@@ -301,7 +302,8 @@ def sampler(w, tmp_path, db_path):
     from actors.services import Services
     from domain.config import parse_config
 
-    config = parse_config(tomllib.loads(CONFIG.format(db=db_path, pair=PAIR, extra="")), read_secrets=False)
+    text = CONFIG.format(db=database_url(db_path), pair=PAIR, extra="")
+    config = parse_config(tomllib.loads(text), read_secrets=False)
     services = Services(config=config, db=database_proxy.obj, mixin=None, fee_oracle=None, wallet=None, writer=w)
     return KpiSampler(services)
 

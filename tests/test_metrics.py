@@ -18,6 +18,7 @@ from sim.bridge import world_with_exchange
 from storage.db import open_database
 from storage.exchange_models import ExchangeOrder, Fill
 from storage.models import MoneyMovement, Order, database_proxy
+from tests.databases import database_url
 from tests.support import wait_until
 from tests.test_storage import db  # noqa: F401 - the fixture: a fresh SQLite database in tmp_path
 
@@ -162,7 +163,7 @@ def test_fills_are_added_up_incrementally_and_start_over_with_another_database(d
     assert value(families, fills, fills + "_total", side="buy", liquidity="taker") == 1
     assert value(scrape(), fills, fills + "_total", side="buy", liquidity="maker") == 2  # nothing new: same
     db.close()
-    other = open_database(f"sqlite:///{tmp_path / 'other.db'}")
+    other = open_database(database_url(tmp_path / "other.db"))
     try:
         _fill("g1", "sell", "100", "1", "maker")
         families = scrape()

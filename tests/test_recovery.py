@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import random
 import signal
-import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,26 +13,19 @@ from domain.ids import refund_request_id
 from domain.memo import encode_market_making
 from sim.world import BTC, BTC_USDT_PAIR, USDT_ERC20, build_world, dump_toml, new_order_id
 from domain.config import parse_config
+from tests.databases import database_url, query, query_errors
 from tests.support import start_service, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def query(db_path: Path, sql: str, *args):
-    conn = sqlite3.connect(db_path, timeout=10)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 @pytest.mark.timeout(180)
 def test_sigkill_during_payments_loses_and_duplicates_nothing(tmp_path):
     world = build_world()
     rng = random.Random(20261121)
-    db_path = tmp_path / "mmflow.db"
+    db_url = database_url(tmp_path / "mmflow.db")
     keystore = world.write_keystore(tmp_path / "keystore.json")
-    raw = world.config_dict(db_path, keystore)
+    raw = world.config_dict(db_url, keystore)
     raw["payments"].update({"timeout": 25.0, "check_delay": 0.05})  # well above payment spread + 4 restarts
     raw["log"] = {"level": "INFO"}
     config_path = tmp_path / "mmflow.toml"
@@ -87,13 +79,13 @@ def test_sigkill_during_payments_loses_and_duplicates_nothing(tmp_path):
         def settled():
             try:
                 return _settled()
-            except sqlite3.OperationalError:  # schema not created yet by the fresh incarnation
+            except query_errors():  # schema not created yet by the fresh incarnation
                 return False
 
         def _settled():
-            rows = query(db_path, "SELECT COUNT(*) FROM snapshot WHERE outcome IS NOT NULL AND applied = 1 "
-                                  "AND amount NOT LIKE '-%'")
-            states = dict(query(db_path, "SELECT order_id, state FROM orders"))
+            rows = query(db_url, "SELECT COUNT(*) FROM snapshot WHERE outcome IS NOT NULL AND applied = ? "
+                                 "AND amount NOT LIKE ?", (True, "-%"))
+            states = dict(query(db_url, "SELECT order_id, state FROM orders"))
             return (rows[0][0] == len(paid)
                     and all(states.get(o) == "payment_complete" for o in full)
                     and all(states.get(o) == "refunded" for o in partial))
@@ -107,20 +99,20 @@ def test_sigkill_during_payments_loses_and_duplicates_nothing(tmp_path):
     assert kills == 4
 
     # Every snapshot stored once, consumed once.
-    stored = query(db_path, "SELECT snapshot_id, outcome FROM snapshot WHERE amount NOT LIKE '-%'")
+    stored = query(db_url, "SELECT snapshot_id, outcome FROM snapshot WHERE amount NOT LIKE ?", ("-%",))
     assert sorted(s for s, _ in stored) == sorted(p["snapshot_id"] for p, _, _ in paid)
     # The bot's own outgoing refunds come back as negative snapshots: stored, and ignored.
-    assert {o for (o,) in query(db_path, "SELECT outcome FROM snapshot WHERE amount LIKE '-%'")} <= {"ignored"}
+    assert {o for (o,) in query(db_url, "SELECT outcome FROM snapshot WHERE amount LIKE ?", ("-%",))} <= {"ignored"}
     # Tallies exact for complete orders.
     for order_id, (user, invoice) in full.items():
-        tallies = {a: Decimal(v) for a, v in query(db_path, "SELECT asset_id, amount FROM payment_tally "
-                                                   "WHERE order_id = ?", order_id)}
-        owner = query(db_path, "SELECT user_id FROM orders WHERE order_id = ?", order_id)[0][0]
+        tallies = {a: Decimal(v) for a, v in query(db_url, "SELECT asset_id, amount FROM payment_tally "
+                                                  "WHERE order_id = ?", (order_id,))}
+        owner = query(db_url, "SELECT user_id FROM orders WHERE order_id = ?", (order_id,))[0][0]
         assert tallies == invoice, order_id
         assert owner == user
     # Refunds: exactly one per refundable payment, none for the rest, each confirmed on Mixin once.
     movements = {r: (state, amount, recipient) for r, state, amount, recipient in
-                 query(db_path, "SELECT request_id, state, amount, recipient_id FROM money_movement")}
+                 query(db_url, "SELECT request_id, state, amount, recipient_id FROM money_movement")}
     expected = {refund_request_id(p["snapshot_id"]): (p["opponent_id"], Decimal(p["amount"]))
                 for p, kind, _ in paid if kind in ("partial", "stray")}
     assert set(movements) == set(expected)

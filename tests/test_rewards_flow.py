@@ -11,6 +11,7 @@ from pathlib import Path
 from domain.rewards import MAKER_WEIGHT, TAKER_BUY_WEIGHT, TAKER_SELL_WEIGHT
 from storage import exchange_repo
 from storage.rewards import order_rewards
+from tests.databases import database_url
 from tests.support import wait_until
 from tests.test_flow_campaign import add_btc_campaign, hufi, hufi_table, participation, xworld  # noqa: F401
 from tests.test_flow_funding import pay_order
@@ -67,7 +68,7 @@ def test_estimated_reward_comes_from_the_orders_own_fills(tmp_path, xworld, hufi
         assert D(e["account_reward"]) <= D(e["pool"]) * account_score / (account_score + 4000)
         cfg = tmp_path / "mmflow.toml"
         from sim.world import dump_toml
-        raw = xworld.world.config_dict(tmp_path / "mmflow.db", tmp_path / "keystore.json")
+        raw = xworld.world.config_dict(database_url(tmp_path / "mmflow.db"), tmp_path / "keystore.json")
         raw["hufi"] = hufi_table(tmp_path, hufi)
         cfg.write_text(dump_toml(raw))
         out = subprocess.run([sys.executable, "run.py", "campaigns", "--config", str(cfg)], cwd=ROOT,

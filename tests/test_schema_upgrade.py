@@ -1,15 +1,23 @@
-"""Databases written by earlier releases (schema versions 1 and 2) open, are upgraded in place, and work."""
+"""Databases written by earlier releases (schema versions 1 and 2) open, are upgraded in place, and work.
+
+The SQLite tests build their old database file with sqlite3 from the release's own DDL, so they stay on SQLite in
+every run; the PostgreSQL test loads that release's PostgreSQL DDL and runs on the PostgreSQL pass
+(``MMFLOW_TEST_DATABASE_URL``)."""
 from __future__ import annotations
 
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from storage.db import open_database
 from storage.models import SCHEMA_VERSION, MoneyMovement, Order, SchemaVersion, Snapshot, database_proxy
+from tests.databases import database_url, on_postgres, query
 
 V1 = Path(__file__).parent / "data" / "schema_v1_sqlite.sql"
 V2 = Path(__file__).parent / "data" / "schema_v2_sqlite.sql"  # as created by the release with the way back
+V2_PG = Path(__file__).parent / "data" / "schema_v2_postgresql.sql"  # the same release on PostgreSQL
 
 
 def test_v1_database_is_upgraded_and_keeps_its_rows(tmp_path):
@@ -63,6 +71,46 @@ def test_v2_database_is_upgraded_for_venues_and_rewards(tmp_path):
         fill = Fill.get_by_id("k1")
         assert fill.liquidity is None and fill.amount == Decimal("0.01")  # unknown: scored as taker, and said so
         assert TradingHalt.select().count() == 0
+    finally:
+        db.close()
+        database_proxy.initialize(None)
+
+
+@pytest.mark.skipif(not on_postgres(), reason="needs a PostgreSQL server: MMFLOW_TEST_DATABASE_URL")
+def test_v2_postgresql_database_is_upgraded_in_place_and_keeps_its_rows(tmp_path):
+    import psycopg
+
+    from storage.exchange_models import Fill
+    from storage.models import TradingHalt
+
+    url = database_url(tmp_path / "v2", empty=True)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(V2_PG.read_text())
+        conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (1, 0), (2, 0)")
+        conn.execute("INSERT INTO exchange_fill (fill_key, trade_id, exchange_account, client_order_id, order_id, "
+                     "symbol, side, price, amount, fee, fee_currency, at, recorded_at) VALUES ('k1', 't1', 'binance', "
+                     "'mmflow-0123456789abcdef-1', 'o1', 'BTC/USDT', 'buy', '60000', '0.01', '0', NULL, 1, 1)")
+        conn.execute("INSERT INTO orders (order_id, pair_id, state, state_reason, base_fee_asset_id, base_fee_amount, "
+                     "quote_fee_asset_id, quote_fee_amount, market_making_fee_percent, created_at, updated_at) "
+                     "VALUES ('o1', 'p1', 'running', 'x', 'a', '0.1', 'b', '0.2', '0.1', 1, 1)")
+    db = open_database(url)
+    try:
+        assert [v.version for v in SchemaVersion.select().order_by(SchemaVersion.version)] == [1, 2, 3]
+        fill = Fill.get_by_id("k1")
+        assert fill.liquidity is None and fill.amount == Decimal("0.01")
+        assert TradingHalt.select().count() == 0 and Order.get_by_id("o1").state == "running"
+        # The release's REAL (4-byte) time columns are double precision now: a time keeps its sub-second part.
+        assert query(url, "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = 'public' "
+                          "AND data_type = 'real'") == [(0,)]
+        now = 1796604000.123456
+        Order.update(updated_at=now).where(Order.order_id == "o1").execute()
+        assert Order.get_by_id("o1").updated_at == now
+    finally:
+        db.close()
+        database_proxy.initialize(None)
+    db = open_database(url)  # opening again is a no-op
+    try:
+        assert SchemaVersion.select().count() == SCHEMA_VERSION
     finally:
         db.close()
         database_proxy.initialize(None)

@@ -12,6 +12,7 @@ from sim.world import BTC, BTC_USDT_PAIR, ETH, build_world
 from storage import repo
 from storage.db import open_database
 from storage.models import database_proxy
+from tests.databases import database_url
 from tests.support import running_mmflow, wait_until
 
 ORDERS = 3000
@@ -25,7 +26,7 @@ def world():
 
 
 def seed(db_path, n):
-    db = open_database(f"sqlite:///{db_path}")
+    db = open_database(database_url(db_path))
     fees = FeeRequirements(BTC, Decimal("0.0001"), ETH, Decimal("0.002"), Decimal("0.1"))
     now = time.time()
     with db.atomic():
@@ -66,7 +67,7 @@ def test_sigterm_while_still_starting_is_a_clean_stop(tmp_path, world):
     from tests.support import start_service
 
     seed(tmp_path / "mmflow.db", 2000)   # a recovery that takes a moment
-    raw = world.config_dict(tmp_path / "mmflow.db", world.write_keystore(tmp_path / "keystore.json"))
+    raw = world.config_dict(database_url(tmp_path / "mmflow.db"), world.write_keystore(tmp_path / "keystore.json"))
     config_path = tmp_path / "mmflow.toml"
     config_path.write_text(dump_toml(raw))
     log_path = tmp_path / "service.log"

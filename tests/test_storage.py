@@ -5,7 +5,6 @@ import uuid
 from decimal import Decimal
 
 import gevent
-import peewee as pw
 import pytest
 
 from domain.memo import memo_text_to_hex
@@ -15,11 +14,12 @@ from storage import repo
 from storage.db import StorageError, ensure_schema, open_database
 from storage.models import Alert, MoneyMovement, PollCursor, SchemaVersion, Snapshot, database_proxy
 from storage.writer import Writer, WriterStopped
+from tests.databases import database_url, on_postgres, query
 
 
 @pytest.fixture
 def db(tmp_path):
-    database = open_database(f"sqlite:///{tmp_path / 'test.db'}")
+    database = open_database(database_url(tmp_path / "test.db"))
     yield database
     database.close()
     database_proxy.initialize(None)
@@ -45,6 +45,7 @@ def test_schema_version_recorded_and_newer_schema_refused(db):
         ensure_schema(db)
 
 
+@pytest.mark.skipif(on_postgres(), reason="about SQLite itself: its journal mode")
 def test_wal_mode_is_on(db):
     assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -82,9 +83,7 @@ def test_failing_unit_is_rolled_back_alone(writer):
 
 def test_result_is_durable_when_the_caller_hears_of_it(writer, tmp_path):
     writer.run(lambda: Alert.create(kind="k", subject="s", message="m", created_at=0))
-    other = pw.SqliteDatabase(str(tmp_path / "test.db"))
-    assert other.execute_sql("SELECT COUNT(*) FROM alert").fetchone()[0] == 1
-    other.close()
+    assert query(database_url(tmp_path / "test.db"), "SELECT COUNT(*) FROM alert") == [(1,)]  # another connection
 
 
 def test_stopped_writer_refuses_work(db):

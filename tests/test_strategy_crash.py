@@ -18,6 +18,7 @@ from sim.world import BTC_USDT_PAIR, dump_toml, new_order_id
 from storage import exchange_repo, repo
 from storage.db import open_database
 from storage.models import database_proxy
+from tests.databases import database_url
 from tests.support import start_service, wait_until
 from tests.test_flow_strategy import pairs_with_strategy
 
@@ -35,8 +36,8 @@ def run_kill_with_orders(tmp_path, step, monkeypatch, venue: str = "binance"):
     monkeypatch.setenv("MMF_BINANCE_KEY", ew.api_key)
     monkeypatch.setenv("MMF_BINANCE_SECRET", ew.secret)
     env = dict(os.environ)
-    db_path = tmp_path / "mmflow.db"
-    raw = ew.world.config_dict(db_path, ew.world.write_keystore(tmp_path / "keystore.json"))
+    db_url = database_url(tmp_path / "mmflow.db")
+    raw = ew.world.config_dict(db_url, ew.world.write_keystore(tmp_path / "keystore.json"))
     raw["funding"] = {"poll_interval": 0.05, "retry_delay": 0.1}
     raw["strategy"] = {"tick_interval": 0.1}
     raw["stream"] = {"slow_interval": 0.2, "fast_interval": 0.05, "not_found_grace": 2.0, "weight_share": 1.0}
@@ -56,7 +57,7 @@ def run_kill_with_orders(tmp_path, step, monkeypatch, venue: str = "binance"):
     proc = start_service(config_path, log_path, env, None if step == "live" else step)
     try:
         if step in ("cancel_sent", "live"):
-            db = open_database(f"sqlite:///{db_path}")
+            db = open_database(db_url)
             wait_until(lambda: len(exchange_repo.open_orders_of(order_id)) == 4, timeout=40, interval=0.1,
                        message="ladder placed")
             ew.exchange.start_price_process(interval=0.1, vol=0.0005, taker_prob=0.9, taker_size=0.01)
@@ -76,7 +77,7 @@ def run_kill_with_orders(tmp_path, step, monkeypatch, venue: str = "binance"):
         wait_until(lambda: log_text().count("mmflow running") > runs, timeout=60, interval=0.1,
                    message="the restarted service running")
         if db is None:
-            db = open_database(f"sqlite:///{db_path}")
+            db = open_database(db_url)
 
         def settled():
             mine = [o for o in checker.fetch_open_orders("BTC/USDT") if is_ours(o.client_order_id or "")]

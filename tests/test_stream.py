@@ -31,6 +31,7 @@ from storage.api_auth import create_api_token, revoke_api_token
 from storage.db import open_database
 from storage.models import Order, database_proxy
 from storage.writer import Writer
+from tests.databases import database_url
 from tests.support import wait_until
 
 PAIR = "0776b00f-95c0-46f9-85e4-7b8e7ca51e94"
@@ -105,7 +106,7 @@ class Stream:
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("stream")
-    url = f"sqlite:///{tmp / 'stream.db'}"
+    url = database_url(tmp / "stream.db")
     db = open_database(url)
     writer = Writer(db).start()
     secret = tmp / "jwt.secret"

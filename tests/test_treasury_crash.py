@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,28 +9,26 @@ import pytest
 
 from domain.ids import refund_request_id
 from sim.world import USDT_ERC20, build_world, dump_toml
+from tests.databases import database_url, query, query_errors
 from tests.support import start_service, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ["before_prepare", "after_prepare", "after_verify", "after_broadcast", "before_confirm_recorded"]
 
 
-def movements(db_path: Path) -> dict[str, str]:
-    conn = sqlite3.connect(db_path, timeout=10)
+def movements(db_url: str) -> dict[str, str]:
     try:
-        return dict(conn.execute("SELECT request_id, state FROM money_movement").fetchall())
-    except sqlite3.OperationalError:
+        return dict(query(db_url, "SELECT request_id, state FROM money_movement"))
+    except query_errors():
         return {}
-    finally:
-        conn.close()
 
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("step", STEPS)
 def test_refund_survives_kill_at_each_step(tmp_path, step):
     world = build_world()
-    db_path = tmp_path / "mmflow.db"
-    raw = world.config_dict(db_path, world.write_keystore(tmp_path / "keystore.json"))
+    db_url = database_url(tmp_path / "mmflow.db")
+    raw = world.config_dict(db_url, world.write_keystore(tmp_path / "keystore.json"))
     config_path = tmp_path / "mmflow.toml"
     config_path.write_text(dump_toml(raw))
     log_path = tmp_path / "service.log"
@@ -42,7 +39,7 @@ def test_refund_survives_kill_at_each_step(tmp_path, step):
         assert proc.wait(timeout=60) == -signal.SIGKILL, f"the process should have killed itself at {step}"
         proc = start_service(config_path, log_path)
         expected = {refund_request_id(p["snapshot_id"]) for p in paid}
-        wait_until(lambda: (m := movements(db_path)) and set(m) == expected
+        wait_until(lambda: (m := movements(db_url)) and set(m) == expected
                    and all(state == "confirmed" for state in m.values()),
                    timeout=30, interval=0.1, message=f"refunds confirmed after a kill at {step}")
         proc.send_signal(signal.SIGTERM)

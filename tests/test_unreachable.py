@@ -15,7 +15,6 @@ import re
 import secrets
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -46,6 +45,7 @@ from sim.world import (
     dump_toml,
     new_order_id,
 )
+from tests.databases import database_text, database_url, hold_write_locks, query, query_errors
 from tests.support import start_service, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,19 +74,15 @@ def text(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
 
 
-def rows(db_path: Path, sql: str, args: tuple = ()) -> list[tuple]:
+def rows(db_url: str, sql: str, args: tuple = ()) -> list[tuple]:
     try:
-        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
-        try:
-            return conn.execute(sql, args).fetchall()
-        finally:
-            conn.close()
-    except sqlite3.OperationalError:
+        return query(db_url, sql, args)
+    except query_errors():
         return []
 
 
-def alerts(db_path: Path, kind: str) -> list[tuple]:
-    return rows(db_path, "SELECT subject, resolved, message FROM alert WHERE kind = ?", (kind,))
+def alerts(db_url: str, kind: str) -> list[tuple]:
+    return rows(db_url, "SELECT subject, resolved, message FROM alert WHERE kind = ?", (kind,))
 
 
 def write_secret(tmp_path: Path, name: str, value: str) -> str:
@@ -112,10 +108,13 @@ def assert_no_secret(tmp_path: Path, values: dict[str, str]) -> None:
     written = [p for p in tmp_path.iterdir()
                if p.name.startswith(("service", "mmflow-debug", "mmflow.db")) and p.is_file()]
     assert any(p.name == "service.log" for p in written)
-    for path in written:
-        data = path.read_bytes()
+    contents = {path.name: path.read_bytes() for path in written}
+    db_url = database_url(tmp_path / "mmflow.db")
+    if not db_url.startswith("sqlite:///"):  # a PostgreSQL database: every row of every table
+        contents["the database"] = database_text(db_url).encode()
+    for where, data in contents.items():
         for name, value in values.items():
-            assert value.encode() not in data, f"the {name} appears in {path.name}"
+            assert value.encode() not in data, f"the {name} appears in {where}"
 
 
 def stop(proc: subprocess.Popen) -> int:
@@ -136,8 +135,8 @@ def test_unreachable_exchange_keeps_the_service_up_orders_wait_and_no_secret_is_
     proc = None
     try:
         key, secret = f"SECRET-KEY-123-{secrets.token_hex(8)}", f"SECRET-SECRET-456-{secrets.token_hex(16)}"
-        db_path = tmp_path / "mmflow.db"
-        raw = world.config_dict(db_path, world.write_keystore(tmp_path / "keystore.json"))
+        db_url = database_url(tmp_path / "mmflow.db")
+        raw = world.config_dict(db_url, world.write_keystore(tmp_path / "keystore.json"))
         raw["funding"] = FAST_FUNDING
         raw["exchanges"] = [{"id": "binance", "ccxt": "binance",
                              "api_key_file": write_secret(tmp_path, "binance.key", key),
@@ -159,19 +158,19 @@ def test_unreachable_exchange_keeps_the_service_up_orders_wait_and_no_secret_is_
 
         wait_until(lambda: windows_since_running() >= 3, timeout=60, interval=0.1,
                    message="warnings over a few retry windows after the start")
-        wait_until(lambda: alerts(db_path, "exchange_unreachable"), timeout=30, interval=0.1,
+        wait_until(lambda: alerts(db_url, "exchange_unreachable"), timeout=30, interval=0.1,
                    message="the exchange_unreachable alert")
         wait_until(lambda: any("is starting" in r[1] for r in rows(
-            db_path, "SELECT state, state_reason FROM orders WHERE order_id = ?", (order_id,))),
+            db_url, "SELECT state, state_reason FROM orders WHERE order_id = ?", (order_id,))),
             timeout=30, interval=0.1, message="the paid order waiting for its account")
         assert proc.poll() is None, "the service must stay up"
 
-        (subject, resolved, message), = alerts(db_path, "exchange_unreachable")
+        (subject, resolved, message), = alerts(db_url, "exchange_unreachable")
         assert subject == "binance" and resolved == 0 and "NetworkError" in message
-        state, reason = rows(db_path, "SELECT state, state_reason FROM orders WHERE order_id = ?", (order_id,))[0]
+        state, reason = rows(db_url, "SELECT state, state_reason FROM orders WHERE order_id = ?", (order_id,))[0]
         assert state == "payment_complete", reason  # nothing withdrawn to an unreconciled account
-        assert rows(db_path, "SELECT count(*) FROM exchange_order") == [(0,)]  # nothing quoted
-        assert rows(db_path, "SELECT count(*) FROM money_movement WHERE kind = 'withdrawal'") == [(0,)]
+        assert rows(db_url, "SELECT count(*) FROM exchange_order") == [(0,)]  # nothing quoted
+        assert rows(db_url, "SELECT count(*) FROM money_movement WHERE kind = 'withdrawal'") == [(0,)]
 
         log = text(log_path)
         warnings = warnings_about(log, "exchange account binance unreachable")
@@ -205,8 +204,8 @@ def test_unreachable_mixin_and_exchange_keep_the_service_up_and_no_secret_is_pri
     keystore, keystore_secrets = legacy_keystore()
     keystore_path = tmp_path / "keystore.json"
     keystore_path.write_text(json.dumps(keystore))
-    db_path = tmp_path / "mmflow.db"
-    raw = {"database": {"url": f"sqlite:///{db_path}"},
+    db_url = database_url(tmp_path / "mmflow.db")
+    raw = {"database": {"url": db_url},
            "mixin": {"api_base": f"http://127.0.0.1:{closed_port()}", "keystore": str(keystore_path),
                      "poll_interval": 0.05, "backoff_base": 0.01, "backoff_max": 0.2, "request_timeout": 2.0},
            "payments": {"market_making_fee_percent": "0.1"},
@@ -231,10 +230,10 @@ def test_unreachable_mixin_and_exchange_keep_the_service_up_and_no_secret_is_pri
                    interval=0.1, message="Mixin warnings over a few retry windows")
         wait_until(lambda: len(warnings_about(text(log_path), "exchange account binance unreachable")) >= 3,
                    timeout=60, interval=0.1, message="exchange warnings")
-        wait_until(lambda: alerts(db_path, "mixin_unreachable") and alerts(db_path, "exchange_unreachable"),
+        wait_until(lambda: alerts(db_url, "mixin_unreachable") and alerts(db_url, "exchange_unreachable"),
                    timeout=30, interval=0.1, message="both alerts")
         assert proc.poll() is None, "the service must stay up"
-        (subject, resolved, message), = alerts(db_path, "mixin_unreachable")
+        (subject, resolved, message), = alerts(db_url, "mixin_unreachable")
         assert subject == raw["mixin"]["api_base"] and resolved == 0 and "MixinTransportError" in message
         log = text(log_path)
         assert "attempt 1/5 failed" not in log  # the client's per-attempt lines stay in the debug log
@@ -267,8 +266,8 @@ def test_an_exchange_reachable_later_is_published_then_orders_fund_and_quote(tmp
     try:
         url, options = ew.exchange.url, ew.ccxt_config()["options"]
         ew.exchange.stop()  # down at start: connection refused on its port
-        db_path = tmp_path / "mmflow.db"
-        raw = ew.world.config_dict(db_path, ew.world.write_keystore(tmp_path / "keystore.json"))
+        db_url = database_url(tmp_path / "mmflow.db")
+        raw = ew.world.config_dict(db_url, ew.world.write_keystore(tmp_path / "keystore.json"))
         raw["funding"] = FAST_FUNDING
         raw["pairs"] = pairs_with_strategy()
         raw["strategy"] = {"tick_interval": 0.1}
@@ -285,22 +284,22 @@ def test_an_exchange_reachable_later_is_published_then_orders_fund_and_quote(tmp
         order_id = new_order_id()
         ew.world.pay_invoice(ew.world.new_user(), pair, order_id,
                              ew.world.invoice(pair, Decimal("0.1"), Decimal(5000)))
-        wait_until(lambda: alerts(db_path, "exchange_unreachable"), timeout=60, interval=0.1,
+        wait_until(lambda: alerts(db_url, "exchange_unreachable"), timeout=60, interval=0.1,
                    message="the exchange_unreachable alert")
         wait_until(lambda: any("is starting" in r[0] for r in rows(
-            db_path, "SELECT state_reason FROM orders WHERE order_id = ?", (order_id,))),
+            db_url, "SELECT state_reason FROM orders WHERE order_id = ?", (order_id,))),
             timeout=30, interval=0.1, message="the order waiting for its account")
 
         ew.exchange.start()  # back, on the same port
         wait_until(lambda: "exchange account binance reachable again" in text(log_path), timeout=30,
                    interval=0.1, message="recovery logged")
-        wait_until(lambda: ("running",) in rows(db_path, "SELECT state FROM orders WHERE order_id = ?",
+        wait_until(lambda: ("running",) in rows(db_url, "SELECT state FROM orders WHERE order_id = ?",
                                                 (order_id,)),
                    timeout=60, interval=0.1, message="the order funded and running")
-        wait_until(lambda: rows(db_path, "SELECT count(*) FROM exchange_order WHERE order_id = ? AND state IN "
+        wait_until(lambda: rows(db_url, "SELECT count(*) FROM exchange_order WHERE order_id = ? AND state IN "
                                          "('accepted', 'partially_filled')", (order_id,))[0][0] > 0,
                    timeout=30, interval=0.1, message="the order quoting")
-        (subject, resolved, _message), = alerts(db_path, "exchange_unreachable")
+        (subject, resolved, _message), = alerts(db_url, "exchange_unreachable")
         assert subject == "binance" and resolved == 1
         log = text(log_path)
         assert "exchange gateway binance (binance) ready" in log
@@ -368,7 +367,7 @@ def test_the_log_patcher_masks_secrets_in_message_exception_and_extra():
 def test_secrets_of_collects_exchange_keystore_hufi_and_database_secrets(tmp_path):
     world = build_world()
     try:
-        raw = world.config_dict(tmp_path / "x.db", world.write_keystore(tmp_path / "keystore.json"))
+        raw = world.config_dict(tmp_path / "x.db", world.write_keystore(tmp_path / "keystore.json"))  # not opened
         raw["exchanges"] = [{"id": "binance", "ccxt": "binance",
                              "api_key_file": write_secret(tmp_path, "k", "SECRET-KEY-abcdef"),
                              "secret_file": write_secret(tmp_path, "s", "SECRET-SECRET-abcdef")}]
@@ -397,7 +396,7 @@ def test_outage_warns_once_per_window_opens_reopens_and_resolves_its_alert(tmp_p
     from storage.models import Alert, database_proxy
     from storage.writer import Writer
 
-    db = open_database(f"sqlite:///{tmp_path / 'o.db'}")
+    db = open_database(database_url(tmp_path / "o.db"))
     writer = Writer(db).start()
     lines: list[tuple[str, str]] = []
     sink = logger.add(lambda m: lines.append((m.record["level"].name, m.record["message"])), level="DEBUG")
@@ -460,8 +459,8 @@ def test_root_supervisor_giving_up_exits_70_with_one_critical_line_and_no_traceb
     proc = None
     holder = None
     try:
-        db_path = tmp_path / "mmflow.db"
-        raw = world.config_dict(db_path, world.write_keystore(tmp_path / "keystore.json"),
+        db_url = database_url(tmp_path / "mmflow.db")
+        raw = world.config_dict(db_url, world.write_keystore(tmp_path / "keystore.json"),
                                 supervision={"intensity": 0}, database={"busy_timeout": 0.2})
         config_path = tmp_path / "mmflow.toml"
         config_path.write_text(dump_toml(raw))
@@ -470,14 +469,12 @@ def test_root_supervisor_giving_up_exits_70_with_one_critical_line_and_no_traceb
         wait_until(lambda: "mmflow running" in text(log_path), timeout=60, interval=0.1, message="started")
         # The database refuses every write from now on: the poller's next page cannot be stored, the poller
         # dies, and with intensity 0 the root supervisor gives up at once.
-        holder = sqlite3.connect(db_path, timeout=10, isolation_level=None)
-        holder.execute("BEGIN EXCLUSIVE")
+        holder = hold_write_locks(db_url)
         world.pay(world.new_user(), BTC, "0.001", "hello")
         assert proc.wait(timeout=60) == 70
     finally:
         if holder is not None:
-            holder.rollback()
-            holder.close()
+            holder.close()  # rolls back: the locks go
         if proc is not None and proc.poll() is None:
             proc.kill()
         world.fake.stop()
@@ -509,7 +506,8 @@ def test_a_start_failure_exits_70_with_one_critical_line_and_no_traceback(tmp_pa
     world = build_world()
     try:
         key = f"SECRET-KEY-{secrets.token_hex(8)}"
-        raw = world.config_dict(tmp_path / "mmflow.db", world.write_keystore(tmp_path / "keystore.json"))
+        raw = world.config_dict(database_url(tmp_path / "mmflow.db"),
+                                world.write_keystore(tmp_path / "keystore.json"))
         raw["exchanges"] = [{"id": "binance", "ccxt": "binance",
                              "api_key_file": write_secret(tmp_path, "binance.key", key),
                              "secret_file": write_secret(tmp_path, "binance.secret", "SECRET-SECRET-0000"),

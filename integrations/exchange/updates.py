@@ -54,6 +54,7 @@ from integrations.exchange.errors import (AuthenticationFailed, DefinitiveError,
 from storage import exchange_repo as xr
 from storage.exchange_models import ExchangeOrder, Fill
 from storage.models import Alert
+from storage.sql import run
 
 __all__ = [
     "IN_FLIGHT_STATES",
@@ -146,12 +147,8 @@ class UpdateRound:
 
 def raise_alert(kind: str, subject: str, message: str, now: float) -> bool:
     """Unit: write an Alert unless one of this (kind, subject) exists. True if it is new."""
-    db = Alert._meta.database
-    sql = (f"INSERT INTO {Alert._meta.table_name} (kind, subject, message, created_at, resolved) "
-           f"VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
-    if db.param != "?":
-        sql = sql.replace("?", db.param)
-    cursor = db.execute_sql(sql, (kind, subject, message, now, False))
+    cursor = run(f"INSERT INTO {Alert._meta.table_name} (kind, subject, message, created_at, resolved) "
+                 f"VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", (kind, subject, message, now, False))
     return cursor.rowcount == 1
 
 
