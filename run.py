@@ -1,5 +1,16 @@
 """mmflow command line: `python run.py demo | serve | memo | orders | alerts | halt | campaigns | tokens`."""
-from integrations.gevent_patch import patch_all
+import signal as _signal
+
+# SIGTERM/SIGINT at any time — even while Python is still importing, right after a supervisor's spawn — is a
+# clean stop for `serve` (exit 0): the signal is only remembered here (nothing else is safe inside a signal
+# handler before gevent's own handlers exist) and serve() honours it once its handlers are in place; every other
+# command gets the default action back (see _hand_back_early_stops). Set before the gevent patch and the imports,
+# which take the longest.
+_STOPS_BEFORE_START: list[int] = []
+for _sig in (_signal.SIGTERM, _signal.SIGINT):
+    _signal.signal(_sig, lambda signum, _frame: _STOPS_BEFORE_START.append(signum))
+
+from integrations.gevent_patch import patch_all  # noqa: E402
 
 patch_all()
 
@@ -86,20 +97,18 @@ def _open_database_or_exit(config):
         _fail(_database_problem(config, exc))
 
 
-def _early_stop():
-    """SIGTERM/SIGINT at any time — even while the service is still starting — is a clean stop (exit 0):
-    the signal is remembered from the first line on, and serve() honours it once the tree is up."""
-    import signal
-    import threading
+def _hand_back_early_stops() -> None:
+    """Commands other than `serve` keep the default SIGTERM/SIGINT actions (or their own); a stop that came
+    while importing takes that default action now."""
+    import os
 
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
+    _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
+    _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+    for signum in _STOPS_BEFORE_START[:1]:
+        os.kill(os.getpid(), signum)
 
 
 def _cmd_serve(args) -> int:
-    stop = _early_stop()
     # Everything a bad file can break is checked before anything starts: the config (every problem at
     # once), the keystore, the database (read-only). Each problem: exit 2 with one line naming the culprit.
     config = _load_config_or_exit(args.config, for_service=True)
@@ -126,7 +135,7 @@ def _cmd_serve(args) -> int:
         services = build_services(config, keystore=keystore)
     except StorageError as exc:  # changed since the check a moment ago
         _fail(_database_problem(config, exc))
-    return serve(services, stop)
+    return serve(services, stopped_before=lambda: bool(_STOPS_BEFORE_START))
 
 
 def _cmd_operator(args) -> int:
@@ -304,6 +313,8 @@ def main(argv=None) -> int:
     tr.add_argument("--config", required=True)
 
     args = parser.parse_args(argv)
+    if args.command != "serve":
+        _hand_back_early_stops()
     handler = {"demo": _cmd_demo, "serve": _cmd_serve, "memo": _cmd_memo, "orders": _cmd_operator,
                "alerts": _cmd_operator, "campaigns": _cmd_operator,
                "halt": _cmd_operator, "tokens": _cmd_operator}[args.command]

@@ -35,6 +35,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -408,8 +409,10 @@ def stop_tree(root, timeout: float = 30.0) -> None:
         logger.error("shutdown: root supervisor did not stop cleanly: {}", exc)
 
 
-def serve(services: Services, stop: threading.Event | None = None) -> int:
-    """Run until SIGTERM/SIGINT (or `stop`); returns the process exit code.
+def serve(services: Services, stop: threading.Event | None = None,
+          stopped_before: Callable[[], bool] | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or `stop`); returns the process exit code. ``stopped_before``: whether a
+    signal came before these handlers were installed (run.py remembers one from its first line on).
 
     0 after a signal; 70 when the root supervisor gave up (it logged the one CRITICAL line) or the
     tree could not start (one CRITICAL line here). Outside debug mode no traceback reaches stderr."""
@@ -425,6 +428,8 @@ def serve(services: Services, stop: threading.Event | None = None) -> int:
     escalation = Escalation(event=stop)
     gevent.signal_handler(signal.SIGTERM, stop.set)
     gevent.signal_handler(signal.SIGINT, stop.set)
+    if stopped_before is not None and stopped_before():
+        stop.set()
     try:
         root = start_tree(services, escalation)
     except Exception as exc:  # noqa: BLE001 - any start failure is one line and exit 70

@@ -2,6 +2,7 @@
 in batches, with one summary line (not one per order)."""
 from __future__ import annotations
 
+import subprocess
 import time
 from decimal import Decimal
 
@@ -77,6 +78,46 @@ def test_sigterm_while_still_starting_is_a_clean_stop(tmp_path, world):
                    message="the service has started logging")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, log_path.read_text()[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether the process has a handler for SIGTERM (the SigCgt mask in /proc/PID/status)."""
+    import signal
+
+    try:
+        status = open(f"/proc/{pid}/status").read()
+    except FileNotFoundError:
+        return False
+    caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+    return bool(caught >> (signal.SIGTERM - 1) & 1)
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_while_python_is_still_importing_is_a_clean_stop(tmp_path, world):
+    """The earliest SIGTERM run.py can see — right after its first lines, long before the config is read, the
+    tree exists or anything is logged — is remembered and honoured: exit 0, never -15."""
+    import signal
+
+    from sim.world import dump_toml
+    from tests.support import start_service
+
+    raw = world.config_dict(database_url(tmp_path / "mmflow.db"), world.write_keystore(tmp_path / "keystore.json"))
+    config_path = tmp_path / "mmflow.toml"
+    config_path.write_text(dump_toml(raw))
+    log_path = tmp_path / "service.log"
+    proc = start_service(config_path, log_path)
+    try:
+        wait_until(lambda: _catches_sigterm(proc.pid), timeout=60, interval=0.001,
+                   message="run.py has installed its first SIGTERM handler")
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            code = "still running after 60 s"
+        assert code == 0, log_path.read_text()[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
