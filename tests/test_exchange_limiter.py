@@ -113,22 +113,28 @@ def test_penalty_blocks_every_caller_and_bucket_until_it_ends():
 
 
 def test_default_backoff_doubles_while_penalties_repeat_and_resets_after_success():
-    lim = WeightedLimiter(10**6, default_backoff=0.02, max_backoff=0.05, ban_backoff=0.07)
+    # A clock the test moves: the pause lengths are exact, whatever the machine's load does to real time.
+    now = [1000.0]
+    lim = WeightedLimiter(10**6, default_backoff=0.02, max_backoff=0.05, ban_backoff=0.07, clock=lambda: now[0])
+
+    def later(seconds):
+        now[0] += seconds
+
     lim.penalize(None)
-    assert 0.015 < lim.paused_for <= 0.02
-    gevent.sleep(0.03)
+    assert lim.paused_for == pytest.approx(0.02)
+    later(0.03)
     lim.penalize(None)
-    assert 0.035 < lim.paused_for <= 0.04  # doubled
-    gevent.sleep(0.05)
+    assert lim.paused_for == pytest.approx(0.04)  # doubled
+    later(0.05)
     lim.penalize(None)
-    assert lim.paused_for <= 0.05  # capped by max_backoff
-    gevent.sleep(0.06)
+    assert lim.paused_for == pytest.approx(0.05)  # capped by max_backoff
+    later(0.06)
     lim.note_success()
     lim.penalize(None)
-    assert lim.paused_for <= 0.02  # back to the base after a success
-    gevent.sleep(0.03)
+    assert lim.paused_for == pytest.approx(0.02)  # back to the base after a success
+    later(0.03)
     lim.penalize(None, status=418)
-    assert 0.065 < lim.paused_for <= 0.07
+    assert lim.paused_for == pytest.approx(0.07)
 
 
 def test_after_a_pause_traffic_resumes_at_the_refill_rate_not_with_a_burst():
