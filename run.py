@@ -1,4 +1,5 @@
-"""mmflow command line: `python run.py demo | serve | memo | orders | alerts | halt | campaigns | tokens`."""
+"""mmflow command line: `python run.py demo | serve | memo | orders | alerts | halt | campaigns | tokens | archive |
+audit`."""
 from integrations.gevent_patch import patch_all
 
 patch_all()
@@ -154,6 +155,16 @@ def _cmd_operator(args) -> int:
     return handler(config, args)
 
 
+def _cmd_maintenance(args) -> int:
+    """archive run|verify|restore and audit: the database and the config only (no secrets, no ccxt)."""
+    from cli import maintenance
+
+    config = _load_config_or_exit(args.config, database_only=True)
+    _open_database_or_exit(config)
+    handler = maintenance.audit_command if args.command == "audit" else maintenance.archive_command
+    return handler(config, args)
+
+
 def _cmd_demo(args) -> int:
     from sim.demo import run_demo
 
@@ -303,8 +314,25 @@ def main(argv=None) -> int:
     tr.add_argument("token_id", type=int)
     tr.add_argument("--config", required=True)
 
+    archive = sub.add_parser("archive", help="cold storage of finished orders: run, verify, restore")
+    archive_sub = archive.add_subparsers(dest="archive_command", required=True)
+    for name, text in (("run", "move settled/refunded orders older than [archive] retention to the archive"),
+                       ("verify", "re-read every segment: sha256, records, no archived order also hot"),
+                       ("restore", "put archived orders back into the hot tables")):
+        p = archive_sub.add_parser(name, help=text)
+        p.add_argument("--config", required=True)
+        if name == "restore":
+            which = p.add_mutually_exclusive_group()
+            which.add_argument("--order", action="append", default=[], metavar="ID", help="an order (repeatable)")
+            which.add_argument("--all", action="store_true", help="every archived order")
+
+    audit = sub.add_parser("audit", help="replay every order's tally, refunds, fees and settlement from its raw "
+                                         "snapshots and compare with what is stored")
+    audit.add_argument("--config", required=True)
+    audit.add_argument("--order", default=None, metavar="ID", help="only this order (hot or archived)")
+
     args = parser.parse_args(argv)
-    handler = {"demo": _cmd_demo, "serve": _cmd_serve, "memo": _cmd_memo, "orders": _cmd_operator,
+    handler = {"archive": _cmd_maintenance, "audit": _cmd_maintenance, "demo": _cmd_demo, "serve": _cmd_serve, "memo": _cmd_memo, "orders": _cmd_operator,
                "alerts": _cmd_operator, "campaigns": _cmd_operator,
                "halt": _cmd_operator, "tokens": _cmd_operator}[args.command]
     return handler(args)

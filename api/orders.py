@@ -77,11 +77,9 @@ def register(router: Router) -> None:
     @router.route("GET", "/api/v1/orders/<order_id>/statement", access=USER, ok=StatementOut, tag="orders",
                   summary="the order's statement per asset with its check line (final once settled)")
     def get_statement(path: OrderPath):
-        from storage.models import Order
-
         document = read_visible(path.order_id, lambda: reads.statement_document(ctx.config, path.order_id))
         hufi = document.pop("hufi", None)
-        final = Order.select(Order.statement).where(Order.order_id == path.order_id).scalar() is not None
+        final = document.pop("final")
         return reads.jsonable({"order_id": path.order_id, "statement": document, "final": final, "hufi": hufi})
 
     @router.route("GET", "/api/v1/orders/<order_id>/kpi", access=USER, ok=KpiOut, tag="orders",

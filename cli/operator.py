@@ -53,12 +53,14 @@ def orders_show(config, args) -> int:
 def orders_statement(config, args) -> int:
     from domain.statement import format_statement
 
-    statement = reads.statement_of(config, args.order_id)
+    from storage.rewards import order_rewards
+
+    with reads.order_source(config, args.order_id):   # hot or archived alike
+        statement = reads.statement_of(config, args.order_id)
+        rewards = order_rewards(args.order_id) if statement is not None else None
     if statement is None:
         err(f"no order {args.order_id}")
         return EXIT_BAD_INPUT
-    from storage.rewards import order_rewards
-    rewards = order_rewards(args.order_id)
     if args.json:
         print(json.dumps({**statement.as_dict(), "hufi": rewards}, indent=2, default=str))
     else:
