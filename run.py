@@ -152,7 +152,13 @@ def _cmd_operator(args) -> int:
                    "set-params": operator.orders_set_params, "resolve": operator.orders_resolve,
                    "kpi": operator.orders_kpi, "sla": operator.orders_sla,
                    }[args.orders_command]
-    return handler(config, args)
+    from storage.archive_segments import ArchiveCorrupt
+
+    try:
+        return handler(config, args)
+    except ArchiveCorrupt as exc:  # an archived order whose record fails its sha256: say so, never guess
+        print(f"error: archive: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
 
 
 def _cmd_maintenance(args) -> int:
@@ -160,6 +166,12 @@ def _cmd_maintenance(args) -> int:
     from cli import maintenance
 
     config = _load_config_or_exit(args.config, database_only=True)
+    if args.command == "archive":
+        from ops.archive import settings_problem
+
+        problem = settings_problem(config)
+        if problem:
+            _fail([problem])
     _open_database_or_exit(config)
     handler = maintenance.audit_command if args.command == "audit" else maintenance.archive_command
     return handler(config, args)

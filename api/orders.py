@@ -31,8 +31,13 @@ def visible_order(order_id: str) -> None:
 
 def read_visible(order_id: str, read):
     """``read()`` of an order the caller may see; 404 if not (or if it vanished meanwhile)."""
-    visible_order(order_id)
-    document = read()
+    from storage.archive_segments import ArchiveCorrupt
+
+    try:
+        visible_order(order_id)
+        document = read()
+    except ArchiveCorrupt as exc:
+        raise Problem(500, f"order {order_id} is archived and its record cannot be read: {exc}") from None
     if document is None:
         raise Problem(404, f"no order {order_id}")
     return document
