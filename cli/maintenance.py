@@ -39,3 +39,20 @@ def archive_command(config, args) -> int:
     print(f"restored {len(outcome.restored)} orders to the hot tables"
           + (f"; {outcome.files_removed} emptied segment files removed" if outcome.files_removed else ""))
     return EXIT_PROBLEMS if outcome.problems else 0
+
+
+def audit_command(config, args) -> int:
+    """Replay every order (or --order ID) from its raw snapshots: each difference one line; exit 1 if any."""
+    from ops import audit
+
+    if args.order:
+        problem = audit.order_problem(args.order)
+        if problem:
+            err(problem)
+            return EXIT_BAD_INPUT
+    outcome = audit.run(config, args.order)
+    for line in outcome.differences:
+        print(line)
+    print(f"{outcome.orders} orders replayed from their raw snapshots: "
+          + (f"{len(outcome.differences)} differences" if outcome.differences else "no differences"))
+    return EXIT_PROBLEMS if outcome.differences else 0
