@@ -58,10 +58,11 @@ def insert_finished_orders(count: int, *, closed_from: float, spread: float = 10
             if settled:
                 rows["ledger"] += [(oid, "BTC", "0.1", "deposit", f"deposit:{oid}:BTC", created + 20),
                                    (oid, "BTC", "-0.1", "return", f"return:{oid}:BTC", closed - 60)]
-                coid = f"mm{n:016x}-1"
+                coid = f"mm{tag:04x}{n:012x}-1"
                 rows["xorder"].append((coid, oid, "binance", "BTC/USDT", "buy", "50000", "0.01", "0.01", "filled",
-                                       f"x{n}", 0, created + 30, created + 30, created + 31))
-                rows["fill"].append((f"binance:BTC/USDT:t{n}:buy", f"t{n}", "binance", coid, oid, "BTC/USDT", "buy",
+                                       f"x{tag}-{n}", 0, created + 30, created + 30, created + 31))
+                trade = f"t{tag}-{n}"
+                rows["fill"].append((f"binance:BTC/USDT:{trade}:buy", trade, "binance", coid, oid, "BTC/USDT", "buy",
                                      "50000", "0.01", "0.00001", "BTC", "maker", created + 31, created + 31))
                 rows["seq"].append((oid, 2))
         with database_proxy.atomic():

@@ -43,13 +43,28 @@ STRATEGY = {"bid_spread": "0.002", "ask_spread": "0.002", "order_amount": "0.01"
 API = {"listen": "127.0.0.1:0", "rate_limit_per_address": "5000/minute", "rate_limit_per_token": "5000/minute"}
 
 
-def run_py(config_path: Path, *args: str, crash_at: str | None = None) -> subprocess.CompletedProcess:
+def _start(config_path: Path, *args: str, crash_at: str | None = None) -> subprocess.Popen:
     env = cli_env()
     env.pop("MMFLOW_CRASH_AT", None)
     if crash_at:
         env["MMFLOW_CRASH_AT"] = crash_at
-    return subprocess.run([sys.executable, "run.py", *args, "--config", str(config_path)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=180)
+    return subprocess.Popen([sys.executable, "run.py", *args, "--config", str(config_path)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc: subprocess.Popen) -> subprocess.CompletedProcess:
+    out, err = proc.communicate(timeout=180)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def run_py(config_path: Path, *args: str, crash_at: str | None = None) -> subprocess.CompletedProcess:
+    """`python run.py ARGS --config FILE` without the exchange keys in its environment."""
+    return _finish(_start(config_path, *args, crash_at=crash_at))
+
+
+def run_py_all(config_path: Path, *calls: tuple[str, ...]) -> list[subprocess.CompletedProcess]:
+    """Independent read-only calls at once (each spends most of its time importing)."""
+    return [_finish(p) for p in [_start(config_path, *call) for call in calls]]
 
 
 def without_archived(document: dict) -> dict:
@@ -68,6 +83,7 @@ def pairs() -> list[dict]:
     return out
 
 
+@pytest.mark.timeout(300)
 def test_real_orders_archive_and_read_the_same_through_cli_and_api_while_the_service_runs(tmp_path, monkeypatch):
     ew = world_with_exchange(deposit_delay=0.1)
     ew.exchange.withdraw_delay = 0.1
@@ -131,7 +147,10 @@ def test_real_orders_archive_and_read_the_same_through_cli_and_api_while_the_ser
             assert (tmp_path / "cold" / segment.path).is_file() and segment.path.startswith(time.strftime("%Y-%m"))
 
             # The same documents, from the archive: the read layer, the CLI and the API.
-            for oid in orders:
+            *printed, paused = run_py_all(config_path, *[("orders", what, oid, *extra) for oid in orders
+                                                         for what, extra in (("show", ()), ("statement", ("--json",)))],
+                                          ("orders", "pause", settled))
+            for oid, shown, statement_json in zip(orders, printed[::2], printed[1::2]):
                 document, statement, (detail, api_statement) = before[oid]
                 after = reads.order_document(config, oid)
                 assert after["archived"]["segment"] == segment.segment_id
@@ -139,13 +158,10 @@ def test_real_orders_archive_and_read_the_same_through_cli_and_api_while_the_ser
                 assert reads.statement_document(config, oid) == statement
                 assert api(oid) == (detail, api_statement)
                 assert api_statement["final"] is True
-                shown = run_py(config_path, "orders", "show", oid)
                 assert shown.returncode == 0, shown
                 assert without_archived(json.loads(shown.stdout)) == json.loads(json.dumps(document, default=str))
-                printed = run_py(config_path, "orders", "statement", oid, "--json")
-                assert printed.returncode == 0 and json.loads(printed.stdout)["balanced"] is True, printed
+                assert statement_json.returncode == 0 and json.loads(statement_json.stdout)["balanced"], statement_json
             # A command for an archived order is refused here, before anything is queued.
-            paused = run_py(config_path, "orders", "pause", settled)
             assert paused.returncode == 2 and "archived" in paused.stderr, paused
 
             # A late payment into the archived order is refunded like one into a settled order: no order reborn.
@@ -210,6 +226,7 @@ def where_is(order_ids) -> tuple[int, int]:
     return hot, ArchivedOrder.select().where(ArchivedOrder.order_id.in_(list(order_ids))).count()
 
 
+@pytest.mark.timeout(240)
 def test_a_kill_between_segment_and_commit_leaves_every_order_readable_once_and_a_rerun_finishes(bulk_db):
     config_path, cold = bulk_db
     old = insert_finished_orders(250, closed_from=time.time() - 60 * DAY, spread=DAY / 2)
@@ -368,5 +385,30 @@ def test_archive_commands_with_a_bad_or_missing_table_exit_2_with_one_line(tmp_p
         bad = run_py(config_path, "archive", "verify")
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr, bad
         assert bad.stderr.startswith(f"error: {config_path}: archive.retention: ")
+    finally:
+        world.fake.stop()
+
+
+# ---------------------------------------------------------------- the service archives by itself
+
+def test_the_service_archives_old_orders_every_interval_and_they_stay_readable(tmp_path):
+    url = database_url(tmp_path / "mmflow.db")
+    db = open_database(url)
+    try:
+        old = insert_finished_orders(120, closed_from=time.time() - 50 * DAY, spread=DAY)
+        recent = insert_finished_orders(5, closed_from=time.time() - DAY, spread=0, tag=1)
+    finally:
+        close_database(db)
+        database_proxy.initialize(None)
+    world = build_world()
+    try:
+        archive_table = {"retention": "30d", "interval": 0.2, "batch_size": 50, "directory": str(tmp_path / "cold")}
+        with running_mmflow(tmp_path, world, archive=archive_table) as mm:
+            wait_until(lambda: ArchivedOrder.select().count() == 120, timeout=60, message="the archiver's rounds")
+            assert where_is(old) == (0, 120) and where_is(recent) == (5, 0)
+            config = mm.services.config
+            for oid in (old[0], old[60], old[-1]):
+                assert reads.order_document(config, oid)["archived"]
+            assert archive.verify(config.archive.directory).problems == []
     finally:
         world.fake.stop()

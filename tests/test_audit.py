@@ -8,6 +8,8 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+import pytest
+
 from domain.memo import ACTION_EXIT, encode_market_making
 from domain.money import fmt
 from sim.bridge import world_with_exchange
@@ -22,6 +24,7 @@ from tests.test_flow_funding import exchange_table
 D = Decimal
 
 
+@pytest.mark.timeout(300)
 def test_a_real_flow_audits_clean_hot_and_archived_and_tampering_is_reported(tmp_path, monkeypatch):
     ew = world_with_exchange(deposit_delay=0.1)
     ew.exchange.withdraw_delay = 0.1
