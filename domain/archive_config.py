@@ -14,7 +14,6 @@ commands say so; archived orders already in the index stay readable).
 """
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from domain.config_schema import table_problems
 from domain.config_values import MAX_SECONDS, show
 
 SECTION = "archive"
@@ -94,16 +94,7 @@ def parse_archive_settings(raw: Any, problems: list[str], base_dir: Path, databa
     try:
         settings = ArchiveSettings(**raw)
     except ValidationError as exc:
-        known = sorted(ArchiveSettings.model_fields)
-        for error in exc.errors():
-            key = ".".join(str(part) for part in error["loc"]) or "?"
-            if error["type"] == "extra_forbidden":
-                close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
-                problems.append(f"{SECTION}.{key}: unknown key" + (f"; did you mean {close[0]!r}?" if close else ""))
-            elif error["type"] == "missing":
-                problems.append(f"{SECTION}.{key}: is required (e.g. {key} = \"30d\")")
-            else:
-                problems.append(f"{SECTION}.{key}: {error['msg'].removeprefix('Value error, ')}")
+        problems += table_problems(SECTION, ArchiveSettings, exc)
         return None
     if settings.directory is not None:
         directory = settings.directory if settings.directory.is_absolute() else base_dir / settings.directory

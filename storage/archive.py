@@ -110,6 +110,12 @@ def insert_record(record: dict) -> None:
                  [[row[i] for i in keep] for row in data["rows"]])
 
 
+def clear_records() -> None:
+    """Empty every order table of the current database (a scratch copy being given back)."""
+    for model in ORDER_TABLES:
+        run(f"DELETE FROM {model._meta.table_name}")
+
+
 def _delete_hot(order_ids: Sequence[str]) -> None:
     for model in ORDER_TABLES:
         for chunk in _chunks(list(order_ids)):

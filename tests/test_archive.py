@@ -8,6 +8,7 @@ a final order. The bulk test archives many thousand bulk-inserted orders day aft
 tables stay bounded while every order stays readable; bench/archive.py does the same with 100,000."""
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import subprocess
@@ -24,22 +25,20 @@ from domain.memo import ACTION_EXIT, encode_market_making
 from ops import reads
 from sim.bridge import world_with_exchange
 from sim.world import BTC, BTC_USDT_PAIR, USDT_ERC20, build_world, dump_toml, new_order_id
-from storage import archive, exchange_repo, repo
+from storage import archive, exchange_repo
 from storage.archive_models import ArchivedOrder, ArchiveSegment
 from storage.db import close_database, open_database
 from storage.models import MoneyMovement, Order, PaymentTally, database_proxy
 from tests.archive_rows import DAY, insert_finished_orders
 from tests.databases import database_url
 from tests.support import running_mmflow, wait_until
-from tests.test_cli_operator import cli_env
+from tests.test_cli_operator import cli_env, pairs
 from tests.test_flow_funding import exchange_table
 
 ROOT = Path(__file__).resolve().parent.parent
 D = Decimal
 FUNDING = {"poll_interval": 0.05, "retry_delay": 0.1, "withdrawal_timeout": 30, "deposit_timeout": 30,
            "return_timeout": 30, "return_retry_delay": 0.1, "return_max_attempts": 3, "lookup_grace": 0.5}
-STRATEGY = {"bid_spread": "0.002", "ask_spread": "0.002", "order_amount": "0.01", "order_levels": 1,
-            "order_refresh_time": 1, "order_refresh_tolerance_pct": "0.0005", "filled_order_delay": 1}
 API = {"listen": "127.0.0.1:0", "rate_limit_per_address": "5000/minute", "rate_limit_per_token": "5000/minute"}
 
 
@@ -73,23 +72,15 @@ def without_archived(document: dict) -> dict:
 
 # ---------------------------------------------------------------- real orders, the service running
 
-def pairs() -> list[dict]:
-    from sim.world import default_pairs
-
-    out = default_pairs()
-    for pair in out:
-        if pair["id"] == BTC_USDT_PAIR:
-            pair["strategy"] = dict(STRATEGY)
-    return out
-
-
-@pytest.mark.timeout(300)
-def test_real_orders_archive_and_read_the_same_through_cli_and_api_while_the_service_runs(tmp_path, monkeypatch):
+@contextlib.contextmanager
+def flow_service(tmp_path: Path, monkeypatch, **extra):
+    """The service against the fake Mixin and the fake Binance (real ccxt), and the same settings as the TOML
+    file the CLI reads — with an [archive] table (retention 1 s, directory cold/): (world, running, config path)."""
     ew = world_with_exchange(deposit_delay=0.1)
     ew.exchange.withdraw_delay = 0.1
     monkeypatch.setenv("MMF_BINANCE_KEY", ew.api_key)
     monkeypatch.setenv("MMF_BINANCE_SECRET", ew.secret)
-    settings = {"exchanges": [exchange_table(ew)], "funding": dict(FUNDING), "pairs": pairs(), "api": dict(API),
+    settings = {"exchanges": [exchange_table(ew)], "funding": dict(FUNDING), "pairs": pairs(), **extra,
                 "strategy": {"tick_interval": 0.1}, "stream": {"slow_interval": 0.2, "fast_interval": 0.05}}
     raw = ew.world.config_dict(database_url(tmp_path / "mmflow.db"), tmp_path / "keystore.json", **settings)
     raw["archive"] = {"retention": "1s", "directory": "cold"}
@@ -97,107 +88,121 @@ def test_real_orders_archive_and_read_the_same_through_cli_and_api_while_the_ser
     config_path.write_text(dump_toml(raw))
     try:
         with running_mmflow(tmp_path, ew.world, **settings) as mm:
-            from api.server import api_address
-            from storage import api_auth
-
-            address = wait_until(lambda: api_address(mm.services), message="the API bound")
-            base = f"http://{address[0]}:{address[1]}/api/v1/orders/"
-            _, token = api_auth.create_api_token("viewer", "archive test", time.time(), None)
-            headers = {"Authorization": f"Bearer {token}"}
-            config = mm.services.config
-            pair = config.pair(BTC_USDT_PAIR)
-
-            # A settled order that traded, and an order refunded while its payment was pending.
-            user, settled = ew.world.new_user(), new_order_id()
-            ew.world.pay_invoice(user, pair, settled, ew.world.invoice(pair, D("0.1"), D("5000")))
-            mm.wait_state(settled, "running", timeout=30)
-            ew.exchange.start_price_process(interval=0.05, vol=0.0005, taker_prob=0.9, taker_size=0.01)
-            try:
-                wait_until(lambda: len(exchange_repo.fills_of(settled)) >= 2, timeout=30, message="some fills")
-            finally:
-                ew.exchange.stop_price_process()
-            ew.world.pay(user, USDT_ERC20, "1", encode_market_making(BTC_USDT_PAIR, settled, action=ACTION_EXIT))
-            refunder, refunded = ew.world.new_user(), new_order_id()
-            invoice = ew.world.invoice(pair, D("0.1"), D("5000"))
-            ew.world.pay(refunder, BTC, invoice[BTC], encode_market_making(BTC_USDT_PAIR, refunded))
-            mm.wait_state(refunded, "payment_pending", timeout=10)
-            ew.world.pay(refunder, USDT_ERC20, "2", encode_market_making(BTC_USDT_PAIR, refunded, action=ACTION_EXIT))
-            mm.wait_state(settled, "settled", timeout=60)
-            mm.wait_state(refunded, "refunded", timeout=30)
-            orders = (settled, refunded)
-
-            def api(order_id):
-                detail = requests.get(base + order_id, headers=headers, timeout=30)
-                statement = requests.get(base + order_id + "/statement", headers=headers, timeout=30)
-                assert detail.status_code == 200 and statement.status_code == 200, (detail.text, statement.text)
-                return without_archived(detail.json()), statement.json()
-
-            before = {oid: (reads.order_document(config, oid), reads.statement_document(config, oid), api(oid))
-                      for oid in orders}
-            hot_rows = {oid: archive.collect([oid])[oid] for oid in orders}
-            wait_until(lambda: all(Order.get_by_id(o).closed_at < time.time() - 1.5 for o in orders), timeout=5)
-
-            moved = run_py(config_path, "archive", "run")
-            assert moved.returncode == 0, moved
-            assert "archived 2 orders into 1 segments" in moved.stdout, moved.stdout
-            assert Order.select().where(Order.order_id.in_(orders)).count() == 0
-            assert PaymentTally.select().where(PaymentTally.order_id.in_(orders)).count() == 0
-            assert ArchivedOrder.select().count() == 2 and ArchiveSegment.select().count() == 1
-            segment = ArchiveSegment.get()
-            assert (tmp_path / "cold" / segment.path).is_file() and segment.path.startswith(time.strftime("%Y-%m"))
-
-            # The same documents, from the archive: the read layer, the CLI and the API.
-            *printed, paused = run_py_all(config_path, *[("orders", what, oid, *extra) for oid in orders
-                                                         for what, extra in (("show", ()), ("statement", ("--json",)))],
-                                          ("orders", "pause", settled))
-            for oid, shown, statement_json in zip(orders, printed[::2], printed[1::2]):
-                document, statement, (detail, api_statement) = before[oid]
-                after = reads.order_document(config, oid)
-                assert after["archived"]["segment"] == segment.segment_id
-                assert without_archived(after) == document
-                assert reads.statement_document(config, oid) == statement
-                assert api(oid) == (detail, api_statement)
-                assert api_statement["final"] is True
-                assert shown.returncode == 0, shown
-                assert without_archived(json.loads(shown.stdout)) == json.loads(json.dumps(document, default=str))
-                assert statement_json.returncode == 0 and json.loads(statement_json.stdout)["balanced"], statement_json
-            # A command for an archived order is refused here, before anything is queued.
-            assert paused.returncode == 2 and "archived" in paused.stderr, paused
-
-            # A late payment into the archived order is refunded like one into a settled order: no order reborn.
-            late = ew.world.pay(user, BTC, "0.01", encode_market_making(BTC_USDT_PAIR, settled))
-            wait_until(lambda: MoneyMovement.get_or_none(MoneyMovement.snapshot_id == late["snapshot_id"]),
-                       timeout=10, message="the late payment's refund")
-            refund = MoneyMovement.get(MoneyMovement.snapshot_id == late["snapshot_id"])
-            assert refund.memo.endswith(":order_settled") and refund.amount == D("0.01")
-            assert not archive.is_hot(settled)
-
-            verified = run_py(config_path, "archive", "verify")
-            assert verified.returncode == 0 and "2 archived orders checked" in verified.stdout, verified
-            again = run_py(config_path, "archive", "run")
-            assert again.returncode == 0 and "archived 0 orders" in again.stdout, again
-
-            restored = run_py(config_path, "archive", "restore", "--order", settled)
-            assert restored.returncode == 0 and "restored 1 orders" in restored.stdout, restored
-            now_hot = archive.collect([settled])[settled]
-            late_rows = []  # the late payment's snapshot and refund name the order: they stayed hot beside it
-            for table in now_hot["tables"].values():
-                late_rows += [r for r in table["rows"] if late["snapshot_id"] in r]
-                table["rows"] = [r for r in table["rows"] if late["snapshot_id"] not in r]
-            assert len(late_rows) == 2 and now_hot == hot_rows[settled]
-            # Restored, its statement shows the late payment and its refund, and still balances.
-            wait_until(lambda: MoneyMovement.get_by_id(refund.request_id).state == "confirmed", timeout=10)
-            statement = reads.statement_document(config, settled)
-            assert statement["balanced"] is True and refund.order_id == settled
-            assert "archived" not in reads.order_document(config, settled)
-            assert ArchivedOrder.select().count() == 1 and ArchiveSegment.select().count() == 1
-            restored = run_py(config_path, "archive", "restore", "--all")
-            assert restored.returncode == 0 and "1 emptied segment files removed" in restored.stdout, restored
-            assert archive.collect([refunded])[refunded] == hot_rows[refunded]
-            assert not (tmp_path / "cold" / segment.path).exists()
+            yield ew, mm, config_path
     finally:
         ew.stop()
         ew.world.fake.stop()
+
+
+def settle_and_refund(ew, mm, while_running=None) -> tuple[str, str, str]:
+    """A settled order that traded and was left by its owner's exit memo carrying 1 USDT, and an order refunded
+    by its owner's exit while its payment was pending: (the first's owner, its id, the refunded id).
+    ``while_running(order_id)`` runs while the first order trades."""
+    pair = mm.services.config.pair(BTC_USDT_PAIR)
+    user, settled = ew.world.new_user(), new_order_id()
+    ew.world.pay_invoice(user, pair, settled, ew.world.invoice(pair, D("0.1"), D("5000")))
+    mm.wait_state(settled, "running", timeout=30)
+    ew.exchange.start_price_process(interval=0.05, vol=0.0005, taker_prob=0.9, taker_size=0.01)
+    try:
+        if while_running is not None:
+            while_running(settled)
+        wait_until(lambda: len(exchange_repo.fills_of(settled)) >= 2, timeout=30, message="some fills")
+    finally:
+        ew.exchange.stop_price_process()
+    ew.world.pay(user, USDT_ERC20, "1", encode_market_making(BTC_USDT_PAIR, settled, action=ACTION_EXIT))
+    payer, refunded = ew.world.new_user(), new_order_id()
+    invoice = ew.world.invoice(pair, D("0.1"), D("5000"))
+    ew.world.pay(payer, BTC, invoice[BTC], encode_market_making(BTC_USDT_PAIR, refunded))
+    mm.wait_state(refunded, "payment_pending", timeout=10)
+    ew.world.pay(payer, USDT_ERC20, "2", encode_market_making(BTC_USDT_PAIR, refunded, action=ACTION_EXIT))
+    mm.wait_state(settled, "settled", timeout=60)
+    mm.wait_state(refunded, "refunded", timeout=30)
+    return user, settled, refunded
+
+
+@pytest.mark.timeout(300)
+def test_real_orders_archive_and_read_the_same_through_cli_and_api_while_the_service_runs(tmp_path, monkeypatch):
+    with flow_service(tmp_path, monkeypatch, api=dict(API)) as (ew, mm, config_path):
+        from api.server import api_address
+        from storage import api_auth
+
+        address = wait_until(lambda: api_address(mm.services), message="the API bound")
+        base = f"http://{address[0]}:{address[1]}/api/v1/orders/"
+        _, token = api_auth.create_api_token("viewer", "archive test", time.time(), None)
+        headers = {"Authorization": f"Bearer {token}"}
+        config = mm.services.config
+        user, settled, refunded = settle_and_refund(ew, mm)
+        orders = (settled, refunded)
+
+        def api(order_id):
+            detail = requests.get(base + order_id, headers=headers, timeout=30)
+            statement = requests.get(base + order_id + "/statement", headers=headers, timeout=30)
+            assert detail.status_code == 200 and statement.status_code == 200, (detail.text, statement.text)
+            return without_archived(detail.json()), statement.json()
+
+        before = {oid: (reads.order_document(config, oid), reads.statement_document(config, oid), api(oid))
+                  for oid in orders}
+        hot_rows = {oid: archive.collect([oid])[oid] for oid in orders}
+        wait_until(lambda: all(Order.get_by_id(o).closed_at < time.time() - 1.5 for o in orders), timeout=5)
+
+        moved = run_py(config_path, "archive", "run")
+        assert moved.returncode == 0, moved
+        assert "archived 2 orders into 1 segments" in moved.stdout, moved.stdout
+        assert Order.select().where(Order.order_id.in_(orders)).count() == 0
+        assert PaymentTally.select().where(PaymentTally.order_id.in_(orders)).count() == 0
+        assert ArchivedOrder.select().count() == 2 and ArchiveSegment.select().count() == 1
+        segment = ArchiveSegment.get()
+        assert (tmp_path / "cold" / segment.path).is_file() and segment.path.startswith(time.strftime("%Y-%m"))
+
+        # The same documents, from the archive: the read layer, the CLI and the API.
+        *printed, paused = run_py_all(config_path, *[("orders", what, oid, *extra) for oid in orders
+                                                     for what, extra in (("show", ()), ("statement", ("--json",)))],
+                                      ("orders", "pause", settled))
+        for oid, shown, statement_json in zip(orders, printed[::2], printed[1::2]):
+            document, statement, (detail, api_statement) = before[oid]
+            after = reads.order_document(config, oid)
+            assert after["archived"]["segment"] == segment.segment_id
+            assert without_archived(after) == document
+            assert reads.statement_document(config, oid) == statement
+            assert api(oid) == (detail, api_statement)
+            assert api_statement["final"] is True
+            assert shown.returncode == 0, shown
+            assert without_archived(json.loads(shown.stdout)) == json.loads(json.dumps(document, default=str))
+            assert statement_json.returncode == 0 and json.loads(statement_json.stdout)["balanced"], statement_json
+        # A command for an archived order is refused here, before anything is queued.
+        assert paused.returncode == 2 and "archived" in paused.stderr, paused
+
+        # A late payment into the archived order is refunded like one into a settled order: no order reborn.
+        late = ew.world.pay(user, BTC, "0.01", encode_market_making(BTC_USDT_PAIR, settled))
+        wait_until(lambda: MoneyMovement.get_or_none(MoneyMovement.snapshot_id == late["snapshot_id"]),
+                   timeout=10, message="the late payment's refund")
+        refund = MoneyMovement.get(MoneyMovement.snapshot_id == late["snapshot_id"])
+        assert refund.memo.endswith(":order_settled") and refund.amount == D("0.01")
+        assert not archive.is_hot(settled)
+
+        verified = run_py(config_path, "archive", "verify")
+        assert verified.returncode == 0 and "2 archived orders checked" in verified.stdout, verified
+        again = run_py(config_path, "archive", "run")
+        assert again.returncode == 0 and "archived 0 orders" in again.stdout, again
+
+        restored = run_py(config_path, "archive", "restore", "--order", settled)
+        assert restored.returncode == 0 and "restored 1 orders" in restored.stdout, restored
+        now_hot = archive.collect([settled])[settled]
+        late_rows = []  # the late payment's snapshot and refund name the order: they stayed hot beside it
+        for table in now_hot["tables"].values():
+            late_rows += [r for r in table["rows"] if late["snapshot_id"] in r]
+            table["rows"] = [r for r in table["rows"] if late["snapshot_id"] not in r]
+        assert len(late_rows) == 2 and now_hot == hot_rows[settled]
+        # Restored, its statement shows the late payment and its refund, and still balances.
+        wait_until(lambda: MoneyMovement.get_by_id(refund.request_id).state == "confirmed", timeout=10)
+        statement = reads.statement_document(config, settled)
+        assert statement["balanced"] is True and refund.order_id == settled
+        assert "archived" not in reads.order_document(config, settled)
+        assert ArchivedOrder.select().count() == 1 and ArchiveSegment.select().count() == 1
+        restored = run_py(config_path, "archive", "restore", "--all")
+        assert restored.returncode == 0 and "1 emptied segment files removed" in restored.stdout, restored
+        assert archive.collect([refunded])[refunded] == hot_rows[refunded]
+        assert not (tmp_path / "cold" / segment.path).exists()
 
 
 # ---------------------------------------------------------------- bulk-inserted orders, no service
