@@ -243,9 +243,9 @@ def orders_kpi(config, args) -> int:
     """An order's KPI samples (newest ``--limit``, within --since/--until) and their summary: a table, or
     JSON ``{"order_id", "summary", "samples"}``."""
     from domain.kpi import parse_time
-    from storage import kpi, repo
+    from storage import kpi
 
-    if repo.load_order(args.order_id) is None:
+    if reads.order_owner(args.order_id)[0] is False:
         err(f"no order {args.order_id}")
         return EXIT_BAD_INPUT
     try:
@@ -256,8 +256,9 @@ def orders_kpi(config, args) -> int:
     if args.limit < 0:
         err(f"--limit must be >= 0 (0: every sample), got {args.limit}")
         return EXIT_BAD_INPUT
-    samples = kpi.kpi_series(args.order_id, since, until, limit=args.limit or None)
-    summary = kpi.kpi_summary(args.order_id, since, until)
+    with reads.order_source(config, args.order_id):   # hot or archived alike
+        samples = kpi.kpi_series(args.order_id, since, until, limit=args.limit or None)
+        summary = kpi.kpi_summary(args.order_id, since, until)
     if args.json:
         print(json.dumps({"order_id": args.order_id, "summary": summary, "samples": samples}, indent=2))
         return 0

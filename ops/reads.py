@@ -220,7 +220,10 @@ def order_document(config, order_id: str) -> dict | None:
     """One order as `orders show` prints it: state, history, movements, ledger, trading, statement, HuFi;
     ``archived`` says where its record is when it is in cold storage."""
     with order_source(config, order_id) as archived:
-        document = _order_document(config, order_id)
+        return _mark_archived(_order_document(config, order_id), archived)
+
+
+def _mark_archived(document: dict | None, archived) -> dict | None:
     if document is not None and archived is not None:
         document["archived"] = {"at": iso(archived.archived_at), "segment": archived.segment_id}
     return document
@@ -306,9 +309,7 @@ def order_detail(config, order_id: str) -> dict | None:
             "fills": _fills(order_id, 500), "kpi": _kpi_summary(order_id),
             "statement_final": row.statement is not None,
         })
-    if archived is not None:
-        document["archived"] = {"at": iso(archived.archived_at), "segment": archived.segment_id}
-    return jsonable(document)
+    return jsonable(_mark_archived(document, archived))
 
 
 def statement_of(config, order_id: str):

@@ -16,7 +16,8 @@ import peewee as pw
 from storage.models import database_proxy
 
 # Emptied scratch databases kept for the next read: creating mmflow's 30-odd tables is most of a read's cost.
-# A greenlet takes one for itself (never shared while in use) and gives it back empty.
+# A greenlet takes one for itself (never shared while in use) and gives it back empty. One connection per
+# database, not one per greenlet (thread_safe=False): an in-memory database lives in its connection.
 _SPARE: list[pw.SqliteDatabase] = []
 SPARE_COPIES = 4
 
@@ -37,22 +38,22 @@ def order_source(order_id: str, directory: Path | None = None):
         yield None
         return
     record = load_record(entry, directory)
-    scratch = _SPARE.pop() if _SPARE else None
-    database_proxy.use_scratch(scratch or pw.SqliteDatabase(":memory:", check_same_thread=False))
+    spare = _SPARE.pop() if _SPARE else None
+    scratch = spare or pw.SqliteDatabase(":memory:", thread_safe=False, check_same_thread=False)
+    database_proxy.use_scratch(scratch)
     try:
-        if scratch is None:
-            database_proxy.obj.create_tables(all_models())
-        scratch = database_proxy.obj
+        if spare is None:
+            scratch.create_tables(all_models())
         insert_record(record)
         yield entry
     finally:
+        kept = False
         try:
-            if scratch is not None:
-                clear_records()
-                if len(_SPARE) < SPARE_COPIES:
-                    _SPARE.append(scratch)
-                    scratch = None
+            clear_records()
+            if len(_SPARE) < SPARE_COPIES:
+                _SPARE.append(scratch)
+                kept = True
         finally:
             database_proxy.use_scratch(None)
-            if scratch is not None:
+            if not kept:
                 scratch.close()

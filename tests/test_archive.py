@@ -155,9 +155,9 @@ def test_real_orders_archive_and_read_the_same_through_cli_and_api_while_the_ser
         assert (tmp_path / "cold" / segment.path).is_file() and segment.path.startswith(time.strftime("%Y-%m"))
 
         # The same documents, from the archive: the read layer, the CLI and the API.
-        *printed, paused = run_py_all(config_path, *[("orders", what, oid, *extra) for oid in orders
+        *printed, paused, kpis = run_py_all(config_path, *[("orders", what, oid, *extra) for oid in orders
                                                      for what, extra in (("show", ()), ("statement", ("--json",)))],
-                                      ("orders", "pause", settled))
+                                      ("orders", "pause", settled), ("orders", "kpi", settled, "--json"))
         for oid, shown, statement_json in zip(orders, printed[::2], printed[1::2]):
             document, statement, (detail, api_statement) = before[oid]
             after = reads.order_document(config, oid)
@@ -171,6 +171,7 @@ def test_real_orders_archive_and_read_the_same_through_cli_and_api_while_the_ser
             assert statement_json.returncode == 0 and json.loads(statement_json.stdout)["balanced"], statement_json
         # A command for an archived order is refused here, before anything is queued.
         assert paused.returncode == 2 and "archived" in paused.stderr, paused
+        assert kpis.returncode == 0 and json.loads(kpis.stdout)["order_id"] == settled, kpis
 
         # A late payment into the archived order is refunded like one into a settled order: no order reborn.
         late = ew.world.pay(user, BTC, "0.01", encode_market_making(BTC_USDT_PAIR, settled))
