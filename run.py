@@ -1,4 +1,5 @@
-"""mmflow command line: `python run.py demo | serve | memo | orders | alerts | halt | campaigns | tokens`."""
+"""mmflow command line: `python run.py demo | serve | memo | orders | alerts | halt | campaigns | tokens | archive |
+audit`."""
 import signal as _signal
 
 # SIGTERM/SIGINT at any time — even while Python is still importing, right after a supervisor's spawn — is a
@@ -160,6 +161,28 @@ def _cmd_operator(args) -> int:
                    "set-params": operator.orders_set_params, "resolve": operator.orders_resolve,
                    "kpi": operator.orders_kpi, "sla": operator.orders_sla,
                    }[args.orders_command]
+    from storage.archive_segments import ArchiveCorrupt
+
+    try:
+        return handler(config, args)
+    except ArchiveCorrupt as exc:  # an archived order whose record fails its sha256: say so, never guess
+        print(f"error: archive: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+
+
+def _cmd_maintenance(args) -> int:
+    """archive run|verify|restore and audit: the database and the config only (no secrets, no ccxt)."""
+    from cli import maintenance
+
+    config = _load_config_or_exit(args.config, database_only=True)
+    if args.command == "archive":
+        from ops.archive import settings_problem
+
+        problem = settings_problem(config)
+        if problem:
+            _fail([problem])
+    _open_database_or_exit(config)
+    handler = maintenance.audit_command if args.command == "audit" else maintenance.archive_command
     return handler(config, args)
 
 
@@ -312,10 +335,28 @@ def main(argv=None) -> int:
     tr.add_argument("token_id", type=int)
     tr.add_argument("--config", required=True)
 
+    archive = sub.add_parser("archive", help="cold storage of finished orders: run, verify, restore")
+    archive_sub = archive.add_subparsers(dest="archive_command", required=True)
+    for name, text in (("run", "move settled/refunded orders older than [archive] retention to the archive"),
+                       ("verify", "re-read every segment: sha256, records, no archived order also hot"),
+                       ("restore", "put archived orders back into the hot tables")):
+        p = archive_sub.add_parser(name, help=text)
+        p.add_argument("--config", required=True)
+        if name == "restore":
+            which = p.add_mutually_exclusive_group()
+            which.add_argument("--order", action="append", default=[], metavar="ID", help="an order (repeatable)")
+            which.add_argument("--all", action="store_true", help="every archived order")
+
+    audit = sub.add_parser("audit", help="replay every order's tally, refunds, fees and settlement from its raw "
+                                         "snapshots and compare with what is stored")
+    audit.add_argument("--config", required=True)
+    audit.add_argument("--order", default=None, metavar="ID", help="only this order (hot or archived)")
+
     args = parser.parse_args(argv)
     if args.command != "serve":
         _hand_back_early_stops()
-    handler = {"demo": _cmd_demo, "serve": _cmd_serve, "memo": _cmd_memo, "orders": _cmd_operator,
+    handler = {"archive": _cmd_maintenance, "audit": _cmd_maintenance, "demo": _cmd_demo, "serve": _cmd_serve,
+               "memo": _cmd_memo, "orders": _cmd_operator,
                "alerts": _cmd_operator, "campaigns": _cmd_operator,
                "halt": _cmd_operator, "tokens": _cmd_operator}[args.command]
     return handler(args)

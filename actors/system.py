@@ -2,6 +2,7 @@
 
     RootSupervisor (rest_for_one; escalation = the process exits non-zero)
       store → treasury → orders (OrderSupervisor) → router → poller → kpi (KpiSampler, if [kpi] enabled)
+      → archiver (Archiver, with an [archive] interval)
       [→ api (ApiServer, when [api] is enabled)]
 
 Children start left to right, the poller last, so nothing is polled before
@@ -393,6 +394,10 @@ def start_tree(services: Services, escalation: Escalation):
     if services.config.kpi.enabled:
         from actors.kpi import KpiSampler
         children.append(_child("kpi", KpiSampler, services))  # after the poller: a restart of it restarts only the api
+    archive = services.config.archive
+    if archive is not None and archive.interval > 0:
+        from actors.archiver import Archiver
+        children.append(_child("archiver", Archiver, services))
     if getattr(services.config.api, "enabled", False):
         from api.server import ApiServer
         children.append(_child("api", ApiServer, services))  # last: its restarts restart nothing else

@@ -31,8 +31,13 @@ def visible_order(order_id: str) -> None:
 
 def read_visible(order_id: str, read):
     """``read()`` of an order the caller may see; 404 if not (or if it vanished meanwhile)."""
-    visible_order(order_id)
-    document = read()
+    from storage.archive_segments import ArchiveCorrupt
+
+    try:
+        visible_order(order_id)
+        document = read()
+    except ArchiveCorrupt as exc:
+        raise Problem(500, f"order {order_id} is archived and its record cannot be read: {exc}") from None
     if document is None:
         raise Problem(404, f"no order {order_id}")
     return document
@@ -77,11 +82,9 @@ def register(router: Router) -> None:
     @router.route("GET", "/api/v1/orders/<order_id>/statement", access=USER, ok=StatementOut, tag="orders",
                   summary="the order's statement per asset with its check line (final once settled)")
     def get_statement(path: OrderPath):
-        from storage.models import Order
-
         document = read_visible(path.order_id, lambda: reads.statement_document(ctx.config, path.order_id))
         hufi = document.pop("hufi", None)
-        final = Order.select(Order.statement).where(Order.order_id == path.order_id).scalar() is not None
+        final = document.pop("final")
         return reads.jsonable({"order_id": path.order_id, "statement": document, "final": final, "hufi": hufi})
 
     @router.route("GET", "/api/v1/orders/<order_id>/kpi", access=USER, ok=KpiOut, tag="orders",
@@ -91,8 +94,9 @@ def register(router: Router) -> None:
 
         visible_order(path.order_id)
         try:
-            samples = kpi_series(path.order_id, since=query.since, until=query.until, limit=query.limit)
-            summary = kpi_summary(path.order_id, since=query.since, until=query.until)
+            with reads.order_source(ctx.config, path.order_id):   # hot or archived alike
+                samples = kpi_series(path.order_id, since=query.since, until=query.until, limit=query.limit)
+                summary = kpi_summary(path.order_id, since=query.since, until=query.until)
         except ValueError as exc:
             raise Problem(400, str(exc)) from None
         return reads.jsonable({"order_id": path.order_id, "summary": summary, "samples": samples})

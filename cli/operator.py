@@ -53,12 +53,14 @@ def orders_show(config, args) -> int:
 def orders_statement(config, args) -> int:
     from domain.statement import format_statement
 
-    statement = reads.statement_of(config, args.order_id)
+    from storage.rewards import order_rewards
+
+    with reads.order_source(config, args.order_id):   # hot or archived alike
+        statement = reads.statement_of(config, args.order_id)
+        rewards = order_rewards(args.order_id) if statement is not None else None
     if statement is None:
         err(f"no order {args.order_id}")
         return EXIT_BAD_INPUT
-    from storage.rewards import order_rewards
-    rewards = order_rewards(args.order_id)
     if args.json:
         print(json.dumps({**statement.as_dict(), "hufi": rewards}, indent=2, default=str))
     else:
@@ -241,9 +243,9 @@ def orders_kpi(config, args) -> int:
     """An order's KPI samples (newest ``--limit``, within --since/--until) and their summary: a table, or
     JSON ``{"order_id", "summary", "samples"}``."""
     from domain.kpi import parse_time
-    from storage import kpi, repo
+    from storage import kpi
 
-    if repo.load_order(args.order_id) is None:
+    if reads.order_owner(args.order_id)[0] is False:
         err(f"no order {args.order_id}")
         return EXIT_BAD_INPUT
     try:
@@ -254,8 +256,9 @@ def orders_kpi(config, args) -> int:
     if args.limit < 0:
         err(f"--limit must be >= 0 (0: every sample), got {args.limit}")
         return EXIT_BAD_INPUT
-    samples = kpi.kpi_series(args.order_id, since, until, limit=args.limit or None)
-    summary = kpi.kpi_summary(args.order_id, since, until)
+    with reads.order_source(config, args.order_id):   # hot or archived alike
+        samples = kpi.kpi_series(args.order_id, since, until, limit=args.limit or None)
+        summary = kpi.kpi_summary(args.order_id, since, until)
     if args.json:
         print(json.dumps({"order_id": args.order_id, "summary": summary, "samples": samples}, indent=2))
         return 0

@@ -105,6 +105,23 @@ def describe(error: dict) -> str:
     return message[:1].lower() + message[1:]
 
 
+def table_problems(section: str, model: type[BaseModel], exc: ValidationError) -> list[str]:
+    """The errors of a table validated on its own (``[kpi]``, ``[archive]``) as ``<section>.<key>: <what is
+    wrong>`` lines; an unknown key with the closest known one."""
+    known = sorted(model.model_fields)
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "?"
+        if error["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
+            lines.append(f"{section}.{key}: unknown key" + (f"; did you mean {close[0]!r}?" if close else ""))
+        elif error["type"] == "missing":
+            lines.append(f"{section}.{key}: is required")
+        else:
+            lines.append(f"{section}.{key}: {error['msg'].removeprefix('Value error, ')}")
+    return lines
+
+
 def key_path(loc: Iterable[str | int], label: Callable[[tuple], str | None] | None = None) -> str:
     """``("pairs", 0, "strategy", "bid_spread")`` → ``pairs[0].strategy.bid_spread``; ``label`` may name an
     element after its index (``exchanges[0] (binance)``)."""

@@ -9,11 +9,11 @@ are appended to the caller's list, so ``run.py`` prints ``error: <file>: kpi.<ke
 """
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from domain.config_schema import table_problems
 from domain.config_values import number_problem, show
 
 SECTION = "kpi"
@@ -53,12 +53,5 @@ def parse_kpi_settings(raw: Any, problems: list[str]) -> KpiSettings:
     try:
         return KpiSettings(**raw)
     except ValidationError as exc:
-        known = sorted(KpiSettings.model_fields)
-        for error in exc.errors():
-            key = ".".join(str(part) for part in error["loc"]) or "?"
-            if error["type"] == "extra_forbidden":
-                close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
-                problems.append(f"{SECTION}.{key}: unknown key" + (f"; did you mean {close[0]!r}?" if close else ""))
-            else:
-                problems.append(f"{SECTION}.{key}: {error['msg'].removeprefix('Value error, ')}")
+        problems += table_problems(SECTION, KpiSettings, exc)
         return KpiSettings()

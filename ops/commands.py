@@ -56,6 +56,13 @@ def submit(order_id: str, command: str, args: dict | None, *, wait: float) -> Co
 
     view = repo.load_order(order_id)
     if view is None:
+        from storage.archive import archived_entry
+
+        entry = archived_entry(order_id)
+        if entry is not None:
+            return CommandOutcome("bad_input", f"order {order_id} is {entry.state} and archived: nothing to "
+                                  "command (`archive restore --order` brings it back)", order_id=order_id,
+                                  command=command, state=entry.state)
         return CommandOutcome("unknown_order", f"no order {order_id}", order_id=order_id, command=command)
     command_id = commands.queue(order_id, command, args or {})
     base = {"command_id": command_id, "order_id": order_id, "command": command, "state": view.state.value}

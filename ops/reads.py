@@ -191,16 +191,45 @@ def order_page(config, *, state: str | None = None, pair_id: str | None = None, 
             "next_cursor": _cursor_text(rows[-1].created_at, rows[-1].order_id) if more and rows else None}
 
 
+def _archive_directory(config):
+    settings = getattr(config, "archive", None)
+    return settings.directory if settings is not None else None
+
+
+def order_source(config, order_id: str):
+    """The hot tables, or the order's archive record when it was archived (storage/archive_view.py): every
+    read of one order below goes through it, so archived orders read exactly like hot ones."""
+    from storage.archive_view import order_source as source
+
+    return source(order_id, _archive_directory(config))
+
+
 def order_owner(order_id: str) -> tuple[bool, str | None]:
-    """(the order exists, its owner: the first payer)."""
+    """(the order exists, hot or archived; its owner: the first payer)."""
+    from storage.archive import archived_entry
     from storage.models import Order
 
     row = Order.select(Order.user_id).where(Order.order_id == order_id).first()
-    return (row is not None, row.user_id if row is not None else None)
+    if row is None:
+        entry = archived_entry(order_id)
+        return (entry is not None, entry.user_id if entry is not None else None)
+    return (True, row.user_id)
 
 
 def order_document(config, order_id: str) -> dict | None:
-    """One order as `orders show` prints it: state, history, movements, ledger, trading, statement, HuFi."""
+    """One order as `orders show` prints it: state, history, movements, ledger, trading, statement, HuFi;
+    ``archived`` says where its record is when it is in cold storage."""
+    with order_source(config, order_id) as archived:
+        return _mark_archived(_order_document(config, order_id), archived)
+
+
+def _mark_archived(document: dict | None, archived) -> dict | None:
+    if document is not None and archived is not None:
+        document["archived"] = {"at": iso(archived.archived_at), "segment": archived.segment_id}
+    return document
+
+
+def _order_document(config, order_id: str) -> dict | None:
     from domain.statement import Statement
     from storage import exit_repo, repo
     from storage.models import Order
@@ -243,8 +272,13 @@ def order_document(config, order_id: str) -> dict | None:
     return out
 
 
-def fills(order_id: str, limit: int = 500) -> list[dict]:
+def fills(order_id: str, limit: int = 500, config=None) -> list[dict]:
     """The order's exchange fills, newest first."""
+    with order_source(config, order_id):
+        return _fills(order_id, limit)
+
+
+def _fills(order_id: str, limit: int) -> list[dict]:
     from storage.exchange_models import Fill
 
     rows = Fill.select().where(Fill.order_id == order_id).order_by(Fill.at.desc(), Fill.fill_key).limit(limit)
@@ -264,33 +298,40 @@ def order_detail(config, order_id: str) -> dict | None:
     from storage import repo
     from storage.models import Order
 
-    document = order_document(config, order_id)
-    if document is None:
-        return None
-    row = Order.get_by_id(order_id)
-    document.update({
-        "pair_id": row.pair_id, "updated_at": iso(row.updated_at),
-        "tally": {k: money(v) for k, v in repo.tallies_of(order_id).items()},
-        "fills": fills(order_id), "kpi": _kpi_summary(order_id),
-        "statement_final": row.statement is not None,
-    })
-    return jsonable(document)
+    with order_source(config, order_id) as archived:
+        document = _order_document(config, order_id)
+        if document is None:
+            return None
+        row = Order.get_by_id(order_id)
+        document.update({
+            "pair_id": row.pair_id, "updated_at": iso(row.updated_at),
+            "tally": {k: money(v) for k, v in repo.tallies_of(order_id).items()},
+            "fills": _fills(order_id, 500), "kpi": _kpi_summary(order_id),
+            "statement_final": row.statement is not None,
+        })
+    return jsonable(_mark_archived(document, archived))
 
 
 def statement_of(config, order_id: str):
     from storage.statements import order_statement
 
-    return order_statement(order_id, config)
+    with order_source(config, order_id):
+        return order_statement(order_id, config)
 
 
 def statement_document(config, order_id: str) -> dict | None:
-    """The statement (with its check line) and the HuFi estimate, as `orders statement --json` prints it."""
+    """The statement (with its check line), the HuFi estimate and whether it is final (frozen at settlement),
+    as `orders statement --json` prints it (``final`` aside)."""
+    from storage.models import Order
     from storage.rewards import order_rewards
+    from storage.statements import order_statement
 
-    statement = statement_of(config, order_id)
-    if statement is None:
-        return None
-    return {**statement.as_dict(), "hufi": order_rewards(order_id)}
+    with order_source(config, order_id):
+        statement = order_statement(order_id, config)
+        if statement is None:
+            return None
+        final = Order.select(Order.statement).where(Order.order_id == order_id).scalar() is not None
+        return {**statement.as_dict(), "hufi": order_rewards(order_id), "final": final}
 
 
 # ---------------------------------------------------------------- commands, alerts, halts

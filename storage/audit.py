@@ -22,6 +22,8 @@ from decimal import Decimal
 from domain.money import ZERO, fmt
 from domain.routing import RouteKind
 from domain.states import FINAL_STATES, OrderState
+from storage.archive_models import ArchivedOrder
+from storage.archive_view import order_source
 from storage.models import MoneyMovement, Order, Snapshot
 from storage.statements import order_statement
 
@@ -29,6 +31,18 @@ from storage.statements import order_statement
 def _add(into: dict[str, Decimal], key: str, amount: Decimal) -> None:
     if amount:
         into[key] = into.get(key, ZERO) + amount
+
+
+def _mixin_fees_paid(accounted: dict[str, Decimal], sym, where=None) -> None:
+    """Mixin's actual withdrawal fees (paid by the bot) against what users were charged (counted with the
+    statements), for the withdrawals ``where`` selects (None: every one in the hot table)."""
+    query = MoneyMovement.select().where((MoneyMovement.kind == "withdrawal")
+                                         & MoneyMovement.fee_asset_id.is_null(False))
+    if where is not None:
+        query = query.where(where)
+    for m in query:
+        if m.state in ("prepared", "sent", "confirmed") and m.fee_amount:
+            _add(accounted, sym(m.fee_asset_id), -m.fee_amount)
 
 
 def money_totals(config) -> dict:
@@ -50,9 +64,15 @@ def money_totals(config) -> dict:
     other: dict[str, Decimal] = {}
     accounted: dict[str, Decimal] = {}
     by_state: dict[str, int] = {}
-    for (order_id, state) in Order.select(Order.order_id, Order.state).tuples():
+    # Archived orders count like hot ones (read from their records): their fees and dust are still accounted.
+    orders = (list(Order.select(Order.order_id, Order.state).tuples())
+              + list(ArchivedOrder.select(ArchivedOrder.order_id, ArchivedOrder.state).tuples()))
+    for (order_id, state) in orders:
         by_state[state] = by_state.get(state, 0) + 1
-        statement = order_statement(order_id, config)
+        with order_source(order_id) as archived:
+            statement = order_statement(order_id, config)
+            if archived is not None:  # its withdrawals left the hot table with it
+                _mixin_fees_paid(accounted, sym, MoneyMovement.order_id == order_id)
         if statement is None:
             continue
         for line in statement.assets:
@@ -66,12 +86,10 @@ def money_totals(config) -> dict:
             _add(accounted, s, t["dust"] + t["market_making_fee"] + t["mixin_withdrawal_fees"])
             if OrderState(state) not in FINAL_STATES:
                 _add(accounted, s, line.held)
-    # Mixin's actual withdrawal fees (paid by the bot) against what users were charged (counted above).
-    for m in MoneyMovement.select().where((MoneyMovement.kind == "withdrawal") & MoneyMovement.fee_asset_id.is_null(False)):
-        if m.state in ("prepared", "sent", "confirmed") and m.fee_amount:
-            _add(accounted, sym(m.fee_asset_id), -m.fee_amount)
+    _mixin_fees_paid(accounted, sym)
     # Money not tied to any order: refused at routing (refunded), operator top-ups, deposits for an operator.
-    orphan = Snapshot.order_id.is_null() | Snapshot.order_id.not_in(Order.select(Order.order_id))
+    orphan = Snapshot.order_id.is_null() | (Snapshot.order_id.not_in(Order.select(Order.order_id))
+                                            & Snapshot.order_id.not_in(ArchivedOrder.select(ArchivedOrder.order_id)))
     for snap in Snapshot.select().where(orphan):
         if snap.amount <= 0:
             continue

@@ -271,8 +271,9 @@ def all_models() -> list:
     except ImportError:  # pragma: no cover - present once campaigns land
         CAMPAIGN_MODELS = []
     from storage.api_models import API_MODELS
+    from storage.archive_models import ARCHIVE_MODELS
     from storage.kpi_models import KPI_MODELS
-    return models + list(CAMPAIGN_MODELS) + list(API_MODELS) + list(KPI_MODELS)
+    return models + list(CAMPAIGN_MODELS) + list(API_MODELS) + list(KPI_MODELS) + list(ARCHIVE_MODELS)
 
 
 def ensure_schema(db: pw.Database) -> None:

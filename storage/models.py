@@ -1,11 +1,38 @@
 """peewee models. Amounts are stored as TEXT decimals (SQLite's NUMERIC would be a float)."""
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 
 import peewee as pw
 
-database_proxy = pw.DatabaseProxy()
+
+class ModelDatabase(pw.DatabaseProxy):
+    """The database every model (and storage/sql.py) uses: the one ``storage.db.open_database`` opened —
+    or, for one greenlet (a thread-local is greenlet-local under gevent) inside ``storage.archive_view``, a
+    scratch copy of one archived order. Only that greenlet sees the scratch database, so an archived order
+    is read by the very same read code as a hot one while every other greenlet keeps the real database."""
+    __slots__ = ("_opened", "_scratch")
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_scratch", threading.local())
+        object.__setattr__(self, "_opened", None)
+        super().__init__()
+
+    def __setattr__(self, attr, value) -> None:
+        object.__setattr__(self, "_opened" if attr == "obj" else attr, value)
+
+    @property
+    def obj(self):
+        scratch = getattr(self._scratch, "db", None)
+        return self._opened if scratch is None else scratch
+
+    def use_scratch(self, db) -> None:
+        """This greenlet reads ``db`` from now on (None: the opened database again)."""
+        self._scratch.db = db
+
+
+database_proxy = ModelDatabase()
 
 SCHEMA_VERSION = 3  # storage/migrations.py upgrades older databases in place
 

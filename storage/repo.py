@@ -307,7 +307,10 @@ def apply_payments(order_id: str, pair_id: str, new_order_fees: FeeRequirements 
         if view is None:
             decision = decide(None, facts)
             if decision.kind is PaymentDecisionKind.REFUND:
-                outcomes.append(_refund_applied(facts, decision, None, now, None))
+                # A late transfer into an archived order names it (restored, its statement shows the payment
+                # and its refund); one into an order that never existed names none.
+                named = order_id if _archived(order_id) else None
+                outcomes.append(_refund_applied(facts, decision, named, now, None))
                 continue
             if new_order_fees is None:
                 raise LookupError(f"order {order_id} does not exist and no fee requirements were given")
@@ -373,6 +376,10 @@ def apply_payments(order_id: str, pair_id: str, new_order_fees: FeeRequirements 
                  (view.user_id, view.first_payment_at, view.deadline_at, view.exit_requested_at, view.exit_source,
                   view.exit_reason, now, order_id))
     return [dataclasses.replace(o, order=view) if o is outcomes[-1] else o for o in outcomes]
+
+
+def _archived(order_id: str) -> bool:
+    return run("SELECT 1 FROM archived_order WHERE order_id = ?", (order_id,)).fetchone() is not None
 
 
 def _refund_applied(facts: SnapshotFacts, decision: PaymentDecision, order_id: str | None, now: float,
@@ -482,7 +489,10 @@ def record_confirmed(request_id: str, transaction_hash: str | None, mixin_snapsh
 
 
 def order_movements(order_id: str) -> list[MoneyMovement]:
-    return list(MoneyMovement.select().where(MoneyMovement.order_id == order_id))
+    """In the order they were written (creation time, then id): the same on SQLite, PostgreSQL and an
+    archived order's scratch copy."""
+    return list(MoneyMovement.select().where(MoneyMovement.order_id == order_id)
+                .order_by(MoneyMovement.created_at, MoneyMovement.request_id))
 
 
 def order_history(order_id: str) -> list[OrderStateChange]:

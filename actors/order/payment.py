@@ -15,6 +15,7 @@ from domain.routing import (PaymentDecision, PaymentDecisionKind, SnapshotFacts,
 from domain.states import FINAL_STATES, OrderState
 from integrations.mixin.errors import MixinError
 from storage import repo
+from storage.archive import archived_entry
 
 
 class PaymentStage(Stage):
@@ -70,6 +71,10 @@ class PaymentStage(Stage):
     def decide(self, view: repo.OrderView | None, facts: SnapshotFacts) -> PaymentDecision:
         action = memo_action(facts.memo_hex)
         if view is None:
+            archived = archived_entry(self.order_id)
+            if archived is not None:  # a late transfer to an order in cold storage: refused like a final one
+                return decide_payment(state=OrderState(archived.state), owner_id=archived.user_id, facts=facts,
+                                      pair=self.pair, fees=None, action=action)
             if action == ACTION_EXIT:
                 return exit_request_for_unknown_order(facts)
             return PaymentDecision(PaymentDecisionKind.ACCEPT, "creates the order")

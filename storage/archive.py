@@ -1,0 +1,356 @@
+"""Cold storage: finished orders move from the hot tables into segment files, and back.
+
+What moves, per order: every row naming it in ``ORDER_TABLES`` — the order, its tally, history, commands,
+top-ups, money movements, ledger, exchange orders, fills and sequence, its raw snapshots, KPI samples and
+quote spans, campaign participation. Only ``settled`` and ``refunded`` orders closed before the retention
+cutoff move.
+
+A run, per segment (crash-safe at every step):
+
+1. read the orders' rows and encode one record each; write the segment and fsync it (storage/archive_segments);
+2. in ONE transaction: read the rows again and keep only the orders whose record is byte-identical (a row
+   that changed in between stays hot with its order — nothing is deleted that the file does not hold), record
+   the segment and those orders in the index, delete their hot rows.
+
+A crash before (2) commits leaves the orders hot and an unindexed file nobody reads; a rerun archives them
+again into a new segment. After (2) they are archived. So every order is readable exactly once, and a rerun
+finds nothing left to do. Restore is the reverse: insert the rows and drop the index rows in one transaction.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import peewee as pw
+
+from domain.states import OrderState
+from integrations.crashpoints import crash_point
+from storage.archive_models import ArchivedOrder, ArchiveSegment
+from storage.archive_segments import (FORMAT, ArchiveCorrupt, digest, encode_record, read_record, read_segment,
+                                      record_at, segment_files, write_segment)
+from storage.campaign_models import CampaignParticipation
+from storage.exchange_models import ExchangeOrder, Fill, OrderSequence
+from storage.kpi_models import KpiQuoteSpan, KpiSample
+from storage.models import (LedgerEntry, MoneyMovement, Order, OrderCommand, OrderStateChange, OrderTopUp,
+                            PaymentTally, Snapshot, database_proxy)
+from storage.sql import marks, run, run_many
+
+ARCHIVABLE_STATES = (OrderState.SETTLED.value, OrderState.REFUNDED.value)
+AT_REST = ("confirmed", "failed", "arrived", "kept")   # money movements nobody works on any more
+ORDER_TABLES: tuple[type[pw.Model], ...] = (
+    Order, PaymentTally, OrderStateChange, OrderCommand, OrderTopUp, MoneyMovement, LedgerEntry, ExchangeOrder,
+    Fill, OrderSequence, Snapshot, KpiSample, KpiQuoteSpan, CampaignParticipation)
+CHUNK = 500   # ids per IN (…): well under SQLite's and PostgreSQL's parameter limits
+
+
+def _chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+# ---------------------------------------------------------------- rows ⇄ records
+
+def _normalizer(model: type[pw.Model]) -> list[tuple[str, Callable | None]]:
+    """Columns of a table with how a driver's value becomes the same plain value on SQLite and PostgreSQL
+    (booleans come back as 0/1 from SQLite, blobs as memoryview from some drivers)."""
+    out = []
+    for f in model._meta.sorted_fields:
+        if isinstance(f, pw.BooleanField):
+            out.append((f.column_name, lambda v: None if v is None else bool(v)))
+        elif isinstance(f, pw.BlobField):
+            out.append((f.column_name, lambda v: None if v is None else bytes(v)))
+        else:
+            out.append((f.column_name, None))
+    return out
+
+
+def _key_columns(model: type[pw.Model]) -> list[int]:
+    """Positions of the primary key's columns: rows are kept in key order, so a record is deterministic."""
+    names = [f.column_name for f in model._meta.sorted_fields]
+    pk = model._meta.primary_key
+    keys = pk.field_names if isinstance(pk, pw.CompositeKey) else [pk.name]
+    return [names.index(model._meta.fields[k].column_name) for k in keys]
+
+
+def collect(order_ids: Sequence[str]) -> dict[str, dict]:
+    """The records of these orders: ``{"format", "order_id", "tables": {table: {"columns", "rows"}}}``."""
+    records = {oid: {"format": FORMAT, "order_id": oid, "tables": {}} for oid in order_ids}
+    for model in ORDER_TABLES:
+        table = model._meta.table_name
+        columns = _normalizer(model)
+        names = [c for c, _ in columns]
+        key = _key_columns(model)
+        select = f"SELECT {', '.join(names)} FROM {table} WHERE order_id IN "
+        by_order: dict[str, list] = {}
+        order_at = names.index("order_id")
+        for chunk in _chunks(list(order_ids)):
+            for row in run(select + f"({marks(len(chunk))})", chunk).fetchall():
+                values = [v if convert is None else convert(v) for (_, convert), v in zip(columns, row)]
+                by_order.setdefault(values[order_at], []).append(values)
+        for oid, rows in by_order.items():
+            rows.sort(key=lambda r: tuple(str(r[i]) for i in key))
+            records[oid]["tables"][table] = {"columns": names, "rows": rows}
+    return records
+
+
+def insert_record(record: dict) -> None:
+    """Put a record's rows into the current database (hot tables on restore, a scratch copy for a read).
+    Columns this mmflow no longer has are dropped; new ones take their defaults."""
+    for model in ORDER_TABLES:
+        data = record["tables"].get(model._meta.table_name)
+        if not data:
+            continue
+        known = {f.column_name for f in model._meta.sorted_fields}
+        keep = [i for i, c in enumerate(data["columns"]) if c in known]
+        columns = [data["columns"][i] for i in keep]
+        run_many(f"INSERT INTO {model._meta.table_name} ({', '.join(columns)}) VALUES ({marks(len(columns))})",
+                 [[row[i] for i in keep] for row in data["rows"]])
+
+
+def clear_records() -> None:
+    """Empty every order table of the current database (a scratch copy being given back)."""
+    for model in ORDER_TABLES:
+        run(f"DELETE FROM {model._meta.table_name}")
+
+
+def _delete_hot(order_ids: Sequence[str]) -> None:
+    for model in ORDER_TABLES:
+        for chunk in _chunks(list(order_ids)):
+            run(f"DELETE FROM {model._meta.table_name} WHERE order_id IN ({marks(len(chunk))})", chunk)
+
+
+# ---------------------------------------------------------------- archiving
+
+@dataclass(frozen=True)
+class Candidate:
+    order_id: str
+    state: str
+    pair_id: str
+    user_id: str | None
+    closed_at: float
+
+    @property
+    def day(self) -> str:
+        return datetime.fromtimestamp(self.closed_at, timezone.utc).strftime("%Y-%m-%d")
+
+
+@dataclass
+class RunOutcome:
+    archived: int = 0
+    segments: int = 0
+    changed: list[str] = field(default_factory=list)    # changed while being archived: left hot, next run
+
+
+def due(cutoff: float, limit: int) -> list[Candidate]:
+    """Finished orders closed before ``cutoff``, oldest first (an order without closed_at: its last update) —
+    except one with money still moving (a late transfer's refund not confirmed yet) or a routed payment not
+    applied yet: the treasury and the order's actor work on hot rows, so those wait for a later run."""
+    rows = run(f"SELECT order_id, state, pair_id, user_id, COALESCE(closed_at, updated_at) AS closed FROM orders o "
+               f"WHERE state IN ({marks(len(ARCHIVABLE_STATES))}) AND COALESCE(closed_at, updated_at) < ? "
+               f"AND NOT EXISTS (SELECT 1 FROM money_movement m WHERE m.order_id = o.order_id "
+               f"AND m.state NOT IN ({marks(len(AT_REST))})) "
+               f"AND NOT EXISTS (SELECT 1 FROM snapshot s WHERE s.order_id = o.order_id AND s.outcome = ? "
+               f"AND s.applied = ?) "
+               f"ORDER BY closed, order_id LIMIT {int(limit)}",
+               (*ARCHIVABLE_STATES, cutoff, *AT_REST, "order", False)).fetchall()
+    return [Candidate(r[0], r[1], r[2], r[3], float(r[4])) for r in rows]
+
+
+def commit_segment(directory: str, segment, candidates: Sequence[Candidate], now: float) -> list[str]:
+    """Step 2, a storage unit (one transaction): keep the orders whose rows still encode to what the segment
+    holds, index the segment and them, delete their hot rows. Returns the ids archived."""
+    fresh = collect([c.order_id for c in candidates])
+    kept = [(c, place) for c, place in zip(candidates, segment.records)
+            if digest(encode_record(fresh[c.order_id])) == place[2]]
+    if not kept:
+        return []
+    ArchiveSegment.insert(segment_id=segment.segment_id, path=segment.path, directory=directory,
+                          day=candidates[0].day, sha256=segment.sha256, size=segment.size,
+                          orders=len(segment.records), created_at=now).execute()
+    rows = [{"order_id": c.order_id, "segment_id": segment.segment_id, "offset": offset, "length": length,
+             "sha256": sha, "state": c.state, "pair_id": c.pair_id, "user_id": c.user_id, "closed_at": c.closed_at,
+             "archived_at": now} for c, (offset, length, sha) in kept]
+    for chunk in _chunks(rows, 100):
+        ArchivedOrder.insert_many(chunk).execute()
+    ids = [c.order_id for c, _ in kept]
+    _delete_hot(ids)
+    return ids
+
+
+def in_transaction(unit, *args):
+    """Run a storage unit in a transaction of its own (the CLI; the service hands units to its writer)."""
+    with database_proxy.atomic():
+        return unit(*args)
+
+
+def archive_due(directory: Path, retention: float, batch_size: int, *, now: float | None = None,
+                write=in_transaction, max_orders: int | None = None) -> RunOutcome:
+    """Move every finished order closed more than ``retention`` seconds ago (at most ``max_orders``)."""
+    now = time.time() if now is None else now
+    outcome = RunOutcome()
+    directory.mkdir(parents=True, exist_ok=True)
+    skip: set[str] = set()
+    while max_orders is None or outcome.archived < max_orders:
+        limit = batch_size if max_orders is None else min(batch_size, max_orders - outcome.archived)
+        batch = [c for c in due(now - retention, limit + len(skip)) if c.order_id not in skip][:limit]
+        if not batch:
+            break
+        by_day: dict[str, list[Candidate]] = {}
+        for c in batch:
+            by_day.setdefault(c.day, []).append(c)
+        for day, candidates in by_day.items():
+            records = collect([c.order_id for c in candidates])
+            segment = write_segment(directory, day, [encode_record(records[c.order_id]) for c in candidates])
+            crash_point("archive_segment_written")
+            archived = write(commit_segment, str(directory), segment, candidates, now)
+            crash_point("archive_committed")
+            if not archived:
+                (directory / segment.path).unlink(missing_ok=True)  # never indexed: nobody reads it
+            else:
+                outcome.segments += 1
+            outcome.archived += len(archived)
+            changed = {c.order_id for c in candidates} - set(archived)
+            skip |= changed
+            outcome.changed += sorted(changed)
+    return outcome
+
+
+# ---------------------------------------------------------------- reading
+
+def archived_entry(order_id: str) -> ArchivedOrder | None:
+    return ArchivedOrder.get_or_none(ArchivedOrder.order_id == order_id)
+
+
+def _segment_path(segment: ArchiveSegment, directory: Path | None) -> Path:
+    return Path(directory or segment.directory) / segment.path
+
+
+def load_record(entry: ArchivedOrder, directory: Path | None = None) -> dict:
+    """An archived order's record, checked against its sha256 (ArchiveCorrupt if it does not match)."""
+    segment = ArchiveSegment.get_or_none(ArchiveSegment.segment_id == entry.segment_id)
+    if segment is None:
+        raise ArchiveCorrupt(f"order {entry.order_id}: its segment {entry.segment_id} is not in the index")
+    record = read_record(_segment_path(segment, directory), entry.offset, entry.length, entry.sha256)
+    if record.get("order_id") != entry.order_id:
+        raise ArchiveCorrupt(f"order {entry.order_id}: the record at its offset is order {record.get('order_id')}")
+    return record
+
+
+def is_hot(order_id: str) -> bool:
+    return run("SELECT 1 FROM orders WHERE order_id = ?", (order_id,)).fetchone() is not None
+
+
+def counts() -> dict[str, int]:
+    """Rows per hot table of ORDER_TABLES, and the index's size."""
+    out = {m._meta.table_name: run(f"SELECT COUNT(*) FROM {m._meta.table_name}").fetchone()[0] for m in ORDER_TABLES}
+    out["archived_order"] = ArchivedOrder.select().count()
+    out["archive_segment"] = ArchiveSegment.select().count()
+    return out
+
+
+# ---------------------------------------------------------------- verify and restore
+
+@dataclass
+class VerifyOutcome:
+    segments: int = 0
+    orders: int = 0
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def verify(directory: Path | None) -> VerifyOutcome:
+    """Re-read every segment: its sha256, every indexed record's sha256 and order id; no archived order is
+    also hot. Files the index does not name are notes (left by an interrupted run: safe to delete)."""
+    outcome = VerifyOutcome()
+    entries: dict[str, list[ArchivedOrder]] = {}
+    for entry in ArchivedOrder.select().order_by(ArchivedOrder.segment_id, ArchivedOrder.offset):
+        entries.setdefault(entry.segment_id, []).append(entry)
+    known: dict[Path, set[str]] = {}
+    for segment in ArchiveSegment.select().order_by(ArchiveSegment.day, ArchiveSegment.path):
+        outcome.segments += 1
+        where = _segment_path(segment, directory)
+        known.setdefault(where.parents[1], set()).add(segment.path)
+        indexed = entries.pop(segment.segment_id, [])
+        try:
+            data = read_segment(where, segment.sha256)
+        except ArchiveCorrupt as exc:
+            outcome.problems.append(f"segment {segment.path}: {exc}")
+            data = None   # then each record is checked on its own: which orders are damaged
+        for entry in indexed:
+            outcome.orders += 1
+            try:
+                record = (read_record(where, entry.offset, entry.length, entry.sha256) if data is None
+                          else record_at(data, entry.offset, entry.length, entry.sha256, where))
+                if record["order_id"] != entry.order_id:
+                    outcome.problems.append(f"order {entry.order_id}: its record names another order")
+            except ArchiveCorrupt as exc:
+                outcome.problems.append(f"order {entry.order_id}: {exc}")
+    for segment_id, lost in entries.items():
+        outcome.problems += [f"order {e.order_id}: its segment {segment_id} is not in the index" for e in lost]
+    archived = [r[0] for r in run("SELECT a.order_id FROM archived_order a JOIN orders o ON o.order_id = a.order_id")]
+    outcome.problems += [f"order {oid}: archived and also hot" for oid in archived]
+    for base in {*known, *([directory] if directory else [])}:
+        for name in segment_files(base):
+            if name not in known.get(base, set()):
+                outcome.notes.append(f"{base / name}: not in the index (an interrupted run or restore left it): "
+                                     "never read, safe to delete")
+    return outcome
+
+
+@dataclass
+class RestoreOutcome:
+    restored: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    files_removed: int = 0
+
+
+def restore_segment_unit(segment_id: str, records: list[dict]) -> None:
+    """A storage unit: put the records' rows back into the hot tables and drop them from the index (and the
+    segment's index row once no order points at it)."""
+    for record in records:
+        insert_record(record)
+    ids = [r["order_id"] for r in records]
+    for chunk in _chunks(ids):
+        ArchivedOrder.delete().where(ArchivedOrder.order_id.in_(list(chunk))).execute()
+    if not ArchivedOrder.select().where(ArchivedOrder.segment_id == segment_id).exists():
+        ArchiveSegment.delete().where(ArchiveSegment.segment_id == segment_id).execute()
+
+
+def restore(order_ids: Sequence[str] | None, directory: Path | None, *, write=in_transaction) -> RestoreOutcome:
+    """Put archived orders (``None``: all) back into the hot tables, one transaction per segment."""
+    outcome = RestoreOutcome()
+    query = ArchivedOrder.select().order_by(ArchivedOrder.segment_id, ArchivedOrder.offset)
+    if order_ids is not None:
+        wanted = list(dict.fromkeys(order_ids))
+        found = {e.order_id for chunk in _chunks(wanted)
+                 for e in ArchivedOrder.select(ArchivedOrder.order_id).where(ArchivedOrder.order_id.in_(list(chunk)))}
+        outcome.problems += [f"order {oid}: not archived" for oid in wanted if oid not in found]
+        query = query.where(ArchivedOrder.order_id.in_(list(found))) if len(found) <= CHUNK else query
+        wanted_set = found
+    else:
+        wanted_set = None
+    by_segment: dict[str, list[ArchivedOrder]] = {}
+    for entry in query:
+        if wanted_set is None or entry.order_id in wanted_set:
+            by_segment.setdefault(entry.segment_id, []).append(entry)
+    for segment_id, entries in by_segment.items():
+        segment = ArchiveSegment.get_or_none(ArchiveSegment.segment_id == segment_id)
+        if segment is None:
+            outcome.problems += [f"order {e.order_id}: its segment is not in the index" for e in entries]
+            continue
+        where = _segment_path(segment, directory)
+        try:
+            data = read_segment(where, segment.sha256)
+            records = [record_at(data, e.offset, e.length, e.sha256, where) for e in entries]
+        except ArchiveCorrupt as exc:
+            outcome.problems.append(f"segment {segment.path}: {exc}; its orders stay archived")
+            continue
+        write(restore_segment_unit, segment_id, records)
+        outcome.restored += [e.order_id for e in entries]
+        if ArchiveSegment.get_or_none(ArchiveSegment.segment_id == segment_id) is None:
+            where.unlink(missing_ok=True)   # a crash before this leaves an unindexed file: verify notes it
+            outcome.files_removed += 1
+    return outcome

@@ -1,0 +1,424 @@
+"""Cold storage for real: finished orders move from the hot tables into sha256-checked msgpack segments and
+back, through `python run.py archive run|verify|restore` subprocesses (killed with SIGKILL at the crash points
+between writing a segment and committing it), on this test's database (SQLite file or PostgreSQL).
+
+Archived orders read exactly as before — `orders show`, `orders statement`, and the HTTP API's order and
+statement — while the service keeps running; a late payment into an archived order is refunded like one into
+a final order. The bulk test archives many thousand bulk-inserted orders day after day and checks the hot
+tables stay bounded while every order stays readable; bench/archive.py does the same with 100,000."""
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import requests
+
+from domain.archive_config import parse_archive_settings
+from domain.memo import ACTION_EXIT, encode_market_making
+from ops import reads
+from sim.bridge import world_with_exchange
+from sim.world import BTC, BTC_USDT_PAIR, USDT_ERC20, build_world, dump_toml, new_order_id
+from storage import archive, exchange_repo
+from storage.archive_models import ArchivedOrder, ArchiveSegment
+from storage.audit import money_totals
+from storage.db import close_database, open_database
+from storage.models import MoneyMovement, Order, PaymentTally, database_proxy
+from tests.archive_rows import DAY, insert_finished_orders
+from tests.databases import database_url
+from tests.support import running_mmflow, wait_until
+from tests.test_cli_operator import cli_env, pairs
+from tests.test_flow_funding import exchange_table
+
+ROOT = Path(__file__).resolve().parent.parent
+D = Decimal
+FUNDING = {"poll_interval": 0.05, "retry_delay": 0.1, "withdrawal_timeout": 30, "deposit_timeout": 30,
+           "return_timeout": 30, "return_retry_delay": 0.1, "return_max_attempts": 3, "lookup_grace": 0.5}
+API = {"listen": "127.0.0.1:0", "rate_limit_per_address": "5000/minute", "rate_limit_per_token": "5000/minute"}
+
+
+def _start(config_path: Path, *args: str, crash_at: str | None = None) -> subprocess.Popen:
+    env = cli_env()
+    env.pop("MMFLOW_CRASH_AT", None)
+    if crash_at:
+        env["MMFLOW_CRASH_AT"] = crash_at
+    return subprocess.Popen([sys.executable, "run.py", *args, "--config", str(config_path)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc: subprocess.Popen) -> subprocess.CompletedProcess:
+    out, err = proc.communicate(timeout=180)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def run_py(config_path: Path, *args: str, crash_at: str | None = None) -> subprocess.CompletedProcess:
+    """`python run.py ARGS --config FILE` without the exchange keys in its environment."""
+    return _finish(_start(config_path, *args, crash_at=crash_at))
+
+
+def run_py_all(config_path: Path, *calls: tuple[str, ...]) -> list[subprocess.CompletedProcess]:
+    """Independent read-only calls at once (each spends most of its time importing)."""
+    return [_finish(p) for p in [_start(config_path, *call) for call in calls]]
+
+
+def without_archived(document: dict) -> dict:
+    return {k: v for k, v in document.items() if k != "archived"}
+
+
+# ---------------------------------------------------------------- real orders, the service running
+
+@contextlib.contextmanager
+def flow_service(tmp_path: Path, monkeypatch, **extra):
+    """The service against the fake Mixin and the fake Binance (real ccxt), and the same settings as the TOML
+    file the CLI reads — with an [archive] table (retention 1 s, directory cold/): (world, running, config path)."""
+    ew = world_with_exchange(deposit_delay=0.1)
+    ew.exchange.withdraw_delay = 0.1
+    monkeypatch.setenv("MMF_BINANCE_KEY", ew.api_key)
+    monkeypatch.setenv("MMF_BINANCE_SECRET", ew.secret)
+    settings = {"exchanges": [exchange_table(ew)], "funding": dict(FUNDING), "pairs": pairs(), **extra,
+                "strategy": {"tick_interval": 0.1}, "stream": {"slow_interval": 0.2, "fast_interval": 0.05}}
+    raw = ew.world.config_dict(database_url(tmp_path / "mmflow.db"), tmp_path / "keystore.json", **settings)
+    raw["archive"] = {"retention": "1s", "directory": "cold"}
+    config_path = tmp_path / "mmflow.toml"
+    config_path.write_text(dump_toml(raw))
+    try:
+        with running_mmflow(tmp_path, ew.world, **settings) as mm:
+            yield ew, mm, config_path
+    finally:
+        ew.stop()
+        ew.world.fake.stop()
+
+
+def settle_and_refund(ew, mm, while_running=None) -> tuple[str, str, str]:
+    """A settled order that traded and was left by its owner's exit memo carrying 1 USDT, and an order refunded
+    by its owner's exit while its payment was pending: (the first's owner, its id, the refunded id).
+    ``while_running(order_id)`` runs while the first order trades."""
+    pair = mm.services.config.pair(BTC_USDT_PAIR)
+    user, settled = ew.world.new_user(), new_order_id()
+    ew.world.pay_invoice(user, pair, settled, ew.world.invoice(pair, D("0.1"), D("5000")))
+    mm.wait_state(settled, "running", timeout=30)
+    ew.exchange.start_price_process(interval=0.05, vol=0.0005, taker_prob=0.9, taker_size=0.01)
+    try:
+        if while_running is not None:
+            while_running(settled)
+        wait_until(lambda: len(exchange_repo.fills_of(settled)) >= 2, timeout=30, message="some fills")
+    finally:
+        ew.exchange.stop_price_process()
+    ew.world.pay(user, USDT_ERC20, "1", encode_market_making(BTC_USDT_PAIR, settled, action=ACTION_EXIT))
+    payer, refunded = ew.world.new_user(), new_order_id()
+    invoice = ew.world.invoice(pair, D("0.1"), D("5000"))
+    ew.world.pay(payer, BTC, invoice[BTC], encode_market_making(BTC_USDT_PAIR, refunded))
+    mm.wait_state(refunded, "payment_pending", timeout=10)
+    ew.world.pay(payer, USDT_ERC20, "2", encode_market_making(BTC_USDT_PAIR, refunded, action=ACTION_EXIT))
+    mm.wait_state(settled, "settled", timeout=60)
+    mm.wait_state(refunded, "refunded", timeout=30)
+    return user, settled, refunded
+
+
+@pytest.mark.timeout(300)
+def test_real_orders_archive_and_read_the_same_through_cli_and_api_while_the_service_runs(tmp_path, monkeypatch):
+    with flow_service(tmp_path, monkeypatch, api=dict(API)) as (ew, mm, config_path):
+        from api.server import api_address
+        from storage import api_auth
+
+        address = wait_until(lambda: api_address(mm.services), message="the API bound")
+        base = f"http://{address[0]}:{address[1]}/api/v1/orders/"
+        _, token = api_auth.create_api_token("viewer", "archive test", time.time(), None)
+        headers = {"Authorization": f"Bearer {token}"}
+        config = mm.services.config
+        user, settled, refunded = settle_and_refund(ew, mm)
+        orders = (settled, refunded)
+
+        def api(order_id):
+            detail = requests.get(base + order_id, headers=headers, timeout=30)
+            statement = requests.get(base + order_id + "/statement", headers=headers, timeout=30)
+            assert detail.status_code == 200 and statement.status_code == 200, (detail.text, statement.text)
+            return without_archived(detail.json()), statement.json()
+
+        before = {oid: (reads.order_document(config, oid), reads.statement_document(config, oid), api(oid))
+                  for oid in orders}
+        hot_rows = {oid: archive.collect([oid])[oid] for oid in orders}
+        wait_until(lambda: all(Order.get_by_id(o).closed_at < time.time() - 1.5 for o in orders), timeout=5)
+
+        totals = money_totals(config)
+        moved = run_py(config_path, "archive", "run")
+        assert moved.returncode == 0, moved
+        assert "archived 2 orders into 1 segments" in moved.stdout, moved.stdout
+        assert money_totals(config) == totals   # the money is accounted for the same (nothing "stranded")
+        assert Order.select().where(Order.order_id.in_(orders)).count() == 0
+        assert PaymentTally.select().where(PaymentTally.order_id.in_(orders)).count() == 0
+        assert ArchivedOrder.select().count() == 2 and ArchiveSegment.select().count() == 1
+        segment = ArchiveSegment.get()
+        assert (tmp_path / "cold" / segment.path).is_file() and segment.path.startswith(time.strftime("%Y-%m"))
+
+        # The same documents, from the archive: the read layer, the CLI and the API.
+        reading = [("orders", what, oid, *extra) for oid in orders
+                   for what, extra in (("show", ()), ("statement", ("--json",)))]
+        *printed, paused, kpis = run_py_all(config_path, *reading, ("orders", "pause", settled),
+                                            ("orders", "kpi", settled, "--json"))
+        for oid, shown, statement_json in zip(orders, printed[::2], printed[1::2]):
+            document, statement, (detail, api_statement) = before[oid]
+            after = reads.order_document(config, oid)
+            assert after["archived"]["segment"] == segment.segment_id
+            assert without_archived(after) == document
+            assert reads.statement_document(config, oid) == statement
+            assert api(oid) == (detail, api_statement)
+            assert api_statement["final"] is True
+            assert shown.returncode == 0, shown
+            assert without_archived(json.loads(shown.stdout)) == json.loads(json.dumps(document, default=str))
+            assert statement_json.returncode == 0 and json.loads(statement_json.stdout)["balanced"], statement_json
+        # A command for an archived order is refused here, before anything is queued.
+        assert paused.returncode == 2 and "archived" in paused.stderr, paused
+        assert kpis.returncode == 0 and json.loads(kpis.stdout)["order_id"] == settled, kpis
+
+        # A late payment into the archived order is refunded like one into a settled order: no order reborn.
+        late = ew.world.pay(user, BTC, "0.01", encode_market_making(BTC_USDT_PAIR, settled))
+        wait_until(lambda: MoneyMovement.get_or_none(MoneyMovement.snapshot_id == late["snapshot_id"]),
+                   timeout=10, message="the late payment's refund")
+        refund = MoneyMovement.get(MoneyMovement.snapshot_id == late["snapshot_id"])
+        assert refund.memo.endswith(":order_settled") and refund.amount == D("0.01")
+        assert not archive.is_hot(settled)
+
+        verified = run_py(config_path, "archive", "verify")
+        assert verified.returncode == 0 and "2 archived orders checked" in verified.stdout, verified
+        again = run_py(config_path, "archive", "run")
+        assert again.returncode == 0 and "archived 0 orders" in again.stdout, again
+
+        restored = run_py(config_path, "archive", "restore", "--order", settled)
+        assert restored.returncode == 0 and "restored 1 orders" in restored.stdout, restored
+        now_hot = archive.collect([settled])[settled]
+        late_rows = []  # the late payment's snapshot and refund name the order: they stayed hot beside it
+        for table in now_hot["tables"].values():
+            late_rows += [r for r in table["rows"] if late["snapshot_id"] in r]
+            table["rows"] = [r for r in table["rows"] if late["snapshot_id"] not in r]
+        assert len(late_rows) == 2 and now_hot == hot_rows[settled]
+        # Restored, its statement shows the late payment and its refund, and still balances.
+        wait_until(lambda: MoneyMovement.get_by_id(refund.request_id).state == "confirmed", timeout=10)
+        statement = reads.statement_document(config, settled)
+        assert statement["balanced"] is True and refund.order_id == settled
+        assert "archived" not in reads.order_document(config, settled)
+        assert ArchivedOrder.select().count() == 1 and ArchiveSegment.select().count() == 1
+        restored = run_py(config_path, "archive", "restore", "--all")
+        assert restored.returncode == 0 and "1 emptied segment files removed" in restored.stdout, restored
+        assert archive.collect([refunded])[refunded] == hot_rows[refunded]
+        assert not (tmp_path / "cold" / segment.path).exists()
+
+
+# ---------------------------------------------------------------- bulk-inserted orders, no service
+
+@pytest.fixture
+def bulk_db(tmp_path):
+    """A database of this test with the schema, open in this process, and a config file for the CLI."""
+    world = build_world()
+    url = database_url(tmp_path / "bulk.db")
+    raw = world.config_dict(url, world.write_keystore(tmp_path / "keystore.json"))
+    raw["archive"] = {"retention": "30d", "directory": str(tmp_path / "cold"), "batch_size": 100}
+    config_path = tmp_path / "mmflow.toml"
+    config_path.write_text(dump_toml(raw))
+    db = open_database(url)
+    try:
+        yield config_path, tmp_path / "cold"
+    finally:
+        close_database(db)
+        database_proxy.initialize(None)
+        world.fake.stop()
+
+
+def where_is(order_ids) -> tuple[int, int]:
+    """(hot, archived) counts of these orders."""
+    hot = sum(archive.is_hot(o) for o in order_ids)
+    return hot, ArchivedOrder.select().where(ArchivedOrder.order_id.in_(list(order_ids))).count()
+
+
+@pytest.mark.timeout(240)
+def test_a_kill_between_segment_and_commit_leaves_every_order_readable_once_and_a_rerun_finishes(bulk_db):
+    config_path, cold = bulk_db
+    old = insert_finished_orders(250, closed_from=time.time() - 60 * DAY, spread=DAY / 2)
+    # Killed after the first segment is on disk, before the index knows it: everything is still hot.
+    killed = run_py(config_path, "archive", "run", crash_at="archive_segment_written")
+    assert killed.returncode == -9, killed
+    assert where_is(old) == (250, 0)
+    assert len(list(cold.glob("*/*.mmarc"))) == 1
+    verified = run_py(config_path, "archive", "verify")
+    assert verified.returncode == 0 and "not in the index" in verified.stdout, verified
+    assert reads.order_document(_config(config_path), old[0]).get("archived") is None
+
+    # Killed right after the first commit: 100 archived, the rest hot, none both.
+    killed = run_py(config_path, "archive", "run", crash_at="archive_committed")
+    assert killed.returncode == -9, killed
+    assert where_is(old) == (150, 100)
+    assert run_py(config_path, "archive", "verify").returncode == 0
+
+    finished = run_py(config_path, "archive", "run")
+    assert finished.returncode == 0 and "archived 150 orders" in finished.stdout, finished
+    assert where_is(old) == (0, 250)
+    assert run_py(config_path, "archive", "run").stdout.startswith("archived 0 orders")
+    config = _config(config_path)
+    for oid in (old[0], old[99], old[100], old[-1]):
+        document = reads.order_document(config, oid)
+        assert document["archived"] and document["state"] in ("settled", "refunded") and len(document["history"]) == 3
+
+
+def _config(config_path: Path):
+    from domain.config import load_config
+
+    return load_config(config_path, read_secrets=False, check_venues=False)
+
+
+def test_an_order_that_changes_while_being_archived_stays_hot_until_the_next_run(bulk_db):
+    _, cold = bulk_db
+    ids = insert_finished_orders(20, closed_from=time.time() - 40 * DAY, spread=0)
+    touched = ids[7]
+
+    def write_after_a_change(unit, *args):
+        PaymentTally.update(payments=PaymentTally.payments + 1).where(PaymentTally.order_id == touched).execute()
+        return archive.in_transaction(unit, *args)
+
+    outcome = archive.archive_due(cold, 30 * DAY, 100, write=write_after_a_change)
+    assert (outcome.archived, outcome.changed) == (19, [touched])
+    assert archive.is_hot(touched) and where_is(ids) == (1, 19)
+    assert archive.archive_due(cold, 30 * DAY, 100).archived == 1
+    assert where_is(ids) == (0, 20)
+    record = archive.load_record(archive.archived_entry(touched))
+    tally = record["tables"]["payment_tally"]
+    assert [row[tally["columns"].index("payments")] for row in tally["rows"]] == [2, 2]
+
+
+def test_a_corrupt_segment_is_found_by_verify_and_refused_on_read(bulk_db):
+    config_path, cold = bulk_db
+    ids = insert_finished_orders(10, closed_from=time.time() - 40 * DAY, spread=0)
+    assert run_py(config_path, "archive", "run").returncode == 0
+    segment = next(cold.glob("*/*.mmarc"))
+    data = bytearray(segment.read_bytes())
+    entry = archive.archived_entry(ids[3])
+    data[entry.offset + entry.length // 2] ^= 0x01
+    segment.write_bytes(bytes(data))
+    verified = run_py(config_path, "archive", "verify")
+    assert verified.returncode == 1, verified
+    problems = [line for line in verified.stdout.splitlines() if line.startswith("problem: ")]
+    assert len(problems) == 2 and "sha256" in problems[0] and segment.name in problems[0], verified.stdout
+    assert problems[1].startswith(f"problem: order {ids[3]}: "), verified.stdout  # the damaged record, no other
+    shown = run_py(config_path, "orders", "show", ids[3])
+    assert shown.returncode == 1 and shown.stderr.count("\n") == 1, shown
+    assert shown.stderr.startswith("error: archive: ") and "sha256" in shown.stderr and "Traceback" not in shown.stderr
+    assert reads.order_document(_config(config_path), ids[4])["archived"]  # its neighbours' records still read
+    restored = run_py(config_path, "archive", "restore", "--all")
+    assert restored.returncode == 1 and "stay archived" in restored.stdout, restored
+    assert where_is(ids) == (0, 10)
+
+
+@pytest.mark.timeout(180)
+def test_many_orders_archived_day_after_day_keep_the_hot_tables_bounded_and_every_order_readable(bulk_db):
+    _, cold = bulk_db
+    per_day, days, retention = 400, 10, 2 * DAY
+    start = time.time() - 100 * DAY
+    everything: list[str] = []
+    hot_orders = []
+    for day in range(days):
+        everything += insert_finished_orders(per_day, closed_from=start + day * DAY, spread=DAY - 1,
+                                             start=day * per_day)
+        archive.archive_due(cold, retention, 1000, now=start + (day + 1) * DAY)
+        hot_orders.append(archive.counts()["orders"])
+    # Never more than the retention's worth of days stays hot (plus the day being filled).
+    assert max(hot_orders) <= per_day * 3, hot_orders
+    counts = archive.counts()
+    assert counts["orders"] + counts["archived_order"] == per_day * days
+    assert counts["payment_tally"] == 2 * counts["orders"] and counts["snapshot"] == 2 * counts["orders"]
+    assert counts["archive_segment"] >= days - 3
+    config = _config_of_nothing()
+    sample = random.Random(7).sample(everything, 40) + [everything[0], everything[-1], everything[per_day * 5]]
+    for oid in sample:
+        document = reads.order_document(config, oid)
+        assert document is not None and document["order_id"] == oid and len(document["history"]) == 3
+        assert document["paid"] and (("archived" in document) != archive.is_hot(oid))
+        statement = reads.statement_of(config, oid)
+        assert statement is not None
+    verified = archive.verify(cold)
+    assert verified.problems == [] and verified.orders == counts["archived_order"]
+
+
+def _config_of_nothing():
+    """A config without pairs (the bulk orders' pair is not configured: ids are shown as they are)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(pairs=[], pair=lambda _id: None, archive=None, source="-")
+
+
+# ---------------------------------------------------------------- the [archive] table
+
+@pytest.mark.parametrize("table,problem", [
+    ({"retention": "30x"}, "archive.retention: must be a duration like"),
+    ({"retention": 0}, "archive.retention: must be > 0"),
+    ({}, "archive.retention: is required"),
+    ({"retention": "30d", "interval": "-1h"}, "archive.interval: must be a duration"),
+    ({"retention": "30d", "batch_size": 0}, "archive.batch_size: must be a whole number from 1 to 100000"),
+    ({"retention": "30d", "retension": "1d"}, "archive.retension: unknown key; did you mean 'retention'?"),
+    ({"retention": "30d", "directory": ""}, "archive.directory: must be a directory path"),
+])
+def test_bad_archive_values_are_one_line_each(table, problem):
+    problems: list[str] = []
+    assert parse_archive_settings(table, problems, Path("/etc/mmflow"), "sqlite:////var/m.db") is None
+    assert problems == [problems[0]] and problems[0].startswith(problem), problems
+
+
+def test_archive_settings_and_their_directory():
+    problems: list[str] = []
+    settings = parse_archive_settings({"retention": "12h", "interval": 0}, problems, Path("/etc/mmflow"),
+                                      "sqlite:////var/lib/mmflow/m.db")
+    assert problems == [] and settings.retention == 43200 and settings.interval == 0
+    assert settings.directory == Path("/var/lib/mmflow/archive")
+    relative = parse_archive_settings({"retention": 3600, "directory": "cold"}, problems, Path("/etc/mmflow"),
+                                      "postgresql://u@h/db")
+    assert relative.directory == Path("/etc/mmflow/cold")
+    assert parse_archive_settings({"retention": "30d"}, problems, Path("/x"), "postgresql://u@h/db") is None
+    assert problems == ["archive.directory: is required with this database (the archive goes next to an SQLite "
+                        "file by default)"]
+
+
+def test_archive_commands_with_a_bad_or_missing_table_exit_2_with_one_line(tmp_path):
+    world = build_world()
+    try:
+        raw = world.config_dict(tmp_path / "m.db", world.write_keystore(tmp_path / "keystore.json"))
+        config_path = tmp_path / "mmflow.toml"
+        config_path.write_text(dump_toml(raw))
+        missing = run_py(config_path, "archive", "run")
+        assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing
+        assert "no [archive] table" in missing.stderr
+        raw["archive"] = {"retention": "soon"}
+        config_path.write_text(dump_toml(raw))
+        bad = run_py(config_path, "archive", "verify")
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr, bad
+        assert bad.stderr.startswith(f"error: {config_path}: archive.retention: ")
+    finally:
+        world.fake.stop()
+
+
+# ---------------------------------------------------------------- the service archives by itself
+
+def test_the_service_archives_old_orders_every_interval_and_they_stay_readable(tmp_path):
+    url = database_url(tmp_path / "mmflow.db")
+    db = open_database(url)
+    try:
+        old = insert_finished_orders(120, closed_from=time.time() - 50 * DAY, spread=DAY)
+        recent = insert_finished_orders(5, closed_from=time.time() - DAY, spread=0, tag=1)
+    finally:
+        close_database(db)
+        database_proxy.initialize(None)
+    world = build_world()
+    try:
+        archive_table = {"retention": "30d", "interval": 0.2, "batch_size": 50, "directory": str(tmp_path / "cold")}
+        with running_mmflow(tmp_path, world, archive=archive_table) as mm:
+            wait_until(lambda: ArchivedOrder.select().count() == 120, timeout=60, message="the archiver's rounds")
+            assert where_is(old) == (0, 120) and where_is(recent) == (5, 0)
+            config = mm.services.config
+            for oid in (old[0], old[60], old[-1]):
+                assert reads.order_document(config, oid)["archived"]
+            assert archive.verify(config.archive.directory).problems == []
+    finally:
+        world.fake.stop()
