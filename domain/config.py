@@ -55,6 +55,7 @@ from domain.config_values import (
 )
 from domain.exchange_config import ExchangeAccountConfig, account_labels, validate_accounts
 from domain.hufi_config import HufiConfig
+from domain.cluster_config import ClusterSettings, parse_cluster_settings
 from domain.kpi_config import KpiSettings, parse_kpi_settings
 from domain.payment import PairRules
 
@@ -290,6 +291,7 @@ class Config(Section):
     # own one-line messages; parse_config sets them.
     api: Any = Field(default_factory=lambda: _disabled_api())  # api.settings.ApiSettings
     kpi: KpiSettings = Field(default_factory=KpiSettings)
+    cluster: ClusterSettings | None = None   # [cluster] (domain/cluster_config.py); None: one instance
 
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     mixin: MixinConfig = Field(default_factory=MixinConfig)
@@ -416,7 +418,7 @@ def section_models(model: type[Section] | None = None) -> dict[str, type[Section
     return {key: section for key, (section, optional) in _tables(model or Config).items() if not optional}
 
 
-OWN_PARSERS = ("api", "kpi")  # tables parsed by their own modules, not by Config.model_validate
+OWN_PARSERS = ("api", "kpi", "cluster")  # tables parsed by their own modules, not by Config.model_validate
 
 
 def _disabled_api():
@@ -443,9 +445,11 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "", r
     from api.settings import parse_api
     api = parse_api(raw.get("api"), problems, load.base_dir, read_secrets=read_secrets)
     kpi = parse_kpi_settings(raw.get("kpi"), problems)
+    url = config.database.url if config is not None else ""
+    cluster = parse_cluster_settings(raw.get("cluster"), problems, url)
     if problems or config is None:
         raise ConfigError(problems, source)
-    return config.model_copy(update={"source": source, "api": api, "kpi": kpi})
+    return config.model_copy(update={"source": source, "api": api, "kpi": kpi, "cluster": cluster})
 
 
 def load_config(path: str | os.PathLike, *, read_secrets: bool = True, for_service: bool = False,

@@ -275,10 +275,17 @@ def all_models() -> list:
     return models + list(CAMPAIGN_MODELS) + list(API_MODELS) + list(KPI_MODELS)
 
 
+SCHEMA_LOCK_KEY = 0x6D6D666C6F77  # "mmflow": the advisory lock that serialises schema creation and upgrades
+
+
 def ensure_schema(db: pw.Database) -> None:
     from storage.migrations import UPGRADES
 
     with db.atomic():
+        if isinstance(db, PooledPostgres):
+            # several instances of a cluster may start at once on an empty or older database: one creates or
+            # upgrades the schema, the others wait here (a transaction-level lock: released by the commit)
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
         if not db.table_exists(SchemaVersion._meta.table_name):
             db.create_tables(all_models(), safe=True)
             SchemaVersion.create(version=SCHEMA_VERSION, applied_at=time.time())
