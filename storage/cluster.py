@@ -5,10 +5,11 @@ not wait behind the group-commit writer, and LISTEN needs a session that stays).
 (``clock_timestamp()``), so instances on several machines never compare their own clocks.
 
 Fencing: a lease taken over gets ``epoch + 1``. A fenced writer (``FencedWriter``) runs, inside the unit's own
-savepoint of the writer's transaction, ``SELECT … FROM cluster_lease WHERE name AND holder AND epoch FOR SHARE``
-before the unit: a holder that lost the lease (an instance paused past its TTL, then woken) has its write refused
-(``Fenced``), and the share lock makes a takeover wait for a write already checked to commit first — so the
-database never holds writes of two holders of one lease interleaved.
+savepoint of the writer's transaction, ``SELECT … FROM cluster_lease WHERE name AND holder AND epoch FOR KEY
+SHARE`` before the unit: a holder that lost the lease (an instance paused past its TTL, then woken) has its write
+refused (``Fenced``). (name, epoch) is unique, so epoch is a key column: a takeover (``epoch + 1``) waits for a
+write already checked to commit first, while a renewal (``expires_at`` only) never waits for one — the database
+never holds writes of two holders of one lease interleaved, and a busy writer never delays a heartbeat.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ class Fence:
 def check_fence(fence: Fence) -> None:
     """Inside a writer unit: refuse the unit unless ``fence`` is still the lease's current holder and epoch."""
     cursor = database_proxy.execute_sql(
-        "SELECT 1 FROM cluster_lease WHERE name = %s AND holder = %s AND epoch = %s FOR SHARE",
+        "SELECT 1 FROM cluster_lease WHERE name = %s AND holder = %s AND epoch = %s FOR KEY SHARE",
         (fence.lease, fence.holder, fence.epoch))
     if cursor.fetchone() is None:
         raise Fenced(f"{fence.holder} no longer holds {fence.lease} (epoch {fence.epoch}); write refused")
@@ -139,8 +140,7 @@ class LeaseStore:
     def renew(self, leases: dict[str, int]) -> dict[str, int]:
         """Extend each of these leases while this instance holds it; lease name → epoch of those it still holds.
 
-        One row per statement: a fenced write holds FOR SHARE locks on several lease rows until its batch commits,
-        and one UPDATE of several rows could take them in another order (a deadlock)."""
+        One row per statement, so a row that is busy (a takeover in progress) delays only itself."""
         import psycopg
 
         held = {}

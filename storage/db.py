@@ -295,6 +295,10 @@ def ensure_schema(db: pw.Database) -> None:
         if current > SCHEMA_VERSION:
             raise StorageError(f"database schema version {current} is newer than this mmflow "
                                f"({SCHEMA_VERSION}); refusing to run an older binary on it")
+        if current == SCHEMA_VERSION and {m._meta.table_name for m in all_models()} <= set(db.get_tables()):
+            # up to date: no DDL at all — CREATE INDEX IF NOT EXISTS still takes a SHARE lock on each table, which
+            # would stall (or deadlock with) the writers of running services each time a CLI command opens the DB
+            return
         # Columns first (on the tables that exist), then new tables and indexes.
         for version in range(current + 1, SCHEMA_VERSION + 1):
             UPGRADES[version](db)

@@ -278,6 +278,11 @@ class ClusterLease(BaseModel):
     expires_at = pw.FloatField(default=0)
     acquired_at = pw.FloatField(default=0)
 
+    class Meta:
+        # (name, epoch) unique makes epoch a key column: a takeover (epoch + 1) waits for the fenced writes holding
+        # FOR KEY SHARE on the row, while a renewal (expires_at only) never does (storage/cluster.py)
+        indexes = ((("name", "epoch"), True),)
+
 
 ALL_MODELS = [TradingHalt, SchemaVersion, PollCursor, Snapshot, Order, PaymentTally, OrderStateChange, MoneyMovement,
               LedgerEntry, OrderCommand, OrderTopUp, Alert, ClusterMember, ClusterLease]
