@@ -170,6 +170,10 @@ class ClusterHarness(crashfuzz.Harness):
         took_over = self.wait_for("the victim's leases taken over",
                                   lambda: all(self.holders().get(n, (None, 0))[0] not in (None, victim)
                                               for n, (h, _) in before.items() if h == victim), LEASE_TTL * 10 + 30)
+        if not took_over:
+            self.say("sessions: " + repr(self.query(
+                "SELECT pid, state, now() - state_change, wait_event_type, wait_event, left(query, 160) "
+                "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")))
         after = self.holders()
         self.narration.append("now: " + ", ".join(f"{n} → {h} (epoch {e})" for n, (h, e) in sorted(after.items())))
         self.took_over = took_over
