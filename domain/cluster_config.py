@@ -11,13 +11,12 @@ Problems read like every other config problem and are appended to the caller's l
 """
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from domain.config_values import number_problem, show
+from domain.config_values import number_or_raise, section_problems, show
 
 SECTION = "cluster"
 MIN_TTL = 0.5        # below this a loaded machine misses renewals
@@ -35,20 +34,14 @@ class ClusterSettings(BaseModel):
     @field_validator("lease_ttl", mode="before")
     @classmethod
     def _ttl(cls, value: Any) -> float:
-        problem = number_problem(value, minimum=MIN_TTL, maximum=MAX_TTL, unit=" seconds")
-        if problem:
-            raise ValueError(problem)
-        return float(value)
+        return number_or_raise(value, minimum=MIN_TTL, maximum=MAX_TTL, unit=" seconds")
 
     @field_validator("heartbeat", mode="before")
     @classmethod
     def _heartbeat(cls, value: Any) -> float | None:
         if value is None:
             return None
-        problem = number_problem(value, minimum=0.0, exclusive=True, maximum=MAX_TTL, unit=" seconds")
-        if problem:
-            raise ValueError(problem)
-        return float(value)
+        return number_or_raise(value, minimum=0.0, exclusive=True, maximum=MAX_TTL, unit=" seconds")
 
     @field_validator("instance_id", mode="before")
     @classmethod
@@ -81,13 +74,5 @@ def parse_cluster_settings(raw: Any, problems: list[str], database_url: str = ""
     try:
         return ClusterSettings(**raw)
     except ValidationError as exc:
-        known = sorted(ClusterSettings.model_fields)
-        for error in exc.errors():
-            key = ".".join(str(part) for part in error["loc"])
-            if error["type"] == "extra_forbidden":
-                close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
-                problems.append(f"{SECTION}.{key}: unknown key" + (f"; did you mean {close[0]!r}?" if close else ""))
-            else:
-                where = f"{SECTION}.{key}" if key else SECTION
-                problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+        problems.extend(section_problems(SECTION, ClusterSettings, exc))
         return None

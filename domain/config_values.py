@@ -62,6 +62,32 @@ def number_problem(value: Any, *, minimum: float | None = None, exclusive: bool 
     return None
 
 
+def number_or_raise(value: Any, **bounds: Any) -> float:
+    """``number_problem`` for a pydantic ``field_validator``: the number as a float, or ValueError saying why."""
+    found = number_problem(value, **bounds)
+    if found:
+        raise ValueError(found)
+    return float(value)
+
+
+def section_problems(section: str, model: type, exc: Any) -> list[str]:
+    """A pydantic ValidationError of one section's model as config problems: ``<section>.<key>: <what>``, an
+    unknown key with the closest known one; a problem of the whole table as ``<section>: <what>``."""
+    import difflib
+
+    known = sorted(model.model_fields)
+    found = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        where = f"{section}.{key}" if key else section
+        if error["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
+            found.append(f"{where}: unknown key" + (f"; did you mean {close[0]!r}?" if close else ""))
+        else:
+            found.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+    return found
+
+
 def seconds_problem(value: Any, *, minimum: float = 0.0, exclusive: bool = True) -> str | None:
     """A duration in seconds: finite, > minimum (or >= with exclusive=False), at most ten years."""
     return number_problem(value, minimum=minimum, exclusive=exclusive, maximum=MAX_SECONDS,

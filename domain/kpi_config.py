@@ -9,12 +9,11 @@ are appended to the caller's list, so ``run.py`` prints ``error: <file>: kpi.<ke
 """
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from domain.config_values import number_problem, show
+from domain.config_values import number_or_raise, section_problems, show
 
 SECTION = "kpi"
 MIN_INTERVAL = 1.0
@@ -37,10 +36,7 @@ class KpiSettings(BaseModel):
     @field_validator("sample_interval", mode="before")
     @classmethod
     def _seconds(cls, value: Any) -> float:
-        problem = number_problem(value, minimum=MIN_INTERVAL, maximum=MAX_INTERVAL, unit=" seconds (a day)")
-        if problem:
-            raise ValueError(problem)
-        return float(value)
+        return number_or_raise(value, minimum=MIN_INTERVAL, maximum=MAX_INTERVAL, unit=" seconds (a day)")
 
 
 def parse_kpi_settings(raw: Any, problems: list[str]) -> KpiSettings:
@@ -53,12 +49,5 @@ def parse_kpi_settings(raw: Any, problems: list[str]) -> KpiSettings:
     try:
         return KpiSettings(**raw)
     except ValidationError as exc:
-        known = sorted(KpiSettings.model_fields)
-        for error in exc.errors():
-            key = ".".join(str(part) for part in error["loc"]) or "?"
-            if error["type"] == "extra_forbidden":
-                close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
-                problems.append(f"{SECTION}.{key}: unknown key" + (f"; did you mean {close[0]!r}?" if close else ""))
-            else:
-                problems.append(f"{SECTION}.{key}: {error['msg'].removeprefix('Value error, ')}")
+        problems.extend(section_problems(SECTION, KpiSettings, exc))
         return KpiSettings()

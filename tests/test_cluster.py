@@ -8,7 +8,6 @@ server answers."""
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 
 from domain.cluster import assign_accounts
 from domain.config import ConfigError, parse_config
+from tests.support import bench_result
 from tests.test_config_schema import minimal
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,11 +141,7 @@ def _failover(pg_url: str, mode: str, tmp_path: Path) -> dict:
     done = subprocess.run([sys.executable, "bench/clusterfail.py", "--database", pg_url, "--mode", mode,
                            "--workdir", str(tmp_path / "work"), "--verbose"],
                           cwd=ROOT, capture_output=True, text=True, timeout=560, check=False)
-    lines = done.stdout.strip().splitlines()
-    assert lines, f"no output; stderr:\n{done.stderr[-4000:]}"
-    result = json.loads(lines[-1])
-    violations = [line for line in done.stderr.splitlines() if "VIOLATION" in line]
-    assert result["violations"] == 0, "\n".join(violations) + f"\n{lines[-1]}"
+    result = bench_result(done)
     assert done.returncode == 0
     assert result["took_over"] is True
     victim_held = result["narration"][0]
