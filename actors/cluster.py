@@ -71,6 +71,11 @@ class RemoteOrderEvent:
     message: Any
 
 
+def session_name(instance_id: str, pid: int) -> str:
+    """The application_name of every database session of this process (at most 63 bytes)."""
+    return f"mmflow:{instance_id}:{pid}"[:63]
+
+
 def default_instance_id() -> str:
     return f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
@@ -86,6 +91,7 @@ class Cluster:
         self.ttl = settings.lease_ttl
         self.heartbeat = settings.heartbeat_interval
         self.accounts = tuple(a.account_id for a in config.exchanges)
+        self.session_name = session_name(self.instance_id, os.getpid())
         self.held: dict[str, int] = {}          # lease name → epoch, while this instance holds it
         self.writer_lock = WRITER_LOCK
         self.store = LeaseStore(config.database.url, self.instance_id, self.ttl)

@@ -296,6 +296,13 @@ def build_services(config: Config, *, keystore: Keystore | None = None, clock=No
     here on."""
     if _LOGGING.configured:
         add_secrets(secrets_of(config))
+    cluster = None
+    if config.cluster is not None:
+        from actors.cluster import Cluster
+        cluster = Cluster(config)
+        # every session of this process is named after the instance (libpq's PGAPPNAME), so a frozen instance's
+        # sessions can be ended by the instance that takes over its leases (storage/cluster.py)
+        os.environ["PGAPPNAME"] = cluster.session_name
     db = open_database(config.database.url, busy_timeout=config.database.busy_timeout,
                        pool_size=config.database.pool_size)
     keystore = keystore or load_bot_keystore(config.mixin.keystore_path)
@@ -314,9 +321,7 @@ def build_services(config: Config, *, keystore: Keystore | None = None, clock=No
                         assets=AssetCatalog(mixin))
     if clock is not None:
         services.clock = clock
-    if config.cluster is not None:
-        from actors.cluster import Cluster
-        services.cluster = Cluster(config)
+    services.cluster = cluster
     return services
 
 

@@ -21,7 +21,7 @@ from domain.config_values import number_or_raise, section_problems, show
 SECTION = "cluster"
 MIN_TTL = 0.5        # below this a loaded machine misses renewals
 MAX_TTL = 3600.0
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,39}$")   # it names the instance's sessions (63 bytes)
 
 
 class ClusterSettings(BaseModel):
@@ -47,7 +47,7 @@ class ClusterSettings(BaseModel):
     @classmethod
     def _instance_id(cls, value: Any) -> str:
         if not isinstance(value, str) or (value and not _ID.match(value)):
-            raise ValueError(f"must be letters, digits, '.', '_', ':' or '-' (at most 63), got {show(value)}")
+            raise ValueError(f"must be letters, digits, '.', '_', ':' or '-' (at most 40), got {show(value)}")
         return value
 
     @model_validator(mode="after")

@@ -17,6 +17,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from loguru import logger
+
 from storage.models import database_proxy
 
 NOW = "extract(epoch from clock_timestamp())"
@@ -134,8 +136,24 @@ class LeaseStore:
                 f"acquired_at = {NOW} WHERE name = %s AND (holder IS NULL OR holder = %s OR expires_at < {NOW}) "
                 f"RETURNING epoch", (self.instance_id, self.ttl, name, self.instance_id))
         except psycopg.errors.LockNotAvailable:
-            return None   # a write of the old holder is still in flight (or frozen): next heartbeat
+            # a write of the old holder is still in flight — or frozen with the process (SIGSTOP, a paused VM)
+            # in a state the server does not time out: if that holder's membership has expired, end its sessions
+            # (nothing of theirs is committed then) and take the lease at the next heartbeat
+            ended = self.end_sessions_of_expired_holder(name)
+            if ended:
+                logger.warning("cluster: ended {} database session(s) of the expired holder of {}", ended, name)
+            return None
         return rows[0][0] if rows else None
+
+    def end_sessions_of_expired_holder(self, name: str) -> int:
+        rows = self._execute(
+            f"SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a JOIN cluster_lease l ON l.name = %s "
+            f"JOIN cluster_member m ON m.instance_id = l.holder "
+            f"WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND l.holder <> %s "
+            f"AND l.expires_at < {NOW} AND m.expires_at < {NOW} "
+            f"AND a.application_name = left('mmflow:' || m.instance_id || ':' || m.pid, 63)",
+            (name, self.instance_id))
+        return sum(1 for (ok,) in rows if ok)
 
     def renew(self, leases: dict[str, int]) -> dict[str, int]:
         """Extend each of these leases while this instance holds it; lease name → epoch of those it still holds.

@@ -134,6 +134,36 @@ def test_a_lease_taken_over_fences_the_old_holder(pg_url):
         database_proxy.initialize(None)
 
 
+def test_a_frozen_holders_session_is_ended_by_the_taker(pg_url):
+    """A process frozen in the middle of a fenced write keeps its row lock; once its membership has expired the
+    instance taking its lease ends that session (its transaction is rolled back) and takes the lease."""
+    import time
+
+    import psycopg
+
+    from storage.cluster import LeaseStore
+    from storage.db import close_database, open_database
+    from storage.models import database_proxy
+
+    close_database(open_database(pg_url))   # the schema
+    database_proxy.initialize(None)
+    old, new = LeaseStore(pg_url, "old", 0.5), LeaseStore(pg_url, "new", 0.5)
+    old.heartbeat("host", 4242)
+    epoch = old.acquire("role:treasury")
+    frozen = psycopg.connect(pg_url, application_name="mmflow:old:4242")
+    frozen.execute("SELECT 1 FROM cluster_lease WHERE name = 'role:treasury' AND holder = 'old' AND epoch = %s "
+                   "FOR KEY SHARE", (epoch,))
+    deadline = time.monotonic() + 20
+    while (taken := new.acquire("role:treasury")) is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert taken == epoch + 1
+    with pytest.raises(psycopg.OperationalError):
+        frozen.execute("SELECT 1")   # its session was ended: nothing it had not committed counts
+    for store in (old, new):
+        store.close_quietly()
+
+
 # ------------------------------------------------------------------ three serve subprocesses
 
 
