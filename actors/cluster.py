@@ -37,13 +37,14 @@ import pykka
 from loguru import logger
 
 from actors.messages import StartChild, StopChild
-from actors.protocol import (DeliverPayments, MovementSettled, MovementsQueued, RetryMovement, ReturnArrived)
+from actors.protocol import (DeliverPayments, MovementSettled, MovementsQueued, PollCommands, RetryMovement,
+                             ReturnArrived)
 from actors.supervisor import ChildSpec, Restart, Strategy, Supervisor
 from actors.timers import send_every
 from domain import cluster as rules
-from storage.cluster import Fence, FencedWriter, LeaseStore
+from storage.cluster import BUS_CHANNEL, Fence, FencedWriter, LeaseStore
 
-CHANNEL = "mmflow_bus"
+CHANNEL = BUS_CHANNEL
 WRITER_LOCK = 0x6D6D77726974  # "mmwrit": the advisory lock every instance's group commit takes (storage/writer.py)
 IDS_PER_NOTIFY = 60   # a NOTIFY payload is at most 8000 bytes
 
@@ -388,6 +389,9 @@ class ClusterActor(Supervisor):
             if kind == "movements":
                 if self.cluster.holds(rules.TREASURY) and refs.get("treasury") is not None:
                     refs["treasury"].tell(MovementsQueued(tuple(payload["ids"])))
+            elif kind == "command":   # an operator command was queued: its owner carries it out now
+                if refs.get("orders") is not None:
+                    refs["orders"].tell(PollCommands())
             elif kind == "join":
                 if self.cluster.holds(rules.CAMPAIGNS) and refs.get("campaigns") is not None:
                     gevent.spawn(self._join, payload)

@@ -22,6 +22,7 @@ from loguru import logger
 from storage.models import database_proxy
 
 NOW = "extract(epoch from clock_timestamp())"
+BUS_CHANNEL = "mmflow_bus"   # NOTIFY channel between the instances of a cluster (actors/cluster.py)
 LOCK_TIMEOUT_MS = 300
 
 
