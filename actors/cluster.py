@@ -316,6 +316,7 @@ class ClusterActor(Supervisor):
         exchanges = self.services.refs.get("exchanges")
         orders = self.services.refs.get("orders")
         try:
+            exchanges.ask(StopChild(account), timeout=60)   # a gateway left from an earlier epoch (none normally)
             exchanges.ask(StartChild(self.gateway_spec(cfg, self.services.fenced(lease))), timeout=120)
             orders.tell(AccountAcquired(lease))
         except Exception as exc:  # noqa: BLE001 - give it back; the next tick tries again
