@@ -230,6 +230,8 @@ class ClusterActor(Supervisor):
         super().teardown()   # the role actors stop
         for lease, epoch in held.items():
             self.cluster.held.pop(lease, None)
+            for name in rules.ROLE_ACTORS.get(lease, ()):
+                self.services.refs.pop(name, None)
             try:
                 self.cluster.store.release(lease, epoch)
             except Exception as exc:  # noqa: BLE001 - it then expires after the TTL
