@@ -24,6 +24,7 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import shutil  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -270,7 +271,10 @@ def run(database_url: str, mode: str, *, verbose: bool = False, workdir: str | N
         (work / "violations.txt").write_text("\n".join(h.violations) + "\n")
         for line in h.violations:
             print(f"VIOLATION {line}", file=sys.stderr)
-    result["workdir"] = str(work)
+    if h.violations or workdir:
+        result["workdir"] = str(work)   # kept: the instances' logs, the config, violations.txt
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return result
 
 
