@@ -163,6 +163,7 @@ class ClusterHarness(crashfuzz.Harness):
         self.say(f"victim {victim} ({mode}); states {Counter(self.states().values())}")
         self.narration = [f"{victim} held {sorted(n for n, (h, _) in before.items() if h == victim)}"]
         proc = self.procs[victim]
+        struck = time.monotonic()
         if mode == "kill":
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -171,6 +172,7 @@ class ClusterHarness(crashfuzz.Harness):
         took_over = self.wait_for("the victim's leases taken over",
                                   lambda: all(self.holders().get(n, (None, 0))[0] not in (None, victim)
                                               for n, (h, _) in before.items() if h == victim), LEASE_TTL * 10 + 30)
+        self.took_over_after = round(time.monotonic() - struck, 2)
         if not took_over:
             self.say("sessions: " + repr(self.query(
                 "SELECT pid, state, now() - state_change, wait_event_type, wait_event, left(query, 160) "
@@ -244,7 +246,8 @@ class ClusterHarness(crashfuzz.Harness):
         checked = self.check()
         self.violations.extend(self.orphans())
         fenced = sum(self.logs[n].read_text(errors="replace").count("write refused") for n in self.logs)
-        return {"mode": mode, "victim": victim, "took_over": self.took_over, "violations": len(self.violations),
+        return {"mode": mode, "victim": victim, "took_over": self.took_over, "took_over_after_s": self.took_over_after,
+                "lease_ttl_s": LEASE_TTL, "violations": len(self.violations),
                 "fenced_writes": fenced, "narration": self.narration, **checked}
 
     def close(self) -> None:
