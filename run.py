@@ -205,8 +205,24 @@ def _cmd_demo(args) -> int:
             _fail([f"--api: cannot listen on {args.api}: {exc.strerror or exc}"])
     if not (0 <= args.hold < float("inf")):
         _fail([f"--hold: must be a number of seconds >= 0, got {args.hold}"])
+    if args.instances < 1 or args.instances > 16:
+        _fail([f"--instances: must be 1 to 16, got {args.instances}"])
+    if args.database is not None and not args.database.startswith(("postgresql://", "postgres://")):
+        _fail(["--database: must be a postgresql:// URL (the demo creates a database of its own on that server)"])
+    if args.instances > 1 and args.database is None:
+        _fail(["--instances: several instances share one PostgreSQL database: give --database postgresql://…"])
+    if args.kill_one and args.instances < 2:
+        _fail(["--kill-one: needs --instances 2 or more (someone must take over)"])
+    if args.database is not None:
+        import psycopg
+
+        try:
+            psycopg.connect(args.database, autocommit=True, connect_timeout=5).close()
+        except psycopg.Error as exc:
+            _fail([f"--database: cannot connect: {str(exc).strip().splitlines()[0]}"])
     return run_demo(duration=args.duration, workdir=args.workdir, json_logs=args.json_logs, venue=args.venue,
-                    api=api, hold=args.hold)
+                    api=api, hold=args.hold, database=args.database, instances=args.instances,
+                    kill_one=args.kill_one)
 
 
 def main(argv=None) -> int:
@@ -225,6 +241,12 @@ def main(argv=None) -> int:
                       help="serve the HTTP API and dashboard here during the demo (default: a free loopback port)")
     demo.add_argument("--hold", type=float, default=0.0, metavar="SECONDS",
                       help="keep the world, the API and the dashboard up this long after the summary line")
+    demo.add_argument("--database", default=None, metavar="postgresql://…",
+                      help="run on this PostgreSQL server (a fresh database of the demo's own) instead of SQLite")
+    demo.add_argument("--instances", type=int, default=1,
+                      help="serve the demo with this many `serve` instances sharing the database (needs --database)")
+    demo.add_argument("--kill-one", action="store_true",
+                      help="kill -9 one instance (the treasury's holder) in the middle; the others take over")
 
     serve = sub.add_parser(
         "serve", help="run the service with a config file",

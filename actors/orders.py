@@ -41,6 +41,12 @@ class OrderSupervisor(Supervisor):
             ReturnArrived: self._to_order,
             RecoverOrders: lambda message: self._recover_batch(),
         }
+        self._cluster = services.cluster   # None: one instance, every order is ours
+        if self._cluster is not None:
+            from actors.cluster import AccountAcquired, AccountReleased, RemoteOrderEvent
+            self._handlers.update({AccountAcquired: self._account_acquired, AccountReleased: self._account_released,
+                                   RemoteOrderEvent: self._remote_event})
+        self._lease_of: dict[str, str] = {}  # order id → the lease its actor was started under (cluster only)
         self._to_recover: list[tuple[str, str]] = []
         self._recovery_started = 0.0
 
@@ -48,7 +54,8 @@ class OrderSupervisor(Supervisor):
         """Start quickly whatever the number of orders: recovery continues after the tree is up."""
         super().setup()
         self._commands_timer = send_every(self.actor_ref, 1.0, PollCommands())
-        self._to_recover = repo.orders_to_recover([s.value for s in FINAL_STATES])
+        self._to_recover = [(order_id, pair_id) for order_id, pair_id
+                            in repo.orders_to_recover([s.value for s in FINAL_STATES]) if self._owns(pair_id)]
         self._to_recover.reverse()  # popped from the end: oldest ids first
         self._recovery_started = time.monotonic()
         if self._to_recover:
@@ -64,10 +71,17 @@ class OrderSupervisor(Supervisor):
         else:
             logger.info("orders: recovery done in {:.1f}s", time.monotonic() - self._recovery_started)
 
+    def _owns(self, pair_id: str | None) -> bool:
+        return self._cluster is None or self._cluster.owns_pair(pair_id)
+
     def _ensure(self, order_id: str, pair_id: str) -> None:
         if self.child_ref(order_id) is not None:
             return
         services = self.services
+        if self._cluster is not None:
+            lease = self._cluster.lease_of_pair(pair_id)
+            services = services.fenced(lease)
+            self._lease_of[order_id] = lease
         spec = ChildSpec(
             id=order_id,
             start=lambda sup, cid: OrderActor.start(services, order_id, pair_id, supervisor=sup, child_id=cid),
@@ -88,20 +102,73 @@ class OrderSupervisor(Supervisor):
         handler(message)
         return None
 
-    def _deliver_payments(self, message: DeliverPayments) -> None:
+    def _deliver_payments(self, message: DeliverPayments, *, remote: bool = False) -> None:
+        if not self._owns(message.pair_id):
+            if not remote:
+                self._cluster.publish_to_order(message)
+            return
         self._ensure(message.order_id, message.pair_id)
-        self.deliver(message.order_id, PaymentsArrived(message.snapshots))
+        snapshots = message.snapshots or tuple(repo.pending_snapshots_of(message.order_id))
+        if snapshots:
+            self.deliver(message.order_id, PaymentsArrived(snapshots))
 
-    def _to_running_child(self, message) -> None:
+    def _to_running_child(self, message, *, remote: bool = False) -> None:
         """Events for orders whose actor runs; a stopped actor finds them in the database when it starts."""
         if self.child_ref(message.order_id) is not None:
             self.deliver(message.order_id, message)
+        elif self._cluster is not None and not remote:
+            self._cluster.publish_to_order(message)   # its actor may run on another instance
 
-    def _to_order(self, message) -> None:
+    def _to_order(self, message, *, remote: bool = False) -> None:
         view = repo.load_order(message.order_id)
         if view is not None and view.state not in FINAL_STATES:
+            if not self._owns(view.pair_id):
+                if not remote:
+                    self._cluster.publish_to_order(message)
+                return
             self._ensure(message.order_id, view.pair_id)
             self.deliver(message.order_id, message)
+
+    # ------------------------------------------------------------ a cluster ([cluster]): accounts come and go
+
+    def _account_acquired(self, message) -> None:
+        """This instance owns the account now: its orders start and resume from the database (the gateway has
+        reconciled the account before it was published)."""
+        found = [(order_id, pair_id) for order_id, pair_id in repo.orders_to_recover([s.value for s in FINAL_STATES])
+                 if self._cluster.lease_of_pair(pair_id) == message.lease and self.child_ref(order_id) is None]
+        if found:
+            logger.warning("orders: {} orders of {} resume on this instance", len(found), message.lease)
+        if found and not self._to_recover:
+            self._recovery_started = time.monotonic()
+            self.actor_ref.tell(RecoverOrders())
+        self._to_recover[:0] = reversed(found)
+
+    def _account_released(self, message) -> int:
+        """Stop (now, before the lease is given up) every order actor started under this lease."""
+        gone = [order_id for order_id, lease in self._lease_of.items() if lease == message.lease]
+        for order_id in gone:
+            self.stop_child(order_id)
+            self._lease_of.pop(order_id, None)
+        self._to_recover = [(o, p) for o, p in self._to_recover if self._cluster.lease_of_pair(p) != message.lease]
+        if gone:
+            logger.warning("orders: {} orders of {} stopped on this instance", len(gone), message.lease)
+        return len(gone)
+
+    def _remote_event(self, event) -> None:
+        """Something for an order from another instance: delivered only if its actor is ours."""
+        from actors.campaigns import CampaignJoined
+        message = event.message
+        if isinstance(message, DeliverPayments):
+            view = None if message.pair_id else repo.load_order(message.order_id)
+            pair_id = message.pair_id or (view.pair_id if view is not None else "")
+            self._deliver_payments(DeliverPayments(message.order_id, pair_id, ()), remote=True)
+        elif isinstance(message, (MovementSettled, CampaignJoined)):
+            view = repo.load_order(message.order_id)
+            if view is not None and self._owns(view.pair_id) and view.state not in FINAL_STATES:
+                self._ensure(message.order_id, view.pair_id)
+                self.deliver(message.order_id, message)
+        elif isinstance(message, ReturnArrived):
+            self._to_order(message, remote=True)
 
     def _run_commands(self) -> None:
         now = time.time()
@@ -110,6 +177,10 @@ class OrderSupervisor(Supervisor):
             if last is not None and now - last < REDELIVER_AFTER:
                 continue
             view = repo.load_order(command.order_id)
+            if view is not None and not self._owns(view.pair_id):
+                continue  # its owner's instance carries it out
+            if (view is None or view.state in FINAL_STATES) and not self._owns(None):
+                continue  # refused by the instance holding the ingest role
             if view is None or view.state in FINAL_STATES:
                 result = "refused: " + ("no such order" if view is None else f"order is {view.state}")
                 self.services.writer.run(commands.finish, command.id, result, self.services.clock())

@@ -22,7 +22,10 @@ class StoreActor(SupervisedActor):
         self._health = None
 
     def setup(self) -> None:
-        self.writer = Writer(self.services.db, batch_max=self.services.config.database.batch_max).start()
+        cluster = self.services.cluster
+        self.writer = Writer(self.services.db, batch_max=self.services.config.database.batch_max,
+                             cluster_lock=cluster.writer_lock if cluster is not None else None,
+                             cluster_idle_ms=int(max(cluster.ttl, 3.0) * 1000) if cluster is not None else 5000).start()
         self.services.writer = self.writer
         self._health = send_every(self.actor_ref, self.health_interval, HealthCheck())
         logger.info("store: writer started ({})", self.services.config.database.url.split("?")[0])

@@ -298,6 +298,13 @@ def build_services(config: Config, *, keystore: Keystore | None = None, clock=No
     here on."""
     if _LOGGING.configured:
         add_secrets(secrets_of(config))
+    cluster = None
+    if config.cluster is not None:
+        from actors.cluster import Cluster
+        cluster = Cluster(config)
+        # every session of this process is named after the instance (libpq's PGAPPNAME), so a frozen instance's
+        # sessions can be ended by the instance that takes over its leases (storage/cluster.py)
+        os.environ["PGAPPNAME"] = cluster.session_name
     db = open_database(config.database.url, busy_timeout=config.database.busy_timeout,
                        pool_size=config.database.pool_size)
     keystore = keystore or load_bot_keystore(config.mixin.keystore_path)
@@ -316,6 +323,7 @@ def build_services(config: Config, *, keystore: Keystore | None = None, clock=No
                         assets=AssetCatalog(mixin))
     if clock is not None:
         services.clock = clock
+    services.cluster = cluster
     return services
 
 
@@ -341,31 +349,74 @@ def _child(name: str, factory, services: Services) -> ChildSpec:
     return ChildSpec(id=name, start=start, restart=Restart.PERMANENT)
 
 
-def exchanges_spec(services: Services) -> ChildSpec:
-    """One ExchangeGateway per configured account, under their own one_for_one supervisor."""
+def gateway_spec(services: Services, cfg) -> ChildSpec:
+    """The ExchangeGateway of one account (``services`` may be fenced: see actors/cluster.py)."""
     from actors.gateway import ExchangeGateway
 
     sv = services.config.supervision
-
-    def gateway_spec(cfg) -> ChildSpec:
-        # an account that cannot be reached is retried with the supervision backoff (never failed: see
-        # actors/gateway.py), capped at 60 s
-        backoff_min = max(sv.backoff_min, 0.01)
-        backoff_max = min(max(sv.backoff_max, backoff_min), GATEWAY_BACKOFF_CAP)
-
-        def start(supervisor, child_id):
-            return wait_started(ExchangeGateway.start(services, cfg, supervisor=supervisor, child_id=child_id,
-                                                      backoff_min=backoff_min, backoff_max=backoff_max))
-        return ChildSpec(id=cfg.account_id, start=start, restart=Restart.PERMANENT)
+    # an account that cannot be reached is retried with the supervision backoff (never failed: see
+    # actors/gateway.py), capped at 60 s
+    backoff_min = max(sv.backoff_min, 0.01)
+    backoff_max = min(max(sv.backoff_max, backoff_min), GATEWAY_BACKOFF_CAP)
 
     def start(supervisor, child_id):
-        ref = Supervisor.start("exchanges", [gateway_spec(c) for c in services.config.exchanges],
+        return wait_started(ExchangeGateway.start(services, cfg, supervisor=supervisor, child_id=child_id,
+                                                  backoff_min=backoff_min, backoff_max=backoff_max))
+    return ChildSpec(id=cfg.account_id, start=start, restart=Restart.PERMANENT)
+
+
+def exchanges_spec(services: Services, accounts=None) -> ChildSpec:
+    """One ExchangeGateway per account (default: every configured one), under their own one_for_one supervisor."""
+    sv = services.config.supervision
+    accounts = services.config.exchanges if accounts is None else accounts
+
+    def start(supervisor, child_id):
+        ref = Supervisor.start("exchanges", [gateway_spec(services, c) for c in accounts],
                                strategy=Strategy.ONE_FOR_ONE, intensity=sv.intensity, period=sv.period,
                                backoff_min=sv.backoff_min, backoff_max=sv.backoff_max, supervisor=supervisor,
                                child_id=child_id)
         services.refs["exchanges"] = ref
         return wait_started(ref)
     return ChildSpec(id="exchanges", start=start, restart=Restart.PERMANENT)
+
+
+def _role_specs(services: Services) -> dict[str, ChildSpec]:
+    """The cluster's singleton roles: what the instance holding each lease runs, with fenced services."""
+    from actors.cluster import role_spec
+    from domain import cluster as rules
+
+    sv = services.config.supervision
+
+    def single(lease: str, name: str, factory) -> ChildSpec:
+        return role_spec(lease, lambda sup, cid: _child(name, factory, services.fenced(lease)).start(sup, cid))
+
+    def ingest(sup, cid):
+        fenced = services.fenced(rules.INGEST)
+        ref = Supervisor.start("ingest", [_child("router", Router, fenced), _child("poller", SnapshotPoller, fenced)],
+                               strategy=Strategy.REST_FOR_ONE, intensity=sv.intensity, period=sv.period,
+                               backoff_min=sv.backoff_min, backoff_max=sv.backoff_max, supervisor=sup, child_id=cid)
+        return wait_started(ref)
+
+    specs = {rules.INGEST: role_spec(rules.INGEST, ingest),
+             rules.TREASURY: single(rules.TREASURY, "treasury", Treasury),
+             rules.CAMPAIGNS: single(rules.CAMPAIGNS, "campaigns", CampaignActor)}
+    if services.config.kpi.enabled:
+        from actors.kpi import KpiSampler
+        specs[rules.KPI] = single(rules.KPI, "kpi", KpiSampler)
+    return specs
+
+
+def _cluster_children(services: Services) -> list[ChildSpec]:
+    """store → exchanges (gateways added per account owned) → orders → cluster (roles, accounts)."""
+    from actors.cluster import ClusterActor
+
+    def cluster(supervisor, child_id):
+        ref = ClusterActor.start(services, _role_specs(services), lambda cfg, fenced: gateway_spec(fenced, cfg),
+                                 supervisor=supervisor, child_id=child_id)
+        services.refs["cluster"] = ref
+        return wait_started(ref)
+    return [_child("store", StoreActor, services), exchanges_spec(services, accounts=()),
+            _child("orders", OrderSupervisor, services), ChildSpec(id="cluster", start=cluster)]
 
 
 @dataclass
@@ -382,16 +433,19 @@ def start_tree(services: Services, escalation: Escalation):
         escalation.reason = reason
         escalation.event.set()
 
-    children = [
-        _child("store", StoreActor, services),
-        _child("treasury", Treasury, services),
-        exchanges_spec(services),
-        _child("campaigns", CampaignActor, services),
-        _child("orders", OrderSupervisor, services),
-        _child("router", Router, services),
-        _child("poller", SnapshotPoller, services),
-    ]
-    if services.config.kpi.enabled:
+    if services.cluster is not None:
+        children = _cluster_children(services)
+    else:
+        children = [
+            _child("store", StoreActor, services),
+            _child("treasury", Treasury, services),
+            exchanges_spec(services),
+            _child("campaigns", CampaignActor, services),
+            _child("orders", OrderSupervisor, services),
+            _child("router", Router, services),
+            _child("poller", SnapshotPoller, services),
+        ]
+    if services.config.kpi.enabled and services.cluster is None:
         from actors.kpi import KpiSampler
         children.append(_child("kpi", KpiSampler, services))  # after the poller: a restart of it restarts only the api
     archive = services.config.archive

@@ -29,13 +29,17 @@ def readiness(ctx) -> tuple[bool, list[str], dict]:
         reasons.append(problem)
     services = ctx.services
     refs = getattr(services, "refs", {}) or {}
-    down = [name for name in TREE if name not in refs or not _alive(refs[name])]
+    cluster = getattr(services, "cluster", None)
+    # in a cluster ([cluster]) an instance runs only the roles and accounts it holds; the others run elsewhere
+    tree = TREE if cluster is None else ("store", "exchanges", "orders", "cluster")
+    down = [name for name in tree if name not in refs or not _alive(refs[name])]
     if services is None:
         reasons.append("the actor tree is not running in this process")
     elif down:
         reasons.append(f"actors not running: {', '.join(down)}")
     published = getattr(services, "exchanges", {}) or {}
-    accounts = {a.account_id: a.account_id in published for a in ctx.config.exchanges}
+    accounts = {a.account_id: a.account_id in published for a in ctx.config.exchanges
+                if cluster is None or f"account:{a.account_id}" in cluster.held}
     waiting = sorted(a for a, ok in accounts.items() if not ok)
     if waiting:
         reasons.append(f"exchange accounts not reconciled yet: {', '.join(waiting)}")

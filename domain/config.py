@@ -56,6 +56,7 @@ from domain.config_values import (
 from domain.exchange_config import ExchangeAccountConfig, account_labels, validate_accounts
 from domain.hufi_config import HufiConfig
 from domain.archive_config import ArchiveSettings, parse_archive_settings
+from domain.cluster_config import ClusterSettings, parse_cluster_settings
 from domain.kpi_config import KpiSettings, parse_kpi_settings
 from domain.payment import PairRules
 
@@ -287,11 +288,13 @@ class Config(Section):
 
     internal = frozenset({"source"})
 
-    # [api], [kpi] and [archive] are validated by their own modules (api/settings.py, domain/kpi_config.py,
-    # domain/archive_config.py), with their own one-line messages; parse_config sets them.
+    # [api], [kpi], [archive] and [cluster] are validated by their own modules (api/settings.py,
+    # domain/kpi_config.py, domain/archive_config.py, domain/cluster_config.py), with their own one-line
+    # messages; parse_config sets them.
     api: Any = Field(default_factory=lambda: _disabled_api())  # api.settings.ApiSettings
     kpi: KpiSettings = Field(default_factory=KpiSettings)
     archive: ArchiveSettings | None = None  # absent: no archiving
+    cluster: ClusterSettings | None = None   # [cluster] (domain/cluster_config.py); None: one instance
 
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     mixin: MixinConfig = Field(default_factory=MixinConfig)
@@ -418,7 +421,7 @@ def section_models(model: type[Section] | None = None) -> dict[str, type[Section
     return {key: section for key, (section, optional) in _tables(model or Config).items() if not optional}
 
 
-OWN_PARSERS = ("api", "kpi", "archive")  # tables parsed by their own modules, not by Config.model_validate
+OWN_PARSERS = ("api", "kpi", "archive", "cluster")  # tables parsed by their own modules, not by Config.model_validate
 
 
 def _disabled_api():
@@ -445,11 +448,13 @@ def parse_config(raw: dict, *, base_dir: Path | None = None, source: str = "", r
     from api.settings import parse_api
     api = parse_api(raw.get("api"), problems, load.base_dir, read_secrets=read_secrets)
     kpi = parse_kpi_settings(raw.get("kpi"), problems)
-    archive = parse_archive_settings(raw.get("archive"), problems, load.base_dir,
-                                     config.database.url if config is not None else None)
+    url = config.database.url if config is not None else None
+    archive = parse_archive_settings(raw.get("archive"), problems, load.base_dir, url)
+    cluster = parse_cluster_settings(raw.get("cluster"), problems, url or "")
     if problems or config is None:
         raise ConfigError(problems, source)
-    return config.model_copy(update={"source": source, "api": api, "kpi": kpi, "archive": archive})
+    return config.model_copy(update={"source": source, "api": api, "kpi": kpi, "archive": archive,
+                                     "cluster": cluster})
 
 
 def load_config(path: str | os.PathLike, *, read_secrets: bool = True, for_service: bool = False,

@@ -111,14 +111,15 @@ def table_problems(section: str, model: type[BaseModel], exc: ValidationError) -
     known = sorted(model.model_fields)
     lines = []
     for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"]) or "?"
+        key = ".".join(str(part) for part in error["loc"])
+        where = f"{section}.{key}" if key else section  # a problem of the whole table (a model validator)
         if error["type"] == "extra_forbidden":
             close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
-            lines.append(f"{section}.{key}: unknown key" + (f"; did you mean {close[0]!r}?" if close else ""))
+            lines.append(f"{where}: unknown key" + (f"; did you mean {close[0]!r}?" if close else ""))
         elif error["type"] == "missing":
-            lines.append(f"{section}.{key}: is required")
+            lines.append(f"{where}: is required")
         else:
-            lines.append(f"{section}.{key}: {error['msg'].removeprefix('Value error, ')}")
+            lines.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
     return lines
 
 

@@ -62,6 +62,14 @@ def number_problem(value: Any, *, minimum: float | None = None, exclusive: bool 
     return None
 
 
+def number_or_raise(value: Any, **bounds: Any) -> float:
+    """``number_problem`` for a pydantic ``field_validator``: the number as a float, or ValueError saying why."""
+    found = number_problem(value, **bounds)
+    if found:
+        raise ValueError(found)
+    return float(value)
+
+
 def seconds_problem(value: Any, *, minimum: float = 0.0, exclusive: bool = True) -> str | None:
     """A duration in seconds: finite, > minimum (or >= with exclusive=False), at most ten years."""
     return number_problem(value, minimum=minimum, exclusive=exclusive, maximum=MAX_SECONDS,

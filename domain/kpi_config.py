@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from domain.config_schema import table_problems
-from domain.config_values import number_problem, show
+from domain.config_values import number_or_raise, show
 
 SECTION = "kpi"
 MIN_INTERVAL = 1.0
@@ -37,10 +37,7 @@ class KpiSettings(BaseModel):
     @field_validator("sample_interval", mode="before")
     @classmethod
     def _seconds(cls, value: Any) -> float:
-        problem = number_problem(value, minimum=MIN_INTERVAL, maximum=MAX_INTERVAL, unit=" seconds (a day)")
-        if problem:
-            raise ValueError(problem)
-        return float(value)
+        return number_or_raise(value, minimum=MIN_INTERVAL, maximum=MAX_INTERVAL, unit=" seconds (a day)")
 
 
 def parse_kpi_settings(raw: Any, problems: list[str]) -> KpiSettings:

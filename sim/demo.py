@@ -289,7 +289,8 @@ def _actual_holdings(ew) -> dict[str, Decimal]:
 
 
 def run_demo(*, duration: float | None = None, workdir: str | None = None, json_logs: bool = False,
-             venue: str = "binance", api: tuple[str, int] | None = None, hold: float = 0.0) -> int:
+             venue: str = "binance", api: tuple[str, int] | None = None, hold: float = 0.0,
+             database: str | None = None, instances: int = 1, kill_one: bool = False) -> int:
     """Run the demo in `workdir` (kept, so its database can be inspected afterwards), or in a temporary
     directory that is removed at the end, keystore and keys included. ``duration``: at most this many
     seconds of user activity (default ``DEFAULT_DURATION``); the script ends sooner once its story is told."""
@@ -299,7 +300,8 @@ def run_demo(*, duration: float | None = None, workdir: str | None = None, json_
     work = Path(workdir) if keep else Path(tempfile.mkdtemp(prefix="mmflow-demo-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        return _run(work, keep, duration, venue, api, hold)
+        return _run(work, keep, duration, venue, api, hold, database=database, instances=instances,
+                    kill_one=kill_one)
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -329,8 +331,8 @@ def _api_table(work: Path, world, oauth, listen: tuple[str, int] | None) -> tupl
     return table, base_url
 
 
-def _run(work: Path, keep: bool, duration: float, venue: str, api: tuple[str, int] | None = None,
-         hold: float = 0.0) -> int:
+def _run(work: Path, keep: bool, duration: float, venue: str, api: tuple[str, int] | None = None,  # noqa: PLR0912,PLR0915
+         hold: float = 0.0, *, database: str | None = None, instances: int = 1, kill_one: bool = False) -> int:
     ew = world_with_exchange(deposit_delay=2.0, return_confirm_delay=1.0, venue=venue)
     world = ew.world
     hufi = _hufi_world(venue)
@@ -361,7 +363,18 @@ def _run(work: Path, keep: bool, duration: float, venue: str, api: tuple[str, in
                                                            _secret_file(work / "hufi-ro.secret", "demo-ro-secret"))},
                                         refresh_interval=20.0, retry_delay=1.0, retry_max_delay=5.0)
     oauth = install_oauth(world.fake)
-    raw["api"], dashboard = _api_table(work, world, oauth, api)
+    db_url = None
+    if database:  # a PostgreSQL server: the demo's own fresh database on it
+        from sim.demo_cluster import fresh_database
+        db_url = fresh_database(database)
+        raw["database"] = {"url": db_url}
+        logger.info("demo: database {} (created for this run)", db_url.split("@")[-1])
+    if instances > 1:
+        from sim.demo_cluster import cluster_table
+        raw["cluster"] = cluster_table()
+        dashboard = None   # N instances of one config cannot all listen on one port: no [api] table here
+    else:
+        raw["api"], dashboard = _api_table(work, world, oauth, api)
     config_path = work / "mmflow.toml"
     config_path.write_text(dump_toml(raw))
     config = load_config(config_path)
@@ -372,13 +385,22 @@ def _run(work: Path, keep: bool, duration: float, venue: str, api: tuple[str, in
                     "try --venue mexc|gate|bybit", venue, ", ".join(HUFI_VENUES))
     world.fake.users.add(OPERATOR_ID)
 
-    services = build_services(config)
     escalation = Escalation(event=threading.Event())
-    root = start_tree(services, escalation)
-    _, operator_token = create_api_token("operator", "demo", time.time(), None)
-    logger.info("demo: dashboard at {} — users: 'Log in with Mixin' and pick a demo user on the simulated Mixin's "
-                "page; operators: 'Operator' with the demo-only token {} (API: {}openapi.json, metrics: {}metrics)",
-                dashboard, operator_token, dashboard, dashboard)
+    root = cluster = None
+    if instances > 1:
+        from sim.demo_cluster import DemoInstances
+        from storage.db import open_database
+        open_database(config.database.url)   # the demo reads the shared database (and creates its schema)
+        cluster = DemoInstances(work, config_path, instances)
+        cluster.start()
+    else:
+        services = build_services(config)
+        root = start_tree(services, escalation)
+    if dashboard is not None:
+        _, operator_token = create_api_token("operator", "demo", time.time(), None)
+        logger.info("demo: dashboard at {} — users: 'Log in with Mixin' and pick a demo user on the simulated "
+                    "Mixin's page; operators: 'Operator' with the demo-only token {} (API: {}openapi.json, metrics: "
+                    "{}metrics)", dashboard, operator_token, dashboard, dashboard)
     # The market moves and synthetic takers trade against resting quotes, so running orders get fills.
     ew.exchange.start_price_process(interval=0.5, vol=0.0008, taker_prob=0.6, taker_size=0.01)
     stop = threading.Event()
@@ -389,6 +411,8 @@ def _run(work: Path, keep: bool, duration: float, venue: str, api: tuple[str, in
     try:
         while time.monotonic() - started < duration and not users.ready() and not escalation.event.is_set():
             gevent.sleep(0.2)
+            if kill_one and cluster is not None and cluster.killed is None and _time_to_kill(started):
+                cluster.kill_one()
             if time.monotonic() >= next_snapshot:
                 _snapshot(f"t={time.monotonic() - started:.0f}s", ew)
                 next_snapshot += 10
@@ -409,7 +433,7 @@ def _run(work: Path, keep: bool, duration: float, venue: str, api: tuple[str, in
                 commands.queue(order_id, "exit", {"reason": "the demo is over"})
                 asked.add(order_id)
 
-        deadline = time.monotonic() + 40
+        deadline = time.monotonic() + (40 if cluster is None else 90)
         while time.monotonic() < deadline and not escalation.event.is_set():
             exit_open_orders()
             states = [s for (s,) in Order.select(Order.state).tuples()]
@@ -432,6 +456,9 @@ def _run(work: Path, keep: bool, duration: float, venue: str, api: tuple[str, in
                "dust": audit.as_strings(totals["dust"]), "differences": audit.as_strings(totals["other"]),
                "stranded": audit.as_strings(stranded),
                "all_final": all_final}
+    if cluster is not None:
+        summary["cluster"] = {"instances": instances, "killed": cluster.killed,
+                              "leases": {name: holder for name, (holder, _) in sorted(cluster.leases().items())}}
     if keep:
         logger.info("demo: done. Inspect with: python run.py orders list --config {}  (orders show / statement "
                     "ORDER_ID, alerts list work the same way)", config_path)
@@ -442,10 +469,19 @@ def _run(work: Path, keep: bool, duration: float, venue: str, api: tuple[str, in
         logger.error("demo: {}", "orders left open" if not all_final else f"money stranded: {summary['stranded']}")
     sys.stdout.flush()
     print(json.dumps(summary, sort_keys=True), flush=True)
-    if hold > 0 and not escalation.event.is_set():
+    if hold > 0 and dashboard is not None and not escalation.event.is_set():
         logger.info("demo: the world and the dashboard stay up {:g}s more at {} (Ctrl-C ends it)", hold, dashboard)
         _hold(hold, escalation.event)
-    stop_tree(root)
+    if cluster is not None:
+        cluster.stop()
+    else:
+        stop_tree(root)
+    if db_url and not keep:
+        from sim.demo_cluster import drop_database
+        from storage.db import close_database
+        from storage.models import database_proxy
+        close_database(database_proxy.obj)
+        drop_database(db_url)
     ew.stop()
     world.fake.stop()
     if hufi is not None:
@@ -462,6 +498,14 @@ def _hold(seconds: float, stop: threading.Event) -> None:
     gevent.signal_handler(signal.SIGTERM, stop.set)
     gevent.signal_handler(signal.SIGINT, stop.set)
     stop.wait(timeout=seconds)
+
+
+def _time_to_kill(started: float) -> bool:
+    """--kill-one: in the middle of things — an order trading while others are still paying or funding."""
+    states = {s for (s,) in Order.select(Order.state).tuples()}
+    busy = states & {"payment_pending", "payment_complete", "withdrawing", "withdrawal_confirmed",
+                     "deposit_confirming", "refunding", "stopping", "returning_funds", "settling"}
+    return (time.monotonic() - started > 20 and "running" in states and bool(busy)) or time.monotonic() - started > 45
 
 
 def _caught_up(world) -> bool:

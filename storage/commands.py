@@ -20,8 +20,21 @@ COMMANDS = ("pause", "resume", "exit", "set-params", "resolve", "stop")
 def queue(order_id: str, command: str, args: dict | None = None) -> int:
     if command not in COMMANDS:
         raise ValueError(f"unknown command {command!r}")
-    return OrderCommand.create(order_id=order_id, command=command, args=json.dumps(args or {}, sort_keys=True),
-                               created_at=time.time()).id
+    command_id = OrderCommand.create(order_id=order_id, command=command, args=json.dumps(args or {}, sort_keys=True),
+                                     created_at=time.time()).id
+    _wake_the_owner()
+    return command_id
+
+
+def _wake_the_owner() -> None:
+    """On PostgreSQL, tell the instances of a cluster at once (they also read pending commands every second)."""
+    import peewee as pw
+
+    from storage.cluster import BUS_CHANNEL
+    from storage.models import database_proxy
+
+    if isinstance(database_proxy.obj, pw.PostgresqlDatabase):
+        database_proxy.execute_sql("SELECT pg_notify(%s, %s)", (BUS_CHANNEL, '{"type":"command"}'))
 
 
 def pending(limit: int = 100) -> list[OrderCommand]:

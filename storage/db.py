@@ -276,10 +276,17 @@ def all_models() -> list:
     return models + list(CAMPAIGN_MODELS) + list(API_MODELS) + list(KPI_MODELS) + list(ARCHIVE_MODELS)
 
 
+SCHEMA_LOCK_KEY = 0x6D6D666C6F77  # "mmflow": the advisory lock that serialises schema creation and upgrades
+
+
 def ensure_schema(db: pw.Database) -> None:
     from storage.migrations import UPGRADES
 
     with db.atomic():
+        if isinstance(db, PooledPostgres):
+            # several instances of a cluster may start at once on an empty or older database: one creates or
+            # upgrades the schema, the others wait here (a transaction-level lock: released by the commit)
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
         if not db.table_exists(SchemaVersion._meta.table_name):
             db.create_tables(all_models(), safe=True)
             SchemaVersion.create(version=SCHEMA_VERSION, applied_at=time.time())
@@ -289,6 +296,10 @@ def ensure_schema(db: pw.Database) -> None:
         if current > SCHEMA_VERSION:
             raise StorageError(f"database schema version {current} is newer than this mmflow "
                                f"({SCHEMA_VERSION}); refusing to run an older binary on it")
+        if current == SCHEMA_VERSION and {m._meta.table_name for m in all_models()} <= set(db.get_tables()):
+            # up to date: no DDL at all — CREATE INDEX IF NOT EXISTS still takes a SHARE lock on each table, which
+            # would stall (or deadlock with) the writers of running services each time a CLI command opens the DB
+            return
         # Columns first (on the tables that exist), then new tables and indexes.
         for version in range(current + 1, SCHEMA_VERSION + 1):
             UPGRADES[version](db)

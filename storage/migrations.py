@@ -45,4 +45,9 @@ def to_v3(db: pw.Database) -> None:
     _add_missing_columns(db, Fill, ("liquidity",))
 
 
-UPGRADES: dict[int, Callable[[pw.Database], None]] = {2: to_v2, 3: to_v3}
+def to_v4(db: pw.Database) -> None:
+    """Several instances on one PostgreSQL: membership and leases are new tables (cluster_member,
+    cluster_lease), created by ensure_schema; no column of an existing table changes."""
+
+
+UPGRADES: dict[int, Callable[[pw.Database], None]] = {2: to_v2, 3: to_v3, 4: to_v4}

@@ -34,7 +34,7 @@ class ModelDatabase(pw.DatabaseProxy):
 
 database_proxy = ModelDatabase()
 
-SCHEMA_VERSION = 3  # storage/migrations.py upgrades older databases in place
+SCHEMA_VERSION = 4  # storage/migrations.py upgrades older databases in place
 
 
 class DecimalText(pw.Field):
@@ -284,5 +284,32 @@ class TradingHalt(BaseModel):
     lifted_reason = pw.TextField(null=True)
 
 
+class ClusterMember(BaseModel):
+    """A running ``serve`` instance of a cluster ([cluster]): alive while ``expires_at`` (the database's clock,
+    epoch seconds) is ahead; it renews the row every heartbeat."""
+    instance_id = pw.CharField(primary_key=True)
+    host = pw.CharField(default="")
+    pid = pw.IntegerField(default=0)
+    started_at = pw.FloatField()
+    heartbeat_at = pw.FloatField()
+    expires_at = pw.FloatField(index=True)
+
+
+class ClusterLease(BaseModel):
+    """One thing only one instance may do at a time: a role (``role:ingest``, ``role:treasury``, …) or an exchange
+    account (``account:<id>``). Taking it over increments ``epoch``; the holder's writes check (holder, epoch) in
+    their own transaction, so a stale holder's writes are refused (fencing)."""
+    name = pw.CharField(primary_key=True)
+    holder = pw.CharField(null=True)
+    epoch = pw.BigIntegerField(default=0)
+    expires_at = pw.FloatField(default=0)
+    acquired_at = pw.FloatField(default=0)
+
+    class Meta:
+        # (name, epoch) unique makes epoch a key column: a takeover (epoch + 1) waits for the fenced writes holding
+        # FOR KEY SHARE on the row, while a renewal (expires_at only) never does (storage/cluster.py)
+        indexes = ((("name", "epoch"), True),)
+
+
 ALL_MODELS = [TradingHalt, SchemaVersion, PollCursor, Snapshot, Order, PaymentTally, OrderStateChange, MoneyMovement,
-              LedgerEntry, OrderCommand, OrderTopUp, Alert]
+              LedgerEntry, OrderCommand, OrderTopUp, Alert, ClusterMember, ClusterLease]

@@ -29,8 +29,16 @@ class WriterStopped(RuntimeError):
 
 
 class Writer:
-    def __init__(self, db, *, batch_max: int = 2000, name: str = "writer"):
+    def __init__(self, db, *, batch_max: int = 2000, name: str = "writer", cluster_lock: int | None = None,
+                 cluster_idle_ms: int = 5000):
         self.db = db
+        # Several instances on one PostgreSQL ([cluster]): each batch first takes this transaction-level advisory
+        # lock, so the group commits of all instances run one at a time — the single-writer order every unit was
+        # written for (a unit reads, then writes: two writers interleaved could lose an update or deadlock).
+        # A process frozen inside its batch (SIGSTOP, a VM paused) must not hold that lock forever: the server ends
+        # a transaction idle this long (nothing of it is committed; the process is fenced when it wakes up).
+        self.cluster_lock = cluster_lock
+        self.cluster_idle_ms = int(cluster_idle_ms)
         self.batch_max = batch_max
         self.name = name
         self._queue: Queue = Queue()
@@ -98,6 +106,9 @@ class Writer:
         execute = self.db.execute_sql
         try:
             with self.db.atomic():
+                if self.cluster_lock is not None:
+                    execute(f"SET LOCAL idle_in_transaction_session_timeout = {self.cluster_idle_ms}")
+                    execute("SELECT pg_advisory_xact_lock(%s)", (self.cluster_lock,))
                 for unit, args, _ in batch:
                     # A savepoint per unit: one failing unit does not sink the batch. Plain SQL, because
                     # peewee's nested atomic() costs more than the statements of a typical unit.

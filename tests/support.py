@@ -104,3 +104,16 @@ def reset_fake_venue(fx, keys, mids: dict[str, str]) -> None:
     assert fx.unknown_paths == [], "ccxt asked for endpoints the fake does not serve"
     assert fx.price_process_errors == [] and fx.internal_errors == []
     fx.engine.check_invariants()
+
+
+def bench_result(done: subprocess.CompletedProcess) -> dict:
+    """The JSON line a harness in bench/ prints last, asserted free of violations (each one, from stderr, is
+    shown when it is not)."""
+    import json
+
+    lines = done.stdout.strip().splitlines()
+    assert lines, f"no output; stderr:\n{done.stderr[-4000:]}"
+    result = json.loads(lines[-1])
+    violations = [line for line in done.stderr.splitlines() if "VIOLATION" in line]
+    assert result["violations"] == 0, "\n".join(violations) + f"\n{lines[-1]}"
+    return result

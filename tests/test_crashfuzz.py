@@ -3,13 +3,14 @@ SIGKILLed at random moments (and at named crash points) at least 20 times, then 
 from the fakes' records: no violation."""
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support import bench_result
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 20240611
@@ -55,12 +56,8 @@ def test_twenty_random_kills_break_no_invariant():
         [sys.executable, "bench/crashfuzz.py", "--seed", str(SEED), "--kills", "20", "--users", "6",
          "--minutes", "6", "--final-timeout", "90", "--verbose"],
         cwd=ROOT, capture_output=True, text=True, timeout=460, check=False)
-    lines = done.stdout.strip().splitlines()
-    assert lines, f"no output; stderr:\n{done.stderr[-4000:]}"
-    result = json.loads(lines[-1])
-    violations = [line for line in done.stderr.splitlines() if "VIOLATION" in line]
-    assert result["violations"] == 0, "\n".join(violations) + f"\n{lines[-1]}"
-    assert result["kills"] >= 20, lines[-1]
+    result = bench_result(done)
+    assert result["kills"] >= 20, result
     assert result["seed"] == SEED and result["repro"].startswith("python bench/crashfuzz.py --seed")
     assert done.returncode == 0
     assert sum(result["orders_by_state"].values()) >= 3, result

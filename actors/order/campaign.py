@@ -36,6 +36,10 @@ class CampaignStage(Stage):
                 self.pair.symbol, reply_to=self.actor.actor_ref))
             if not asked:
                 self.actor.timers.after("lifecycle", self.services.config.funding.retry_delay, AdvanceLifecycle())
+            elif self.services.cluster is not None:
+                # asked over the bus: a reply lost with a dying instance is asked for again (joins are idempotent)
+                self.actor.timers.after("lifecycle", max(self.services.config.funding.retry_delay,
+                                                         2 * self.services.cluster.ttl), AdvanceLifecycle())
             return
         if self.state is OrderState.CAMPAIGN_JOINED:
             self.actor.strategy.start()

@@ -1,0 +1,297 @@
+"""Failover of a cluster: three `serve` instances on one PostgreSQL, one of them killed or frozen mid-flow.
+
+    python bench/clusterfail.py --database postgresql://postgres@127.0.0.1:5432/DB [--mode kill|stop] [--verbose]
+
+The fakes live in this process (the crash-fuzz world: bench/crashfuzz.py — fake Mixin with Safe, fake Binance
+with a price process and takers, both bridges). Three `python run.py serve` subprocesses share the config, with
+a ``[cluster]`` table of a short lease (1.5 s). Users pay orders (some in two parts, one that never completes and
+is refunded at the payment timeout); once orders are running and others are still paying or funding, the
+instance holding the treasury role (and, in this world, whatever else it holds) is
+
+- ``--mode kill``: SIGKILLed, or
+- ``--mode stop``: SIGSTOPped until its leases have been taken over, then SIGCONTed — the zombie wakes up with
+  stale leases: its writes are refused (fenced) and it steps back;
+
+then half of the orders leave by exit memo and the rest by `orders exit` (operator command through any
+instance), and the harness waits until every order is settled or refunded and checks, from the fakes' records,
+the crash-fuzz invariants (no snapshot refunded twice, no payout or withdrawal sent twice, no duplicate or
+orphaned exchange order, nothing stranded). The last stdout line is one JSON object; exit 0 without violations.
+"""
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+from decimal import Decimal  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+for where in (ROOT, ROOT / "bench"):
+    if str(where) not in sys.path:
+        sys.path.insert(0, str(where))
+
+import gevent  # noqa: E402
+
+import crashfuzz  # noqa: E402
+
+D = Decimal
+LEASE_TTL = 1.5
+HEARTBEAT = 0.3
+
+
+def instance_names() -> tuple[str, str, str]:
+    """Three instance ids; the exchange account `binance` hashes to the first of them."""
+    from domain.cluster import assign_accounts
+
+    for n in range(1, 100):
+        names = (f"i{n}", f"i{n + 1}", f"i{n + 2}")
+        if assign_accounts(["binance"], names)["binance"] == names[0]:
+            return names
+    raise RuntimeError("no instance names found")
+
+
+class ClusterHarness(crashfuzz.Harness):
+    """The crash-fuzz world and checks, with N instances on PostgreSQL instead of one on SQLite."""
+
+    def __init__(self, work: Path, database_url: str, *, verbose: bool, final_timeout: float = 150.0):
+        from sim.world import dump_toml
+        import tomllib
+
+        plan = crashfuzz.build_plan(7, 1, 1)
+        plan.actions.clear()
+        super().__init__(plan, work, verbose=verbose, minutes=10, final_timeout=final_timeout)
+        self.database_url = database_url
+        raw = tomllib.loads(self.config_path.read_text())
+        raw["database"] = {"url": database_url, "pool_size": 4}
+        raw["cluster"] = {"lease_ttl": LEASE_TTL, "heartbeat": HEARTBEAT}
+        self.config_path.write_text(dump_toml(raw))
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.logs: dict[str, Path] = {}
+        self.orders: list[str] = []
+
+    # -- the instances ---------------------------------------------------------------------------------------
+
+    def start_instance(self, name: str) -> None:
+        env = dict(self.env, MMFLOW_CLUSTER_INSTANCE=name)
+        log_path = self.work / f"{name}.log"
+        self.logs[name] = log_path
+        with open(log_path, "ab") as log:
+            self.procs[name] = subprocess.Popen([sys.executable, "run.py", "serve", "--config", str(self.config_path)],
+                                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait_for(self, what: str, condition, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            gevent.sleep(0.1)
+        self.violations.append(f"timed out after {timeout:.0f}s waiting for {what}")
+        return False
+
+    def log_has(self, name: str, text: str) -> bool:
+        path = self.logs.get(name)
+        return path is not None and path.exists() and text in path.read_text(errors="replace")
+
+    def holders(self) -> dict[str, tuple[str | None, int]]:
+        return {name: (holder, epoch) for name, holder, epoch in
+                self.query("SELECT name, holder, epoch FROM cluster_lease")}
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        import psycopg
+
+        last = None
+        for _ in range(50):
+            try:
+                with psycopg.connect(self.database_url, autocommit=True, connect_timeout=5) as conn:
+                    return conn.execute(sql.replace("?", "%s"), params).fetchall()
+            except psycopg.errors.UndefinedTable:
+                return []
+            except psycopg.Error as exc:
+                last = exc
+                gevent.sleep(0.1)
+        raise RuntimeError(f"cannot read the database: {last}")
+
+    # -- the users -------------------------------------------------------------------------------------------
+
+    def pay(self, user: str, pair: str, base: str, quote: str, part: str = "all") -> str:
+        order_id = crashfuzz._uuid(__import__("random").Random(len(self.orders) * 7919 + 1))
+        self.run_action(crashfuzz.Action(0, "pay", {"pair": pair, "order_id": order_id, "user": user, "base": base,
+                                                    "quote": quote, "part": part, "split": "fee_later"}))
+        self.orders.append(order_id)
+        return order_id
+
+    def states(self) -> dict[str, str]:
+        return dict(self.query("SELECT order_id, state FROM orders"))
+
+    # -- the scenario ----------------------------------------------------------------------------------------
+
+    def run_scenario(self, mode: str) -> dict:
+        from domain.memo import ACTION_EXIT, encode_market_making
+        from sim.world import USDT_ERC20
+
+        # the first instance takes every role; the names are such that the exchange account hashes to it too, so
+        # the victim holds the poller/router, the treasury AND the account
+        names = instance_names()
+        for i, name in enumerate(names):
+            self.start_instance(name)
+            self.wait_for(f"{name} running", lambda n=name: self.log_has(n, crashfuzz.READY_MARK)
+                          or self.procs[n].poll() is not None, 60)
+            if self.procs[name].poll() is not None:
+                raise RuntimeError(f"{name} ended at its start: {self.logs[name].read_text()[-2000:]}")
+            if i == 0:
+                self.wait_for("every role and the account held by the first instance",
+                              lambda: sum(1 for h, _ in self.holders().values() if h == names[0]) >= 5, 30)
+        self.say(f"leases: {self.holders()}")
+        early = [self.pay(f"u{i}", pair, base, quote) for i, (pair, base, quote) in
+                 enumerate([("BTC/USDT", "0.05", "3000"), ("ETH/USDT", "0.5", "1000"), ("BTC/USDT", "0.04", "2500")])]
+        self.pay("partial", "BTC/USDT", "0.05", "3000", part="base_only")   # never completes: refunded
+        self.wait_for("an order running", lambda: "running" in self.states().values(), 90)
+        late = [self.pay(f"v{i}", pair, base, quote, part="first") for i, (pair, base, quote) in
+                enumerate([("ETH/USDT", "0.5", "1000"), ("BTC/USDT", "0.03", "2000")])]
+        # the victim: the instance holding the treasury (and the poller/router, the first to start holds them all)
+        victim = self.holders().get("role:treasury", (None, 0))[0]
+        before = self.holders()
+        self.say(f"victim {victim} ({mode}); states {Counter(self.states().values())}")
+        self.narration = [f"{victim} held {sorted(n for n, (h, _) in before.items() if h == victim)}"]
+        proc = self.procs[victim]
+        struck = time.monotonic()
+        if mode == "kill":
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        else:
+            os.kill(proc.pid, signal.SIGSTOP)
+        took_over = self.wait_for("the victim's leases taken over",
+                                  lambda: all(self.holders().get(n, (None, 0))[0] not in (None, victim)
+                                              for n, (h, _) in before.items() if h == victim), LEASE_TTL * 10 + 30)
+        self.took_over_after = round(time.monotonic() - struck, 2)
+        if not took_over:
+            self.say("sessions: " + repr(self.query(
+                "SELECT pid, state, now() - state_change, wait_event_type, wait_event, left(query, 160) "
+                "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")))
+        after = self.holders()
+        self.narration.append("now: " + ", ".join(f"{n} → {h} (epoch {e})" for n, (h, e) in sorted(after.items())))
+        self.took_over = took_over
+        for i, order_id in enumerate(late):   # the payments complete while the victim is gone
+            self.run_action(crashfuzz.Action(0, "pay", {"pair": ("ETH/USDT", "BTC/USDT")[i], "order_id": order_id,
+                                                        "user": f"v{i}", "base": ("0.5", "0.03")[i],
+                                                        "quote": ("1000", "2000")[i], "part": "rest",
+                                                        "split": "fee_later"}))
+        if mode == "stop":
+            os.kill(proc.pid, signal.SIGCONT)
+            # it finds its leases lost at its next heartbeat — or, its sessions ended by the taker, its actors fail
+            # and restart without them — and stops what ran under them
+            self.wait_for("the zombie to step back", lambda: any(self.log_has(victim, text) for text in (
+                "lost role:", "lost account:", "leases not renewed for", f"instance {victim} left")), 30)
+        # leave: exit memos for the early orders, operator exits (any instance) for the rest
+        for i, order_id in enumerate(early):
+            pair = self.pairs[("BTC/USDT", "ETH/USDT", "BTC/USDT")[i]]
+            self.wait_for(f"order {order_id} running", lambda o=order_id: self.states().get(o) == "running", 90)
+            self.ew.world.pay(self.user(f"u{i}"), USDT_ERC20, "1",
+                              encode_market_making(pair.pair_id, order_id, action=ACTION_EXIT))
+        self.final(victim if mode == "kill" else None)
+        return self.summary(mode, victim)
+
+    def final(self, dead: str | None) -> None:
+        from domain.states import FINAL_STATES
+
+        final = {s.value for s in FINAL_STATES}
+        deadline = time.monotonic() + self.final_timeout
+        while True:
+            for order_id, state in self.states().items():
+                if state not in final and state != "attention" and order_id not in self.exit_queued \
+                        and state in ("running", "paused"):
+                    self.operator_exit(order_id, retries=3, reason="clusterfail: every open order exits")
+            busy = self.still_busy(final)
+            if not busy and not self.unrouted() and self.cli.free_count() == self.cli.size:
+                break
+            if time.monotonic() > deadline:
+                self.violations.extend(f"after {self.final_timeout:.0f}s {line}" for line in busy)
+                break
+            gevent.sleep(0.5)
+        self.cli.join(timeout=30)
+        for name, proc in self.procs.items():
+            if name != dead and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in self.procs.items():
+            if name == dead:
+                continue
+            try:
+                code = proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = "timeout"
+            if code != 0:
+                self.violations.append(f"{name}: SIGTERM ended it with {code}, not 0")
+
+    def orphans(self) -> list[str]:
+        """Exchange orders with our prefix the database does not know, or open on the exchange at the end."""
+        known = {c for (c,) in self.query("SELECT client_order_id FROM exchange_order")}
+        out = []
+        for order in self.ew.exchange.orders_of(self.ew.api_key) if hasattr(self.ew.exchange, "orders_of") else []:
+            cid = getattr(order, "client_order_id", None)
+            if cid and cid.startswith("mm") and cid not in known:
+                out.append(f"exchange order {cid} is not in the database")
+        return out
+
+    def summary(self, mode: str, victim: str) -> dict:
+        checked = self.check()
+        self.violations.extend(self.orphans())
+        fenced = sum(self.logs[n].read_text(errors="replace").count("write refused") for n in self.logs)
+        return {"mode": mode, "victim": victim, "took_over": self.took_over, "took_over_after_s": self.took_over_after,
+                "lease_ttl_s": LEASE_TTL, "violations": len(self.violations),
+                "fenced_writes": fenced, "narration": self.narration, **checked}
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                try:
+                    os.kill(proc.pid, signal.SIGCONT)
+                except OSError:
+                    pass
+                proc.kill()
+                proc.wait()
+        super().close()
+
+
+def run(database_url: str, mode: str, *, verbose: bool = False, workdir: str | None = None) -> dict:
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"clusterfail-{mode}-"))
+    work.mkdir(parents=True, exist_ok=True)
+    h = ClusterHarness(work, database_url, verbose=verbose)
+    try:
+        result = h.run_scenario(mode)
+    finally:
+        h.close()
+    if h.violations:
+        (work / "violations.txt").write_text("\n".join(h.violations) + "\n")
+        for line in h.violations:
+            print(f"VIOLATION {line}", file=sys.stderr)
+    if h.violations or workdir:
+        result["workdir"] = str(work)   # kept: the instances' logs, the config, violations.txt
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", required=True)
+    parser.add_argument("--mode", choices=("kill", "stop"), default="kill")
+    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--workdir")
+    args = parser.parse_args(argv)
+    result = run(args.database, args.mode, verbose=args.verbose, workdir=args.workdir)
+    print(json.dumps(result), flush=True)
+    return 0 if result["violations"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
