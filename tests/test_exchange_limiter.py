@@ -32,10 +32,11 @@ def test_bucket_starts_with_the_burst_then_refills_continuously():
     t0 = time.monotonic()
     for _ in range(20):  # the burst: no waiting at all
         lim.acquire(1).release()
-    assert time.monotonic() - t0 < 0.01 and lim.stats.waited == 0
+    assert lim.stats.waited == 0
     lim.acquire(8).release()  # 8 tokens at 80/s
     elapsed = time.monotonic() - t0
-    assert 0.095 <= elapsed < 0.2
+    # it waited for 8 tokens (0.1 s), far less than the window (a loaded machine only adds to the wait)
+    assert 0.095 <= elapsed < 0.9
     assert lim.stats.waited == 1
 
 
@@ -140,9 +141,12 @@ def test_default_backoff_doubles_while_penalties_repeat_and_resets_after_success
 def test_after_a_pause_traffic_resumes_at_the_refill_rate_not_with_a_burst():
     lim = WeightedLimiter(100, window=1.0, burst_fraction=0.5, latency_margin=0.0)  # 50 burst, 50/s
     lim.penalize(0.05)
+    pause_ends = time.monotonic() + 0.05
     times = _times_of(lim, 10)
-    # with a full bucket all 10 would pass at once; restarting empty they are spaced 20 ms apart
-    assert times[-1] - times[0] >= 0.16
+    # with a full bucket all 10 would pass at once when the pause ends; restarting empty, the i-th has to wait
+    # for i tokens at 50/s (20 ms each). A stalled machine only makes each later, so only lower bounds are sure.
+    for i, admitted in enumerate(times):
+        assert admitted >= pause_ends + (i - 0.5) * 0.02, (i, admitted - pause_ends)
 
 
 def test_fifo_order_among_waiters():
@@ -205,9 +209,9 @@ def test_buckets_are_independent_budgets():
     assert lim.bucket_rate("sapi")[0] == 100 and lim.bucket_rate("default")[0] == 10
     for _ in range(10):
         lim.acquire(1).release()  # default bucket empty
-    t = time.monotonic()
+    waited = lim.stats.waited
     for _ in range(50):
         lim.acquire(1, "sapi").release()  # sapi unaffected
-    assert time.monotonic() - t < 0.01
+    assert lim.stats.waited == waited
     with pytest.raises(ValueError):
         WeightedLimiter(0)
