@@ -12,8 +12,8 @@ import time
 from loguru import logger
 
 from actors.order.actor import OrderActor
-from actors.protocol import (DeliverPayments, ExchangeOrderEvents, MovementSettled, OperatorCommand, PaymentsArrived,
-                             PollCommands, RecoverOrders, ReturnArrived)
+from actors.protocol import (DeliverPayments, ExchangeOrderEvents, MovementSettled, OperatorCommand, OrdersPaid,
+                             PaymentsArrived, PollCommands, RecoverOrders, ReturnArrived)
 from actors.supervisor import ChildSpec, Restart, Strategy, Supervisor
 from actors.timers import send_every
 from domain.states import FINAL_STATES
@@ -35,6 +35,7 @@ class OrderSupervisor(Supervisor):
         self._delivered: dict[int, float] = {}  # command id → when it was last delivered
         self._handlers = {
             DeliverPayments: self._deliver_payments,
+            OrdersPaid: self._orders_paid,
             PollCommands: lambda message: self._run_commands(),
             MovementSettled: self._to_running_child,
             ExchangeOrderEvents: self._to_running_child,
@@ -64,13 +65,17 @@ class OrderSupervisor(Supervisor):
         else:
             logger.info("orders: recovery done in {:.1f}s", time.monotonic() - self._recovery_started)
 
-    def _ensure(self, order_id: str, pair_id: str) -> None:
+    def _ensure(self, order_id: str, pair_id: str, view=None) -> None:
+        """Start the order's actor unless it runs. `view`: the order as a commit just left it, so the new actor
+        need not read it back — its first start only; a restart reads the database."""
         if self.child_ref(order_id) is not None:
             return
         services = self.services
+        seed = [view] if view is not None else []
         spec = ChildSpec(
             id=order_id,
-            start=lambda sup, cid: OrderActor.start(services, order_id, pair_id, supervisor=sup, child_id=cid),
+            start=lambda sup, cid: OrderActor.start(services, order_id, pair_id, supervisor=sup, child_id=cid,
+                                                    view=seed.pop() if seed else None),
             restart=Restart.TRANSIENT,
         )
         self.start_child(spec)
@@ -91,6 +96,13 @@ class OrderSupervisor(Supervisor):
     def _deliver_payments(self, message: DeliverPayments) -> None:
         self._ensure(message.order_id, message.pair_id)
         self.deliver(message.order_id, PaymentsArrived(message.snapshots))
+
+    def _orders_paid(self, message: OrdersPaid) -> None:
+        for applied in message.applied:
+            if applied.view.state in FINAL_STATES:
+                continue  # late payments to a final order were refunded by the same commit: nothing to act on
+            self._ensure(applied.order_id, applied.pair_id, applied.view)
+            self.deliver(applied.order_id, applied)
 
     def _to_running_child(self, message) -> None:
         """Events for orders whose actor runs; a stopped actor finds them in the database when it starts."""

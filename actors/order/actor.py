@@ -4,7 +4,7 @@ Its state lives in the database; memory only mirrors the last commit, so a resta
 row and every stage resumes from it — the same path as a fresh start. Messages are dispatched by one
 table built from the stages' `HANDLES` (message type → handler), no isinstance chains:
 
-    payment   stages 1–4   PaymentsArrived, RetryPending, CheckPayment, PaymentDeadline
+    payment   stages 1–4   PaymentsApplied, PaymentsArrived, RetryPending, CheckPayment, PaymentDeadline
     funding   stages 5–6   AdvanceFunding
     campaign  stage 7      AdvanceLifecycle, CampaignJoined
     strategy  stages 8–9   StrategyTick, ExchangeOrderEvents
@@ -72,8 +72,10 @@ class NamedTimers:
 
 
 class OrderActor(SupervisedActor):
-    def __init__(self, services, order_id: str, pair_id: str, *, supervisor=None, child_id=None):
+    def __init__(self, services, order_id: str, pair_id: str, *, supervisor=None, child_id=None, view=None):
         super().__init__(supervisor=supervisor, child_id=child_id)
+        self._seed_view: repo.OrderView | None = view  # the order as the commit that started this actor left it
+        self.seeded = False
         self.services = services
         self.order_id = order_id
         self.pair_id = pair_id
@@ -100,7 +102,9 @@ class OrderActor(SupervisedActor):
     # ------------------------------------------------------------ lifecycle
 
     def setup(self) -> None:
-        self.view = repo.load_order(self.order_id)
+        self.view, self.seeded = (self._seed_view, True) if self._seed_view is not None else \
+            (repo.load_order(self.order_id), False)
+        self._seed_view = None
         if self.view is not None:
             self.pair_id = self.view.pair_id
         self.pair = self.services.config.pair(self.pair_id) if self.pair_id else None
