@@ -27,6 +27,13 @@ class OrderView:
     end_at: float | None = None
     started_at: float | None = None
 
+    def copy(self) -> OrderView:
+        """A copy whose tallies can change independently (copy.copy / dataclasses.replace cost ~4x as much)."""
+        twin = object.__new__(OrderView)
+        twin.__dict__.update(self.__dict__)
+        twin.tallies = dict(self.tallies)
+        return twin
+
     @property
     def exit_requested(self) -> bool:
         return self.exit_requested_at is not None

@@ -8,7 +8,6 @@ ingest and an actor applying left-over payments, so the rule exists once.
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
@@ -111,7 +110,7 @@ def apply_to_order(order_id: str, pair_id: str, view: OrderView | None, new_orde
     is created for it; otherwise the order is created with `new_order_fees` (LookupError if there are none)."""
     app = OrderApplication(order_id, pair_id, None)
     if view is not None:
-        view = dataclasses.replace(view, tallies=dict(view.tallies))
+        view = view.copy()  # never change the caller's view
     before = None if view is None else _row_fields(view)
     seen: set[str] = set()
     for facts in snapshots:

@@ -68,12 +68,11 @@ def advance_cursor(cursor_name: str, offset: str | None, offset_ns: int | None, 
     """Move the poll cursor forward (never back); nothing to do without an offset."""
     if offset is None or offset_ns is None:
         return
-    current = PollCursor.get_or_none(PollCursor.name == cursor_name)
-    if current is None:
-        PollCursor.create(name=cursor_name, offset=offset, offset_ns=offset_ns, updated_at=now)
-    elif offset_ns > current.offset_ns:
-        PollCursor.update(offset=offset, offset_ns=offset_ns, updated_at=now).where(
-            PollCursor.name == cursor_name).execute()
+    moved = run('UPDATE poll_cursor SET "offset" = ?, offset_ns = ?, updated_at = ? WHERE name = ? AND offset_ns < ?',
+                (offset, offset_ns, now, cursor_name, offset_ns)).rowcount
+    if not moved:
+        run('INSERT INTO poll_cursor (name, "offset", offset_ns, updated_at) VALUES (?, ?, ?, ?) '
+            'ON CONFLICT DO NOTHING', (cursor_name, offset, offset_ns, now))
 
 
 def facts_from_row(row: Snapshot) -> SnapshotFacts:

@@ -9,6 +9,8 @@ payment is: create (the tally), deposit (added funds), exit (a request to leave)
 """
 from __future__ import annotations
 
+import time
+
 from actors.order.base import Stage
 from actors.protocol import (CheckPayment, MovementsQueued, PaymentDeadline, PaymentsApplied, PaymentsArrived,
                              RetryPending)
@@ -28,6 +30,11 @@ class PaymentStage(Stage):
     def __init__(self, actor):
         super().__init__(actor)
         self._consumed: set[str] = set()  # snapshot ids applied or refunded: skip repeats without a DB unit
+        # The payment check is debounced (check_delay after the last payment) with one timer, not one per payment:
+        # when it wakes before the latest due time it sleeps again for the rest (time.monotonic, like the timers).
+        self._check_due = 0.0
+        self._check_fires_at = 0.0
+        self._deadline_fires_at = 0.0
 
     # ------------------------------------------------------------ start and recovery
 
@@ -41,8 +48,8 @@ class PaymentStage(Stage):
             return
         if view.state is OrderState.PAYMENT_PENDING:
             self.arm_deadline()
-            if view.user_id and not self.actor.seeded:  # seeded: the PaymentsApplied that follows arms the check
-                self.actor.timers.after("payment_check", 0, CheckPayment())
+            if view.user_id and not self.actor.view_from_ingest:  # the PaymentsApplied to come arms the check
+                self.schedule_check(0)
         elif view.state is OrderState.REFUNDING:
             self.refunds_settled()  # refunds may have been confirmed while this actor was down
 
@@ -56,10 +63,11 @@ class PaymentStage(Stage):
     # ------------------------------------------------------------ handlers
 
     def on_applied(self, message: PaymentsApplied) -> None:
-        """The poller's commit applied payments to this order. A view this actor started with is that commit's
-        or newer; otherwise the database is read (this actor may have committed since, or not yet seen it)."""
-        if self.actor.seeded:
-            self.actor.seeded = False
+        """The poller's commit applied payments to this order. Its view is the newest when this actor's own view
+        came from the poller's commits too (they arrive in commit order); after a commit of its own the actor
+        cannot tell which is newer and reads the order."""
+        if self.actor.view_from_ingest:
+            self.actor.adopt_ingest_view(message.view)
         else:
             self.actor.view = repo.load_order(self.order_id)
         self._consumed.update(o.snapshot_id for o in message.outcomes)
@@ -74,7 +82,21 @@ class PaymentStage(Stage):
             self.apply(tuple(pending))
 
     def on_check(self, message: CheckPayment) -> None:
+        remaining = self._check_due - time.monotonic()
+        if remaining > 0.001:  # a payment came after this timer was armed: the check is due later
+            self._check_fires_at = self._check_due
+            self.actor.timers.after("payment_check", remaining, CheckPayment())
+            return
         self.check(deadline=False)
+
+    def schedule_check(self, delay: float) -> None:
+        """Evaluate the tally `delay` seconds from now (a later call moves it later)."""
+        due = time.monotonic() + delay
+        self._check_due = due
+        if self.actor.timers.active("payment_check") and self._check_fires_at <= due:
+            return  # the pending timer wakes first and sleeps again for the rest
+        self._check_fires_at = due
+        self.actor.timers.after("payment_check", delay, CheckPayment())
 
     def on_deadline(self, message: PaymentDeadline) -> None:
         self.check(deadline=True)
@@ -147,7 +169,7 @@ class PaymentStage(Stage):
         if self.state is OrderState.PAYMENT_PENDING:
             self.arm_deadline()
         if accepted:
-            self.actor.timers.after("payment_check", self.services.config.payments.check_delay, CheckPayment())
+            self.schedule_check(self.services.config.payments.check_delay)
         if exit_asked:
             self.actor.exit.carry_out()
         if top_up:
@@ -168,6 +190,10 @@ class PaymentStage(Stage):
         if view is None or view.deadline_at is None or view.state is not OrderState.PAYMENT_PENDING:
             return
         delay = max(0.0, view.deadline_at - self.now())
+        fires_at = time.monotonic() + delay
+        if abs(fires_at - self._deadline_fires_at) < 0.05 and self.actor.timers.active("payment_deadline"):
+            return  # already armed for this moment: every payment would re-arm it otherwise
+        self._deadline_fires_at = fires_at
         self.actor.timers.after("payment_deadline", delay, PaymentDeadline())
 
     def check(self, *, deadline: bool) -> None:
@@ -192,7 +218,7 @@ class PaymentStage(Stage):
             completed = self.write(repo.complete_order, self.order_id, b, reason, now, dict(view.tallies))
             if completed is None:  # payments were applied since this view: look again with the order as it is
                 self.actor.view = repo.load_order(self.order_id)
-                self.actor.timers.after("payment_check", 0, CheckPayment())
+                self.schedule_check(0)
                 return
             self.actor.view = completed
             self.log.success("order {}: payment_complete — principal {} {} / {} {}, market-making fee {} {} / "
