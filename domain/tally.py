@@ -18,7 +18,7 @@ from domain.order_view import OrderView
 from domain.payment import FeeRequirements, PairRules
 from domain.routing import (PaymentDecision, PaymentDecisionKind, SnapshotFacts, decide_payment,
                             exit_request_for_unknown_order)
-from domain.states import OrderState, check_transition
+from domain.states import ExitPlan, OrderState, check_transition, exit_plan, remembered_exit_reason
 
 NEW_ORDER_REASON = "waiting for payment"
 FIRST_SEEN_REASON = "first payment seen"
@@ -136,6 +136,8 @@ def apply_to_order(order_id: str, pair_id: str, view: OrderView | None, new_orde
         if decision.kind is PaymentDecisionKind.EXIT:
             view.exit_requested_at, view.exit_source = now, "memo"
             view.exit_reason = f"the owner asked for an exit (snapshot {facts.snapshot_id})"
+            if exit_plan(view.state) is ExitPlan.REMEMBER:  # funds in flight: the order says so from this commit on
+                view.state_reason = remembered_exit_reason(view.state, view.state_reason, view.exit_source)[0]
             app.outcomes.append(ApplyOutcome(facts.snapshot_id, "exit", decision.reason))
             continue
         if decision.kind is PaymentDecisionKind.TOP_UP:
