@@ -52,6 +52,7 @@ class SnapshotPoller(SupervisedActor):
         self._timer = None
         self._failures = 0
         self.pages = 0
+        self._last_ids: frozenset[str] = frozenset()  # the previous page's snapshots (the offset repeats them)
         self.outage = Outage(services, subject=self.cfg.api_base, kinds=(UNREACHABLE_ALERT, AUTH_ALERT),
                              what=f"Mixin API {self.cfg.api_base}", warn_interval=self._backoff_cap(),
                              consequence="no new payments are seen until it answers (the cursor is kept; "
@@ -157,8 +158,9 @@ class SnapshotPoller(SupervisedActor):
         now is left out — its new orders' payments go to their actors, which retry or refund as before."""
         config = self.services.config
         fees: dict[str, FeeRequirements | None] = {}
+        last, self._last_ids = self._last_ids, frozenset(f.snapshot_id for f, _ in items)
         for facts, _ in items:
-            if facts.amount <= 0 or matched_by_storage(facts):
+            if facts.amount <= 0 or matched_by_storage(facts) or facts.snapshot_id in last:
                 continue
             try:
                 memo = decode_snapshot_memo(facts.memo_hex)

@@ -9,30 +9,19 @@ only reads what those need (the named orders, in two statements) and writes thei
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 import msgpack
 
+from domain.ids import refund_request_id
 from domain.ingest import IngestRules, matched_by_storage, orders_named, plan_payments, route_page
 from domain.order_view import OrderView
-from domain.payment import FeeRequirements
 from domain.routing import Route, RouteKind, SnapshotFacts, refund_memo
-from domain.states import OrderState
 from domain.tally import OrderApplication
-from storage.repo import CHUNK, advance_cursor, record_routes, stored_ids
+from storage.repo import _ORDER_COLUMNS, _chunks, _view_from_tuple, advance_cursor, record_routes, stored_ids
 from storage.sql import marks, run, run_many
-
-_VIEW_COLUMNS = ("order_id", "pair_id", "state", "state_reason", "user_id", "base_fee_asset_id",
-                 "base_fee_amount", "quote_fee_asset_id", "quote_fee_amount", "market_making_fee_percent",
-                 "first_payment_at", "deadline_at", "created_at", "exit_requested_at", "exit_source",
-                 "exit_reason", "end_at", "started_at")
-
-
-def _chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 # ---------------------------------------------------------------- reads
@@ -42,24 +31,12 @@ def load_views(order_ids: Sequence[str]) -> dict[str, OrderView]:
     tallies: dict[str, dict[str, Decimal]] = {}
     rows = []
     for chunk in _chunks(list(order_ids)):
-        rows.extend(run(f"SELECT {', '.join(_VIEW_COLUMNS)} FROM orders WHERE order_id IN ({marks(len(chunk))})",
+        rows.extend(run(f"SELECT {', '.join(_ORDER_COLUMNS)} FROM orders WHERE order_id IN ({marks(len(chunk))})",
                         chunk).fetchall())
         for order_id, asset_id, amount in run(f"SELECT order_id, asset_id, amount FROM payment_tally "
                                               f"WHERE order_id IN ({marks(len(chunk))})", chunk).fetchall():
             tallies.setdefault(order_id, {})[asset_id] = Decimal(amount)
-    views = {}
-    for row in rows:
-        r = dict(zip(_VIEW_COLUMNS, row))
-        views[r["order_id"]] = OrderView(
-            order_id=r["order_id"], pair_id=r["pair_id"], state=OrderState(r["state"]),
-            state_reason=r["state_reason"], user_id=r["user_id"],
-            fees=FeeRequirements(r["base_fee_asset_id"], Decimal(r["base_fee_amount"]), r["quote_fee_asset_id"],
-                                 Decimal(r["quote_fee_amount"]), Decimal(r["market_making_fee_percent"])),
-            first_payment_at=r["first_payment_at"], deadline_at=r["deadline_at"], created_at=r["created_at"],
-            tallies=tallies.get(r["order_id"], {}), exit_requested_at=r["exit_requested_at"],
-            exit_source=r["exit_source"], exit_reason=r["exit_reason"], end_at=r["end_at"],
-            started_at=r["started_at"])
-    return views
+    return {row[0]: _view_from_tuple(row, tallies.get(row[0], {})) for row in rows}
 
 
 def orders_waiting(order_ids: Sequence[str]) -> set[str]:
@@ -112,7 +89,6 @@ def write_applications(apps: Sequence[OrderApplication], now: float, *, snapshot
 
 def queue_refunds(refunds: Sequence[tuple[SnapshotFacts, str, str | None]], now: float) -> None:
     """Refund movements (snapshot, reason code, order id or None), once each: the request id is the snapshot's."""
-    from domain.ids import refund_request_id
     run_many("INSERT INTO money_movement (request_id, kind, cause, order_id, snapshot_id, asset_id, amount, "
              "recipient_id, memo, state, attempts, attempt, rejections, created_at, updated_at) "
              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -188,7 +164,6 @@ def ingest_page(items: Sequence[tuple[SnapshotFacts, dict]], cursor_name: str, o
         result.refunds.extend(recorded.refunds)
         result.deliveries.extend((r.order_id, r.pair_id, [f]) for f, r in recorded.routes
                                  if r.kind is RouteKind.ORDER)
-    from domain.ids import refund_request_id
     result.refunds.extend(refund_request_id(f.snapshot_id) for f, _, _ in routing_refunds)
     result.refunds.extend(i for a in plan.applications for i in a.refund_ids)
     advance_cursor(cursor_name, offset, offset_ns, time.time())
