@@ -37,16 +37,19 @@ import pykka
 from loguru import logger
 
 from actors.messages import StartChild, StopChild
-from actors.protocol import (DeliverPayments, MovementSettled, MovementsQueued, PollCommands, RetryMovement,
-                             ReturnArrived)
+from actors.protocol import (DeliverPayments, MovementSettled, MovementsQueued, PaymentsApplied, PollCommands,
+                             RetryMovement, ReturnArrived)
 from actors.supervisor import ChildSpec, Restart, Strategy, Supervisor
 from actors.timers import send_every
 from domain import cluster as rules
+from domain.tally import ApplyOutcome
 from storage.cluster import BUS_CHANNEL, Fence, FencedWriter, LeaseStore
 
 CHANNEL = BUS_CHANNEL
 WRITER_LOCK = 0x6D6D77726974  # "mmwrit": the advisory lock every instance's group commit takes (storage/writer.py)
 IDS_PER_NOTIFY = 60   # a NOTIFY payload is at most 8000 bytes
+OUTCOMES_PER_NOTIFY = 30    # payments applied to one order, per NOTIFY (each ~200 bytes at most)
+OUTCOME_REASON_CHARS = 80
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,6 +155,10 @@ class Cluster:
         return False
 
     def publish_to_order(self, message: Any) -> bool:
+        if isinstance(message, PaymentsApplied) and len(message.outcomes) > OUTCOMES_PER_NOTIFY:
+            parts = [dataclasses.replace(message, outcomes=message.outcomes[i:i + OUTCOMES_PER_NOTIFY])
+                     for i in range(0, len(message.outcomes), OUTCOMES_PER_NOTIFY)]
+            return all([self.publish_to_order(part) for part in parts])
         payload = encode_order(message)
         if payload is None:
             return False
@@ -168,6 +175,11 @@ def encode_order(message: Any) -> dict | None:
                 "state": message.state}
     if isinstance(message, ReturnArrived):
         return {"type": "return", "order_id": message.order_id, "request_id": message.request_id}
+    if isinstance(message, PaymentsApplied):
+        # the view is read again by the receiver (committed before this is sent); reasons only go to its log
+        return {"type": "applied", "order_id": message.order_id, "pair_id": message.pair_id,
+                "outcomes": [[o.snapshot_id, o.result, o.reason[:OUTCOME_REASON_CHARS], o.refund_request_id]
+                             for o in message.outcomes]}
     if isinstance(message, CampaignJoined):
         return {"type": "joined", "order_id": message.order_id, "campaign_id": message.campaign_id,
                 "hufi_campaign": message.hufi_campaign, "note": message.note}
@@ -184,6 +196,10 @@ def decode_order(payload: dict) -> Any:
         return MovementSettled(payload["order_id"], payload["request_id"], payload["state"])
     if kind == "return":
         return ReturnArrived(payload["order_id"], payload["request_id"])
+    if kind == "applied":
+        outcomes = tuple(ApplyOutcome(sid, result, reason, refund_id)
+                         for sid, result, reason, refund_id in payload.get("outcomes") or ())
+        return PaymentsApplied(payload["order_id"], payload.get("pair_id") or "", outcomes, None)
     if kind == "joined":
         return CampaignJoined(payload["order_id"], payload["campaign_id"], payload.get("hufi_campaign"),
                               payload.get("note") or "")

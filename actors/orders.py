@@ -6,14 +6,15 @@ records an outcome (a crash in between only delays it; every command is idempote
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
 from loguru import logger
 
 from actors.order.actor import OrderActor
-from actors.protocol import (DeliverPayments, ExchangeOrderEvents, MovementSettled, OperatorCommand, PaymentsArrived,
-                             PollCommands, RecoverOrders, ReturnArrived)
+from actors.protocol import (DeliverPayments, ExchangeOrderEvents, MovementSettled, OperatorCommand, OrdersPaid,
+                             PaymentsApplied, PaymentsArrived, PollCommands, RecoverOrders, ReturnArrived)
 from actors.supervisor import ChildSpec, Restart, Strategy, Supervisor
 from actors.timers import send_every
 from domain.states import FINAL_STATES
@@ -35,6 +36,7 @@ class OrderSupervisor(Supervisor):
         self._delivered: dict[int, float] = {}  # command id → when it was last delivered
         self._handlers = {
             DeliverPayments: self._deliver_payments,
+            OrdersPaid: self._orders_paid,
             PollCommands: lambda message: self._run_commands(),
             MovementSettled: self._to_running_child,
             ExchangeOrderEvents: self._to_running_child,
@@ -74,7 +76,9 @@ class OrderSupervisor(Supervisor):
     def _owns(self, pair_id: str | None) -> bool:
         return self._cluster is None or self._cluster.owns_pair(pair_id)
 
-    def _ensure(self, order_id: str, pair_id: str) -> None:
+    def _ensure(self, order_id: str, pair_id: str, view=None) -> None:
+        """Start the order's actor unless it runs. `view`: the order as a commit just left it, so the new actor
+        need not read it back — its first start only; a restart reads the database."""
         if self.child_ref(order_id) is not None:
             return
         services = self.services
@@ -82,9 +86,11 @@ class OrderSupervisor(Supervisor):
             lease = self._cluster.lease_of_pair(pair_id)
             services = services.fenced(lease)
             self._lease_of[order_id] = lease
+        seed = [view] if view is not None else []
         spec = ChildSpec(
             id=order_id,
-            start=lambda sup, cid: OrderActor.start(services, order_id, pair_id, supervisor=sup, child_id=cid),
+            start=lambda sup, cid: OrderActor.start(services, order_id, pair_id, supervisor=sup, child_id=cid,
+                                                    view=seed.pop() if seed else None),
             restart=Restart.TRANSIENT,
         )
         self.start_child(spec)
@@ -111,6 +117,16 @@ class OrderSupervisor(Supervisor):
         snapshots = message.snapshots or tuple(repo.pending_snapshots_of(message.order_id))
         if snapshots:
             self.deliver(message.order_id, PaymentsArrived(snapshots))
+
+    def _orders_paid(self, message: OrdersPaid) -> None:
+        for applied in message.applied:
+            if applied.view.state in FINAL_STATES:
+                continue  # late payments to a final order were refunded by the same commit: nothing to act on
+            if not self._owns(applied.pair_id):
+                self._cluster.publish_to_order(applied)  # its actor runs on the instance owning its account
+                continue
+            self._ensure(applied.order_id, applied.pair_id, applied.view)
+            self.deliver(applied.order_id, applied)
 
     def _to_running_child(self, message, *, remote: bool = False) -> None:
         """Events for orders whose actor runs; a stopped actor finds them in the database when it starts."""
@@ -169,6 +185,11 @@ class OrderSupervisor(Supervisor):
                 self.deliver(message.order_id, message)
         elif isinstance(message, ReturnArrived):
             self._to_order(message, remote=True)
+        elif isinstance(message, PaymentsApplied):
+            view = repo.load_order(message.order_id)  # committed before it was published: as new as it gets
+            if view is not None and self._owns(view.pair_id) and view.state not in FINAL_STATES:
+                self._ensure(message.order_id, view.pair_id)
+                self.deliver(message.order_id, dataclasses.replace(message, view=view))
 
     def _run_commands(self) -> None:
         now = time.time()

@@ -1,7 +1,8 @@
 """SnapshotPoller: pages through the bot's Mixin snapshots from a persisted cursor.
 
-Each page is stored and the cursor advanced in ONE transaction, then the Router
-is told which snapshots are new. The offset is inclusive, so every page repeats
+Each page is stored, routed and its payments applied, and the cursor advanced, in ONE transaction
+(storage.ingest.ingest_page); then each order the page paid hears what changed (one message per order),
+the Treasury which refunds were queued. The offset is inclusive, so every page repeats
 the last instant; duplicates are dropped by primary key. A full page polls again
 at once; otherwise wait `poll_interval`. If a full page is one single instant
 (more than `limit` snapshots share one created_at) the cursor cannot move by
@@ -20,15 +21,21 @@ from __future__ import annotations
 from loguru import logger
 
 from actors.outage import Outage
-from actors.protocol import PollNow, SnapshotsArrived
+from actors.protocol import (DeliverPayments, MovementsQueued, OrdersPaid, PaymentsApplied, PollNow,
+                             ReturnArrived)
+from actors.router import note_routes
 from actors.supervisor import SupervisedActor, describe
 from actors.timers import send_after
+from domain.ingest import IngestRules, matched_by_storage
+from domain.memo import ACTION_EXIT, MemoError, decode_snapshot_memo
+from domain.payment import FeeRequirements, FeeUnavailable
 from domain.routing import BadSnapshot, SnapshotFacts, parse_snapshot
 from domain.timefmt import format_ns
 from integrations import metrics
 from integrations.crashpoints import crash_point
 from integrations.mixin.errors import MixinAuthError, MixinError
 from storage import repo
+from storage.ingest import PageIngested, ingest_page
 
 CURSOR_NAME = "safe_snapshots"
 UNREACHABLE_ALERT = "mixin_unreachable"
@@ -45,6 +52,7 @@ class SnapshotPoller(SupervisedActor):
         self._timer = None
         self._failures = 0
         self.pages = 0
+        self._last_ids: frozenset[str] = frozenset()  # the previous page's snapshots (the offset repeats them)
         self.outage = Outage(services, subject=self.cfg.api_base, kinds=(UNREACHABLE_ALERT, AUTH_ALERT),
                              what=f"Mixin API {self.cfg.api_base}", warn_interval=self._backoff_cap(),
                              consequence="no new payments are seen until it answers (the cursor is kept; "
@@ -132,16 +140,58 @@ class SnapshotPoller(SupervisedActor):
             items = items + self._sweep_instant(self.offset_ns)
             new_ns = self.offset_ns + 1
             new_offset = format_ns(new_ns)
-        fresh = self.services.writer.run(repo.store_snapshot_page, items, CURSOR_NAME, new_offset, new_ns)
+        ingested = self.services.writer.run(ingest_page, items, CURSOR_NAME, new_offset, new_ns, self._rules(items))
+        fresh = ingested.fresh
         self.offset, self.offset_ns = new_offset, new_ns
         self.pages += 1
         metrics.snapshots_polled(len(items), len(fresh))
         if any(f.is_deposit for f in fresh):
-            crash_point("after_deposit_stored")  # a deposit is stored, not yet routed (or matched to a return)
+            crash_point("after_deposit_stored")  # a deposit is stored and routed, its actor not told yet
         if fresh:
             logger.info("poller: {} new snapshots (page of {}), cursor {}", len(fresh), len(page), new_offset)
-            self.services.tell("router", SnapshotsArrived(tuple(fresh)))
+            self._announce(ingested)
         self._schedule(self.cfg.full_page_pause if full else self.cfg.poll_interval)
+
+    def _rules(self, items: list[tuple[SnapshotFacts, dict]]) -> IngestRules:
+        """What the ingest unit needs besides the database: the config, and the withdrawal fees of every pair
+        the page may create an order on (read here: a unit does no I/O). A pair whose fees Mixin does not give
+        now is left out — its new orders' payments go to their actors, which retry or refund as before."""
+        config = self.services.config
+        fees: dict[str, FeeRequirements | None] = {}
+        last, self._last_ids = self._last_ids, frozenset(f.snapshot_id for f, _ in items)
+        for facts, _ in items:
+            if facts.amount <= 0 or matched_by_storage(facts) or facts.snapshot_id in last:
+                continue
+            try:
+                memo = decode_snapshot_memo(facts.memo_hex)
+            except MemoError:
+                continue
+            if memo.action == ACTION_EXIT or memo.pair_id in fees:
+                continue
+            pair = config.pair(memo.pair_id)
+            fees[memo.pair_id] = None
+            if pair is not None and pair.enabled:
+                try:
+                    fees[memo.pair_id] = self.services.fee_oracle.requirements(pair)
+                except (MixinError, FeeUnavailable) as exc:
+                    logger.warning("poller: withdrawal fees of {} unreadable ({}); its new orders' payments go to "
+                                   "their actors", pair.symbol, exc)
+        return IngestRules(pair_lookup=config.pair, operator_ids=config.mixin.operator_user_ids, fees_by_pair=fees,
+                           timeout=config.payments.timeout, now=self.services.clock())
+
+    def _announce(self, ingested: PageIngested) -> None:
+        """After the commit: one message per order paid, the payments left to actors, returns, refunds."""
+        note_routes(ingested.routes)
+        applied = tuple(PaymentsApplied(a.order_id, a.pair_id, tuple(a.outcomes), a.view)
+                        for a in ingested.applications if a.view is not None)
+        if applied:
+            self.services.tell("orders", OrdersPaid(applied))
+        for order_id, pair_id, snapshots in ingested.deliveries:
+            self.services.tell("orders", DeliverPayments(order_id, pair_id, tuple(snapshots)))
+        for order_id, request_id in ingested.arrivals:
+            self.services.tell("orders", ReturnArrived(order_id, request_id))
+        if ingested.refunds:
+            self.services.tell("treasury", MovementsQueued(tuple(ingested.refunds)))
 
     def _sweep_instant(self, instant_ns: int) -> list[tuple[SnapshotFacts, dict]]:
         """More snapshots share one created_at than a page holds: read that instant per configured asset."""

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.order_view import OrderView
 from domain.routing import SnapshotFacts
+from domain.tally import ApplyOutcome
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,21 @@ class DeliverPayments:
     order_id: str
     pair_id: str
     snapshots: tuple[SnapshotFacts, ...]
+
+
+@dataclass(frozen=True)
+class PaymentsApplied:
+    """→ OrderActor: a committed ingest unit applied these payments to the order (one message per order and page)."""
+    order_id: str
+    pair_id: str
+    outcomes: tuple[ApplyOutcome, ...]
+    view: OrderView   # the order as that commit left it (its actor's own later commits may be newer)
+
+
+@dataclass(frozen=True)
+class OrdersPaid:
+    """Poller → OrderSupervisor: start the actors of these orders if needed and tell each what was applied."""
+    applied: tuple[PaymentsApplied, ...]
 
 
 @dataclass(frozen=True)

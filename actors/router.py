@@ -1,18 +1,21 @@
-"""Router: decides where each new snapshot goes, writes that down, then tells the owner.
+"""Router: decides where each stored, unrouted snapshot goes, writes that down, then tells the owner.
 
-Outcomes are written before anything is told, so after a crash the same
-decisions are not taken twice: routed snapshots are picked up by their order
-actors, queued refunds by the Treasury, and unrouted ones by the Router's start.
+The poller routes and applies its pages itself (storage.ingest, one unit per page); what reaches the
+Router is what was stored without a route — a database from before that, or a test handing it
+snapshots. Outcomes are written before anything is told, so after a crash the same decisions are not
+taken twice: routed snapshots are picked up by their order actors, queued refunds by the Treasury, and
+unrouted ones by the Router's start.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from loguru import logger
 
 from actors.protocol import DeliverPayments, MovementsQueued, ReturnArrived, RouteUnrouted, SnapshotsArrived
 from actors.supervisor import SupervisedActor
-from domain.routing import RouteKind, SnapshotFacts, route_snapshot
+from domain.routing import Route, RouteKind, SnapshotFacts, route_snapshot
 from integrations import metrics
 from storage import repo
 
@@ -47,31 +50,11 @@ class Router(SupervisedActor):
         decisions = [(f, route_snapshot(f, pair_lookup=config.pair, operator_ids=config.mixin.operator_user_ids))
                      for f in snapshots]
         recorded = self.services.writer.run(repo.record_routes, decisions)
-        metrics.routing_outcomes(route.kind.value for _, route in recorded.routes)
+        note_routes(recorded.routes)
         per_order: OrderedDict[str, tuple[str, list[SnapshotFacts]]] = OrderedDict()
         for facts, route in recorded.routes:
-            log = logger.bind(snapshot_id=facts.snapshot_id)
             if route.kind is RouteKind.ORDER:
                 per_order.setdefault(route.order_id, (route.pair_id, []))[1].append(facts)
-                log.debug("router: snapshot {} ({} {}) → order {}", facts.snapshot_id, facts.amount,
-                          facts.asset_id, route.order_id)
-            elif route.kind is RouteKind.REFUND:
-                log.info("router: snapshot {} ({} {}) refunded: {}", facts.snapshot_id, facts.amount,
-                         facts.asset_id, route.reason)
-            elif route.kind is RouteKind.ATTENTION:
-                log.error("router: snapshot {} ({} {}) needs an operator: {}", facts.snapshot_id, facts.amount,
-                          facts.asset_id, route.reason)
-            elif route.kind is RouteKind.RETURN:
-                log.info("router: snapshot {} ({} {}) is {}", facts.snapshot_id, facts.amount, facts.asset_id,
-                         route.reason)
-            elif route.kind is RouteKind.AWAITING:
-                log.info("router: snapshot {} ({} {}) waits: {}", facts.snapshot_id, facts.amount, facts.asset_id,
-                         route.reason)
-            elif route.kind is RouteKind.TOPUP:
-                log.info("router: snapshot {} is a treasury top-up of {} {}", facts.snapshot_id, facts.amount,
-                         facts.asset_id)
-            else:
-                log.debug("router: snapshot {} ignored: {}", facts.snapshot_id, route.reason)
         self.routed += len(recorded.routes)
         for order_id, (pair_id, items) in per_order.items():
             self.services.tell("orders", DeliverPayments(order_id, pair_id, tuple(items)))
@@ -79,3 +62,31 @@ class Router(SupervisedActor):
             self.services.tell("orders", ReturnArrived(order_id, request_id))
         if recorded.refunds:
             self.services.tell("treasury", MovementsQueued(tuple(recorded.refunds)))
+
+
+def note_routes(routes: Sequence[tuple[SnapshotFacts, Route]]) -> None:
+    """Metrics and one log line per snapshot routed (a payment to an order only at DEBUG)."""
+    metrics.routing_outcomes(route.kind.value for _, route in routes)
+    for facts, route in routes:
+        if route.kind is RouteKind.ORDER:
+            logger.debug("router: snapshot {} ({} {}) → order {}", facts.snapshot_id, facts.amount, facts.asset_id,
+                         route.order_id)
+            continue
+        log = logger.bind(snapshot_id=facts.snapshot_id)
+        if route.kind is RouteKind.REFUND:
+            log.info("router: snapshot {} ({} {}) refunded: {}", facts.snapshot_id, facts.amount,
+                     facts.asset_id, route.reason)
+        elif route.kind is RouteKind.ATTENTION:
+            log.error("router: snapshot {} ({} {}) needs an operator: {}", facts.snapshot_id, facts.amount,
+                      facts.asset_id, route.reason)
+        elif route.kind is RouteKind.RETURN:
+            log.info("router: snapshot {} ({} {}) is {}", facts.snapshot_id, facts.amount, facts.asset_id,
+                     route.reason)
+        elif route.kind is RouteKind.AWAITING:
+            log.info("router: snapshot {} ({} {}) waits: {}", facts.snapshot_id, facts.amount, facts.asset_id,
+                     route.reason)
+        elif route.kind is RouteKind.TOPUP:
+            log.info("router: snapshot {} is a treasury top-up of {} {}", facts.snapshot_id, facts.amount,
+                     facts.asset_id)
+        else:
+            log.debug("router: snapshot {} ignored: {}", facts.snapshot_id, route.reason)

@@ -17,6 +17,7 @@ import hashlib
 import re
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 
 ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _INDEX = {c: i for i, c in enumerate(ALPHABET)}
@@ -119,9 +120,26 @@ def parse_action(value: str | int) -> int:
 def memo_action(memo_hex: str) -> int | None:
     """The market-making action of a snapshot's memo, or None when it is not a valid mmflow memo."""
     try:
-        return decode_market_making(snapshot_memo_to_text(memo_hex)).action
+        return decode_snapshot_memo(memo_hex).action
     except MemoError:
         return None
+
+
+def decode_snapshot_memo(memo_hex: str) -> MarketMakingMemo:
+    """A snapshot's memo (hex) decoded, or MemoError. Cached: every payment of an order carries the same memo,
+    and base58 decoding is the costliest step of routing a snapshot."""
+    decoded = _decode_snapshot_memo_cached(memo_hex)
+    if isinstance(decoded, MemoError):
+        raise MemoError(decoded.code, str(decoded))
+    return decoded
+
+
+@lru_cache(maxsize=65536)
+def _decode_snapshot_memo_cached(memo_hex: str) -> MarketMakingMemo | MemoError:
+    try:
+        return decode_market_making(snapshot_memo_to_text(memo_hex))
+    except MemoError as exc:
+        return exc  # remembered like a result (a fresh one is raised each time: tracebacks are not shared)
 
 
 def memo_text_to_hex(text: str) -> str:

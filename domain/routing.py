@@ -12,8 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from domain.memo import (ACTION_CREATE, ACTION_DEPOSIT, ACTION_EXIT, MemoError, decode_market_making,
-                         snapshot_memo_to_text)
+from domain.memo import ACTION_CREATE, ACTION_DEPOSIT, ACTION_EXIT, MemoError, decode_snapshot_memo
 from domain.money import BadAmount, to_decimal
 from domain.payment import FeeRequirements, PairRules, legs_for_asset
 from domain.states import ACCEPTS_PAYMENT, ACCEPTS_TOP_UP, EXITING_STATES, FINAL_STATES, OrderState
@@ -139,7 +138,7 @@ def route_snapshot(facts: SnapshotFacts, *, pair_lookup: Callable[[str], PairRul
         return Route(RouteKind.REFUND, reason, code)
 
     try:
-        memo = decode_market_making(snapshot_memo_to_text(facts.memo_hex))
+        memo = decode_snapshot_memo(facts.memo_hex)
     except MemoError as exc:
         return problem(f"memo_{exc.code}", f"memo is not a valid mmflow memo: {exc}")
     pair = pair_lookup(memo.pair_id)

@@ -107,6 +107,15 @@ def exit_plan(state: OrderState, *, already_requested: bool = False) -> ExitPlan
     return ExitPlan.REMEMBER  # FUNDS_IN_FLIGHT and ATTENTION
 
 
+def remembered_exit_reason(state: OrderState, state_reason: str, exit_source: str | None) -> tuple[str, str]:
+    """(the order's reason with a remembered exit noted, where the exit will happen) — noted once: an order whose
+    reason already says so keeps it."""
+    where = ("an operator must resolve it first" if OrderState(state) is S.ATTENTION
+             else "carried out as soon as the funds are credited on the exchange")
+    suffix = f" — exit asked ({exit_source}): {where}"
+    return (state_reason if state_reason.endswith(suffix) else state_reason + suffix), where
+
+
 class IllegalTransition(RuntimeError):
     def __init__(self, current: OrderState, target: OrderState, order_id: str = ""):
         super().__init__(f"order {order_id or '?'}: illegal transition {current} -> {target}")

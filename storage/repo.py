@@ -1,7 +1,6 @@
 """Units of work and reads. Units run inside the writer's transaction: DB statements only, no I/O, no yields."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -12,10 +11,12 @@ import msgpack
 
 from domain.ids import refund_request_id
 from domain.money import ZERO
+from domain.order_view import OrderView
 from domain.payment import FeeRequirements, PaymentBreakdown
-from domain.routing import (PaymentDecision, PaymentDecisionKind, Route, RouteKind, SnapshotFacts,
-                            deposit_fields, refund_memo)
+from domain.routing import Route, RouteKind, SnapshotFacts, deposit_fields, refund_memo
 from domain.states import OrderState, check_transition
+from domain.tally import ApplyOutcome  # noqa: F401  (re-exported: what applying a payment did)
+from domain.tally import FIRST_SEEN_REASON, NEW_ORDER_REASON, OrderApplication, apply_to_order
 from storage.models import (Alert, LedgerEntry, MoneyMovement, Order, OrderStateChange, PaymentTally,
                             PollCursor, Snapshot)
 from storage.sql import marks, run, run_many
@@ -44,24 +45,34 @@ def store_snapshot_page(items: Sequence[tuple[SnapshotFacts, dict]], cursor_name
     unique: dict[str, tuple[SnapshotFacts, dict]] = {}
     for facts, raw in items:
         unique.setdefault(facts.snapshot_id, (facts, raw))
-    ids = list(unique)
-    existing: set[str] = set()
-    for chunk in _chunks(ids):
-        existing.update(s for (s,) in Snapshot.select(Snapshot.snapshot_id)
-                        .where(Snapshot.snapshot_id.in_(list(chunk))).tuples())
-    fresh = [unique[i] for i in ids if i not in existing]
+    existing = stored_ids(list(unique))
+    fresh = [pair for sid, pair in unique.items() if sid not in existing]
     run_many("INSERT INTO snapshot (snapshot_id, created_at, created_ns, asset_id, amount, opponent_id, memo, "
               "raw, applied, inserted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
               [(f.snapshot_id, f.created_at, f.created_ns, f.asset_id, format(f.amount, "f"), f.opponent_id,
                 f.memo_hex, msgpack.packb(raw, use_bin_type=True), False, now) for f, raw in fresh])
-    if offset is not None and offset_ns is not None:
-        current = PollCursor.get_or_none(PollCursor.name == cursor_name)
-        if current is None:
-            PollCursor.create(name=cursor_name, offset=offset, offset_ns=offset_ns, updated_at=now)
-        elif offset_ns > current.offset_ns:
-            PollCursor.update(offset=offset, offset_ns=offset_ns, updated_at=now).where(
-                PollCursor.name == cursor_name).execute()
+    advance_cursor(cursor_name, offset, offset_ns, now)
     return [f for f, _ in fresh]
+
+
+def stored_ids(snapshot_ids: Sequence[str]) -> set[str]:
+    """Which of these snapshots are stored already."""
+    found: set[str] = set()
+    for chunk in _chunks(snapshot_ids):
+        found.update(r[0] for r in run(f"SELECT snapshot_id FROM snapshot WHERE snapshot_id IN ({marks(len(chunk))})",
+                                        chunk).fetchall())
+    return found
+
+
+def advance_cursor(cursor_name: str, offset: str | None, offset_ns: int | None, now: float) -> None:
+    """Move the poll cursor forward (never back); nothing to do without an offset."""
+    if offset is None or offset_ns is None:
+        return
+    moved = run('UPDATE poll_cursor SET "offset" = ?, offset_ns = ?, updated_at = ? WHERE name = ? AND offset_ns < ?',
+                (offset, offset_ns, now, cursor_name, offset_ns)).rowcount
+    if not moved:
+        run('INSERT INTO poll_cursor (name, "offset", offset_ns, updated_at) VALUES (?, ?, ?, ?) '
+            'ON CONFLICT DO NOTHING', (cursor_name, offset, offset_ns, now))
 
 
 def facts_from_row(row: Snapshot) -> SnapshotFacts:
@@ -151,42 +162,6 @@ def raise_alert(kind: str, subject: str, message: str) -> None:
 
 # ---------------------------------------------------------------- orders
 
-@dataclass
-class OrderView:
-    """An order as its actor keeps it in memory (mirrors the row after each commit)."""
-    order_id: str
-    pair_id: str
-    state: OrderState
-    state_reason: str
-    user_id: str | None
-    fees: FeeRequirements
-    first_payment_at: float | None
-    deadline_at: float | None
-    created_at: float
-    tallies: dict[str, Decimal] = field(default_factory=dict)
-    exit_requested_at: float | None = None
-    exit_source: str | None = None
-    exit_reason: str | None = None
-    end_at: float | None = None
-    started_at: float | None = None
-
-    @property
-    def exit_requested(self) -> bool:
-        return self.exit_requested_at is not None
-
-    @classmethod
-    def from_row(cls, row: Order, tallies: dict[str, Decimal]) -> OrderView:
-        return cls(
-            order_id=row.order_id, pair_id=row.pair_id, state=OrderState(row.state),
-            state_reason=row.state_reason, user_id=row.user_id,
-            fees=FeeRequirements(row.base_fee_asset_id, row.base_fee_amount, row.quote_fee_asset_id,
-                                 row.quote_fee_amount, row.market_making_fee_percent),
-            first_payment_at=row.first_payment_at, deadline_at=row.deadline_at, created_at=row.created_at,
-            tallies=tallies, exit_requested_at=row.exit_requested_at, exit_source=row.exit_source,
-            exit_reason=row.exit_reason, end_at=row.end_at, started_at=row.started_at,
-        )
-
-
 def tallies_of(order_id: str) -> dict[str, Decimal]:
     return {a: Decimal(v) for a, v in run("SELECT asset_id, amount FROM payment_tally WHERE order_id = ?",
                                            (order_id,)).fetchall()}
@@ -256,31 +231,26 @@ def create_order(order_id: str, pair_id: str, fees: FeeRequirements, now: float,
     run("INSERT INTO orders (order_id, pair_id, state, state_reason, base_fee_asset_id, base_fee_amount, "
          "quote_fee_asset_id, quote_fee_amount, market_making_fee_percent, deadline_at, created_at, updated_at) "
          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-         (order_id, pair_id, OrderState.PAYMENT_PENDING.value, "waiting for payment", fees.base_fee_asset_id,
+         (order_id, pair_id, OrderState.PAYMENT_PENDING.value, NEW_ORDER_REASON, fees.base_fee_asset_id,
           format(fees.base_fee_amount, "f"), fees.quote_fee_asset_id, format(fees.quote_fee_amount, "f"),
           format(fees.market_making_fee_percent, "f"), now + timeout, now, now))
     run("INSERT INTO order_state_change (order_id, from_state, to_state, reason, at) VALUES (?, ?, ?, ?, ?)",
-         (order_id, None, OrderState.PAYMENT_PENDING.value, "first payment seen", now))
-
-
-@dataclass(frozen=True)
-class ApplyOutcome:
-    snapshot_id: str
-    result: str            # "accepted", "top_up", "exit", "refunded", "attention", "duplicate"
-    reason: str
-    refund_request_id: str | None
-    order: OrderView | None
+         (order_id, None, OrderState.PAYMENT_PENDING.value, FIRST_SEEN_REASON, now))
 
 
 def apply_payments(order_id: str, pair_id: str, new_order_fees: FeeRequirements | None,
-                   snapshots: Sequence[SnapshotFacts], decide, timeout: float, now: float) -> list[ApplyOutcome]:
-    """Apply payments to one order, each exactly once (the snapshot's applied flag gates it).
+                   snapshots: Sequence[SnapshotFacts], decide, timeout: float, now: float) -> OrderApplication:
+    """Apply payments to one order, each exactly once (the snapshot's applied flag gates it): the order's
+    actor applying payments left to it (see storage.ingest for the page-at-once path; the rule is the same,
+    domain.tally.apply_to_order).
 
     `decide(order_view_or_None, facts) -> PaymentDecision` is the pure rule; it runs here so
     each decision and its effects commit together. Reads once, decides in memory in
     created_at order, writes once — a few statements per batch, not per payment.
     With no order yet, `decide(None, facts)` may refuse (an exit for an unknown order): refunded, and no
     order is created for it."""
+    from storage.ingest import write_applications
+
     ids = [f.snapshot_id for f in snapshots]
     present: dict[str, bool] = {}
     for chunk in _chunks(ids):
@@ -291,107 +261,25 @@ def apply_payments(order_id: str, pair_id: str, new_order_fees: FeeRequirements 
     if missing:
         raise LookupError(f"order {order_id}: snapshots {missing[:3]} are not stored; refusing to apply them")
     view = load_order(order_id)
-    created = False
-    before = None if view is None else (view.state, view.state_reason, view.user_id, view.first_payment_at,
-                                        view.deadline_at, view.exit_requested_at)
-    counts: dict[str, int] = {}
-    outcomes: list[ApplyOutcome] = []
-    accepted_ids: list[str] = []
-    purposes: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    for facts in snapshots:
-        if present[facts.snapshot_id] or facts.snapshot_id in seen:
-            outcomes.append(ApplyOutcome(facts.snapshot_id, "duplicate", "already applied", None, view))
-            continue
-        seen.add(facts.snapshot_id)
-        if view is None:
-            decision = decide(None, facts)
-            if decision.kind is PaymentDecisionKind.REFUND:
-                # A late transfer into an archived order names it (restored, its statement shows the payment
-                # and its refund); one into an order that never existed names none.
-                named = order_id if _archived(order_id) else None
-                outcomes.append(_refund_applied(facts, decision, named, now, None))
-                continue
-            if new_order_fees is None:
-                raise LookupError(f"order {order_id} does not exist and no fee requirements were given")
-            create_order(order_id, pair_id, new_order_fees, now, timeout)
-            view = load_order(order_id)
-            before = (view.state, view.state_reason, view.user_id, view.first_payment_at, view.deadline_at,
-                      view.exit_requested_at)
-            created = True
-        decision: PaymentDecision = decide(view, facts)
-        if decision.kind is PaymentDecisionKind.REFUND:
-            outcomes.append(_refund_applied(facts, decision, order_id, now, view))
-            continue
-        if decision.kind in (PaymentDecisionKind.TOP_UP, PaymentDecisionKind.EXIT):
-            purpose = "top_up" if decision.kind is PaymentDecisionKind.TOP_UP else "exit"
-            purposes.append((purpose, facts.snapshot_id))
-            if purpose == "exit":
-                view.exit_requested_at, view.exit_source = now, "memo"
-                view.exit_reason = f"the owner asked for an exit (snapshot {facts.snapshot_id})"
-            outcomes.append(ApplyOutcome(facts.snapshot_id, purpose, decision.reason, None,
-                                         dataclasses.replace(view, tallies=dict(view.tallies))))
-            continue
-        view.tallies[facts.asset_id] = view.tallies.get(facts.asset_id, ZERO) + facts.amount
-        counts[facts.asset_id] = counts.get(facts.asset_id, 0) + 1
-        accepted_ids.append(facts.snapshot_id)
-        if decision.kind is PaymentDecisionKind.ATTENTION:
-            if view.state is not OrderState.ATTENTION:
-                row = Order.get_by_id(order_id)
-                _transition(row, OrderState.ATTENTION, decision.reason, now)
-                row.save()
-                view.state, view.state_reason = OrderState.ATTENTION, decision.reason
-            result = "attention"
-        else:
-            if view.user_id is None:
-                view.user_id = facts.opponent_id
-                view.first_payment_at = now
-                view.deadline_at = now + timeout
-            result = "accepted"
-        outcomes.append(ApplyOutcome(facts.snapshot_id, result, decision.reason, None,
-                                     dataclasses.replace(view, tallies=dict(view.tallies))))
-    if counts:
-        existing = dict(run("SELECT asset_id, payments FROM payment_tally WHERE order_id = ?",
-                             (order_id,)).fetchall())
-        for asset_id, n in counts.items():
-            amount = format(view.tallies[asset_id], "f")
-            if asset_id in existing:
-                run("UPDATE payment_tally SET amount = ?, payments = ? WHERE order_id = ? AND asset_id = ?",
-                     (amount, existing[asset_id] + n, order_id, asset_id))
-            else:
-                run("INSERT INTO payment_tally (order_id, asset_id, amount, payments) VALUES (?, ?, ?, ?)",
-                     (order_id, asset_id, amount, n))
-        for chunk in _chunks(accepted_ids):
-            run(f"UPDATE snapshot SET applied = ?, applied_at = ?, purpose = ? "
-                 f"WHERE snapshot_id IN ({marks(len(chunk))})", (True, now, "payment", *chunk))
-    for purpose, snapshot_id in purposes:
-        run("UPDATE snapshot SET applied = ?, applied_at = ?, purpose = ? WHERE snapshot_id = ?",
-             (True, now, purpose, snapshot_id))
-    if view is not None:
-        after = (view.state, view.state_reason, view.user_id, view.first_payment_at, view.deadline_at,
-                 view.exit_requested_at)
-        if after != before or counts or created:
-            run("UPDATE orders SET user_id = ?, first_payment_at = ?, deadline_at = ?, exit_requested_at = ?, "
-                 "exit_source = ?, exit_reason = ?, updated_at = ? WHERE order_id = ?",
-                 (view.user_id, view.first_payment_at, view.deadline_at, view.exit_requested_at, view.exit_source,
-                  view.exit_reason, now, order_id))
-    return [dataclasses.replace(o, order=view) if o is outcomes[-1] else o for o in outcomes]
+    app = apply_to_order(order_id, pair_id, view, new_order_fees, snapshots, decide, now=now,
+                         timeout=timeout, applied={sid for sid, applied in present.items() if applied},
+                         archived=view is None and _archived(order_id))
+    write_applications([app], now, snapshots_written=False)
+    return app
 
 
 def _archived(order_id: str) -> bool:
     return run("SELECT 1 FROM archived_order WHERE order_id = ?", (order_id,)).fetchone() is not None
 
 
-def _refund_applied(facts: SnapshotFacts, decision: PaymentDecision, order_id: str | None, now: float,
-                    view: OrderView | None) -> ApplyOutcome:
-    refund_id = _queue_refund(facts, decision.code, order_id, now)
-    run("UPDATE snapshot SET outcome = ?, reason = ?, applied = ?, applied_at = ? WHERE snapshot_id = ?",
-         (RouteKind.REFUND.value, decision.reason, True, now, facts.snapshot_id))
-    return ApplyOutcome(facts.snapshot_id, "refunded", decision.reason, refund_id, view)
-
-
-def complete_order(order_id: str, breakdown: PaymentBreakdown, reason: str, now: float) -> OrderView:
+def complete_order(order_id: str, breakdown: PaymentBreakdown, reason: str, now: float,
+                   tallies: dict[str, Decimal] | None = None) -> OrderView | None:
+    """payment_pending → payment_complete with the breakdown of `tallies`. None (nothing written) when the order
+    is no longer pending or its tallies moved on since they were evaluated: payments are applied by the ingest
+    unit while the order's actor may still hold an older view — the actor looks again."""
     row = Order.get_by_id(order_id)
+    if tallies is not None and (row.state != OrderState.PAYMENT_PENDING.value or tallies_of(order_id) != tallies):
+        return None
     _transition(row, OrderState.PAYMENT_COMPLETE, reason, now)
     row.breakdown = json.dumps(breakdown.as_dict(), sort_keys=True)
     row.completed_at = now
@@ -399,9 +287,13 @@ def complete_order(order_id: str, breakdown: PaymentBreakdown, reason: str, now:
     return OrderView.from_row(row, tallies_of(order_id))
 
 
-def refund_order(order_id: str, reason: str, code: str, now: float) -> tuple[OrderView, list[str]]:
-    """Move the order to `refunding` and queue a refund of every payment it took."""
+def refund_order(order_id: str, reason: str, code: str, now: float,
+                 only_from: OrderState | None = None) -> tuple[OrderView | None, list[str]]:
+    """Move the order to `refunding` and queue a refund of every payment it took. With `only_from`, only from that
+    state: (None, []) otherwise (the caller's view was older than the order)."""
     row = Order.get_by_id(order_id)
+    if only_from is not None and row.state != only_from.value:
+        return None, []
     _transition(row, OrderState.REFUNDING, reason, now)
     row.save()
     request_ids = []

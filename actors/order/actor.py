@@ -4,7 +4,7 @@ Its state lives in the database; memory only mirrors the last commit, so a resta
 row and every stage resumes from it — the same path as a fresh start. Messages are dispatched by one
 table built from the stages' `HANDLES` (message type → handler), no isinstance chains:
 
-    payment   stages 1–4   PaymentsArrived, RetryPending, CheckPayment, PaymentDeadline
+    payment   stages 1–4   PaymentsApplied, PaymentsArrived, RetryPending, CheckPayment, PaymentDeadline
     funding   stages 5–6   AdvanceFunding
     campaign  stage 7      AdvanceLifecycle, CampaignJoined
     strategy  stages 8–9   StrategyTick, ExchangeOrderEvents
@@ -60,6 +60,10 @@ class NamedTimers:
             old.cancel()
         self._timers[name] = send_after(self._ref, delay, message)
 
+    def active(self, name: str) -> bool:
+        timer = self._timers.get(name)
+        return timer is not None and timer.active
+
     def cancel(self, name: str) -> None:
         timer = self._timers.pop(name, None)
         if timer is not None:
@@ -72,12 +76,16 @@ class NamedTimers:
 
 
 class OrderActor(SupervisedActor):
-    def __init__(self, services, order_id: str, pair_id: str, *, supervisor=None, child_id=None):
+    def __init__(self, services, order_id: str, pair_id: str, *, supervisor=None, child_id=None, view=None):
         super().__init__(supervisor=supervisor, child_id=child_id)
+        self._seed_view: repo.OrderView | None = view  # the order as the commit that started this actor left it
+        self._view: repo.OrderView | None = None
+        # True while the view is the newest the poller's commits told this actor (PaymentsApplied, or the view it
+        # started with) and nothing else changed it: the next PaymentsApplied's view is then newer still.
+        self.view_from_ingest = False
         self.services = services
         self.order_id = order_id
         self.pair_id = pair_id
-        self.view: repo.OrderView | None = None
         self.pair = None
         self.log = logger.bind(order_id=order_id)
         self.timers = NamedTimers(self.actor_ref)
@@ -94,13 +102,31 @@ class OrderActor(SupervisedActor):
         self.dispatch[MovementSettled] = self.on_movement_settled
 
     @property
+    def view(self) -> repo.OrderView | None:
+        """The order as the last commit this actor knows of left it."""
+        return self._view
+
+    @view.setter
+    def view(self, value: repo.OrderView | None) -> None:
+        self._view = value
+        self.view_from_ingest = False
+
+    def adopt_ingest_view(self, view: repo.OrderView) -> None:
+        self._view = view
+        self.view_from_ingest = True
+
+    @property
     def runner(self):
         return self.strategy.runner
 
     # ------------------------------------------------------------ lifecycle
 
     def setup(self) -> None:
-        self.view = repo.load_order(self.order_id)
+        if self._seed_view is not None:
+            self.adopt_ingest_view(self._seed_view)
+        else:
+            self.view = repo.load_order(self.order_id)
+        self._seed_view = None
         if self.view is not None:
             self.pair_id = self.view.pair_id
         self.pair = self.services.config.pair(self.pair_id) if self.pair_id else None

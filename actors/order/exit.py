@@ -24,7 +24,8 @@ from actors.order.funding import exchange_account, network_for
 from actors.order.strategy import NotReady
 from actors.protocol import AdvanceExit, MovementsQueued, ReturnArrived
 from domain.money import ZERO, fmt
-from domain.states import EXITING_STATES, FINAL_STATES, FUNDS_ON_EXCHANGE, ExitPlan, OrderState, exit_plan
+from domain.states import (EXITING_STATES, FINAL_STATES, FUNDS_ON_EXCHANGE, ExitPlan, OrderState, exit_plan,
+                           remembered_exit_reason)
 from domain.statement import format_statement
 from domain.way_back import plan_payouts, plan_return
 from integrations.crashpoints import crash_point
@@ -81,11 +82,10 @@ class ExitStage(Stage):
             self.advance()
             return f"done: exiting; now {self.state}"
         if plan is ExitPlan.REMEMBER:
-            where = ("an operator must resolve it first" if view.state is OrderState.ATTENTION
-                     else "carried out as soon as the funds are credited on the exchange")
-            self.write(repo.note_order, self.order_id, f"{view.state_reason} — exit asked ({view.exit_source}): "
-                       f"{where}", self.now())
-            self.actor.view = repo.load_order(self.order_id)
+            note, where = remembered_exit_reason(view.state, view.state_reason, view.exit_source)
+            if note != view.state_reason:  # an exit memo's payment unit notes it already
+                self.write(repo.note_order, self.order_id, note, self.now())
+                self.actor.view = repo.load_order(self.order_id)
             self.log.warning("order {}: exit remembered ({}): {}", self.order_id, view.state, where)
             return f"done: exit remembered; {where}"
         return f"done: already exiting ({view.state})"

@@ -1,30 +1,41 @@
 """Stages 1–4 of an order: take each payment once, decide complete or refund, and see refunds confirmed.
 
 Every snapshot routed to the order is applied by one storage unit that writes the decision and its
-effects together (tally, refund movement, exit request, top-up pool), so a replay is a no-op. The memo's
-action decides what a payment is: create (the tally), deposit (added funds), exit (a request to leave).
+effects together (tally, refund movement, exit request, top-up pool), so a replay is a no-op. Usually
+that unit is the poller's (storage.ingest: a whole page at once) and the actor hears what it did
+(PaymentsApplied); payments left to the actor (fees unreadable for a new order, or stored before) it
+applies itself (PaymentsArrived), with the same rule (domain.tally). The memo's action decides what a
+payment is: create (the tally), deposit (added funds), exit (a request to leave).
 """
 from __future__ import annotations
 
+import time
+
 from actors.order.base import Stage
-from actors.protocol import CheckPayment, MovementsQueued, PaymentDeadline, PaymentsArrived, RetryPending
+from actors.protocol import (CheckPayment, MovementsQueued, PaymentDeadline, PaymentsApplied, PaymentsArrived,
+                             RetryPending)
 from domain.memo import ACTION_EXIT, memo_action
 from domain.payment import FeeUnavailable, PaymentStatus, evaluate_payment
-from domain.routing import (PaymentDecision, PaymentDecisionKind, SnapshotFacts, decide_payment,
-                            exit_request_for_unknown_order)
+from domain.routing import PaymentDecision, SnapshotFacts
 from domain.states import FINAL_STATES, OrderState
+from domain.tally import ApplyOutcome, ArchivedOrderFacts, decide_for
 from integrations.mixin.errors import MixinError
 from storage import repo
 from storage.archive import archived_entry
 
 
 class PaymentStage(Stage):
-    HANDLES = {PaymentsArrived: "on_payments", RetryPending: "on_retry", CheckPayment: "on_check",
-               PaymentDeadline: "on_deadline"}
+    HANDLES = {PaymentsApplied: "on_applied", PaymentsArrived: "on_payments", RetryPending: "on_retry",
+               CheckPayment: "on_check", PaymentDeadline: "on_deadline"}
 
     def __init__(self, actor):
         super().__init__(actor)
         self._consumed: set[str] = set()  # snapshot ids applied or refunded: skip repeats without a DB unit
+        # The payment check is debounced (check_delay after the last payment) with one timer, not one per payment:
+        # when it wakes before the latest due time it sleeps again for the rest (time.monotonic, like the timers).
+        self._check_due = 0.0
+        self._check_fires_at = 0.0
+        self._deadline_fires_at = 0.0
 
     # ------------------------------------------------------------ start and recovery
 
@@ -38,8 +49,8 @@ class PaymentStage(Stage):
             return
         if view.state is OrderState.PAYMENT_PENDING:
             self.arm_deadline()
-            if view.user_id:
-                self.actor.timers.after("payment_check", 0, CheckPayment())
+            if view.user_id and not self.actor.view_from_ingest:  # the PaymentsApplied to come arms the check
+                self.schedule_check(0)
         elif view.state is OrderState.REFUNDING:
             self.refunds_settled()  # refunds may have been confirmed while this actor was down
 
@@ -52,6 +63,17 @@ class PaymentStage(Stage):
 
     # ------------------------------------------------------------ handlers
 
+    def on_applied(self, message: PaymentsApplied) -> None:
+        """The poller's commit applied payments to this order. Its view is the newest when this actor's own view
+        came from the poller's commits too (they arrive in commit order); after a commit of its own the actor
+        cannot tell which is newer and reads the order."""
+        if self.actor.view_from_ingest:
+            self.actor.adopt_ingest_view(message.view)
+        else:
+            self.actor.view = repo.load_order(self.order_id)
+        self._consumed.update(o.snapshot_id for o in message.outcomes)
+        self.applied(message.outcomes, refunds_told=True)
+
     def on_payments(self, message: PaymentsArrived) -> None:
         self.apply(message.snapshots)
 
@@ -61,7 +83,21 @@ class PaymentStage(Stage):
             self.apply(tuple(pending))
 
     def on_check(self, message: CheckPayment) -> None:
+        remaining = self._check_due - time.monotonic()
+        if remaining > 0.001:  # a payment came after this timer was armed: the check is due later
+            self._check_fires_at = self._check_due
+            self.actor.timers.after("payment_check", remaining, CheckPayment())
+            return
         self.check(deadline=False)
+
+    def schedule_check(self, delay: float) -> None:
+        """Evaluate the tally `delay` seconds from now (a later call moves it later)."""
+        due = time.monotonic() + delay
+        self._check_due = due
+        if self.actor.timers.active("payment_check") and self._check_fires_at <= due:
+            return  # the pending timer wakes first and sleeps again for the rest
+        self._check_fires_at = due
+        self.actor.timers.after("payment_check", delay, CheckPayment())
 
     def on_deadline(self, message: PaymentDeadline) -> None:
         self.check(deadline=True)
@@ -69,17 +105,12 @@ class PaymentStage(Stage):
     # ------------------------------------------------------------ applying payments
 
     def decide(self, view: repo.OrderView | None, facts: SnapshotFacts) -> PaymentDecision:
-        action = memo_action(facts.memo_hex)
+        archived = None
         if view is None:
-            archived = archived_entry(self.order_id)
-            if archived is not None:  # a late transfer to an order in cold storage: refused like a final one
-                return decide_payment(state=OrderState(archived.state), owner_id=archived.user_id, facts=facts,
-                                      pair=self.pair, fees=None, action=action)
-            if action == ACTION_EXIT:
-                return exit_request_for_unknown_order(facts)
-            return PaymentDecision(PaymentDecisionKind.ACCEPT, "creates the order")
-        return decide_payment(state=view.state, owner_id=view.user_id, facts=facts, pair=self.pair, fees=view.fees,
-                              action=action, exit_requested=view.exit_requested)
+            entry = archived_entry(self.order_id)
+            if entry is not None:  # a late transfer to an order in cold storage: refused like a final one
+                archived = ArchivedOrderFacts(OrderState(entry.state), entry.user_id)
+        return decide_for(view, facts, self.pair, memo_action(facts.memo_hex), archived)
 
     def apply(self, snapshots: tuple[SnapshotFacts, ...]) -> None:
         if self.pair is None:
@@ -103,18 +134,27 @@ class PaymentStage(Stage):
         now = self.now()
         timeout = self.services.config.payments.timeout
         ordered = sorted(snapshots, key=lambda f: (f.created_ns, f.snapshot_id))
-        outcomes = self.write(repo.apply_payments, self.order_id, self.actor.pair_id, fees, ordered, self.decide,
-                              timeout, now)
+        applied = self.write(repo.apply_payments, self.order_id, self.actor.pair_id, fees, ordered, self.decide,
+                             timeout, now)
+        self._consumed.update(o.snapshot_id for o in applied.outcomes)
+        if applied.view is not None:
+            self.actor.view = applied.view
+        elif self.actor.view is None:
+            self.actor.view = repo.load_order(self.order_id)
+        self.applied(applied.outcomes, refunds_told=False)
+
+    def applied(self, outcomes: tuple[ApplyOutcome, ...] | list[ApplyOutcome], *, refunds_told: bool) -> None:
+        """After a commit applied payments to this order (self.view is the order after it): log each, arm the
+        payment check and deadline, carry out an exit request, pool added funds, stop once final."""
         refunds, accepted, exit_asked, top_up = [], False, False, False
         for outcome in outcomes:
-            self._consumed.add(outcome.snapshot_id)
             if outcome.result == "duplicate":
                 continue
             if outcome.result == "accepted":
                 accepted = True
                 self.log.opt(lazy=True).info(
                     "order {}: payment {} accepted; tally now {}", lambda: self.order_id,
-                    lambda: outcome.snapshot_id, lambda: {k: str(v) for k, v in outcome.order.tallies.items()})
+                    lambda: outcome.snapshot_id, lambda: {k: str(v) for k, v in self.view.tallies.items()})
             elif outcome.result == "refunded":
                 refunds.append(outcome.refund_request_id)
                 self.log.info("order {}: payment {} will be refunded: {}", self.order_id, outcome.snapshot_id,
@@ -128,18 +168,14 @@ class PaymentStage(Stage):
                 self.log.info("order {}: the owner added funds (snapshot {})", self.order_id, outcome.snapshot_id)
             elif outcome.result == "attention":
                 self.log.error("order {}: needs an operator: {}", self.order_id, outcome.reason)
-        if outcomes and outcomes[-1].order is not None:
-            self.actor.view = outcomes[-1].order
-        elif self.actor.view is None:
-            self.actor.view = repo.load_order(self.order_id)
-        if refunds:
+        if refunds and not refunds_told:
             self.services.tell("treasury", MovementsQueued(tuple(refunds)))
         if self.actor.view is None:
             return
         if self.state is OrderState.PAYMENT_PENDING:
             self.arm_deadline()
         if accepted:
-            self.actor.timers.after("payment_check", self.services.config.payments.check_delay, CheckPayment())
+            self.schedule_check(self.services.config.payments.check_delay)
         if exit_asked:
             self.actor.exit.carry_out()
         if top_up:
@@ -160,6 +196,10 @@ class PaymentStage(Stage):
         if view is None or view.deadline_at is None or view.state is not OrderState.PAYMENT_PENDING:
             return
         delay = max(0.0, view.deadline_at - self.now())
+        fires_at = time.monotonic() + delay
+        if abs(fires_at - self._deadline_fires_at) < 0.05 and self.actor.timers.active("payment_deadline"):
+            return  # already armed for this moment: every payment would re-arm it otherwise
+        self._deadline_fires_at = fires_at
         self.actor.timers.after("payment_deadline", delay, PaymentDeadline())
 
     def check(self, *, deadline: bool) -> None:
@@ -172,7 +212,7 @@ class PaymentStage(Stage):
             # Every payment so far was refused (an asset not in the pair, say): nothing is owned, but the order
             # still ends — at its deadline, as refunded.
             if overdue:
-                self.refund_all("no payment was accepted before the deadline", "timeout")
+                self.refund_all("no payment was accepted before the deadline", "timeout", only_from=view.state)
             elif deadline:
                 self.arm_deadline()
             return
@@ -181,7 +221,12 @@ class PaymentStage(Stage):
             b = evaluation.breakdown
             reason = (f"paid: {b.base_principal} {self.pair.base_symbol} + {b.quote_principal} "
                       f"{self.pair.quote_symbol} to market-make; next: move them to {self.pair.exchange}")
-            self.actor.view = self.write(repo.complete_order, self.order_id, b, reason, now)
+            completed = self.write(repo.complete_order, self.order_id, b, reason, now, dict(view.tallies))
+            if completed is None:  # payments were applied since this view: look again with the order as it is
+                self.actor.view = repo.load_order(self.order_id)
+                self.schedule_check(0)
+                return
+            self.actor.view = completed
             self.log.success("order {}: payment_complete — principal {} {} / {} {}, market-making fee {} {} / "
                              "{} {}", self.order_id, b.base_principal, self.pair.base_symbol, b.quote_principal,
                              self.pair.quote_symbol, b.base_market_making_fee, self.pair.base_symbol,
@@ -190,19 +235,24 @@ class PaymentStage(Stage):
             self.actor.funding.advance()
             return
         if evaluation.status is PaymentStatus.REJECTED:
-            self.refund_all("; ".join(evaluation.reasons), "rejected")
+            self.refund_all("; ".join(evaluation.reasons), "rejected", only_from=view.state)
             return
         if overdue:
             timeout = self.services.config.payments.timeout
-            self.refund_all(f"payment incomplete after {timeout:g}s: " + "; ".join(evaluation.reasons), "timeout")
+            self.refund_all(f"payment incomplete after {timeout:g}s: " + "; ".join(evaluation.reasons), "timeout",
+                            only_from=view.state)
             return
         if deadline:  # woke early (clock skew): look again at the deadline
             self.arm_deadline()
         self.log.info("order {}: waiting for payment: {}", self.order_id, "; ".join(evaluation.reasons))
 
-    def refund_all(self, reason: str, code: str) -> None:
-        """→ refunding, every payment the order took goes back to its payer (one refund per snapshot)."""
-        view, request_ids = self.write(repo.refund_order, self.order_id, reason, code, self.now())
+    def refund_all(self, reason: str, code: str, *, only_from: OrderState | None = None) -> None:
+        """→ refunding, every payment the order took goes back to its payer (one refund per snapshot).
+        `only_from`: the state this decision was taken in; if the order has left it since, nothing happens."""
+        view, request_ids = self.write(repo.refund_order, self.order_id, reason, code, self.now(), only_from)
+        if view is None:
+            self.actor.view = repo.load_order(self.order_id)
+            return
         self.actor.view = view
         self.log.warning("order {}: refunding {} payments: {}", self.order_id, len(request_ids), reason)
         self.actor.timers.cancel("payment_deadline")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from actors.order.base import Stage, Stuck, Wait
 from actors.order.funding import deposit_legs, describe_legs, look_for_credits
 from actors.protocol import AdvanceTopUp, CheckTopUp, MovementsQueued
-from domain.states import ACCEPTS_TOP_UP
+from domain.states import ACCEPTS_TOP_UP, OrderState
 from domain.topup import evaluate_top_up
 from storage import topup_repo
 
@@ -25,8 +25,8 @@ class TopUpStage(Stage):
         self._note = ""
 
     def resume(self) -> None:
-        if self.view is None:
-            return
+        if self.view is None or self.state is OrderState.PAYMENT_PENDING:
+            return  # funds are added only to a running or paused order: none before it ever ran
         if topup_repo.pool(self.order_id):
             self.actor.timers.after("topup_check", 0, CheckTopUp())
         if self.in_flight():

@@ -1,0 +1,82 @@
+"""A page of snapshots at once: route every one and apply every payment, as pure functions.
+
+The poller stores a page, routes it and applies its payments in ONE durable unit; this module is that
+unit's logic without the I/O. Two steps, because the second needs the orders the first names:
+
+- route_page: where each snapshot goes (domain.routing.route_snapshot). A deposit from outside Mixin is
+  not routed here: it may be an order's funds coming back, which only the stored returns can tell.
+- plan_payments: given the orders' current views, every payment routed to an order applied once, in
+  created_at order (domain.tally.apply_to_order) — or left to the order's actor when it needs something
+  only the actor does: withdrawal fees Mixin would not give for a new order, a pair no longer configured,
+  or earlier payments of the same order still waiting for the actor (first payer owns the order).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from domain.memo import ACTION_EXIT
+from domain.order_view import OrderView
+from domain.payment import FeeRequirements, PairRules
+from domain.routing import Route, RouteKind, SnapshotFacts, route_snapshot
+from domain.tally import OrderApplication, apply_to_order, decide_for
+
+
+@dataclass(frozen=True)
+class IngestRules:
+    pair_lookup: Callable[[str], PairRules | None]
+    operator_ids: frozenset[str]
+    # Withdrawal fees of the pairs a page may create orders on; a pair missing (or None): Mixin did not answer.
+    fees_by_pair: Mapping[str, FeeRequirements | None]
+    timeout: float   # payments.timeout: an order's payment window from its first snapshot
+    now: float
+
+
+@dataclass
+class PaymentPlan:
+    applications: list[OrderApplication] = field(default_factory=list)
+    # (order_id, pair_id, snapshots): routed to the order, applied later by its actor
+    deliveries: list[tuple[str, str, list[SnapshotFacts]]] = field(default_factory=list)
+
+
+def matched_by_storage(facts: SnapshotFacts) -> bool:
+    """A deposit from outside Mixin: first matched against the stored returns (storage.exit_repo)."""
+    return facts.is_deposit and facts.amount > 0
+
+
+def route_page(snapshots: Sequence[SnapshotFacts], rules: IngestRules) -> list[tuple[SnapshotFacts, Route]]:
+    return [(f, route_snapshot(f, pair_lookup=rules.pair_lookup, operator_ids=rules.operator_ids))
+            for f in snapshots]
+
+
+def orders_named(routed: Sequence[tuple[SnapshotFacts, Route]]) -> list[str]:
+    """The order ids the page pays, first mention first."""
+    return list(dict.fromkeys(r.order_id for _, r in routed if r.kind is RouteKind.ORDER))
+
+
+def plan_payments(routed: Sequence[tuple[SnapshotFacts, Route]], views: Mapping[str, OrderView],
+                  waiting: Collection[str], rules: IngestRules) -> PaymentPlan:
+    """Apply every payment routed to an order. `views`: the orders that exist; `waiting`: orders whose payments
+    their actor applies — it has routed payments not applied yet (these queue behind them), or the order is in
+    cold storage."""
+    per_order: dict[str, tuple[str, list[tuple[SnapshotFacts, Route]]]] = {}
+    for facts, route in routed:
+        if route.kind is RouteKind.ORDER:
+            per_order.setdefault(route.order_id, (route.pair_id, []))[1].append((facts, route))
+    plan = PaymentPlan()
+    for order_id, (memo_pair_id, items) in per_order.items():
+        view = views.get(order_id)
+        pair_id = view.pair_id if view is not None else memo_pair_id
+        pair = rules.pair_lookup(pair_id)
+        creates = view is None and any(r.action != ACTION_EXIT for _, r in items)
+        fees = rules.fees_by_pair.get(pair_id) if creates else None
+        if pair is None or order_id in waiting or (creates and fees is None):
+            plan.deliveries.append((order_id, pair_id, [f for f, _ in items]))
+            continue
+        actions = {f.snapshot_id: r.action for f, r in items}
+        ordered = sorted((f for f, _ in items), key=lambda f: (f.created_ns, f.snapshot_id))
+        plan.applications.append(apply_to_order(
+            order_id, pair_id, view, fees, ordered,
+            lambda v, f, pair=pair, actions=actions: decide_for(v, f, pair, actions[f.snapshot_id]),
+            now=rules.now, timeout=rules.timeout))
+    return plan

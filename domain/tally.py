@@ -1,0 +1,180 @@
+"""Applying payments to an order: the pure rule behind stage 3, no I/O.
+
+Given an order as it is (or None: not created yet) and its new payments in created_at order, say what
+each payment does — taken into the tally, an exit request, funds added, refunded, attention — and what
+the order looks like afterwards. Storage writes the result (a few set-based statements for a whole page
+of snapshots); the OrderActor hears about it after the commit. One function serves both the page-at-once
+ingest and an actor applying left-over payments, so the rule exists once.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+
+from domain.ids import refund_request_id
+from domain.memo import ACTION_EXIT
+from domain.money import ZERO
+from domain.order_view import OrderView
+from domain.payment import FeeRequirements, PairRules
+from domain.routing import (PaymentDecision, PaymentDecisionKind, SnapshotFacts, decide_payment,
+                            exit_request_for_unknown_order)
+from domain.states import ExitPlan, OrderState, check_transition, exit_plan, remembered_exit_reason
+
+NEW_ORDER_REASON = "waiting for payment"
+FIRST_SEEN_REASON = "first payment seen"
+
+# What an applied snapshot is to its order (the snapshot's `purpose`), by outcome.
+PURPOSE_OF = {"accepted": "payment", "attention": "payment", "top_up": "top_up", "exit": "exit"}
+
+Decide = Callable[[OrderView | None, SnapshotFacts], PaymentDecision]
+
+
+@dataclass(frozen=True)
+class ArchivedOrderFacts:
+    """What a payment decision needs of an order in cold storage (it is final: the payment is refused)."""
+    state: OrderState
+    owner_id: str | None
+
+
+def decide_for(view: OrderView | None, facts: SnapshotFacts, pair: PairRules, action: int | None,
+               archived: ArchivedOrderFacts | None = None) -> PaymentDecision:
+    """What an order (None: not created yet, or `archived`) does with a payment whose memo has `action`."""
+    if view is None and archived is not None:
+        return decide_payment(state=archived.state, owner_id=archived.owner_id, facts=facts, pair=pair, fees=None,
+                              action=action)
+    if view is None:
+        if action == ACTION_EXIT:
+            return exit_request_for_unknown_order(facts)
+        return PaymentDecision(PaymentDecisionKind.ACCEPT, "creates the order")
+    return decide_payment(state=view.state, owner_id=view.user_id, facts=facts, pair=pair, fees=view.fees,
+                          action=action, exit_requested=view.exit_requested)
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    snapshot_id: str
+    result: str            # "accepted", "top_up", "exit", "refunded", "attention", "duplicate"
+    reason: str
+    refund_request_id: str | None = None
+
+    @property
+    def purpose(self) -> str | None:
+        return PURPOSE_OF.get(self.result)
+
+
+@dataclass(frozen=True)
+class Refund:
+    facts: SnapshotFacts
+    code: str
+    reason: str
+    order_id: str | None   # None: the order was never created (an exit naming an unknown order)
+
+
+@dataclass(frozen=True)
+class Transition:
+    from_state: str | None
+    to_state: str
+    reason: str
+
+
+@dataclass
+class OrderApplication:
+    """What one batch of payments did to one order."""
+    order_id: str
+    pair_id: str
+    view: OrderView | None                 # the order afterwards (None: still does not exist)
+    created: bool = False                  # the batch created the order (insert its row)
+    changed: bool = False                  # the order's row must be written (owner, deadline, exit, state)
+    outcomes: list[ApplyOutcome] = field(default_factory=list)
+    refunds: list[Refund] = field(default_factory=list)
+    transitions: list[Transition] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # payments tallied in this batch, per asset
+
+    def results(self, result: str) -> list[ApplyOutcome]:
+        return [o for o in self.outcomes if o.result == result]
+
+    @property
+    def refund_ids(self) -> list[str]:
+        return [o.refund_request_id for o in self.outcomes if o.refund_request_id]
+
+
+def new_order(order_id: str, pair_id: str, fees: FeeRequirements, now: float, timeout: float) -> OrderView:
+    """A new order in payment_pending, with a deadline from its first snapshot on (even if that payment is
+    refused: every order reaches a final state or attention, none waits forever)."""
+    return OrderView(order_id=order_id, pair_id=pair_id, state=OrderState.PAYMENT_PENDING,
+                     state_reason=NEW_ORDER_REASON, user_id=None, fees=fees, first_payment_at=None,
+                     deadline_at=now + timeout, created_at=now, tallies={})
+
+
+def _row_fields(view: OrderView) -> tuple:
+    return (view.state, view.state_reason, view.user_id, view.first_payment_at, view.deadline_at,
+            view.exit_requested_at)
+
+
+def apply_to_order(order_id: str, pair_id: str, view: OrderView | None, new_order_fees: FeeRequirements | None,
+                   snapshots: Sequence[SnapshotFacts], decide: Decide, *, now: float, timeout: float,
+                   applied: Collection[str] = (), archived: bool = False) -> OrderApplication:
+    """Apply `snapshots` (in created_at order) to the order, each exactly once.
+
+    `applied` names snapshots already applied (a replay): they are duplicates, as is a snapshot listed twice.
+    With no order yet, `decide(None, facts)` may refuse (an exit for an unknown order): refunded, and no order
+    is created for it; otherwise the order is created with `new_order_fees` (LookupError if there are none).
+    `archived`: the order is in cold storage — a refund names it (restored, its statement shows both)."""
+    app = OrderApplication(order_id, pair_id, None)
+    if view is not None:
+        view = view.copy()  # never change the caller's view
+    before = None if view is None else _row_fields(view)
+    seen: set[str] = set()
+    for facts in snapshots:
+        if facts.snapshot_id in applied or facts.snapshot_id in seen:
+            app.outcomes.append(ApplyOutcome(facts.snapshot_id, "duplicate", "already applied"))
+            continue
+        seen.add(facts.snapshot_id)
+        if view is None:
+            decision = decide(None, facts)
+            if decision.kind is PaymentDecisionKind.REFUND:
+                _refund(app, facts, decision, order_id if archived else None)
+                continue
+            if new_order_fees is None:
+                raise LookupError(f"order {order_id} does not exist and no fee requirements were given")
+            view = new_order(order_id, pair_id, new_order_fees, now, timeout)
+            before = _row_fields(view)
+            app.created = True
+            app.transitions.append(Transition(None, OrderState.PAYMENT_PENDING.value, FIRST_SEEN_REASON))
+        decision = decide(view, facts)
+        if decision.kind is PaymentDecisionKind.REFUND:
+            _refund(app, facts, decision, order_id)
+            continue
+        if decision.kind is PaymentDecisionKind.EXIT:
+            view.exit_requested_at, view.exit_source = now, "memo"
+            view.exit_reason = f"the owner asked for an exit (snapshot {facts.snapshot_id})"
+            if exit_plan(view.state) is ExitPlan.REMEMBER:  # funds in flight: the order says so from this commit on
+                view.state_reason = remembered_exit_reason(view.state, view.state_reason, view.exit_source)[0]
+            app.outcomes.append(ApplyOutcome(facts.snapshot_id, "exit", decision.reason))
+            continue
+        if decision.kind is PaymentDecisionKind.TOP_UP:
+            app.outcomes.append(ApplyOutcome(facts.snapshot_id, "top_up", decision.reason))
+            continue
+        view.tallies[facts.asset_id] = view.tallies.get(facts.asset_id, ZERO) + facts.amount
+        app.counts[facts.asset_id] = app.counts.get(facts.asset_id, 0) + 1
+        if decision.kind is PaymentDecisionKind.ATTENTION:
+            if view.state is not OrderState.ATTENTION:
+                check_transition(view.state, OrderState.ATTENTION, order_id)
+                app.transitions.append(Transition(view.state.value, OrderState.ATTENTION.value, decision.reason))
+                view.state, view.state_reason = OrderState.ATTENTION, decision.reason
+            app.outcomes.append(ApplyOutcome(facts.snapshot_id, "attention", decision.reason))
+            continue
+        if view.user_id is None:
+            view.user_id = facts.opponent_id
+            view.first_payment_at = now
+            view.deadline_at = now + timeout
+        app.outcomes.append(ApplyOutcome(facts.snapshot_id, "accepted", decision.reason))
+    app.view = view
+    app.changed = view is not None and (app.created or bool(app.counts) or _row_fields(view) != before)
+    return app
+
+
+def _refund(app: OrderApplication, facts: SnapshotFacts, decision: PaymentDecision, order_id: str | None) -> None:
+    app.refunds.append(Refund(facts, decision.code, decision.reason, order_id))
+    app.outcomes.append(ApplyOutcome(facts.snapshot_id, "refunded", decision.reason,
+                                     refund_request_id(facts.snapshot_id)))

@@ -1,0 +1,182 @@
+"""The page-at-once ingest unit and the set-based writes behind payments.
+
+`ingest_page` is one unit of work (storage.writer): the page's new snapshots are stored already routed
+and applied, the cursor moves, the orders they pay are created or updated, their tallies and the refunds
+they imply are written — a handful of statements for the whole page (one executemany per table), never
+a statement per snapshot or per order. What to write comes from domain.ingest / domain.tally; this module
+only reads what those need (the named orders, in two statements) and writes their answer.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import msgpack
+
+from domain.ids import refund_request_id
+from domain.ingest import IngestRules, matched_by_storage, orders_named, plan_payments, route_page
+from domain.order_view import OrderView
+from domain.routing import Route, RouteKind, SnapshotFacts, refund_memo
+from domain.tally import OrderApplication
+from storage.repo import _ORDER_COLUMNS, _chunks, _view_from_tuple, advance_cursor, record_routes, stored_ids
+from storage.sql import marks, run, run_many
+
+
+# ---------------------------------------------------------------- reads
+
+def load_views(order_ids: Sequence[str]) -> dict[str, OrderView]:
+    """The orders among `order_ids` that exist, with their tallies: two statements per 400 orders."""
+    tallies: dict[str, dict[str, Decimal]] = {}
+    rows = []
+    for chunk in _chunks(list(order_ids)):
+        rows.extend(run(f"SELECT {', '.join(_ORDER_COLUMNS)} FROM orders WHERE order_id IN ({marks(len(chunk))})",
+                        chunk).fetchall())
+        for order_id, asset_id, amount in run(f"SELECT order_id, asset_id, amount FROM payment_tally "
+                                              f"WHERE order_id IN ({marks(len(chunk))})", chunk).fetchall():
+            tallies.setdefault(order_id, {})[asset_id] = Decimal(amount)
+    return {row[0]: _view_from_tuple(row, tallies.get(row[0], {})) for row in rows}
+
+
+def orders_waiting(order_ids: Sequence[str]) -> set[str]:
+    """Orders among `order_ids` with payments routed to them that their actor has not applied yet."""
+    found: set[str] = set()
+    for chunk in _chunks(list(order_ids)):
+        # `outcome || ''`: keeps the planner on the order_id index; on outcome's it would scan every payment
+        found.update(r[0] for r in run(
+            f"SELECT DISTINCT order_id FROM snapshot WHERE outcome || '' = ? AND applied = ? "
+            f"AND order_id IN ({marks(len(chunk))})", (RouteKind.ORDER.value, False, *chunk)).fetchall())
+    return found
+
+
+def orders_archived(order_ids: Sequence[str]) -> set[str]:
+    """Orders among `order_ids` that are in cold storage (storage/archive.py): their late payments go to their
+    actor, which refuses them like a final order's."""
+    found: set[str] = set()
+    for chunk in _chunks(list(order_ids)):
+        found.update(r[0] for r in run(f"SELECT order_id FROM archived_order WHERE order_id IN ({marks(len(chunk))})",
+                                       chunk).fetchall())
+    return found
+
+
+# ---------------------------------------------------------------- writes
+
+def write_applications(apps: Sequence[OrderApplication], now: float, *, snapshots_written: bool) -> None:
+    """Orders created or changed, their transitions, tallies and refunds: one statement per table.
+
+    `snapshots_written`: the caller stores the snapshots with their final columns (the ingest unit);
+    otherwise (already stored) they are marked applied here."""
+    created = [a.view for a in apps if a.created]
+    run_many("INSERT INTO orders (order_id, pair_id, state, state_reason, user_id, base_fee_asset_id, "
+             "base_fee_amount, quote_fee_asset_id, quote_fee_amount, market_making_fee_percent, first_payment_at, "
+             "deadline_at, exit_requested_at, exit_source, exit_reason, created_at, updated_at) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             [(v.order_id, v.pair_id, v.state.value, v.state_reason, v.user_id, v.fees.base_fee_asset_id,
+               format(v.fees.base_fee_amount, "f"), v.fees.quote_fee_asset_id, format(v.fees.quote_fee_amount, "f"),
+               format(v.fees.market_making_fee_percent, "f"), v.first_payment_at, v.deadline_at,
+               v.exit_requested_at, v.exit_source, v.exit_reason, now, now) for v in created])
+    run_many("UPDATE orders SET state = ?, state_reason = ?, user_id = ?, first_payment_at = ?, deadline_at = ?, "
+             "exit_requested_at = ?, exit_source = ?, exit_reason = ?, updated_at = ? WHERE order_id = ?",
+             [(v.state.value, v.state_reason, v.user_id, v.first_payment_at, v.deadline_at, v.exit_requested_at,
+               v.exit_source, v.exit_reason, now, v.order_id)
+              for v in (a.view for a in apps if a.changed and not a.created)])
+    run_many("INSERT INTO order_state_change (order_id, from_state, to_state, reason, at) VALUES (?, ?, ?, ?, ?)",
+             [(a.order_id, t.from_state, t.to_state, t.reason, now) for a in apps for t in a.transitions])
+    run_many("INSERT INTO payment_tally (order_id, asset_id, amount, payments) VALUES (?, ?, ?, ?) "
+             "ON CONFLICT (order_id, asset_id) DO UPDATE SET amount = excluded.amount, "
+             "payments = payment_tally.payments + excluded.payments",
+             [(a.order_id, asset_id, format(a.view.tallies[asset_id], "f"), n)
+              for a in apps for asset_id, n in a.counts.items()])
+    queue_refunds([(r.facts, r.code, r.order_id) for a in apps for r in a.refunds], now)
+    if snapshots_written:
+        return
+    run_many("UPDATE snapshot SET applied = ?, applied_at = ?, purpose = ? WHERE snapshot_id = ?",
+             [(True, now, o.purpose, o.snapshot_id) for a in apps for o in a.outcomes if o.purpose])
+    run_many("UPDATE snapshot SET outcome = ?, reason = ?, applied = ?, applied_at = ? WHERE snapshot_id = ?",
+             [(RouteKind.REFUND.value, r.reason, True, now, r.facts.snapshot_id) for a in apps for r in a.refunds])
+
+
+def queue_refunds(refunds: Sequence[tuple[SnapshotFacts, str, str | None]], now: float) -> None:
+    """Refund movements (snapshot, reason code, order id or None), once each: the request id is the snapshot's."""
+    run_many("INSERT INTO money_movement (request_id, kind, cause, order_id, snapshot_id, asset_id, amount, "
+             "recipient_id, memo, state, attempts, attempt, rejections, created_at, updated_at) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+             [(refund_request_id(f.snapshot_id), "refund", f"refund:{f.snapshot_id}", order_id, f.snapshot_id,
+               f.asset_id, format(f.amount, "f"), f.opponent_id, refund_memo(f.snapshot_id, code), "queued", 0, 0, 0,
+               now, now) for f, code, order_id in refunds])
+
+
+# ---------------------------------------------------------------- the unit
+
+@dataclass
+class PageIngested:
+    fresh: list[SnapshotFacts]                        # stored for the first time
+    routes: list[tuple[SnapshotFacts, Route]]         # every fresh snapshot's route, as written
+    applications: list[OrderApplication] = field(default_factory=list)
+    deliveries: list[tuple[str, str, list[SnapshotFacts]]] = field(default_factory=list)  # for the actors
+    arrivals: list[tuple[str, str]] = field(default_factory=list)  # (order_id, return request id)
+    refunds: list[str] = field(default_factory=list)  # refund request ids queued
+
+
+def ingest_page(items: Sequence[tuple[SnapshotFacts, dict]], cursor_name: str, offset: str | None,
+                offset_ns: int | None, rules: IngestRules) -> PageIngested:
+    """Store the page's new snapshots routed and applied, and move the cursor: one transaction.
+
+    A replayed page stores nothing (primary key); a snapshot's routing and its payment are written in the
+    same transaction as the snapshot, so nothing is ever routed or applied twice."""
+    now = rules.now
+    unique: dict[str, tuple[SnapshotFacts, dict]] = {}
+    for facts, raw in items:
+        unique.setdefault(facts.snapshot_id, (facts, raw))
+    existing = stored_ids(list(unique))
+    fresh = [pair for sid, pair in unique.items() if sid not in existing]
+    direct = [f for f, _ in fresh if not matched_by_storage(f)]
+    routed = route_page(direct, rules)
+    named = orders_named(routed)
+    views = load_views(named)
+    waiting = orders_waiting(named) | orders_archived([o for o in named if o not in views])
+    plan = plan_payments(routed, views, waiting, rules)
+
+    effects = {o.snapshot_id: o for a in plan.applications for o in a.outcomes}
+    routes = dict((f.snapshot_id, r) for f, r in routed)
+    rows = []
+    for facts, raw in fresh:
+        route = routes.get(facts.snapshot_id)
+        outcome = reason = order_id = pair_id = purpose = routed_at = applied_at = None
+        applied = False
+        if route is not None:
+            outcome, reason, order_id, pair_id, routed_at = (route.kind.value, route.reason, route.order_id,
+                                                             route.pair_id, now)
+            applied = route.kind in (RouteKind.REFUND, RouteKind.IGNORE, RouteKind.TOPUP, RouteKind.RETURN)
+            effect = effects.get(facts.snapshot_id)
+            if effect is not None and effect.result != "duplicate":
+                applied, purpose = True, effect.purpose
+                if effect.result == "refunded":
+                    outcome, reason = RouteKind.REFUND.value, effect.reason
+            applied_at = now if applied else None
+        rows.append((facts.snapshot_id, facts.created_at, facts.created_ns, facts.asset_id, format(facts.amount, "f"),
+                     facts.opponent_id, facts.memo_hex, msgpack.packb(raw, use_bin_type=True), outcome, reason,
+                     order_id, pair_id, applied, purpose, now, routed_at, applied_at))
+    run_many("INSERT INTO snapshot (snapshot_id, created_at, created_ns, asset_id, amount, opponent_id, memo, raw, "
+             "outcome, reason, order_id, pair_id, applied, purpose, inserted_at, routed_at, applied_at) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    routing_refunds = [(f, r.code, None) for f, r in routed if r.kind is RouteKind.REFUND]
+    queue_refunds(routing_refunds, now)
+    run_many("INSERT INTO alert (kind, subject, message, created_at, resolved) VALUES (?, ?, ?, ?, ?) "
+             "ON CONFLICT DO NOTHING", [("unrefundable_snapshot", f.snapshot_id, r.reason, now, False)
+                                        for f, r in routed if r.kind is RouteKind.ATTENTION])
+    write_applications(plan.applications, now, snapshots_written=True)
+    result = PageIngested([f for f, _ in fresh], list(routed), plan.applications, plan.deliveries)
+    deposits = [f for f, _ in fresh if matched_by_storage(f)]
+    if deposits:  # outside deposits: matched to a return first, routed as before (record_routes)
+        recorded = record_routes(route_page(deposits, rules))
+        result.routes.extend(recorded.routes)
+        result.arrivals.extend(recorded.arrivals)
+        result.refunds.extend(recorded.refunds)
+        result.deliveries.extend((r.order_id, r.pair_id, [f]) for f, r in recorded.routes
+                                 if r.kind is RouteKind.ORDER)
+    result.refunds.extend(refund_request_id(f.snapshot_id) for f, _, _ in routing_refunds)
+    result.refunds.extend(i for a in plan.applications for i in a.refund_ids)
+    advance_cursor(cursor_name, offset, offset_ns, time.time())
+    return result

@@ -1,0 +1,156 @@
+"""A page of snapshots at once: the pure plan (domain/ingest.py, domain/tally.py) and the unit that writes it
+(storage/ingest.py) — stored, routed and applied in one transaction, with statements that do not grow
+with the page."""
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal as D
+
+import pytest
+
+from domain.ingest import IngestRules, orders_named, plan_payments, route_page
+from domain.memo import ACTION_EXIT, encode_market_making, memo_text_to_hex
+from domain.payment import FeeRequirements, PairRules
+from domain.routing import RouteKind, parse_snapshot
+from domain.states import OrderState
+from domain.timefmt import format_ns
+from storage import repo
+from storage.db import open_database
+from storage.ingest import ingest_page, load_views
+from storage.models import database_proxy
+from storage.writer import Writer
+from storage.sql import run
+from tests.databases import database_url
+
+BTC = "c6d0c728-2624-429b-8e0d-d9d19b6592fa"
+USDT = "4d8c508b-91c5-375b-92b0-ee702ed2dac5"
+PAIR_ID = "0776b00f-95c0-46f9-85e4-7b8e7ca51e94"
+PAIR = PairRules(pair_id=PAIR_ID, symbol="BTC/USDT", exchange="binance", base_asset_id=BTC,
+                 quote_asset_id=USDT, base_symbol="BTC", quote_symbol="USDT")
+FEES = FeeRequirements(BTC, D("0.0001"), USDT, D("1"), D("0.1"))
+ALICE, BOB = "e9e5b807-fa8b-455a-8dfa-b189d28310ff", "6a87e67f-02fb-47cf-b31f-32a13dd5b3d9"
+
+
+def order_id(i: int) -> str:
+    return f"{i:08x}-0000-4000-8000-{i:012x}"
+
+
+def snapshot(ns: int, order: str, *, payer=ALICE, amount="0.01", action=None):
+    memo = (encode_market_making(PAIR_ID, order) if action is None
+            else encode_market_making(PAIR_ID, order, action=action))
+    raw = {"snapshot_id": str(uuid.uuid4()), "created_at": format_ns(ns), "asset_id": BTC, "amount": amount,
+           "opponent_id": payer, "memo": memo_text_to_hex(memo)}
+    return parse_snapshot(raw), raw
+
+
+def query(sql: str, params=()) -> list[tuple]:
+    return [tuple(r) for r in run(sql, params).fetchall()]
+
+
+def rules(fees=FEES, now=1000.0) -> IngestRules:
+    return IngestRules(pair_lookup={PAIR_ID: PAIR}.get, operator_ids=frozenset(), fees_by_pair={PAIR_ID: fees},
+                       timeout=600.0, now=now)
+
+
+# ---------------------------------------------------------------- the pure plan
+
+def plan(items, views=None, waiting=(), fees=FEES):
+    routed = route_page([f for f, _ in items], rules(fees))
+    return plan_payments(routed, views or {}, waiting, rules(fees))
+
+
+def test_first_payer_owns_the_order_and_another_payer_is_refunded():
+    o = order_id(1)
+    later, first = snapshot(2_000, o, payer=BOB), snapshot(1_000, o)  # listed out of order: applied by time
+    result = plan([later, first])
+    (app,) = result.applications
+    assert app.created and app.view.user_id == ALICE and app.view.tallies == {BTC: D("0.01")}
+    assert [(o.snapshot_id, o.result) for o in app.outcomes] == [(first[0].snapshot_id, "accepted"),
+                                                                  (later[0].snapshot_id, "refunded")]
+    assert [r.code for r in app.refunds] == ["not_owner"] and app.counts == {BTC: 1}
+    assert [t.to_state for t in app.transitions] == [OrderState.PAYMENT_PENDING.value]
+
+
+def test_an_exit_for_an_unknown_order_is_refunded_and_creates_nothing():
+    result = plan([snapshot(1_000, order_id(2), action=ACTION_EXIT)])
+    (app,) = result.applications
+    assert app.view is None and not app.created and [r.code for r in app.refunds] == ["exit_unknown_order"]
+
+
+def test_payments_go_to_the_actor_when_fees_are_unknown_or_earlier_payments_wait():
+    a, b = order_id(3), order_id(4)
+    no_fees = plan([snapshot(1_000, a)], fees=None)
+    assert not no_fees.applications and [d[0] for d in no_fees.deliveries] == [a]
+    waiting = plan([snapshot(1_000, b)], waiting={b})
+    assert not waiting.applications and [d[0] for d in waiting.deliveries] == [b]
+
+
+def test_the_plan_never_changes_the_views_it_is_given():
+    o = order_id(5)
+    first = plan([snapshot(1_000, o)]).applications[0].view
+    before = (first.tallies.copy(), first.user_id)
+    again = plan([snapshot(2_000, o)], views={o: first}).applications[0]
+    assert again.view.tallies == {BTC: D("0.02")} and (first.tallies, first.user_id) == before
+
+
+# ---------------------------------------------------------------- the unit, on a real database
+
+@pytest.fixture
+def writer(tmp_path):
+    database = open_database(database_url(tmp_path / "test.db"))
+    w = Writer(database, batch_max=50).start()
+    yield w
+    w.stop()
+    database.close()
+    database_proxy.initialize(None)
+
+
+def test_a_page_is_stored_routed_and_applied_once(writer):
+    orders = [order_id(10 + i) for i in range(3)]
+    page = [snapshot(1_000 + i, orders[i % 3]) for i in range(9)]
+    done = writer.run(ingest_page, page, "c", page[-1][0].created_at, 1_008, rules())
+    assert len(done.fresh) == 9 and len(done.applications) == 3 and not done.deliveries
+    assert {(o, bool(a), p) for o, a, p in query("SELECT outcome, applied, purpose FROM snapshot")} == {
+        ("order", True, "payment")}
+    assert query("SELECT order_id, amount, payments FROM payment_tally ORDER BY order_id") == [
+        (o, "0.03", 3) for o in orders]
+    views = writer.run(load_views, orders)
+    assert all(v.user_id == ALICE and v.state is OrderState.PAYMENT_PENDING for v in views.values())
+    assert repo.read_cursor("c").offset_ns == 1_008
+
+    replay = writer.run(ingest_page, page, "c", page[-1][0].created_at, 1_008, rules(now=2000.0))
+    assert not replay.fresh and not replay.applications
+    assert query("SELECT SUM(payments) FROM payment_tally") == [(9,)]
+
+    more = [snapshot(2_000, orders[0]), snapshot(2_001, orders[0], payer=BOB)]
+    again = writer.run(ingest_page, more, "c", more[-1][0].created_at, 2_001, rules(now=3000.0))
+    (app,) = again.applications
+    assert [o.result for o in app.outcomes] == ["accepted", "refunded"] and again.refunds == app.refund_ids
+    assert query("SELECT amount, payments FROM payment_tally WHERE order_id = ?", (orders[0],)) == [("0.04", 4)]
+    assert query("SELECT kind, state, amount, recipient_id FROM money_movement") == [
+        ("refund", "queued", "0.01", BOB)]
+    assert query("SELECT outcome FROM snapshot WHERE snapshot_id = ?", (more[1][0].snapshot_id,)) == [("refund",)]
+
+
+def test_the_statements_of_a_page_do_not_grow_with_it(writer):
+    counts = []
+    for size, base in ((20, 100), (200, 1000)):
+        page = [snapshot(base * 1000 + i, order_id(base + i)) for i in range(size)]
+        routed = route_page([f for f, _ in page], rules())
+        assert len(orders_named(routed)) == size
+        db = database_proxy.obj
+        seen = []
+        original = db.execute_sql
+
+        def counting(sql, params=None, *args, **kwargs):
+            seen.append(sql)
+            return original(sql, params, *args, **kwargs)
+        db.execute_sql = counting
+        try:
+            writer.run(ingest_page, page, "c", page[-1][0].created_at, base * 1000 + size, rules())
+        finally:
+            del db.execute_sql
+        counts.append(len(seen))
+        assert query("SELECT COUNT(*) FROM snapshot WHERE outcome = ? AND applied = ?",
+                     (RouteKind.ORDER.value, True))[0][0] >= size
+    assert counts[1] <= counts[0], counts  # the first page also creates the cursor row
