@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 def _compile_the_tree_once() -> None:
     """With PYTHONDONTWRITEBYTECODE set (the usual Docker image setting), Python reads bytecode caches but
     never writes them, so every `run.py` process a test starts would compile mmflow's modules from source
-    again — about 0.3 s of CPU per process, paid by a few hundred processes a run. The session writes them
+    again — about a quarter of a second of CPU of each `serve`'s second. The session writes them
     once (compileall: only what changed since; __pycache__ is git-ignored); Python checks each cache against
     its source's mtime and size, so a stale one is never used. Without the setting Python caches as usual."""
     import compileall
