@@ -382,23 +382,34 @@ def _env(extra: dict) -> dict:
     return env
 
 
-def run_all(cases, tmp_root: Path, *, check: bool = False, parallel: int = 8, timeout: float = 90.0):
-    """Start every case's `run.py serve` (at most ``parallel`` at a time); collect exit code and output."""
+def _command(s: Setup, check: bool) -> list[str]:
+    return ["serve", "--config", str(s.config), *s.args] + (["--check"] if check else [])
+
+
+def run_all(cases, tmp_root: Path, *, check: bool = False, in_process: frozenset[str] = frozenset(),
+            parallel: int = 8, timeout: float = 90.0):
+    """Every case's `run.py serve`: a subprocess each (at most ``parallel`` at a time), except the cases named
+    in ``in_process``, which run_in_process runs here meanwhile; collect exit code and output."""
     setups = {}
     for index, (name, setup, _) in enumerate(cases):
         d = tmp_root / f"case{index:02d}"
         d.mkdir()
         setups[name] = setup(d)
-    pending = list(setups.items())
+    pending = [(name, s) for name, s in setups.items() if name not in in_process]
+    here = [(name, s) for name, s in setups.items() if name in in_process]
     running: dict[str, tuple[subprocess.Popen, float]] = {}
     results: dict[str, Result] = {}
-    while pending or running:
+    while pending or running or here:
         while pending and len(running) < parallel:
             name, s = pending.pop(0)
-            args = [sys.executable, "run.py", "serve", "--config", str(s.config), *s.args] + (["--check"] if check else [])
+            args = [sys.executable, "run.py", *_command(s, check)]
             with open(s.d / "stdout", "wb") as out, open(s.d / "stderr", "wb") as err:
                 running[name] = (subprocess.Popen(args, cwd=ROOT, env=_env(s.env), stdout=out, stderr=err,
                                                   stdin=subprocess.DEVNULL), time.monotonic())
+        if here:  # one at a time, while the subprocesses run
+            name, s = here.pop(0)
+            results[name] = run_in_process(s, check)
+            continue
         for name, (proc, started) in list(running.items()):
             code = proc.poll()
             if code is None and time.monotonic() - started > timeout:
@@ -415,9 +426,104 @@ def run_all(cases, tmp_root: Path, *, check: bool = False, parallel: int = 8, ti
     return results
 
 
+def run_in_process(s: Setup, check: bool, timeout: float = 60.0) -> Result:
+    """What `python run.py serve --config ...` does, run in this process: ``run.main`` — the very function the
+    command's process runs after patching gevent (done here by conftest) — with the case's environment (the
+    whole of os.environ replaced, as _env gives a subprocess) and working directory, stdin at /dev/null,
+    stdout and stderr captured at the file-descriptor level (Python's sys.stdout/sys.stderr, loguru, logging
+    and warnings all write there, as in a fresh process), the exit status as ``sys.exit(main())`` would make
+    it, an escaping exception printed as the interpreter would (its traceback on stderr, status 1). Signal
+    handlers, environment, directory and descriptors are put back afterwards. A case that unexpectedly starts
+    the service gets a SIGTERM (its clean stop) after ``timeout`` seconds, and then fails on its exit 0.
+    Only cases that need what a fresh process has (an import that fails, PYTHONPATH) must be subprocesses."""
+    import logging
+    import signal
+    import traceback
+    import warnings
+
+    import gevent
+    from loguru import logger
+
+    import run
+
+    if "PYTHONPATH" in s.env:
+        raise ValueError("a case that changes PYTHONPATH needs a fresh process")
+    env, cwd = dict(os.environ), os.getcwd()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_fds = {fd: os.dup(fd) for fd in (0, 1, 2)}
+    saved_streams = sys.stdin, sys.stdout, sys.stderr
+    logging_sink = loguru_sink = guard = None
+    try:
+        with open(os.devnull, "rb") as null, open(s.d / "stdout", "wb") as out, open(s.d / "stderr", "wb") as err:
+            for fd, target in ((0, null), (1, out), (2, err)):
+                os.dup2(target.fileno(), fd)
+        sys.stdin = open(0, "r", closefd=False)
+        sys.stdout = open(1, "w", buffering=1, closefd=False, encoding="utf-8")
+        sys.stderr = open(2, "w", buffering=1, closefd=False, encoding="utf-8", errors="backslashreplace")
+        loguru_sink = logger.add(sys.stderr, level="DEBUG")      # loguru's default handler in a fresh process
+        logging_sink = logging.StreamHandler(sys.stderr)          # logging's last resort in a fresh process
+        logging_sink.setLevel(logging.WARNING)
+        logging.getLogger().addHandler(logging_sink)
+        os.environ.clear()
+        os.environ.update(_env(s.env))
+        os.chdir(ROOT)
+        guard = gevent.spawn_later(timeout, os.kill, os.getpid(), signal.SIGTERM)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            try:
+                status = run.main(_command(s, check))
+            except SystemExit as exc:
+                status = exc.code
+            except BaseException:  # noqa: BLE001 - what the interpreter does with an escaping exception
+                traceback.print_exc()
+                status = 1
+            if not (status is None or isinstance(status, int)):
+                print(status, file=sys.stderr)
+                status = 1
+        for warning in caught:
+            sys.stderr.write(warnings.formatwarning(warning.message, warning.category, warning.filename,
+                                                    warning.lineno, warning.line))
+    finally:
+        if guard is not None:
+            guard.kill()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env)
+        if logging_sink is not None:
+            logging.getLogger().removeHandler(logging_sink)
+        if loguru_sink is not None:
+            logger.remove(loguru_sink)
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        for stream in (sys.stdin, sys.stdout, sys.stderr):
+            if stream not in saved_streams:
+                stream.close()
+        sys.stdin, sys.stdout, sys.stderr = saved_streams
+        for fd, saved in saved_fds.items():
+            os.dup2(saved, fd)
+            os.close(saved)
+    return Result(s, status or 0, (s.d / "stdout").read_text(errors="replace"),
+                  (s.d / "stderr").read_text(errors="replace"))
+
+
+# Real `run.py serve` subprocesses: one case per way serve refuses — the config (every problem at once; the
+# README's example, its secret files and variable missing), the keystore, the database — and the case only a
+# fresh process can show (a driver that cannot be imported). The others run through run_in_process, the same
+# function without paying Python's, gevent's and ccxt's start-up 60 more times;
+# test_in_process_cases_say_what_their_subprocess_says shows that the two say the same, byte for byte.
+SUBPROCESS_CASES = frozenset({"several problems at once", "README example without its secret files",
+                              "keystore env variable unset", "database schema newer than this mmflow",
+                              "postgresql driver missing"})
+IN_PROCESS_CASES = frozenset(name for name, _, _ in CASES) - SUBPROCESS_CASES
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    return run_all(CASES, tmp_path_factory.mktemp("bad-config"))
+    return run_all(CASES, tmp_path_factory.mktemp("bad-config"), in_process=IN_PROCESS_CASES)
 
 
 def assert_refused(result: Result, expected: list[Line]) -> None:
@@ -451,6 +557,21 @@ def test_broken_config_is_refused_with_one_line_per_problem(results, name, culpr
 def test_there_are_enough_cases():
     assert len(CASES) >= 35
     assert len({name for name, _, _ in CASES}) == len(CASES)
+    assert SUBPROCESS_CASES <= {name for name, _, _ in CASES}
+
+
+def assert_same_in_process(result: Result, check: bool) -> None:
+    """The case run again by run_in_process says exactly what its `run.py serve` subprocess said."""
+    here = run_in_process(result.setup, check)
+    assert (here.code, here.out, here.err) == (result.code, result.out, result.err)
+
+
+@pytest.mark.timeout(300)
+def test_in_process_cases_say_what_their_subprocess_says(results):
+    """run_in_process is `run.py serve` without a new process: each subprocess case that can run in this process
+    (all but the one that shadows an import with PYTHONPATH) gives the same exit status, stdout and stderr."""
+    for name in sorted(SUBPROCESS_CASES - {"postgresql driver missing"}):
+        assert_same_in_process(results[name], check=False)
 
 
 @pytest.mark.timeout(300)
@@ -487,6 +608,8 @@ def test_check_refuses_what_serve_refuses(tmp_path):
     picked = [case for case in CASES if case[0] in (
         'api_base = "http://"', "keystore env variable unset", "database schema newer than this mmflow",
         "several problems at once")]
-    results = run_all(picked, tmp_path, check=True)
+    results = run_all(picked, tmp_path, check=True, in_process=IN_PROCESS_CASES)
     for name, _, culprits in picked:
         assert_refused(results[name], culprits)
+        if name in SUBPROCESS_CASES:
+            assert_same_in_process(results[name], check=True)
