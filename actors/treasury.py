@@ -34,7 +34,7 @@ from loguru import logger
 
 from actors.protocol import MovementSettled, MovementsQueued, RetryMovement
 from actors.supervisor import SupervisedActor
-from actors.timers import send_after
+from actors.timers import send_after, send_every
 from domain.states import OrderState
 from integrations.crashpoints import crash_point
 from integrations.mixin.errors import MixinError
@@ -47,6 +47,14 @@ from storage.models import Alert
 # The kinds of outbox rows the Treasury executes: Safe transactions from the bot's wallet. A withdrawal
 # goes to an external address; every other kind here is a transfer to a Mixin user (recipient_id, memo).
 TREASURY_KINDS = ("refund", "withdrawal", "payout")
+# Every so often the outbox is read for movements nobody told the Treasury about: a MovementsQueued can be lost
+# (its sender's message came while this actor restarted, or — in a cluster — went to an instance that had just
+# lost the Treasury role). The rows are durable; this is what makes "it catches up" true.
+SWEEP_INTERVAL = 5.0
+
+
+class SweepOutbox:
+    """Timer → Treasury: advance every open movement this actor is not already following."""
 SHORTFALL_ALERT = "treasury_shortfall"
 _NOTED_ORDER_STATES = frozenset(s.value for s in (OrderState.REFUNDING, OrderState.SETTLING,
                                                    OrderState.PAYMENT_COMPLETE, OrderState.WITHDRAWING))
@@ -75,10 +83,24 @@ class Treasury(SupervisedActor):
             logger.info("treasury: {} money movements not final; resuming them", len(open_rows))
         for row in open_rows:
             self.actor_ref.tell(RetryMovement(row.request_id))
+        self._sweep_timer = send_every(self.actor_ref, SWEEP_INTERVAL, SweepOutbox())
 
     def teardown(self) -> None:
+        self._sweep_timer.cancel()
         for timer in self._timers.values():
             timer.cancel()
+
+    def _sweep(self) -> None:
+        if self.wallet is None:
+            return  # nothing can be sent; each movement said so when it came
+        followed = set(self._timers) | set(self._waiting) | {r for ids in self._short.values() for r in ids}
+        missed = [row.request_id for row in outbox_reads.open_movements(TREASURY_KINDS)
+                  if row.request_id not in followed]
+        if missed:
+            logger.info("treasury: {} open money movements found in the outbox without a message; advancing them",
+                        len(missed))
+        for request_id in missed:
+            self._advance(request_id)
 
     def on_receive(self, message):
         if isinstance(message, MovementsQueued):
@@ -87,6 +109,8 @@ class Treasury(SupervisedActor):
         elif isinstance(message, RetryMovement):
             self._timers.pop(message.request_id, None)
             self._advance(message.request_id)
+        elif isinstance(message, SweepOutbox):
+            self._sweep()
         else:
             logger.warning("treasury: unexpected message {!r}", message)
 
