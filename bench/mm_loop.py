@@ -20,7 +20,7 @@ Prints ONE JSON line. Goals: ``cycle_cpu_ms`` <= 1 and ``orders_at_1s_refresh`` 
 
 (b) ``orders_at_1s_refresh``: for each N (ascending) a child process runs the real service
     (``build_services`` + ``start_tree``) with N orders seeded in the database as
-    ``campaign_joined`` (``repo.create_order`` + the state history + ledger rows + per-order
+    ``campaign_joined`` (``bench/seeding.py``: the order rows, state history, tallies, ledger rows, per-order
     strategy overrides: 1 level, ``order_refresh_time = 1``, tolerance 0) against a FakeExchange
     in a grandchild process (the other core; its rate limit off, a price process moving the mid
     every 0.5 s so every refresh replaces the ladder; the fake Mixin for the poller lives there
@@ -64,7 +64,9 @@ from pathlib import Path  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import fakes  # noqa: E402
 import measure  # noqa: E402
+import seeding  # noqa: E402
 
 KEY, SECRET = "mm-loop-bench-key", "mm-loop-bench-secret"
 SYMBOL = "BTC/USDT"
@@ -210,8 +212,7 @@ def tick_cpu(rounds: int, orders: int, work: Path, levels: int) -> dict:
     now0 = time.time()
     order_ids = [f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(orders)]
     with db.atomic():
-        seed_orders(db, order_ids, BTC_USDT_PAIR, fees, now0, state="running", overrides=None,
-                    base=D("0.1"), quote=D("5000"))
+        seeding.seed_orders(db, order_ids, pair, fees, now0, state="running", base=D("0.1"), quote=D("5000"))
     stub = StubAccount()
     services = type("BenchServices", (), {})()
     services.exchanges = {"binance": stub}
@@ -289,86 +290,13 @@ def tick_cpu(rounds: int, orders: int, work: Path, levels: int) -> dict:
     }
 
 
-# ====================================================================== seeding (a) and (b)
-
-
-def seed_orders(db, order_ids, pair_id, fees, now, *, state, overrides, base, quote):
-    """Orders as the funding stages leave them: created by the real unit, moved along the legal
-    state path (history rows), a ledger credited with the deposits, optional strategy overrides."""
-    from storage import repo
-    from storage.models import LedgerEntry, OrderStateChange
-
-    path = ["payment_pending", "payment_complete", "withdrawing", "withdrawal_confirmed", "deposit_confirming",
-            "deposit_confirmed", "joining_campaign", "campaign_joined"]
-    if state == "running":
-        path.append("running")
-    history, ledger, updates = [], [], []
-    for order_id in order_ids:
-        repo.create_order(order_id, pair_id, fees, now, 600.0)
-        for a, b in zip(path, path[1:]):
-            history.append((order_id, a, b, f"bench seed: {b}", now))
-        ledger.append((order_id, "BTC", format(base, "f"), "deposit credited (base)", f"deposit:{order_id}:base", now))
-        ledger.append((order_id, "USDT", format(quote, "f"), "deposit credited (quote)", f"deposit:{order_id}:quote",
-                       now))
-        updates.append((path[-1], "bench seed", json.dumps(overrides, sort_keys=True) if overrides else None,
-                        now, order_id))
-    cursor = db.cursor()
-    cursor.executemany(f"INSERT INTO {OrderStateChange._meta.table_name} (order_id, from_state, to_state, reason, at) "
-                       "VALUES (?, ?, ?, ?, ?)", history)
-    cursor.executemany(f"INSERT INTO {LedgerEntry._meta.table_name} (order_id, asset, delta, reason, ref, at) "
-                       "VALUES (?, ?, ?, ?, ?, ?)", ledger)
-    cursor.executemany("UPDATE orders SET state = ?, state_reason = ?, strategy_overrides = ?, updated_at = ? "
-                       "WHERE order_id = ?", updates)
-
-
 # ====================================================================== (b) the fake (grandchild)
 
 
 def serve_fake(port_file: str, keystore_path: str) -> None:
-    import gevent
-    from gevent.pywsgi import WSGIServer
-
-    from sim.fake_exchange import FakeExchange
-    from sim.world import build_world
-
-    world = build_world()  # the fake Mixin the poller talks to
-    Path(keystore_path).write_text(json.dumps(world.keystore_dict))
-    fx = FakeExchange(seed=5).start()
-    fx.add_market("BTC/USDT", "BTC", "USDT", tick_size="0.01", step_size="0.00001", min_qty="0.00001",
-                  min_notional="5", mid="60000")
-    fx.add_market("ETH/USDT", "ETH", "USDT", tick_size="0.01", step_size="0.0001", min_qty="0.0001",
-                  min_notional="5", mid="3000")
-    fx.add_currency("BTC", [{"network": "BTC", "withdrawFee": "0.0002", "withdrawMin": "0.001", "isDefault": True}])
-    fx.add_currency("ETH", [{"network": "ETH", "withdrawFee": "0.0008", "withdrawMin": "0.0016", "isDefault": True}])
-    fx.add_currency("USDT", [{"network": "ETH", "withdrawFee": "3", "withdrawMin": "10", "isDefault": True}])
-    fx.add_account(KEY, SECRET)
-    fx.credit(KEY, "BTC", "100000")
-    fx.credit(KEY, "USDT", "10000000000")
-    fx.rate_limit(None)  # off: the fake must not be what limits N
     # the mid moves every 0.5 s (~18 USDT a step): every 1 s refresh finds its prices changed;
     # no synthetic takers, and 0.5 % spreads are never crossed by the synthetic ladder
-    fx.start_price_process(interval=0.5, vol=0.0003, taker_prob=0.0)
-
-    def stats_app(environ, start_response):
-        counts = {}
-        for method, path, status in fx.requests_log:
-            key = f"{method} {path}" + ("" if status < 400 else f" {status}")
-            counts[key] = counts.get(key, 0) + 1
-        ru = resource.getrusage(resource.RUSAGE_SELF)
-        open_orders = sum(1 for o in fx.engine.orders.values()
-                          if o.owner == KEY and o.status in ("NEW", "PARTIALLY_FILLED"))
-        body = json.dumps({"requests": len(fx.requests_log), "by_path": counts, "cpu_s": ru.ru_utime + ru.ru_stime,
-                           "internal_errors": fx.internal_errors[-5:], "n_internal_errors": len(fx.internal_errors),
-                           "open_orders": open_orders, "mid": str(fx.mid("BTC/USDT")),
-                           "price_errors": fx.price_process_errors[-3:]}).encode()
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-        return [body]
-
-    stats = WSGIServer(("127.0.0.1", 0), stats_app, log=None, error_log=None)
-    stats.start()
-    Path(port_file).write_text(f"{world.fake.port} {fx.port} {stats.server_port}")
-    while True:
-        gevent.sleep(3600)
+    fakes.serve_exchange_world(port_file, keystore_path, KEY, SECRET, price_process=True)
 
 
 # ====================================================================== (b) one level (child)
@@ -390,12 +318,7 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
     import requests
     from loguru import logger
 
-    deadline = time.time() + 60
-    while not port_file.exists() or not port_file.read_text().strip():
-        if fake.poll() is not None or time.time() > deadline:
-            raise SystemExit("fake exchange did not start")
-        time.sleep(0.05)
-    mixin_port, exchange_port, stats_port = (int(x) for x in port_file.read_text().split())
+    mixin_port, exchange_port, stats_port = fakes.wait_for_ports(port_file, fake)
     stats_url = f"http://127.0.0.1:{stats_port}"
 
     from actors.order.strategy import StrategyStage
@@ -416,7 +339,6 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
     logger.add(sys.stderr, level="WARNING")
     logger.add(str(work / "mmflow.log"), level="INFO")  # what production logs (INFO), to a file
 
-    os.environ["MMF_BENCH_KEY"], os.environ["MMF_BENCH_SECRET"] = KEY, SECRET
     db_url = f"sqlite:///{work / 'mmflow.db'}"
     pairs = [p for p in default_pairs() if p.get("enabled", True)]  # the disabled XIN pair has no market here
     for pair in pairs:
@@ -426,12 +348,7 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
         "database": {"url": db_url},
         "mixin": {"api_base": f"http://127.0.0.1:{mixin_port}", "keystore": str(keystore_path)},
         "payments": {"market_making_fee_percent": "0.1"},
-        "exchanges": [{"id": "binance", "ccxt": "binance", "api_key_env": "MMF_BENCH_KEY",
-                       "secret_env": "MMF_BENCH_SECRET", "urls": {"api": f"http://127.0.0.1:{exchange_port}"},
-                       "options": {"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False,
-                                   "fetchCurrencies": True, "adjustForTimeDifference": False,
-                                   "defaultType": "spot"},
-                       "weight_per_minute": 10_000_000}],
+        "exchanges": [fakes.exchange_account(exchange_port, KEY, SECRET)],
         "strategy": {"tick_interval": 1.0},
         "pairs": pairs,
     })
@@ -441,8 +358,9 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
     fees = FeeRequirements(BTC, D("0.0001"), ETH, D("0.002"), D("0.1"))
     order_ids = [f"{i:08x}-0000-4000-8000-{n:012x}" for i in range(n)]
     with db.atomic():
-        seed_orders(db, order_ids, BTC_USDT_PAIR, fees, time.time(), state="campaign_joined",
-                    overrides=dict(LOOP_STRATEGY), base=LEDGER_BASE, quote=LEDGER_QUOTE)
+        seeding.seed_orders(db, order_ids, config.pair(BTC_USDT_PAIR), fees, time.time(),
+                            state="campaign_joined", overrides=dict(LOOP_STRATEGY), base=LEDGER_BASE,
+                            quote=LEDGER_QUOTE)
     db.close()
     database_proxy.initialize(None)
 
