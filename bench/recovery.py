@@ -1,7 +1,7 @@
 """Restart benchmark: how long a restart takes until every order is ready, and resident memory per order.
 
     python bench/recovery.py [--orders 100000] [--running 50000] [--repeats 3] [--timeout 120]
-                             [--first-timeout 600]
+                             [--first-timeout 300]
 
 Prints ONE JSON line: ``{"orders", "running", "restart_s", "kib_per_order", "cpu_s", "wall_s", ...}`` —
 medians over ``--repeats`` restarts, each listed in ``restarts``. Goals (issue 14): restart <= 10 s,
@@ -116,7 +116,6 @@ def service_run(args) -> dict:
     import requests
     from loguru import logger
 
-    from actors.messages import WhichChildren
     from actors.order.strategy import StrategyRunner
     from actors.system import Escalation, build_services, start_tree
     from domain.config import parse_config
@@ -160,7 +159,7 @@ def service_run(args) -> dict:
     cpu_s = time.process_time()
     rss_ready = measure.rss_kib()
     is_ready = bool(recovered_at) and len(ready) >= args.running
-    recovered = args.orders if recovered_at else len(services.refs["orders"].ask(WhichChildren(), timeout=60))
+    recovered = args.orders if recovered_at else children_now(services)
     fake1 = requests.get(f"http://127.0.0.1:{stats_port}", timeout=30).json()
     del root
     return {
@@ -183,6 +182,16 @@ def service_run(args) -> dict:
         "escalated": escalation.reason or None,
         "tree_started_after_s": round(tree_at - args.spawned_at, 2),
     }
+
+
+def children_now(services) -> int | None:
+    """Order actors alive now; None when the supervisor is too busy to answer within a minute."""
+    from actors.messages import WhichChildren
+
+    try:
+        return len(services.refs["orders"].ask(WhichChildren(), timeout=60))
+    except Exception:  # noqa: BLE001 - pykka's Timeout: the number is unknown, the rest of the report stands
+        return None
 
 
 def start_and_measure(args, work: Path, ports: str, label: str, timeout: float) -> dict:
@@ -212,7 +221,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="restarts measured (medians)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds a restart may take before it "
                                                                      "reports what it reached")
-    parser.add_argument("--first-timeout", type=float, default=600.0,
+    parser.add_argument("--first-timeout", type=float, default=300.0,
                         help="seconds for the first start, where the running orders place their ladders")
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--service", action="store_true", help=argparse.SUPPRESS)
