@@ -21,7 +21,6 @@ def serve_exchange_world(port_file: str, keystore_path: str, key: str, secret: s
                          credit: dict[str, str] | None = None) -> None:
     """Run forever. ``price_process``: the mid moves every 0.5 s (no synthetic takers); otherwise it stays put."""
     import gevent
-    from gevent.pywsgi import WSGIServer
 
     from sim.fake_exchange import FakeExchange
     from sim.world import build_world
@@ -43,7 +42,7 @@ def serve_exchange_world(port_file: str, keystore_path: str, key: str, secret: s
     if price_process:
         fx.start_price_process(interval=0.5, vol=0.0003, taker_prob=0.0)
 
-    def stats_app(environ, start_response):
+    def stats() -> dict:
         counts = {}
         for method, path, status in fx.requests_log:
             name = f"{method} {path}" + ("" if status < 400 else f" {status}")
@@ -51,18 +50,30 @@ def serve_exchange_world(port_file: str, keystore_path: str, key: str, secret: s
         ru = resource.getrusage(resource.RUSAGE_SELF)
         open_orders = sum(1 for o in fx.engine.orders.values()
                           if o.owner == key and o.status in ("NEW", "PARTIALLY_FILLED"))
-        body = json.dumps({"requests": len(fx.requests_log), "by_path": counts, "cpu_s": ru.ru_utime + ru.ru_stime,
-                           "internal_errors": fx.internal_errors[-5:], "n_internal_errors": len(fx.internal_errors),
-                           "open_orders": open_orders, "mid": str(fx.mid("BTC/USDT")),
-                           "price_errors": fx.price_process_errors[-3:]}).encode()
+        return {"requests": len(fx.requests_log), "by_path": counts, "cpu_s": ru.ru_utime + ru.ru_stime,
+                "internal_errors": fx.internal_errors[-5:], "n_internal_errors": len(fx.internal_errors),
+                "open_orders": open_orders, "mid": str(fx.mid("BTC/USDT")),
+                "price_errors": fx.price_process_errors[-3:]}
+
+    stats_port = serve_json(stats)
+    Path(port_file).write_text(f"{world.fake.port} {fx.port} {stats_port}")
+    while True:
+        gevent.sleep(3600)
+
+
+def serve_json(payload) -> int:
+    """A loopback HTTP server answering every request with ``payload()`` as JSON (the fake's own counts, read
+    by the bench in the other process); returns its port."""
+    from gevent.pywsgi import WSGIServer
+
+    def app(environ, start_response):
+        body = json.dumps(payload(), default=str).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
 
-    stats = WSGIServer(("127.0.0.1", 0), stats_app, log=None, error_log=None)
-    stats.start()
-    Path(port_file).write_text(f"{world.fake.port} {fx.port} {stats.server_port}")
-    while True:
-        gevent.sleep(3600)
+    server = WSGIServer(("127.0.0.1", 0), app, log=None, error_log=None)
+    server.start()
+    return server.server_port
 
 
 def wait_for_ports(port_file: Path, proc, timeout: float = 60.0) -> tuple[int, int, int]:

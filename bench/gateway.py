@@ -27,7 +27,6 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -38,6 +37,7 @@ from pathlib import Path  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import fakes  # noqa: E402
 import measure  # noqa: E402
 
 KEY, SECRET = "bench-key", "bench-secret"
@@ -46,8 +46,6 @@ SYMBOLS = ("BTC/USDT", "ETH/USDT")
 
 def serve_fake(limit: int | None, port_file: str) -> None:
     import gevent
-    from gevent.pywsgi import WSGIServer
-
     from sim.fake_exchange import FakeExchange
 
     fx = FakeExchange(seed=42).start()
@@ -60,14 +58,8 @@ def serve_fake(limit: int | None, port_file: str) -> None:
     fx.credit(KEY, "ETH", "100")
     fx.rate_limit(limit, ban_after=2, ban_seconds=120)
 
-    def stats_app(environ, start_response):
-        body = json.dumps(fx.weight_stats, default=str).encode()
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-        return [body]
-
-    stats = WSGIServer(("127.0.0.1", 0), stats_app, log=None, error_log=None)
-    stats.start()
-    Path(port_file).write_text(f"{fx.port} {stats.server_port}")
+    stats_port = fakes.serve_json(lambda: fx.weight_stats)
+    Path(port_file).write_text(f"{fx.port} {stats_port}")
     while True:
         gevent.sleep(3600)
 

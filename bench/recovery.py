@@ -36,7 +36,6 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402

@@ -2,6 +2,7 @@
 each: these check the harness (keys, medians, CPU next to wall), never a speed."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -17,12 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _measure():
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import measure
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-    return measure
+    spec = importlib.util.spec_from_file_location("bench_measure", ROOT / "bench" / "measure.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_bench(*args: str, timeout: float = 240) -> dict:
