@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def _measure():
     spec = importlib.util.spec_from_file_location("bench_measure", ROOT / "bench" / "measure.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up
     spec.loader.exec_module(module)
     return module
 
