@@ -110,13 +110,19 @@ def build_database(work: Path, mixin_port: int, exchange_port: int, orders: int,
 # ---------------------------------------------------------------- one start (a child process)
 
 
-def service_run(args) -> dict:
-    """Start the service on the database, wait until every order is ready (or --timeout), report, exit hard."""
+def service_run(args) -> None:
+    """Start the service on the database; a native thread reports once every order is ready (or at --timeout,
+    or when the tree cannot start) and ends the process hard.
+
+    The watchdog is an OS thread, not a greenlet: a service whose hub is saturated would delay a greenlet's
+    check (and its timeout) without bound; the thread reads the counts (a set's and a dict's length) as they
+    are and keeps the bench's time bounded."""
     import gevent
-    import requests
+    from gevent import monkey as gevent_monkey
     from loguru import logger
 
     from actors.order.strategy import StrategyRunner
+    from actors.orders import OrderSupervisor
     from actors.system import Escalation, build_services, start_tree
     from domain.config import parse_config
     from integrations.mixin.keystore import load_keystore
@@ -127,75 +133,79 @@ def service_run(args) -> dict:
     logger.configure(extra={"order_id": ""})
     logger.add(sys.stderr, level="WARNING")
     logger.add(str(work / f"service-{args.label}.log"), level="INFO")  # what production logs (INFO), to a file
-    recovered_at: list[float] = []
-    logger.add(lambda m: recovered_at.append(time.time()), level="INFO",
+    state: dict = {"recovered_at": None, "tree_at": None, "tree_up_at": None, "tree_error": None,
+                   "supervisor": None}
+    logger.add(lambda m: state.update(recovered_at=state["recovered_at"] or time.time()), level="INFO",
                filter=lambda r: r["message"].startswith(RECOVERY_DONE))
 
     ready: set[str] = set()
-    plain_tick = StrategyRunner.tick
+    plain_tick, plain_setup = StrategyRunner.tick, OrderSupervisor.setup
 
     def tick(self, now):  # a tick that returns (no NotReady, no price breaker) quoted: its ladder is kept or new
         result = plain_tick(self, now)
         ready.add(self.actor.order_id)
         return result
 
-    StrategyRunner.tick = tick
+    def setup(self):  # keep a handle on the order supervisor: its children are counted without asking it
+        state["supervisor"] = self
+        return plain_setup(self)
 
-    mixin_port, exchange_port, stats_port = (int(x) for x in args.ports.split(","))
+    StrategyRunner.tick, OrderSupervisor.setup = tick, setup
+
+    mixin_port, exchange_port, _ = (int(x) for x in args.ports.split(","))
     config = parse_config(config_dict(work, mixin_port, exchange_port))
-    fake0 = requests.get(f"http://127.0.0.1:{stats_port}", timeout=30).json()
     services = build_services(config, keystore=load_keystore(work / "keystore.json"))
     rss_before = measure.rss_kib()
+
+    def report(is_ready: bool, why: str) -> None:
+        done_at = time.time()
+        cpu_s = time.process_time()
+        rss_now = measure.rss_kib()
+        supervisor = state["supervisor"]
+        recovered = len(supervisor._children) if supervisor is not None else 0
+        at = (lambda t: round(t - args.spawned_at, 2) if t else None)
+        measure.emit({
+            "ready": is_ready, "why": why,
+            "restart_s": round(done_at - args.spawned_at, 2), "cpu_s": round(cpu_s, 2),
+            "wall_s": round(done_at - args.spawned_at, 2),
+            "imports_s": round(imported_s, 2), "tree_started_after_s": at(state["tree_at"]),
+            "tree_up_s": at(state["tree_up_at"]), "recovered_s": at(state["recovered_at"]),
+            "recovered": recovered, "running_ready": len(ready),
+            "rss_before_tree_kib": rss_before, "rss_end_kib": rss_now,
+            # per order whose actor is up: at a timeout that is fewer than --orders
+            "kib_per_order": round((rss_now - rss_before) / recovered, 2) if recovered else None,
+        })
+        os._exit(0)  # like a crash: no clean stop; the next start reconciles what this one left
+
+    def watchdog() -> None:
+        sleep = gevent_monkey.get_original("time", "sleep")
+        deadline = args.spawned_at + args.timeout
+        while True:
+            if state["tree_error"]:
+                report(False, f"the tree did not start ({state['tree_error']}): run.py serve exits 70 here")
+            if state["recovered_at"] and len(ready) >= args.running:
+                report(True, "")
+            if time.time() >= deadline:
+                report(False, f"not ready within --timeout {args.timeout:g}s")
+            sleep(0.02)
+
+    gevent_monkey.get_original("_thread", "start_new_thread")(watchdog, ())
     escalation = Escalation(event=threading.Event())
-    tree_at = time.time()
-    root = start_tree(services, escalation)
-    tree_up_s = time.time() - args.spawned_at
-    deadline = args.spawned_at + args.timeout
-    while time.time() < deadline and not escalation.event.is_set():
-        if recovered_at and len(ready) >= args.running:
-            break
-        gevent.sleep(0.05)
-    done_at = time.time()
-    cpu_s = time.process_time()
-    rss_ready = measure.rss_kib()
-    is_ready = bool(recovered_at) and len(ready) >= args.running
-    recovered = args.orders if recovered_at else children_now(services)
-    fake1 = requests.get(f"http://127.0.0.1:{stats_port}", timeout=30).json()
-    del root
-    return {
-        "ready": is_ready,
-        "restart_s": round(done_at - args.spawned_at, 2),
-        "cpu_s": round(cpu_s, 2),
-        "wall_s": round(done_at - args.spawned_at, 2),
-        "imports_s": round(imported_s, 2),
-        "tree_up_s": round(tree_up_s, 2),
-        "recovered_s": round(recovered_at[0] - args.spawned_at, 2) if recovered_at else None,
-        "recovered": recovered,
-        "running_ready": len(ready),
-        "rss_before_tree_kib": rss_before,
-        "rss_ready_kib": rss_ready,
-        # per order whose actor is up: at a timeout that is fewer than --orders
-        "kib_per_order": round((rss_ready - rss_before) / recovered, 2) if recovered else None,
-        "exchange_open_orders_at_start": fake0["open_orders"],
-        "exchange_open_orders_at_ready": fake1["open_orders"],
-        "exchange_requests": fake1["requests"] - fake0["requests"],
-        "fake_cpu_s": round(fake1["cpu_s"] - fake0["cpu_s"], 2),
-        "escalated": escalation.reason or None,
-        "tree_started_after_s": round(tree_at - args.spawned_at, 2),
-    }
-
-
-def children_now(services) -> int | None:
-    """Order actors alive now; None when the supervisor is too busy to answer within a minute."""
-    from actors.messages import WhichChildren
-
+    state["tree_at"] = time.time()
     try:
-        return len(services.refs["orders"].ask(WhichChildren(), timeout=60))
-    except Exception:  # noqa: BLE001 - pykka's Timeout: the number is unknown, the rest of the report stands
-        return None
+        start_tree(services, escalation)
+        state["tree_up_at"] = time.time()
+    except Exception as exc:  # noqa: BLE001 - reported by the watchdog, like serve's one CRITICAL line
+        state["tree_error"] = f"{type(exc).__name__}: {exc}"
+    while True:
+        gevent.sleep(3600)
 
 
 def start_and_measure(args, work: Path, ports: str, label: str, timeout: float) -> dict:
+    import requests
+
+    stats_url = f"http://127.0.0.1:{ports.split(',')[2]}"
+    fake0 = requests.get(stats_url, timeout=30).json()
     spawned_at = time.time()
     cmd = [sys.executable, __file__, "--service", "--work", str(work), "--ports", ports, "--label", label,
            "--orders", str(args.orders), "--running", str(args.running), "--timeout", str(timeout),
@@ -208,7 +218,10 @@ def start_and_measure(args, work: Path, ports: str, label: str, timeout: float) 
         out, _ = proc.communicate()
     result = measure.last_json_line(out) or {"ready": False, "why": f"the {label} printed no result"}
     result.pop("machine", None)
-    result["label"] = label
+    fake1 = requests.get(stats_url, timeout=30).json()
+    result.update(label=label, exchange_open_orders_before=fake0["open_orders"],
+                  exchange_open_orders_after=fake1["open_orders"], exchange_requests=fake1["requests"] -
+                  fake0["requests"], fake_cpu_s=round(fake1["cpu_s"] - fake0["cpu_s"], 2))
     return result
 
 
@@ -240,11 +253,10 @@ def main() -> int:
         return 0
     if args.service:
         try:
-            result = service_run(args)
+            service_run(args)
         except BaseException as exc:  # report, never hang the driver
-            result = {"ready": False, "why": f"{type(exc).__name__}: {exc}"}
-        measure.emit(result)
-        os._exit(0)  # like a crash: no clean stop; the next start reconciles what this one left
+            measure.emit({"ready": False, "why": f"{type(exc).__name__}: {exc}"})
+        os._exit(0)
     if args.orders < 1 or not 0 <= args.running <= args.orders or args.repeats < 1 or args.timeout <= 0:
         return measure.fail("need --orders >= 1, 0 <= --running <= --orders, --repeats >= 1, --timeout > 0")
 

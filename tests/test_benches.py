@@ -97,4 +97,4 @@ def test_recovery_bench():
     assert restart["ready"] is True, restart
     assert restart["recovered"] == 30 and restart["running_ready"] == 4
     assert result["restart_s"] == restart["restart_s"] > 0 and result["cpu_s"] > 0
-    assert result["kib_per_order"] is not None and result["first_start"]["exchange_open_orders_at_ready"] == 8
+    assert result["kib_per_order"] is not None and result["first_start"]["exchange_open_orders_after"] == 8
