@@ -1,6 +1,6 @@
 """Gateway benchmark: requests/s through ONE ExchangeAccount to the fake exchange, 1,000 concurrent callers.
 
-    python bench/gateway.py [--callers 1000] [--seconds 10] [--limit 6000] [--raw-seconds 5]
+    python bench/gateway.py [--callers 1000] [--seconds 10] [--limit 6000] [--raw-seconds 5] [--repeats 3]
 
 Phase 1 (the headline): the fake enforces Binance's REQUEST_WEIGHT of ``--limit`` per minute
 (429, then 418 bans) and the account is configured with exactly that ``weight_per_minute``.
@@ -16,13 +16,17 @@ Phase 2 (``unthrottled_*``): no limit anywhere, same callers and mix: what the g
 
 The fake runs in a child process (the other core); it also serves its ``weight_stats`` as JSON on
 a second port so the parent reads the exchange's own 429/418 counts. Prints ONE JSON line.
+
+Each phase runs ``--repeats`` times (default 3), each with a fresh fake (a fresh weight window); the
+headline figures are medians, ``trials`` lists every run. ``cpu_s`` / ``wall_s``: CPU of this process
+(the gateway side: ccxt, limiter, gevent) and wall time of the phase's window; ``cpu_ms_per_request``
+is their ratio to completed requests; ``fake_cpu_s`` is the fake exchange's own CPU (another process).
 """
 from gevent import monkey
 
 monkey.patch_all()
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -33,14 +37,15 @@ from pathlib import Path  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import fakes  # noqa: E402
+import measure  # noqa: E402
+
 KEY, SECRET = "bench-key", "bench-secret"
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
 
 
 def serve_fake(limit: int | None, port_file: str) -> None:
     import gevent
-    from gevent.pywsgi import WSGIServer
-
     from sim.fake_exchange import FakeExchange
 
     fx = FakeExchange(seed=42).start()
@@ -53,20 +58,15 @@ def serve_fake(limit: int | None, port_file: str) -> None:
     fx.credit(KEY, "ETH", "100")
     fx.rate_limit(limit, ban_after=2, ban_seconds=120)
 
-    def stats_app(environ, start_response):
-        body = json.dumps(fx.weight_stats, default=str).encode()
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-        return [body]
-
-    stats = WSGIServer(("127.0.0.1", 0), stats_app, log=None, error_log=None)
-    stats.start()
-    Path(port_file).write_text(f"{fx.port} {stats.server_port}")
+    stats_port = fakes.serve_json(lambda: fx.weight_stats)
+    Path(port_file).write_text(f"{fx.port} {stats_port}")
     while True:
         gevent.sleep(3600)
 
 
 def start_fake(limit: int | None, work: Path) -> tuple[subprocess.Popen, int, int]:
     port_file = work / f"port-{limit}"
+    port_file.unlink(missing_ok=True)  # a previous trial's
     args = [sys.executable, __file__, "--serve-fake", "--port-file", str(port_file)]
     if limit is not None:
         args += ["--limit", str(limit)]
@@ -80,7 +80,8 @@ def start_fake(limit: int | None, work: Path) -> tuple[subprocess.Popen, int, in
     return proc, port, stats_port
 
 
-def run_phase(port: int, stats_port: int, *, weight_per_minute: int, callers: int, seconds: float) -> dict:
+def run_phase(port: int, stats_port: int, *, weight_per_minute: int, callers: int, seconds: float,
+              fake_pid: int) -> dict:
     import gevent
     import requests
 
@@ -124,10 +125,14 @@ def run_phase(port: int, stats_port: int, *, weight_per_minute: int, callers: in
             if finished <= stop_at:
                 latencies.append(finished - started)
 
+    fake_cpu0 = measure.process_cpu_s(fake_pid)
+    span = measure.start()
     t0 = time.monotonic()
     greenlets = [gevent.spawn(caller, i) for i in range(callers)]
     gevent.sleep(max(0.0, stop_at - time.monotonic()))
     elapsed = time.monotonic() - t0
+    span.stop()
+    fake_cpu = measure.process_cpu_s(fake_pid) - fake_cpu0
     gevent.killall(greenlets, block=True, timeout=10)  # the ones still queued in the limiter
     fake = requests.get(f"http://127.0.0.1:{stats_port}", timeout=5).json()
     st = account.stats
@@ -149,7 +154,10 @@ def run_phase(port: int, stats_port: int, *, weight_per_minute: int, callers: in
         "penalties": st.penalties,
         "errors": errors,
         "max_queued": account.limiter.stats.max_queued,
-        "elapsed_s": round(elapsed, 2),
+        "cpu_s": round(span.cpu_s, 3),
+        "wall_s": round(span.wall_s, 3),
+        "cpu_ms_per_request": round(span.cpu_s / max(1, len(latencies)) * 1000, 3),
+        "fake_cpu_s": round(fake_cpu, 3),
     }
 
 
@@ -158,6 +166,7 @@ def main() -> int:
     parser.add_argument("--callers", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--raw-seconds", type=float, default=5.0)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--limit", type=int, default=6000, help="REQUEST_WEIGHT per minute the fake enforces")
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port-file", help=argparse.SUPPRESS)
@@ -173,21 +182,19 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="mmflow-bench-gw-"))
     wall0 = time.monotonic()
 
-    proc, port, stats_port = start_fake(args.limit, work)
-    try:
-        limited = run_phase(port, stats_port, weight_per_minute=args.limit, callers=args.callers,
-                            seconds=args.seconds)
-    finally:
-        proc.kill()
-        proc.wait()
-    raw: dict = {}
-    if args.raw_seconds > 0:
-        proc, port, stats_port = start_fake(None, work)
+    def phase(limit: int | None, seconds: float) -> dict:
+        proc, port, stats_port = start_fake(limit, work)
         try:
-            raw = run_phase(port, stats_port, weight_per_minute=10**9, callers=args.callers, seconds=args.raw_seconds)
+            return run_phase(port, stats_port, weight_per_minute=limit or 10**9, callers=args.callers,
+                             seconds=seconds, fake_pid=proc.pid)
         finally:
             proc.kill()
             proc.wait()
+
+    limited_trials = [phase(args.limit, args.seconds) for _ in range(args.repeats)]
+    raw_trials = [phase(None, args.raw_seconds) for _ in range(args.repeats)] if args.raw_seconds > 0 else []
+    limited = measure.median_of(limited_trials)
+    raw = measure.median_of(raw_trials) if raw_trials else {}
 
     allowed_per_s = args.limit / 60.0
     out = {
@@ -199,20 +206,26 @@ def main() -> int:
         "rejected": limited["rejected"],
         "p50_ms": limited["p50_ms"],
         "p99_ms": limited["p99_ms"],
-        "penalties": limited["penalties"],
         "weight_per_s": limited["weight_per_s"],
         "budget_used": round(limited["weight_per_s"] / allowed_per_s, 3),
         "mean_http_ms": limited["mean_http_ms"],
-        "completed": limited["completed"],
-        "errors": limited["errors"],
+        "cpu_s": limited["cpu_s"],
+        "wall_s": limited["wall_s"],
+        "fake_cpu_s": limited["fake_cpu_s"],
         "unthrottled_requests_per_s": raw.get("requests_per_s"),
+        "unthrottled_cpu_ms_per_request": raw.get("cpu_ms_per_request"),
         "unthrottled_p50_ms": raw.get("p50_ms"),
         "unthrottled_p99_ms": raw.get("p99_ms"),
         "unthrottled_mean_http_ms": raw.get("mean_http_ms"),
-        "unthrottled_errors": raw.get("errors"),
-        "wall_s": round(time.monotonic() - wall0, 1),
+        "unthrottled_cpu_s": raw.get("cpu_s"),
+        "unthrottled_wall_s": raw.get("wall_s"),
+        "unthrottled_fake_cpu_s": raw.get("fake_cpu_s"),
+        "repeats": args.repeats,
+        "trials": limited_trials,
+        "unthrottled_trials": raw_trials,
+        "bench_wall_s": round(time.monotonic() - wall0, 1),
     }
-    print(json.dumps(out))
+    measure.emit(out)
     return 0
 
 
