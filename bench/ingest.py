@@ -29,6 +29,7 @@ monkey.patch_all()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -296,6 +297,7 @@ def main() -> int:
     finally:
         fake.kill()
         fake.wait()
+        shutil.rmtree(work, ignore_errors=True)  # the SQLite files of every trial
     measured = [t for t in trials if "e2e_cpu_s" in t]
     med = measure.median_of(measured) if measured else {}
     out = {

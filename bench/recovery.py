@@ -37,6 +37,7 @@ monkey.patch_all()
 
 import argparse  # noqa: E402
 import os  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -237,6 +238,7 @@ def main() -> int:
                                                                      "reports what it reached")
     parser.add_argument("--first-timeout", type=float, default=300.0,
                         help="seconds for the first start, where the running orders place their ladders")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (database, service logs)")
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--service", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
@@ -307,8 +309,10 @@ def main() -> int:
         "repeats": args.repeats,
         "timeout_s": args.timeout,
         "bench_wall_s": round(total.stop().wall_s, 1),
-        "work": str(work),
+        "work": str(work) if args.keep else None,
     })
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
     return 0 if all_ready else 1
 
 
