@@ -69,13 +69,13 @@ def test_many_greenlets_share_a_small_pool_and_give_every_connection_back(db, ur
 
     def work(i):
         row = db.execute_sql("SELECT %s::int, pg_sleep(0.02)", (i,)).fetchone()
-        peak.append(len(db._in_use))
+        peak.append(db.lent_count())
         return row[0]
 
     jobs = [gevent.spawn(work, i) for i in range(40)]
     gevent.joinall(jobs, timeout=60, raise_error=True)
     assert sorted(j.value for j in jobs) == list(range(40))
-    assert max(peak) <= 3 and db._in_use == {}  # nobody keeps a connection between statements
+    assert max(peak) <= 3 and db.lent_count() == 0  # nobody keeps a connection between statements
     assert sessions(url) <= 3
 
 
@@ -97,7 +97,7 @@ def test_a_transaction_keeps_its_connection_and_others_see_only_what_is_committe
     job.join(5)
     assert seen_inside == [0]
     assert Alert.select().count() == 1
-    assert db._in_use == {}
+    assert db.lent_count() == 0
 
 
 def test_the_writer_commits_on_postgres_while_readers_go_on(db):
