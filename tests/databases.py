@@ -45,11 +45,23 @@ def _with_database(url: str, name: str) -> str:
     return urlunparse(urlparse(url)._replace(path="/" + name))
 
 
+_admin_connection = None
+
+
 def _admin(sql: str) -> None:
+    """One statement on the server's maintenance database, on a connection kept for the session (a new one for
+    each of the thousands of CREATE/DROP DATABASE would cost a connection start-up each)."""
+    global _admin_connection
     import psycopg
 
-    with psycopg.connect(server_url(), autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql)
+    if _admin_connection is None or _admin_connection.closed:
+        _admin_connection = psycopg.connect(server_url(), autocommit=True, connect_timeout=10)
+    try:
+        _admin_connection.execute(sql)
+    except psycopg.OperationalError:  # the kept connection was lost (server restarted): once more on a new one
+        _admin_connection.close()
+        _admin_connection = psycopg.connect(server_url(), autocommit=True, connect_timeout=10)
+        _admin_connection.execute(sql)
 
 
 def template_name() -> str:
@@ -96,9 +108,12 @@ def created_count() -> int:
 
 def drop_created_since(count: int) -> None:
     """Drop the databases created after ``created_count()`` was ``count`` (connections to them are ended)."""
+    from storage.postgres import close_pools
+
     while len(_created) > count:
-        key = next(reversed(_created))
-        _admin(f'DROP DATABASE IF EXISTS "{_created.pop(key)}" WITH (FORCE)')
+        name = _created.pop(next(reversed(_created)))
+        close_pools(name)  # a pool the test left open would otherwise keep reconnecting to a dropped database
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def drop_leftovers() -> None:
