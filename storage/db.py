@@ -82,6 +82,11 @@ def _pg_database(url: str, busy_timeout: float, pool_size: int = DEFAULT_POOL_SI
         raise StorageError("PostgreSQL needs the psycopg driver, which is not installed: "
                            "pip install 'mmflow[postgres]'") from None
     try:
+        import psycopg_pool  # noqa: F401 - the pool PooledPostgres uses
+    except ImportError:
+        raise StorageError("PostgreSQL needs psycopg_pool, which is not installed: "
+                           "pip install 'mmflow[postgres]'") from None
+    try:
         return pooled_database(url, timeout=busy_timeout or 10, pool_size=pool_size)
     except ValueError as exc:
         why = _scrub(str(exc), url)

@@ -1,4 +1,5 @@
-"""PostgreSQL: peewee over psycopg 3, a pool of connections lent one statement (or one transaction) at a time.
+"""PostgreSQL: peewee over psycopg 3 and psycopg_pool, a pooled connection lent one statement (or one transaction)
+at a time.
 
 Why this shape: under gevent every actor is a greenlet and peewee keeps one connection per greenlet, so a
 connection per actor would need thousands of server sessions and keep them forever. Here a greenlet holds a
@@ -10,24 +11,36 @@ connection only while it needs one:
   COMMIT/ROLLBACK, then gives it back;
 - ``connect()`` still pins a connection to the calling greenlet until ``release()`` (peewee's own API).
 
+The pool is psycopg_pool's: waiting greenlets are served first come, first served (peewee's own pool let a
+greenlet that had just given a connection back take it again, so with thousands of greenlets starting at once
+some waited for ever), it grows to ``pool_size`` on demand and shrinks back when idle.
+
 Waiting is cooperative: psycopg 3 waits on its socket with ``select``/``poll``, which gevent patches (psycopg
 detects the patching and leaves its C wait aside), so a slow query in one greenlet never stalls the others;
-a greenlet that finds the pool empty waits on a (patched) condition. ``close()`` shuts the whole pool: the
-process is done with the database.
+psycopg_pool's waits, workers and scheduler are ``threading`` objects, which gevent patches into greenlets (so
+this module must be imported after ``patch_all()``, as every entry point does). ``close()`` shuts the whole
+pool: the process is done with the database; a pool still open at exit is closed then, quietly.
 """
 from __future__ import annotations
 
+import atexit
+import select
+import threading
 import time
+import weakref
 from urllib.parse import parse_qsl, unquote, urlparse
 
 import peewee as pw
-from playhouse.pool import PooledPostgresqlDatabase
 
 # A pooled connection idle longer than this is checked with a round trip before it is lent again (the server
 # may have been restarted meanwhile); a younger one only by its local status, so a hot path pays no extra trip.
 IDLE_CHECK_SECONDS = 30.0
 
 DEFAULT_POOL_SIZE = 10
+
+# Pools not closed yet: closed at exit (psycopg_pool would otherwise warn from its finalizer while the
+# interpreter is going down) and by tests before they drop a database (tests/databases.py).
+_open_pools: weakref.WeakSet[PooledPostgres] = weakref.WeakSet()
 
 
 class _LentTransaction(pw._transaction):
@@ -53,16 +66,78 @@ class _LentTransaction(pw._transaction):
                 self.db.release()
 
 
-class PooledPostgres(PooledPostgresqlDatabase):
-    """The mmflow PostgreSQL database (psycopg 3): see the module docstring."""
+class PooledPostgres(pw.PostgresqlDatabase):
+    """The mmflow PostgreSQL database (psycopg 3, psycopg_pool): see the module docstring."""
 
     # peewee's FloatField is FLOAT → REAL on PostgreSQL: 4 bytes, 24 bits of mantissa, so a Unix time is kept to
     # about two minutes. mmflow's floats are times: 8-byte DOUBLE PRECISION, what SQLite's REAL is.
-    field_types = {**PooledPostgresqlDatabase.field_types, "FLOAT": "DOUBLE PRECISION"}
+    field_types = {**pw.PostgresqlDatabase.field_types, "FLOAT": "DOUBLE PRECISION"}
 
-    def __init__(self, database, **kwargs):
-        self._idle_since: dict[int, float] = {}
+    def __init__(self, database, *, pool_size: int = DEFAULT_POOL_SIZE, timeout: float = 10.0, **kwargs):
+        self.pool_size = pool_size
+        self.timeout = timeout
+        self._pool = None
+        self._opening = threading.Lock()  # one pool, however many greenlets ask for the first connection at once
         super().__init__(database, prefer_psycopg3=True, **kwargs)
+        # peewee serializes connect()/close() of every greenlet on one lock, held while a connection is taken:
+        # a greenlet waiting for a free connection would keep the others from giving theirs back. The state it
+        # guards is per greenlet, and the pool has its own locks.
+        self._lock = pw._NoopLock()
+
+    # -- the pool ---------------------------------------------------------------------------------------------
+
+    def _connection_arguments(self) -> dict:
+        return {"dbname": self.database, **self.connect_params, "autocommit": True}
+
+    def _open_pool(self):
+        """The pool, opened on first use: one direct connection first, so a server that refuses or cannot be
+        reached is one clear error (psycopg's) instead of a pool that retries in the background and times out."""
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        psycopg.connect(**self._connection_arguments()).close()
+        pool = ConnectionPool(
+            kwargs=self._connection_arguments(), min_size=1, max_size=self.pool_size, timeout=self.timeout,
+            name=f"mmflow-{self.database}", open=False)
+        pool.open()
+        self._pool = pool
+        _open_pools.add(self)
+        return pool
+
+    def _connect(self):
+        pool = self._pool
+        if pool is None or pool.closed:  # first use, or used again after close()
+            with self._opening:
+                pool = self._pool
+                if pool is None or pool.closed:
+                    pool = self._open_pool()
+        for _ in range(self.pool_size):  # each unusable one is replaced by the pool; the next may be fine
+            conn = pool.getconn()
+            if _usable(conn):
+                return conn
+            conn.close()
+            pool.putconn(conn)
+        return pool.getconn()
+
+    def _close(self, conn):
+        conn._mmflow_idle_since = time.monotonic()
+        pool = getattr(conn, "_pool", None) or self._pool
+        if pool is None or pool.closed:
+            conn.close()
+        else:
+            pool.putconn(conn)
+
+    def pool_stats(self) -> dict[str, int]:
+        """psycopg_pool's figures: ``pool_size`` (connections open), ``pool_available`` (idle among them),
+        ``requests_waiting``, ... (empty before first use)."""
+        return self._pool.get_stats() if self._pool is not None else {}
+
+    def lent_count(self) -> int:
+        """How many pooled connections are lent out now."""
+        stats = self.pool_stats()
+        return stats.get("pool_size", 0) - stats.get("pool_available", 0)
+
+    # -- statements and transactions --------------------------------------------------------------------------
 
     def execute_sql(self, sql, params=None):
         if not self.is_closed():  # a pinned connection, or inside a transaction
@@ -81,37 +156,44 @@ class PooledPostgres(PooledPostgresqlDatabase):
         return pw.Database.close(self)
 
     def close(self) -> bool:
-        """Shut the pool: this greenlet's connection, the idle ones, and any still lent."""
+        """Shut the pool: this greenlet's connection and the idle ones now; one still lent when it comes back."""
         was_open = self.release()
-        with self._pool_lock:
-            self.close_idle()
-            lent, self._in_use = self._in_use, {}
-            for pooled in lent.values():
-                self._close_raw(pooled.connection)
-            self._idle_since.clear()
-            self._pool_available.notify_all()
+        pool, self._pool = self._pool, None
+        _open_pools.discard(self)
+        if pool is not None:
+            pool.close()
         return was_open
 
-    def _is_closed(self, conn) -> bool:
-        """Whether a pooled connection is unusable, asked on lending: its local status, and a round trip only
-        after a long idle (peewee's own check costs a round trip every time)."""
-        if conn.closed or conn.broken:
-            return True
-        status = self._adapter.txn_status(conn)
-        if status == self._adapter.txn_unknown:
-            return True
-        idle = time.monotonic() - self._idle_since.pop(id(conn), time.monotonic())
-        if status == self._adapter.txn_idle and idle < IDLE_CHECK_SECONDS:
-            return False
-        return self._adapter.is_connection_closed(conn)
 
-    def _close(self, conn, close_conn=False):
-        self._idle_since[id(conn)] = time.monotonic()
-        return super()._close(conn, close_conn)
+def _usable(conn) -> bool:
+    """Whether a pooled connection may be lent: its local status; a round trip only when the server has sent
+    something unasked (a session it ended says so and closes the socket) or after a long idle — psycopg_pool's
+    own check costs a round trip every time."""
+    if conn.closed or conn.broken:
+        return False
+    idle = time.monotonic() - getattr(conn, "_mmflow_idle_since", time.monotonic())
+    if idle < IDLE_CHECK_SECONDS and not select.select([conn.fileno()], [], [], 0)[0]:
+        return True
+    try:
+        conn.execute("")
+    except Exception:  # noqa: BLE001 - any failure: the connection is not to be lent
+        return False
+    return True
 
-    def _close_raw(self, conn):
-        self._idle_since.pop(id(conn), None)
-        return super()._close_raw(conn)
+
+def close_pools(database: str | None = None) -> None:
+    """Close every open pool (of ``database`` only, if given)."""
+    for db in list(_open_pools):
+        if database is None or db.database == database:
+            db.close()
+
+
+@atexit.register
+def _close_pools_at_exit() -> None:
+    try:
+        close_pools()
+    except Exception:  # noqa: BLE001, S110 - the process is ending; the server ends the sessions anyway
+        pass
 
 
 def widen_real_columns(db: PooledPostgres, tables: list[str]) -> list[str]:
@@ -150,4 +232,4 @@ def pooled_database(url: str, *, timeout: float, pool_size: int = DEFAULT_POOL_S
     arguments.setdefault("connect_timeout", max(1, int(timeout)))
     lock_timeout = f"-c lock_timeout={max(1, int(timeout * 1000))}"
     arguments["options"] = f"{arguments['options']} {lock_timeout}" if arguments.get("options") else lock_timeout
-    return PooledPostgres(name, max_connections=pool_size, stale_timeout=3600, timeout=timeout, **arguments)
+    return PooledPostgres(name, pool_size=pool_size, timeout=timeout, **arguments)

@@ -51,7 +51,9 @@ def _postgres_template():
         yield
         return
     databases.create_template()
+    databases.start_keeper()
     yield
+    databases.stop_keeper()
     databases.drop_template()
 
 

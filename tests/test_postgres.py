@@ -14,6 +14,7 @@ from storage.db import open_database
 from storage.models import Alert, database_proxy
 from storage.writer import Writer
 from tests.databases import database_url, on_postgres, query
+from tests.support import wait_until
 
 pytestmark = pytest.mark.skipif(not on_postgres(), reason="needs a PostgreSQL server: MMFLOW_TEST_DATABASE_URL")
 
@@ -69,13 +70,13 @@ def test_many_greenlets_share_a_small_pool_and_give_every_connection_back(db, ur
 
     def work(i):
         row = db.execute_sql("SELECT %s::int, pg_sleep(0.02)", (i,)).fetchone()
-        peak.append(len(db._in_use))
+        peak.append(db.lent_count())
         return row[0]
 
     jobs = [gevent.spawn(work, i) for i in range(40)]
     gevent.joinall(jobs, timeout=60, raise_error=True)
     assert sorted(j.value for j in jobs) == list(range(40))
-    assert max(peak) <= 3 and db._in_use == {}  # nobody keeps a connection between statements
+    assert max(peak) <= 3 and db.lent_count() == 0  # nobody keeps a connection between statements
     assert sessions(url) <= 3
 
 
@@ -97,7 +98,7 @@ def test_a_transaction_keeps_its_connection_and_others_see_only_what_is_committe
     job.join(5)
     assert seen_inside == [0]
     assert Alert.select().count() == 1
-    assert db._in_use == {}
+    assert db.lent_count() == 0
 
 
 def test_the_writer_commits_on_postgres_while_readers_go_on(db):
@@ -135,3 +136,29 @@ def test_a_connection_the_server_ended_is_not_lent_again(db, url):
         except Exception as exc:  # noqa: BLE001 - the one statement that met the dead connection
             outcomes.append(type(exc).__name__)
     assert outcomes[-1] == 2 and len([o for o in outcomes if o != 2]) <= 1
+
+
+def test_hundreds_of_greenlets_starting_at_once_are_all_served(db):
+    """Every one of 300 greenlets gets its turn on a pool of 3 (peewee's own pool left some waiting for ever)."""
+    jobs = [gevent.spawn(lambda i=i: db.execute_sql("SELECT %s::int", (i,)).fetchone()[0]) for i in range(300)]
+    gevent.joinall(jobs, timeout=60, raise_error=True)
+    assert sorted(j.value for j in jobs) == list(range(300))
+    assert db.lent_count() == 0
+
+
+def test_a_process_that_exits_with_its_pool_open_ends_quietly(url):
+    """No close() before exit: the pool is closed at exit, without a traceback or a warning."""
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+
+    script = ("from integrations.gevent_patch import patch_all; patch_all()\n"
+              "import sys\n"
+              "from storage.db import open_database\n"
+              "db = open_database(sys.argv[1])\n"
+              "print(db.execute_sql('SELECT 40 + 2').fetchone()[0])\n")
+    done = subprocess.run([sys.executable, "-c", script, url], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, "42")
+    assert "Traceback" not in done.stderr and "WARNING" not in done.stderr and "Error" not in done.stderr
+    wait_until(lambda: sessions(url) == 0, timeout=10, message="the exited process's sessions end")

@@ -45,7 +45,7 @@ from sim.world import (
     dump_toml,
     new_order_id,
 )
-from tests.databases import database_text, database_url, hold_write_locks, query, query_errors
+from tests.databases import database_text, database_url, hold_write_locks, on_postgres, query, query_errors
 from tests.support import start_service, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,10 +62,14 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-def service_env(**extra: str) -> dict:
+def service_env(tmp_path: Path | None = None, **extra: str) -> dict:
+    """The service's environment: debug log where the config puts it. That is beside an SQLite database; on
+    PostgreSQL (no file to be beside) a test that reads it gives ``tmp_path`` to have it in the same place."""
     env = dict(os.environ)
     for name in ("MMFLOW_DEBUG", "MMFLOW_DEBUG_LOG", "MMFLOW_CRASH_AT"):
         env.pop(name, None)
+    if tmp_path is not None and on_postgres():
+        env["MMFLOW_DEBUG_LOG"] = str(tmp_path / "mmflow-debug.log")
     env.update(extra)
     return env
 
@@ -224,7 +228,7 @@ def test_unreachable_mixin_and_exchange_keep_the_service_up_and_no_secret_is_pri
     config_path = tmp_path / "mmflow.toml"
     config_path.write_text(dump_toml(raw))
     log_path = tmp_path / "service.log"
-    proc = start_service(config_path, log_path, service_env())
+    proc = start_service(config_path, log_path, service_env(tmp_path))
     try:
         wait_until(lambda: len(warnings_about(text(log_path), "Mixin API http://127.0.0.1")) >= 3, timeout=60,
                    interval=0.1, message="Mixin warnings over a few retry windows")
@@ -465,7 +469,7 @@ def test_root_supervisor_giving_up_exits_70_with_one_critical_line_and_no_traceb
         config_path = tmp_path / "mmflow.toml"
         config_path.write_text(dump_toml(raw))
         log_path = tmp_path / "service.log"
-        proc = start_service(config_path, log_path, service_env())
+        proc = start_service(config_path, log_path, service_env(tmp_path))
         wait_until(lambda: "mmflow running" in text(log_path), timeout=60, interval=0.1, message="started")
         # The database refuses every write from now on: the poller's next page cannot be stored, the poller
         # dies, and with intensity 0 the root supervisor gives up at once.
@@ -515,7 +519,7 @@ def test_a_start_failure_exits_70_with_one_critical_line_and_no_traceback(tmp_pa
         config_path = tmp_path / "mmflow.toml"
         config_path.write_text(dump_toml(raw))
         proc = subprocess.run([sys.executable, "-c", START_FAILURE, str(config_path), str(tmp_path / "binance.key")],
-                              cwd=ROOT, env=service_env(), capture_output=True, text=True, timeout=90)
+                              cwd=ROOT, env=service_env(tmp_path), capture_output=True, text=True, timeout=90)
     finally:
         world.fake.stop()
     (tmp_path / "service.log").write_text(proc.stdout + proc.stderr)
