@@ -59,20 +59,25 @@ def test_the_tree_is_up_before_a_large_recovery_ends(tmp_path, world):
         logger.remove(sink)
 
 
+def _start_serve(tmp_path, world):
+    """`run.py serve` on the world's config and the database in tmp_path: (process, its log file)."""
+    from sim.world import dump_toml
+    from tests.support import start_service
+
+    raw = world.config_dict(database_url(tmp_path / "mmflow.db"), world.write_keystore(tmp_path / "keystore.json"))
+    config_path = tmp_path / "mmflow.toml"
+    config_path.write_text(dump_toml(raw))
+    log_path = tmp_path / "service.log"
+    return start_service(config_path, log_path), log_path
+
+
 @pytest.mark.timeout(120)
 def test_sigterm_while_still_starting_is_a_clean_stop(tmp_path, world):
     """An operator's SIGTERM during start (the tree is not up yet) is honoured once it is: exit 0, never -15."""
     import signal
 
-    from sim.world import dump_toml
-    from tests.support import start_service
-
     seed(tmp_path / "mmflow.db", 2000)   # a recovery that takes a moment
-    raw = world.config_dict(database_url(tmp_path / "mmflow.db"), world.write_keystore(tmp_path / "keystore.json"))
-    config_path = tmp_path / "mmflow.toml"
-    config_path.write_text(dump_toml(raw))
-    log_path = tmp_path / "service.log"
-    proc = start_service(config_path, log_path)
+    proc, log_path = _start_serve(tmp_path, world)
     try:
         wait_until(lambda: log_path.exists() and log_path.read_text().strip(), timeout=60, interval=0.05,
                    message="the service has started logging")
@@ -101,14 +106,7 @@ def test_sigterm_while_python_is_still_importing_is_a_clean_stop(tmp_path, world
     tree exists or anything is logged — is remembered and honoured: exit 0, never -15."""
     import signal
 
-    from sim.world import dump_toml
-    from tests.support import start_service
-
-    raw = world.config_dict(database_url(tmp_path / "mmflow.db"), world.write_keystore(tmp_path / "keystore.json"))
-    config_path = tmp_path / "mmflow.toml"
-    config_path.write_text(dump_toml(raw))
-    log_path = tmp_path / "service.log"
-    proc = start_service(config_path, log_path)
+    proc, log_path = _start_serve(tmp_path, world)
     try:
         wait_until(lambda: _catches_sigterm(proc.pid), timeout=60, interval=0.001,
                    message="run.py has installed its first SIGTERM handler")
