@@ -387,7 +387,7 @@ def test_withdrawal_with_same_asset_fee_is_one_transaction(env):
 def test_withdrawal_with_chain_asset_fee_is_two_linked_transactions(env):
     env.fund(USDT, "100")
     env.fund(ETH, "0.5")
-    env.safe.withdrawal_delay = 0.3
+    env.safe.withdrawal_delay = 2.0  # long enough that the checks below see no hash yet, even on a slow machine
     seen: list[dict] = []
     env.safe.on_withdrawal = seen.append
     request_id = rid("w-usdt")
@@ -408,7 +408,7 @@ def test_withdrawal_with_chain_asset_fee_is_two_linked_transactions(env):
     assert env.fake.balance(env.bot, ETH) == Decimal("0.498") and env.fake.balance(env.bot, USDT) == Decimal("90")
     assert statuses[0].withdrawal_hash is None and env.wallet.status(request_id).withdrawal_hash is None
     assert env.bot_snapshot(request_id)["withdrawal"] == {"withdrawal_hash": None, "receiver": "0xdeadbeef"}
-    done = wait_until(lambda: env.wallet.status(request_id).withdrawal_hash, timeout=5)
+    done = wait_until(lambda: env.wallet.status(request_id).withdrawal_hash, timeout=15)
     assert env.bot_snapshot(request_id)["withdrawal"]["withdrawal_hash"] == done
     assert env.bot_snapshot(rid_b)["amount"] == "-0.002" and env.bot_snapshot(rid_b)["opponent_id"] == MIXIN_CASHIER_ID
     env.wallet.submit(prepared)
