@@ -744,7 +744,8 @@ def run(seed: int, kills: int, users: int, minutes: float, *, verbose: bool = Fa
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"crashfuzz-{seed}-"))
     work.mkdir(parents=True, exist_ok=True)
     logger.remove()
-    logger.add(work / "harness.log", level="INFO")  # the fakes' own log lines (bridges, faults)
+    # the fakes' own log lines (bridges, faults)
+    logger.add(work / "harness.log", level="INFO", diagnose=False, backtrace=False)
     h = Harness(plan, work, verbose=verbose, minutes=minutes, final_timeout=final_timeout)
 
     def interrupted() -> None:  # SIGTERM/SIGINT: never leave a service behind

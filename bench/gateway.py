@@ -178,7 +178,7 @@ def main() -> int:
     from loguru import logger
 
     logger.remove()
-    logger.add(sys.stderr, level="WARNING")
+    logger.add(sys.stderr, level="WARNING", diagnose=False, backtrace=False)
     work = Path(tempfile.mkdtemp(prefix="mmflow-bench-gw-"))
     wall0 = time.monotonic()
 

@@ -189,7 +189,7 @@ def trial(args) -> dict:
     from sim.world import BTC, default_pairs, placeholder_exchange
 
     logger.remove()
-    logger.add(sys.stderr, level="WARNING")
+    logger.add(sys.stderr, level="WARNING", diagnose=False, backtrace=False)
     work = Path(args.work)
     main_db = BenchDatabase(args.database, work, "main").create()
     try:

@@ -336,8 +336,9 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
 
     logger.remove()
     logger.configure(extra={"order_id": ""})
-    logger.add(sys.stderr, level="WARNING")
-    logger.add(str(work / "mmflow.log"), level="INFO")  # what production logs (INFO), to a file
+    logger.add(sys.stderr, level="WARNING", diagnose=False, backtrace=False)
+    # what production logs (INFO), to a file
+    logger.add(str(work / "mmflow.log"), level="INFO", diagnose=False, backtrace=False)
 
     db_url = f"sqlite:///{work / 'mmflow.db'}"
     pairs = [p for p in default_pairs() if p.get("enabled", True)]  # the disabled XIN pair has no market here
@@ -599,7 +600,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     from loguru import logger
     logger.remove()
-    logger.add(sys.stderr, level="WARNING")
+    logger.add(sys.stderr, level="WARNING", diagnose=False, backtrace=False)
 
     cycle_runs = [cycle_cpu(args.cycle_iterations) for _ in range(args.repeats)]
     cycles = {levels: dict(cycle_runs[0][levels], cpu_ms=statistics.median(r[levels]["cpu_ms"] for r in cycle_runs))

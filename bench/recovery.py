@@ -132,11 +132,12 @@ def service_run(args) -> None:
     work = Path(args.work)
     logger.remove()
     logger.configure(extra={"order_id": ""})
-    logger.add(sys.stderr, level="WARNING")
-    logger.add(str(work / f"service-{args.label}.log"), level="INFO")  # what production logs (INFO), to a file
+    logger.add(sys.stderr, level="WARNING", diagnose=False, backtrace=False)
+    # what production logs (INFO), to a file
+    logger.add(str(work / f"service-{args.label}.log"), level="INFO", diagnose=False, backtrace=False)
     state: dict = {"recovered_at": None, "tree_at": None, "tree_up_at": None, "tree_error": None,
                    "supervisor": None}
-    logger.add(lambda m: state.update(recovered_at=state["recovered_at"] or time.time()), level="INFO",
+    logger.add(lambda m: state.update(recovered_at=state["recovered_at"] or time.time()), level="INFO", diagnose=False,
                filter=lambda r: r["message"].startswith(RECOVERY_DONE))
 
     ready: set[str] = set()
@@ -265,7 +266,7 @@ def main() -> int:
     from loguru import logger
 
     logger.remove()
-    logger.add(sys.stderr, level="WARNING")
+    logger.add(sys.stderr, level="WARNING", diagnose=False, backtrace=False)
     total = measure.start()
     work = Path(tempfile.mkdtemp(prefix="mmflow-bench-recovery-"))
     port_file = work / "ports"
