@@ -1,48 +1,165 @@
 """Timers that tell an actor a message later: pykka has no scheduler of its own.
 
-A timer is a small greenlet, never a sleep inside a handler, so the actor keeps
-processing its inbox while the timer waits. A timer whose actor is gone is moot:
+Every timer of the process sits in ONE heap served by ONE greenlet (the scheduler), so a pending
+timer costs a small object, not a greenlet: 100,000 idle orders each waiting for a deadline hold
+100,000 heap entries and one greenlet. The scheduler sleeps until the earliest deadline and is woken
+early when a timer with an earlier one is armed. A timer never sleeps inside a handler, so the actor
+keeps processing its inbox while the timer waits. A timer whose actor is gone is moot:
 `ActorDeadError` ends it quietly.
+
+Cancelled timers stay in the heap until their deadline comes up (cancel is O(1)); when they make up
+most of a large heap it is rebuilt without them, so re-arming long timers cannot grow it without bound.
+The scheduler is created on first use and again whenever the gevent hub it ran on is gone (tests that
+replace the hub) or the process forked (the child's copy of the serving greenlet never runs); pending
+timers move over to the new one.
 """
 from __future__ import annotations
 
+import heapq
+import itertools
+import os
+import time
 from typing import Any
 
 import gevent
 import pykka
+from gevent.event import Event
+from loguru import logger
 
 __all__ = ["Timer", "send_after", "send_every"]
 
+_BURST = 1000
+"""Timers fired between two yields to the hub, so a burst of due timers does not stall the hub."""
+_COMPACT_MIN = 1024
+"""A heap this large or larger is rebuilt once more than half its entries are cancelled."""
+
 
 class Timer:
-    """Handle of a pending `send_after` / `send_every`; `cancel()` stops it."""
+    """Handle of a pending `send_after` / `send_every`; `cancel()` stops it.
 
-    def __init__(self, greenlet: gevent.Greenlet) -> None:
-        self._greenlet = greenlet
+    It is also the heap entry (ordered by deadline, then by arming order), so a timer costs one object."""
+
+    __slots__ = ("_deadline", "_interval", "_message", "_ref", "_seq", "active")
+
+    def __init__(self, ref: pykka.ActorRef[Any], deadline: float, interval: float | None, message: Any,
+                 seq: int) -> None:
+        self._ref = ref
+        self._deadline = deadline
+        self._interval = interval
+        self._message = message
+        self._seq = seq
+        self.active = True
+        """True until the timer has fired (one-shot), been cancelled, or seen its actor die."""
+
+    def __lt__(self, other: Timer) -> bool:
+        return (self._deadline, self._seq) < (other._deadline, other._seq)
 
     def cancel(self) -> None:
-        """Stop the timer; a message not yet sent is never sent. Idempotent."""
-        # block=False: cancel() is called from actor handlers, which must not wait.
-        self._greenlet.kill(block=False)
-
-    @property
-    def active(self) -> bool:
-        """True until the timer has fired (one-shot), been cancelled, or seen its actor die."""
-        return not self._greenlet.dead
+        """Stop the timer; a message not yet sent is never sent. Idempotent, never blocks."""
+        if self.active:
+            self.active = False
+            self._ref = self._message = None  # a cancelled entry waiting in the heap holds no actor
+            _scheduler().cancelled += 1
 
 
-def _tell(ref: pykka.ActorRef[Any], message: Any) -> bool:
-    """Tell `message`; False if the actor is dead."""
-    try:
-        ref.tell(message)
-    except pykka.ActorDeadError:
-        return False
-    return True
+class _Scheduler:
+    """The heap of pending timers and the greenlet that fires them."""
+
+    def __init__(self, heap: list[Timer], seq: itertools.count, cancelled: int) -> None:
+        self.heap = heap
+        self.seq = seq
+        self.cancelled = cancelled  # cancelled entries still in the heap (an estimate: compaction recounts)
+        self.hub = gevent.get_hub()
+        self.pid = os.getpid()
+        self.wake = Event()
+        self.greenlet = gevent.spawn(self._serve)
+
+    def usable(self) -> bool:
+        """False once this scheduler can never run again: forked away, its hub destroyed, its greenlet ended."""
+        return self.pid == os.getpid() and self.hub.loop is not None and not self.greenlet.dead
+
+    def arm(self, ref: pykka.ActorRef[Any], delay: float, interval: float | None, message: Any) -> Timer:
+        timer = Timer(ref, time.monotonic() + max(delay, 0.0), interval, message, next(self.seq))
+        if gevent.get_hub() is self.hub:
+            self._push(timer)
+        else:  # armed from another OS thread (its own hub): the heap belongs to the scheduler's thread
+            self.hub.loop.run_callback_threadsafe(self._push, timer)
+        return timer
+
+    def _push(self, timer: Timer) -> None:
+        heapq.heappush(self.heap, timer)
+        if self.heap[0] is timer:
+            self.wake.set()  # earlier than what the scheduler sleeps towards
+
+    def _serve(self) -> None:
+        heap = self.heap
+        while True:
+            self.wake.clear()
+            fired = 0
+            now = time.monotonic()
+            while heap and heap[0]._deadline <= now:
+                timer = heapq.heappop(heap)
+                if not timer.active:
+                    self.cancelled = max(0, self.cancelled - 1)
+                    continue
+                self._fire(timer)
+                fired += 1
+                if fired >= _BURST:
+                    gevent.sleep(0)
+                    fired = 0
+                    now = time.monotonic()
+            if self.cancelled * 2 > len(heap) >= _COMPACT_MIN:
+                heap[:] = [t for t in heap if t.active]
+                heapq.heapify(heap)
+                self.cancelled = 0
+            self.wake.wait(heap[0]._deadline - now if heap else None)
+
+    def _fire(self, timer: Timer) -> None:
+        try:
+            timer._ref.tell(timer._message)
+        except pykka.ActorDeadError:
+            timer._interval = None  # popped already: ends without counting as a cancelled heap entry
+        except Exception:  # noqa: BLE001 - one broken timer must not end every other one
+            logger.exception("timer to {} failed; dropped", timer._ref)
+            timer._interval = None
+        if timer._interval is None or not timer.active:  # one-shot, dead actor, or cancelled by the tell
+            timer.active = False
+            timer._ref = timer._message = None
+        else:  # fixed delay: the next tick is an interval after this send
+            timer._deadline = time.monotonic() + timer._interval
+            timer._seq = next(self.seq)
+            heapq.heappush(self.heap, timer)
+
+
+_current: _Scheduler | None = None
+
+
+def _scheduler() -> _Scheduler:
+    """The process's scheduler; a new one (taking over the pending timers) if the old one cannot run any more."""
+    global _current  # noqa: PLW0603 - one scheduler per process, created on first use
+    current = _current
+    if current is not None and current.usable():
+        return current
+    if current is None:
+        _current = _Scheduler([], itertools.count(), 0)
+    else:
+        _current = _Scheduler(current.heap, current.seq, current.cancelled)
+        _current.wake.set()
+    return _current
+
+
+def _forget_after_fork() -> None:
+    """In a forked child the parent's serving greenlet is a copy that never runs: the next use makes a new one."""
+    if _current is not None:
+        _current.pid = -1
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def send_after(ref: pykka.ActorRef[Any], delay: float, message: Any) -> Timer:
     """Tell `message` to `ref` once, after `delay` seconds (delay <= 0: next loop turn)."""
-    return Timer(gevent.spawn_later(max(delay, 0.0), _tell, ref, message))
+    return _scheduler().arm(ref, delay, None, message)
 
 
 def send_every(ref: pykka.ActorRef[Any], interval: float, message: Any) -> Timer:
@@ -54,11 +171,4 @@ def send_every(ref: pykka.ActorRef[Any], interval: float, message: Any) -> Timer
     if interval <= 0:
         msg = f"send_every interval must be > 0, got {interval!r}"
         raise ValueError(msg)
-
-    def loop() -> None:
-        while True:
-            gevent.sleep(interval)
-            if not _tell(ref, message):
-                return
-
-    return Timer(gevent.spawn(loop))
+    return _scheduler().arm(ref, interval, interval, message)
