@@ -27,6 +27,7 @@ from actors.order.funding import FUNDING_STATES, FundingStage
 from actors.order.payment import PaymentStage
 from actors.order.strategy import StrategyStage
 from actors.order.topup import TopUpStage
+from actors.pooled import PooledActor
 from actors.protocol import MovementSettled
 from actors.supervisor import SupervisedActor
 from actors.timers import Timer, send_after
@@ -75,7 +76,9 @@ class NamedTimers:
         self._timers.clear()
 
 
-class OrderActor(SupervisedActor):
+class OrderActor(PooledActor, SupervisedActor):
+    """One per order id; pooled (actors/pooled.py): an order with nothing to do holds no greenlet."""
+
     def __init__(self, services, order_id: str, pair_id: str, *, supervisor=None, child_id=None, view=None):
         super().__init__(supervisor=supervisor, child_id=child_id)
         self._seed_view: repo.OrderView | None = view  # the order as the commit that started this actor left it

@@ -1,0 +1,122 @@
+"""Actors that hold no greenlet while idle: a greenlet is spawned when a message arrives, drains the inbox
+and ends.
+
+A pykka `ThreadingActor` (a greenlet under gevent's patching) keeps its thread blocked on its inbox for
+its whole life: its stack, the greenlet and the queue's waiters cost kilobytes per actor even when nothing
+happens, and 100,000 orders that wait for a payment would hold 100,000 greenlets. A `PooledActor` keeps
+only a `_Mailbox` (a deque, itself dropped while empty). The first message to an idle actor spawns one
+greenlet that handles messages one at a time, in order, until the mailbox is empty, then ends; messages
+that arrive meanwhile join the same run. The "pool" is gevent's: greenlets on demand, never a bounded set
+of workers — a handler may block on an ask to another actor or on the writer's future, and a bounded pool
+whose workers all wait on actors queued behind them would deadlock.
+
+Everything else is pykka's: `ActorRef` tell/ask/stop/proxies, `ActorRegistry`, futures, the `_ActorStop`
+message, on_start before the first message, on_stop / on_failure, `ActorDeadError` for what was queued
+when the actor stopped and for everything sent after. The message loop below mirrors pykka 4's
+`Actor._actor_loop_running` (the same branches, in the same order), run in bursts instead of forever.
+
+Like every gevent object, a mailbox belongs to its hub's thread: tell a PooledActor from greenlets of
+that thread (every actor and the service's own code), not from a native OS thread.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from collections import deque
+from typing import Any
+
+import gevent
+import pykka
+from pykka import ActorRegistry
+
+__all__ = ["PooledActor"]
+
+_pykka_log = logging.getLogger("pykka")  # pykka's own logger, so its bridge to loguru sees these lines too
+
+
+class _Mailbox:
+    """A PooledActor's inbox (pykka's `ActorInbox` protocol, plus `qsize` for the metrics).
+
+    `running` is True while a greenlet of the actor is scheduled or handling messages; a message put into
+    a mailbox that is not running starts one. The mailbox holds its actor: an idle actor has no greenlet,
+    and pykka's registry and refs hold it only weakly, so this is what keeps a live idle actor alive
+    (until it stops: the link is cut then)."""
+
+    __slots__ = ("_actor", "_queue", "running")
+
+    def __init__(self, actor: PooledActor) -> None:
+        self._actor: PooledActor | None = actor
+        self._queue: deque[Any] | None = None  # no deque while empty: an idle actor holds none
+        self.running = True  # until start() hands the first run to a greenlet: nothing runs before on_start
+
+    def put(self, envelope: Any, /) -> None:
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        queue.append(envelope)
+        if not self.running and self._actor is not None:
+            self.running = True
+            gevent.spawn_raw(self._actor._pooled_run)  # noqa: SLF001 - the mailbox and its actor are one
+
+    def get(self) -> Any:
+        if not self._queue:
+            raise IndexError("mailbox is empty")
+        return self._queue.popleft()
+
+    def empty(self) -> bool:
+        return not self._queue
+
+    def qsize(self) -> int:
+        return len(self._queue) if self._queue else 0
+
+
+class PooledActor(pykka.ThreadingActor):
+    """A pykka actor that runs on a greenlet only while it has messages; see the module docstring.
+
+    Futures are pykka's ThreadingFuture (gevent-aware once threading is patched), so an ask from or to
+    a ThreadingActor works as before. `use_daemon_thread` has no meaning here."""
+
+    def _create_actor_inbox(self) -> _Mailbox:  # type: ignore[override] - pykka calls it as self._create_actor_inbox()
+        return _Mailbox(self)
+
+    def _start_actor_loop(self) -> None:
+        gevent.spawn_raw(self._pooled_first_run)
+
+    def _pooled_first_run(self) -> None:
+        self._actor_loop_setup()  # on_start (a failure there stops the actor: the run below then tears down)
+        self._pooled_run()
+
+    def _pooled_run(self) -> None:
+        """Handle messages until the mailbox is empty (the greenlet then ends) or the actor stopped."""
+        mailbox: _Mailbox = self.actor_inbox  # type: ignore[assignment]
+        stopped = self.actor_stopped
+        while not stopped.is_set():
+            queue = mailbox._queue  # noqa: SLF001
+            if not queue:
+                mailbox._queue = None  # noqa: SLF001 - idle: drop the deque too
+                mailbox.running = False
+                return
+            self._pooled_handle(queue.popleft())
+        self._actor_loop_teardown()  # pykka's: ActorDeadError to asks still queued, None to queued stops
+        mailbox._actor = None  # noqa: SLF001 - a stopped actor is no longer kept alive by refs to it
+
+    def _pooled_handle(self, envelope: Any) -> None:
+        """One message, as pykka 4's `_actor_loop_running` handles it."""
+        try:
+            response = self._handle_receive(envelope.message)
+            if envelope.reply_to is not None:
+                envelope.reply_to.set(response)
+        except Exception:
+            if envelope.reply_to is not None:
+                _pykka_log.info(f"Exception returned from {self} to caller:", exc_info=sys.exc_info())
+                envelope.reply_to.set_exception()
+            else:
+                self._handle_failure(*sys.exc_info())
+                try:
+                    self.on_failure(*sys.exc_info())
+                except Exception:  # noqa: BLE001
+                    self._handle_failure(*sys.exc_info())
+        except BaseException:  # noqa: BLE001 - pykka's rule: a BaseException in a handler stops every actor
+            _pykka_log.debug(f"{sys.exc_info()[1]!r} in {self}. Stopping all actors.")
+            self._stop()
+            ActorRegistry.stop_all()
