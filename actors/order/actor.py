@@ -47,13 +47,19 @@ MOVEMENT_OWNERS: dict[OrderState, str] = {
 
 
 class NamedTimers:
-    """At most one pending timer per name: arming a name again replaces its timer."""
+    """At most one pending timer per name: arming a name again replaces its timer.
+
+    The dict exists only while a timer was ever armed: most idle orders wait on one deadline, some on none."""
+
+    __slots__ = ("_ref", "_timers")
 
     def __init__(self, ref) -> None:
         self._ref = ref
-        self._timers: dict[str, Timer] = {}
+        self._timers: dict[str, Timer] | None = None
 
     def after(self, name: str, delay: float, message: object, *, replace: bool = True) -> None:
+        if self._timers is None:
+            self._timers = {}
         old = self._timers.get(name)
         if old is not None and old.active:
             if not replace:
@@ -62,18 +68,18 @@ class NamedTimers:
         self._timers[name] = send_after(self._ref, delay, message)
 
     def active(self, name: str) -> bool:
-        timer = self._timers.get(name)
+        timer = self._timers.get(name) if self._timers else None
         return timer is not None and timer.active
 
     def cancel(self, name: str) -> None:
-        timer = self._timers.pop(name, None)
+        timer = self._timers.pop(name, None) if self._timers else None
         if timer is not None:
             timer.cancel()
 
     def cancel_all(self) -> None:
-        for timer in self._timers.values():
+        for timer in (self._timers or {}).values():
             timer.cancel()
-        self._timers.clear()
+        self._timers = None
 
 
 class OrderActor(PooledActor, SupervisedActor):
@@ -90,7 +96,6 @@ class OrderActor(PooledActor, SupervisedActor):
         self.order_id = order_id
         self.pair_id = pair_id
         self.pair = None
-        self.log = logger.bind(order_id=order_id)
         self.timers = NamedTimers(self.actor_ref)
         self.payment = PaymentStage(self)
         self.funding = FundingStage(self)
@@ -99,10 +104,15 @@ class OrderActor(PooledActor, SupervisedActor):
         self.topup = TopUpStage(self)
         self.exit = ExitStage(self)
         self.commands = CommandStage(self)
-        self.stages: tuple[Stage, ...] = (self.payment, self.funding, self.campaign, self.strategy, self.topup,
-                                          self.exit, self.commands)
-        self.dispatch = build_dispatch(self.stages)
-        self.dispatch[MovementSettled] = self.on_movement_settled
+
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        return tuple(getattr(self, name) for name, _cls in STAGES)
+
+    @property
+    def log(self):
+        """loguru's logger with the order id bound, made when a line is logged (idle orders log nothing)."""
+        return logger.bind(order_id=self.order_id)
 
     @property
     def view(self) -> repo.OrderView | None:
@@ -152,11 +162,12 @@ class OrderActor(PooledActor, SupervisedActor):
         self.timers.cancel_all()
 
     def on_receive(self, message):
-        handler = self.dispatch.get(type(message))
-        if handler is None:
+        entry = DISPATCH.get(type(message))
+        if entry is None:
             self.log.warning("order {}: unexpected message {!r}", self.order_id, message)
             return None
-        handler(message)
+        owner, handler = entry
+        handler(getattr(self, owner) if owner else self, message)
         return None
 
     def on_movement_settled(self, message: MovementSettled) -> None:
@@ -178,12 +189,23 @@ class OrderActor(PooledActor, SupervisedActor):
         self.attention(f"pair {self.pair_id or '?'} is not configured (removed from config?)")
 
 
-def build_dispatch(stages) -> dict[type, object]:
-    """message type → bound handler, from every stage's HANDLES; a type claimed twice is a bug."""
-    table: dict[type, object] = {}
-    for stage in stages:
-        for message_type, method in stage.HANDLES.items():
+# The stages, by the OrderActor attribute that holds each (resumed in this order).
+STAGES: tuple[tuple[str, type[Stage]], ...] = (
+    ("payment", PaymentStage), ("funding", FundingStage), ("campaign", CampaignStage), ("strategy", StrategyStage),
+    ("topup", TopUpStage), ("exit", ExitStage), ("commands", CommandStage))
+
+
+def build_dispatch(stages) -> dict[type, tuple[str, object]]:
+    """message type → (the actor's stage attribute, the stage class's handler function), from every stage's
+    HANDLES; a type claimed twice is a bug. Built once for the class, so an order holds no table of its own."""
+    table: dict[type, tuple[str, object]] = {}
+    for name, cls in stages:
+        for message_type, method in cls.HANDLES.items():
             if message_type in table:
                 raise TypeError(f"{message_type.__name__} is handled by two stages")
-            table[message_type] = getattr(stage, method)
+            table[message_type] = (name, getattr(cls, method))
     return table
+
+
+DISPATCH = build_dispatch(STAGES)
+DISPATCH[MovementSettled] = ("", OrderActor.on_movement_settled)  # "": the actor's own handler

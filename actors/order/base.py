@@ -32,6 +32,8 @@ class Stage:
     """Base of the order stages. `HANDLES` maps the message types this stage answers to method names."""
 
     HANDLES: ClassVar[dict[type, str]] = {}
+    # Slots, in every stage class too: an order holds seven stages for its whole life, idle or not.
+    __slots__ = ("actor", "services")
 
     def __init__(self, actor: OrderActor):
         self.actor = actor

@@ -13,6 +13,7 @@ CAMPAIGN_STATES = (OrderState.DEPOSIT_CONFIRMED, OrderState.JOINING_CAMPAIGN, Or
 
 class CampaignStage(Stage):
     HANDLES = {AdvanceLifecycle: "on_advance", CampaignJoined: "on_joined"}
+    __slots__ = ()
 
     def resume(self) -> None:
         if self.state in CAMPAIGN_STATES:

@@ -12,6 +12,7 @@ from storage.statements import order_statement
 
 class CommandStage(Stage):
     HANDLES = {OperatorCommand: "on_command"}
+    __slots__ = ()
 
     def on_command(self, message: OperatorCommand) -> None:
         args = dict(message.args)

@@ -39,6 +39,7 @@ WAY_BACK = (OrderState.STOPPING, OrderState.RETURNING_FUNDS, OrderState.SETTLING
 
 class ExitStage(Stage):
     HANDLES = {AdvanceExit: "on_advance", ReturnArrived: "on_arrival"}
+    __slots__ = ("cfg", "_note")
 
     def __init__(self, actor):
         super().__init__(actor)

@@ -114,6 +114,7 @@ def describe_legs(head: str, legs) -> str:
 
 class FundingStage(Stage):
     HANDLES = {AdvanceFunding: "on_advance"}
+    __slots__ = ("cfg", "_note")
 
     def __init__(self, actor):
         super().__init__(actor)

@@ -27,15 +27,23 @@ from storage.archive import archived_entry
 class PaymentStage(Stage):
     HANDLES = {PaymentsApplied: "on_applied", PaymentsArrived: "on_payments", RetryPending: "on_retry",
                CheckPayment: "on_check", PaymentDeadline: "on_deadline"}
+    __slots__ = ("_consumed", "_check_due", "_check_fires_at", "_deadline_fires_at")
 
     def __init__(self, actor):
         super().__init__(actor)
-        self._consumed: set[str] = set()  # snapshot ids applied or refunded: skip repeats without a DB unit
+        # snapshot ids applied or refunded: skip repeats without a DB unit (None until the first: an idle order
+        # waiting for its payment holds no empty set)
+        self._consumed: set[str] | None = None
         # The payment check is debounced (check_delay after the last payment) with one timer, not one per payment:
         # when it wakes before the latest due time it sleeps again for the rest (time.monotonic, like the timers).
         self._check_due = 0.0
         self._check_fires_at = 0.0
         self._deadline_fires_at = 0.0
+
+    def _consume(self, outcomes) -> None:
+        if self._consumed is None:
+            self._consumed = set()
+        self._consumed.update(o.snapshot_id for o in outcomes)
 
     # ------------------------------------------------------------ start and recovery
 
@@ -71,7 +79,7 @@ class PaymentStage(Stage):
             self.actor.adopt_ingest_view(message.view)
         else:
             self.actor.view = repo.load_order(self.order_id)
-        self._consumed.update(o.snapshot_id for o in message.outcomes)
+        self._consume(message.outcomes)
         self.applied(message.outcomes, refunds_told=True)
 
     def on_payments(self, message: PaymentsArrived) -> None:
@@ -115,7 +123,8 @@ class PaymentStage(Stage):
     def apply(self, snapshots: tuple[SnapshotFacts, ...]) -> None:
         if self.pair is None:
             return
-        snapshots = tuple(f for f in snapshots if f.snapshot_id not in self._consumed)
+        consumed = self._consumed or ()
+        snapshots = tuple(f for f in snapshots if f.snapshot_id not in consumed)
         if not snapshots:
             return
         fees = None
@@ -136,7 +145,7 @@ class PaymentStage(Stage):
         ordered = sorted(snapshots, key=lambda f: (f.created_ns, f.snapshot_id))
         applied = self.write(repo.apply_payments, self.order_id, self.actor.pair_id, fees, ordered, self.decide,
                              timeout, now)
-        self._consumed.update(o.snapshot_id for o in applied.outcomes)
+        self._consume(applied.outcomes)
         if applied.view is not None:
             self.actor.view = applied.view
         elif self.actor.view is None:

@@ -331,6 +331,7 @@ class StrategyStage(Stage):
     exchange and no quotes (its tick cancels whatever still rests). Stopping belongs to the exit stage."""
 
     HANDLES = {StrategyTick: "on_tick", ExchangeOrderEvents: "on_events"}
+    __slots__ = ("runner", "_note", "_next_tick_due", "_quiet_since", "_drawdown_checked")
 
     def __init__(self, actor):
         super().__init__(actor)

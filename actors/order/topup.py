@@ -18,6 +18,7 @@ from storage import topup_repo
 
 class TopUpStage(Stage):
     HANDLES = {CheckTopUp: "on_check", AdvanceTopUp: "on_advance"}
+    __slots__ = ("cfg", "_note")
 
     def __init__(self, actor):
         super().__init__(actor)
