@@ -81,6 +81,10 @@ class PooledActor(pykka.ThreadingActor):
 
     def _start_actor_loop(self) -> None:
         gevent.spawn_raw(self._pooled_first_run)
+        # Yield once, as a ThreadingActor's start does under gevent (Thread.start waits for the thread): a
+        # supervisor starting thousands of actors in one handler then lets them and everyone else run in
+        # between, instead of queueing every setup ahead of the rest of the process.
+        gevent.sleep(0)
 
     def _pooled_first_run(self) -> None:
         self._actor_loop_setup()  # on_start (a failure there stops the actor: the run below then tears down)
