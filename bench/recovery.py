@@ -21,7 +21,8 @@ medians over ``--repeats`` restarts, each listed in ``restarts``. Goals (issue 1
    stop) once it has reported, so the next restart reconciles what it left.
 
 A restart is ready when the order supervisor logged ``orders: recovery done`` (every open order has its
-actor) and every running order has finished one strategy tick in this process without "not ready" (the
+actor), every order actor has run its setup() (``set_up``: an actor's start returns before its setup runs,
+and an order's view is loaded there) and every running order has finished one strategy tick in this process without "not ready" (the
 exchange account's markets loaded and its open orders reconciled, the order's ladder kept or replaced).
 ``restart_s`` is from just before the process is spawned (interpreter start and imports included) to
 ready; ``cpu_s`` is the process's own CPU over the same span. ``kib_per_order`` = (resident memory at
@@ -123,6 +124,7 @@ def service_run(args) -> None:
     from loguru import logger
 
     from actors.order.strategy import StrategyRunner
+    from actors.order.actor import OrderActor
     from actors.orders import OrderSupervisor
     from actors.system import Escalation, build_services, start_tree
     from domain.config import parse_config
@@ -141,7 +143,8 @@ def service_run(args) -> None:
                filter=lambda r: r["message"].startswith(RECOVERY_DONE))
 
     ready: set[str] = set()
-    plain_tick, plain_setup = StrategyRunner.tick, OrderSupervisor.setup
+    plain_tick, plain_setup, plain_order_setup = StrategyRunner.tick, OrderSupervisor.setup, OrderActor.setup
+    set_up = [0]  # order actors whose setup() has run (a count: a set of ids would add to the memory measured)
 
     def tick(self, now):  # a tick that returns (no NotReady, no price breaker) quoted: its ladder is kept or new
         result = plain_tick(self, now)
@@ -152,7 +155,13 @@ def service_run(args) -> None:
         state["supervisor"] = self
         return plain_setup(self)
 
-    StrategyRunner.tick, OrderSupervisor.setup = tick, setup
+    def order_setup(self):  # an actor's start returns before its setup() runs (pooled actors): count them
+        try:
+            return plain_order_setup(self)
+        finally:
+            set_up[0] += 1
+
+    StrategyRunner.tick, OrderSupervisor.setup, OrderActor.setup = tick, setup, order_setup
 
     mixin_port, exchange_port, _ = (int(x) for x in args.ports.split(","))
     config = parse_config(config_dict(work, mixin_port, exchange_port))
@@ -172,7 +181,7 @@ def service_run(args) -> None:
             "wall_s": round(done_at - args.spawned_at, 2),
             "imports_s": round(imported_s, 2), "tree_started_after_s": at(state["tree_at"]),
             "tree_up_s": at(state["tree_up_at"]), "recovered_s": at(state["recovered_at"]),
-            "recovered": recovered, "running_ready": len(ready),
+            "recovered": recovered, "set_up": set_up[0], "running_ready": len(ready),
             "rss_before_tree_kib": rss_before, "rss_end_kib": rss_now,
             # per order whose actor is up: at a timeout that is fewer than --orders
             "kib_per_order": round((rss_now - rss_before) / recovered, 2) if recovered else None,
@@ -185,7 +194,9 @@ def service_run(args) -> None:
         while True:
             if state["tree_error"]:
                 report(False, f"the tree did not start ({state['tree_error']}): run.py serve exits 70 here")
-            if state["recovered_at"] and len(ready) >= args.running:
+            supervisor = state["supervisor"]
+            if (state["recovered_at"] and len(ready) >= args.running and supervisor is not None
+                    and set_up[0] >= len(supervisor._children)):
                 report(True, "")
             if time.time() >= deadline:
                 report(False, f"not ready within --timeout {args.timeout:g}s")
