@@ -133,6 +133,17 @@ class ClusterHarness(crashfuzz.Harness):
             self.procs[name] = subprocess.Popen([sys.executable, "run.py", "serve", "--config", str(self.config_path)],
                                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
+    def start_all(self, names, first_holds: str, holds) -> None:
+        """Start the instances one after the other; after the first, wait until ``holds()`` (what it took)."""
+        for i, name in enumerate(names):
+            self.start_instance(name)
+            self.wait_for(f"{name} running", lambda n=name: self.log_has(n, crashfuzz.READY_MARK)
+                          or self.procs[n].poll() is not None, 60)
+            if self.procs[name].poll() is not None:
+                raise RuntimeError(f"{name} ended at its start: {self.logs[name].read_text()[-2000:]}")
+            if i == 0:
+                self.wait_for(first_holds, holds, 30)
+
     def wait_for(self, what: str, condition, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -186,15 +197,8 @@ class ClusterHarness(crashfuzz.Harness):
         # the first instance takes every role; the names are such that the exchange account hashes to it too, so
         # the victim holds the poller/router, the treasury AND the account
         names = instance_names()
-        for i, name in enumerate(names):
-            self.start_instance(name)
-            self.wait_for(f"{name} running", lambda n=name: self.log_has(n, crashfuzz.READY_MARK)
-                          or self.procs[n].poll() is not None, 60)
-            if self.procs[name].poll() is not None:
-                raise RuntimeError(f"{name} ended at its start: {self.logs[name].read_text()[-2000:]}")
-            if i == 0:
-                self.wait_for("every role and the account held by the first instance",
-                              lambda: sum(1 for h, _ in self.holders().values() if h == names[0]) >= 5, 30)
+        self.start_all(names, "every role and the account held by the first instance",
+                       lambda: sum(1 for h, _ in self.holders().values() if h == names[0]) >= 5)
         self.say(f"leases: {self.holders()}")
         early = [self.pay(f"u{i}", pair, base, quote) for i, (pair, base, quote) in
                  enumerate([("BTC/USDT", "0.05", "3000"), ("ETH/USDT", "0.5", "1000"), ("BTC/USDT", "0.04", "2500")])]
@@ -253,16 +257,9 @@ class ClusterHarness(crashfuzz.Harness):
 
         names = account_instance_names(self.accounts)
         expected = {account_lease(a): owner for a, owner in assign_accounts(self.accounts, names).items()}
-        for i, name in enumerate(names):
-            self.start_instance(name)
-            self.wait_for(f"{name} running", lambda n=name: self.log_has(n, crashfuzz.READY_MARK)
-                          or self.procs[n].poll() is not None, 60)
-            if self.procs[name].poll() is not None:
-                raise RuntimeError(f"{name} ended at its start: {self.logs[name].read_text()[-2000:]}")
-            if i == 0:
-                self.wait_for("every role held by the first instance",
-                              lambda: sum(1 for n, (h, _) in self.holders().items()
-                                          if n.startswith("role:") and h == names[0]) >= 4, 30)
+        self.start_all(names, "every role held by the first instance",
+                       lambda: sum(1 for n, (h, _) in self.holders().items()
+                                   if n.startswith("role:") and h == names[0]) >= 4)
 
         def accounts_held():
             return {n: h for n, (h, _) in self.holders().items() if n.startswith("account:")}

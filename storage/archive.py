@@ -234,12 +234,8 @@ def backfill_listing(directory: Path | None, *, write=None, batch: int = 5000) -
         records = []
         for segment_id, group in _by_segment(entries).items():
             segment = ArchiveSegment.get_or_none(ArchiveSegment.segment_id == segment_id)
-            if segment is None:
-                continue
-            where = _segment_path(segment, directory)
             try:
-                data = read_segment(where, segment.sha256)
-                records += [record_at(data, e.offset, e.length, e.sha256, where) for e in group]
+                records += _records_in(segment, group, directory) if segment is not None else []
             except ArchiveCorrupt:
                 continue   # `archive verify` reports it; its orders stay unlisted until it is mended
         if not records:
@@ -249,6 +245,13 @@ def backfill_listing(directory: Path | None, *, write=None, batch: int = 5000) -
         if len(records) < len(entries):
             break
     return done
+
+
+def _records_in(segment: ArchiveSegment, entries: Sequence[ArchivedOrder], directory: Path | None) -> list[dict]:
+    """The records of these entries of one segment, the whole file read and checked once (ArchiveCorrupt)."""
+    where = _segment_path(segment, directory)
+    data = read_segment(where, segment.sha256)
+    return [record_at(data, e.offset, e.length, e.sha256, where) for e in entries]
 
 
 def _by_segment(entries: Iterable[ArchivedOrder]) -> dict[str, list[ArchivedOrder]]:
@@ -353,9 +356,7 @@ def verify(directory: Path | None) -> VerifyOutcome:
     """Re-read every segment: its sha256, every indexed record's sha256 and order id; no archived order is
     also hot. Files the index does not name are notes (left by an interrupted run: safe to delete)."""
     outcome = VerifyOutcome()
-    entries: dict[str, list[ArchivedOrder]] = {}
-    for entry in ArchivedOrder.select().order_by(ArchivedOrder.segment_id, ArchivedOrder.offset):
-        entries.setdefault(entry.segment_id, []).append(entry)
+    entries = _by_segment(ArchivedOrder.select().order_by(ArchivedOrder.segment_id, ArchivedOrder.offset))
     known: dict[Path, set[str]] = {}
     for segment in ArchiveSegment.select().order_by(ArchiveSegment.day, ArchiveSegment.path):
         outcome.segments += 1
@@ -424,10 +425,7 @@ def restore(order_ids: Sequence[str] | None, directory: Path | None, *, write=in
         wanted_set = found
     else:
         wanted_set = None
-    by_segment: dict[str, list[ArchivedOrder]] = {}
-    for entry in query:
-        if wanted_set is None or entry.order_id in wanted_set:
-            by_segment.setdefault(entry.segment_id, []).append(entry)
+    by_segment = _by_segment(e for e in query if wanted_set is None or e.order_id in wanted_set)
     for segment_id, entries in by_segment.items():
         segment = ArchiveSegment.get_or_none(ArchiveSegment.segment_id == segment_id)
         if segment is None:
@@ -435,8 +433,7 @@ def restore(order_ids: Sequence[str] | None, directory: Path | None, *, write=in
             continue
         where = _segment_path(segment, directory)
         try:
-            data = read_segment(where, segment.sha256)
-            records = [record_at(data, e.offset, e.length, e.sha256, where) for e in entries]
+            records = _records_in(segment, entries, directory)
         except ArchiveCorrupt as exc:
             outcome.problems.append(f"segment {segment.path}: {exc}; its orders stay archived")
             continue

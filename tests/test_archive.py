@@ -332,6 +332,9 @@ def test_a_corrupt_segment_is_found_by_verify_and_refused_on_read(bulk_db):
     assert shown.returncode == 1 and shown.stderr.count("\n") == 1, shown
     assert shown.stderr.startswith("error: archive: ") and "sha256" in shown.stderr and "Traceback" not in shown.stderr
     assert reads.order_document(_config(config_path), ids[4])["archived"]  # its neighbours' records still read
+    listed = {r["order_id"]: r for r in reads.order_page(_config(config_path), limit=50)["orders"]}
+    assert len(listed) == 10 and listed[ids[3]]["reason"].startswith("archive record unreadable: ")
+    assert listed[ids[3]]["archived"] and listed[ids[4]]["reason"] == "done"   # listed still, from its index row
     restored = run_py(config_path, "archive", "restore", "--all")
     assert restored.returncode == 1 and "stay archived" in restored.stdout, restored
     assert where_is(ids) == (0, 10)
