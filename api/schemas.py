@@ -195,6 +195,9 @@ class OrderRow(Loose):
     owner: str | None
     created_at: str | None
     updated_at: str | None
+    realized_pnl: str = Field(default="", description="realised PnL in the quote asset (empty: none yet)")
+    archived: Json | None = Field(default=None, description="null: hot; else the order is in cold storage: "
+                                  "{at, segment} (read from its record like a hot one)")
 
 
 class OrdersOut(Loose):

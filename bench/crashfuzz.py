@@ -243,6 +243,7 @@ class Harness:
         self.started = time.monotonic()
         self.ew = world_with_exchange(seed=plan.seed, deposit_delay=plan.deposit_delay)
         self.ew.exchange.withdraw_delay = plan.withdraw_delay
+        self.api_keys = [self.ew.api_key]   # every exchange account of the world (bench/clusterfail.py adds some)
         self.env = dict(os.environ, CRASHFUZZ_EXCHANGE_KEY=self.ew.api_key,
                         CRASHFUZZ_EXCHANGE_SECRET=self.ew.secret)
         self.env.pop("MMFLOW_CRASH_AT", None)
@@ -575,7 +576,7 @@ class Harness:
                 "WHERE kind IN ('refund', 'payout', 'withdrawal') AND state != 'confirmed'"):
             if order_id not in attention:
                 out.append(f"{kind} {rid} of order {order_id} is still {state}")
-        for wd in self.ew.exchange.withdrawals_of(self.ew.api_key):
+        for wd in [w for key in self.api_keys for w in self.ew.exchange.withdrawals_of(key)]:
             if wd.status == WITHDRAW_PROCESSING:
                 out.append(f"exchange withdrawal {wd.id} ({wd.withdraw_order_id}, {wd.amount} {wd.coin}) still "
                            f"processing")
@@ -668,7 +669,7 @@ class Harness:
         # Exchange withdrawals: per client id at most one that did not fail; per return at most one completed.
         by_client: dict[str, list] = defaultdict(list)
         completed: dict[tuple[str, str], list] = defaultdict(list)
-        exchange_withdrawals = self.ew.exchange.withdrawals_of(self.ew.api_key)
+        exchange_withdrawals = [w for key in self.api_keys for w in self.ew.exchange.withdrawals_of(key)]
         for wd in exchange_withdrawals:
             if not wd.withdraw_order_id:
                 v.append(f"exchange withdrawal {wd.id} ({wd.amount} {wd.coin}) has no client id")
@@ -712,7 +713,7 @@ class Harness:
             totals = audit.money_totals(config)
         finally:
             close_database(db)
-        stranded = audit.stranded(_actual_holdings(self.ew), totals["accounted"])
+        stranded = audit.stranded(_actual_holdings(self.ew, self.api_keys), totals["accounted"])
         if stranded:
             v.append(f"stranded (held minus accounted, per symbol): {audit.as_strings(stranded)}")
         return {

@@ -33,10 +33,11 @@ def orders_list(config, args) -> int:
         err(problem)
         return EXIT_BAD_INPUT
     rows = reads.order_rows(config, args.state, args.limit)
-    print(f"{'ORDER':<36}  {'STATE':<17} {'PAIR':<10} {'CREATED (UTC)':<20}  {'PNL (quote)':>14}  REASON")
-    for row in rows:
+    print(f"{'ORDER':<36}  {'STATE':<17} {'PAIR':<10} {'CREATED (UTC)':<20}  {'PNL (quote)':>14}  {'STORED':<8}  "
+          "REASON")
+    for row in rows:   # hot and archived orders alike; STORED says which
         print(f"{row['order_id']:<36}  {row['state']:<17} {row['pair'] or '?':<10} {row['created_at']:<20}  "
-              f"{row['realized_pnl']:>14}  {row['reason'][:100]}")
+              f"{row['realized_pnl']:>14}  {'archived' if row['archived'] else 'hot':<8}  {row['reason'][:100]}")
     print(f"{len(rows)} orders", file=sys.stderr)
     return 0
 

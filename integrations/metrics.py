@@ -13,7 +13,8 @@ Two kinds:
   (``StrategyRunner.tick``), writer batch sizes and commit latency (``Writer._commit``). A call costs
   a dict lookup and one or two locked float additions (a few µs), next to requests and commits that
   cost milliseconds.
-- **State**, read when scraped by collectors, never kept in step by the code: orders by state and
+- **State**, read when scraped by collectors, never kept in step by the code: orders by state (hot and
+  archived, and the archived ones alone) and
   money movements by kind and state (one GROUP BY each), KPIs per pair (``_kpi_per_pair``) — all from
   ``storage.metric_reads``, off the gevent hub on SQLite —, live actors and mailbox depths per actor
   kind (pykka's registry), and the process (CPU, memory, fds).
@@ -347,10 +348,19 @@ class _StateCollector(Collector):
 
 
 def _orders_by_state(state) -> Iterator[Metric]:
-    family = GaugeMetricFamily("mmflow_orders", "mmflow orders by state (domain/states.py).", labels=["state"])
-    for name in sorted({s.value for s in OrderState} | set(state.orders)):
+    """Every order, hot or in cold storage, by state; and, of those, the archived ones (settled and refunded
+    orders moved out by storage/archive.py, counted from its index)."""
+    family = GaugeMetricFamily("mmflow_orders", "mmflow orders by state (domain/states.py), hot and archived.",
+                               labels=["state"])
+    names = sorted({s.value for s in OrderState} | set(state.orders))
+    for name in names:
         family.add_metric([name], state.orders.get(name, 0))
     yield family
+    archived = GaugeMetricFamily("mmflow_archived_orders", "Of mmflow_orders, those in cold storage (archive), "
+                                 "by state.", labels=["state"])
+    for name in names:
+        archived.add_metric([name], state.archived.get(name, 0))
+    yield archived
 
 
 def _kpi_per_pair(state, fills: dict[tuple, Any], seen: _KeepSeen) -> Iterator[Metric]:

@@ -4,11 +4,12 @@ database."""
 from __future__ import annotations
 
 from storage import replay_facts
-from storage.archive import archived_entry, is_hot
+from storage.archive import is_hot
+from storage.archive_models import archived_entries
 
 
 def order_problem(order_id: str) -> str | None:
-    if is_hot(order_id) or archived_entry(order_id) is not None:
+    if is_hot(order_id) or order_id in archived_entries([order_id]):
         return None
     return f"no order {order_id}"
 

@@ -56,9 +56,9 @@ def submit(order_id: str, command: str, args: dict | None, *, wait: float) -> Co
 
     view = repo.load_order(order_id)
     if view is None:
-        from storage.archive import archived_entry
+        from storage.archive_models import archived_entries
 
-        entry = archived_entry(order_id)
+        entry = archived_entries([order_id]).get(order_id)
         if entry is not None:
             return CommandOutcome("bad_input", f"order {order_id} is {entry.state} and archived: nothing to "
                                   "command (`archive restore --order` brings it back)", order_id=order_id,

@@ -140,11 +140,36 @@ def order_row(config, row, *, pnl: bool = False) -> dict:
     return out
 
 
-def order_rows(config, state: str | None, limit: int) -> list[dict]:
-    """Orders, newest first (what `orders list` prints), with each one's realised PnL in the quote asset."""
-    from storage import repo
+def listed_row(config, order_id: str) -> dict | None:
+    """One order of a list, hot or archived, read by the same code either way (``order_source``: an archived
+    order's record is read and checked); ``archived``: None when hot, else where its record is."""
+    from storage.archive_models import archived_entries
+    from storage.archive_segments import ArchiveCorrupt
+    from storage.models import Order
 
-    return [order_row(config, row, pnl=True) for row in repo.list_orders(state, limit=limit)]
+    try:
+        with order_source(config, order_id) as archived:
+            row = Order.get_or_none(Order.order_id == order_id)
+            if row is None:
+                return None
+            out = order_row(config, row, pnl=True)
+    except ArchiveCorrupt as exc:   # listed from its index row: one damaged record never hides the others
+        entry = archived_entries([order_id]).get(order_id)
+        if entry is None:
+            return None
+        pair = config.pair(entry.pair_id)
+        return {"order_id": order_id, "pair_id": entry.pair_id, "pair": pair.symbol if pair else None,
+                "state": entry.state, "reason": f"archive record unreadable: {exc}", "owner": entry.user_id,
+                "created_at": None, "updated_at": None, "realized_pnl": "",
+                "archived": {"at": iso(entry.archived_at), "segment": entry.segment_id}}
+    out["archived"] = {"at": iso(archived.archived_at), "segment": archived.segment_id} if archived else None
+    return out
+
+
+def order_rows(config, state: str | None, limit: int) -> list[dict]:
+    """Orders, hot and archived, newest first (what `orders list` prints), with each one's realised PnL in the
+    quote asset."""
+    return order_page(config, state=state, limit=limit)["orders"]
 
 
 def _cursor_text(created_at: float, order_id: str) -> str:
@@ -166,17 +191,23 @@ def parse_cursor(cursor: str) -> tuple[float, str] | None:
 
 def order_page(config, *, state: str | None = None, pair_id: str | None = None, user_id: str | None = None,
                limit: int = 50, cursor: str | None = None) -> dict:
-    """One page of orders, newest first, filtered; ``next_cursor`` continues after its last row (None: the
-    end). A cursor that is not one of ours raises ValueError."""
+    """One page of orders, hot and archived alike, newest first, filtered; ``next_cursor`` continues after its
+    last row (None: the end). A cursor that is not one of ours raises ValueError.
+
+    The page is chosen from the keys only — the hot ``orders`` table and the archive's index and listing tables
+    (storage.archive.listed), each asked for its newest ``limit + 1`` after the cursor, merged — and only the
+    rows on the page are then read whole (an archived one from its record)."""
+    from storage import archive
     from storage.models import Order
 
-    query = Order.select()
+    query = Order.select(Order.created_at, Order.order_id)
     if state:
         query = query.where(Order.state == state)
     if pair_id:
         query = query.where(Order.pair_id == pair_id)
     if user_id:
         query = query.where(Order.user_id == user_id)
+    after = None
     if cursor:
         after = parse_cursor(cursor)
         if after is None:
@@ -184,11 +215,13 @@ def order_page(config, *, state: str | None = None, pair_id: str | None = None, 
         created, order_id = after
         query = query.where((Order.created_at < created)
                             | ((Order.created_at == created) & (Order.order_id < order_id)))
-    rows = list(query.order_by(Order.created_at.desc(), Order.order_id.desc()).limit(limit + 1))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"orders": [order_row(config, r, pnl=True) for r in rows],
-            "next_cursor": _cursor_text(rows[-1].created_at, rows[-1].order_id) if more and rows else None}
+    hot = list(query.order_by(Order.created_at.desc(), Order.order_id.desc()).limit(limit + 1).tuples())
+    cold = archive.listed(state=state, pair_id=pair_id, user_id=user_id, before=after, limit=limit + 1)
+    keys = sorted(set(hot + cold), reverse=True)[:limit + 1]   # a set: one archived between the two reads
+    more = len(keys) > limit
+    keys = keys[:limit]
+    rows = [r for r in (listed_row(config, oid) for _, oid in keys) if r is not None]
+    return {"orders": rows, "next_cursor": _cursor_text(*keys[-1]) if more and keys else None}
 
 
 def _archive_directory(config):
@@ -206,12 +239,12 @@ def order_source(config, order_id: str):
 
 def order_owner(order_id: str) -> tuple[bool, str | None]:
     """(the order exists, hot or archived; its owner: the first payer)."""
-    from storage.archive import archived_entry
+    from storage.archive_models import archived_entries
     from storage.models import Order
 
     row = Order.select(Order.user_id).where(Order.order_id == order_id).first()
     if row is None:
-        entry = archived_entry(order_id)
+        entry = archived_entries([order_id]).get(order_id)
         return (entry is not None, entry.user_id if entry is not None else None)
     return (True, row.user_id)
 

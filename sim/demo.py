@@ -276,15 +276,17 @@ def _users_in_and_out(script: Script) -> None:
         logger.info("  {:<8} paid {}  →  got back {}", name, text(paid), text(back))
 
 
-def _actual_holdings(ew) -> dict[str, Decimal]:
-    """What the bot's Mixin wallet and the exchange account hold, per symbol (read from the fakes)."""
+def _actual_holdings(ew, api_keys=None) -> dict[str, Decimal]:
+    """What the bot's Mixin wallet and the exchange account (or the accounts of ``api_keys``) hold, per symbol
+    (read from the fakes)."""
     world = ew.world
     out: dict[str, Decimal] = {}
     for asset_id, symbol in SYMBOLS.items():
         out[symbol] = out.get(symbol, Decimal(0)) + world.fake.balance(world.bot_id, asset_id)
     for code in ("BTC", "ETH", "USDT"):
-        free, locked = ew.exchange.balance(ew.api_key, code)
-        out[code] = out.get(code, Decimal(0)) + free + locked
+        for key in api_keys or [ew.api_key]:
+            free, locked = ew.exchange.balance(key, code)
+            out[code] = out.get(code, Decimal(0)) + free + locked
     return {k: v for k, v in out.items() if v}
 
 

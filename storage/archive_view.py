@@ -27,13 +27,14 @@ def order_source(order_id: str, directory: Path | None = None):
     """Read ``order_id`` from the hot tables or, when archived there only, from its archive record (the
     block gets its ArchivedOrder index row; None when hot or unknown). ArchiveCorrupt when the record does
     not match its checksum."""
-    from storage.archive import archived_entry, clear_records, insert_record, is_hot, load_record
+    from storage.archive import clear_records, insert_record, is_hot, load_record
+    from storage.archive_models import archived_entries
     from storage.db import all_models
 
     if getattr(database_proxy._scratch, "db", None) is not None or is_hot(order_id):
         yield None
         return
-    entry = archived_entry(order_id)
+    entry = archived_entries([order_id]).get(order_id)
     if entry is None:
         yield None
         return

@@ -20,6 +20,7 @@ from domain.ingest import IngestRules, matched_by_storage, orders_named, plan_pa
 from domain.order_view import OrderView
 from domain.routing import Route, RouteKind, SnapshotFacts, refund_memo
 from domain.tally import OrderApplication
+from storage.archive_models import archived_entries
 from storage.repo import _ORDER_COLUMNS, _chunks, _view_from_tuple, advance_cursor, record_routes, stored_ids
 from storage.sql import marks, run, run_many
 
@@ -47,16 +48,6 @@ def orders_waiting(order_ids: Sequence[str]) -> set[str]:
         found.update(r[0] for r in run(
             f"SELECT DISTINCT order_id FROM snapshot WHERE outcome || '' = ? AND applied = ? "
             f"AND order_id IN ({marks(len(chunk))})", (RouteKind.ORDER.value, False, *chunk)).fetchall())
-    return found
-
-
-def orders_archived(order_ids: Sequence[str]) -> set[str]:
-    """Orders among `order_ids` that are in cold storage (storage/archive.py): their late payments go to their
-    actor, which refuses them like a final order's."""
-    found: set[str] = set()
-    for chunk in _chunks(list(order_ids)):
-        found.update(r[0] for r in run(f"SELECT order_id FROM archived_order WHERE order_id IN ({marks(len(chunk))})",
-                                       chunk).fetchall())
     return found
 
 
@@ -135,7 +126,8 @@ def ingest_page(items: Sequence[tuple[SnapshotFacts, dict]], cursor_name: str, o
     routed = route_page(direct, rules)
     named = orders_named(routed)
     views = load_views(named)
-    waiting = orders_waiting(named) | orders_archived([o for o in named if o not in views])
+    # an archived order's late payments go to its actor, which refuses them like a final order's
+    waiting = orders_waiting(named) | set(archived_entries([o for o in named if o not in views]))
     plan = plan_payments(routed, views, waiting, rules)
 
     effects = {o.snapshot_id: o for a in plan.applications for o in a.outcomes}

@@ -25,6 +25,7 @@ import gevent
 import peewee as pw
 
 from domain.exchange_orders import OPEN_STATES
+from storage.archive_models import ArchivedOrder
 from storage.exchange_models import ExchangeOrder, Fill
 from storage.kpi_models import KpiSample
 from storage.models import MoneyMovement, Order, database_proxy
@@ -38,6 +39,8 @@ _EX_ORDERS, _FILLS = ExchangeOrder._meta.table_name, Fill._meta.table_name
 _KPI = KpiSample._meta.table_name
 
 ORDERS_BY_STATE = f"SELECT state, COUNT(*) FROM {_ORDERS} GROUP BY state"
+# orders in cold storage (storage/archive.py), from the archive's index: never a segment read
+ARCHIVED_BY_STATE = f"SELECT state, COUNT(*) FROM {ArchivedOrder._meta.table_name} GROUP BY state"
 # Each running or paused order's latest KPI sample, averaged per pair (the account and symbol it quotes on):
 # orders, two-sided uptime ratio, spread (bps), depth within ±2 % of mid per side (quote value)
 KPI_PER_PAIR = (f"SELECT q.exchange_account, q.symbol, COUNT(*), AVG(k.two_sided_seconds / k.running_seconds), "
@@ -81,7 +84,8 @@ class FillTotals:
 @dataclass
 class StateCounts:
     """What the database says right now, grouped (see each query above)."""
-    orders: dict[str, int] = field(default_factory=dict)                             # state
+    orders: dict[str, int] = field(default_factory=dict)                             # state (hot and archived)
+    archived: dict[str, int] = field(default_factory=dict)                           # state (archived only)
     movements: dict[tuple[str, str], int] = field(default_factory=dict)              # kind, state
     live_quotes: dict[tuple[str, str, str], int] = field(default_factory=dict)       # account, symbol, side
     two_sided: dict[tuple[str, str], int] = field(default_factory=dict)              # account, symbol
@@ -134,7 +138,10 @@ def _read_sqlite(uri: str, fills_after: int) -> StateCounts:
 
 def _collect(execute: Execute, fills_after: int | None) -> StateCounts:
     out = StateCounts()
+    out.archived = {state: n for state, n in execute(ARCHIVED_BY_STATE, ())}
     out.orders = {state: n for state, n in execute(ORDERS_BY_STATE, ())}
+    for state, n in out.archived.items():
+        out.orders[state] = out.orders.get(state, 0) + n
     out.movements = {(kind, state): n for kind, state, n in execute(MOVEMENTS_BY_KIND_AND_STATE, ())}
     out.live_quotes = {(a, s, side): n for a, s, side, n in execute(LIVE_QUOTES, _OPEN)}
     out.two_sided = {(a, s): n for a, s, n in execute(TWO_SIDED, _OPEN)}

@@ -17,6 +17,7 @@ from domain.routing import Route, RouteKind, SnapshotFacts, deposit_fields, refu
 from domain.states import OrderState, check_transition
 from domain.tally import ApplyOutcome  # noqa: F401  (re-exported: what applying a payment did)
 from domain.tally import FIRST_SEEN_REASON, NEW_ORDER_REASON, OrderApplication, apply_to_order
+from storage.archive_models import archived_entries
 from storage.models import (Alert, LedgerEntry, MoneyMovement, Order, OrderStateChange, PaymentTally,
                             PollCursor, Snapshot)
 from storage.sql import marks, run, run_many
@@ -263,13 +264,9 @@ def apply_payments(order_id: str, pair_id: str, new_order_fees: FeeRequirements 
     view = load_order(order_id)
     app = apply_to_order(order_id, pair_id, view, new_order_fees, snapshots, decide, now=now,
                          timeout=timeout, applied={sid for sid, applied in present.items() if applied},
-                         archived=view is None and _archived(order_id))
+                         archived=view is None and order_id in archived_entries([order_id]))
     write_applications([app], now, snapshots_written=False)
     return app
-
-
-def _archived(order_id: str) -> bool:
-    return run("SELECT 1 FROM archived_order WHERE order_id = ?", (order_id,)).fetchone() is not None
 
 
 def complete_order(order_id: str, breakdown: PaymentBreakdown, reason: str, now: float,

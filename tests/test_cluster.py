@@ -192,6 +192,41 @@ def test_a_frozen_instance_woken_past_its_lease_is_fenced(pg_url, tmp_path):
     assert result["fenced_writes"] >= 0   # how many the zombie attempted depends on where SIGSTOP caught it
 
 
+@pytest.mark.timeout(600)
+def test_kill_9_moves_its_exchange_accounts_to_the_survivors_by_the_hash_ring_and_their_orders_go_on(pg_url,
+                                                                                                     tmp_path):
+    """Four exchange accounts (an order funded and quoting on each) over three instances; the one holding every
+    role and two accounts is SIGKILLed: its two accounts go to the two survivors the ring names, the others'
+    accounts stay where they were, each moved account's order is reconciled and quotes again, and everything
+    then exits with 0 violations (no duplicate exchange order, withdrawal or payout; nothing stranded)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from clusterfail import ACCOUNTS, account_instance_names
+
+    from domain.cluster import account_lease
+
+    done = subprocess.run([sys.executable, "bench/clusterfail.py", "--database", pg_url, "--mode", "accounts",
+                           "--workdir", str(tmp_path / "work"), "--verbose"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=560, check=False)
+    result = bench_result(done)
+    assert done.returncode == 0 and result["violations"] == 0 and result["took_over"] is True, result
+    names = account_instance_names()
+    victim, survivors = names[0], names[1:]
+    assert result["victim"] == victim
+    ring_of_three = {account_lease(a): o for a, o in assign_accounts(ACCOUNTS, names).items()}
+    ring_of_two = {account_lease(a): o for a, o in assign_accounts(ACCOUNTS, survivors).items()}
+    moves = result["accounts"]
+    assert moves["owners_before"] == ring_of_three and set(ring_of_three.values()) == set(names)
+    assert moves["owners_after"] == ring_of_two and victim not in ring_of_two.values()
+    moved = sorted(a for a in ACCOUNTS if ring_of_three[account_lease(a)] == victim)
+    assert moves["moved"] == moved and len(moved) == 2
+    assert {ring_of_two[account_lease(a)] for a in moved} == set(survivors)   # spread over both survivors
+    assert all(ring_of_two[lease] == owner for lease, owner in ring_of_three.items() if owner != victim)
+    assert set(moved) <= set(moves["quoting_again"])   # reconciled by the new owner, then quoting again
+    assert result["orders_by_state"] == {"settled": len(ACCOUNTS)} and result["stranded"] == {}, result
+    log = (tmp_path / "work" / f"{ring_of_two[account_lease(moved[0])]}.log").read_text(errors="replace")
+    assert f"took exchange account {moved[0]} (epoch" in log and "reconciled" in log
+
+
 # ------------------------------------------------------------------ the demo on three instances
 
 

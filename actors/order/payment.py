@@ -21,7 +21,7 @@ from domain.states import FINAL_STATES, OrderState
 from domain.tally import ApplyOutcome, ArchivedOrderFacts, decide_for
 from integrations.mixin.errors import MixinError
 from storage import repo
-from storage.archive import archived_entry
+from storage.archive_models import archived_entries
 
 
 class PaymentStage(Stage):
@@ -115,7 +115,7 @@ class PaymentStage(Stage):
     def decide(self, view: repo.OrderView | None, facts: SnapshotFacts) -> PaymentDecision:
         archived = None
         if view is None:
-            entry = archived_entry(self.order_id)
+            entry = archived_entries([self.order_id]).get(self.order_id)
             if entry is not None:  # a late transfer to an order in cold storage: refused like a final one
                 archived = ArchivedOrderFacts(OrderState(entry.state), entry.user_id)
         return decide_for(view, facts, self.pair, memo_action(facts.memo_hex), archived)
