@@ -165,9 +165,11 @@ def raw_insert(rows: list[tuple], target: BenchDatabase) -> measure.Span:
         else:
             import sqlite3
 
+            from storage.db import SQLITE_PRAGMAS
+
             conn = sqlite3.connect(target.url.removeprefix("sqlite:///"), isolation_level=None)
-            conn.execute("PRAGMA journal_mode=wal")
-            conn.execute("PRAGMA synchronous=normal")
+            for name, value in SQLITE_PRAGMAS.items():  # the connection settings mmflow's own connection has
+                conn.execute(f"PRAGMA {name}={value}")
             span = measure.start()
             for i in range(0, len(rows), BATCH):
                 conn.execute("BEGIN")

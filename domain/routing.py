@@ -71,7 +71,10 @@ def parse_snapshot(raw: object) -> SnapshotFacts:
     opponent = raw.get("opponent_id") or ""
     if not isinstance(memo, str) or not isinstance(opponent, str):
         raise BadSnapshot(f"snapshot {snapshot_id}: memo/opponent_id are not strings")
-    deposit = raw.get("deposit") or {}
+    deposit = raw.get("deposit")
+    if not deposit:  # a transfer between Mixin users, the usual payment
+        return SnapshotFacts(snapshot_id, created_at, created_ns, asset_id, amount, opponent, memo,  # type: ignore
+                             False, bool(raw.get("withdrawal")))
     if not isinstance(deposit, dict):
         raise BadSnapshot(f"snapshot {snapshot_id}: deposit is not an object")
     return SnapshotFacts(
@@ -82,7 +85,7 @@ def parse_snapshot(raw: object) -> SnapshotFacts:
         amount=amount,
         opponent_id=opponent,
         memo_hex=memo,
-        is_deposit=bool(raw.get("deposit")),
+        is_deposit=True,
         is_withdrawal=bool(raw.get("withdrawal")),
         **deposit_fields(deposit),
     )
@@ -165,6 +168,9 @@ class PaymentDecision:
     code: str = ""
 
 
+_ACCEPT = PaymentDecision(PaymentDecisionKind.ACCEPT)  # immutable: one for every accepted payment
+
+
 def decide_payment(*, state: OrderState, owner_id: str | None, facts: SnapshotFacts, pair: PairRules,
                    fees: FeeRequirements, action: int | None = ACTION_CREATE,
                    exit_requested: bool = False) -> PaymentDecision:
@@ -178,7 +184,8 @@ def decide_payment(*, state: OrderState, owner_id: str | None, facts: SnapshotFa
         return PaymentDecision(PaymentDecisionKind.ATTENTION,
                                f"payment {facts.snapshot_id} came from outside Mixin (no opponent): the order "
                                f"cannot be owned or refunded by transfer", "no_opponent")
-    state = OrderState(state)
+    if state.__class__ is not OrderState:
+        state = OrderState(state)
     if action == ACTION_EXIT:
         return _decide_exit(state, owner_id, facts, exit_requested)
     if action == ACTION_DEPOSIT and state in ACCEPTS_TOP_UP:
@@ -194,7 +201,7 @@ def decide_payment(*, state: OrderState, owner_id: str | None, facts: SnapshotFa
                                    f"order_{state}")
         return PaymentDecision(PaymentDecisionKind.REFUND, f"order is {state}, not accepting payments",
                                f"order_{state}")
-    return _owner_and_asset(owner_id, facts, pair, fees) or PaymentDecision(PaymentDecisionKind.ACCEPT)
+    return _owner_and_asset(owner_id, facts, pair, fees) or _ACCEPT
 
 
 def _owner_and_asset(owner_id: str | None, facts: SnapshotFacts, pair: PairRules,

@@ -85,6 +85,7 @@ class OrderApplication:
     view: OrderView | None                 # the order afterwards (None: still does not exist)
     created: bool = False                  # the batch created the order (insert its row)
     changed: bool = False                  # the order's row must be written (owner, deadline, exit, state)
+    row_changed: bool = False              # ... its fields other than updated_at too (else: only tallied)
     outcomes: list[ApplyOutcome] = field(default_factory=list)
     refunds: list[Refund] = field(default_factory=list)
     transitions: list[Transition] = field(default_factory=list)
@@ -108,7 +109,7 @@ def new_order(order_id: str, pair_id: str, fees: FeeRequirements, now: float, ti
 
 def _row_fields(view: OrderView) -> tuple:
     return (view.state, view.state_reason, view.user_id, view.first_payment_at, view.deadline_at,
-            view.exit_requested_at)
+            view.exit_requested_at, view.exit_source, view.exit_reason)
 
 
 def apply_to_order(order_id: str, pair_id: str, view: OrderView | None, new_order_fees: FeeRequirements | None,
@@ -170,7 +171,8 @@ def apply_to_order(order_id: str, pair_id: str, view: OrderView | None, new_orde
             view.deadline_at = now + timeout
         app.outcomes.append(ApplyOutcome(facts.snapshot_id, "accepted", decision.reason))
     app.view = view
-    app.changed = view is not None and (app.created or bool(app.counts) or _row_fields(view) != before)
+    app.row_changed = view is not None and (app.created or _row_fields(view) != before)
+    app.changed = app.row_changed or (view is not None and bool(app.counts))
     return app
 
 

@@ -7,6 +7,7 @@ integer nanoseconds since the epoch and compare those.
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 import time
 
@@ -24,16 +25,26 @@ def parse_ns(text: str) -> int:
     match = _RFC3339.fullmatch(text)
     if not match:
         raise BadTimestamp(f"not an RFC3339 timestamp: {text!r}")
-    year, month, day, hour, minute, second, frac, zone = (match.group(i) for i in range(1, 9))
+    year, month, day, hour, minute, second, frac, zone = match.groups()
+    seconds = _epoch_seconds(year, month, day, hour, minute, second, zone)
+    if seconds is None:
+        raise BadTimestamp(f"not a valid date/time: {text!r}")
+    nanos = int(frac.ljust(9, "0")) if frac else 0
+    return seconds * 1_000_000_000 + nanos
+
+
+@functools.lru_cache(maxsize=4096)
+def _epoch_seconds(year: str, month: str, day: str, hour: str, minute: str, second: str, zone: str) -> int | None:
+    """Seconds since the epoch of a valid date and time, None if invalid. Cached: a page of snapshots shares a
+    handful of seconds, and this (validation, timegm) was most of parsing a timestamp."""
     y, mo, d, h, mi, sec = int(year), int(month), int(day), int(hour), int(minute), int(second)
     if not (1 <= mo <= 12 and 1 <= d <= calendar.monthrange(y, mo)[1] and h <= 23 and mi <= 59 and sec <= 60):
-        raise BadTimestamp(f"not a valid date/time: {text!r}")
+        return None
     seconds = calendar.timegm((y, mo, d, h, mi, sec))
     if zone not in ("Z", "z"):
         sign = 1 if zone[0] == "+" else -1
         seconds -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
-    nanos = int((frac or "").ljust(9, "0")) if frac else 0
-    return seconds * 1_000_000_000 + nanos
+    return seconds
 
 
 def format_ns(ns: int) -> str:

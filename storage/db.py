@@ -158,6 +158,15 @@ def _close_quietly(db: pw.Database) -> None:
         pass
 
 
+# Per-connection SQLite settings (bench/ingest.py's floor uses them too). Beyond WAL and synchronous=normal: a
+# 64 MiB page cache instead of 2 MiB (a page of snapshots touches hundreds of random index pages — snapshot, order
+# and tally keys are UUIDs — which a 2 MiB cache reads back from the OS again and again), and a checkpoint every
+# 10,000 WAL pages instead of 1,000 (at 1,000 nearly every ingest commit also checkpointed, writing the same hot
+# index pages twice). Profiled on bench/ingest.py: a third less CPU in the reads of a page, a fifth less per commit.
+SQLITE_PRAGMAS = {"journal_mode": "wal", "synchronous": "normal", "foreign_keys": 1, "cache_size": -65536,
+                  "wal_autocheckpoint": 10000}
+
+
 def _connect(url: str, busy_timeout: float, pool_size: int = DEFAULT_POOL_SIZE) -> pw.Database:
     if url.startswith("sqlite:///"):
         path = _sqlite_path(url)
@@ -169,8 +178,7 @@ def _connect(url: str, busy_timeout: float, pool_size: int = DEFAULT_POOL_SIZE) 
                 raise StorageError(f"SQLite database {path}: is a directory, not a file")
         db = pw.SqliteDatabase(
             path,
-            pragmas={"journal_mode": "wal", "synchronous": "normal", "foreign_keys": 1,
-                     "busy_timeout": int(busy_timeout * 1000)},
+            pragmas={**SQLITE_PRAGMAS, "busy_timeout": int(busy_timeout * 1000)},
             thread_safe=False,
             check_same_thread=False,
             autoconnect=True,

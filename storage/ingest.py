@@ -67,11 +67,15 @@ def write_applications(apps: Sequence[OrderApplication], now: float, *, snapshot
                format(v.fees.base_fee_amount, "f"), v.fees.quote_fee_asset_id, format(v.fees.quote_fee_amount, "f"),
                format(v.fees.market_making_fee_percent, "f"), v.first_payment_at, v.deadline_at,
                v.exit_requested_at, v.exit_source, v.exit_reason, now, now) for v in created])
+    updated = [a for a in apps if a.changed and not a.created]
     run_many("UPDATE orders SET state = ?, state_reason = ?, user_id = ?, first_payment_at = ?, deadline_at = ?, "
              "exit_requested_at = ?, exit_source = ?, exit_reason = ?, updated_at = ? WHERE order_id = ?",
              [(v.state.value, v.state_reason, v.user_id, v.first_payment_at, v.deadline_at, v.exit_requested_at,
-               v.exit_source, v.exit_reason, now, v.order_id)
-              for v in (a.view for a in apps if a.changed and not a.created)])
+               v.exit_source, v.exit_reason, now, v.order_id) for v in (a.view for a in updated if a.row_changed)])
+    # Only tallied (the usual later payment): the row's fields are as they were, only updated_at moves — a narrower
+    # statement that leaves the state index alone (about half the cost of the full one per order).
+    run_many("UPDATE orders SET updated_at = ? WHERE order_id = ?",
+             [(now, a.order_id) for a in updated if not a.row_changed])
     run_many("INSERT INTO order_state_change (order_id, from_state, to_state, reason, at) VALUES (?, ?, ?, ?, ?)",
              [(a.order_id, t.from_state, t.to_state, t.reason, now) for a in apps for t in a.transitions])
     run_many("INSERT INTO payment_tally (order_id, asset_id, amount, payments) VALUES (?, ?, ?, ?) "

@@ -1,6 +1,7 @@
 """Units of work and reads. Units run inside the writer's transaction: DB statements only, no I/O, no yields."""
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -175,16 +176,25 @@ _ORDER_COLUMNS = ("order_id", "pair_id", "state", "state_reason", "user_id", "ba
 
 
 def _view_from_tuple(row: Sequence, tallies: dict[str, Decimal]) -> OrderView:
-    r = dict(zip(_ORDER_COLUMNS, row))
-    return OrderView(
-        order_id=r["order_id"], pair_id=r["pair_id"], state=OrderState(r["state"]), state_reason=r["state_reason"],
-        user_id=r["user_id"],
-        fees=FeeRequirements(r["base_fee_asset_id"], Decimal(r["base_fee_amount"]), r["quote_fee_asset_id"],
-                             Decimal(r["quote_fee_amount"]), Decimal(r["market_making_fee_percent"])),
-        first_payment_at=r["first_payment_at"], deadline_at=r["deadline_at"], created_at=r["created_at"],
-        tallies=tallies, exit_requested_at=r["exit_requested_at"], exit_source=r["exit_source"],
-        exit_reason=r["exit_reason"], end_at=r["end_at"], started_at=r["started_at"],
-    )
+    (order_id, pair_id, state, state_reason, user_id, base_fee_asset_id, base_fee_amount, quote_fee_asset_id,
+     quote_fee_amount, fee_percent, first_payment_at, deadline_at, created_at, exit_requested_at, exit_source,
+     exit_reason, end_at, started_at) = row
+    return OrderView(order_id, pair_id, _STATES[state], state_reason, user_id,
+                     _fees(base_fee_asset_id, base_fee_amount, quote_fee_asset_id, quote_fee_amount, fee_percent),
+                     first_payment_at, deadline_at, created_at, tallies, exit_requested_at, exit_source, exit_reason,
+                     end_at, started_at)
+
+
+_STATES = {s.value: s for s in OrderState}
+
+
+@functools.lru_cache(maxsize=1024)
+def _fees(base_asset_id: str, base_amount: str, quote_asset_id: str, quote_amount: str,
+          fee_percent: str) -> FeeRequirements:
+    """Orders of a pair mostly share their fees: one immutable FeeRequirements per distinct row text, not three
+    Decimals per order read (a page's ingest reads hundreds of orders)."""
+    return FeeRequirements(base_asset_id, Decimal(base_amount), quote_asset_id, Decimal(quote_amount),
+                           Decimal(fee_percent))
 
 
 def load_order(order_id: str) -> OrderView | None:

@@ -48,7 +48,10 @@ class PaymentStage(Stage):
     # ------------------------------------------------------------ start and recovery
 
     def resume(self) -> None:
-        pending = repo.pending_snapshots_of(self.order_id)
+        # Started by a poller's commit (its view): that unit applied every payment routed to this order (an order
+        # with routed payments left is not applied but delivered), and whatever is routed to it later comes in its
+        # own DeliverPayments. Only a start from the database (recovery, a restart) looks for payments left over.
+        pending = () if self.actor.view_from_ingest else repo.pending_snapshots_of(self.order_id)
         if pending:
             self.log.info("order {}: {} routed payments not applied yet; applying them", self.order_id, len(pending))
             self.actor.actor_ref.tell(PaymentsArrived(tuple(pending)))
