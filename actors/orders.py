@@ -10,6 +10,7 @@ import dataclasses
 import json
 import time
 
+import pykka
 from loguru import logger
 
 from actors.order.actor import OrderActor
@@ -55,7 +56,9 @@ class OrderSupervisor(Supervisor):
     def setup(self) -> None:
         """Start quickly whatever the number of orders: recovery continues after the tree is up."""
         super().setup()
-        self._commands_timer = send_every(self.actor_ref, 1.0, PollCommands())
+        self._commands_timer = send_every(self.actor_ref, self.services.config.commands.poll_interval,
+                                          PollCommands())
+        commands.wake_on_queue(self._poll_commands_now)
         self._to_recover = [(order_id, pair_id) for order_id, pair_id
                             in repo.orders_to_recover([s.value for s in FINAL_STATES]) if self._owns(pair_id)]
         self._to_recover.reverse()  # popped from the end: oldest ids first
@@ -95,7 +98,15 @@ class OrderSupervisor(Supervisor):
         )
         self.start_child(spec)
 
+    def _poll_commands_now(self) -> None:
+        """A command was queued in this process (the HTTP API): carry it out without waiting for the poll."""
+        try:
+            self.actor_ref.tell(PollCommands())
+        except pykka.ActorDeadError:
+            commands.stop_waking(self._poll_commands_now)
+
     def teardown(self) -> None:
+        commands.stop_waking(self._poll_commands_now)
         timer = getattr(self, "_commands_timer", None)
         if timer:
             timer.cancel()

@@ -173,7 +173,7 @@ class MixinConfig(Section):
         return _not_below(values, data, "backoff_base", "backoff_max")
 
 
-# --- [payments], [treasury], [supervision], [log], [funding], [strategy], [stream] ------------------------
+# --- [payments], [treasury], [supervision], [commands], [log], [funding], [strategy], [stream] ------------
 
 def _fee_percent(value: Decimal) -> Decimal:
     if not Decimal(0) <= value < Decimal(100):
@@ -215,6 +215,13 @@ class SupervisionConfig(Section):
     @classmethod
     def checks(cls, values: dict[str, Any], data: dict[str, Any]) -> list[Issue]:
         return _not_below(values, data, "backoff_min", "backoff_max")
+
+
+class CommandsConfig(Section):
+    """Operator commands (the CLI's and the API's rows in the database): how often the service looks for new ones.
+    A command queued inside the service's own process (the HTTP API) wakes it at once, and in a cluster (PostgreSQL)
+    so does one from another instance; this interval bounds the wait for the rest (the CLI's, for one)."""
+    poll_interval: Interval = 1.0
 
 
 _LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
@@ -301,6 +308,7 @@ class Config(Section):
     payments: PaymentConfig = Field(default_factory=PaymentConfig)
     treasury: TreasuryConfig = Field(default_factory=TreasuryConfig)
     supervision: SupervisionConfig = Field(default_factory=SupervisionConfig)
+    commands: CommandsConfig = Field(default_factory=CommandsConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     funding: FundingConfig = Field(default_factory=FundingConfig)
     # every [[exchanges]] account (see exchanges / disabled_exchanges)

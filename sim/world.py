@@ -102,6 +102,7 @@ class World:
                          "fee_retry_delay": 0.1},
             "treasury": {"retry_delay": 0.05, "retry_max_delay": 1.0, "confirm_poll_interval": 0.05},
             "supervision": {"backoff_min": 0.02, "backoff_max": 0.5},
+            "commands": {"poll_interval": 0.05},
             "pairs": default_pairs(),
         }
         if "exchanges" not in overrides:

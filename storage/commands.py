@@ -16,6 +16,20 @@ from storage.models import Alert, LedgerEntry, OrderCommand
 
 COMMANDS = ("pause", "resume", "exit", "set-params", "resolve", "stop")
 
+# Called after a command is queued in this process: the OrderSupervisor's "look now" (the HTTP API and the
+# service share a process; without this a command waited for the next poll, [commands] poll_interval).
+_in_process_wakes: list = []
+
+
+def wake_on_queue(wake) -> None:
+    """Call ``wake()`` (no arguments, must not block) whenever this process queues a command."""
+    _in_process_wakes.append(wake)
+
+
+def stop_waking(wake) -> None:
+    if wake in _in_process_wakes:
+        _in_process_wakes.remove(wake)
+
 
 def queue(order_id: str, command: str, args: dict | None = None) -> int:
     if command not in COMMANDS:
@@ -27,8 +41,12 @@ def queue(order_id: str, command: str, args: dict | None = None) -> int:
 
 
 def _wake_the_owner() -> None:
-    """On PostgreSQL, tell the instances of a cluster at once (they also read pending commands every second)."""
+    """Tell this process's OrderSupervisor, and on PostgreSQL the instances of a cluster, at once (they also read
+    pending commands every [commands] poll_interval)."""
     import peewee as pw
+
+    for wake in tuple(_in_process_wakes):
+        wake()
 
     from storage.cluster import BUS_CHANNEL
     from storage.models import database_proxy

@@ -363,7 +363,8 @@ def exchange_toml(account="binance", extra="") -> str:
 @pytest.mark.parametrize("section,key", [
     ("mixin", "poll_interval"), ("mixin", "request_timeout"), ("payments", "timeout"),
     ("payments", "fee_retry_delay"), ("treasury", "retry_delay"), ("treasury", "confirm_poll_interval"),
-    ("supervision", "period"), ("supervision", "order_period"), ("funding", "poll_interval"),
+    ("supervision", "period"), ("supervision", "order_period"), ("commands", "poll_interval"),
+    ("funding", "poll_interval"),
     ("funding", "withdrawal_timeout"), ("funding", "deposit_timeout"), ("funding", "return_timeout"),
     ("funding", "return_retry_delay"), ("strategy", "tick_interval"), ("strategy", "stop_timeout"),
     ("stream", "slow_interval"), ("stream", "fast_interval"), ("stream", "trades_lookback"),

@@ -2,9 +2,10 @@
 summary; every order ends settled or refunded; nothing is stranded; and the money adds up across the run:
 for every asset, what users paid in = what they got back + fees + dust + transit differences − trading result.
 
-The five demos (the default one, the one serving its API during a hold, one per HuFi venue) start side by side
-in a module fixture — most of a demo's minute is waiting on its users' script, not CPU — and each test waits
-for and asserts on its own."""
+The demos (the default one, the one serving its API during a hold, one per HuFi venue, and — where PostgreSQL
+answers — the default story on three instances sharing it, one of them killed) start side by side in a module
+fixture — most of a demo's minute is waiting on its users' script, not CPU — and each test waits for and asserts
+on its own."""
 from __future__ import annotations
 
 import json
@@ -20,6 +21,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
+from tests.test_cluster import _server as _cluster_server
 
 ROOT = Path(__file__).resolve().parent.parent
 VENUES = ("mexc", "gate", "bybit")
@@ -75,6 +78,9 @@ def demos(tmp_path_factory):
                **{venue: _start(root / venue, ["--venue", venue, "--duration", "12",
                                                "--workdir", str(root / venue / "work")]) for venue in VENUES}}
     started["hold"].port = port
+    server = _cluster_server()
+    if server is not None:
+        started["cluster"] = _start(root / "cluster", ["--database", server, "--instances", "3", "--kill-one"])
     try:
         yield started
     finally:
@@ -177,3 +183,20 @@ def test_demo_on_each_hufi_venue_joins_estimates_and_strands_nothing(demos):
         assert f"fake {venue} at http://127.0.0.1:" in log
         assert "joined HuFi campaign" in log and "estimated reward today" in log, (venue, log[-3000:])
         assert "leaderboard: 3 participants" in log and "listed, not joined" in log, venue
+
+
+@pytest.mark.timeout(400)
+def test_demo_on_three_instances_with_one_killed(demos):
+    """`demo --database URL --instances 3 --kill-one` (started with the others: tests/test_cluster.py's subject,
+    here only so its minute overlaps theirs): the story on three `serve` instances sharing one PostgreSQL
+    database, one of them killed with SIGKILL; its roles are taken over and the money still adds up."""
+    if "cluster" not in demos:
+        pytest.skip("the cluster demo needs PostgreSQL and none answers (MMFLOW_TEST_DATABASE_URL or 127.0.0.1:5432)")
+    out, log = demos["cluster"].finish(timeout=380)
+    assert demos["cluster"].proc.returncode == 0, log[-4000:]
+    summary = assert_summary_adds_up(out)
+    assert summary["orders_by_state"].get("settled", 0) >= 4
+    killed = summary["cluster"]["killed"]
+    assert killed and killed not in summary["cluster"]["leases"].values()
+    assert f"demo: kill -9 {killed}" in log and f"took over from {killed} role:treasury" in log
+    assert "Traceback" not in log

@@ -116,3 +116,13 @@ def test_a_payment_into_a_refunded_order_is_refunded_also_across_a_restart(tmp_p
         assert refund.memo.endswith(":order_refunded") and refund.amount == D("7")
         assert world.fake.balance(user, USDT_ERC20) == 0
         assert Order.get_by_id(order_id).state == "refunded"
+
+
+def test_a_command_queued_in_the_services_own_process_is_carried_out_without_waiting_for_the_poll(
+        tmp_path, plain_world):
+    """The HTTP API queues in the service's process: that wakes the OrderSupervisor at once. With the poll an hour
+    apart, only the wake can carry these out; after the tree stops, queuing wakes nothing (no dead actor told)."""
+    with running_mmflow(tmp_path, plain_world, commands={"poll_interval": 3600}):
+        assert outcome(commands.queue(new_order_id(), "pause", {})) == "refused: no such order"
+        assert outcome(commands.queue(new_order_id(), "exit", {})) == "refused: no such order"
+    assert commands._in_process_wakes == []
