@@ -17,7 +17,6 @@ import pytest
 from domain.exchange_orders import ExOrderState
 from sim.bridge import world_with_exchange
 from storage import commands, exchange_repo, repo
-from tests.databases import on_postgres
 from tests.support import wait_until
 from tests.test_flow_funding import pay_order
 from tests.test_flow_strategy import run
@@ -225,11 +224,6 @@ def test_post_only_filter_drops_a_bid_that_would_cross(tmp_path, xworld):
         assert [o for o in all_rows(order_id) if o.state is ExOrderState.REJECTED] == []
 
 
-# On PostgreSQL the place tick can follow the cancel tick within FRESH_BOOK (50 ms) of a book fetched before the
-# move: the placement rests on that cached book and the bid crosses. A race in actors/order/strategy.py that
-# SQLite's non-yielding statements hide; kept visible here until the strategy fixes it (issue 13 report).
-@pytest.mark.xfail(on_postgres(), reason="post-only placement may rest on a book cached up to 50 ms before a move",
-                   strict=False)
 def test_post_only_ladder_is_not_rejected_after_a_move_between_cancel_and_place(tmp_path, xworld):
     """Spreads of 1 bp, the ladder replaced every second (tolerance < 0): right after each cancel the market
     drops 0.1 %, so a bid priced from the book before the move would cross. None may be refused as crossing,

@@ -32,7 +32,7 @@ from integrations.exchange.errors import DefinitiveError, ExchangeError
 from storage import exchange_repo, repo, risk
 
 ZERO = Decimal(0)
-FRESH_BOOK = 0.05  # seconds: the book a placement decision may rest on
+FRESH_BOOK = 0.05  # seconds: the book a placement decision may rest on (and asked for after our last cancel)
 DRAWDOWN_EVERY = 10.0  # seconds between drawdown checks of a running order
 
 
@@ -72,6 +72,8 @@ class StrategyRunner:
         self.hanging: set[str] = set()
         self.last_notes: tuple[str, ...] = ()
         self.cycles = 0
+        self.cancelled_at: float | None = None   # book-cache clock when our last cancel was done and recorded
+        self.cancelled_last_tick = False
         self._rules_cache = None
         self.guard: PriceGuard | None = PriceGuard(self.services.config.risk) if params is not None else None
         self._opening_recorded = repo.opening_price(actor.order_id) is not None
@@ -94,10 +96,13 @@ class StrategyRunner:
             raise NotReady(f"exchange account {self.pair.exchange} not ready")
         return account
 
-    def _book(self, account, max_age: float | None = None, account_id: str | None = None) -> BookTop:
-        caches = getattr(self.services, "book_caches", None) or {}
-        cache = caches.get(account_id or self.pair.exchange)
-        book = (cache.book(self.pair.symbol, max_age=max_age) if cache is not None
+    def _cache(self, account_id: str | None = None):
+        return (getattr(self.services, "book_caches", None) or {}).get(account_id or self.pair.exchange)
+
+    def _book(self, account, max_age: float | None = None, account_id: str | None = None,
+              sent_after: float | None = None) -> BookTop:
+        cache = self._cache(account_id)
+        book = (cache.book(self.pair.symbol, max_age=max_age, sent_after=sent_after) if cache is not None
                 else account.fetch_order_book(self.pair.symbol, 5))
         best_bid = book.bids[0][0] if book.bids else None
         best_ask = book.asks[0][0] if book.asks else None
@@ -141,6 +146,7 @@ class StrategyRunner:
 
     @metrics.timed_strategy_tick
     def tick(self, now: float) -> str:
+        self.cancelled_last_tick = False
         account = self.account()
         try:
             rules = self._rules(account)
@@ -152,6 +158,7 @@ class StrategyRunner:
             tripped = self.guard.observe(ref, now)
             if tripped:
                 # Quotes off until the price is sane again: cancel this order's own orders, place none.
+                self.cancelled_last_tick = True
                 for order in exchange_repo.open_orders_of(self.actor.order_id):
                     self.cancel(account, order.client_order_id, now)
                 raise PriceBreaker(tripped)
@@ -167,9 +174,12 @@ class StrategyRunner:
                           last_refresh_at=self.last_refresh_at, last_fill_at=self.last_fill_at, ref_price=ref)
         if plan.place and self.params.post_only:
             # About to place maker-only orders: decide on a fresh book, not one cached before a move
-            # (a stale book lets a bid cross the real best ask and be rejected). Shared for FRESH_BOOK s.
+            # (a stale book lets a bid cross the real best ask and be rejected). Shared for FRESH_BOOK s,
+            # and asked for after this order's last cancel: a refresh cancels the ladder on one tick and
+            # places the next on a later one, and the market may move in between — a book cached (or in
+            # flight) from before the cancels returned would price the new ladder on the old market.
             try:
-                fresh = self._book(account, max_age=FRESH_BOOK)
+                fresh = self._book(account, max_age=FRESH_BOOK, sent_after=self.cancelled_at)
             except ExchangeError as exc:
                 raise NotReady(f"market data: {exc}") from None
             if fresh != book:
@@ -183,6 +193,7 @@ class StrategyRunner:
                                   last_refresh_at=self.last_refresh_at, last_fill_at=self.last_fill_at,
                                   ref_price=ref)
         self.cycles += 1
+        self.cancelled_last_tick = bool(plan.cancel)
         for cid in plan.cancel:
             self.cancel(account, cid, now)
         placed = 0
@@ -241,6 +252,12 @@ class StrategyRunner:
         if order.state is not ExOrderState.PENDING_CANCEL:
             self.services.writer.run(exchange_repo.transition, cid, ExOrderState.PENDING_CANCEL, now)
         try:
+            self._send_cancel(account, order, cid, now)
+        finally:
+            self._note_cancel()
+
+    def _send_cancel(self, account, order, cid: str, now: float) -> None:
+        try:
             info = account.cancel_order(self.pair.symbol, client_order_id=cid)
             crash_point("cancel_sent")  # cancelled on the exchange, not recorded
         except DefinitiveError as exc:
@@ -254,6 +271,13 @@ class StrategyRunner:
             return
         self.services.writer.run(exchange_repo.apply_status, cid, info.status or "canceled", info.filled or ZERO,
                                  info.amount or order.amount, time.time())
+
+    def _note_cancel(self) -> None:
+        """Our cancel is done and recorded (whatever its outcome): the next post-only placement needs a book
+        asked for now or later (see tick)."""
+        cache = self._cache()
+        if cache is not None:
+            self.cancelled_at = cache.clock()
 
     # ------------------------------------------------------------ events and stop
 
@@ -390,11 +414,17 @@ class StrategyStage(Stage):
         self._next_tick_due = self.now() + delay
         self.actor.timers.after("tick", delay, StrategyTick())
 
-    def _arm_next_tick(self, interval: float) -> None:
+    def _arm_next_tick(self, interval: float, settle: bool = False) -> None:
         """Keep a fixed cadence: the next tick is due one interval after this one was due, not after it
-        finished (a slow tick must not stretch every period); a tick that fell far behind skips ahead."""
+        finished (a slow tick must not stretch every period); a tick that fell far behind skips ahead.
+
+        ``settle`` (this tick cancelled orders): the next is a whole interval from now. A refresh cancels on
+        one tick and places on a later one; a catch-up tick right after a slow cancelling tick would place
+        within milliseconds of the cancels, before the update stream and the book show what followed them."""
         now = self.now()
         due = (self._next_tick_due or now) + interval
+        if settle:
+            due = max(due, now + interval)
         if due < now:
             due = now
         self._next_tick_due = due
@@ -441,7 +471,7 @@ class StrategyStage(Stage):
                 self.log.info("order {}: not quoting this tick: {}", self.order_id, exc)
         self._check_drawdown(now)
         if self.state is OrderState.RUNNING:
-            self._arm_next_tick(interval)
+            self._arm_next_tick(interval, settle=self.runner is not None and self.runner.cancelled_last_tick)
 
     # ------------------------------------------------------------ breakers
 
