@@ -25,7 +25,7 @@ from domain.states import OrderState
 from domain.exchange_orders import ExOrderState
 from domain.strategy.ladder import BookTop, Budget, MarketRules, build_proposals, reference_price
 from domain.strategy.params import StrategyParams, StrategyParamsError, parse_params
-from domain.strategy.refresh import LiveOrder, orders_to_hang, plan_cycle, quoting_budget
+from domain.strategy.refresh import LiveOrder, orders_to_hang, pair_replacements, plan_cycle, quoting_budget
 from integrations import metrics
 from integrations.crashpoints import crash_point
 from integrations.exchange.errors import DefinitiveError, ExchangeError
@@ -170,8 +170,10 @@ class StrategyRunner:
         budget = quoting_budget(holdings, live, self.params, rules)
         proposals, notes = build_proposals(self.params, ref, book, rules, budget, holdings.base, holdings.quote)
         self.last_notes = tuple(notes)
+        replace = bool(getattr(account, "can_cancel_replace", False))
         plan = plan_cycle(params=self.params, proposals=proposals, live=live, now=now,
-                          last_refresh_at=self.last_refresh_at, last_fill_at=self.last_fill_at, ref_price=ref)
+                          last_refresh_at=self.last_refresh_at, last_fill_at=self.last_fill_at, ref_price=ref,
+                          replace=replace)
         if plan.place and self.params.post_only:
             # About to place maker-only orders: decide on a fresh book, not one cached before a move
             # (a stale book lets a bid cross the real best ask and be rejected). Shared for FRESH_BOOK s,
@@ -191,17 +193,71 @@ class StrategyRunner:
                 self.last_notes = tuple(notes)
                 plan = plan_cycle(params=self.params, proposals=proposals, live=live, now=now,
                                   last_refresh_at=self.last_refresh_at, last_fill_at=self.last_fill_at,
-                                  ref_price=ref)
+                                  ref_price=ref, replace=replace)
         self.cycles += 1
-        self.cancelled_last_tick = bool(plan.cancel)
-        for cid in plan.cancel:
+        pairs, cancels, places = (), plan.cancel, plan.place
+        if plan.cancel and plan.place:   # a replacing plan: one cancel-replace request per pair
+            pairs, cancels, places = pair_replacements([o for o in live if o.client_order_id in set(plan.cancel)],
+                                                       plan.place)
+        self.cancelled_last_tick = bool(cancels)
+        for cid in cancels:
             self.cancel(account, cid, now)
-        placed = 0
-        for proposal in plan.place:
-            placed += self.place(account, proposal, now)
+        for old_cid, proposal in pairs:
+            self.replace(account, old_cid, proposal, now)
+        for proposal in places:
+            self.place(account, proposal, now)
         if plan.place:
             self.last_refresh_at = now
         return plan.reason if (plan.cancel or plan.place) else ""
+
+    def replace(self, account, old_cid: str, proposal, now: float) -> int:
+        """Cancel ``old_cid`` and place ``proposal`` in ONE cancel-replace request. One writer unit before it
+        is sent (the new order reserved with its client id, the old marked PENDING_CANCEL) and one for what
+        the venue did with each half. An old order the exchange never acknowledged is not touched (see
+        cancel); its proposal waits for a later tick."""
+        old = exchange_repo.get_exchange_order(old_cid)
+        if old is not None and old.state is ExOrderState.PENDING_CANCEL:
+            # an earlier cancel of it failed or was lost: cancel alone (the stream resolves it); a replacement
+            # now would be refused with it, tick after tick
+            self.cancel(account, old_cid, now)
+            return 0
+        if old is None or old.state not in (ExOrderState.ACCEPTED, ExOrderState.PARTIALLY_FILLED):
+            return 0
+        symbol = self.pair.symbol
+        cid = self.services.writer.run(exchange_repo.reserve_replacement, old_cid, self.actor.order_id,
+                                       self.pair.exchange, symbol, proposal.side, proposal.price, proposal.amount,
+                                       proposal.level, now)
+        crash_point("order_reserved")  # written (SUBMITTED, old PENDING_CANCEL), not sent
+        try:
+            try:
+                out = account.replace_limit_order(symbol, proposal.side, proposal.amount, proposal.price,
+                                                  cancel_client_order_id=old_cid, client_order_id=cid,
+                                                  post_only=self.params.post_only)
+            finally:
+                self._note_cancel()
+        except DefinitiveError as exc:   # refused before either half: nothing cancelled, nothing placed
+            self.services.writer.run(exchange_repo.transition, cid, ExOrderState.REJECTED, time.time(),
+                                     f"{exc.kind}: {exc}")
+            note_rejection(self.services, self.pair.exchange, now, self.actor.log)
+            self.actor.log.info("order {}: replacing {} by {} {} @ {} refused: {}", self.actor.order_id, old_cid,
+                                proposal.side, proposal.amount, proposal.price, exc)
+            return 0
+        except ExchangeError as exc:     # unknown outcome: the update stream looks both client ids up
+            self.actor.log.warning("order {}: replacing {} by {}: outcome unknown ({}); the update stream will "
+                                   "resolve both", self.actor.order_id, old_cid, cid, exc)
+            return 0
+        crash_point("order_sent")  # done on the exchange, not recorded
+        error = out.place_error or (out.cancel_error and f"not attempted: cancel of {old_cid} failed: "
+                                                         f"{out.cancel_error}")
+        self.services.writer.run(exchange_repo.record_replacement, old_cid, cid, out.cancelled, out.placed,
+                                 error and (f"{out.place_error.kind}: {out.place_error}" if out.place_error
+                                            else str(error)), time.time())
+        if out.place_error is not None:
+            note_rejection(self.services, self.pair.exchange, now, self.actor.log)
+            self.actor.log.info("order {}: {} {} @ {} rejected by the exchange (its predecessor {} cancelled): {}",
+                                self.actor.order_id, proposal.side, proposal.amount, proposal.price, old_cid,
+                                out.place_error)
+        return 1 if out.placed is not None else 0
 
     def place(self, account, proposal, now: float) -> int:
         symbol = self.pair.symbol
