@@ -19,8 +19,9 @@ are refused before execution. Nothing else is repeated here: an ``UnknownOutcome
 a withdrawal is resolved by the caller through its client id (``fetch_order(client_order_id=)``,
 ``find_withdrawal(client_id)``); reads are safe for the caller to repeat.
 
-ccxt's own throttle is off (``enableRateLimit=False``), the instance gets its own
-``requests.Session`` with a pool of ``max_concurrency`` connections, and markets are loaded once
+ccxt's own throttle is off (``enableRateLimit=False``), the instance gets its own lean transport
+(``transport.LeanSession``: urllib3 pools of ``max_concurrency`` reused connections, none of requests'
+per-request work), and markets are loaded once
 (behind a lock: ccxt's ``load_markets`` has none, so concurrent first calls would each load).
 """
 from __future__ import annotations
@@ -55,6 +56,7 @@ from integrations.exchange.errors import (
     classify,
 )
 from integrations.exchange.limiter import WeightedLimiter
+from integrations.exchange.transport import LeanSession
 from integrations.exchange.venues import venue
 from integrations.exchange.weights import WeightTable, table_for
 
@@ -334,6 +336,9 @@ class ExchangeAccount:
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, cfg.max_concurrency))
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
+        # what ccxt sends through: reused urllib3 connections without requests' per-request work (transport.py);
+        # the requests session above carries what the lean path does not (proxies, multipart)
+        self.transport = LeanSession(maxsize=max(10, cfg.max_concurrency), fallback=self.session)
         factory = exchange_factory or getattr(ccxt, cfg.ccxt_id)
         self._ex = factory(self._ccxt_params())
         self._apply_url_overrides()
@@ -370,7 +375,7 @@ class ExchangeAccount:
         cfg = self.cfg
         params: dict[str, Any] = _plain(cfg.config)
         params["options"] = _deep_merge(_plain(venue(cfg.ccxt_id).options), cfg.options)
-        params["session"] = self.session
+        params["session"] = self.transport
         params["enableRateLimit"] = False  # our limiter; ccxt's does not serialize concurrent callers
         params["timeout"] = int(cfg.request_timeout * 1000)
         # shared per-instance "last response" state is racy under concurrency and unused here
@@ -405,7 +410,7 @@ class ExchangeAccount:
             self._ex.exceptions.setdefault("exact", {}).update(spot)
 
     def close(self) -> None:
-        self.session.close()
+        self.transport.close()   # and the requests session it falls back on
 
     # ------------------------------------------------------------------ hooks (every HTTP request)
 
