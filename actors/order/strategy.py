@@ -227,7 +227,7 @@ class StrategyRunner:
         cid = self.services.writer.run(exchange_repo.reserve_replacement, old_cid, self.actor.order_id,
                                        self.pair.exchange, symbol, proposal.side, proposal.price, proposal.amount,
                                        proposal.level, now)
-        crash_point("order_reserved")  # written (SUBMITTED, old PENDING_CANCEL), not sent
+        crash_point("replace_reserved")  # written (new SUBMITTED, old PENDING_CANCEL), not sent
         try:
             try:
                 out = account.replace_limit_order(symbol, proposal.side, proposal.amount, proposal.price,
@@ -246,7 +246,7 @@ class StrategyRunner:
             self.actor.log.warning("order {}: replacing {} by {}: outcome unknown ({}); the update stream will "
                                    "resolve both", self.actor.order_id, old_cid, cid, exc)
             return 0
-        crash_point("order_sent")  # done on the exchange, not recorded
+        crash_point("replace_sent")  # done on the exchange, not recorded
         error = out.place_error or (out.cancel_error and f"not attempted: cancel of {old_cid} failed: "
                                                          f"{out.cancel_error}")
         self.services.writer.run(exchange_repo.record_replacement, old_cid, cid, out.cancelled, out.placed,
