@@ -247,11 +247,14 @@ class StrategyRunner:
                                    "resolve both", self.actor.order_id, old_cid, cid, exc)
             return 0
         crash_point("replace_sent")  # done on the exchange, not recorded
-        error = out.place_error or (out.cancel_error and f"not attempted: cancel of {old_cid} failed: "
-                                                         f"{out.cancel_error}")
-        self.services.writer.run(exchange_repo.record_replacement, old_cid, cid, out.cancelled, out.placed,
-                                 error and (f"{out.place_error.kind}: {out.place_error}" if out.place_error
-                                            else str(error)), time.time())
+        if out.place_error is not None:
+            error = f"{out.place_error.kind}: {out.place_error}"
+        elif out.placed is None:
+            error = f"not attempted: cancel of {old_cid} failed: {out.cancel_error}"
+        else:
+            error = None
+        self.services.writer.run(exchange_repo.record_replacement, old_cid, cid, out.cancelled, out.placed, error,
+                                 time.time())
         if out.place_error is not None:
             note_rejection(self.services, self.pair.exchange, now, self.actor.log)
             self.actor.log.info("order {}: {} {} @ {} rejected by the exchange (its predecessor {} cancelled): {}",
