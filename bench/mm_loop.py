@@ -41,7 +41,7 @@ Prints ONE JSON line. Goals: ``cycle_cpu_ms`` <= 1 and ``orders_at_1s_refresh`` 
     when every actor is recovered at once), so their ticks come in bursts.
 
 Everything on loopback. Nothing here changes the service: the instrumentation wraps a few methods
-(OrderActor._tick/_arm_tick, StrategyRunner.place/cancel, Writer.run, ExchangeGateway._poll) in
+(OrderActor._tick/_arm_tick, StrategyRunner.place/cancel/replace, Writer.run, ExchangeGateway._poll) in
 the child process only, to time them.
 """
 from gevent import monkey
@@ -383,9 +383,9 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
 
     # ---- instrumentation (this process only)
     ticks = []          # (order_id, start, end, lag)
-    places, cancels, writer_waits, polls = [], [], [], []
+    places, cancels, replaces, writer_waits, polls = [], [], [], [], []
     orig_tick, orig_arm = StrategyStage.tick, StrategyStage.arm_tick
-    orig_place, orig_cancel = StrategyRunner.place, StrategyRunner.cancel
+    orig_place, orig_cancel, orig_replace = StrategyRunner.place, StrategyRunner.cancel, StrategyRunner.replace
     orig_run, orig_poll = Writer.run, ExchangeGateway._poll
 
     def arm_tick(self, delay):
@@ -423,6 +423,7 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
     if orig_arm_next is not None:
         StrategyStage._arm_next_tick = arm_next_tick
     StrategyRunner.place, StrategyRunner.cancel = timed(places, orig_place), timed(cancels, orig_cancel)
+    StrategyRunner.replace = timed(replaces, orig_replace)
     Writer.run, ExchangeGateway._poll = timed(writer_waits, orig_run), timed(polls, orig_poll)
 
     hub_lags = []
@@ -500,6 +501,7 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
         walls = [t[2] - t[1] for t in in_window]
         periods = [b - a for s in starts.values() for a, b in zip(s, s[1:])]
         place_w = [d for s, d in places if t0 <= s < t1]
+        replace_w = [d for s, d in replaces if t0 <= s < t1]
         cancel_w = [d for s, d in cancels if t0 <= s < t1]
         waits_w = [d for s, d in writer_waits if t0 <= s < t1]
         polls_w = [d for s, d in polls if t0 <= s < t1]
@@ -539,8 +541,12 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
                           "p99": ms(pct(cancel_w, 0.99))},
             "writer_wait_ms": {"median": ms(statistics.median(waits_w)) if waits_w else None,
                                "p99": ms(pct(waits_w, 0.99))},
-            "ladders_per_order_s": round(len(place_w) / 2 / window / n, 3),  # 1 level: a ladder is 2 orders
+            # 1 level: a ladder is 2 orders, each placed alone or by a cancel-replace
+            "ladders_per_order_s": round((len(place_w) + len(replace_w)) / 2 / window / n, 3),
             "places_per_s": round(len(place_w) / window, 1),
+            "replaces_per_s": round(len(replace_w) / window, 1),
+            "replace_ms": {"median": ms(statistics.median(replace_w)) if replace_w else None,
+                           "p99": ms(pct(replace_w, 0.99))},
             "cancels_per_s": round(len(cancel_w) / window, 1),
             "exchange_requests_per_s": round(requests_done / window, 1),
             "fake_requests_per_s": round((fake1["requests"] - fake0["requests"]) / window, 1),
