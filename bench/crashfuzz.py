@@ -88,7 +88,7 @@ CRASH_POINTS = (
     *(f"{kind}_{step}" for kind in MOVEMENT_KINDS
       for step in ("before_prepare", "after_broadcast", "before_confirm_recorded")),
     "before_exchange_withdraw", "after_exchange_withdraw", "after_deposit_stored",
-    "order_reserved", "order_sent", "cancel_sent",
+    "order_reserved", "order_sent", "cancel_sent", "replace_reserved", "replace_sent",
 )
 
 READY_MARK = "mmflow running"

@@ -14,9 +14,10 @@ Prints ONE JSON line. Goals: ``cycle_cpu_ms`` <= 1 and ``orders_at_1s_refresh`` 
     ``tick_cpu_ms``: a whole ``StrategyRunner.tick`` (the real class) on a real SQLite file with
     the real schema (``storage.db.open_database``) and the real group-commit ``Writer``, the
     exchange replaced by ``StubAccount`` (answers at once, same return types as
-    ``integrations/exchange/account.py``). The ladder alternates cancel-ticks and place-ticks
-    (refresh 1 s, tolerance 0, moving mid); ``tick_detail`` gives it for 3 levels (the headline)
-    and 1 level (what (b) runs), split into place / cancel / keep ticks and the two DB reads.
+    ``integrations/exchange/account.py``, with Binance's cancel-replace). After the first ladder every
+    tick replaces it (refresh 1 s, tolerance 0, moving mid), one cancel-replace request per quote;
+    ``tick_detail`` gives it for 3 levels (the headline) and 1 level (what (b) runs), split into
+    replace / place / cancel / keep ticks and the two DB reads.
 
 (b) ``orders_at_1s_refresh``: for each N (ascending) a child process runs the real service
     (``build_services`` + ``start_tree``) with N orders seeded in the database as
@@ -40,7 +41,7 @@ Prints ONE JSON line. Goals: ``cycle_cpu_ms`` <= 1 and ``orders_at_1s_refresh`` 
     when every actor is recovered at once), so their ticks come in bursts.
 
 Everything on loopback. Nothing here changes the service: the instrumentation wraps a few methods
-(OrderActor._tick/_arm_tick, StrategyRunner.place/cancel, Writer.run, ExchangeGateway._poll) in
+(OrderActor._tick/_arm_tick, StrategyRunner.place/cancel/replace, Writer.run, ExchangeGateway._poll) in
 the child process only, to time them.
 """
 from gevent import monkey
@@ -95,9 +96,10 @@ def ms(value):
 
 
 class StubAccount:
-    """Answers like ExchangeAccount, at once, without HTTP."""
+    """Answers like ExchangeAccount, at once, without HTTP (with Binance's cancel-replace)."""
 
     account_id = "binance"
+    can_cancel_replace = True
 
     def __init__(self, mid=D("60000")):
         from integrations.exchange.account import MarketRules as AccountRules
@@ -107,7 +109,8 @@ class StubAccount:
         self._rules = AccountRules(symbol=SYMBOL, price_tick=D("0.01"), amount_step=D("0.00001"),
                                    min_amount=D("0.00001"), min_cost=D("5"), maker_fee=D("0.001"),
                                    taker_fee=D("0.001"))
-        self.calls = {"market_rules": 0, "fetch_order_book": 0, "create_limit_order": 0, "cancel_order": 0}
+        self.calls = {"market_rules": 0, "fetch_order_book": 0, "create_limit_order": 0, "cancel_order": 0,
+                      "replace_limit_order": 0}
 
     def market_rules(self, symbol):
         self.calls["market_rules"] += 1
@@ -138,6 +141,17 @@ class StubAccount:
         self.calls["cancel_order"] += 1
         _, side, price, amount = self._orders[client_order_id]
         return self._info(client_order_id, side, price, amount, "canceled")
+
+    def replace_limit_order(self, symbol, side, amount, price, *, cancel_client_order_id, client_order_id,
+                            post_only=True):
+        from integrations.exchange.account import ReplaceOutcome
+        self.calls["replace_limit_order"] += 1
+        _, old_side, old_price, old_amount = self._orders[cancel_client_order_id]
+        cancelled = self._info(cancel_client_order_id, old_side, old_price, old_amount, "canceled")
+        self._seq += 1
+        self._orders[client_order_id] = (str(self._seq), side, price, amount)
+        return ReplaceOutcome(cancelled=cancelled,
+                              placed=self._info(client_order_id, side, price, amount, "open", post_only))
 
 
 def cycle_cpu(iterations: int) -> dict:
@@ -232,7 +246,7 @@ def tick_cpu(rounds: int, orders: int, work: Path, levels: int) -> dict:
                            "order_refresh_tolerance_pct": "0", "filled_order_delay": 1, "max_order_age": 1800}, {})
     runners = [StrategyRunner(BenchActor(o), params) for o in order_ids]
     rng = random.Random(11)
-    samples = {"place": [], "cancel": [], "keep": []}
+    samples = {"place": [], "cancel": [], "keep": [], "replace": []}
     all_cpu = 0.0
     ticks = 0
     sim_now = time.time()
@@ -241,7 +255,7 @@ def tick_cpu(rounds: int, orders: int, work: Path, levels: int) -> dict:
         services.book_caches["binance"].invalidate()
         sim_now += 1.0
         for runner in runners:
-            before = (stub.calls["create_limit_order"], stub.calls["cancel_order"])
+            before = (stub.calls["create_limit_order"], stub.calls["cancel_order"], stub.calls["replace_limit_order"])
             c0 = time.process_time()
             runner.tick(sim_now)
             cpu = time.process_time() - c0
@@ -249,7 +263,8 @@ def tick_cpu(rounds: int, orders: int, work: Path, levels: int) -> dict:
             ticks += 1
             placed = stub.calls["create_limit_order"] - before[0]
             cancelled = stub.calls["cancel_order"] - before[1]
-            samples["place" if placed else "cancel" if cancelled else "keep"].append(cpu)
+            replaced = stub.calls["replace_limit_order"] - before[2]
+            samples["replace" if replaced else "place" if placed else "cancel" if cancelled else "keep"].append(cpu)
     # ticks where nothing is due (the common case with a 30 s refresh): reads + pure pipeline only
     for runner in runners:
         runner.params = parse_params(dict(params.as_dict(), order_refresh_time=3600), {})
@@ -283,6 +298,7 @@ def tick_cpu(rounds: int, orders: int, work: Path, levels: int) -> dict:
         "levels": levels,
         "place_tick_ms": mean_ms(samples["place"]), "place_ticks": len(samples["place"]),
         "cancel_tick_ms": mean_ms(samples["cancel"]), "cancel_ticks": len(samples["cancel"]),
+        "replace_tick_ms": mean_ms(samples["replace"]), "replace_ticks": len(samples["replace"]),
         "keep_tick_ms": mean_ms(keep_cpu),
         "db_reads_ms": mean_ms(reads),
         "writer_units": writer.units, "writer_batches": writer.batches,
@@ -367,9 +383,9 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
 
     # ---- instrumentation (this process only)
     ticks = []          # (order_id, start, end, lag)
-    places, cancels, writer_waits, polls = [], [], [], []
+    places, cancels, replaces, writer_waits, polls = [], [], [], [], []
     orig_tick, orig_arm = StrategyStage.tick, StrategyStage.arm_tick
-    orig_place, orig_cancel = StrategyRunner.place, StrategyRunner.cancel
+    orig_place, orig_cancel, orig_replace = StrategyRunner.place, StrategyRunner.cancel, StrategyRunner.replace
     orig_run, orig_poll = Writer.run, ExchangeGateway._poll
 
     def arm_tick(self, delay):
@@ -378,8 +394,8 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
 
     orig_arm_next = getattr(StrategyStage, "_arm_next_tick", None)
 
-    def arm_next_tick(self, interval):
-        result = orig_arm_next(self, interval)
+    def arm_next_tick(self, interval, *args, **kwargs):
+        result = orig_arm_next(self, interval, *args, **kwargs)
         # the actor keeps its due time on its own (wall) clock: translate to monotonic
         self._bench_due = time.monotonic() + (self._next_tick_due - self.services.clock())
         return result
@@ -407,6 +423,7 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
     if orig_arm_next is not None:
         StrategyStage._arm_next_tick = arm_next_tick
     StrategyRunner.place, StrategyRunner.cancel = timed(places, orig_place), timed(cancels, orig_cancel)
+    StrategyRunner.replace = timed(replaces, orig_replace)
     Writer.run, ExchangeGateway._poll = timed(writer_waits, orig_run), timed(polls, orig_poll)
 
     hub_lags = []
@@ -484,6 +501,7 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
         walls = [t[2] - t[1] for t in in_window]
         periods = [b - a for s in starts.values() for a, b in zip(s, s[1:])]
         place_w = [d for s, d in places if t0 <= s < t1]
+        replace_w = [d for s, d in replaces if t0 <= s < t1]
         cancel_w = [d for s, d in cancels if t0 <= s < t1]
         waits_w = [d for s, d in writer_waits if t0 <= s < t1]
         polls_w = [d for s, d in polls if t0 <= s < t1]
@@ -523,8 +541,12 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
                           "p99": ms(pct(cancel_w, 0.99))},
             "writer_wait_ms": {"median": ms(statistics.median(waits_w)) if waits_w else None,
                                "p99": ms(pct(waits_w, 0.99))},
-            "ladders_per_order_s": round(len(place_w) / 2 / window / n, 3),  # 1 level: a ladder is 2 orders
+            # 1 level: a ladder is 2 orders, each placed alone or by a cancel-replace
+            "ladders_per_order_s": round((len(place_w) + len(replace_w)) / 2 / window / n, 3),
             "places_per_s": round(len(place_w) / window, 1),
+            "replaces_per_s": round(len(replace_w) / window, 1),
+            "replace_ms": {"median": ms(statistics.median(replace_w)) if replace_w else None,
+                           "p99": ms(pct(replace_w, 0.99))},
             "cancels_per_s": round(len(cancel_w) / window, 1),
             "exchange_requests_per_s": round(requests_done / window, 1),
             "fake_requests_per_s": round((fake1["requests"] - fake0["requests"]) / window, 1),

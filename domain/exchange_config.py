@@ -17,6 +17,7 @@ config at once (ConfigError).
     max_concurrency = 50             # requests in flight at once (also the HTTP pool size)
     request_timeout = 10.0           # seconds
     rate_limit_retries = 8           # 429/418 retries of one call before RateLimited is raised
+    cancel_replace = true            # refresh a quote in one cancel-replace request where the venue has one
     [exchanges.bucket_limits]        # other budgets of the weight table, e.g. Binance's /sapi
     sapi = 12000
     [exchanges.weights]              # per-endpoint weight overrides
@@ -239,6 +240,9 @@ class ExchangeAccountConfig(Section):
     # Use the venue's withdrawal client id where it has one (venues table). false: never rely on it — a
     # withdrawal whose reply was lost is found again in the venue's history by address, tag, amount, time.
     withdraw_client_id: Flag = True
+    # Refresh a quote with the venue's cancel-replace (one request; venues table) where it has one. false:
+    # cancel, then place on a later tick — as on every venue without one.
+    cancel_replace: Flag = True
 
     @classmethod
     def prepare(cls, data: dict[str, Any], load: Load) -> list[Issue]:

@@ -218,6 +218,38 @@ def transition(cid: str, target: ExOrderState | str, now: float, error: str | No
     return _move(order, target, now, error)
 
 
+def reserve_replacement(old_cid: str, order_id: str, account: str, symbol: str, side: str, price: Decimal,
+                        amount: Decimal, level: int | None, now: float) -> str:
+    """The intent of one cancel-replace, in the caller's one unit: the new order reserved and marked as being
+    sent (deterministic client id), the old one marked PENDING_CANCEL. Returns the new client id.
+
+    A crash after this commit and before the answer is recorded leaves exactly what a crash between a
+    cancel and a place leaves — a pending cancel and a submitted order — and the update stream resolves
+    both by client id."""
+    cid = reserve_client_order(order_id, account, symbol, side, price, amount, level, now)
+    mark_submitted(cid, now)
+    if _require(old_cid).state is not X.PENDING_CANCEL:
+        transition(old_cid, X.PENDING_CANCEL, now)
+    return cid
+
+
+def record_replacement(old_cid: str, cid: str, cancelled, placed, place_error: str | None, now: float) -> None:
+    """What one cancel-replace did, in the caller's one unit. ``cancelled`` / ``placed``: the venue's report
+    of each half (``OrderInfo``-like: status, filled, amount, id) or None. A new order the venue did not place
+    is REJECTED (``place_error`` says why); an old order whose cancel failed stays PENDING_CANCEL for the
+    update stream to look up (it may have filled)."""
+    if cancelled is not None:
+        old = _require(old_cid)
+        apply_status(old_cid, cancelled.status or "canceled", cancelled.filled or Decimal(0),
+                     cancelled.amount or old.amount, now)
+    if placed is not None:
+        map_exchange_id(cid, placed.id, X.ACCEPTED, now)
+        if placed.status and placed.status != "open" or (placed.filled or Decimal(0)) > 0:
+            apply_status(cid, placed.status or "open", placed.filled or Decimal(0), placed.amount or Decimal(0), now)
+    else:
+        transition(cid, X.REJECTED, now, place_error or "not placed")
+
+
 def apply_status(cid: str, exchange_status: str, filled: Decimal, amount: Decimal, now: float,
                  exchange_order_id: str | None = None) -> ExOrderState:
     """A ccxt order status for one of our orders (fetch_order, websocket): the state it implies,

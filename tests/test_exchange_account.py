@@ -205,6 +205,39 @@ def test_limit_order_create_fetch_cancel_by_client_order_id(fx, acct):
         acct.fetch_order(SYM)  # neither id
 
 
+def test_replace_limit_order_is_one_cancel_replace_request_with_both_halves(fx, acct):
+    """Binance: the old order cancelled and its replacement placed in ONE request, each half reported; a
+    refused half comes back as an outcome (not an exception), and the whole request refused before either
+    half raises."""
+    assert acct.can_cancel_replace
+    acct.create_limit_order(SYM, "buy", D("0.001"), D("59000"), client_order_id="mm-r-1")
+    sent = count(fx, "POST", "/api/v3/order/cancelReplace")
+    out = acct.replace_limit_order(SYM, "buy", D("0.0012345"), D("59100.129"), cancel_client_order_id="mm-r-1",
+                                   client_order_id="mm-r-2")
+    assert count(fx, "POST", "/api/v3/order/cancelReplace") == sent + 1
+    assert (out.cancelled.client_order_id, out.cancelled.status, out.cancelled.filled) == ("mm-r-1", "canceled", 0)
+    assert (out.placed.client_order_id, out.placed.status, out.placed.amount, out.placed.price) == (
+        "mm-r-2", "open", D("0.00123"), D("59100.12"))                       # rounded as a create is
+    assert {o.client_order_id for o in acct.fetch_open_orders(SYM)} == {"mm-r-2"}
+    # the old one is gone: STOP_ON_FAILURE places nothing
+    out = acct.replace_limit_order(SYM, "buy", D("0.001"), D("59000"), cancel_client_order_id="mm-r-1",
+                                   client_order_id="mm-r-3")
+    assert out.cancelled is None and out.placed is None and out.place_error is None
+    assert out.cancel_error is not None
+    # cancelled, but the post-only replacement would cross: the old order is gone, the new one refused
+    out = acct.replace_limit_order(SYM, "buy", D("0.001"), D("60010"), cancel_client_order_id="mm-r-2",
+                                   client_order_id="mm-r-4")
+    assert out.cancelled.status == "canceled" and out.placed is None
+    assert out.place_error.kind == "invalid_order" and out.cancel_error is None
+    assert acct.fetch_open_orders(SYM) == []
+    acct.create_limit_order(SYM, "buy", D("0.001"), D("59000"), client_order_id="mm-r-5")
+    with pytest.raises(DefinitiveError):                                      # filters: nothing cancelled
+        acct.replace_limit_order(SYM, "buy", D("0.00001"), D("59000"), cancel_client_order_id="mm-r-5",
+                                 client_order_id="mm-r-6")
+    assert {o.client_order_id for o in acct.fetch_open_orders(SYM)} == {"mm-r-5"}
+    acct.cancel_order(SYM, client_order_id="mm-r-5")
+
+
 # ---------------------------------------------------------------------- classification
 
 

@@ -86,6 +86,39 @@ def test_reserve_then_send_then_map(w):
     assert w.run(xr.map_exchange_id, cid, xid, S.ACCEPTED, 4.0) is S.ACCEPTED   # same mapping again: no-op
 
 
+def test_a_cancel_replace_is_one_unit_of_intent_and_one_of_outcome(w):
+    """The intent: the new order reserved and SUBMITTED, the old PENDING_CANCEL — one unit. The outcome of
+    both halves — one unit: cancelled + placed; cancelled + refused (REJECTED with the reason); cancel failed
+    (the new one never attempted: REJECTED; the old stays PENDING_CANCEL for the stream)."""
+    from types import SimpleNamespace as Info
+
+    old = reserve(w)
+    w.run(xr.mark_submitted, old, 1.0)
+    w.run(xr.map_exchange_id, old, "1", S.ACCEPTED, 1.0)
+    units = w.units
+    new = w.run(xr.reserve_replacement, old, A, ACC, SYM, "buy", D("101"), D("1"), 0, 2.0)
+    assert w.units == units + 1
+    assert (xr.get_exchange_order(old).state, xr.get_exchange_order(new).state) == (S.PENDING_CANCEL, S.SUBMITTED)
+    w.run(xr.record_replacement, old, new, Info(status="canceled", filled=D("0.25"), amount=D("1"), id="1"),
+          Info(status="open", filled=D(0), amount=D("1"), id="2"), None, 3.0)
+    assert w.units == units + 2
+    assert xr.get_exchange_order(old).state is S.CANCELED     # its 0.25 filled arrives as fills, counted once
+    assert (xr.get_exchange_order(new).state, xr.get_exchange_order(new).exchange_order_id) == (S.ACCEPTED, "2")
+    refused = w.run(xr.reserve_replacement, new, A, ACC, SYM, "buy", D("102"), D("1"), 0, 4.0)
+    w.run(xr.record_replacement, new, refused, Info(status="canceled", filled=D(0), amount=D("1"), id="2"), None,
+          "invalid_order: would cross", 5.0)
+    assert xr.get_exchange_order(new).state is S.CANCELED
+    assert xr.get_exchange_order(refused).state is S.REJECTED
+    assert xr.get_exchange_order(refused).last_error == "invalid_order: would cross"
+    again = reserve(w, price="99")
+    w.run(xr.mark_submitted, again, 6.0)
+    w.run(xr.map_exchange_id, again, "3", S.ACCEPTED, 6.0)
+    never = w.run(xr.reserve_replacement, again, A, ACC, SYM, "buy", D("98"), D("1"), 0, 7.0)
+    w.run(xr.record_replacement, again, never, None, None, "not attempted: cancel failed", 8.0)
+    assert (xr.get_exchange_order(again).state, xr.get_exchange_order(never).state) == (S.PENDING_CANCEL,
+                                                                                         S.REJECTED)
+
+
 def test_mapping_is_unique_both_ways(w):
     c1, c2 = reserve(w), reserve(w)
     w.run(xr.map_exchange_id, c1, "1", S.ACCEPTED, 1.0)

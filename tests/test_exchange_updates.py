@@ -359,6 +359,27 @@ def test_book_cache_shares_a_failure_and_caches_nothing(fx, acct):
     assert cache.book(SYM).asks and count(fx, "GET", "/api/v3/depth") == depth + 2
 
 
+def test_book_cache_sent_after_refuses_a_book_asked_for_before_a_moment(fx, acct):
+    """A post-only placement after our cancels asks for a book sent after them: neither the cached book nor a
+    request in flight from before that moment answers it; a request sent after it is shared as usual."""
+    now = [1000.0]
+    cache = BookCache(acct, ttl=5, clock=lambda: now[0])
+    depth = count(fx, "GET", "/api/v3/depth")
+    old = cache.book(SYM)
+    now[0] += 0.01
+    cancelled = cache.clock()
+    assert cache.book(SYM) is old                                     # without sent_after: fresh enough
+    fx.inject("/api/v3/depth", status=200, delay=0.2, count=1)
+    before = gevent.spawn(cache.book, SYM, max_age=0)                 # in flight, sent at the cancel's moment
+    gevent.sleep(0.05)
+    now[0] += 0.01
+    after = [gevent.spawn(cache.book, SYM, sent_after=cancelled + 0.005) for _ in range(20)]
+    gevent.joinall([before, *after], raise_error=True)
+    assert count(fx, "GET", "/api/v3/depth") == depth + 3             # the old one, the one in flight, one after
+    assert len({id(g.value) for g in after}) == 1 and after[0].value is not before.value
+    assert cache.book(SYM, sent_after=cancelled + 0.005) is after[0].value   # cached, and after the moment
+
+
 def test_an_unresolved_order_is_looked_up_at_most_every_lookup_every(fx, acct, w):
     now = time.time()
     pending = reserve(w, "order-k", "buy", "58000", "0.01", now - 5)   # sent 5 s ago, not (yet) on the exchange

@@ -249,6 +249,46 @@ def test_post_only_rejected_if_it_would_cross(fx, ex):
     assert o["status"] == "open" and o["postOnly"] is True and o["type"] == "limit"
 
 
+def test_cancel_replace_through_ccxt_edit_order(fx, ex):
+    """ccxt.binance edit_order on spot = POST /api/v3/order/cancelReplace (STOP_ON_FAILURE): the old order is
+    cancelled and the new one placed in one request; a failed cancel places nothing (400 -2022); a post-only
+    placement that would cross after the cancel leaves the old order cancelled (409 -2021); a filter failure
+    cancels nothing. Each failure carries Binance's per-half `data`."""
+    maker = new_client(fx, "maker", ex)
+    old = maker.create_order(SYM, "limit", "buy", 0.001, 59000, {"clientOrderId": "cr-1"})
+    new = maker.edit_order(None, SYM, "limit", "buy", 0.002, 59100,
+                           {"clientOrderId": "cr-2", "cancelOrigClientOrderId": "cr-1", "postOnly": True})
+    body = maker.last_request_body
+    assert maker.last_request_url.endswith("/api/v3/order/cancelReplace")
+    for part in ("cancelReplaceMode=STOP_ON_FAILURE", "cancelOrigClientOrderId=cr-1", "newClientOrderId=cr-2",
+                 "type=LIMIT_MAKER", "quantity=0.002", "price=59100"):
+        assert part in body
+    assert new["clientOrderId"] == "cr-2" and new["status"] == "open" and new["price"] == 59100
+    assert maker.fetch_order(old["id"], SYM)["status"] == "canceled"
+    assert open_ids(fx, "maker") == [int(new["id"])]
+
+    with pytest.raises(ccxt.BaseError, match="-2022") as failed:      # the old one is gone: nothing placed
+        maker.edit_order(None, SYM, "limit", "buy", 0.001, 59000, {"clientOrderId": "cr-3",
+                                                                  "cancelOrigClientOrderId": "cr-1"})
+    assert '"cancelResult":"FAILURE"' in str(failed.value).replace(" ", "")
+    assert '"newOrderResult":"NOT_ATTEMPTED"' in str(failed.value).replace(" ", "")
+    assert open_ids(fx, "maker") == [int(new["id"])]
+
+    with pytest.raises(ccxt.BaseError, match="-2021") as partial:     # cancelled, the crossing bid refused
+        maker.edit_order(None, SYM, "limit", "buy", 0.001, 60010, {"clientOrderId": "cr-4",
+                                                                  "cancelOrigClientOrderId": "cr-2",
+                                                                  "postOnly": True})
+    text = str(partial.value).replace(" ", "")
+    assert '"cancelResult":"SUCCESS"' in text and '"newOrderResult":"FAILURE"' in text and "-2010" in text
+    assert open_ids(fx, "maker") == []
+
+    keep = maker.create_order(SYM, "limit", "buy", 0.001, 59000, {"clientOrderId": "cr-5"})
+    with pytest.raises(ccxt.BadRequest, match="-1013"):                # below min notional: nothing cancelled
+        maker.edit_order(None, SYM, "limit", "buy", 0.00001, 59000, {"clientOrderId": "cr-6",
+                                                                    "cancelOrigClientOrderId": "cr-5"})
+    assert open_ids(fx, "maker") == [int(keep["id"])]
+
+
 def test_filters_and_insufficient_funds(fx, ex):
     maker = new_client(fx, "maker", ex)
     key = KEYS["maker"][0]

@@ -39,7 +39,8 @@ def xworld(monkeypatch):
 
 
 def run(tmp_path, ew, **overrides):
-    return running_mmflow(tmp_path, ew.world, exchanges=[exchange_table(ew)], funding=FAST_FUNDING,
+    return running_mmflow(tmp_path, ew.world, exchanges=overrides.pop("exchanges", [exchange_table(ew)]),
+                          funding=FAST_FUNDING,
                           pairs=pairs_with_strategy(**overrides.pop("strategy", {})),
                           strategy={"tick_interval": 0.1}, stream={"slow_interval": 0.2, "fast_interval": 0.05},
                           **overrides)

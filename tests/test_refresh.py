@@ -4,7 +4,8 @@ from decimal import Decimal as D
 
 from domain.strategy.ladder import Budget, MarketRules, Proposal
 from domain.strategy.params import parse_params
-from domain.strategy.refresh import LiveOrder, orders_to_hang, plan_cycle, quoting_budget, tolerance_check
+from domain.strategy.refresh import (LiveOrder, orders_to_hang, pair_replacements, plan_cycle, quoting_budget,
+                                     tolerance_check)
 
 BASE = {"bid_spread": "0.01", "ask_spread": "0.01", "order_amount": "1", "order_levels": 2,
         "order_level_spread": "0.01", "order_refresh_time": 30, "order_refresh_tolerance_pct": "0.002",
@@ -69,6 +70,26 @@ def test_price_beyond_tolerance_cancels_then_places_once_the_cancels_are_confirm
     # every cancel confirmed: the new ladder goes out
     second = plan(now=31, ref="100.5", live=[])
     assert second.place == tuple(ladder("100.5")) and second.cancel == ()
+
+
+def test_with_cancel_replace_the_ladder_is_replaced_in_one_call_and_paired_innermost_first():
+    p = params()
+    result = plan_cycle(params=p, proposals=ladder("100.5"), live=live_ladder(), now=30, last_refresh_at=0.0,
+                        last_fill_at=None, ref_price=D("100.5"), replace=True)
+    assert result.cancel == ALL and result.place == tuple(ladder("100.5"))
+    assert result.reason.endswith("; replace with 4 order(s)")
+    pairs, cancels, places = pair_replacements(live_ladder(), result.place)
+    assert [(old, (new.side, new.level)) for old, new in pairs] == [
+        ("b0", ("buy", 0)), ("b1", ("buy", 1)), ("s0", ("sell", 0)), ("s1", ("sell", 1))]
+    assert cancels == () and places == ()
+    # one ask fewer funded: its old order is cancelled alone; a bid more: placed alone
+    proposals = ladder("100.5")[:3] + [Proposal("buy", D("97"), D(1), 2)]
+    pairs, cancels, places = pair_replacements(live_ladder(), proposals)
+    assert len(pairs) == 3 and cancels == ("s1",) and [(x.side, x.level) for x in places] == [("buy", 2)]
+    # a fill's delay still holds new orders: cancel only
+    held = plan_cycle(params=p, proposals=ladder("100.5"), live=live_ladder()[1:], now=30, last_refresh_at=0.0,
+                      last_fill_at=20, ref_price=D("100.5"), replace=True)
+    assert held.cancel == ("b1", "s0", "s1") and held.place == ()
 
 
 def test_a_changed_order_count_means_refresh():

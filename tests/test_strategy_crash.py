@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.timeout(150)
-@pytest.mark.parametrize("step", ["order_reserved", "order_sent", "cancel_sent", "live"])
+@pytest.mark.parametrize("step", ["order_reserved", "order_sent", "cancel_sent", "replace_reserved",
+                                  "replace_sent", "live"])
 def test_kill_with_orders_live_or_in_flight(tmp_path, step, monkeypatch):
     run_kill_with_orders(tmp_path, step, monkeypatch)
 
@@ -56,12 +57,12 @@ def run_kill_with_orders(tmp_path, step, monkeypatch, venue: str = "binance"):
     db = None
     proc = start_service(config_path, log_path, env, None if step == "live" else step)
     try:
-        if step in ("cancel_sent", "live"):
+        if step in ("cancel_sent", "replace_reserved", "replace_sent", "live"):
             db = open_database(db_url)
             wait_until(lambda: len(exchange_repo.open_orders_of(order_id)) == 4, timeout=40, interval=0.1,
                        message="ladder placed")
             ew.exchange.start_price_process(interval=0.1, vol=0.0005, taker_prob=0.9, taker_size=0.01)
-            if step == "cancel_sent":
+            if step in ("cancel_sent", "replace_reserved", "replace_sent"):
                 ew.exchange.set_mid("BTC/USDT", ew.exchange.mid("BTC/USDT") * Decimal("1.01"))
             else:
                 wait_until(lambda: exchange_repo.fills_of(order_id), timeout=30, message="a fill before the kill")

@@ -17,9 +17,8 @@ import pytest
 from domain.exchange_orders import ExOrderState
 from sim.bridge import world_with_exchange
 from storage import commands, exchange_repo, repo
-from tests.databases import on_postgres
 from tests.support import wait_until
-from tests.test_flow_funding import pay_order
+from tests.test_flow_funding import exchange_table, pay_order
 from tests.test_flow_strategy import run
 
 SYMBOL = "BTC/USDT"
@@ -225,18 +224,14 @@ def test_post_only_filter_drops_a_bid_that_would_cross(tmp_path, xworld):
         assert [o for o in all_rows(order_id) if o.state is ExOrderState.REJECTED] == []
 
 
-# On PostgreSQL the place tick can follow the cancel tick within FRESH_BOOK (50 ms) of a book fetched before the
-# move: the placement rests on that cached book and the bid crosses. A race in actors/order/strategy.py that
-# SQLite's non-yielding statements hide; kept visible here until the strategy fixes it (issue 13 report).
-@pytest.mark.xfail(on_postgres(), reason="post-only placement may rest on a book cached up to 50 ms before a move",
-                   strict=False)
 def test_post_only_ladder_is_not_rejected_after_a_move_between_cancel_and_place(tmp_path, xworld):
     """Spreads of 1 bp, the ladder replaced every second (tolerance < 0): right after each cancel the market
     drops 0.1 %, so a bid priced from the book before the move would cross. None may be refused as crossing,
     and our bids always rest below the best ask."""
     strategy = {"order_levels": 1, "bid_spread": "0.0001", "ask_spread": "0.0001", "post_only": True,
                 "order_refresh_tolerance_pct": "-1", "filled_order_delay": 0}
-    with run(tmp_path, xworld, strategy=strategy) as mm:
+    # cancel, then place (a venue without cancel-replace): the ladder is off the book between the two
+    with run(tmp_path, xworld, strategy=strategy, exchanges=[exchange_table(xworld, cancel_replace=False)]) as mm:
         order_id = start(xworld, mm, 2)
         engine = xworld.exchange.engine
 
@@ -257,6 +252,28 @@ def test_post_only_ladder_is_not_rejected_after_a_move_between_cancel_and_place(
             if rejected():
                 break
         assert rejected() == [], [(o.side, o.price, o.last_error) for o in rejected()]
+
+
+def test_refresh_on_binance_is_one_cancel_replace_per_quote_and_the_ladder_never_leaves_the_book(tmp_path, xworld):
+    """Every refresh replaces each quote with ONE cancel-replace request: the exchange always holds the two
+    quotes, each old one ends CANCELED and its successor ACCEPTED, no plain cancel is sent, nothing refused."""
+    strategy = {"order_levels": 1, "order_refresh_tolerance_pct": "-1", "filled_order_delay": 0}
+    log = xworld.exchange.requests_log
+    with run(tmp_path, xworld, strategy=strategy) as mm:
+        order_id = start(xworld, mm, 2)
+        replaced_before = sum(1 for m, path, _ in log if path == "/api/v3/order/cancelReplace")
+        cancels_before = sum(1 for m, path, _ in log if (m, path) == ("DELETE", "/api/v3/order"))
+        first = resting_ids(order_id)
+        hold_for(2.5, lambda: len(xworld.exchange.engine.open_orders(xworld.api_key, "BTCUSDT")) == 2)
+        wait_until(lambda: not (resting_ids(order_id) & first) and len(resting(order_id)) == 2, timeout=5,
+                   message="the ladder replaced")
+        assert sum(1 for m, path, s in log if path == "/api/v3/order/cancelReplace" and s == 200) >= \
+            replaced_before + 2
+        assert sum(1 for m, path, _ in log if (m, path) == ("DELETE", "/api/v3/order")) == cancels_before
+        rows = all_rows(order_id)
+        assert [o for o in rows if o.state is ExOrderState.REJECTED] == []
+        for cid in first:
+            assert exchange_repo.get_exchange_order(cid).state is ExOrderState.CANCELED
 
 
 # ------------------------------------------------------------------ budget

@@ -25,14 +25,14 @@ from domain.states import OrderState
 from domain.exchange_orders import ExOrderState
 from domain.strategy.ladder import BookTop, Budget, MarketRules, build_proposals, reference_price
 from domain.strategy.params import StrategyParams, StrategyParamsError, parse_params
-from domain.strategy.refresh import LiveOrder, orders_to_hang, plan_cycle, quoting_budget
+from domain.strategy.refresh import LiveOrder, orders_to_hang, pair_replacements, plan_cycle, quoting_budget
 from integrations import metrics
 from integrations.crashpoints import crash_point
 from integrations.exchange.errors import DefinitiveError, ExchangeError
 from storage import exchange_repo, repo, risk
 
 ZERO = Decimal(0)
-FRESH_BOOK = 0.05  # seconds: the book a placement decision may rest on
+FRESH_BOOK = 0.05  # seconds: the book a placement decision may rest on (and asked for after our last cancel)
 DRAWDOWN_EVERY = 10.0  # seconds between drawdown checks of a running order
 
 
@@ -72,6 +72,8 @@ class StrategyRunner:
         self.hanging: set[str] = set()
         self.last_notes: tuple[str, ...] = ()
         self.cycles = 0
+        self.cancelled_at: float | None = None   # book-cache clock when our last cancel was done and recorded
+        self.cancelled_last_tick = False
         self._rules_cache = None
         self.guard: PriceGuard | None = PriceGuard(self.services.config.risk) if params is not None else None
         self._opening_recorded = repo.opening_price(actor.order_id) is not None
@@ -94,10 +96,13 @@ class StrategyRunner:
             raise NotReady(f"exchange account {self.pair.exchange} not ready")
         return account
 
-    def _book(self, account, max_age: float | None = None, account_id: str | None = None) -> BookTop:
-        caches = getattr(self.services, "book_caches", None) or {}
-        cache = caches.get(account_id or self.pair.exchange)
-        book = (cache.book(self.pair.symbol, max_age=max_age) if cache is not None
+    def _cache(self, account_id: str | None = None):
+        return (getattr(self.services, "book_caches", None) or {}).get(account_id or self.pair.exchange)
+
+    def _book(self, account, max_age: float | None = None, account_id: str | None = None,
+              sent_after: float | None = None) -> BookTop:
+        cache = self._cache(account_id)
+        book = (cache.book(self.pair.symbol, max_age=max_age, sent_after=sent_after) if cache is not None
                 else account.fetch_order_book(self.pair.symbol, 5))
         best_bid = book.bids[0][0] if book.bids else None
         best_ask = book.asks[0][0] if book.asks else None
@@ -141,6 +146,7 @@ class StrategyRunner:
 
     @metrics.timed_strategy_tick
     def tick(self, now: float) -> str:
+        self.cancelled_last_tick = False
         account = self.account()
         try:
             rules = self._rules(account)
@@ -152,6 +158,7 @@ class StrategyRunner:
             tripped = self.guard.observe(ref, now)
             if tripped:
                 # Quotes off until the price is sane again: cancel this order's own orders, place none.
+                self.cancelled_last_tick = True
                 for order in exchange_repo.open_orders_of(self.actor.order_id):
                     self.cancel(account, order.client_order_id, now)
                 raise PriceBreaker(tripped)
@@ -163,13 +170,18 @@ class StrategyRunner:
         budget = quoting_budget(holdings, live, self.params, rules)
         proposals, notes = build_proposals(self.params, ref, book, rules, budget, holdings.base, holdings.quote)
         self.last_notes = tuple(notes)
+        replace = bool(getattr(account, "can_cancel_replace", False))
         plan = plan_cycle(params=self.params, proposals=proposals, live=live, now=now,
-                          last_refresh_at=self.last_refresh_at, last_fill_at=self.last_fill_at, ref_price=ref)
+                          last_refresh_at=self.last_refresh_at, last_fill_at=self.last_fill_at, ref_price=ref,
+                          replace=replace)
         if plan.place and self.params.post_only:
             # About to place maker-only orders: decide on a fresh book, not one cached before a move
-            # (a stale book lets a bid cross the real best ask and be rejected). Shared for FRESH_BOOK s.
+            # (a stale book lets a bid cross the real best ask and be rejected). Shared for FRESH_BOOK s,
+            # and asked for after this order's last cancel: a refresh cancels the ladder on one tick and
+            # places the next on a later one, and the market may move in between — a book cached (or in
+            # flight) from before the cancels returned would price the new ladder on the old market.
             try:
-                fresh = self._book(account, max_age=FRESH_BOOK)
+                fresh = self._book(account, max_age=FRESH_BOOK, sent_after=self.cancelled_at)
             except ExchangeError as exc:
                 raise NotReady(f"market data: {exc}") from None
             if fresh != book:
@@ -181,16 +193,74 @@ class StrategyRunner:
                 self.last_notes = tuple(notes)
                 plan = plan_cycle(params=self.params, proposals=proposals, live=live, now=now,
                                   last_refresh_at=self.last_refresh_at, last_fill_at=self.last_fill_at,
-                                  ref_price=ref)
+                                  ref_price=ref, replace=replace)
         self.cycles += 1
-        for cid in plan.cancel:
+        pairs, cancels, places = (), plan.cancel, plan.place
+        if plan.cancel and plan.place:   # a replacing plan: one cancel-replace request per pair
+            pairs, cancels, places = pair_replacements([o for o in live if o.client_order_id in set(plan.cancel)],
+                                                       plan.place)
+        self.cancelled_last_tick = bool(cancels)
+        for cid in cancels:
             self.cancel(account, cid, now)
-        placed = 0
-        for proposal in plan.place:
-            placed += self.place(account, proposal, now)
+        for old_cid, proposal in pairs:
+            self.replace(account, old_cid, proposal, now)
+        for proposal in places:
+            self.place(account, proposal, now)
         if plan.place:
             self.last_refresh_at = now
         return plan.reason if (plan.cancel or plan.place) else ""
+
+    def replace(self, account, old_cid: str, proposal, now: float) -> int:
+        """Cancel ``old_cid`` and place ``proposal`` in ONE cancel-replace request. One writer unit before it
+        is sent (the new order reserved with its client id, the old marked PENDING_CANCEL) and one for what
+        the venue did with each half. An old order the exchange never acknowledged is not touched (see
+        cancel); its proposal waits for a later tick."""
+        old = exchange_repo.get_exchange_order(old_cid)
+        if old is not None and old.state is ExOrderState.PENDING_CANCEL:
+            # an earlier cancel of it failed or was lost: cancel alone (the stream resolves it); a replacement
+            # now would be refused with it, tick after tick
+            self.cancel(account, old_cid, now)
+            return 0
+        if old is None or old.state not in (ExOrderState.ACCEPTED, ExOrderState.PARTIALLY_FILLED):
+            return 0
+        symbol = self.pair.symbol
+        cid = self.services.writer.run(exchange_repo.reserve_replacement, old_cid, self.actor.order_id,
+                                       self.pair.exchange, symbol, proposal.side, proposal.price, proposal.amount,
+                                       proposal.level, now)
+        crash_point("replace_reserved")  # written (new SUBMITTED, old PENDING_CANCEL), not sent
+        try:
+            try:
+                out = account.replace_limit_order(symbol, proposal.side, proposal.amount, proposal.price,
+                                                  cancel_client_order_id=old_cid, client_order_id=cid,
+                                                  post_only=self.params.post_only)
+            finally:
+                self._note_cancel()
+        except DefinitiveError as exc:   # refused before either half: nothing cancelled, nothing placed
+            self.services.writer.run(exchange_repo.transition, cid, ExOrderState.REJECTED, time.time(),
+                                     f"{exc.kind}: {exc}")
+            note_rejection(self.services, self.pair.exchange, now, self.actor.log)
+            self.actor.log.info("order {}: replacing {} by {} {} @ {} refused: {}", self.actor.order_id, old_cid,
+                                proposal.side, proposal.amount, proposal.price, exc)
+            return 0
+        except ExchangeError as exc:     # unknown outcome: the update stream looks both client ids up
+            self.actor.log.warning("order {}: replacing {} by {}: outcome unknown ({}); the update stream will "
+                                   "resolve both", self.actor.order_id, old_cid, cid, exc)
+            return 0
+        crash_point("replace_sent")  # done on the exchange, not recorded
+        if out.place_error is not None:
+            error = f"{out.place_error.kind}: {out.place_error}"
+        elif out.placed is None:
+            error = f"not attempted: cancel of {old_cid} failed: {out.cancel_error}"
+        else:
+            error = None
+        self.services.writer.run(exchange_repo.record_replacement, old_cid, cid, out.cancelled, out.placed, error,
+                                 time.time())
+        if out.place_error is not None:
+            note_rejection(self.services, self.pair.exchange, now, self.actor.log)
+            self.actor.log.info("order {}: {} {} @ {} rejected by the exchange (its predecessor {} cancelled): {}",
+                                self.actor.order_id, proposal.side, proposal.amount, proposal.price, old_cid,
+                                out.place_error)
+        return 1 if out.placed is not None else 0
 
     def place(self, account, proposal, now: float) -> int:
         symbol = self.pair.symbol
@@ -241,6 +311,12 @@ class StrategyRunner:
         if order.state is not ExOrderState.PENDING_CANCEL:
             self.services.writer.run(exchange_repo.transition, cid, ExOrderState.PENDING_CANCEL, now)
         try:
+            self._send_cancel(account, order, cid, now)
+        finally:
+            self._note_cancel()
+
+    def _send_cancel(self, account, order, cid: str, now: float) -> None:
+        try:
             info = account.cancel_order(self.pair.symbol, client_order_id=cid)
             crash_point("cancel_sent")  # cancelled on the exchange, not recorded
         except DefinitiveError as exc:
@@ -254,6 +330,13 @@ class StrategyRunner:
             return
         self.services.writer.run(exchange_repo.apply_status, cid, info.status or "canceled", info.filled or ZERO,
                                  info.amount or order.amount, time.time())
+
+    def _note_cancel(self) -> None:
+        """Our cancel is done and recorded (whatever its outcome): the next post-only placement needs a book
+        asked for now or later (see tick)."""
+        cache = self._cache()
+        if cache is not None:
+            self.cancelled_at = cache.clock()
 
     # ------------------------------------------------------------ events and stop
 
@@ -391,11 +474,17 @@ class StrategyStage(Stage):
         self._next_tick_due = self.now() + delay
         self.actor.timers.after("tick", delay, StrategyTick())
 
-    def _arm_next_tick(self, interval: float) -> None:
+    def _arm_next_tick(self, interval: float, settle: bool = False) -> None:
         """Keep a fixed cadence: the next tick is due one interval after this one was due, not after it
-        finished (a slow tick must not stretch every period); a tick that fell far behind skips ahead."""
+        finished (a slow tick must not stretch every period); a tick that fell far behind skips ahead.
+
+        ``settle`` (this tick cancelled orders): the next is a whole interval from now. A refresh cancels on
+        one tick and places on a later one; a catch-up tick right after a slow cancelling tick would place
+        within milliseconds of the cancels, before the update stream and the book show what followed them."""
         now = self.now()
         due = (self._next_tick_due or now) + interval
+        if settle:
+            due = max(due, now + interval)
         if due < now:
             due = now
         self._next_tick_due = due
@@ -442,7 +531,7 @@ class StrategyStage(Stage):
                 self.log.info("order {}: not quoting this tick: {}", self.order_id, exc)
         self._check_drawdown(now)
         if self.state is OrderState.RUNNING:
-            self._arm_next_tick(interval)
+            self._arm_next_tick(interval, settle=self.runner is not None and self.runner.cancelled_last_tick)
 
     # ------------------------------------------------------------ breakers
 

@@ -116,10 +116,15 @@ def tolerance_check(active: Sequence[LiveOrder], proposals: Sequence[Proposal],
 
 def plan_cycle(*, params: StrategyParams, proposals: Sequence[Proposal], live: Sequence[LiveOrder],
                now: float, last_refresh_at: float | None, last_fill_at: float | None,
-               ref_price: Decimal | None) -> CyclePlan:
+               ref_price: Decimal | None, replace: bool = False) -> CyclePlan:
     """Decide this tick (see the module docstring). ``proposals`` come from
     ``ladder.build_proposals`` with the budget of :func:`quoting_budget`;
-    ``ref_price`` None (no market data) places nothing and cancels only by age."""
+    ``ref_price`` None (no market data) places nothing and cancels only by age.
+
+    ``replace`` (the venue cancels and places in one request): a ladder cancelled when new orders may be
+    placed is replaced in the same call — ``place`` holds the new ladder next to ``cancel``, to be paired
+    by :func:`pair_replacements`. Each pair is atomic on the venue (the old order's funds are free before
+    the new one is checked), so the two-phase rule's reason — never count funds twice — still holds."""
     hanging_on = params.hanging_orders_enabled
     unique: dict[str, LiveOrder] = {}
     for order in live:
@@ -173,6 +178,9 @@ def plan_cycle(*, params: StrategyParams, proposals: Sequence[Proposal], live: S
         if why_cancel:
             cancel.extend(o.client_order_id for o in active)
             reasons.append("cancel the ladder: " + "; ".join(why_cancel))
+            if replace and ref_price is not None and now >= create_at and proposals:
+                place = tuple(proposals)
+                reasons.append(f"replace with {len(place)} order(s)")
     else:
         if ref_price is None:
             reasons.append("no reference price: not quoting")
@@ -190,6 +198,23 @@ def plan_cycle(*, params: StrategyParams, proposals: Sequence[Proposal], live: S
     cancelled = set(cancel)
     keep = tuple(o.client_order_id for o in orders if o.client_order_id not in cancelled)
     return CyclePlan(cancel=tuple(cancel), place=place, keep=keep, reason="; ".join(reasons))
+
+
+def pair_replacements(cancel: Sequence[LiveOrder], place: Sequence[Proposal]
+                      ) -> tuple[tuple[tuple[str, Proposal], ...], tuple[str, ...], tuple[Proposal, ...]]:
+    """Pair the orders a replacing plan cancels with its new proposals for cancel-replace requests: per side,
+    innermost first (bids by price high to low, proposals by level). Returns (pairs of old client id and
+    proposal, cancels left unpaired, proposals left unpaired) — a side whose count changed leaves some."""
+    pairs: list[tuple[str, Proposal]] = []
+    lone_cancels: list[str] = []
+    lone_places: list[Proposal] = []
+    for side in SIDES:
+        old = sorted((o for o in cancel if o.side == side), key=lambda o: o.price, reverse=(side == BUY))
+        new = sorted((p for p in place if p.side == side), key=lambda p: p.level)
+        pairs.extend((o.client_order_id, p) for o, p in zip(old, new))
+        lone_cancels.extend(o.client_order_id for o in old[len(new):])
+        lone_places.extend(new[len(old):])
+    return tuple(pairs), tuple(lone_cancels), tuple(lone_places)
 
 
 def orders_to_hang(params: StrategyParams, live: Sequence[LiveOrder], filled: LiveOrder) -> tuple[str, ...]:

@@ -19,8 +19,9 @@ are refused before execution. Nothing else is repeated here: an ``UnknownOutcome
 a withdrawal is resolved by the caller through its client id (``fetch_order(client_order_id=)``,
 ``find_withdrawal(client_id)``); reads are safe for the caller to repeat.
 
-ccxt's own throttle is off (``enableRateLimit=False``), the instance gets its own
-``requests.Session`` with a pool of ``max_concurrency`` connections, and markets are loaded once
+ccxt's own throttle is off (``enableRateLimit=False``), the instance gets its own lean transport
+(``transport.LeanSession``: urllib3 pools of ``max_concurrency`` reused connections, none of requests'
+per-request work), and markets are loaded once
 (behind a lock: ccxt's ``load_markets`` has none, so concurrent first calls would each load).
 """
 from __future__ import annotations
@@ -55,6 +56,7 @@ from integrations.exchange.errors import (
     classify,
 )
 from integrations.exchange.limiter import WeightedLimiter
+from integrations.exchange.transport import LeanSession
 from integrations.exchange.venues import venue
 from integrations.exchange.weights import WeightTable, table_for
 
@@ -66,6 +68,7 @@ __all__ = [
     "MarketRules",
     "OrderBook",
     "OrderInfo",
+    "ReplaceOutcome",
     "Ticker",
     "TradeInfo",
     "Transfer",
@@ -174,6 +177,21 @@ class OrderInfo:
     timestamp_ms: int | None
     post_only: bool | None
     info: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ReplaceOutcome:
+    """What one cancel-replace request did, half by half (the request itself was answered).
+
+    ``cancelled``: the old order as the cancel left it, or None when the cancel failed (``cancel_error``:
+    gone already, filled, unknown — its fate is for the update stream to look up). ``placed``: the new
+    order, or None — ``place_error`` when the venue refused it, None when it was not attempted (the
+    cancel failed first). Either way a new order that is not ``placed`` is not on the exchange."""
+
+    cancelled: OrderInfo | None
+    placed: OrderInfo | None
+    cancel_error: DefinitiveError | None = None
+    place_error: DefinitiveError | None = None
 
 
 @dataclass(frozen=True)
@@ -318,6 +336,9 @@ class ExchangeAccount:
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, cfg.max_concurrency))
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
+        # what ccxt sends through: reused urllib3 connections without requests' per-request work (transport.py);
+        # the requests session above carries what the lean path does not (proxies, multipart)
+        self.transport = LeanSession(maxsize=max(10, cfg.max_concurrency), fallback=self.session)
         factory = exchange_factory or getattr(ccxt, cfg.ccxt_id)
         self._ex = factory(self._ccxt_params())
         self._apply_url_overrides()
@@ -354,7 +375,7 @@ class ExchangeAccount:
         cfg = self.cfg
         params: dict[str, Any] = _plain(cfg.config)
         params["options"] = _deep_merge(_plain(venue(cfg.ccxt_id).options), cfg.options)
-        params["session"] = self.session
+        params["session"] = self.transport
         params["enableRateLimit"] = False  # our limiter; ccxt's does not serialize concurrent callers
         params["timeout"] = int(cfg.request_timeout * 1000)
         # shared per-instance "last response" state is racy under concurrency and unused here
@@ -389,12 +410,14 @@ class ExchangeAccount:
             self._ex.exceptions.setdefault("exact", {}).update(spot)
 
     def close(self) -> None:
-        self.session.close()
+        self.transport.close()   # and the requests session it falls back on
 
     # ------------------------------------------------------------------ hooks (every HTTP request)
 
     def _handle_errors(self, code, reason, url, method, headers, body, response, request_headers, request_body):
         self._local.response = (code, headers)
+        if getattr(self._local, "keep_body", False):
+            self._local.body = response  # a cancel-replace's answer: both halves, even on a 4xx
         return self._orig_handle_errors(code, reason, url, method, headers, body, response, request_headers,
                                         request_body)
 
@@ -416,6 +439,8 @@ class ExchangeAccount:
             self._requests += 1
             self._http_seconds += time.perf_counter() - started
         self._after_success()
+        if getattr(self._local, "keep_body", False):
+            self._local.body = result
         return result
 
     def _after_error(self, exc: ccxt.BaseError, method: str, url: str) -> None:
@@ -763,6 +788,83 @@ class ExchangeAccount:
             params["postOnly"] = True
         o = self._invoke("create_order", symbol, "limit", side, amount_s, price_s, params)
         return self._order(o, symbol)
+
+    @property
+    def can_cancel_replace(self) -> bool:
+        """The venue cancels and places in one request (``replace_limit_order``); else cancel, then place."""
+        return self.cfg.cancel_replace and self.venue.cancel_replace and bool(self._ex.has.get("editOrder"))
+
+    def replace_limit_order(self, symbol: str, side: str, amount: Decimal, price: Decimal, *,
+                            cancel_client_order_id: str, client_order_id: str,
+                            post_only: bool = True) -> ReplaceOutcome:
+        """Cancel the order ``cancel_client_order_id`` and place a limit order ``client_order_id`` in ONE
+        request (ccxt ``edit_order``: Binance spot ``POST /api/v3/order/cancelReplace``, STOP_ON_FAILURE —
+        a failed cancel places nothing). Amount and price are rounded as in ``create_limit_order``.
+
+        Returns what each half did (``ReplaceOutcome``), also when the venue refused one half (Binance:
+        400 -2022 / 409 -2021 with the halves in ``data``). Raises ``DefinitiveError`` when the whole
+        request was refused before either half (bad parameters, filters: nothing cancelled), and
+        ``UnknownOutcome`` when the answer was lost: then both client ids are for the caller to look up."""
+        if not self.can_cancel_replace:
+            raise DefinitiveError(f"{self.cfg.ccxt_id}: no cancel-replace", kind="not_supported")
+        if side not in ("buy", "sell"):
+            raise DefinitiveError(f"side must be 'buy' or 'sell', got {side!r}", kind="bad_request")
+        if not client_order_id or not cancel_client_order_id:
+            raise DefinitiveError("replace_limit_order needs both client order ids", kind="bad_request")
+        self.load_markets()
+        amount_s = self._local_call(self._ex.amount_to_precision, symbol, format(_money(amount, "amount"), "f"))
+        price_s = self._price_text(symbol, side, _money(price, "price"))
+        params: dict[str, Any] = {"clientOrderId": client_order_id, "cancelOrigClientOrderId": cancel_client_order_id}
+        if post_only:
+            params["postOnly"] = True
+        self._local.keep_body = True
+        self._local.body = None
+        try:
+            try:
+                placed = self._invoke("edit_order", None, symbol, "limit", side, amount_s, price_s, params)
+            except ExchangeError:
+                halves = self._replace_halves(getattr(self._local, "body", None))
+                if halves is None:
+                    raise
+                return self._replace_outcome(halves, symbol)
+            answer = getattr(self._local, "body", None)
+        finally:
+            self._local.keep_body = False
+            self._local.body = None
+        cancelled = answer.get("cancelResponse") if isinstance(answer, Mapping) else None
+        return ReplaceOutcome(cancelled=self._parsed(cancelled, symbol) if isinstance(cancelled, Mapping) else None,
+                              placed=self._order(placed, symbol))
+
+    @staticmethod
+    def _replace_halves(body: Any) -> Mapping[str, Any] | None:
+        """Binance's ``data`` of a refused cancel-replace (-2021 partial, -2022 failed), or None."""
+        if not isinstance(body, Mapping):
+            return None
+        data = body.get("data")
+        if str(body.get("code")) not in ("-2021", "-2022") or not isinstance(data, Mapping):
+            return None
+        return data
+
+    def _replace_outcome(self, data: Mapping[str, Any], symbol: str) -> ReplaceOutcome:
+        cancel_ok = data.get("cancelResult") == "SUCCESS"
+        place_ok = data.get("newOrderResult") == "SUCCESS"
+        cancel, new = data.get("cancelResponse") or {}, data.get("newOrderResponse") or {}
+        return ReplaceOutcome(
+            cancelled=self._parsed(cancel, symbol) if cancel_ok else None,
+            placed=self._parsed(new, symbol) if place_ok else None,
+            cancel_error=None if cancel_ok else self._half_error(cancel),
+            place_error=None if place_ok or data.get("newOrderResult") == "NOT_ATTEMPTED" else self._half_error(new))
+
+    def _parsed(self, raw: Mapping[str, Any], symbol: str) -> OrderInfo:
+        market = self._local_call(self._ex.market, symbol)
+        return self._order(self._local_call(self._ex.parse_order, dict(raw), market), symbol)
+
+    def _half_error(self, raw: Mapping[str, Any]) -> DefinitiveError:
+        """One refused half ({"code", "msg"}) as the error its code means alone (the venue did refuse it)."""
+        code = str(raw.get("code"))
+        cls = (self._ex.exceptions.get("exact") or {}).get(code, ccxt.ExchangeError)
+        err = classify(cls(f"{self.cfg.ccxt_id} {{\"code\":{code},\"msg\":\"{raw.get('msg')}\"}}"))
+        return err if isinstance(err, DefinitiveError) else DefinitiveError(str(err), kind=err.kind, cause=err.cause)
 
     def _price_text(self, symbol: str, side: str, price: Decimal) -> str:
         market = self._local_call(self._ex.market, symbol)

@@ -9,7 +9,10 @@ request is not cached: the first caller and everyone waiting on it get the same 
 (``ExchangeError`` subclasses, as the account raises them) and the next call tries again.
 
 The age of a cached book counts from the moment its request was SENT, so a slow answer is never
-served as fresher than it is. Greenlet-safe (gevent); not thread-safe.
+served as fresher than it is. ``sent_after`` asks for a book whose request left after a given moment
+(``clock()``): a post-only placement that follows this order's cancels must price on a book asked for
+after them — a book cached (or in flight) from before could predate a move and let the order cross.
+Greenlet-safe (gevent); not thread-safe.
 """
 from __future__ import annotations
 
@@ -35,25 +38,31 @@ class BookCache:
         self.limit = limit
         self._clock = clock
         self._books: dict[str, tuple[float, OrderBook]] = {}
-        self._inflight: dict[str, AsyncResult] = {}
+        self._inflight: dict[str, tuple[float, AsyncResult]] = {}
         self.requests = 0      # depth requests sent
         self.hits = 0          # answers from the cache
         self.joined = 0        # callers that waited for another caller's request
 
-    def book(self, symbol: str, *, max_age: float | None = None) -> OrderBook:
-        """The symbol's order book, at most ``max_age`` (default ``ttl``) seconds old."""
+    def clock(self) -> float:
+        """The cache's own clock: the time base of ``sent_after``."""
+        return self._clock()
+
+    def book(self, symbol: str, *, max_age: float | None = None, sent_after: float | None = None) -> OrderBook:
+        """The symbol's order book, at most ``max_age`` (default ``ttl``) seconds old and, with
+        ``sent_after``, from a request sent at or after that moment of :meth:`clock`."""
         max_age = self.ttl if max_age is None else max_age
         cached = self._books.get(symbol)
-        if cached is not None and self._clock() - cached[0] < max_age:
+        if (cached is not None and self._clock() - cached[0] < max_age
+                and (sent_after is None or cached[0] >= sent_after)):
             self.hits += 1
             return cached[1]
         waiting = self._inflight.get(symbol)
-        if waiting is not None:
+        if waiting is not None and (sent_after is None or waiting[0] >= sent_after):
             self.joined += 1
-            return waiting.get()          # the leader's book, or its exception re-raised
+            return waiting[1].get()          # the leader's book, or its exception re-raised
         result = AsyncResult()
-        self._inflight[symbol] = result
         sent_at = self._clock()
+        self._inflight[symbol] = (sent_at, result)   # a request sent before sent_after is not joined
         self.requests += 1
         try:
             book = self.account.fetch_order_book(symbol, self.limit)
@@ -65,9 +74,12 @@ class BookCache:
                                                 kind="interrupted"))
             raise
         finally:
-            if self._inflight.get(symbol) is result:
+            current = self._inflight.get(symbol)
+            if current is not None and current[1] is result:
                 del self._inflight[symbol]
-        self._books[symbol] = (sent_at, book)
+        cached = self._books.get(symbol)
+        if cached is None or cached[0] <= sent_at:     # never replace a book asked for later
+            self._books[symbol] = (sent_at, book)
         result.set(book)
         return book
 

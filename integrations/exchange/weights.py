@@ -130,6 +130,7 @@ BINANCE = WeightTable(
         ("GET", "/api/v3/ticker/bookTicker"): _price_or_book_ticker,
         ("GET", "/api/v3/account"): 20,
         ("POST", "/api/v3/order"): 1,
+        ("POST", "/api/v3/order/cancelReplace"): 1,
         ("GET", "/api/v3/order"): 4,
         ("DELETE", "/api/v3/order"): 1,
         ("GET", "/api/v3/openOrders"): _open_orders,

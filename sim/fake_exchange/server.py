@@ -49,11 +49,12 @@ _CCXT_TEMPLATE: dict | None = None
 
 
 class ApiError(Exception):
-    def __init__(self, code: int, msg: str, http_status: int = 400) -> None:
+    def __init__(self, code: int, msg: str, http_status: int = 400, data: dict | None = None) -> None:
         super().__init__(f"{code} {msg}")
         self.code = code
         self.msg = msg
         self.http_status = http_status
+        self.data = data  # Binance puts a cancel-replace's per-half outcome here
 
 
 @dataclass
@@ -185,6 +186,7 @@ class FakeExchange(LoopbackServer):
         r("POST", "/api/v3/order", self._new_order, signed=True)
         r("GET", "/api/v3/order", self._query_order, signed=True)
         r("DELETE", "/api/v3/order", self._cancel_order, signed=True)
+        r("POST", "/api/v3/order/cancelReplace", self._cancel_replace, signed=True)
         r("GET", "/api/v3/openOrders", self._open_orders, signed=True)
         r("DELETE", "/api/v3/openOrders", self._cancel_open_orders, signed=True)
         r("GET", "/api/v3/allOrders", self._all_orders, signed=True)
@@ -656,7 +658,10 @@ class FakeExchange(LoopbackServer):
             result = route.handler(req)
             payload = _dumps(result)
         except ApiError as exc:
-            return exc.http_status, json_headers, _dumps({"code": exc.code, "msg": exc.msg})
+            body = {"code": exc.code, "msg": exc.msg}
+            if exc.data is not None:
+                body["data"] = exc.data
+            return exc.http_status, json_headers, _dumps(body)
         except (EngineError, WalletError) as exc:
             return 400, json_headers, _dumps({"code": exc.code, "msg": exc.msg})
         except Exception as exc:  # a bug in the fake: answer like Binance's internal error, keep it visible
@@ -903,6 +908,79 @@ class FakeExchange(LoopbackServer):
             req.account.api_key, spec.symbol, order_id=order_id, client_order_id=client_id, now_ms=self.now_ms()
         )
         return _cancel_json(order, req.get("newClientOrderId"), self.now_ms())
+
+    def _cancel_replace(self, req: Request) -> dict:
+        """POST /api/v3/order/cancelReplace (Binance spot): cancel one order and place a new one on the same
+        symbol in one request. The new order's parameters and filters are checked before anything happens
+        (a plain error, nothing cancelled). ``cancelReplaceMode`` STOP_ON_FAILURE: a failed cancel stops
+        there — 400 ``-2022`` with ``data`` {cancelResult FAILURE, newOrderResult NOT_ATTEMPTED}; a placement
+        that fails after the cancel — 409 ``-2021`` {SUCCESS, FAILURE}, the old order is gone. ALLOW_FAILURE
+        attempts the placement whatever the cancel did. Success: 200 {cancelResult, newOrderResult,
+        cancelResponse, newOrderResponse}. Weight 1."""
+        spec = self._spec(req)
+        mode = req.require("cancelReplaceMode")
+        if mode not in ("STOP_ON_FAILURE", "ALLOW_FAILURE"):
+            raise ApiError(-1100, "Illegal characters found in parameter 'cancelReplaceMode'.")
+        side, order_type = req.require("side"), req.require("type")
+        if side not in (BUY, SELL):
+            raise ApiError(-1117, "Invalid side.")
+        if order_type not in ("LIMIT", "LIMIT_MAKER", "MARKET"):
+            raise ApiError(-1116, "Invalid orderType.")
+        cancel_id = req.integer("cancelOrderId")
+        cancel_client_id = req.get("cancelOrigClientOrderId")
+        if cancel_id is None and cancel_client_id is None:
+            raise ApiError(-1102, "Param 'cancelOrigClientOrderId' or 'cancelOrderId' must be sent, but both were "
+                                  "empty/null!")
+        client_id = req.get("newClientOrderId")
+        if client_id is not None and not _CLIENT_ID.match(client_id):
+            raise ApiError(-1100, "Illegal characters found in parameter 'newClientOrderId'; legal range is "
+                                  "'^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.")
+        price, quantity = req.decimal("price"), req.decimal("quantity")
+        if order_type != MARKET:      # filters first: a new order that cannot pass them cancels nothing
+            if price is None or quantity is None:
+                raise ApiError(-1102, "Mandatory parameter 'price' or 'quantity' was not sent, was empty/null, or "
+                                      "malformed.")
+            if order_type == LIMIT and req.get("timeInForce") is None:
+                raise ApiError(-1102, "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed.")
+            try:
+                spec.check_price(price)
+                spec.check_qty(quantity)
+                spec.check_notional(price * quantity)
+            except EngineError as exc:
+                raise ApiError(exc.code, exc.msg) from None
+        if not req.account.can_trade:
+            raise ApiError(-2010, "This account may not place or cancel orders.")
+        cancel_req = Request(req.method, req.path, "", "", req.headers, {
+            "symbol": spec.symbol, **({"orderId": str(cancel_id)} if cancel_id is not None else {}),
+            **({"origClientOrderId": cancel_client_id} if cancel_client_id is not None else {}),
+            **({"newClientOrderId": req.get("cancelNewClientOrderId")} if req.get("cancelNewClientOrderId") else {}),
+        })
+        cancel_req.account = req.account
+        try:
+            cancelled, cancel_error = self._cancel_order(cancel_req), None
+        except (ApiError, EngineError) as exc:
+            cancelled, cancel_error = None, {"code": exc.code, "msg": exc.msg}
+        if cancel_error is not None and mode == "STOP_ON_FAILURE":
+            raise ApiError(-2022, "Order cancel-replace failed.", 400, {
+                "cancelResult": "FAILURE", "newOrderResult": "NOT_ATTEMPTED",
+                "cancelResponse": cancel_error, "newOrderResponse": None})
+        new_req = Request(req.method, req.path, "", "", req.headers, {
+            k: v for k, v in req.params.items()
+            if k in ("symbol", "side", "type", "timeInForce", "quantity", "price", "newClientOrderId",
+                     "newOrderRespType", "quoteOrderQty")})
+        new_req.account = req.account
+        try:
+            placed, new_error = self._new_order(new_req), None
+        except (ApiError, EngineError) as exc:
+            placed, new_error = None, {"code": exc.code, "msg": exc.msg}
+        data = {"cancelResult": "FAILURE" if cancel_error else "SUCCESS",
+                "newOrderResult": "FAILURE" if new_error else "SUCCESS",
+                "cancelResponse": cancel_error or cancelled, "newOrderResponse": new_error or placed}
+        if cancel_error and new_error:
+            raise ApiError(-2022, "Order cancel-replace failed.", 400, data)
+        if cancel_error or new_error:
+            raise ApiError(-2021, "Order cancel-replace partially failed.", 409, data)
+        return data
 
     def _open_orders(self, req: Request) -> list:
         spec = self._spec(req, required=False)

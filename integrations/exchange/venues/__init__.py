@@ -44,6 +44,9 @@ class Venue:
     client_id_prefix: str = ""                   # the venue reports our client order id with this prefix (gate: "t-")
     cancel_client_id_as_order_id: bool = False   # ccxt's cancel_order ignores params clientOrderId: cancel prefix+cid as the id
     withdraw_min_info_field: str | None = None   # the minimum withdrawal in fetch_deposit_withdraw_fees()[code]["info"]
+    # one request that cancels an order and places its replacement (ccxt edit_order; Binance spot
+    # POST /api/v3/order/cancelReplace, STOP_ON_FAILURE); elsewhere a refresh is cancel, then place
+    cancel_replace: bool = False
     exact_errors: Mapping[str, str] = field(default_factory=dict)  # venue error code → ccxt exception name,
                                                                    # where ccxt's own table lacks it
     tested: str = "not tested against a fake"   # what the README says about it

@@ -1,0 +1,101 @@
+"""A lean HTTP transport for ccxt: the ``session`` of an ExchangeAccount's ccxt instance.
+
+ccxt's sync ``fetch`` calls ``session.request(method, url, data=, headers=, timeout=, proxies=, verify=,
+files=)`` and reads ``status_code``, ``reason``, ``headers``, ``text`` and ``raise_for_status()`` of the
+answer. A ``requests.Session`` spends ~40 % of a request's CPU on work an exchange call never needs:
+merging session / environment settings, cookies, hooks and adapters on every request (measured: cProfile
+of bench/gateway.py's mix, 2026-12-07). ``LeanSession`` sends the same request (same headers: ccxt merges
+``session.headers``, which are requests' defaults here) straight through one urllib3 connection pool per
+host — connections reused, at most ``maxsize`` per host — and answers with the few fields ccxt reads.
+Errors come back as the ``requests`` exceptions ccxt maps (Timeout → RequestTimeout, ConnectionError →
+NetworkError, HTTPError → its handle_errors), so classification (errors.py) is unchanged.
+
+Not covered, handed to a plain ``requests.Session`` instead: proxies, multipart bodies and TLS
+verification switched off. Redirects are not followed (an exchange API that redirects is misconfigured;
+the 3xx reaches ccxt's error handling). No retries, like requests' default adapter.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+import urllib3
+from requests.cookies import RequestsCookieJar
+from requests.utils import default_headers
+
+__all__ = ["LeanSession"]
+
+
+class _Answer:
+    """What ccxt reads of a response."""
+
+    __slots__ = ("status_code", "reason", "headers", "_data", "encoding", "url")
+
+    def __init__(self, status: int, reason: str | None, headers: Any, data: bytes, url: str) -> None:
+        self.status_code = status
+        self.reason = reason or ""
+        self.headers = headers            # urllib3 HTTPHeaderDict: case-insensitive, like requests'
+        self._data = data
+        self.encoding = "utf-8"
+        self.url = url
+
+    @property
+    def text(self) -> str:
+        return self._data.decode(self.encoding or "utf-8", errors="replace")
+
+    @property
+    def content(self) -> bytes:
+        return self._data
+
+    def raise_for_status(self) -> None:
+        if 400 <= self.status_code < 600:
+            kind = "Client" if self.status_code < 500 else "Server"
+            raise requests.HTTPError(f"{self.status_code} {kind} Error: {self.reason} for url: {self.url}",
+                                     response=self)
+
+
+class LeanSession:
+    """The subset of ``requests.Session`` ccxt's sync ``fetch`` uses, over urllib3 pools (see module doc)."""
+
+    def __init__(self, *, maxsize: int = 10, fallback: requests.Session | None = None) -> None:
+        self.headers = default_headers()
+        self.cookies = RequestsCookieJar()      # ccxt clears it before each request; never sent
+        self.trust_env = False
+        self.fallback = fallback or requests.Session()
+        self.fallback.trust_env = False
+        self._pools = urllib3.PoolManager(num_pools=8, maxsize=maxsize, block=False, retries=False)
+        self.requests = 0                       # sent through the lean path
+
+    def request(self, method: str, url: str, data: bytes | str | None = None, headers: Any = None,
+                timeout: float | tuple[float, float] | None = None, proxies: Any = None, verify: bool = True,
+                files: Any = None, **kwargs: Any):
+        if proxies or files or not verify or kwargs:
+            return self.fallback.request(method, url, data=data, headers=headers, timeout=timeout,
+                                         proxies=proxies, verify=verify, files=files, **kwargs)
+        if isinstance(timeout, tuple):
+            limit = urllib3.Timeout(connect=timeout[0], read=timeout[1])
+        else:
+            limit = urllib3.Timeout(connect=timeout, read=timeout)
+        body = data.encode() if isinstance(data, str) else data
+        try:
+            r = self._pools.urlopen(method, url, body=body, headers=dict(headers or {}), timeout=limit,
+                                    redirect=False, retries=False, preload_content=True)
+        except urllib3.exceptions.NewConnectionError as exc:   # refused / unreachable (a TimeoutError subclass)
+            raise requests.exceptions.ConnectionError(f"Connection refused: {exc}") from exc
+        except urllib3.exceptions.TimeoutError as exc:
+            phase = "Read timed out" if isinstance(exc, urllib3.exceptions.ReadTimeoutError) else "Connect timed out"
+            err = requests.exceptions.ReadTimeout if phase.startswith("Read") else requests.exceptions.ConnectTimeout
+            raise err(f"{phase}: {exc}") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise requests.exceptions.ConnectionError(f"Connection aborted.: {exc}") from exc
+        self.requests += 1
+        return _Answer(r.status, r.reason, r.headers, r.data, url)
+
+    def close(self) -> None:
+        self._pools.clear()
+        self.fallback.close()
+
+    @property
+    def pools(self) -> int:
+        """Connection pools open (one per host used)."""
+        return len(self._pools.pools)
