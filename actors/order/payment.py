@@ -40,7 +40,8 @@ class PaymentStage(Stage):
     # ------------------------------------------------------------ start and recovery
 
     def resume(self) -> None:
-        pending = repo.pending_snapshots_of(self.order_id)
+        pending = repo.pending_snapshots_of(self.order_id) if self.actor.has_pending is not False else []
+        self.actor.has_pending = None  # a hint for this start only
         if pending:
             self.log.info("order {}: {} routed payments not applied yet; applying them", self.order_id, len(pending))
             self.actor.actor_ref.tell(PaymentsArrived(tuple(pending)))
