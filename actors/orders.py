@@ -18,7 +18,7 @@ from actors.protocol import (DeliverPayments, ExchangeOrderEvents, MovementSettl
 from actors.supervisor import ChildSpec, Restart, Strategy, Supervisor
 from actors.timers import send_every
 from domain.states import FINAL_STATES, OrderState
-from storage import commands, repo
+from storage import commands, ingest, repo
 
 REDELIVER_AFTER = 30.0  # seconds: a command still without an outcome is delivered again (its actor may have died)
 RUNNING_STATES = (OrderState.RUNNING, OrderState.PAUSED)  # quoting (or holding funds) on an exchange
@@ -72,8 +72,8 @@ class OrderSupervisor(Supervisor):
         batch = [self._to_recover.pop() for _ in range(min(RECOVERY_BATCH, len(self._to_recover)))]
         batch = [(order_id, pair_id) for order_id, pair_id in batch if self.child_ref(order_id) is None]
         ids = [order_id for order_id, _ in batch]
-        views = repo.load_orders(ids)
-        pending = repo.with_pending_snapshots(ids)
+        views = ingest.load_views(ids)
+        pending = ingest.orders_waiting(ids)
         for order_id, pair_id in batch:
             view = views.get(order_id)
             if view is not None and view.state in RUNNING_STATES:

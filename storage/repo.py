@@ -191,31 +191,6 @@ def load_order(order_id: str) -> OrderView | None:
     return None if row is None else _view_from_tuple(row, tallies_of(order_id))
 
 
-def load_orders(order_ids: Sequence[str]) -> dict[str, OrderView]:
-    """The views of many orders (the same OrderView objects as `load_order`) in a few queries: recovery starts
-    thousands of order actors, and one read per order cost most of a restart. Ids without a row are absent."""
-    rows: list[Sequence] = []
-    tallies: dict[str, dict[str, Decimal]] = {}
-    for chunk in _chunks(list(order_ids)):
-        rows.extend(run(f"SELECT {', '.join(_ORDER_COLUMNS)} FROM orders WHERE order_id IN ({marks(len(chunk))})",
-                        chunk).fetchall())
-        for order_id, asset_id, amount in run(f"SELECT order_id, asset_id, amount FROM payment_tally "
-                                              f"WHERE order_id IN ({marks(len(chunk))})", chunk).fetchall():
-            tallies.setdefault(order_id, {})[asset_id] = Decimal(amount)
-    return {row[0]: _view_from_tuple(row, tallies.get(row[0], {})) for row in rows}
-
-
-def with_pending_snapshots(order_ids: Sequence[str]) -> set[str]:
-    """Which of these orders have routed snapshots their actor has not applied yet (`pending_snapshots_of` is
-    then worth asking), in a few queries."""
-    found: set[str] = set()
-    for chunk in _chunks(list(order_ids)):
-        found.update(r[0] for r in run(f"SELECT DISTINCT order_id FROM snapshot WHERE outcome = ? AND applied = ? "
-                                       f"AND order_id IN ({marks(len(chunk))})",
-                                       (RouteKind.ORDER.value, False, *chunk)).fetchall())
-    return found
-
-
 def pending_snapshots_of(order_id: str) -> list[SnapshotFacts]:
     """Snapshots routed to this order that its actor has not consumed yet (crash between route and apply)."""
     rows = run("SELECT snapshot_id FROM snapshot WHERE order_id = ? AND outcome = ? AND applied = ?",
