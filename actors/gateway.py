@@ -36,7 +36,9 @@ and otherwise at most once per ``slow_interval`` per symbol (a sweep): ``myTrade
 Binance, and reading it at the fast interval would take most of a 1,200/min budget. The gap between
 rounds is also never shorter than the last round's request weight needs at ``weight_share`` (0.5)
 of the account's ``weight_per_minute``: with 1,200/min and one symbol in flight (``openOrders``, 6)
-the fast interval is in effect 0.6 s; with Binance's real 6,000/min it is the configured 0.3 s. The trades
+the fast interval is in effect 0.6 s; with Binance's real 6,000/min it is the configured 0.3 s. Nor is it
+shorter than 3x the last round's own duration (``STREAM_SHARE``, at most ``COST_GAP_MAX`` 10 s): a round
+over tens of thousands of open orders takes seconds, and the order actors need the rest. The trades
 cursor (``since_ms`` per symbol) lives in memory and starts at ``now - trades_lookback`` (24 h):
 re-reading is safe, fills are deduplicated by key. Intervals come from ``services.config.stream``
 (``slow_interval``, ``fast_interval``, ``book_ttl``, ``trades_lookback``) when present; the
@@ -96,6 +98,8 @@ _URL_QUERY = re.compile(r"(https?://[^\s?]+)\?\S*")
 STREAM_DEFAULTS = {"slow_interval": 2.0, "fast_interval": 0.3, "book_ttl": 0.5, "trades_lookback": 86_400.0}
 LINGER = 60.0  # seconds a symbol keeps being swept for trades after its last open order (late fills)
 WEIGHT_SHARE = 0.5  # the stream spends at most this share of the account's request-weight budget
+STREAM_SHARE = 0.25  # ... and at most this share of the process's time (its rounds' own duration)
+COST_GAP_MAX = 10.0  # seconds: however long a round took, the next comes no later than this after it
 
 
 @dataclass(frozen=True)
@@ -408,7 +412,15 @@ class ExchangeGateway(SupervisedActor):
 
     def _after_poll(self) -> None:
         interval = self.fast_interval if self._stream["in_flight"] else self.slow_interval
-        self._schedule(max(interval, self._budget_gap()))
+        self._schedule(max(interval, self._budget_gap(), self._cost_gap()))
+
+    def _cost_gap(self) -> float:
+        """Seconds the last round's own duration asks for: a round over tens of thousands of open orders (every
+        one parsed) takes seconds, and back to back such rounds left the order actors — a restart's recovery
+        among them — a fraction of the process. The stream takes at most STREAM_SHARE of it, and waits no
+        longer than COST_GAP_MAX for that."""
+        spent = float(self._stream.get("last_round_seconds") or 0.0)
+        return min(spent * (1 / STREAM_SHARE - 1), COST_GAP_MAX)
 
     def _weight_of(self, result: updates.UpdateRound) -> int:
         """Request weight one round spent (the account's weight table; Binance's paths)."""

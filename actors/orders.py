@@ -18,10 +18,11 @@ from actors.protocol import (DeliverPayments, ExchangeOrderEvents, MovementSettl
                              PaymentsApplied, PaymentsArrived, PollCommands, RecoverOrders, ReturnArrived)
 from actors.supervisor import ChildSpec, Restart, Strategy, Supervisor
 from actors.timers import send_every
-from domain.states import FINAL_STATES
-from storage import commands, repo
+from domain.states import FINAL_STATES, OrderState
+from storage import commands, ingest, repo
 
 REDELIVER_AFTER = 30.0  # seconds: a command still without an outcome is delivered again (its actor may have died)
+RUNNING_STATES = (OrderState.RUNNING, OrderState.PAUSED)  # quoting (or holding funds) on an exchange
 RECOVERY_BATCH = 500    # order actors started per message while recovering (other messages interleave)
 
 __all__ = ["OrderActor", "OrderSupervisor"]
@@ -52,6 +53,7 @@ class OrderSupervisor(Supervisor):
         self._lease_of: dict[str, str] = {}  # order id → the lease its actor was started under (cluster only)
         self._to_recover: list[tuple[str, str]] = []
         self._recovery_started = 0.0
+        self._recovered = self._recovered_running = 0  # counted for the summary line
 
     def setup(self) -> None:
         """Start quickly whatever the number of orders: recovery continues after the tree is up."""
@@ -68,20 +70,35 @@ class OrderSupervisor(Supervisor):
             self.actor_ref.tell(RecoverOrders())
 
     def _recover_batch(self) -> None:
-        for _ in range(min(RECOVERY_BATCH, len(self._to_recover))):
-            order_id, pair_id = self._to_recover.pop()
-            self._ensure(order_id, pair_id)
+        """Start the next RECOVERY_BATCH order actors, each with its view from one bulk read (a few queries per
+        batch, not one per order); one summary line when the last batch is done."""
+        batch = [self._to_recover.pop() for _ in range(min(RECOVERY_BATCH, len(self._to_recover)))]
+        batch = [(order_id, pair_id) for order_id, pair_id in batch if self.child_ref(order_id) is None]
+        ids = [order_id for order_id, _ in batch]
+        views = ingest.load_views(ids)
+        pending = ingest.orders_waiting(ids)
+        for order_id, pair_id in batch:
+            view = views.get(order_id)
+            if view is not None and view.state in RUNNING_STATES:
+                self._recovered_running += 1
+            # No row (snapshots routed to an order not created yet): the actor reads what there is.
+            self._ensure(order_id, pair_id, view, recovered=True, has_pending=order_id in pending)
+        self._recovered += len(batch)
         if self._to_recover:
             self.actor_ref.tell(RecoverOrders())
         else:
-            logger.info("orders: recovery done in {:.1f}s", time.monotonic() - self._recovery_started)
+            logger.info("orders: recovery done, {} orders, {} running, in {:.1f} s", self._recovered,
+                        self._recovered_running, time.monotonic() - self._recovery_started)
+            self._recovered = self._recovered_running = 0
 
     def _owns(self, pair_id: str | None) -> bool:
         return self._cluster is None or self._cluster.owns_pair(pair_id)
 
-    def _ensure(self, order_id: str, pair_id: str, view=None) -> None:
-        """Start the order's actor unless it runs. `view`: the order as a commit just left it, so the new actor
-        need not read it back — its first start only; a restart reads the database."""
+    def _ensure(self, order_id: str, pair_id: str, view=None, *, recovered: bool = False,
+                has_pending: bool | None = None) -> None:
+        """Start the order's actor unless it runs. `view`: the order as a commit just left it (or, `recovered`,
+        as the recovery's bulk read found it), so the new actor need not read it back; `has_pending`: whether
+        routed snapshots wait for it (None: it asks). Its first start only; a restart reads the database."""
         if self.child_ref(order_id) is not None:
             return
         services = self.services
@@ -89,11 +106,11 @@ class OrderSupervisor(Supervisor):
             lease = self._cluster.lease_of_pair(pair_id)
             services = services.fenced(lease)
             self._lease_of[order_id] = lease
-        seed = [view] if view is not None else []
+        seed = [dict(view=view, recovered=recovered, has_pending=has_pending)] if view is not None else []
         spec = ChildSpec(
             id=order_id,
             start=lambda sup, cid: OrderActor.start(services, order_id, pair_id, supervisor=sup, child_id=cid,
-                                                    view=seed.pop() if seed else None),
+                                                    **(seed.pop() if seed else {})),
             restart=Restart.TRANSIENT,
         )
         self.start_child(spec)

@@ -66,6 +66,9 @@ __all__ = [
 BACKOFF_JITTER = 0.2
 """Each backoff delay is stretched by a random 0..20% so restarts of many children spread out."""
 
+SWEEP_SLICE = 2000
+"""Children a liveness sweep checks per interval (the rest on the next ones): O(slice), not O(children)."""
+
 
 class HandlerTimeout(Exception):  # noqa: N818 - it is the gevent.Timeout, renamed
     """A `gevent.Timeout` escaped an actor handler.
@@ -221,7 +224,7 @@ class _RestartChild:
 
 @dataclass(frozen=True)
 class _Sweep:
-    """Tell, timer -> supervisor: check is_alive() of every child (safety net)."""
+    """Tell, timer -> supervisor: check is_alive() of the next slice of children (safety net)."""
 
 
 @dataclass(eq=False)
@@ -300,6 +303,7 @@ class Supervisor(SupervisedActor):
         self._timers: dict[int, Timer] = {}  # pending restarts by token
         self._tokens = itertools.count(1)
         self._sweep_timer: Timer | None = None
+        self._sweep_queue: deque[str] = deque()  # child ids the current sweep pass has still to check
         self._gave_up = False
 
     # -- lifecycle -------------------------------------------------------
@@ -567,13 +571,26 @@ class Supervisor(SupervisedActor):
             )
 
     def _sweep(self) -> None:
-        for child in list(self._children.values()):
+        """Check the next slice of children (SWEEP_SLICE): a full pass over 100,000 children every second
+        stalled the hub; exits are reported by the children themselves, this is only the safety net, so a
+        pass may span several intervals."""
+        checked = 0
+        while checked < SWEEP_SLICE:
+            if not self._sweep_queue:
+                if checked or not self._children:
+                    return  # one pass ends here; the next sweep starts the next
+                self._sweep_queue = deque(self._children)
+            cid = self._sweep_queue.popleft()
+            child = self._children.get(cid)
+            if child is None:
+                continue  # stopped or dropped since the pass began
+            checked += 1
             if child.ref is None or child.ref.is_alive():
                 child.suspect = False
                 continue
             if not child.suspect:
                 # Its exit report may still be on the way (teardown can yield):
-                # give it one more sweep interval.
+                # give it until the next pass reaches it.
                 child.suspect = True
                 continue
             logger.error(

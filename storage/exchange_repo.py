@@ -26,9 +26,9 @@ from domain.exchange_orders import (FINAL_STATES, OPEN_STATES, SIDES, ZERO, DbOr
 from domain.exchange_orders import resolve_not_found as _not_found_target
 from storage.exchange_models import ExchangeOrder, Fill, OrderSequence
 from storage.kpi_models import KpiQuoteSpan
-from storage.models import Alert, LedgerEntry
+from storage.models import Alert, LedgerEntry, database_proxy
 from storage.repo import ledger_balances  # the ledger journal's one reader
-from storage.sql import marks, run
+from storage.sql import adapt, marks, run
 
 X = ExOrderState
 _ORDERS = ExchangeOrder._meta.table_name
@@ -421,8 +421,11 @@ def open_orders_of(order_id: str) -> list[DbOrder]:
 
 
 def fills_of(order_id: str) -> list[Fill]:
-    """The trade history of one mmflow order, oldest first."""
-    return list(Fill.select().where(Fill.order_id == order_id).order_by(Fill.at, Fill.fill_key))
+    """The trade history of one mmflow order, oldest first. A raw statement: building peewee's query cost most
+    of it, and every running order's start and drawdown check reads it."""
+    db = database_proxy.obj
+    return list(Fill.raw(adapt(f"SELECT * FROM {Fill._meta.table_name} WHERE order_id = ? ORDER BY at, fill_key",
+                               db), order_id))
 
 
 def _locking(order_id: str) -> list[tuple[str, str, Decimal, Decimal]]:

@@ -529,8 +529,9 @@ def start_running(order_id: str, params_json: str, reason: str, now: float) -> O
 
 
 def strategy_overrides(order_id: str) -> dict:
-    row = Order.get_or_none(Order.order_id == order_id)
-    return json.loads(row.strategy_overrides) if row is not None and row.strategy_overrides else {}
+    """Plain SQL: every running order's start reads it (peewee's whole-row get cost ~10x as much)."""
+    row = run("SELECT strategy_overrides FROM orders WHERE order_id = ?", (order_id,)).fetchone()
+    return json.loads(row[0]) if row is not None and row[0] else {}
 
 
 def set_strategy_overrides(order_id: str, overrides: dict, now: float) -> None:
@@ -543,5 +544,6 @@ def set_opening_price(order_id: str, price: Decimal) -> None:
 
 
 def opening_price(order_id: str) -> Decimal | None:
-    row = Order.get_or_none(Order.order_id == order_id)
-    return row.opening_price if row is not None else None
+    """Plain SQL: every running order's start reads it."""
+    row = run("SELECT opening_price FROM orders WHERE order_id = ?", (order_id,)).fetchone()
+    return Decimal(row[0]) if row is not None and row[0] is not None else None

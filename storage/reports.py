@@ -6,7 +6,7 @@ from decimal import Decimal
 from domain.money import floor8, fmt
 from domain.strategy.pnl import Fill, PnlError, compute_pnl
 from storage import exchange_repo, repo
-from storage.models import LedgerEntry
+from storage.sql import run
 
 ZERO = Decimal(0)
 
@@ -14,8 +14,11 @@ ZERO = Decimal(0)
 def opening_ledger(order_id: str) -> dict[str, Decimal]:
     """What the exchange credited to the order when it was funded (its deposit entries)."""
     totals: dict[str, Decimal] = {}
-    for entry in LedgerEntry.select().where((LedgerEntry.order_id == order_id) & LedgerEntry.ref.startswith("deposit:")):
-        totals[entry.asset] = totals.get(entry.asset, ZERO) + entry.delta
+    # plain SQL (every running order's drawdown check reads it); an order has few entries: filtered here
+    rows = run("SELECT asset, delta, ref FROM ledger_entry WHERE order_id = ?", (order_id,)).fetchall()
+    for asset, delta, ref in rows:
+        if ref.startswith("deposit:"):
+            totals[asset] = totals.get(asset, ZERO) + Decimal(delta)
     return totals
 
 

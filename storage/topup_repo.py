@@ -10,6 +10,7 @@ from domain.money import ZERO
 from domain.routing import RouteKind
 from storage.models import LedgerEntry, MoneyMovement, OrderTopUp, Snapshot
 from storage.repo import _queue_refund, facts_from_row, order_movements
+from storage.sql import run
 
 
 def pool(order_id: str) -> list[Snapshot]:
@@ -17,6 +18,18 @@ def pool(order_id: str) -> list[Snapshot]:
     return list(Snapshot.select().where((Snapshot.order_id == order_id) & (Snapshot.purpose == "top_up")
                                         & (Snapshot.outcome == RouteKind.ORDER.value)
                                         & Snapshot.top_up_batch.is_null()).order_by(Snapshot.created_ns))
+
+
+def has_pool(order_id: str) -> bool:
+    """Whether added funds wait in the pool: plain SQL, asked by every running order's (re)start."""
+    return run("SELECT 1 FROM snapshot WHERE order_id = ? AND purpose = ? AND outcome = ? AND top_up_batch IS NULL "
+               "LIMIT 1", (order_id, "top_up", RouteKind.ORDER.value)).fetchone() is not None
+
+
+def has_batch(order_id: str, state: str) -> bool:
+    """Whether a batch of this order is in `state`: plain SQL (see has_pool)."""
+    return run("SELECT 1 FROM order_top_up WHERE order_id = ? AND state = ? LIMIT 1",
+               (order_id, state)).fetchone() is not None
 
 
 def pool_totals(rows: Sequence[Snapshot]) -> dict[str, Decimal]:

@@ -195,3 +195,34 @@ def test_price_source_exchange_must_be_configured(tmp_path, xworld):
     raw["pairs"] = pairs_with_strategy(price_source_exchange="nowhere")
     with pytest.raises(ConfigError, match="price_source_exchange: 'nowhere' is not a configured"):
         parse_config(raw)
+
+
+def test_a_restart_keeps_a_ladder_that_still_matches(tmp_path, xworld, monkeypatch):
+    """Recovery: the first ticks of a restarted running order keep the orders resting on the exchange while
+    they still match its ladder (the price stood still) — no cancel, no replace, the same client ids."""
+    from actors.order.strategy import StrategyRunner
+
+    slow = {"order_refresh_time": 600, "max_order_age": 3600}
+    ticks: list[str] = []
+    plain_tick = StrategyRunner.tick
+
+    def counted(self, now):
+        result = plain_tick(self, now)
+        ticks.append(self.actor.order_id)
+        return result
+
+    def full_ladder(order_id):
+        live = exchange_repo.open_orders_of(order_id)
+        return live if len(live) == 4 and all(o.exchange_order_id for o in live) else None
+
+    with run(tmp_path, xworld, strategy=slow) as mm:
+        order_id, _ = pay_order(xworld, mm, "0.1", "5000")
+        mm.wait_state(order_id, "running", timeout=30)
+        before = {o.client_order_id for o in wait_until(lambda: full_ladder(order_id), timeout=15,
+                                                        message="a 2-level ladder on both sides")}
+    monkeypatch.setattr(StrategyRunner, "tick", counted)
+    with run(tmp_path, xworld, strategy=slow) as mm:
+        wait_until(lambda: ticks.count(order_id) >= 3, timeout=30, message="three ticks of the recovered order")
+        assert {o.client_order_id for o in exchange_repo.open_orders_of(order_id)} == before
+        account = mm.services.exchanges["binance"]
+        assert {o.client_order_id for o in account.fetch_open_orders("BTC/USDT")} == before

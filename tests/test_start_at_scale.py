@@ -52,7 +52,7 @@ def test_the_tree_is_up_before_a_large_recovery_ends(tmp_path, world):
             wait_until(lambda: len(orders.ask(WhichChildren(), timeout=30)) == ORDERS, timeout=120,
                        interval=0.2, message="every order recovered")
             assert first <= ORDERS
-            done = [line for line in lines if line.startswith("orders: recovery done in")]
+            done = [line for line in lines if line.startswith("orders: recovery done")]
             assert len(done) == 1
             assert sum("recovered" in line or "recovering" in line for line in lines) <= 2
     finally:

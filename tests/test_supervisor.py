@@ -413,6 +413,23 @@ def test_sweep_restarts_child_that_died_without_reporting():
     assert new.ask("get", timeout=2) == 0
 
 
+def test_sweep_checks_a_slice_per_interval_and_still_finds_the_dead(monkeypatch):
+    """With more children than a sweep checks at once, a child that died without reporting is still found:
+    each sweep takes the next slice, a pass spans several sweeps."""
+    import actors.supervisor as supervisor_module
+
+    monkeypatch.setattr(supervisor_module, "SWEEP_SLICE", 2)
+    store: dict = {}
+    sup = Supervisor.start("root", [worker(f"w{i}", store) for i in range(7)], backoff_min=0.005,
+                           backoff_max=0.02, sweep_interval=0.01)
+    ref = live_ref(sup, "w5")
+    ref.tell("vanish")
+    new = live_ref(sup, "w5", not_urn=ref.actor_urn)
+    assert new.ask("get", timeout=2) == 0
+    assert all(alive for _cid, alive, _n in children(sup))
+    sup.stop(timeout=5)
+
+
 # -- dynamic children, stash, StopChild --------------------------------------
 
 

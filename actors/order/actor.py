@@ -85,9 +85,14 @@ class NamedTimers:
 class OrderActor(PooledActor, SupervisedActor):
     """One per order id; pooled (actors/pooled.py): an order with nothing to do holds no greenlet."""
 
-    def __init__(self, services, order_id: str, pair_id: str, *, supervisor=None, child_id=None, view=None):
+    def __init__(self, services, order_id: str, pair_id: str, *, supervisor=None, child_id=None, view=None,
+                 recovered: bool = False, has_pending: bool | None = None):
         super().__init__(supervisor=supervisor, child_id=child_id)
         self._seed_view: repo.OrderView | None = view  # the order as the commit that started this actor left it
+        # recovered: the view came from the recovery's bulk read, not from the poller's commits.
+        self._seed_recovered = recovered
+        # Whether routed snapshots wait to be applied (the recovery's bulk read knows); None: ask the database.
+        self.has_pending = has_pending
         self._view: repo.OrderView | None = None
         # True while the view is the newest the poller's commits told this actor (PaymentsApplied, or the view it
         # started with) and nothing else changed it: the next PaymentsApplied's view is then newer still.
@@ -135,7 +140,9 @@ class OrderActor(PooledActor, SupervisedActor):
     # ------------------------------------------------------------ lifecycle
 
     def setup(self) -> None:
-        if self._seed_view is not None:
+        if self._seed_view is not None and self._seed_recovered:
+            self.view = self._seed_view
+        elif self._seed_view is not None:
             self.adopt_ingest_view(self._seed_view)
         else:
             self.view = repo.load_order(self.order_id)

@@ -50,8 +50,11 @@ class PaymentStage(Stage):
     def resume(self) -> None:
         # Started by a poller's commit (its view): that unit applied every payment routed to this order (an order
         # with routed payments left is not applied but delivered), and whatever is routed to it later comes in its
-        # own DeliverPayments. Only a start from the database (recovery, a restart) looks for payments left over.
-        pending = () if self.actor.view_from_ingest else repo.pending_snapshots_of(self.order_id)
+        # own DeliverPayments. Only a start from the database (recovery, a restart) looks for payments left over,
+        # and not even then when the recovery's bulk read saw none waiting (has_pending False, a one-start hint).
+        waiting = not self.actor.view_from_ingest and self.actor.has_pending is not False
+        self.actor.has_pending = None
+        pending = repo.pending_snapshots_of(self.order_id) if waiting else ()
         if pending:
             self.log.info("order {}: {} routed payments not applied yet; applying them", self.order_id, len(pending))
             self.actor.actor_ref.tell(PaymentsArrived(tuple(pending)))

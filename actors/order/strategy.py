@@ -12,6 +12,7 @@ orders are ever cancelled, each by its own client id.
 from __future__ import annotations
 
 import json
+import random
 import re
 import time
 from datetime import datetime, timezone
@@ -431,6 +432,9 @@ class StrategyStage(Stage):
             if self.view.exit_requested:
                 return  # the exit stage carries it on
             if self._make_runner() is not None:
+                # The first drawdown check comes within DRAWDOWN_EVERY, not with the first tick: a restart's
+                # thousands of first ticks each ran a strategy report at once (and stay spread out after).
+                self._drawdown_checked = self.now() - random.uniform(0, DRAWDOWN_EVERY)  # noqa: S311 - jitter
                 self.arm_tick(0)
 
     def params(self):

@@ -28,7 +28,7 @@ class TopUpStage(Stage):
     def resume(self) -> None:
         if self.view is None or self.state is OrderState.PAYMENT_PENDING:
             return  # funds are added only to a running or paused order: none before it ever ran
-        if topup_repo.pool(self.order_id):
+        if topup_repo.has_pool(self.order_id):
             self.actor.timers.after("topup_check", 0, CheckTopUp())
         if self.in_flight():
             self.actor.actor_ref.tell(AdvanceTopUp())
@@ -37,7 +37,7 @@ class TopUpStage(Stage):
         self.actor.timers.after("topup_check", self.services.config.payments.check_delay, CheckTopUp())
 
     def in_flight(self) -> bool:
-        return bool(topup_repo.batches(self.order_id, "withdrawing"))
+        return topup_repo.has_batch(self.order_id, "withdrawing")
 
     def refund_pool(self, reason: str) -> None:
         ids = self.write(topup_repo.refund_pool, self.order_id, f"added funds refunded: {reason}", "topup_refund",
