@@ -87,6 +87,14 @@ def run_kill_with_orders(tmp_path, step, monkeypatch, venue: str = "binance"):
             return (len(db_open) == 4 and not in_flight
                     and sorted(o.client_order_id for o in mine) == sorted(o.client_order_id for o in db_open))
         wait_until(settled, timeout=60, interval=0.2, message="exchange and orders DB agree after restart")
+
+        def ledger_matches_holdings():
+            ledger = repo.ledger_balances(order_id)
+            return all(sum(ew.exchange.balance(ew.api_key, code)) == ledger.get(code, Decimal(0))
+                       for code in ("BTC", "USDT"))
+        # A fill made just before the kill reaches the ledger through the restarted update stream's next trade
+        # rounds: wait for it (a fill that never arrives fails here, as a lost one must), then check it stays.
+        wait_until(ledger_matches_holdings, timeout=60, interval=0.2, message="every fill in the order's ledger")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         # Ledger exact: what the shared account holds equals this (only) order's ledger.
