@@ -14,11 +14,12 @@ ZERO = Decimal(0)
 def opening_ledger(order_id: str) -> dict[str, Decimal]:
     """What the exchange credited to the order when it was funded (its deposit entries)."""
     totals: dict[str, Decimal] = {}
-    # plain SQL (every running order's drawdown check reads it); an order has few entries: filtered here
-    rows = run("SELECT asset, delta, ref FROM ledger_entry WHERE order_id = ?", (order_id,)).fetchall()
-    for asset, delta, ref in rows:
-        if ref.startswith("deposit:"):
-            totals[asset] = totals.get(asset, ZERO) + Decimal(delta)
+    # plain SQL (every running order's drawdown check reads it); the deposit entries only — a running order's
+    # ledger grows with every fill, so they are picked by the database (substr: exact on SQLite and PostgreSQL)
+    rows = run("SELECT asset, delta FROM ledger_entry WHERE order_id = ? AND substr(ref, 1, 8) = 'deposit:'",
+               (order_id,)).fetchall()
+    for asset, delta in rows:
+        totals[asset] = totals.get(asset, ZERO) + Decimal(delta)
     return totals
 
 

@@ -776,18 +776,25 @@ class ExchangeAccount:
         price is moved to the tick AWAY from the other side (buy: down, sell: up) before
         ``price_to_precision``, so rounding never makes a quote more aggressive than asked.
         Not repeated on UnknownOutcome: resolve with ``fetch_order(client_order_id=...)``."""
-        if side not in ("buy", "sell"):
-            raise DefinitiveError(f"side must be 'buy' or 'sell', got {side!r}", kind="bad_request")
         if not client_order_id:
             raise DefinitiveError("create_limit_order needs a client_order_id", kind="bad_request")
+        amount_s, price_s, params = self._limit_order_request(symbol, side, amount, price, client_order_id,
+                                                              post_only)
+        o = self._invoke("create_order", symbol, "limit", side, amount_s, price_s, params)
+        return self._order(o, symbol)
+
+    def _limit_order_request(self, symbol: str, side: str, amount: Decimal, price: Decimal, client_order_id: str,
+                             post_only: bool) -> tuple[str, str, dict[str, Any]]:
+        """A limit order's amount and price texts, rounded as ``create_limit_order`` says, and its params."""
+        if side not in ("buy", "sell"):
+            raise DefinitiveError(f"side must be 'buy' or 'sell', got {side!r}", kind="bad_request")
         self.load_markets()
         amount_s = self._local_call(self._ex.amount_to_precision, symbol, format(_money(amount, "amount"), "f"))
         price_s = self._price_text(symbol, side, _money(price, "price"))
         params: dict[str, Any] = {"clientOrderId": client_order_id}
         if post_only:
             params["postOnly"] = True
-        o = self._invoke("create_order", symbol, "limit", side, amount_s, price_s, params)
-        return self._order(o, symbol)
+        return amount_s, price_s, params
 
     @property
     def can_cancel_replace(self) -> bool:
@@ -807,16 +814,11 @@ class ExchangeAccount:
         ``UnknownOutcome`` when the answer was lost: then both client ids are for the caller to look up."""
         if not self.can_cancel_replace:
             raise DefinitiveError(f"{self.cfg.ccxt_id}: no cancel-replace", kind="not_supported")
-        if side not in ("buy", "sell"):
-            raise DefinitiveError(f"side must be 'buy' or 'sell', got {side!r}", kind="bad_request")
         if not client_order_id or not cancel_client_order_id:
             raise DefinitiveError("replace_limit_order needs both client order ids", kind="bad_request")
-        self.load_markets()
-        amount_s = self._local_call(self._ex.amount_to_precision, symbol, format(_money(amount, "amount"), "f"))
-        price_s = self._price_text(symbol, side, _money(price, "price"))
-        params: dict[str, Any] = {"clientOrderId": client_order_id, "cancelOrigClientOrderId": cancel_client_order_id}
-        if post_only:
-            params["postOnly"] = True
+        amount_s, price_s, params = self._limit_order_request(symbol, side, amount, price, client_order_id,
+                                                              post_only)
+        params["cancelOrigClientOrderId"] = cancel_client_order_id
         self._local.keep_body = True
         self._local.body = None
         try:
