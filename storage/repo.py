@@ -399,13 +399,6 @@ def order_history(order_id: str) -> list[OrderStateChange]:
                 .order_by(OrderStateChange.at, OrderStateChange.id))
 
 
-def list_orders(state: str | None = None, limit: int = 200) -> list[Order]:
-    query = Order.select().order_by(Order.created_at.desc()).limit(limit)
-    if state:
-        query = query.where(Order.state == state)
-    return list(query)
-
-
 def sum_tallies() -> dict[str, Decimal]:
     totals: dict[str, Decimal] = {}
     for t in PaymentTally.select():

@@ -19,7 +19,7 @@ from domain.memo import encode_market_making
 from sim.bridge import world_with_exchange
 from sim.world import BTC, BTC_USDT_PAIR, ETH, build_world, default_pairs, dump_toml, new_order_id
 from storage import exit_repo, repo
-from storage.models import Alert, MoneyMovement, OrderCommand
+from storage.models import Alert, MoneyMovement, Order, OrderCommand
 from storage.statements import order_statement
 from tests.databases import database_url, query
 from tests.support import running_mmflow, wait_until
@@ -160,7 +160,7 @@ class TestWithTheServiceRunning:
         lines = listing.out.splitlines()
         assert lines[0].split()[:4] == ["ORDER", "STATE", "PAIR", "CREATED"]
         rows = lines[1:]
-        assert len(rows) == len(repo.list_orders()) and all(len(r.split()) >= 4 for r in rows)
+        assert len(rows) == Order.select().count() and all(len(r.split()) >= 4 for r in rows)
         mine = [r for r in rows if r.startswith(order_id)]
         assert len(mine) == 1 and mine[0].split()[1:3] == ["running", "BTC/USDT"]
         assert ISO_Z.match(mine[0].split()[3]), mine[0]
