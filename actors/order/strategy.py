@@ -198,7 +198,8 @@ class StrategyRunner:
         self.cycles += 1
         pairs, cancels, places = (), plan.cancel, plan.place
         if plan.cancel and plan.place:   # a replacing plan: one cancel-replace request per pair
-            pairs, cancels, places = pair_replacements([o for o in live if o.client_order_id in set(plan.cancel)],
+            cancelling = set(plan.cancel)
+            pairs, cancels, places = pair_replacements([o for o in live if o.client_order_id in cancelling],
                                                        plan.place)
         self.cancelled_last_tick = bool(cancels)
         for cid in cancels:
