@@ -73,6 +73,29 @@ class RejectionCounter:
         return None
 
 
+def counts_as_rejection(kind: str | None) -> bool:
+    """Whether a refused request counts against the rejection breaker. Not ``clock`` (Binance -1021: the
+    request reached the venue after its recvWindow): that is our clock or a saturated process, not the venue
+    refusing our orders; nothing happened, and the next request is signed afresh."""
+    return kind != "clock"
+
+
+@dataclass
+class ClockTrouble:
+    """Requests of one account refused for their timestamp: reported at most once per ``every`` seconds."""
+    every: float = 10.0
+    since_report: int = 0
+    reported_at: float | None = None
+
+    def note(self, now: float) -> int | None:
+        """Count one; the number to report (this one and those held back since the last report), or None."""
+        self.since_report += 1
+        if self.reported_at is not None and now - self.reported_at < self.every:
+            return None
+        count, self.since_report, self.reported_at = self.since_report, 0, now
+        return count
+
+
 @dataclass
 class PriceGuard:
     """Per order: quote only on a fresh, sane reference price."""

@@ -111,6 +111,27 @@ def test_rejections_halt_the_account_until_an_operator_lifts_it(tmp_path, xworld
         wait_until(lambda: len(open_quotes(order_id)) == 2, timeout=20, message="quoting again")
 
 
+def test_requests_refused_for_their_timestamp_do_not_halt_the_account(tmp_path, xworld):  # noqa: F811
+    """Binance -1021 (a request reaching the venue after its recvWindow: a saturated process or a clock off)
+    is not the venue refusing our orders: the rejection breaker does not count it, the account is not halted
+    and the ladder is quoted again."""
+    with run(tmp_path, xworld, risk={"max_rejections": 2, "rejection_window": 60}) as mm:
+        _, order_id = pay(xworld, mm)
+        mm.wait_state(order_id, "running", timeout=30)
+        wait_until(lambda: len(open_quotes(order_id)) == 2, timeout=15, message="quoting")
+        before = {q.client_order_id for q in open_quotes(order_id)}
+        fault = xworld.exchange.inject("/api/v3/order", method="POST", status=400, error_code=-1021,
+                                       msg="Timestamp for this request is outside of the recvWindow.", count=6)
+        xworld.exchange.set_mid("BTC/USDT", xworld.exchange.mid("BTC/USDT") * D("1.01"))
+        wait_until(lambda: fault.remaining == 0, timeout=30, message="six requests refused with -1021")
+        # quoting again around the new mid, on the same (not halted) account
+        wait_until(lambda: len(open_quotes(order_id)) == 2
+                   and not before & {q.client_order_id for q in open_quotes(order_id)},
+                   timeout=20, message="a new ladder quoted")
+        assert not risk.halted("binance")
+        assert Alert.get_or_none(Alert.kind == "halt_rejections") is None
+
+
 def test_drawdown_pauses_the_order(tmp_path, xworld, monkeypatch):  # noqa: F811
     import actors.order.strategy as strategy
     monkeypatch.setattr(strategy, "DRAWDOWN_EVERY", 0.2)

@@ -348,6 +348,21 @@ def test_a_429_on_create_is_retried_after_the_pause_and_the_order_placed_once(fx
     stingy.close()
 
 
+def test_a_request_that_waited_in_the_limiter_is_signed_after_the_wait(fx):
+    """The timestamp is taken after the limiter's wait, right before sending: a request queued longer than its
+    recvWindow still reaches the venue inside it (signed before the wait, Binance would refuse it: -1021)."""
+    lim = WeightedLimiter(10**6, max_concurrency=10, name="sign-late")
+    account = ExchangeAccount(make_cfg(fx, "orders", options={"recvWindow": 200}), limiter=lim)
+    account.load_markets()
+    refused_before = count(fx, "POST", "/api/v3/order", 400)
+    lim.penalize(0.6)   # the account pauses: the next request waits ~0.6 s in the limiter, 3 recvWindows
+    o = account.create_limit_order(SYM, "buy", D("0.001"), D("58000"), client_order_id="mm-late-sign-1")
+    assert o.status == "open" and lim.stats.waited >= 1
+    assert count(fx, "POST", "/api/v3/order", 400) == refused_before
+    assert account.cancel_order(SYM, client_order_id="mm-late-sign-1").status == "canceled"
+    account.close()
+
+
 def test_429_then_418_pause_the_whole_account_and_no_request_is_lost(fx):
     account = ExchangeAccount(make_cfg(fx, "load", weight_per_minute=10**6, max_concurrency=50))
     account.load_markets()

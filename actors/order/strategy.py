@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 from actors.order.base import Stage
-from domain.breakers import PriceGuard, RejectionCounter, drawdown_trip
+from domain.breakers import ClockTrouble, PriceGuard, RejectionCounter, counts_as_rejection, drawdown_trip
 from actors.protocol import ExchangeOrderEvents, StrategyTick
 from domain.states import OrderState
 
@@ -45,8 +45,17 @@ class PriceBreaker(NotReady):
     """The reference price is stale or jumped: this order's quotes are cancelled until it is sane."""
 
 
-def note_rejection(services, account: str, now: float, log) -> None:
-    """Count a refused request of an account; past the limit, the account's rejection breaker halts it."""
+def note_rejection(services, account: str, now: float, log, error=None) -> None:
+    """Count a refused request of an account; past the limit, the account's rejection breaker halts it.
+    A request refused for its timestamp (``error.kind == "clock"``) is not counted: one warning line instead."""
+    if error is not None and not counts_as_rejection(getattr(error, "kind", None)):
+        trouble = services.risk_state.setdefault("clock", {}).setdefault(account, ClockTrouble())
+        count = trouble.note(now)
+        if count is not None:
+            log.warning("exchange account {}: {} request(s) refused for their timestamp (outside the recvWindow: "
+                        "the host clock is off or this process is saturated); not counted as rejections, the "
+                        "next requests are signed afresh: {}", account, count, error)
+        return
     counters = services.risk_state.setdefault("rejections", {})
     counter = counters.get(account)
     if counter is None:
@@ -240,9 +249,10 @@ class StrategyRunner:
         except DefinitiveError as exc:   # refused before either half: nothing cancelled, nothing placed
             self.services.writer.run(exchange_repo.transition, cid, ExOrderState.REJECTED, time.time(),
                                      f"{exc.kind}: {exc}")
-            note_rejection(self.services, self.pair.exchange, now, self.actor.log)
-            self.actor.log.info("order {}: replacing {} by {} {} @ {} refused: {}", self.actor.order_id, old_cid,
-                                proposal.side, proposal.amount, proposal.price, exc)
+            note_rejection(self.services, self.pair.exchange, now, self.actor.log, exc)
+            if exc.kind != "clock":
+                self.actor.log.info("order {}: replacing {} by {} {} @ {} refused: {}", self.actor.order_id,
+                                    old_cid, proposal.side, proposal.amount, proposal.price, exc)
             return 0
         except ExchangeError as exc:     # unknown outcome: the update stream looks both client ids up
             self.actor.log.warning("order {}: replacing {} by {}: outcome unknown ({}); the update stream will "
@@ -258,7 +268,7 @@ class StrategyRunner:
         self.services.writer.run(exchange_repo.record_replacement, old_cid, cid, out.cancelled, out.placed, error,
                                  time.time())
         if out.place_error is not None:
-            note_rejection(self.services, self.pair.exchange, now, self.actor.log)
+            note_rejection(self.services, self.pair.exchange, now, self.actor.log, out.place_error)
             self.actor.log.info("order {}: {} {} @ {} rejected by the exchange (its predecessor {} cancelled): {}",
                                 self.actor.order_id, proposal.side, proposal.amount, proposal.price, old_cid,
                                 out.place_error)
@@ -275,9 +285,10 @@ class StrategyRunner:
         except DefinitiveError as exc:
             self.services.writer.run(exchange_repo.transition, cid, ExOrderState.REJECTED, time.time(),
                                      f"{exc.kind}: {exc}")
-            note_rejection(self.services, self.pair.exchange, now, self.actor.log)
-            self.actor.log.info("order {}: {} {} @ {} rejected by the exchange: {}", self.actor.order_id,
-                                proposal.side, proposal.amount, proposal.price, exc)
+            note_rejection(self.services, self.pair.exchange, now, self.actor.log, exc)
+            if exc.kind != "clock":
+                self.actor.log.info("order {}: {} {} @ {} rejected by the exchange: {}", self.actor.order_id,
+                                    proposal.side, proposal.amount, proposal.price, exc)
             return 0
         except ExchangeError as exc:  # unknown outcome: the gateway looks the client id up
             self.actor.log.warning("order {}: placing {} {} @ {}: outcome unknown ({}); the update stream will "
@@ -324,8 +335,9 @@ class StrategyRunner:
         except DefinitiveError as exc:
             if getattr(exc, "not_found", False):
                 return  # gone or not yet visible: the update stream resolves it with a targeted lookup
-            self.actor.log.warning("order {}: cancel of {} refused: {}", self.actor.order_id, cid, exc)
-            note_rejection(self.services, self.pair.exchange, now, self.actor.log)
+            if exc.kind != "clock":
+                self.actor.log.warning("order {}: cancel of {} refused: {}", self.actor.order_id, cid, exc)
+            note_rejection(self.services, self.pair.exchange, now, self.actor.log, exc)
             return
         except ExchangeError as exc:
             self.actor.log.warning("order {}: cancel of {}: outcome unknown ({})", self.actor.order_id, cid, exc)

@@ -365,8 +365,10 @@ class ExchangeAccount:
         self._used_weight: dict[str, int] = {}
         self._errors: Counter[str] = Counter()
         self._orig_fetch = self._ex.fetch
+        self._orig_sign = self._ex.sign
         self._orig_handle_errors = self._ex.handle_errors
         self._ex.fetch = self._fetch
+        self._ex.sign = self._sign
         self._ex.handle_errors = self._handle_errors
 
     # ------------------------------------------------------------------ construction
@@ -421,12 +423,41 @@ class ExchangeAccount:
         return self._orig_handle_errors(code, reason, url, method, headers, body, response, request_headers,
                                         request_body)
 
-    def _fetch(self, url, method="GET", headers=None, body=None):
+    def _admit(self, method: str, url: str, body: Any):
+        """Wait for the limiter's permit for one request (its weight from the table, or the caller's)."""
         bucket, weight = self.weights.weigh(method, url, body)
         override = getattr(self._local, "weight", None)
         if override is not None:
             weight = override
-        permit = self.limiter.acquire(weight, bucket)
+        return self.limiter.acquire(weight, bucket)
+
+    def _sign(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """ccxt's ``sign`` (every request goes through it right before ``fetch``), with the limiter's wait in
+        between: a request that had to wait is signed again after the wait, so its timestamp is taken just
+        before the bytes go out (Binance refuses a request arriving after its recvWindow, -1021; a request
+        signed, then queued behind the limiter or a saturated hub would be). The permit is handed to
+        ``_fetch``."""
+        request = self._orig_sign(*args, **kwargs)
+        stale = getattr(self._local, "permit", None)
+        if stale is not None:   # a permit whose fetch never ran (ccxt raised in between): free its slot
+            self._local.permit = None
+            stale.release()
+        permit = self._admit(request["method"], request["url"], request["body"])
+        if permit.waited > 0:
+            try:
+                request = self._orig_sign(*args, **kwargs)
+            except BaseException:
+                permit.release()
+                raise
+        self._local.permit = permit
+        return request
+
+    def _fetch(self, url, method="GET", headers=None, body=None):
+        permit = getattr(self._local, "permit", None)
+        if permit is None:   # a fetch ccxt made without sign(): admitted here
+            permit = self._admit(method, url, body)
+        else:
+            self._local.permit = None
         self._local.response = None
         started = time.perf_counter()
         try:
