@@ -365,11 +365,14 @@ class ExchangeAccount:
         self._used_weight: dict[str, int] = {}
         self._errors: Counter[str] = Counter()
         self._orig_fetch = self._ex.fetch
+        self._orig_fetch2 = self._ex.fetch2
         self._orig_sign = self._ex.sign
         self._orig_handle_errors = self._ex.handle_errors
         self._ex.fetch = self._fetch
+        self._ex.fetch2 = self._fetch2
         self._ex.sign = self._sign
         self._ex.handle_errors = self._handle_errors
+        self._api_paths: dict[Any, str | None] = {}
 
     # ------------------------------------------------------------------ construction
 
@@ -431,17 +434,44 @@ class ExchangeAccount:
             weight = override
         return self.limiter.acquire(weight, bucket)
 
+    def _api_path(self, api: Any) -> str | None:
+        """The URL path ccxt puts before an endpoint of ``api`` (Binance: ``urls['api'][api[0]]`` + ``/`` +
+        path), or None where it is not that simple (other venues: weighed from the signed request)."""
+        key = api if isinstance(api, str) else tuple(api or ())
+        if key not in self._api_paths:
+            node: Any = self._ex.urls.get("api")
+            for part in (key,) if isinstance(key, str) else key[:1]:
+                node = node.get(part) if isinstance(node, Mapping) else None
+            simple = self.cfg.ccxt_id == "binance" and isinstance(node, str) and "{" not in node
+            self._api_paths[key] = urlsplit(node).path.rstrip("/") if simple else None
+        return self._api_paths[key]
+
+    def _fetch2(self, path: str, api: Any = ("public",), method: str = "GET", params: Any = None,
+                config: Any = None) -> Any:
+        """ccxt's ``fetch2`` (sign, then fetch), admitted by the limiter BEFORE signing: the timestamp is taken
+        after any wait, right before the bytes go out (Binance refuses a request that reaches it after its
+        recvWindow, -1021: one signed, then queued behind the limiter or a saturated hub would)."""
+        params = {} if params is None else params
+        config = {} if config is None else config
+        prefix = self._api_path(api) if isinstance(params, Mapping) and "{" not in path else None
+        if prefix is not None:   # else _sign weighs the signed request, and signs it again if it had to wait
+            bucket, weight = self.weights.weigh_params(method, f"{prefix}/{path}", params)
+            override = getattr(self._local, "weight", None)
+            self._local.permit = self.limiter.acquire(weight if override is None else override, bucket)
+        try:
+            return self._orig_fetch2(path, api, method, params, config)
+        finally:
+            left = getattr(self._local, "permit", None)
+            if left is not None:   # admitted, but fetch never ran (ccxt raised in between): free the slot
+                self._local.permit = None
+                left.release()
+
     def _sign(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """ccxt's ``sign`` (every request goes through it right before ``fetch``), with the limiter's wait in
-        between: a request that had to wait is signed again after the wait, so its timestamp is taken just
-        before the bytes go out (Binance refuses a request arriving after its recvWindow, -1021; a request
-        signed, then queued behind the limiter or a saturated hub would be). The permit is handed to
-        ``_fetch``."""
+        """ccxt's ``sign``. Admitted already (``_fetch2``): sign. Else weigh the signed request, wait for the
+        limiter, and sign again after a wait (a fresh timestamp); the permit is handed to ``_fetch``."""
         request = self._orig_sign(*args, **kwargs)
-        stale = getattr(self._local, "permit", None)
-        if stale is not None:   # a permit whose fetch never ran (ccxt raised in between): free its slot
-            self._local.permit = None
-            stale.release()
+        if getattr(self._local, "permit", None) is not None:
+            return request
         permit = self._admit(request["method"], request["url"], request["body"])
         if permit.waited > 0:
             try:

@@ -36,7 +36,14 @@ class WeightTable:
     def weigh(self, method: str, url: str, body: object = None) -> tuple[str, int]:
         """(bucket, weight) of one request as ccxt is about to send it."""
         parts = urlsplit(url)
-        path = parts.path or "/"
+        return self._weigh(method, parts.path or "/", lambda: _params(parts.query, body))
+
+    def weigh_params(self, method: str, path: str, params: Mapping[str, object]) -> tuple[str, int]:
+        """(bucket, weight) of a request by its URL path and its parameters before signing (ccxt's request
+        dict): the same figure as ``weigh`` of the signed request."""
+        return self._weigh(method, path, lambda: {k: str(v) for k, v in (params or {}).items()})
+
+    def _weigh(self, method: str, path: str, params: Callable[[], Mapping[str, str]]) -> tuple[str, int]:
         bucket = DEFAULT_BUCKET
         for prefix, name in self.buckets:
             if path.startswith(prefix):
@@ -47,7 +54,7 @@ class WeightTable:
             return bucket, self.default_weight
         if isinstance(rule, int):
             return bucket, rule
-        return bucket, max(0, int(rule(_params(parts.query, body))))
+        return bucket, max(0, int(rule(params())))
 
     def with_overrides(self, overrides: Mapping[str, int]) -> WeightTable:
         """A copy with single endpoints re-weighted; keys are ``"METHOD /path"``."""
