@@ -102,11 +102,13 @@ def _require(cid: str) -> DbOrder:
 # ---------------------------------------------------------------- units
 
 def reserve_client_order(order_id: str, account: str, symbol: str, side: str, price: Decimal, amount: Decimal,
-                         level: int, now: float) -> str:
+                         level: int, now: float, submitted: bool = False) -> str:
     """Take the order's next sequence number and write the exchange order INITIALIZED. Returns its client id.
 
     Runs before anything is sent: once the caller has the id, the row is durable and its
-    funds are locked (`locked_by_open_orders`). Sequence numbers are never reused."""
+    funds are locked (`locked_by_open_orders`). Sequence numbers are never reused.
+    ``submitted``: written SUBMITTED at once (``submitted_at`` = now) — the row ``mark_submitted`` would leave
+    in the same unit, without reading it back."""
     if side not in SIDES:
         raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
     split_symbol(symbol)
@@ -124,9 +126,9 @@ def reserve_client_order(order_id: str, account: str, symbol: str, side: str, pr
     else:
         run(f"UPDATE {_SEQ} SET next_seq = ? WHERE order_id = ?", (seq + 1, order_id))
     run(f"INSERT INTO {_ORDERS} (client_order_id, order_id, exchange_account, symbol, side, price, amount, "
-         f"filled, state, level, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-         (cid, order_id, account, symbol, side, _text(price), _text(amount), "0", X.INITIALIZED.value, level,
-          now, now))
+         f"filled, state, level, created_at, submitted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         (cid, order_id, account, symbol, side, _text(price), _text(amount), "0",
+          (X.SUBMITTED if submitted else X.INITIALIZED).value, level, now, now if submitted else None, now))
     return cid
 
 
@@ -226,10 +228,10 @@ def reserve_replacement(old_cid: str, order_id: str, account: str, symbol: str, 
     A crash after this commit and before the answer is recorded leaves exactly what a crash between a
     cancel and a place leaves — a pending cancel and a submitted order — and the update stream resolves
     both by client id."""
-    cid = reserve_client_order(order_id, account, symbol, side, price, amount, level, now)
-    mark_submitted(cid, now)
-    if _require(old_cid).state is not X.PENDING_CANCEL:
-        transition(old_cid, X.PENDING_CANCEL, now)
+    cid = reserve_client_order(order_id, account, symbol, side, price, amount, level, now, submitted=True)
+    old = _require(old_cid)
+    if old.state is not X.PENDING_CANCEL:
+        _move(old, X.PENDING_CANCEL, now)
     return cid
 
 
@@ -240,8 +242,8 @@ def record_replacement(old_cid: str, cid: str, cancelled, placed, place_error: s
     update stream to look up (it may have filled)."""
     if cancelled is not None:
         old = _require(old_cid)
-        apply_status(old_cid, cancelled.status or "canceled", cancelled.filled or Decimal(0),
-                     cancelled.amount or old.amount, now)
+        _apply_status(old, cancelled.status or "canceled", cancelled.filled or Decimal(0),
+                      cancelled.amount or old.amount, now)
     if placed is not None:
         map_exchange_id(cid, placed.id, X.ACCEPTED, now)
         if placed.status and placed.status != "open" or (placed.filled or Decimal(0)) > 0:
@@ -254,7 +256,12 @@ def apply_status(cid: str, exchange_status: str, filled: Decimal, amount: Decima
                  exchange_order_id: str | None = None) -> ExOrderState:
     """A ccxt order status for one of our orders (fetch_order, websocket): the state it implies,
     without going back on later news (domain `apply_exchange_status`). Maps the exchange id if new."""
-    order = _require(cid)
+    return _apply_status(_require(cid), exchange_status, filled, amount, now, exchange_order_id)
+
+
+def _apply_status(order: DbOrder, exchange_status: str, filled: Decimal, amount: Decimal, now: float,
+                  exchange_order_id: str | None = None) -> ExOrderState:
+    cid = order.client_order_id
     target = apply_exchange_status(order.state, exchange_status, filled, amount)
     _note_reported_filled(cid, filled, now)
     extra = {}

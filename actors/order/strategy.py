@@ -302,10 +302,8 @@ class StrategyRunner:
     @staticmethod
     def _reserve_and_submit(order_id: str, account: str, symbol: str, proposal, now: float) -> str:
         """One commit before sending: the row exists with its client id, marked as being sent."""
-        cid = exchange_repo.reserve_client_order(order_id, account, symbol, proposal.side, proposal.price,
-                                                 proposal.amount, proposal.level, now)
-        exchange_repo.mark_submitted(cid, now)
-        return cid
+        return exchange_repo.reserve_client_order(order_id, account, symbol, proposal.side, proposal.price,
+                                                  proposal.amount, proposal.level, now, submitted=True)
 
     @staticmethod
     def _record_ack(cid: str, info, now: float) -> None:

@@ -12,7 +12,8 @@ NetworkError, HTTPError → its handle_errors), so classification (errors.py) is
 
 Not covered, handed to a plain ``requests.Session`` instead: proxies, multipart bodies and TLS
 verification switched off. Redirects are not followed (an exchange API that redirects is misconfigured;
-the 3xx reaches ccxt's error handling). No retries, like requests' default adapter.
+the 3xx reaches ccxt's error handling). No retries, like requests' default adapter. A request with a small
+body (a signed POST) is written in one send, headers and body together.
 """
 from __future__ import annotations
 
@@ -24,6 +25,48 @@ from requests.cookies import RequestsCookieJar
 from requests.utils import default_headers
 
 __all__ = ["LeanSession"]
+
+
+class _OneSend:
+    """A request with a small body goes out in ONE send: urllib3 sends the header block, then the body — two
+    segments (two syscalls, two TLS records, two wake-ups of the venue's server) for a signed POST."""
+
+    _hold_headers = False
+    _held: bytes | None = None
+
+    def request(self, method, url, body=None, headers=None, **kwargs):  # noqa: ANN001
+        self._hold_headers = isinstance(body, bytes) and 0 < len(body) <= 65536 and not kwargs.get("chunked")
+        self._held = None
+        try:
+            return super().request(method, url, body=body, headers=headers, **kwargs)
+        finally:
+            self._hold_headers = False
+            self._held = None
+
+    def send(self, data):  # noqa: ANN001
+        if self._hold_headers:          # the header block (endheaders): sent with the body that follows
+            self._hold_headers = False
+            self._held = bytes(data)
+            return None
+        if self._held is not None:
+            data, self._held = self._held + bytes(data), None
+        return super().send(data)
+
+
+class _HTTPConnection(_OneSend, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_OneSend, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
 
 
 class _Answer:
@@ -64,6 +107,7 @@ class LeanSession:
         self.fallback = fallback or requests.Session()
         self.fallback.trust_env = False
         self._pools = urllib3.PoolManager(num_pools=8, maxsize=maxsize, block=False, retries=False)
+        self._pools.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
         self.requests = 0                       # sent through the lean path
 
     def request(self, method: str, url: str, data: bytes | str | None = None, headers: Any = None,
