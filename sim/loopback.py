@@ -31,6 +31,8 @@ class LoopbackServer(abc.ABC):
     Subclasses define `_wsgi`; faults they inject are objects with `path_prefix` and
     `remaining`, kept in `self.faults` and consumed by `_take_fault`."""
 
+    handler_class: type = LoopbackHandler
+
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
         if host not in LOOPBACK_HOSTS:
             raise ValueError(f"{type(self).__name__} binds to loopback only, not {host!r}")
@@ -55,7 +57,7 @@ class LoopbackServer(abc.ABC):
 
     def start(self):
         if self._server is None:
-            server = WSGIServer((self.host, self.port), self._wsgi, handler_class=LoopbackHandler, log=None,
+            server = WSGIServer((self.host, self.port), self._wsgi, handler_class=self.handler_class, log=None,
                                 error_log=None)
             server.start()
             self._server = server

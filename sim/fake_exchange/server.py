@@ -39,6 +39,7 @@ from ..loopback import LoopbackServer
 from .accounts import Account, Balances
 from .engine import BUY, LIMIT, MARKET, SELL, EngineError, Fill, MarketSpec, MatchingEngine, Order
 from .faults import Fault, RateLimiter, request_weight
+from .handler import LeanHandler
 from .market import Ladder, MarketData
 from .numbers import D, ZERO, floor_to, fmt8, fmt_plain, parse_param_decimal
 from .wallet import WITHDRAW_COMPLETED, WITHDRAW_FAILURE, Deposit, Wallet, WalletError, Withdrawal
@@ -118,6 +119,8 @@ class WithdrawalFault:
 
 class FakeExchange(LoopbackServer):
     """Binance-spot-compatible fake exchange. See the package docstring for the full API."""
+
+    handler_class = LeanHandler
 
     def __init__(
         self, *, host: str = "127.0.0.1", port: int = 0, clock: Callable[[], float] = time.time, seed: int = 1
