@@ -363,6 +363,23 @@ def test_a_request_that_waited_in_the_limiter_is_signed_after_the_wait(fx):
     account.close()
 
 
+def test_a_request_refused_for_its_timestamp_is_sent_once_more_signed_afresh(fx):
+    account = ExchangeAccount(make_cfg(fx, "orders"), limiter=WeightedLimiter(10**6, name="clock"))
+    account.load_markets()
+    posts = count(fx, "POST", "/api/v3/order")
+    fx.inject("/api/v3/order", method="POST", status=400, error_code=-1021,
+              msg="Timestamp for this request is outside of the recvWindow.")
+    o = account.create_limit_order(SYM, "buy", D("0.001"), D("58000"), client_order_id="mm-clock-1")
+    assert o.status == "open" and count(fx, "POST", "/api/v3/order") == posts + 2
+    fx.inject("/api/v3/order", method="POST", status=400, error_code=-1021, count=2,
+              msg="Timestamp for this request is outside of the recvWindow.")
+    with pytest.raises(DefinitiveError) as err:   # refused again: the caller decides (not a rejection)
+        account.create_limit_order(SYM, "buy", D("0.001"), D("58000"), client_order_id="mm-clock-2")
+    assert err.value.kind == "clock" and err.value.retryable and err.value.executed is False
+    assert account.cancel_order(SYM, client_order_id="mm-clock-1").status == "canceled"
+    account.close()
+
+
 def test_429_then_418_pause_the_whole_account_and_no_request_is_lost(fx):
     account = ExchangeAccount(make_cfg(fx, "load", weight_per_minute=10**6, max_concurrency=50))
     account.load_markets()

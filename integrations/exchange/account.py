@@ -537,11 +537,13 @@ class ExchangeAccount:
     # ------------------------------------------------------------------ calling ccxt
 
     def _invoke(self, name: str, *args: Any, weight: int | None = None, **kwargs: Any) -> Any:
-        """Call ``exchange.<name>``; 429/418 are retried after the account pause; errors classified."""
+        """Call ``exchange.<name>``; 429/418 are retried after the account pause, a request refused for its
+        timestamp (kind ``clock``) once at once; errors classified."""
         if name != "load_markets":
             self.load_markets()
         fn = getattr(self._ex, name)
         attempt = 0
+        clock_retried = False
         while True:
             self._local.weight = weight
             started = time.perf_counter()
@@ -562,6 +564,11 @@ class ExchangeAccount:
                 attempt += 1
                 self._retries += 1
                 continue  # the next acquire() waits until the account pause is over
+            if err.kind == "clock" and not clock_retried:
+                # refused for its timestamp before anything happened (-1021): once more, signed afresh
+                clock_retried = True
+                self._retries += 1
+                continue
             self._errors[err.kind] += 1
             raise err from err.cause
 
