@@ -5,7 +5,8 @@ Three outcomes, and the caller's next step follows from the class alone:
 - ``DefinitiveError``: the exchange answered and refused; **nothing happened**
   (``executed is False``). Repeating the same request gives the same answer, except where
   ``retryable`` says otherwise (``kind == "clock"``: InvalidNonce / -1021, the request was
-  refused for its timestamp and may be signed again).
+  refused for its timestamp and may be signed again; the account already sent it once more, and
+  the rejection breaker does not count it: a host clock off or a saturated process, not a refusal).
   ``kind`` names the reason: ``insufficient_funds``, ``invalid_order``, ``duplicate``
   (a client order id already in use), ``not_found``, ``auth``, ``permission``, ``bad_symbol``,
   ``bad_request``, ``invalid_address``, ``rejected``, ``not_supported``, ``clock``.
