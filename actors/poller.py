@@ -35,7 +35,7 @@ from integrations import metrics
 from integrations.crashpoints import crash_point
 from integrations.mixin.errors import MixinAuthError, MixinError
 from storage import repo
-from storage.ingest import PageIngested, ingest_page
+from storage.ingest import PageIngested, SettledOrders, ingest_page
 
 CURSOR_NAME = "safe_snapshots"
 UNREACHABLE_ALERT = "mixin_unreachable"
@@ -53,6 +53,7 @@ class SnapshotPoller(SupervisedActor):
         self._failures = 0
         self.pages = 0
         self._last_ids: frozenset[str] = frozenset()  # the previous page's snapshots (the offset repeats them)
+        self._settled = SettledOrders()  # orders its commits left with no payment waiting for their actor
         self.outage = Outage(services, subject=self.cfg.api_base, kinds=(UNREACHABLE_ALERT, AUTH_ALERT),
                              what=f"Mixin API {self.cfg.api_base}", warn_interval=self._backoff_cap(),
                              consequence="no new payments are seen until it answers (the cursor is kept; "
@@ -140,7 +141,12 @@ class SnapshotPoller(SupervisedActor):
             items = items + self._sweep_instant(self.offset_ns)
             new_ns = self.offset_ns + 1
             new_offset = format_ns(new_ns)
-        ingested = self.services.writer.run(ingest_page, items, CURSOR_NAME, new_offset, new_ns, self._rules(items))
+        try:
+            ingested = self.services.writer.run(ingest_page, items, CURSOR_NAME, new_offset, new_ns,
+                                                self._rules(items), self._settled)
+        except BaseException:
+            self._settled.forget()  # the unit may have remembered what its rolled-back batch undid
+            raise
         fresh = ingested.fresh
         self.offset, self.offset_ns = new_offset, new_ns
         self.pages += 1
