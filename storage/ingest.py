@@ -25,6 +25,8 @@ from storage.archive_models import archived_entries
 from storage.repo import _ORDER_COLUMNS, _chunks, _view_from_tuple, advance_cursor, record_routes, stored_ids
 from storage.sql import marks, run, run_many
 
+_KIND_VALUE = {kind: kind.value for kind in RouteKind}
+_CONSUMED = frozenset((RouteKind.REFUND, RouteKind.IGNORE, RouteKind.TOPUP, RouteKind.RETURN))  # applied when routed
 # One packer for every raw snapshot (msgpack.packb builds a Packer per call: ~2.5x the cost); packing never yields.
 _pack_raw = msgpack.Packer(use_bin_type=True).pack
 
@@ -32,16 +34,23 @@ _pack_raw = msgpack.Packer(use_bin_type=True).pack
 # ---------------------------------------------------------------- reads
 
 def load_views(order_ids: Sequence[str]) -> dict[str, OrderView]:
-    """The orders among `order_ids` that exist, with their tallies: two statements per 400 orders."""
+    """The orders among `order_ids` that exist, with their tallies: one statement per 400 orders (an order's
+    columns come once per asset it was paid in, or once with no tally)."""
+    rows: dict[str, tuple] = {}
     tallies: dict[str, dict[str, Decimal]] = {}
-    rows = []
     for chunk in _chunks(list(order_ids)):
-        rows.extend(run(f"SELECT {', '.join(_ORDER_COLUMNS)} FROM orders WHERE order_id IN ({marks(len(chunk))})",
-                        chunk).fetchall())
-        for order_id, asset_id, amount in run(f"SELECT order_id, asset_id, amount FROM payment_tally "
-                                              f"WHERE order_id IN ({marks(len(chunk))})", chunk).fetchall():
-            tallies.setdefault(order_id, {})[asset_id] = Decimal(amount)
-    return {row[0]: _view_from_tuple(row, tallies.get(row[0], {})) for row in rows}
+        for row in run(_VIEWS_SQL + f"({marks(len(chunk))})", chunk).fetchall():
+            order_id, asset_id = row[0], row[-2]
+            if order_id not in rows:
+                rows[order_id] = row
+                tallies[order_id] = {}
+            if asset_id is not None:
+                tallies[order_id][asset_id] = Decimal(row[-1])
+    return {order_id: _view_from_tuple(row[:-2], tallies[order_id]) for order_id, row in rows.items()}
+
+
+_VIEWS_SQL = (f"SELECT {', '.join('o.' + c for c in _ORDER_COLUMNS)}, t.asset_id, t.amount FROM orders o "
+              f"LEFT JOIN payment_tally t ON t.order_id = o.order_id WHERE o.order_id IN ")
 
 
 def orders_waiting(order_ids: Sequence[str]) -> set[str]:
@@ -163,8 +172,8 @@ def ingest_page(items: Sequence[tuple[SnapshotFacts, dict]], cursor_name: str, o
         unique.setdefault(facts.snapshot_id, (facts, raw))
     existing = stored_ids(list(unique))
     fresh = [pair for sid, pair in unique.items() if sid not in existing]
-    direct = [f for f, _ in fresh if not matched_by_storage(f)]
-    routed = route_page(direct, rules)
+    direct = [pair for pair in fresh if not matched_by_storage(pair[0])]
+    routed = route_page([f for f, _ in direct], rules)
     named = orders_named(routed)
     views = load_views(named)
     # an archived order's late payments go to its actor, which refuses them like a final order's
@@ -173,25 +182,26 @@ def ingest_page(items: Sequence[tuple[SnapshotFacts, dict]], cursor_name: str, o
     plan = plan_payments(routed, views, waiting, rules)
 
     effects = {o.snapshot_id: o for a in plan.applications for o in a.outcomes}
-    routes = dict((f.snapshot_id, r) for f, r in routed)
     rows = []
-    for facts, raw in fresh:
-        route = routes.get(facts.snapshot_id)
-        outcome = reason = order_id = pair_id = purpose = routed_at = applied_at = None
-        applied = False
-        if route is not None:
-            outcome, reason, order_id, pair_id, routed_at = (route.kind.value, route.reason, route.order_id,
-                                                             route.pair_id, now)
-            applied = route.kind in (RouteKind.REFUND, RouteKind.IGNORE, RouteKind.TOPUP, RouteKind.RETURN)
+    append = rows.append
+    for (facts, raw), (_, route) in zip(direct, routed):  # route_page keeps the order it is given
+        kind = route.kind
+        outcome, reason, purpose = _KIND_VALUE[kind], route.reason, None
+        applied = kind in _CONSUMED
+        if kind is RouteKind.ORDER:
             effect = effects.get(facts.snapshot_id)
             if effect is not None and effect.result != "duplicate":
                 applied, purpose = True, effect.purpose
                 if effect.result == "refunded":
                     outcome, reason = RouteKind.REFUND.value, effect.reason
-            applied_at = now if applied else None
-        rows.append((facts.snapshot_id, facts.created_at, facts.created_ns, facts.asset_id, format(facts.amount, "f"),
-                     facts.opponent_id, facts.memo_hex, _pack_raw(raw), outcome, reason,
-                     order_id, pair_id, applied, purpose, now, routed_at, applied_at))
+        append((facts.snapshot_id, facts.created_at, facts.created_ns, facts.asset_id, format(facts.amount, "f"),
+                facts.opponent_id, facts.memo_hex, _pack_raw(raw), outcome, reason, route.order_id, route.pair_id,
+                applied, purpose, now, now, now if applied else None))
+    for facts, raw in fresh:
+        if matched_by_storage(facts):  # stored unrouted: record_routes below routes it
+            append((facts.snapshot_id, facts.created_at, facts.created_ns, facts.asset_id, format(facts.amount, "f"),
+                    facts.opponent_id, facts.memo_hex, _pack_raw(raw), None, None, None, None, False, None, now,
+                    None, None))
     run_many("INSERT INTO snapshot (snapshot_id, created_at, created_ns, asset_id, amount, opponent_id, memo, raw, "
              "outcome, reason, order_id, pair_id, applied, purpose, inserted_at, routed_at, applied_at) "
              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
