@@ -55,10 +55,11 @@ def orders_named(routed: Sequence[tuple[SnapshotFacts, Route]]) -> list[str]:
 
 
 def plan_payments(routed: Sequence[tuple[SnapshotFacts, Route]], views: Mapping[str, OrderView],
-                  waiting: Collection[str], rules: IngestRules) -> PaymentPlan:
+                  waiting: Collection[str], rules: IngestRules, *, views_owned: bool = False) -> PaymentPlan:
     """Apply every payment routed to an order. `views`: the orders that exist; `waiting`: orders whose payments
     their actor applies — it has routed payments not applied yet (these queue behind them), or the order is in
-    cold storage."""
+    cold storage. `views_owned`: the caller read `views` for this plan alone — each becomes its order's view
+    afterwards, changed in place (else they are copied first)."""
     per_order: dict[str, tuple[str, list[SnapshotFacts]]] = {}
     actions: dict[str, int | None] = {}
     for facts, route in routed:
@@ -85,5 +86,5 @@ def plan_payments(routed: Sequence[tuple[SnapshotFacts, Route]], views: Mapping[
             decide = deciders[pair_id] = (lambda v, f, pair=pair: decide_for(v, f, pair, actions[f.snapshot_id]))
         ordered = items if len(items) == 1 else sorted(items, key=lambda f: (f.created_ns, f.snapshot_id))
         plan.applications.append(apply_to_order(order_id, pair_id, view, fees, ordered, decide, now=rules.now,
-                                                timeout=rules.timeout))
+                                                timeout=rules.timeout, owned=views_owned))
     return plan

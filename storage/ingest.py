@@ -179,7 +179,7 @@ def ingest_page(items: Sequence[tuple[SnapshotFacts, dict]], cursor_name: str, o
     # an archived order's late payments go to its actor, which refuses them like a final order's
     waiting = ((settled.waiting(named) if settled is not None else orders_waiting(named))
                | set(archived_entries([o for o in named if o not in views])))
-    plan = plan_payments(routed, views, waiting, rules)
+    plan = plan_payments(routed, views, waiting, rules, views_owned=True)
 
     effects = {o.snapshot_id: o for a in plan.applications for o in a.outcomes}
     rows = []
