@@ -1,8 +1,9 @@
 """SnapshotPoller: pages through the bot's Mixin snapshots from a persisted cursor.
 
 Each page is stored, routed and its payments applied, and the cursor advanced, in ONE transaction
-(storage.ingest.ingest_page); then each order the page paid hears what changed (one message per order),
-the Treasury which refunds were queued. The offset is inclusive, so every page repeats
+(storage.ingest.ingest_page); then the Treasury hears which refunds were queued, and each order the page paid
+what changed (one message per order) — while catching up (full pages) once for up to ANNOUNCE_PAGES pages, so an
+order paid on many of them hears one message, not one per page. The offset is inclusive, so every page repeats
 the last instant; duplicates are dropped by primary key. A full page polls again
 at once; otherwise wait `poll_interval`. If a full page is one single instant
 (more than `limit` snapshots share one created_at) the cursor cannot move by
@@ -35,9 +36,13 @@ from integrations import metrics
 from integrations.crashpoints import crash_point
 from integrations.mixin.errors import MixinAuthError, MixinError
 from storage import repo
-from storage.ingest import PageIngested, ingest_page
+from storage.ingest import PageIngested, SettledOrders, ingest_page
 
 CURSOR_NAME = "safe_snapshots"
+# While catching up (full pages, one after the other) the orders hear what the pages applied once, not once per
+# page: the payments of up to this many pages (or orders) are told together, one PaymentsApplied per order.
+ANNOUNCE_PAGES = 100
+ANNOUNCE_ORDERS = 20_000
 UNREACHABLE_ALERT = "mixin_unreachable"
 AUTH_ALERT = "mixin_auth_failed"
 
@@ -53,6 +58,10 @@ class SnapshotPoller(SupervisedActor):
         self._failures = 0
         self.pages = 0
         self._last_ids: frozenset[str] = frozenset()  # the previous page's snapshots (the offset repeats them)
+        self._settled = SettledOrders()  # orders its commits left with no payment waiting for their actor
+        # committed, not told yet (catching up): order id → [pair id, outcomes in commit order, the newest view]
+        self._untold: dict[str, list] = {}
+        self._untold_pages = 0
         self.outage = Outage(services, subject=self.cfg.api_base, kinds=(UNREACHABLE_ALERT, AUTH_ALERT),
                              what=f"Mixin API {self.cfg.api_base}", warn_interval=self._backoff_cap(),
                              consequence="no new payments are seen until it answers (the cursor is kept; "
@@ -71,6 +80,7 @@ class SnapshotPoller(SupervisedActor):
     def teardown(self) -> None:
         if self._timer:
             self._timer.cancel()
+        self._tell_applied()  # committed: the orders hear it whatever ends this poller
 
     def on_receive(self, message):
         if isinstance(message, PollNow):
@@ -126,6 +136,7 @@ class SnapshotPoller(SupervisedActor):
     def _poll(self) -> None:
         page = self._fetch()
         if page is None:
+            self._tell_applied()  # not caught up, but nothing more comes for now
             return
         items = self._parse(page)
         full = len(page) >= self.cfg.page_limit
@@ -140,7 +151,12 @@ class SnapshotPoller(SupervisedActor):
             items = items + self._sweep_instant(self.offset_ns)
             new_ns = self.offset_ns + 1
             new_offset = format_ns(new_ns)
-        ingested = self.services.writer.run(ingest_page, items, CURSOR_NAME, new_offset, new_ns, self._rules(items))
+        try:
+            ingested = self.services.writer.run(ingest_page, items, CURSOR_NAME, new_offset, new_ns,
+                                                self._rules(items), self._settled)
+        except BaseException:
+            self._settled.forget()  # the unit may have remembered what its rolled-back batch undid
+            raise
         fresh = ingested.fresh
         self.offset, self.offset_ns = new_offset, new_ns
         self.pages += 1
@@ -150,6 +166,8 @@ class SnapshotPoller(SupervisedActor):
         if fresh:
             logger.info("poller: {} new snapshots (page of {}), cursor {}", len(fresh), len(page), new_offset)
             self._announce(ingested)
+        if not full or self._untold_pages >= ANNOUNCE_PAGES or len(self._untold) >= ANNOUNCE_ORDERS:
+            self._tell_applied()
         self._schedule(self.cfg.full_page_pause if full else self.cfg.poll_interval)
 
     def _rules(self, items: list[tuple[SnapshotFacts, dict]]) -> IngestRules:
@@ -180,18 +198,38 @@ class SnapshotPoller(SupervisedActor):
                            timeout=config.payments.timeout, now=self.services.clock())
 
     def _announce(self, ingested: PageIngested) -> None:
-        """After the commit: one message per order paid, the payments left to actors, returns, refunds."""
+        """After the commit: the payments applied (told once caught up, _tell_applied), the payments left to actors,
+        returns, refunds (told now; what the orders were applied before goes first)."""
         note_routes(ingested.routes)
-        applied = tuple(PaymentsApplied(a.order_id, a.pair_id, tuple(a.outcomes), a.view)
-                        for a in ingested.applications if a.view is not None)
-        if applied:
-            self.services.tell("orders", OrdersPaid(applied))
+        untold = self._untold
+        for a in ingested.applications:
+            if a.view is None:
+                continue
+            earlier = untold.get(a.order_id)
+            if earlier is None:
+                untold[a.order_id] = [a.pair_id, list(a.outcomes), a.view]
+            else:
+                earlier[1].extend(a.outcomes)
+                earlier[2] = a.view  # the newest
+        self._untold_pages += 1
+        if ingested.deliveries or ingested.arrivals:
+            self._tell_applied()
         for order_id, pair_id, snapshots in ingested.deliveries:
             self.services.tell("orders", DeliverPayments(order_id, pair_id, tuple(snapshots)))
         for order_id, request_id in ingested.arrivals:
             self.services.tell("orders", ReturnArrived(order_id, request_id))
         if ingested.refunds:
             self.services.tell("treasury", MovementsQueued(tuple(ingested.refunds)))
+
+    def _tell_applied(self) -> None:
+        """One message per order for every page committed since the last time: its outcomes in commit order, and
+        the order as the last of those commits left it."""
+        if self._untold:
+            self.services.tell("orders", OrdersPaid(tuple(
+                PaymentsApplied(order_id, pair_id, tuple(outcomes), view)
+                for order_id, (pair_id, outcomes, view) in self._untold.items())))
+            self._untold = {}
+        self._untold_pages = 0
 
     def _sweep_instant(self, instant_ns: int) -> list[tuple[SnapshotFacts, dict]]:
         """More snapshots share one created_at than a page holds: read that instant per configured asset."""

@@ -64,11 +64,25 @@ class Router(SupervisedActor):
             self.services.tell("treasury", MovementsQueued(tuple(recorded.refunds)))
 
 
+def logs_at(level_no: int) -> bool:
+    """Whether some sink takes lines of this level (logger.level(name).no): the hot paths (a line per payment)
+    skip building lines nobody takes. loguru keeps the lowest level any sink accepts — a private field; without
+    it every line is built, as before."""
+    return getattr(getattr(logger, "_core", None), "min_level", 0) <= level_no
+
+
+DEBUG = logger.level("DEBUG").no
+INFO = logger.level("INFO").no
+
+
 def note_routes(routes: Sequence[tuple[SnapshotFacts, Route]]) -> None:
     """Metrics and one log line per snapshot routed (a payment to an order only at DEBUG)."""
     metrics.routing_outcomes(route.kind.value for _, route in routes)
+    debug = logs_at(DEBUG)
     for facts, route in routes:
         if route.kind is RouteKind.ORDER:
+            if not debug:
+                continue
             logger.debug("router: snapshot {} ({} {}) → order {}", facts.snapshot_id, facts.amount, facts.asset_id,
                          route.order_id)
             continue

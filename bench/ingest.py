@@ -17,7 +17,9 @@ Prints ONE JSON line:
 Each figure is the median of ``--repeats`` trials; ``trials`` lists them. A trial is a fresh child process
 with a fresh database against the same fake Mixin (one child process, pre-filled with every snapshot, built
 once). The trial knows when it is done without scanning a table: each order's tally row is read by its
-primary key, walking the orders in turn (an order's count only grows), one lookup per 50 ms.
+primary key, walking the orders in turn (an order's count only grows), one lookup per 50 ms; then it waits
+until the process is idle (under 15 ms of CPU in 100 ms): the orders hear about the pages after their commit
+(while catching up, once for many pages), and that CPU is the ingest's too.
 
 ``--database URL`` (PostgreSQL): the bench creates the database the URL names (refusing one that exists),
 drops it after each trial, and does the same with ``<name>_raw`` for the floor. Default: SQLite files in a
@@ -141,6 +143,19 @@ def wait_all_tallied(db, snapshots: int, orders: int, asset_id: str, timeout: fl
     return k
 
 
+def wait_idle(quiet_cpu_s: float = 0.015, interval: float = 0.1, limit: float = 60.0) -> None:
+    """Block until a `interval` passes with under `quiet_cpu_s` of this process's CPU (idle polls only)."""
+    import gevent
+
+    last, deadline = time.process_time(), time.monotonic() + limit
+    while time.monotonic() < deadline:
+        gevent.sleep(interval)
+        now = time.process_time()
+        if now - last < quiet_cpu_s:
+            return
+        last = now
+
+
 def raw_insert(rows: list[tuple], target: BenchDatabase) -> measure.Span:
     """The floor: the same rows into the same table (same schema), BATCH rows a transaction, executemany."""
     from storage.db import open_database
@@ -208,6 +223,7 @@ def trial(args) -> dict:
         span = measure.start()
         root = start_tree(services, escalation)
         done = wait_all_tallied(services.db, args.snapshots, args.orders, BTC, args.timeout)
+        wait_idle()
         span.stop()
         rows = [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
                 for row in services.db.execute_sql(f"SELECT {RAW_COLUMNS} FROM snapshot").fetchall()]

@@ -55,28 +55,36 @@ def orders_named(routed: Sequence[tuple[SnapshotFacts, Route]]) -> list[str]:
 
 
 def plan_payments(routed: Sequence[tuple[SnapshotFacts, Route]], views: Mapping[str, OrderView],
-                  waiting: Collection[str], rules: IngestRules) -> PaymentPlan:
+                  waiting: Collection[str], rules: IngestRules, *, views_owned: bool = False) -> PaymentPlan:
     """Apply every payment routed to an order. `views`: the orders that exist; `waiting`: orders whose payments
     their actor applies — it has routed payments not applied yet (these queue behind them), or the order is in
-    cold storage."""
-    per_order: dict[str, tuple[str, list[tuple[SnapshotFacts, Route]]]] = {}
+    cold storage. `views_owned`: the caller read `views` for this plan alone — each becomes its order's view
+    afterwards, changed in place (else they are copied first)."""
+    per_order: dict[str, tuple[str, list[SnapshotFacts]]] = {}
+    actions: dict[str, int | None] = {}
     for facts, route in routed:
         if route.kind is RouteKind.ORDER:
-            per_order.setdefault(route.order_id, (route.pair_id, []))[1].append((facts, route))
+            actions[facts.snapshot_id] = route.action
+            entry = per_order.get(route.order_id)
+            if entry is None:
+                per_order[route.order_id] = (route.pair_id, [facts])
+            else:
+                entry[1].append(facts)
     plan = PaymentPlan()
+    deciders: dict[str, Callable] = {}  # one decide per pair, not one per order
     for order_id, (memo_pair_id, items) in per_order.items():
         view = views.get(order_id)
         pair_id = view.pair_id if view is not None else memo_pair_id
         pair = rules.pair_lookup(pair_id)
-        creates = view is None and any(r.action != ACTION_EXIT for _, r in items)
+        creates = view is None and any(actions[f.snapshot_id] != ACTION_EXIT for f in items)
         fees = rules.fees_by_pair.get(pair_id) if creates else None
         if pair is None or order_id in waiting or (creates and fees is None):
-            plan.deliveries.append((order_id, pair_id, [f for f, _ in items]))
+            plan.deliveries.append((order_id, pair_id, items))
             continue
-        actions = {f.snapshot_id: r.action for f, r in items}
-        ordered = sorted((f for f, _ in items), key=lambda f: (f.created_ns, f.snapshot_id))
-        plan.applications.append(apply_to_order(
-            order_id, pair_id, view, fees, ordered,
-            lambda v, f, pair=pair, actions=actions: decide_for(v, f, pair, actions[f.snapshot_id]),
-            now=rules.now, timeout=rules.timeout))
+        decide = deciders.get(pair_id)
+        if decide is None:
+            decide = deciders[pair_id] = (lambda v, f, pair=pair: decide_for(v, f, pair, actions[f.snapshot_id]))
+        ordered = items if len(items) == 1 else sorted(items, key=lambda f: (f.created_ns, f.snapshot_id))
+        plan.applications.append(apply_to_order(order_id, pair_id, view, fees, ordered, decide, now=rules.now,
+                                                timeout=rules.timeout, owned=views_owned))
     return plan

@@ -114,15 +114,16 @@ def _row_fields(view: OrderView) -> tuple:
 
 def apply_to_order(order_id: str, pair_id: str, view: OrderView | None, new_order_fees: FeeRequirements | None,
                    snapshots: Sequence[SnapshotFacts], decide: Decide, *, now: float, timeout: float,
-                   applied: Collection[str] = (), archived: bool = False) -> OrderApplication:
+                   applied: Collection[str] = (), archived: bool = False, owned: bool = False) -> OrderApplication:
     """Apply `snapshots` (in created_at order) to the order, each exactly once.
 
     `applied` names snapshots already applied (a replay): they are duplicates, as is a snapshot listed twice.
     With no order yet, `decide(None, facts)` may refuse (an exit for an unknown order): refunded, and no order
     is created for it; otherwise the order is created with `new_order_fees` (LookupError if there are none).
-    `archived`: the order is in cold storage — a refund names it (restored, its statement shows both)."""
+    `archived`: the order is in cold storage — a refund names it (restored, its statement shows both).
+    `owned`: the caller hands `view` over (read for this call alone): it becomes the result, changed in place."""
     app = OrderApplication(order_id, pair_id, None)
-    if view is not None:
+    if view is not None and not owned:
         view = view.copy()  # never change the caller's view
     before = None if view is None else _row_fields(view)
     seen: set[str] = set()

@@ -24,6 +24,9 @@ from storage.models import (Alert, LedgerEntry, MoneyMovement, Order, OrderState
 from storage.sql import marks, run, run_many
 
 CHUNK = 400  # keep IN (...) lists well below SQLite's variable limit
+# Bumped whenever record_routes leaves a payment routed to an order for its actor to apply: the poller's memory of
+# orders with no payment waiting (storage.ingest.SettledOrders) is forgotten then (bumped even if rolled back).
+routes_left_waiting = 0
 
 
 def _chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
@@ -153,6 +156,9 @@ def record_routes(routed: Sequence[tuple[SnapshotFacts, Route]]) -> RoutesRecord
             refunds.append(_queue_refund(facts, route.code, None, now))
         elif route.kind is RouteKind.ATTENTION:
             _raise_alert("unrefundable_snapshot", facts.snapshot_id, route.reason, now)
+    if any(route.kind is RouteKind.ORDER for _, route in written):
+        global routes_left_waiting
+        routes_left_waiting += 1
     run_many("UPDATE snapshot SET outcome = ?, reason = ?, order_id = ?, pair_id = ?, routed_at = ?, "
               "applied = ?, applied_at = ? WHERE snapshot_id = ?", updates)
     return RoutesRecorded(refunds, arrivals, written)

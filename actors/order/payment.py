@@ -14,6 +14,7 @@ import time
 from actors.order.base import Stage
 from actors.protocol import (CheckPayment, MovementsQueued, PaymentDeadline, PaymentsApplied, PaymentsArrived,
                              RetryPending)
+from actors.router import INFO, logs_at
 from domain.memo import ACTION_EXIT, memo_action
 from domain.payment import FeeUnavailable, PaymentStatus, evaluate_payment
 from domain.routing import PaymentDecision, SnapshotFacts
@@ -27,7 +28,7 @@ from storage.archive_models import archived_entries
 class PaymentStage(Stage):
     HANDLES = {PaymentsApplied: "on_applied", PaymentsArrived: "on_payments", RetryPending: "on_retry",
                CheckPayment: "on_check", PaymentDeadline: "on_deadline"}
-    __slots__ = ("_consumed", "_check_due", "_check_fires_at", "_deadline_fires_at")
+    __slots__ = ("_consumed", "_check_due", "_check_fires_at", "_deadline_fires_at", "_deadline_armed_for")
 
     def __init__(self, actor):
         super().__init__(actor)
@@ -39,6 +40,7 @@ class PaymentStage(Stage):
         self._check_due = 0.0
         self._check_fires_at = 0.0
         self._deadline_fires_at = 0.0
+        self._deadline_armed_for: float | None = None  # the deadline_at the pending deadline timer was armed for
 
     def _consume(self, outcomes) -> None:
         if self._consumed is None:
@@ -85,7 +87,9 @@ class PaymentStage(Stage):
             self.actor.adopt_ingest_view(message.view)
         else:
             self.actor.view = repo.load_order(self.order_id)
-        self._consume(message.outcomes)
+        # Not remembered as consumed: what the ingest applied never comes to this actor as PaymentsArrived (it
+        # delivers only payments it did not apply, and a delivered payment keeps its order out of the ingest's
+        # applying until the actor applied it); a replay would be a no-op unit anyway (the applied flag).
         self.applied(message.outcomes, refunds_told=True)
 
     def on_payments(self, message: PaymentsArrived) -> None:
@@ -167,9 +171,10 @@ class PaymentStage(Stage):
                 continue
             if outcome.result == "accepted":
                 accepted = True
-                self.log.opt(lazy=True).info(
-                    "order {}: payment {} accepted; tally now {}", lambda: self.order_id,
-                    lambda: outcome.snapshot_id, lambda: {k: str(v) for k, v in self.view.tallies.items()})
+                if logs_at(INFO):  # the order's bound logger costs more than the rest of hearing about it
+                    self.log.opt(lazy=True).info(
+                        "order {}: payment {} accepted; tally now {}", lambda: self.order_id,
+                        lambda: outcome.snapshot_id, lambda: {k: str(v) for k, v in self.view.tallies.items()})
             elif outcome.result == "refunded":
                 refunds.append(outcome.refund_request_id)
                 self.log.info("order {}: payment {} will be refunded: {}", self.order_id, outcome.snapshot_id,
@@ -210,11 +215,14 @@ class PaymentStage(Stage):
         view = self.view
         if view is None or view.deadline_at is None or view.state is not OrderState.PAYMENT_PENDING:
             return
+        if view.deadline_at == self._deadline_armed_for and self.actor.timers.active("payment_deadline"):
+            return  # armed for this deadline already (every payment would re-arm it otherwise)
         delay = max(0.0, view.deadline_at - self.now())
         fires_at = time.monotonic() + delay
         if abs(fires_at - self._deadline_fires_at) < 0.05 and self.actor.timers.active("payment_deadline"):
             return  # already armed for this moment: every payment would re-arm it otherwise
         self._deadline_fires_at = fires_at
+        self._deadline_armed_for = view.deadline_at
         self.actor.timers.after("payment_deadline", delay, PaymentDeadline())
 
     def check(self, *, deadline: bool) -> None:

@@ -234,6 +234,7 @@ class MixinClient:
         self.keystore = keystore
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
+        self._env_settings: dict | None = None  # read once (scanning the environment was ~0.3 ms a call)
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
@@ -341,7 +342,10 @@ class MixinClient:
         if prepared.path_url != uri or (prepared.body or b"") != body:
             raise ValueError("request URL or body was rewritten by requests; refusing to send a mis-signed request")
         try:
-            settings = self._session.merge_environment_settings(prepared.url, {}, None, None, None)
+            settings = self._env_settings
+            if settings is None:  # proxies and CA bundle from the environment: by host, and every call has ours
+                settings = self._env_settings = self._session.merge_environment_settings(prepared.url, {}, None,
+                                                                                        None, None)
             response = self._session.send(prepared, timeout=self.timeout, allow_redirects=False, **settings)
         except requests.exceptions.ConnectTimeout as exc:
             raise MixinTransportError(f"connect timeout: {type(exc).__name__}", request_sent=False) from None

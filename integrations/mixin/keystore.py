@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import os
 import uuid
@@ -90,7 +91,13 @@ class Keystore:
 
     def signing_key(self) -> SigningKey:
         """The session's Ed25519 signing key (do not log it)."""
-        return SigningKey(self.session_seed)
+        return _signing_key(self.session_seed)
+
+
+@functools.lru_cache(maxsize=8)
+def _signing_key(seed: bytes) -> SigningKey:
+    """Deriving the key pair from the seed costs more than signing: once per seed (every request signs)."""
+    return SigningKey(seed)
 
 
 def _is_uuid(value: str) -> bool:
