@@ -11,8 +11,9 @@ state changes, a top-up, an operator command: ``StrategyStage.changed``), its ow
 at the latest every REREAD_EVERY seconds; and a tick whose inputs (book, reference, holdings, live orders,
 parameters, timers) are those of the last tick that did nothing does nothing again until the next moment
 plan_cycle's clock rules could change its mind (``refresh.quiet_until``). The cache can only be behind by
-orders that have left (filled, cancelled): a stale tick keeps or cancels, it never places a second ladder. Every exchange
-order is written with its deterministic client id BEFORE it is sent; an unknown
+orders that have left (filled, cancelled): a stale tick keeps or cancels, it never places a second ladder.
+
+Every exchange order is written with its deterministic client id BEFORE it is sent; an unknown
 outcome (timeout, 5xx) is left SUBMITTED / PENDING_CANCEL for the gateway to
 resolve by looking the client id up — never assumed failed. Only this order's
 orders are ever cancelled, each by its own client id.
@@ -27,6 +28,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 from actors.order.base import Stage
+from actors.order.quiet import QUIET_MAX, book_top, watch_of
 from domain.breakers import PriceGuard, RejectionCounter, drawdown_trip
 from actors.protocol import ExchangeOrderEvents, StrategyTick
 from domain.states import OrderState
@@ -131,11 +133,8 @@ class StrategyRunner:
     def _book(self, account, max_age: float | None = None, account_id: str | None = None,
               sent_after: float | None = None) -> BookTop:
         cache = self._cache(account_id)
-        book = (cache.book(self.pair.symbol, max_age=max_age, sent_after=sent_after) if cache is not None
-                else account.fetch_order_book(self.pair.symbol, 5))
-        best_bid = book.bids[0][0] if book.bids else None
-        best_ask = book.asks[0][0] if book.asks else None
-        return BookTop(best_bid=best_bid, best_ask=best_ask, last_trade=None)
+        return book_top(cache.book(self.pair.symbol, max_age=max_age, sent_after=sent_after) if cache is not None
+                        else account.fetch_order_book(self.pair.symbol, 5))
 
     def _rules(self, account) -> MarketRules:
         # Markets are loaded once per gateway start; keep the converted rules for that account object.
@@ -159,6 +158,14 @@ class StrategyRunner:
             except ExchangeError as exc:
                 raise NotReady(f"price source {source}: {exc}") from None
         return reference_price(self.params, book, self.last_fill_price)
+
+    def quiet_state(self) -> tuple[BookTop, float] | None:
+        """(the book top, until when) the last tick's do-nothing plan holds if nothing else changes; None when it
+        did something or its reference comes from another exchange's book."""
+        source = self.params.price_source_exchange if self.params is not None else None
+        if self._quiet is None or (source and source != self.pair.exchange):
+            return None
+        return self._quiet[0][0], self._quiet[1]
 
     def forget(self) -> None:
         """The ledger or the live orders may have changed: read them again on the next tick."""
@@ -486,7 +493,7 @@ class StrategyStage(Stage):
 
     HANDLES = {StrategyTick: "on_tick", ExchangeOrderEvents: "on_events"}
     __slots__ = ("runner", "_note", "_next_tick_due", "_quiet_since", "_drawdown_checked", "_basis", "_drawdown_key",
-                 "_seed")
+                 "_seed", "_watch")
 
     def __init__(self, actor, seed=None):
         """``seed``: the order's StrategySeed from its recovery batch (storage/strategy_seed.py), used once."""
@@ -499,12 +506,41 @@ class StrategyStage(Stage):
         self._basis: tuple | None = None  # (runner, its ledger version, opening recorded, DrawdownBasis or None)
         self._drawdown_key: tuple | None = None  # what the last drawdown check saw (ledger version, price...)
         self._seed = seed
+        self._watch = None   # the BookWatch this order sleeps on (actors/order/quiet.py), if it does
 
     def changed(self) -> None:
         """Something other than a tick reached the order (exchange events, added funds, a command...): its ledger
-        and exchange orders are read again before it quotes next."""
+        and exchange orders are read again before it quotes next, and a sleeping order ticks now."""
         if self.runner is not None:
             self.runner.forget()
+        if self._watch is not None:
+            self._wake_up()
+            self.actor.timers.after("tick", 0, StrategyTick())
+
+    def _wake_up(self) -> None:
+        """Leave the book's sleepers; the book was seen fresh while this order slept (its price guard counts it)."""
+        watch, self._watch = self._watch, None
+        if watch is None:
+            return
+        watch.leave(self.order_id)
+        guard = self.runner.guard if self.runner is not None else None
+        if guard is not None and watch.fresh_at is not None and (guard.last_fresh_at is None
+                                                                 or watch.fresh_at > guard.last_fresh_at):
+            guard.last_fresh_at = watch.fresh_at
+
+    def _sleep(self, now: float, top: BookTop, until: float, interval: float) -> None:
+        """A tick that did nothing: sleep until the book moves or something is due (see actors/order/quiet.py)."""
+        runner = self.runner
+        wake_at = min(until, now + QUIET_MAX, runner._read_at + REREAD_EVERY)
+        end = end_time(self.view, self.pair)
+        if end is not None:
+            wake_at = min(wake_at, end)
+        if self._drawdown_inputs() != self._drawdown_key:   # a drawdown check is owed: not later than due
+            wake_at = min(wake_at, self._drawdown_checked + DRAWDOWN_EVERY)
+        self._watch = watch_of(self.services, self.pair.exchange, self.pair.symbol, interval)
+        self._watch.sleep(self.order_id, self.actor.actor_ref, top)
+        self._next_tick_due = None
+        self.actor.timers.after("tick", max(0.0, wake_at - now), StrategyTick())
 
     # ------------------------------------------------------------ start and recovery
 
@@ -584,6 +620,7 @@ class StrategyStage(Stage):
         self.tick()
 
     def tick(self) -> None:
+        self._wake_up()
         state = self.state
         if state not in (OrderState.RUNNING, OrderState.PAUSED) or self.view.exit_requested:
             return
@@ -605,10 +642,13 @@ class StrategyStage(Stage):
             self._withdraw_quotes(halted)
             self._arm_next_tick(interval)
             return
+        quiet = None
         try:
             did = self.runner.tick(now)
             if did:
                 self.log.info("order {}: {}", self.order_id, did)
+            else:
+                quiet = self.runner.quiet_state()
             self._set_note("")
         except PriceBreaker as exc:
             self._set_note(str(exc), alert="price_breaker")
@@ -620,7 +660,11 @@ class StrategyStage(Stage):
                 self._note = str(exc)
                 self.log.info("order {}: not quoting this tick: {}", self.order_id, exc)
         self._check_drawdown(now)
-        if self.state is OrderState.RUNNING:
+        if self.state is not OrderState.RUNNING:
+            return
+        if quiet is not None and self.runner is not None and not self._note:
+            self._sleep(now, quiet[0], quiet[1], interval)
+        else:
             self._arm_next_tick(interval, settle=self.runner is not None and self.runner.cancelled_last_tick)
 
     # ------------------------------------------------------------ breakers
@@ -655,6 +699,11 @@ class StrategyStage(Stage):
         except PnlError:
             return None
 
+    def _drawdown_inputs(self) -> tuple:
+        runner = self.runner
+        return (runner, runner.ledger_version, runner._opening_recorded,
+                runner.guard.last_price if runner.guard is not None else None)
+
     def _check_drawdown(self, now: float) -> None:
         """Every DRAWDOWN_EVERY seconds: a loss beyond the limit of what the order was funded with pauses it. Its
         fills and opening are read again only when its ledger was (fills, added funds), and nothing is computed
@@ -666,7 +715,7 @@ class StrategyStage(Stage):
         mark = runner.guard.last_price
         if mark is None:
             return
-        key = (runner, runner.ledger_version, runner._opening_recorded, mark)
+        key = self._drawdown_inputs()
         if key == self._drawdown_key:
             return
         self._drawdown_key = key
