@@ -19,7 +19,7 @@ from actors.protocol import (DeliverPayments, ExchangeOrderEvents, MovementSettl
 from actors.supervisor import ChildSpec, Restart, Strategy, Supervisor
 from actors.timers import send_every
 from domain.states import FINAL_STATES, OrderState
-from storage import commands, ingest, repo
+from storage import commands, ingest, repo, strategy_seed
 
 REDELIVER_AFTER = 30.0  # seconds: a command still without an outcome is delivered again (its actor may have died)
 RUNNING_STATES = (OrderState.RUNNING, OrderState.PAUSED)  # quoting (or holding funds) on an exchange
@@ -77,12 +77,16 @@ class OrderSupervisor(Supervisor):
         ids = [order_id for order_id, _ in batch]
         views = ingest.load_views(ids)
         pending = ingest.orders_waiting(ids)
+        # the running orders' strategy inputs, for the batch at once (each would read its own: five statements)
+        seeds = strategy_seed.load_seeds([order_id for order_id, view in views.items()
+                                          if view.state is OrderState.RUNNING and not view.exit_requested])
         for order_id, pair_id in batch:
             view = views.get(order_id)
             if view is not None and view.state in RUNNING_STATES:
                 self._recovered_running += 1
             # No row (snapshots routed to an order not created yet): the actor reads what there is.
-            self._ensure(order_id, pair_id, view, recovered=True, has_pending=order_id in pending)
+            self._ensure(order_id, pair_id, view, recovered=True, has_pending=order_id in pending,
+                         strategy_seed=seeds.get(order_id))
         self._recovered += len(batch)
         if self._to_recover:
             self.actor_ref.tell(RecoverOrders())
@@ -95,7 +99,7 @@ class OrderSupervisor(Supervisor):
         return self._cluster is None or self._cluster.owns_pair(pair_id)
 
     def _ensure(self, order_id: str, pair_id: str, view=None, *, recovered: bool = False,
-                has_pending: bool | None = None) -> None:
+                has_pending: bool | None = None, strategy_seed=None) -> None:
         """Start the order's actor unless it runs. `view`: the order as a commit just left it (or, `recovered`,
         as the recovery's bulk read found it), so the new actor need not read it back; `has_pending`: whether
         routed snapshots wait for it (None: it asks). Its first start only; a restart reads the database."""
@@ -106,7 +110,8 @@ class OrderSupervisor(Supervisor):
             lease = self._cluster.lease_of_pair(pair_id)
             services = services.fenced(lease)
             self._lease_of[order_id] = lease
-        seed = [dict(view=view, recovered=recovered, has_pending=has_pending)] if view is not None else []
+        seed = ([dict(view=view, recovered=recovered, has_pending=has_pending, strategy_seed=strategy_seed)]
+                if view is not None else [])
         spec = ChildSpec(
             id=order_id,
             start=lambda sup, cid: OrderActor.start(services, order_id, pair_id, supervisor=sup, child_id=cid,

@@ -18,8 +18,9 @@ ACCOUNT = "binance"
 
 
 def serve_exchange_world(port_file: str, keystore_path: str, key: str, secret: str, *, price_process: bool,
-                         credit: dict[str, str] | None = None) -> None:
-    """Run forever. ``price_process``: the mid moves every 0.5 s (no synthetic takers); otherwise it stays put."""
+                         credit: dict[str, str] | None = None, prepare=None) -> None:
+    """Run forever. ``price_process``: the mid moves every 0.5 s (no synthetic takers); otherwise it stays put.
+    ``prepare(fx)``: called once the account is funded, before the ports are published (e.g. seed orders)."""
     import gevent
 
     from sim.fake_exchange import FakeExchange
@@ -39,6 +40,8 @@ def serve_exchange_world(port_file: str, keystore_path: str, key: str, secret: s
     for currency, amount in (credit or {"BTC": "100000", "USDT": "10000000000"}).items():
         fx.credit(key, currency, amount)
     fx.rate_limit(None)
+    if prepare is not None:
+        prepare(fx)
     if price_process:
         fx.start_price_process(interval=0.5, vol=0.0003, taker_prob=0.0)
 

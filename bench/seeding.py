@@ -63,3 +63,42 @@ def seed_orders(db, order_ids, pair, fees, now: float, *, state: str, overrides:
     for sql, rows in statements:
         for start in range(0, len(rows), CHUNK):
             cursor.executemany(sql, rows[start:start + CHUNK])
+
+
+def ladder_of(order_id: str, prices: dict[str, Decimal], amount: Decimal) -> list[dict]:
+    """The exchange orders a running order would have placed: one per side at ``prices[side]``, level 0, with
+    the client ids its first two reservations take (``domain.exchange_orders.client_order_id``)."""
+    from domain.exchange_orders import client_order_id
+
+    return [{"order_id": order_id, "cid": client_order_id(order_id, seq), "side": side, "price": str(prices[side]),
+             "amount": str(amount)} for seq, side in enumerate(("buy", "sell"), start=1)]
+
+
+def seed_ladders(db, ladders: list[dict], account: str, symbol: str, now: float,
+                 opening_price: Decimal | None = None) -> None:
+    """Running orders' resting ladders as the strategy's units leave them once the exchange acknowledged them:
+    each ``exchange_order`` row ACCEPTED with its exchange id (``ladders``: ``ladder_of``'s dicts plus
+    ``exchange_order_id``, placed on the exchange by the caller), the orders' next sequence numbers, the KPI
+    quote spans opened, and the orders' opening price (their first tick records it). Call inside a
+    transaction."""
+    p = db.param
+    rows, spans, next_seq = [], [], {}
+    for o in ladders:
+        rows.append((o["cid"], o["order_id"], account, symbol, o["side"], o["price"], o["amount"], "0", "accepted",
+                     str(o["exchange_order_id"]), 0, now, now, now, None))
+        spans.append((o["cid"], o["order_id"], now))
+        next_seq[o["order_id"]] = next_seq.get(o["order_id"], 1) + 1
+    cursor = db.cursor()
+    statements = [
+        ("INSERT INTO exchange_order (client_order_id, order_id, exchange_account, symbol, side, price, amount, "
+         f"filled, state, exchange_order_id, level, created_at, submitted_at, updated_at, hanging) VALUES "
+         f"({', '.join([p] * 15)})", rows),
+        (f"INSERT INTO kpi_quote_span (client_order_id, order_id, acked_at) VALUES ({p}, {p}, {p})", spans),
+        (f"INSERT INTO exchange_order_sequence (order_id, next_seq) VALUES ({p}, {p})", list(next_seq.items())),
+    ]
+    if opening_price is not None:
+        statements.append((f"UPDATE orders SET opening_price = {p} WHERE order_id = {p}",
+                           [(format(opening_price, "f"), order_id) for order_id in next_seq]))
+    for sql, batch in statements:
+        for start in range(0, len(batch), CHUNK):
+            cursor.executemany(sql, batch[start:start + CHUNK])

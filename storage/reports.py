@@ -1,10 +1,11 @@
 """What an operator (CLI) or the demo shows about a running order: holdings, trades, PnL."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from domain.money import floor8, fmt
-from domain.strategy.pnl import Fill, PnlError, compute_pnl
+from domain.strategy.pnl import Fill, PnlError, PnlReport, compute_pnl
 from storage import exchange_repo, repo
 from storage.sql import run
 
@@ -27,6 +28,44 @@ def pnl_fills(trades, base: str) -> list[Fill]:
     """Fill rows as the PnL replay takes them; a fee not charged in base is taken as quote."""
     return [Fill(side=t.side, price=t.price, amount=t.amount, fee=t.fee,
                  fee_asset="base" if t.fee_currency == base else "quote", trade_id=t.fill_key) for t in trades]
+
+
+@dataclass(frozen=True)
+class DrawdownBasis:
+    """What a running order's drawdown depends on besides the mark price: its fills replayed on its opening
+    ledger (``compute_pnl`` without a mark) and what it was funded with. ``pnl_at(mark)`` and ``funded_at(mark)``
+    give what ``strategy_report`` reports at that mark (the same figures, floored the same way)."""
+    replay: PnlReport | None          # None: no opening price known yet (no fills either): valued at the mark
+    opening: dict[str, Decimal]
+    opening_price: Decimal | None
+    base: str
+    quote: str
+
+    def pnl_at(self, mark: Decimal) -> Decimal:
+        replay = self.replay
+        if replay is None:   # nothing traded, the opening valued at the mark: no gain, no loss
+            return ZERO
+        return floor8(replay.realized) + floor8(replay.base * mark - replay.cost_basis)
+
+    def funded_at(self, mark: Decimal) -> Decimal:
+        price = Decimal(fmt(self.opening_price)) if self.opening_price is not None else mark
+        return self.opening.get(self.base, ZERO) * price + self.opening.get(self.quote, ZERO)
+
+
+def drawdown_basis(order_id: str, base: str, quote: str, *, opening: dict[str, Decimal] | None = None,
+                   opening_price: Decimal | None = None, trades: list | None = None) -> DrawdownBasis:
+    """Read (or take, from a recovery's bulk read: ``opening``, ``opening_price`` and ``trades`` all given) what
+    the drawdown check needs. Raises PnlError as ``compute_pnl`` does."""
+    if opening is None or trades is None:
+        opening = opening_ledger(order_id)
+        trades = exchange_repo.fills_of(order_id)
+        opening_price = repo.opening_price(order_id)
+    opening_price = opening_price or (trades[0].price if trades else None)
+    replay = None
+    if opening_price is not None:
+        replay = compute_pnl(pnl_fills(trades, base), opening_base=opening.get(base, ZERO),
+                             opening_quote=opening.get(quote, ZERO), opening_price=opening_price)
+    return DrawdownBasis(replay, opening, opening_price, base, quote)
 
 
 def strategy_report(order_id: str, base: str, quote: str, mark_price: Decimal | None) -> dict:

@@ -4,8 +4,8 @@ from decimal import Decimal as D
 
 from domain.strategy.ladder import Budget, MarketRules, Proposal
 from domain.strategy.params import parse_params
-from domain.strategy.refresh import (LiveOrder, orders_to_hang, pair_replacements, plan_cycle, quoting_budget,
-                                     tolerance_check)
+from domain.strategy.refresh import (LiveOrder, orders_to_hang, pair_replacements, plan_cycle, quiet_until,
+                                     quoting_budget, tolerance_check)
 
 BASE = {"bid_spread": "0.01", "ask_spread": "0.01", "order_amount": "1", "order_levels": 2,
         "order_level_spread": "0.01", "order_refresh_time": 30, "order_refresh_tolerance_pct": "0.002",
@@ -278,3 +278,37 @@ def test_property_only_the_given_orders_are_ever_cancelled():
         if active_any:
             assert len(active_kept) in (0, len(active_any))   # the ladder is kept or cancelled as a set
         assert result.reason
+
+
+def test_property_a_plan_that_does_nothing_holds_until_quiet_until():
+    """What the strategy's quiet ticks rely on: with the same inputs, plan_cycle decides the same (nothing) at
+    every moment before quiet_until; at quiet_until itself it may decide otherwise."""
+    rng = random.Random(78)
+    quiet = changed_at_the_moment = 0
+    for _ in range(2000):
+        p = params(hanging_orders_enabled=rng.random() < 0.5, max_order_age=rng.randint(20, 400),
+                   order_refresh_tolerance_pct=str(D(rng.randint(-5, 20)) / 1000),
+                   filled_order_delay=rng.randint(0, 90))
+        live = [LiveOrder(f"o{i}", rng.choice(["buy", "sell"]), D(rng.randint(9000, 11000)) / 100, D(1), D(1),
+                          float(rng.randint(-400, 60)), hanging=rng.random() < 0.3, level=rng.randint(0, 2))
+                for i in range(rng.randint(0, 4))]
+        ref = D(rng.randint(9900, 10100)) / 100
+        proposals = ladder(ref)[: rng.randint(0, 4)]
+        last_refresh = rng.choice([None, float(rng.randint(-100, 60))])
+        last_fill = rng.choice([None, float(rng.randint(-100, 60))])
+        now = float(rng.randint(0, 120))
+        kw = dict(proposals=proposals, live=live, last_refresh_at=last_refresh, last_fill_at=last_fill, ref=ref)
+        first = plan(p, now=now, **kw)
+        if first.cancel or first.place:
+            continue
+        quiet += 1
+        until = quiet_until(params=p, live=live, now=now, last_refresh_at=last_refresh, last_fill_at=last_fill)
+        assert until > now
+        for later in {now + (until - now) * f for f in (0.01, 0.5, 0.999)} if until != float("inf") else {
+                now + 1e6}:
+            again = plan(p, now=later, **kw)
+            assert (again.cancel, again.place) == ((), ()), (p, live, now, later, until)
+        if until != float("inf"):
+            at = plan(p, now=until + 1e-6, **kw)
+            changed_at_the_moment += bool(at.cancel or at.place)
+    assert quiet > 200 and changed_at_the_moment > 20   # the property was exercised both ways

@@ -28,7 +28,7 @@ from actors.order.payment import PaymentStage
 from actors.order.strategy import StrategyStage
 from actors.order.topup import TopUpStage
 from actors.pooled import PooledActor
-from actors.protocol import MovementSettled
+from actors.protocol import MovementSettled, StrategyTick
 from actors.supervisor import SupervisedActor
 from actors.timers import Timer, send_after
 from domain.states import FINAL_STATES, OrderState
@@ -86,7 +86,7 @@ class OrderActor(PooledActor, SupervisedActor):
     """One per order id; pooled (actors/pooled.py): an order with nothing to do holds no greenlet."""
 
     def __init__(self, services, order_id: str, pair_id: str, *, supervisor=None, child_id=None, view=None,
-                 recovered: bool = False, has_pending: bool | None = None):
+                 recovered: bool = False, has_pending: bool | None = None, strategy_seed=None):
         super().__init__(supervisor=supervisor, child_id=child_id)
         self._seed_view: repo.OrderView | None = view  # the order as the commit that started this actor left it
         # recovered: the view came from the recovery's bulk read, not from the poller's commits.
@@ -105,7 +105,7 @@ class OrderActor(PooledActor, SupervisedActor):
         self.payment = PaymentStage(self)
         self.funding = FundingStage(self)
         self.campaign = CampaignStage(self)
-        self.strategy = StrategyStage(self)
+        self.strategy = StrategyStage(self, strategy_seed)  # seed: the recovery's bulk read of its strategy inputs
         self.topup = TopUpStage(self)
         self.exit = ExitStage(self)
         self.commands = CommandStage(self)
@@ -174,6 +174,8 @@ class OrderActor(PooledActor, SupervisedActor):
             self.log.warning("order {}: unexpected message {!r}", self.order_id, message)
             return None
         owner, handler = entry
+        if entry is not _TICK:
+            self.strategy.changed()  # anything but its own tick may have moved its funds or exchange orders
         handler(getattr(self, owner) if owner else self, message)
         return None
 
@@ -216,3 +218,4 @@ def build_dispatch(stages) -> dict[type, tuple[str, object]]:
 
 DISPATCH = build_dispatch(STAGES)
 DISPATCH[MovementSettled] = ("", OrderActor.on_movement_settled)  # "": the actor's own handler
+_TICK = DISPATCH[StrategyTick]

@@ -200,6 +200,24 @@ def plan_cycle(*, params: StrategyParams, proposals: Sequence[Proposal], live: S
     return CyclePlan(cancel=tuple(cancel), place=place, keep=keep, reason="; ".join(reasons))
 
 
+def quiet_until(*, params: StrategyParams, live: Sequence[LiveOrder], now: float, last_refresh_at: float | None,
+                last_fill_at: float | None) -> float:
+    """Until when :func:`plan_cycle` decides as it did at ``now`` if nothing but the clock moves: the next of its
+    clock's moments still ahead (the refresh coming due, new orders allowed, an active order ageing past
+    ``max_order_age``); ``math.inf`` when none is. A moment already passed changes nothing more: its rule reads
+    the same inputs on every later call. A caller whose last plan did nothing may skip planning until then while
+    the proposals' inputs (book, reference, holdings, live orders, parameters) stay the same."""
+    refresh_due_at = -math.inf if last_refresh_at is None else last_refresh_at + params.order_refresh_time
+    create_at = refresh_due_at
+    if last_fill_at is not None and (last_refresh_at is None or last_fill_at >= last_refresh_at):
+        create_at = last_fill_at + params.filled_order_delay
+        refresh_due_at = min(refresh_due_at, create_at)
+    hanging_on = params.hanging_orders_enabled
+    moments = [refresh_due_at, create_at]
+    moments.extend(o.created_at + params.max_order_age for o in live if not (hanging_on and o.hanging))
+    return min((m for m in moments if m > now), default=math.inf)
+
+
 def pair_replacements(cancel: Sequence[LiveOrder], place: Sequence[Proposal]
                       ) -> tuple[tuple[tuple[str, Proposal], ...], tuple[str, ...], tuple[Proposal, ...]]:
     """Pair the orders a replacing plan cancels with its new proposals for cancel-replace requests: per side,
