@@ -233,6 +233,7 @@ def tick_cpu(rounds: int, orders: int, work: Path, levels: int) -> dict:
     services.book_caches = {"binance": BookCache(stub, 0.5)}
     services.writer = writer
     services.config = cfg  # StrategyRunner reads config.risk (its price guard)
+    services.clock = time.time  # when a runner's kept ledger and live orders are due a re-read
 
     class BenchActor:
         def __init__(self, order_id):
