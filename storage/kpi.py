@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 import peewee as pw
 
@@ -17,11 +18,10 @@ from domain import kpi
 from domain.exchange_orders import ExOrderState
 from domain.states import OrderState
 from storage import repo
-from storage.exchange_models import Fill
 from storage.kpi_models import KpiSample
-from storage.models import Order, database_proxy
+from storage.models import Order
 from storage.reports import pnl_fills
-from storage.sql import adapt, marks, run, run_many
+from storage.sql import marks, run, run_many
 
 ZERO = Decimal(0)
 SAMPLED_STATES = (OrderState.RUNNING.value, OrderState.PAUSED.value)
@@ -146,11 +146,32 @@ def left_sampling_at(order_id: str) -> float | None:
 class SampleInputs:
     """Everything one order's samples are computed from, as the database held it when read (``load_inputs``)."""
     history: list[tuple[float, str]] = field(default_factory=list)    # (at, state entered), oldest first
-    fills: list = field(default_factory=list)                         # exchange_repo.fills_of
+    fills: list[FillRow] = field(default_factory=list)                # as exchange_repo.fills_of
     exchange_orders: list[tuple] = field(default_factory=list)        # _SPAN_COLUMNS rows
     opening: dict[str, Decimal] = field(default_factory=dict)         # reports.opening_ledger
     balances: dict[str, Decimal] = field(default_factory=dict)        # repo.ledger_balances
     opening_price: Decimal | None = None
+
+
+class FillRow(NamedTuple):
+    """What a sample reads of one exchange_fill row (exchange_repo.fills_of's Fill, without peewee's model)."""
+    fill_key: str
+    client_order_id: str
+    side: str
+    price: Decimal
+    amount: Decimal
+    fee: Decimal
+    fee_currency: str | None
+    liquidity: str | None
+    at: float
+
+
+_FILL_COLUMNS = "fill_key, client_order_id, side, price, amount, fee, fee_currency, liquidity, at"
+
+
+def _fill(row) -> FillRow:
+    key, cid, side, price, amount, fee, fee_currency, liquidity, at = row
+    return FillRow(key, cid, side, Decimal(price), Decimal(amount), Decimal(fee), fee_currency, liquidity, at)
 
 
 _SPAN_COLUMNS = ("e.client_order_id, e.side, e.price, e.amount, e.state, e.submitted_at, e.created_at, "
@@ -163,7 +184,6 @@ def load_inputs(order_ids: Sequence[str], start: float, end: float) -> dict[str,
     inputs = {order_id: SampleInputs() for order_id in order_ids}
     ids = list(inputs)
     resting = list(_RESTING)
-    fill_table = Fill._meta.table_name
     for first in range(0, len(ids), CHUNK):
         chunk = ids[first:first + CHUNK]
         where = f"order_id IN ({marks(len(chunk))})"
@@ -173,9 +193,9 @@ def load_inputs(order_ids: Sequence[str], start: float, end: float) -> dict[str,
         for order_id, at, to_state in run(f"SELECT order_id, at, to_state FROM order_state_change WHERE {where} "
                                           f"ORDER BY at, id", chunk).fetchall():
             inputs[order_id].history.append((at, to_state))
-        for f in Fill.raw(adapt(f"SELECT * FROM {fill_table} WHERE {where} ORDER BY at, fill_key",
-                                database_proxy.obj), *chunk):
-            inputs[f.order_id].fills.append(f)
+        for order_id, *row in run(f"SELECT order_id, {_FILL_COLUMNS} FROM exchange_fill WHERE {where} "
+                                  f"ORDER BY at, fill_key", chunk).fetchall():
+            inputs[order_id].fills.append(_fill(row))
         for row in run(f"SELECT {_SPAN_COLUMNS} FROM exchange_order e LEFT OUTER JOIN kpi_quote_span s "
                        f"ON s.client_order_id = e.client_order_id WHERE e.{where} AND e.created_at < ? AND "
                        f"(e.state IN ({marks(len(resting))}) OR e.updated_at >= ?) "
