@@ -234,11 +234,6 @@ def _quote_spans(exchange_orders: Sequence[tuple], start: float, end: float, fil
     return spans
 
 
-def quote_spans(order_id: str, start: float, end: float, fills) -> list[kpi.QuoteSpan]:
-    """The order's exchange orders that may have rested on the book during [start, end) (see _quote_spans)."""
-    return _quote_spans(load_inputs([order_id], start, end)[order_id].exchange_orders, start, end, fills)
-
-
 def sample_of(order_id: str, inputs: SampleInputs, base: str, quote: str, start: float, end: float,
               mid: Decimal | None, counted: kpi.TradeTotals) -> kpi.Sample:
     """One sample of [start, end] from the order's inputs (``load_inputs`` over an interval holding this one):
