@@ -14,7 +14,6 @@ again from the same start — the sampler never takes the service down.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 
 from gevent.event import AsyncResult
@@ -34,19 +33,12 @@ class SampleKpis:
     """Timer message: take one round of samples."""
 
 
-@dataclass
-class _Track:
-    end: float | None              # the last sample's end: the next sample starts there
-    counted: kpi.TradeTotals       # volume and fills already in the order's samples
-    mid: Decimal | None            # the last mid known for the order
-
-
 class KpiSampler(SupervisedActor):
     def __init__(self, services, *, supervisor=None, child_id=None):
         super().__init__(supervisor=supervisor, child_id=child_id)
         self.services = services
         self.interval = services.config.kpi.sample_interval
-        self.tracks: dict[str, _Track] = {}
+        self.tracks: dict[str, kpi_store.Track] = {}
         self.rounds = 0
         self.samples = 0
         self._timer = None
@@ -56,8 +48,7 @@ class KpiSampler(SupervisedActor):
         if latest is not None:
             # Orders sampled in the last rounds before a stop: those that left running/paused meanwhile still
             # owe their final sample.
-            for order_id in kpi_store.last_sample_ends(latest - 2 * self.interval):
-                self._track(order_id)
+            self._load_tracks(kpi_store.last_sample_ends(latest - 2 * self.interval))
         self._schedule()
         logger.info("kpi: sampling running and paused orders every {:g}s", self.interval)
 
@@ -81,79 +72,96 @@ class KpiSampler(SupervisedActor):
         now = self.services.clock()
         self._timer = send_after(self.actor_ref, self.interval - now % self.interval, SampleKpis())
 
-    def _track(self, order_id: str) -> _Track:
-        track = self.tracks.get(order_id)
-        if track is None:
-            last = kpi_store.last_sample(order_id)
-            track = self.tracks[order_id] = _Track(end=last.ts if last else None,
-                                                   counted=kpi_store.counted_trades(order_id),
-                                                   mid=last.mid if last else None)
-        return track
+    def _load_tracks(self, order_ids) -> None:
+        """Remember the orders not followed yet from their samples (a few statements per CHUNK orders)."""
+        missing = [order_id for order_id in order_ids if order_id not in self.tracks]
+        if missing:
+            self.tracks.update(kpi_store.tracks_of(missing))
 
     # ------------------------------------------------------------ one round
 
     def sample_round(self, now: float) -> int:
         """Sample every running/paused order up to ``now``, and close the samples of orders that left those
-        states. Returns how many samples were written. The samples of a round go to the writer together (one
-        group commit for all orders); an order's memory follows only what was committed."""
-        mids: dict[tuple[str, str], Decimal | None] = {}
-        pending: list[tuple[str, kpi.Sample, AsyncResult]] = []
+        states. Returns how many samples were written. Set-based: the inputs of CHUNK orders are read with a
+        few statements, their samples computed by the pure functions of domain/kpi.py and handed to the writer
+        as one unit (the units of a round share group commits); an order's memory follows only what was
+        committed."""
+        orders = kpi_store.sampled_orders()
+        self._load_tracks([order.order_id for order in orders])
+        jobs: list[tuple[str, str, float, float, kpi_store.Track]] = []   # (order, pair, start, end, its track)
         active = set()
-        for order in kpi_store.sampled_orders():
+        for order in orders:
             active.add(order.order_id)
-            track = self._track(order.order_id)
+            track = self.tracks[order.order_id]
             start = track.end if track.end is not None else max(order.started_at or now, now - self.interval)
-            pending += self._sample(order.order_id, order.pair_id, start, now, mids)
+            jobs.append((order.order_id, order.pair_id, start, now, track))
         for order_id in [o for o in self.tracks if o not in active]:
             track = self.tracks[order_id]
             left = kpi_store.left_sampling_at(order_id)
             view = repo.load_order(order_id)
             if left is not None and track.end is not None and left > track.end and view is not None:
-                pending += self._sample(order_id, view.pair_id, track.end, min(left, now), mids)
+                jobs.append((order_id, view.pair_id, track.end, min(left, now), track))
             del self.tracks[order_id]   # its last sample: nothing more to follow
+        mids: dict[tuple[str, str], Decimal | None] = {}
+        pending: list[tuple[list[kpi.Sample], AsyncResult]] = []
+        for first in range(0, len(jobs), kpi_store.CHUNK):
+            samples = self._samples(jobs[first:first + kpi_store.CHUNK], mids)
+            if samples:
+                pending.append((samples, self.services.writer.submit(kpi_store.write_samples, samples)))
         written = 0
-        for order_id, sample, result in pending:
+        for samples, result in pending:
             try:
                 result.get(timeout=WRITE_TIMEOUT)
             except Exception as exc:  # noqa: BLE001 - reloaded from the database next round
-                self.tracks.pop(order_id, None)
-                logger.warning("kpi: order {}: sample ending {} not stored: {}", order_id, kpi.iso_utc(sample.ts),
-                               describe(exc))
+                orders_of = {sample.order_id for sample in samples}
+                for order_id in orders_of:
+                    self.tracks.pop(order_id, None)
+                logger.warning("kpi: {} samples of {} orders ending by {} not stored: {}", len(samples),
+                               len(orders_of), kpi.iso_utc(max(sample.ts for sample in samples)), describe(exc))
                 continue
-            written += 1
-            track = self.tracks.get(order_id)
-            if track is not None and (track.end is None or sample.ts > track.end):
-                track.end, track.mid = sample.ts, sample.mid
-                track.counted = track.counted + kpi.TradeTotals(sample.maker_volume, sample.taker_volume,
-                                                                sample.fills)
+            written += len(samples)
+            for sample in samples:
+                track = self.tracks.get(sample.order_id)
+                if track is not None and (track.end is None or sample.ts > track.end):
+                    track.end, track.mid = sample.ts, sample.mid
+                    track.counted = track.counted + kpi.TradeTotals(sample.maker_volume, sample.taker_volume,
+                                                                    sample.fills)
         self.rounds += 1
         self.samples += written
         return written
 
-    def _sample(self, order_id: str, pair_id: str, start: float, end: float,
-                mids: dict[tuple[str, str], Decimal | None]) -> list[tuple[str, kpi.Sample, AsyncResult]]:
-        """Compute the order's samples of [start, end] (one per UTC day) and hand them to the writer."""
-        pair = self.services.config.pair(pair_id)
-        if pair is None or end <= start:
-            return []
-        track = self._track(order_id)
-        key = (pair.exchange, pair.symbol)
-        if key not in mids:
-            mids[key] = self._book_mid(pair)
-        mid = mids[key] or track.mid or repo.opening_price(order_id)
-        counted = track.counted
-        submitted = []
+    def _samples(self, jobs: list[tuple[str, str, float, float, kpi_store.Track]],
+                 mids: dict[tuple[str, str], Decimal | None]) -> list[kpi.Sample]:
+        """The samples of each job's [start, end] (one per UTC day), from one read of the jobs' inputs."""
         try:
-            for piece_start, piece_end in kpi.day_pieces(start, end):
-                sample = kpi_store.compute_sample(order_id, pair.base_symbol, pair.quote_symbol, piece_start,
-                                                  piece_end, mid, counted)
-                submitted.append((order_id, sample, self.services.writer.submit(kpi_store.write_sample, sample)))
-                counted = counted + kpi.TradeTotals(sample.maker_volume, sample.taker_volume, sample.fills)
-        except Exception as exc:  # noqa: BLE001 - a KPI sample is never worth the service: retried next round
-            logger.warning("kpi: order {}: sample {}..{} not taken: {}", order_id, kpi.iso_utc(start),
-                           kpi.iso_utc(end), describe(exc))
-            logger.bind(debug_only=True).opt(exception=exc).debug("kpi sample failure (traceback)")
-        return submitted
+            inputs = kpi_store.load_inputs([job[0] for job in jobs], min(job[2] for job in jobs),
+                                           max(job[3] for job in jobs))
+        except Exception as exc:  # noqa: BLE001 - the database said no: these orders are retried next round
+            logger.warning("kpi: samples of {} orders not taken: {}", len(jobs), describe(exc))
+            logger.bind(debug_only=True).opt(exception=exc).debug("kpi read failure (traceback)")
+            return []
+        samples: list[kpi.Sample] = []
+        for order_id, pair_id, start, end, track in jobs:
+            pair = self.services.config.pair(pair_id)
+            if pair is None or end <= start:
+                continue
+            key = (pair.exchange, pair.symbol)
+            if key not in mids:
+                mids[key] = self._book_mid(pair)
+            mine = inputs[order_id]
+            mid = mids[key] or track.mid or mine.opening_price
+            counted = track.counted
+            try:
+                for piece_start, piece_end in kpi.day_pieces(start, end):
+                    sample = kpi_store.sample_of(order_id, mine, pair.base_symbol, pair.quote_symbol, piece_start,
+                                                 piece_end, mid, counted)
+                    samples.append(sample)
+                    counted = counted + kpi.TradeTotals(sample.maker_volume, sample.taker_volume, sample.fills)
+            except Exception as exc:  # noqa: BLE001 - a KPI sample is never worth the service: retried next round
+                logger.warning("kpi: order {}: sample {}..{} not taken: {}", order_id, kpi.iso_utc(start),
+                               kpi.iso_utc(end), describe(exc))
+                logger.bind(debug_only=True).opt(exception=exc).debug("kpi sample failure (traceback)")
+        return samples
 
     def _book_mid(self, pair) -> Decimal | None:
         """(best bid + best ask) / 2 from the shared book cache (at most one interval old); None if unknown."""

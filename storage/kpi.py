@@ -6,40 +6,67 @@ plus ``ts_epoch`` (epoch seconds) on each sample. What each KPI means: domain/kp
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 import peewee as pw
 
 from domain import kpi
 from domain.exchange_orders import ExOrderState
 from domain.states import OrderState
-from storage import exchange_repo, repo
-from storage.exchange_models import ExchangeOrder
-from storage.kpi_models import KpiQuoteSpan, KpiSample
+from storage import repo
+from storage.kpi_models import KpiSample
 from storage.models import Order
-from storage.reports import opening_ledger, pnl_fills
+from storage.reports import pnl_fills
+from storage.sql import marks, run, run_many
 
 ZERO = Decimal(0)
 SAMPLED_STATES = (OrderState.RUNNING.value, OrderState.PAUSED.value)
 _RESTING = (ExOrderState.ACCEPTED.value, ExOrderState.PARTIALLY_FILLED.value, ExOrderState.PENDING_CANCEL.value)
+CHUNK = 400           # orders (or samples) per statement, as storage/strategy_seed.py
 TimeArg = float | int | str | datetime | date | None
 
 
 # ---------------------------------------------------------------- the write unit
 
+_INSERT = ("INSERT INTO kpi_sample (order_id, ts, interval_seconds, running_seconds, two_sided_seconds, spread_bps, "
+           "depth_bid, depth_ask, maker_volume, taker_volume, fills, realised_pnl, unrealised_pnl, base, quote, mid) "
+           f"VALUES ({marks(16)})")
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else format(Decimal(value), "f")   # as DecimalText stores it
+
+
+def write_samples(samples: Sequence[kpi.Sample]) -> int:
+    """Store samples (a unit: run it through the writer); a sample whose order already has one ending at that
+    time (a replay) is not written. Returns how many were written. A few statements per CHUNK samples."""
+    written = 0
+    for first in range(0, len(samples), CHUNK):
+        chunk = samples[first:first + CHUNK]
+        ids = sorted({s.order_id for s in chunk})
+        stored = set(run(f"SELECT order_id, ts FROM kpi_sample WHERE ts >= ? AND order_id IN ({marks(len(ids))})",
+                         (min(s.ts for s in chunk), *ids)).fetchall())
+        rows = []
+        for s in chunk:
+            if (s.order_id, s.ts) in stored:
+                continue
+            stored.add((s.order_id, s.ts))
+            rows.append((s.order_id, s.ts, s.interval_seconds, s.running_seconds, s.two_sided_seconds,
+                         _text(s.spread_bps), _text(s.depth_bid), _text(s.depth_ask), _text(s.maker_volume),
+                         _text(s.taker_volume), s.fills, _text(s.realised_pnl), _text(s.unrealised_pnl),
+                         _text(s.base), _text(s.quote), _text(s.mid)))
+        run_many(_INSERT, rows)
+        written += len(rows)
+    return written
+
+
 def write_sample(sample: kpi.Sample) -> bool:
-    """Store one sample (a unit: run it through the writer). False: that order already has a sample ending
-    at that time (a replay) and nothing is written."""
-    if KpiSample.select().where((KpiSample.order_id == sample.order_id) & (KpiSample.ts == sample.ts)).exists():
-        return False
-    KpiSample.create(order_id=sample.order_id, ts=sample.ts, interval_seconds=sample.interval_seconds,
-                     running_seconds=sample.running_seconds, two_sided_seconds=sample.two_sided_seconds,
-                     spread_bps=sample.spread_bps, depth_bid=sample.depth_bid, depth_ask=sample.depth_ask,
-                     maker_volume=sample.maker_volume, taker_volume=sample.taker_volume, fills=sample.fills,
-                     realised_pnl=sample.realised_pnl, unrealised_pnl=sample.unrealised_pnl, base=sample.base,
-                     quote=sample.quote, mid=sample.mid)
-    return True
+    """Store one sample (a unit). False: that order already has a sample ending at that time (nothing written)."""
+    return write_samples([sample]) == 1
 
 
 def _sample(row: KpiSample) -> kpi.Sample:
@@ -57,6 +84,30 @@ def sampled_orders() -> list[Order]:
     """Orders the sampler samples now: running or paused."""
     return list(Order.select(Order.order_id, Order.pair_id, Order.state, Order.started_at)
                 .where(Order.state.in_(SAMPLED_STATES)).order_by(Order.order_id))
+
+
+@dataclass(slots=True)
+class Track:
+    """What the sampler remembers of an order between rounds (all of it is in its samples)."""
+    end: float | None = None                                     # the last sample's end: the next starts there
+    counted: kpi.TradeTotals = field(default_factory=kpi.TradeTotals)   # volume and fills already sampled
+    mid: Decimal | None = None                                   # the last sample's mid
+
+
+def tracks_of(order_ids: Sequence[str]) -> dict[str, Track]:
+    """Each order's Track from its samples (an order without any: an empty one), a statement per CHUNK orders."""
+    tracks = {order_id: Track() for order_id in order_ids}
+    ids = list(tracks)
+    for first in range(0, len(ids), CHUNK):
+        chunk = ids[first:first + CHUNK]
+        rows = run(f"SELECT order_id, ts, maker_volume, taker_volume, fills, mid FROM kpi_sample "
+                   f"WHERE order_id IN ({marks(len(chunk))})", chunk).fetchall()
+        for order_id, ts, maker, taker, fills, mid in rows:
+            track = tracks[order_id]
+            track.counted = track.counted + kpi.TradeTotals(Decimal(maker), Decimal(taker), fills)
+            if track.end is None or ts > track.end:
+                track.end, track.mid = ts, None if mid is None else Decimal(mid)
+    return tracks
 
 
 def last_sample(order_id: str) -> kpi.Sample | None:
@@ -77,11 +128,7 @@ def latest_ts() -> float | None:
 
 def counted_trades(order_id: str) -> kpi.TradeTotals:
     """Volume and fills already counted in this order's samples (the next sample counts the rest)."""
-    totals = kpi.TradeTotals()
-    for maker, taker, fills in (KpiSample.select(KpiSample.maker_volume, KpiSample.taker_volume, KpiSample.fills)
-                                .where(KpiSample.order_id == order_id).tuples()):
-        totals = totals + kpi.TradeTotals(Decimal(maker), Decimal(taker), fills)
-    return totals
+    return tracks_of([order_id])[order_id].counted
 
 
 def left_sampling_at(order_id: str) -> float | None:
@@ -95,24 +142,87 @@ def left_sampling_at(order_id: str) -> float | None:
     return left
 
 
-def quote_spans(order_id: str, start: float, end: float, fills) -> list[kpi.QuoteSpan]:
-    """The order's exchange orders that may have rested on the book during [start, end): live from their
-    first acknowledgement to their first final state (kpi_quote_span). A resting order without a span row
+@dataclass(slots=True)
+class SampleInputs:
+    """Everything one order's samples are computed from, as the database held it when read (``load_inputs``)."""
+    history: list[tuple[float, str]] = field(default_factory=list)    # (at, state entered), oldest first
+    fills: list[FillRow] = field(default_factory=list)                # as exchange_repo.fills_of
+    exchange_orders: list[tuple] = field(default_factory=list)        # _SPAN_COLUMNS rows
+    opening: dict[str, Decimal] = field(default_factory=dict)         # reports.opening_ledger
+    balances: dict[str, Decimal] = field(default_factory=dict)        # repo.ledger_balances
+    opening_price: Decimal | None = None
+
+
+class FillRow(NamedTuple):
+    """What a sample reads of one exchange_fill row (exchange_repo.fills_of's Fill, without peewee's model)."""
+    fill_key: str
+    client_order_id: str
+    side: str
+    price: Decimal
+    amount: Decimal
+    fee: Decimal
+    fee_currency: str | None
+    liquidity: str | None
+    at: float
+
+
+_FILL_COLUMNS = "fill_key, client_order_id, side, price, amount, fee, fee_currency, liquidity, at"
+
+
+def _fill(row) -> FillRow:
+    key, cid, side, price, amount, fee, fee_currency, liquidity, at = row
+    return FillRow(key, cid, side, Decimal(price), Decimal(amount), Decimal(fee), fee_currency, liquidity, at)
+
+
+_SPAN_COLUMNS = ("e.client_order_id, e.side, e.price, e.amount, e.state, e.submitted_at, e.created_at, "
+                 "e.updated_at, s.acked_at, s.closed_at, e.order_id")
+
+
+def load_inputs(order_ids: Sequence[str], start: float, end: float) -> dict[str, SampleInputs]:
+    """The inputs of samples within [start, end] of each of ``order_ids`` (every id gets one, empty for an
+    unknown order): five statements per CHUNK orders instead of six to eight per order."""
+    inputs = {order_id: SampleInputs() for order_id in order_ids}
+    ids = list(inputs)
+    resting = list(_RESTING)
+    for first in range(0, len(ids), CHUNK):
+        chunk = ids[first:first + CHUNK]
+        where = f"order_id IN ({marks(len(chunk))})"
+        for order_id, opening_price in run(f"SELECT order_id, opening_price FROM orders WHERE {where}",
+                                           chunk).fetchall():
+            inputs[order_id].opening_price = Decimal(opening_price) if opening_price is not None else None
+        for order_id, at, to_state in run(f"SELECT order_id, at, to_state FROM order_state_change WHERE {where} "
+                                          f"ORDER BY at, id", chunk).fetchall():
+            inputs[order_id].history.append((at, to_state))
+        for order_id, *row in run(f"SELECT order_id, {_FILL_COLUMNS} FROM exchange_fill WHERE {where} "
+                                  f"ORDER BY at, fill_key", chunk).fetchall():
+            inputs[order_id].fills.append(_fill(row))
+        for row in run(f"SELECT {_SPAN_COLUMNS} FROM exchange_order e LEFT OUTER JOIN kpi_quote_span s "
+                       f"ON s.client_order_id = e.client_order_id WHERE e.{where} AND e.created_at < ? AND "
+                       f"(e.state IN ({marks(len(resting))}) OR e.updated_at >= ?) "
+                       f"ORDER BY e.created_at, e.client_order_id", (*chunk, end, *resting, start)).fetchall():
+            inputs[row[-1]].exchange_orders.append(row)
+        for order_id, asset, delta, deposit in run(
+                f"SELECT order_id, asset, delta, substr(ref, 1, 8) = 'deposit:' FROM ledger_entry WHERE {where}",
+                chunk).fetchall():
+            one, amount = inputs[order_id], Decimal(delta)
+            one.balances[asset] = one.balances.get(asset, ZERO) + amount
+            if deposit:
+                one.opening[asset] = one.opening.get(asset, ZERO) + amount
+    return inputs
+
+
+def _quote_spans(exchange_orders: Sequence[tuple], start: float, end: float, fills) -> list[kpi.QuoteSpan]:
+    """The exchange orders that may have rested on the book during [start, end): live from their first
+    acknowledgement to their first final state (kpi_quote_span). A resting order without a span row
     (acknowledged before that table existed) counts as live since it was submitted."""
     by_order: dict[str, list[tuple[float, Decimal]]] = defaultdict(list)
     for f in fills:
         by_order[f.client_order_id].append((f.at, f.amount))
-    query = (ExchangeOrder
-             .select(ExchangeOrder.client_order_id, ExchangeOrder.side, ExchangeOrder.price, ExchangeOrder.amount,
-                     ExchangeOrder.state, ExchangeOrder.submitted_at, ExchangeOrder.created_at,
-                     KpiQuoteSpan.acked_at, KpiQuoteSpan.closed_at)
-             .join(KpiQuoteSpan, pw.JOIN.LEFT_OUTER,
-                   on=(KpiQuoteSpan.client_order_id == ExchangeOrder.client_order_id))
-             .where((ExchangeOrder.order_id == order_id) & (ExchangeOrder.created_at < end)
-                    & (ExchangeOrder.state.in_(_RESTING) | (ExchangeOrder.updated_at >= start)))
-             .tuples())
     spans = []
-    for cid, side, price, amount, state, submitted_at, created_at, acked_at, closed_at in query:
+    for cid, side, price, amount, state, submitted_at, created_at, updated_at, acked_at, closed_at, _ in \
+            exchange_orders:
+        if not (created_at < end and (state in _RESTING or updated_at >= start)):
+            continue               # load_inputs read for a wider interval: this one's rows only
         if acked_at is None:
             if state not in _RESTING:
                 continue           # never acknowledged: it never rested on the book
@@ -124,23 +234,29 @@ def quote_spans(order_id: str, start: float, end: float, fills) -> list[kpi.Quot
     return spans
 
 
-def compute_sample(order_id: str, base: str, quote: str, start: float, end: float, mid: Decimal | None,
-                   counted: kpi.TradeTotals) -> kpi.Sample:
-    """One sample of [start, end] from the database: uptime, spread and depth from the history of the
-    order's states and of its exchange orders; volume and fills recorded since ``counted``; PnL and the
-    ledger now. ``base``/``quote`` are the pair's exchange currency codes."""
-    history = [(h.at, h.to_state) for h in repo.order_history(order_id)]
-    fills = exchange_repo.fills_of(order_id)
-    periods = kpi.running_periods(history)
-    spans = quote_spans(order_id, start, end, fills)
+def sample_of(order_id: str, inputs: SampleInputs, base: str, quote: str, start: float, end: float,
+              mid: Decimal | None, counted: kpi.TradeTotals) -> kpi.Sample:
+    """One sample of [start, end] from the order's inputs (``load_inputs`` over an interval holding this one):
+    uptime, spread and depth from the history of the order's states and of its exchange orders; volume and
+    fills recorded since ``counted``; PnL and the ledger as read. ``base``/``quote``: the pair's exchange
+    currency codes."""
+    fills = inputs.fills
+    periods = kpi.running_periods(inputs.history)
+    spans = _quote_spans(inputs.exchange_orders, start, end, fills)
     book = kpi.book_kpis(start, end, kpi.observations(start, end, periods, spans, mid))
     trades = kpi.trade_totals((f.price, f.amount, f.liquidity) for f in fills) - counted
-    opening = opening_ledger(order_id)
+    opening = inputs.opening
     pnl = kpi.pnl_levels(pnl_fills(fills, base), opening_base=opening.get(base, ZERO),
-                         opening_quote=opening.get(quote, ZERO), opening_price=repo.opening_price(order_id), mid=mid)
-    ledger = repo.ledger_balances(order_id)
+                         opening_quote=opening.get(quote, ZERO), opening_price=inputs.opening_price, mid=mid)
+    ledger = inputs.balances
     return kpi.build_sample(order_id, start, end, book, trades, pnl, ledger.get(base, ZERO), ledger.get(quote, ZERO),
                             mid)
+
+
+def compute_sample(order_id: str, base: str, quote: str, start: float, end: float, mid: Decimal | None,
+                   counted: kpi.TradeTotals) -> kpi.Sample:
+    """One sample of [start, end] from the database (``sample_of`` on this order's ``load_inputs``)."""
+    return sample_of(order_id, load_inputs([order_id], start, end)[order_id], base, quote, start, end, mid, counted)
 
 
 # ---------------------------------------------------------------- reads for people (CLI, API)

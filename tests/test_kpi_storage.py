@@ -4,6 +4,7 @@ computed from a hand-built order (arithmetic in the comments), the reads (series
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from datetime import date, datetime, timezone
@@ -335,3 +336,100 @@ def test_sampler_rounds_resume_and_close_an_order_that_left(tmp_path, db_path, w
     assert (s.fills, s.maker_volume) == (0, D("0"))
     assert second.sample_round(1180.0) == 0 and second.tracks == {}
     assert [x["ts_epoch"] for x in kpi_store.kpi_series(ORDER)] == [1060, 1100]
+
+
+def per_order_sample(order_id, base, quote, start, end, mid, counted):
+    """The sample as the sampler computed it one order at a time before its rounds became set-based (its reads
+    verbatim): the oracle the bulk rounds must equal."""
+    import peewee as pw
+
+    from storage.exchange_models import ExchangeOrder
+    from storage.reports import opening_ledger, pnl_fills
+
+    resting = (S.ACCEPTED.value, S.PARTIALLY_FILLED.value, S.PENDING_CANCEL.value)
+    history = [(h.at, h.to_state) for h in repo.order_history(order_id)]
+    fills = xr.fills_of(order_id)
+    by_order = {}
+    for f in fills:
+        by_order.setdefault(f.client_order_id, []).append((f.at, f.amount))
+    spans = []
+    for cid, side, price, amount, state, submitted_at, created_at, acked_at, closed_at in (
+            ExchangeOrder.select(ExchangeOrder.client_order_id, ExchangeOrder.side, ExchangeOrder.price,
+                                 ExchangeOrder.amount, ExchangeOrder.state, ExchangeOrder.submitted_at,
+                                 ExchangeOrder.created_at, KpiQuoteSpan.acked_at, KpiQuoteSpan.closed_at)
+            .join(KpiQuoteSpan, pw.JOIN.LEFT_OUTER, on=(KpiQuoteSpan.client_order_id == ExchangeOrder.client_order_id))
+            .where((ExchangeOrder.order_id == order_id) & (ExchangeOrder.created_at < end)
+                   & (ExchangeOrder.state.in_(resting) | (ExchangeOrder.updated_at >= start))).tuples()):
+        if acked_at is None:
+            if state not in resting:
+                continue
+            acked_at = submitted_at or created_at
+        if closed_at is not None and closed_at <= start:
+            continue
+        spans.append(kpi.QuoteSpan(side=side, price=D(price), amount=D(amount), live_from=acked_at,
+                                   live_until=closed_at, fills=tuple(sorted(by_order.get(cid, ())))))
+    book = kpi.book_kpis(start, end, kpi.observations(start, end, kpi.running_periods(history), spans, mid))
+    trades = kpi.trade_totals((f.price, f.amount, f.liquidity) for f in fills) - counted
+    opening = opening_ledger(order_id)
+    pnl = kpi.pnl_levels(pnl_fills(fills, base), opening_base=opening.get(base, D(0)),
+                         opening_quote=opening.get(quote, D(0)), opening_price=repo.opening_price(order_id), mid=mid)
+    ledger = repo.ledger_balances(order_id)
+    return kpi.build_sample(order_id, start, end, book, trades, pnl, ledger.get(base, D(0)), ledger.get(quote, D(0)),
+                            mid)
+
+
+ORDERS = [f"{i:08x}-2222-3333-4444-555555555555" for i in range(1, 6)]
+
+
+def build_orders(w):
+    """Five orders with different lives: ORDERS[0] is build_history's; [1] quotes and trades both sides (a taker
+    fill, one without liquidity) and has an old cancelled quote; [2] is paused at 1090; [3] has no quotes;
+    [4] starts running at 1080."""
+    build_history(w)                                   # ORDER
+    a, b, c, d, e = ORDERS
+    make_order(w, a, running_at=900.0)
+    old = place(w, "sell", "105", "1", 900.0, order_id=a)
+    cancel(w, old, 950.0)                              # left the book long before the rounds: not in them
+    bid = place(w, "buy", "98", "2", 1010.0, order_id=a)
+    ask = place(w, "sell", "101.5", "1", 1020.0, order_id=a)
+    trade(w, bid, "z1", "buy", "98", "0.5", 1030.0)     # trade ids not in time order: the PnL replays by time
+    trade(w, ask, "a2", "sell", "101.5", "0.25", 1050.0, liquidity="taker")
+    trade(w, bid, "a3", "buy", "98", "0.1", 1120.0, liquidity=None)
+    make_order(w, b, running_at=1000.0)
+    place(w, "buy", "99.5", "1", 1000.0, order_id=b)
+    cancel(w, place(w, "sell", "100.5", "1", 1000.0, order_id=b), 1130.0)   # one-sided from 1130
+    w.run(lambda: OrderStateChange.create(order_id=b, from_state="running", to_state="paused", at=1090.0))
+    w.run(lambda: Order.update(state="paused").where(Order.order_id == b).execute())
+    make_order(w, c, running_at=1000.0)
+    make_order(w, d, running_at=1080.0)
+    place(w, "buy", "97", "3", 1085.0, order_id=d)
+    return [ORDER, a, b, c, d]
+
+
+def test_a_bulk_round_equals_the_per_order_samples(tmp_path, db_path, w, monkeypatch):
+    orders = build_orders(w)
+    put(w, ORDER, 1040.0, interval=40, maker="0", taker="0", fills=0, mid=D("101"))   # ORDER resumes from 1040
+    monkeypatch.setattr(kpi_store, "CHUNK", 2)         # several chunks in one round
+    s = sampler(w, tmp_path, db_path)
+    seen = []
+    for now in (1100.0, 1160.0, 1220.0):
+        before = {o: (kpi_store.last_sample(o), kpi_store.counted_trades(o)) for o in orders}
+        assert s.sample_round(now) == len(orders)
+        for o in orders:
+            last, counted = before[o]
+            sample = kpi_store.last_sample(o)
+            # the start: the last sample's end, else when it began running (not earlier than one interval back);
+            # the mid: no book cache, so the last sample's, else the opening price
+            start = last.ts if last else max(Order.get_by_id(o).started_at, now - 60)
+            expected = per_order_sample(o, "BTC", "USDT", start, now, last.mid if last else D("100"), counted)
+            assert dataclasses.replace(sample, id=None) == expected
+            seen.append(expected)
+            assert kpi_store.compute_sample(o, "BTC", "USDT", start, now, expected.mid, counted) == expected
+    # not a vacuous equality: the rounds saw spreads, depth, PnL and partly two-sided time
+    assert {x.spread_bps is not None for x in seen} == {True, False}
+    assert any(x.realised_pnl not in (None, D(0)) for x in seen) and any(x.depth_bid for x in seen)
+    assert any(0 < x.two_sided_seconds < x.running_seconds for x in seen)
+    totals = {o: kpi_store.counted_trades(o) for o in orders}
+    # ORDERS[0]: 98 * 0.5 = 49 maker; 101.5 * 0.25 = 25.375 taker + 98 * 0.1 = 9.8 not reported (taker)
+    assert totals[ORDERS[0]] == kpi.TradeTotals(D("49"), D("35.175"), 3)
+    assert totals[ORDER] == kpi.TradeTotals(D("51"), D("0"), 1)
