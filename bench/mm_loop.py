@@ -388,8 +388,10 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
     orig_place, orig_cancel, orig_replace = StrategyRunner.place, StrategyRunner.cancel, StrategyRunner.replace
     orig_run, orig_poll = Writer.run, ExchangeGateway._poll
 
+    due_at = {}  # order id -> when its next tick is due (monotonic); the stages have __slots__
+
     def arm_tick(self, delay):
-        self._bench_due = time.monotonic() + max(delay, 0.0)
+        due_at[self.order_id] = time.monotonic() + max(delay, 0.0)
         return orig_arm(self, delay)
 
     orig_arm_next = getattr(StrategyStage, "_arm_next_tick", None)
@@ -397,12 +399,12 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
     def arm_next_tick(self, interval, *args, **kwargs):
         result = orig_arm_next(self, interval, *args, **kwargs)
         # the actor keeps its due time on its own (wall) clock: translate to monotonic
-        self._bench_due = time.monotonic() + (self._next_tick_due - self.services.clock())
+        due_at[self.order_id] = time.monotonic() + (self._next_tick_due - self.services.clock())
         return result
 
     def tick(self):
         start = time.monotonic()
-        due = getattr(self, "_bench_due", None)
+        due = due_at.get(self.order_id)
         running = self.view is not None and self.view.state is OrderState.RUNNING and self.runner is not None
         try:
             return orig_tick(self)
