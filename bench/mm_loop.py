@@ -338,6 +338,7 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
     mixin_port, exchange_port, stats_port = fakes.wait_for_ports(port_file, fake)
     stats_url = f"http://127.0.0.1:{stats_port}"
 
+    from actors.order.quiet import BookWatch
     from actors.order.strategy import StrategyStage
     from actors.gateway import ExchangeGateway
     from actors.order.strategy import StrategyRunner
@@ -389,10 +390,12 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
     orig_place, orig_cancel, orig_replace = StrategyRunner.place, StrategyRunner.cancel, StrategyRunner.replace
     orig_run, orig_poll = Writer.run, ExchangeGateway._poll
 
-    dues = {}  # stage -> when its tick is due (monotonic); the stage has __slots__
+    # order id -> when its next tick is due (monotonic): its timer's moment, or — for a quiet order asleep on its
+    # book (actors/order/quiet.py) — the moment the book watcher woke it; None after it went to sleep (until woken)
+    dues = {}
 
     def arm_tick(self, delay):
-        dues[self] = time.monotonic() + max(delay, 0.0)
+        dues[self.order_id] = time.monotonic() + max(delay, 0.0)
         return orig_arm(self, delay)
 
     orig_arm_next = getattr(StrategyStage, "_arm_next_tick", None)
@@ -400,12 +403,26 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
     def arm_next_tick(self, interval, *args, **kwargs):
         result = orig_arm_next(self, interval, *args, **kwargs)
         # the actor keeps its due time on its own (wall) clock: translate to monotonic
-        dues[self] = time.monotonic() + (self._next_tick_due - self.services.clock())
+        dues[self.order_id] = time.monotonic() + (self._next_tick_due - self.services.clock())
         return result
+
+    orig_sleep, orig_wake = StrategyStage._sleep, BookWatch.wake
+
+    def sleep(self, *args, **kwargs):
+        dues.pop(self.order_id, None)
+        return orig_sleep(self, *args, **kwargs)
+
+    def wake(self, moved):
+        asleep = set(self.sleepers)
+        woken = orig_wake(self, moved)
+        now = time.monotonic()
+        for order_id in asleep.difference(self.sleepers):
+            dues[order_id] = now
+        return woken
 
     def tick(self):
         start = time.monotonic()
-        due = dues.get(self)
+        due = dues.get(self.order_id)
         running = self.view is not None and self.view.state is OrderState.RUNNING and self.runner is not None
         try:
             return orig_tick(self)
@@ -423,6 +440,7 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
         return wrapper
 
     StrategyStage.tick, StrategyStage.arm_tick = tick, arm_tick
+    StrategyStage._sleep, BookWatch.wake = sleep, wake
     if orig_arm_next is not None:
         StrategyStage._arm_next_tick = arm_next_tick
     StrategyRunner.place, StrategyRunner.cancel = timed(places, orig_place), timed(cancels, orig_cancel)

@@ -13,6 +13,7 @@ watcher's greenlet runs while it has sleepers; a failure of its own wakes every 
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import gevent
@@ -54,8 +55,15 @@ class BookWatch:
         self.sleepers.pop(order_id, None)
 
     def _run(self) -> None:
+        # A fixed cadence (one look per interval, not an interval after the last look ended): a sleeper woken by
+        # a move ticks about once an interval, as it would awake — not a look's duration later each time.
+        due = time.monotonic()
         while self.sleepers:
-            gevent.sleep(self.interval)
+            due += self.interval
+            now = time.monotonic()
+            if due < now:       # a look took longer than an interval: the next one now, not a burst
+                due = now
+            gevent.sleep(due - now)
             try:
                 self.check()
             except Exception as exc:  # noqa: BLE001 - a bug here must not leave orders asleep
