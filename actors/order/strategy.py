@@ -59,9 +59,10 @@ class PriceBreaker(NotReady):
     """The reference price is stale or jumped: this order's quotes are cancelled until it is sane."""
 
 
-def note_rejection(services, account: str, now: float, log, error=None) -> None:
+def note_rejection(services, account: str, now: float, log, error=None) -> bool:
     """Count a refused request of an account; past the limit, the account's rejection breaker halts it.
-    A request refused for its timestamp (``error.kind == "clock"``) is not counted: one warning line instead."""
+    A request refused for its timestamp (``error.kind == "clock"``) is not counted: one warning line instead.
+    Returns whether it counted (the caller says why its request was refused only then)."""
     if error is not None and not counts_as_rejection(getattr(error, "kind", None)):
         trouble = services.risk_state.setdefault("clock", {}).setdefault(account, ClockTrouble())
         count = trouble.note(now)
@@ -69,7 +70,7 @@ def note_rejection(services, account: str, now: float, log, error=None) -> None:
             log.warning("exchange account {}: {} request(s) refused for their timestamp (outside the recvWindow: "
                         "the host clock is off or this process is saturated); not counted as rejections, the "
                         "next requests are signed afresh: {}", account, count, error)
-        return
+        return False
     counters = services.risk_state.setdefault("rejections", {})
     counter = counters.get(account)
     if counter is None:
@@ -78,6 +79,7 @@ def note_rejection(services, account: str, now: float, log, error=None) -> None:
     if reason is not None and services.writer.run(risk.halt, account, "rejections", reason, now):
         log.error("exchange account {}: {} — no order quotes on it until an operator lifts it "
                   "(python run.py halt --lift --account {})", account, reason, account)
+    return True
 
 
 _PARAMS_MEMO: dict[tuple[str, str], tuple[object, StrategyParams]] = {}
@@ -336,8 +338,7 @@ class StrategyRunner:
         except DefinitiveError as exc:   # refused before either half: nothing cancelled, nothing placed
             self.services.writer.run(exchange_repo.transition, cid, ExOrderState.REJECTED, time.time(),
                                      f"{exc.kind}: {exc}")
-            note_rejection(self.services, self.pair.exchange, now, self.actor.log, exc)
-            if exc.kind != "clock":
+            if note_rejection(self.services, self.pair.exchange, now, self.actor.log, exc):
                 self.actor.log.info("order {}: replacing {} by {} {} @ {} refused: {}", self.actor.order_id,
                                     old_cid, proposal.side, proposal.amount, proposal.price, exc)
             return 0
@@ -372,8 +373,7 @@ class StrategyRunner:
         except DefinitiveError as exc:
             self.services.writer.run(exchange_repo.transition, cid, ExOrderState.REJECTED, time.time(),
                                      f"{exc.kind}: {exc}")
-            note_rejection(self.services, self.pair.exchange, now, self.actor.log, exc)
-            if exc.kind != "clock":
+            if note_rejection(self.services, self.pair.exchange, now, self.actor.log, exc):
                 self.actor.log.info("order {}: {} {} @ {} rejected by the exchange: {}", self.actor.order_id,
                                     proposal.side, proposal.amount, proposal.price, exc)
             return 0
@@ -420,9 +420,8 @@ class StrategyRunner:
         except DefinitiveError as exc:
             if getattr(exc, "not_found", False):
                 return  # gone or not yet visible: the update stream resolves it with a targeted lookup
-            if exc.kind != "clock":
+            if note_rejection(self.services, self.pair.exchange, now, self.actor.log, exc):
                 self.actor.log.warning("order {}: cancel of {} refused: {}", self.actor.order_id, cid, exc)
-            note_rejection(self.services, self.pair.exchange, now, self.actor.log, exc)
             return
         except ExchangeError as exc:
             self.actor.log.warning("order {}: cancel of {}: outcome unknown ({})", self.actor.order_id, cid, exc)
