@@ -20,7 +20,7 @@ from domain.states import OrderState
 from storage import repo
 from storage.kpi_models import KpiSample
 from storage.models import Order
-from storage.reports import pnl_fills
+from storage.reports import ledgers_of, pnl_fills
 from storage.sql import marks, run, run_many
 
 ZERO = Decimal(0)
@@ -201,13 +201,8 @@ def load_inputs(order_ids: Sequence[str], start: float, end: float) -> dict[str,
                        f"(e.state IN ({marks(len(resting))}) OR e.updated_at >= ?) "
                        f"ORDER BY e.created_at, e.client_order_id", (*chunk, end, *resting, start)).fetchall():
             inputs[row[-1]].exchange_orders.append(row)
-        for order_id, asset, delta, deposit in run(
-                f"SELECT order_id, asset, delta, substr(ref, 1, 8) = 'deposit:' FROM ledger_entry WHERE {where}",
-                chunk).fetchall():
-            one, amount = inputs[order_id], Decimal(delta)
-            one.balances[asset] = one.balances.get(asset, ZERO) + amount
-            if deposit:
-                one.opening[asset] = one.opening.get(asset, ZERO) + amount
+        for order_id, (balances, deposits) in ledgers_of(chunk).items():
+            inputs[order_id].balances, inputs[order_id].opening = balances, deposits
     return inputs
 
 

@@ -1,13 +1,14 @@
 """What an operator (CLI) or the demo shows about a running order: holdings, trades, PnL."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from domain.money import floor8, fmt
 from domain.strategy.pnl import Fill, PnlError, PnlReport, compute_pnl
 from storage import exchange_repo, repo
-from storage.sql import run
+from storage.sql import marks, run
 
 ZERO = Decimal(0)
 
@@ -22,6 +23,21 @@ def opening_ledger(order_id: str) -> dict[str, Decimal]:
     for asset, delta in rows:
         totals[asset] = totals.get(asset, ZERO) + Decimal(delta)
     return totals
+
+
+def ledgers_of(order_ids: Sequence[str]) -> dict[str, tuple[dict[str, Decimal], dict[str, Decimal]]]:
+    """Each order's (balances, deposits) — what ``repo.ledger_balances`` and ``opening_ledger`` give for one — for
+    a chunk of orders (storage.repo.CHUNK at most) in one statement; an order without ledger entries is absent."""
+    found: dict[str, tuple[dict[str, Decimal], dict[str, Decimal]]] = {}
+    for order_id, asset, delta, deposit in run(
+            f"SELECT order_id, asset, delta, substr(ref, 1, 8) = 'deposit:' FROM ledger_entry "
+            f"WHERE order_id IN ({marks(len(order_ids))})", list(order_ids)).fetchall():
+        balances, deposits = found.setdefault(order_id, ({}, {}))
+        amount = Decimal(delta)
+        balances[asset] = balances.get(asset, ZERO) + amount
+        if deposit:
+            deposits[asset] = deposits.get(asset, ZERO) + amount
+    return found
 
 
 def pnl_fills(trades, base: str) -> list[Fill]:

@@ -14,10 +14,9 @@ from decimal import Decimal
 
 from domain.exchange_orders import OPEN_STATES, DbOrder
 from storage import exchange_repo
+from storage.reports import ledgers_of
+from storage.repo import _chunks
 from storage.sql import marks, run
-
-CHUNK = 400
-ZERO = Decimal(0)
 
 
 @dataclass(slots=True)
@@ -32,27 +31,19 @@ class StrategySeed:
 
 
 def load_seeds(order_ids: Sequence[str]) -> dict[str, StrategySeed]:
-    """A seed for each of ``order_ids`` that exists (read in one go, a few statements per CHUNK orders)."""
+    """A seed for each of ``order_ids`` that exists (read in one go, a few statements per storage.repo.CHUNK orders)."""
     seeds: dict[str, StrategySeed] = {}
     opens = sorted(s.value for s in OPEN_STATES)
-    ids = list(order_ids)
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
+    for chunk in _chunks(list(order_ids)):
         where = f"order_id IN ({marks(len(chunk))})"
         for order_id, opening, overrides in run(f"SELECT order_id, opening_price, strategy_overrides FROM orders "
                                                 f"WHERE {where}", chunk).fetchall():
             seeds[order_id] = StrategySeed(overrides=json.loads(overrides) if overrides else {},
                                            opening_price=Decimal(opening) if opening is not None else None)
-        for order_id, asset, delta, deposit in run(
-                f"SELECT order_id, asset, delta, substr(ref, 1, 8) = 'deposit:' FROM ledger_entry WHERE {where}",
-                chunk).fetchall():
+        for order_id, (balances, deposits) in ledgers_of(chunk).items():
             seed = seeds.get(order_id)
-            if seed is None:
-                continue
-            amount = Decimal(delta)
-            seed.balances[asset] = seed.balances.get(asset, ZERO) + amount
-            if deposit:
-                seed.deposits[asset] = seed.deposits.get(asset, ZERO) + amount
+            if seed is not None:
+                seed.balances, seed.deposits = balances, deposits
         # the newest fill of each (ties: the first by fill key, as exchange_repo.fills_of's order gives max())
         for order_id, at, price, _key in run(
                 f"SELECT f.order_id, f.at, f.price, f.fill_key FROM exchange_fill f JOIN (SELECT order_id, MAX(at) "
