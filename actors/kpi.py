@@ -24,6 +24,7 @@ from actors.timers import send_after
 from domain import kpi
 from storage import kpi as kpi_store
 from storage import repo
+from storage.sql import chunks
 
 
 WRITE_TIMEOUT = 60.0   # seconds to wait for a round's commit
@@ -104,8 +105,8 @@ class KpiSampler(SupervisedActor):
             del self.tracks[order_id]   # its last sample: nothing more to follow
         mids: dict[tuple[str, str], Decimal | None] = {}
         pending: list[tuple[list[kpi.Sample], AsyncResult]] = []
-        for first in range(0, len(jobs), kpi_store.CHUNK):
-            samples = self._samples(jobs[first:first + kpi_store.CHUNK], mids)
+        for chunk in chunks(jobs, kpi_store.CHUNK):
+            samples = self._samples(chunk, mids)
             if samples:
                 pending.append((samples, self.services.writer.submit(kpi_store.write_samples, samples)))
         written = 0

@@ -36,7 +36,7 @@ from storage.exchange_models import ExchangeOrder, Fill, OrderSequence
 from storage.kpi_models import KpiQuoteSpan, KpiSample
 from storage.models import (LedgerEntry, MoneyMovement, Order, OrderCommand, OrderStateChange, OrderTopUp,
                             PaymentTally, Snapshot, database_proxy)
-from storage.sql import marks, run, run_many
+from storage.sql import chunks, marks, run, run_many
 
 ARCHIVABLE_STATES = (OrderState.SETTLED.value, OrderState.REFUNDED.value)
 AT_REST = ("confirmed", "failed", "arrived", "kept")   # money movements nobody works on any more
@@ -45,10 +45,6 @@ ORDER_TABLES: tuple[type[pw.Model], ...] = (
     Fill, OrderSequence, Snapshot, KpiSample, KpiQuoteSpan, CampaignParticipation)
 CHUNK = 500   # ids per IN (…): well under SQLite's and PostgreSQL's parameter limits
 
-
-def _chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 # ---------------------------------------------------------------- rows ⇄ records
@@ -88,7 +84,7 @@ def collect(order_ids: Sequence[str]) -> dict[str, dict]:
         select = f"SELECT {', '.join(names)} FROM {table} WHERE order_id IN "
         order_by = f" ORDER BY order_id, {', '.join(_key_columns(model))}"
         order_at = names.index("order_id")
-        for chunk in _chunks(list(order_ids)):
+        for chunk in chunks(list(order_ids), CHUNK):
             last, rows = None, None
             for values in run(select + f"({marks(len(chunk))})" + order_by, chunk).fetchall():
                 if converts:   # (a row is the driver's tuple when nothing needs converting)
@@ -124,7 +120,7 @@ def clear_records() -> None:
 
 def _delete_hot(order_ids: Sequence[str]) -> None:
     for model in ORDER_TABLES:
-        for chunk in _chunks(list(order_ids)):
+        for chunk in chunks(list(order_ids), CHUNK):
             run(f"DELETE FROM {model._meta.table_name} WHERE order_id IN ({marks(len(chunk))})", chunk)
 
 
@@ -178,7 +174,7 @@ def archive_segment(directory: str, day: str, candidates: Sequence[Candidate], n
     is deleted (a row that changed after ``due`` chose the order is simply in its record). A crash after the
     file is written and before the commit leaves the orders hot and an unindexed file nobody reads."""
     wanted = [c.order_id for c in candidates]
-    still = {r[0] for chunk in _chunks(wanted) for r in run(
+    still = {r[0] for chunk in chunks(wanted, CHUNK) for r in run(
         f"SELECT order_id FROM orders o WHERE order_id IN ({marks(len(chunk))}) AND {_AT_REST_SQL}",
         (*chunk, *_AT_REST_PARAMS)).fetchall()}
     kept = [c for c in candidates if c.order_id in still]
@@ -406,7 +402,7 @@ def restore_segment_unit(segment_id: str, records: list[dict]) -> None:
     for record in records:
         insert_record(record)
     ids = [r["order_id"] for r in records]
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids, CHUNK):
         ArchivedOrder.delete().where(ArchivedOrder.order_id.in_(list(chunk))).execute()
         ArchivedOrderListing.delete().where(ArchivedOrderListing.order_id.in_(list(chunk))).execute()
     if not ArchivedOrder.select().where(ArchivedOrder.segment_id == segment_id).exists():

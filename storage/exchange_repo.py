@@ -28,7 +28,7 @@ from storage.exchange_models import ExchangeOrder, Fill, OrderSequence
 from storage.kpi_models import KpiQuoteSpan
 from storage.models import Alert, LedgerEntry, database_proxy
 from storage.repo import ledger_balances  # the ledger journal's one reader
-from storage.sql import adapt, marks, run
+from storage.sql import adapt, chunks, marks, run
 
 X = ExOrderState
 _ORDERS = ExchangeOrder._meta.table_name
@@ -487,8 +487,6 @@ def ledger_free(order_id: str, base_code: str, quote_code: str) -> tuple[Decimal
 
 def mark_hanging(client_order_ids: Sequence[str], now: float) -> None:
     """Remember that these orders are hanging (their other side filled), so a restart keeps them hanging."""
-    for chunk in range(0, len(client_order_ids), 400):
-        ids = list(client_order_ids[chunk:chunk + 400])
-        if ids:
-            run(f"UPDATE {_ORDERS} SET hanging = ?, updated_at = ? WHERE client_order_id IN ({marks(len(ids))})",
-                 (True, now, *ids))
+    for ids in chunks(list(client_order_ids), 400):
+        run(f"UPDATE {_ORDERS} SET hanging = ?, updated_at = ? WHERE client_order_id IN ({marks(len(ids))})",
+            (True, now, *ids))

@@ -22,8 +22,8 @@ from domain.routing import Route, RouteKind, SnapshotFacts, refund_memo
 from domain.tally import OrderApplication
 from storage import repo
 from storage.archive_models import archived_entries
-from storage.repo import _ORDER_COLUMNS, _chunks, _view_from_tuple, advance_cursor, record_routes, stored_ids
-from storage.sql import marks, run, run_many
+from storage.repo import _ORDER_COLUMNS, CHUNK, _view_from_tuple, advance_cursor, record_routes, stored_ids
+from storage.sql import chunks, marks, run, run_many
 
 _KIND_VALUE = {kind: kind.value for kind in RouteKind}
 _CONSUMED = frozenset((RouteKind.REFUND, RouteKind.IGNORE, RouteKind.TOPUP, RouteKind.RETURN))  # applied when routed
@@ -38,7 +38,7 @@ def load_views(order_ids: Sequence[str]) -> dict[str, OrderView]:
     columns come once per asset it was paid in, or once with no tally)."""
     rows: dict[str, tuple] = {}
     tallies: dict[str, dict[str, Decimal]] = {}
-    for chunk in _chunks(list(order_ids)):
+    for chunk in chunks(list(order_ids), CHUNK):
         for row in run(_VIEWS_SQL + f"({marks(len(chunk))})", chunk).fetchall():
             order_id, asset_id = row[0], row[-2]
             if order_id not in rows:
@@ -56,7 +56,7 @@ _VIEWS_SQL = (f"SELECT {', '.join('o.' + c for c in _ORDER_COLUMNS)}, t.asset_id
 def orders_waiting(order_ids: Sequence[str]) -> set[str]:
     """Orders among `order_ids` with payments routed to them that their actor has not applied yet."""
     found: set[str] = set()
-    for chunk in _chunks(list(order_ids)):
+    for chunk in chunks(list(order_ids), CHUNK):
         # `outcome || ''`: keeps the planner on the order_id index; on outcome's it would scan every payment
         found.update(r[0] for r in run(
             f"SELECT DISTINCT order_id FROM snapshot WHERE outcome || '' = ? AND applied = ? "

@@ -21,7 +21,7 @@ from storage import repo
 from storage.kpi_models import KpiSample
 from storage.models import Order
 from storage.reports import ledgers_of, pnl_fills
-from storage.sql import marks, run, run_many
+from storage.sql import chunks, marks, run, run_many
 
 ZERO = Decimal(0)
 SAMPLED_STATES = (OrderState.RUNNING.value, OrderState.PAUSED.value)
@@ -45,8 +45,7 @@ def write_samples(samples: Sequence[kpi.Sample]) -> int:
     """Store samples (a unit: run it through the writer); a sample whose order already has one ending at that
     time (a replay) is not written. Returns how many were written. A few statements per CHUNK samples."""
     written = 0
-    for first in range(0, len(samples), CHUNK):
-        chunk = samples[first:first + CHUNK]
+    for chunk in chunks(samples, CHUNK):
         ids = sorted({s.order_id for s in chunk})
         stored = set(run(f"SELECT order_id, ts FROM kpi_sample WHERE ts >= ? AND order_id IN ({marks(len(ids))})",
                          (min(s.ts for s in chunk), *ids)).fetchall())
@@ -98,8 +97,7 @@ def tracks_of(order_ids: Sequence[str]) -> dict[str, Track]:
     """Each order's Track from its samples (an order without any: an empty one), a statement per CHUNK orders."""
     tracks = {order_id: Track() for order_id in order_ids}
     ids = list(tracks)
-    for first in range(0, len(ids), CHUNK):
-        chunk = ids[first:first + CHUNK]
+    for chunk in chunks(ids, CHUNK):
         rows = run(f"SELECT order_id, ts, maker_volume, taker_volume, fills, mid FROM kpi_sample "
                    f"WHERE order_id IN ({marks(len(chunk))})", chunk).fetchall()
         for order_id, ts, maker, taker, fills, mid in rows:
@@ -184,8 +182,7 @@ def load_inputs(order_ids: Sequence[str], start: float, end: float) -> dict[str,
     inputs = {order_id: SampleInputs() for order_id in order_ids}
     ids = list(inputs)
     resting = list(_RESTING)
-    for first in range(0, len(ids), CHUNK):
-        chunk = ids[first:first + CHUNK]
+    for chunk in chunks(ids, CHUNK):
         where = f"order_id IN ({marks(len(chunk))})"
         for order_id, opening_price in run(f"SELECT order_id, opening_price FROM orders WHERE {where}",
                                            chunk).fetchall():

@@ -21,17 +21,13 @@ from domain.tally import FIRST_SEEN_REASON, NEW_ORDER_REASON, OrderApplication, 
 from storage.archive_models import archived_entries
 from storage.models import (Alert, LedgerEntry, MoneyMovement, Order, OrderStateChange, PaymentTally,
                             PollCursor, Snapshot)
-from storage.sql import marks, run, run_many
+from storage.sql import chunks, marks, run, run_many
 
 CHUNK = 400  # keep IN (...) lists well below SQLite's variable limit
 # Bumped whenever record_routes leaves a payment routed to an order for its actor to apply: the poller's memory of
 # orders with no payment waiting (storage.ingest.SettledOrders) is forgotten then (bumped even if rolled back).
 routes_left_waiting = 0
 
-
-def _chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 # ---------------------------------------------------------------- snapshots
@@ -63,7 +59,7 @@ def store_snapshot_page(items: Sequence[tuple[SnapshotFacts, dict]], cursor_name
 def stored_ids(snapshot_ids: Sequence[str]) -> set[str]:
     """Which of these snapshots are stored already."""
     found: set[str] = set()
-    for chunk in _chunks(snapshot_ids):
+    for chunk in chunks(snapshot_ids, CHUNK):
         found.update(r[0] for r in run(f"SELECT snapshot_id FROM snapshot WHERE snapshot_id IN ({marks(len(chunk))})",
                                         chunk).fetchall())
     return found
@@ -134,7 +130,7 @@ def record_routes(routed: Sequence[tuple[SnapshotFacts, Route]]) -> RoutesRecord
     written: list[tuple[SnapshotFacts, Route]] = []
     ids = [f.snapshot_id for f, _ in routed]
     unrouted: set[str] = set()
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids, CHUNK):
         unrouted.update(r[0] for r in run(f"SELECT snapshot_id FROM snapshot WHERE outcome IS NULL AND "
                                            f"snapshot_id IN ({marks(len(chunk))})", chunk).fetchall())
     updates = []
@@ -270,7 +266,7 @@ def apply_payments(order_id: str, pair_id: str, new_order_fees: FeeRequirements 
 
     ids = [f.snapshot_id for f in snapshots]
     present: dict[str, bool] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids, CHUNK):
         present.update((sid, bool(applied)) for sid, applied in run(
             f"SELECT snapshot_id, applied FROM snapshot WHERE snapshot_id IN ({marks(len(chunk))})",
             chunk).fetchall())

@@ -61,7 +61,7 @@ class DrawdownBasis:
         replay = self.replay
         if replay is None:   # nothing traded, the opening valued at the mark: no gain, no loss
             return ZERO
-        return floor8(replay.realized) + floor8(replay.base * mark - replay.cost_basis)
+        return floor8(replay.realized) + floor8(replay.unrealized_at(mark))
 
     def funded_at(self, mark: Decimal) -> Decimal:
         price = Decimal(fmt(self.opening_price)) if self.opening_price is not None else mark

@@ -7,7 +7,7 @@ driver's parameter style: psycopg's ``%s``, with any literal ``%`` doubled so it
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import peewee as pw
 
@@ -17,6 +17,13 @@ from storage.models import database_proxy
 def adapt(text: str, db: pw.Database) -> str:
     """``text`` with its ``?`` placeholders in ``db``'s parameter style."""
     return text if db.param == "?" else text.replace("%", "%%").replace("?", db.param)
+
+
+def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    """``items`` in slices of at most ``size``: one statement's ``IN (…)`` list each, well below the drivers'
+    parameter limits (SQLite's 32,766, PostgreSQL's 65,535) and the planner's comfort."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def run(text: str, params: Sequence = ()):

@@ -15,8 +15,8 @@ from decimal import Decimal
 from domain.exchange_orders import OPEN_STATES, DbOrder
 from storage import exchange_repo
 from storage.reports import ledgers_of
-from storage.repo import _chunks
-from storage.sql import marks, run
+from storage import repo
+from storage.sql import chunks, marks, run
 
 
 @dataclass(slots=True)
@@ -34,7 +34,7 @@ def load_seeds(order_ids: Sequence[str]) -> dict[str, StrategySeed]:
     """A seed for each of ``order_ids`` that exists (read in one go, a few statements per storage.repo.CHUNK orders)."""
     seeds: dict[str, StrategySeed] = {}
     opens = sorted(s.value for s in OPEN_STATES)
-    for chunk in _chunks(list(order_ids)):
+    for chunk in chunks(list(order_ids), repo.CHUNK):
         where = f"order_id IN ({marks(len(chunk))})"
         for order_id, opening, overrides in run(f"SELECT order_id, opening_price, strategy_overrides FROM orders "
                                                 f"WHERE {where}", chunk).fetchall():

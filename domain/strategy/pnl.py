@@ -79,6 +79,15 @@ class PnlReport:
     opening_equity: Decimal         # opening_base * opening_price + opening_quote
     base_share: Decimal | None      # base value / equity at the mark (the skew's inventory ratio)
 
+    def unrealized_at(self, mark: Decimal) -> Decimal:
+        """The unrealized PnL this replay would report at ``mark`` (a drawdown check's, without replaying)."""
+        return unrealized_value(self.base, self.cost_basis, mark)
+
+
+def unrealized_value(base: Decimal, cost_basis: Decimal, mark: Decimal) -> Decimal:
+    """What the base held would gain or lose if sold at ``mark``: position * mark - its cost."""
+    return base * mark - cost_basis
+
 
 def inventory_base_share(base: Decimal, quote: Decimal, price: Decimal) -> Decimal | None:
     """Share of the value held in base at ``price``; None when there is no value."""
@@ -129,7 +138,7 @@ def compute_pnl(fills: Iterable[Fill], *, opening_base: Decimal, opening_quote: 
     if mark_price is None:
         unrealized = total = equity = share = None
     else:
-        unrealized = base * mark_price - cost
+        unrealized = unrealized_value(base, cost, mark_price)
         total = realized + unrealized
         equity = base * mark_price + quote
         share = inventory_base_share(base, quote, mark_price)
