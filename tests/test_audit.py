@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from actors.system import stop_tree
 from domain.memo import ACTION_EXIT, encode_market_making
 from domain.money import fmt
 from sim.world import BTC, BTC_USDT_PAIR, USDT_ERC20, new_order_id
@@ -63,8 +64,10 @@ def test_a_real_flow_audits_clean_hot_and_archived_and_tampering_is_reported(tmp
         again = run_py(config_path, "audit")
         assert again.returncode == 0 and "2 orders replayed" in again.stdout, again
 
-        # An unconfirmed payout of a settled order is a difference too (restored to change it).
+        # An unconfirmed payout of a settled order is a difference too (restored to change it). The service stops
+        # first: running, its treasury would confirm the "sent" payout again before the audit looks.
         assert run_py(config_path, "archive", "restore", "--order", settled).returncode == 0
+        stop_tree(mm.root, timeout=10)
         MoneyMovement.update(state="sent").where((MoneyMovement.order_id == settled)
                                                  & (MoneyMovement.kind == "payout")).execute()
         unconfirmed = run_py(config_path, "audit", "--order", settled)
