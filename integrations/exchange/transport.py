@@ -17,6 +17,7 @@ body (a signed POST) is written in one send, headers and body together.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import requests
@@ -25,6 +26,9 @@ from requests.cookies import RequestsCookieJar
 from requests.utils import default_headers
 
 __all__ = ["LeanSession"]
+
+# a request target urllib3 sends as it is (its parse_url re-encodes anything else)
+_PLAIN_TARGET = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*")
 
 
 class _OneSend:
@@ -108,6 +112,7 @@ class LeanSession:
         self.fallback.trust_env = False
         self._pools = urllib3.PoolManager(num_pools=8, maxsize=maxsize, block=False, retries=False)
         self._pools.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        self._by_origin: dict[str, urllib3.HTTPConnectionPool] = {}
         self.requests = 0                       # sent through the lean path
 
     def request(self, method: str, url: str, data: bytes | str | None = None, headers: Any = None,
@@ -122,8 +127,13 @@ class LeanSession:
             limit = urllib3.Timeout(connect=timeout, read=timeout)
         body = data.encode() if isinstance(data, str) else data
         try:
-            r = self._pools.urlopen(method, url, body=body, headers=dict(headers or {}), timeout=limit,
-                                    redirect=False, retries=False, preload_content=True)
+            pool, target = self._pool_of(url)
+            if pool is None:
+                r = self._pools.urlopen(method, url, body=body, headers=dict(headers or {}), timeout=limit,
+                                        redirect=False, retries=False, preload_content=True)
+            else:
+                r = pool.urlopen(method, target, body=body, headers=dict(headers or {}), timeout=limit,
+                                 redirect=False, retries=False, preload_content=True, assert_same_host=False)
         except urllib3.exceptions.NewConnectionError as exc:   # refused / unreachable (a TimeoutError subclass)
             raise requests.exceptions.ConnectionError(f"Connection refused: {exc}") from exc
         except urllib3.exceptions.TimeoutError as exc:
@@ -135,7 +145,23 @@ class LeanSession:
         self.requests += 1
         return _Answer(r.status, r.reason, r.headers, r.data, url)
 
+    def _pool_of(self, url: str):
+        """(the host's connection pool, the request target) — what PoolManager.urlopen looks up on every request,
+        kept per scheme://host:port. (None, None) for a URL whose target urllib3 would re-encode (anything but
+        plain ASCII URL characters): PoolManager.urlopen sends those."""
+        scheme, sep, rest = url.partition("://")
+        host, slash, path = rest.partition("/")
+        target = slash + path or "/"
+        if not sep or not _PLAIN_TARGET.fullmatch(target):
+            return None, None
+        origin = f"{scheme}://{host}"
+        pool = self._by_origin.get(origin)
+        if pool is None or pool.pool is None:   # new, or closed (the PoolManager let it go)
+            pool = self._by_origin[origin] = self._pools.connection_from_url(origin)
+        return pool, target
+
     def close(self) -> None:
+        self._by_origin.clear()
         self._pools.clear()
         self.fallback.close()
 

@@ -11,17 +11,30 @@ from __future__ import annotations
 
 from http.client import _MAXHEADERS, _MAXLINE  # noqa: PLC2701 — http.client's own limits
 
-from gevent.pywsgi import OldMessage
+from gevent.pywsgi import Input, OldMessage, unquote_latin1
 
 from ..loopback import LoopbackHandler
 
 _ONE_SEND_MAX = 65536
+_NOT_HTTP_ = ("CONTENT_TYPE", "CONTENT_LENGTH")
+
+
+class LeanMessage(OldMessage):
+    """pywsgi's headers object with a plain lookup: the first value of a name, as ``email``'s compat32 policy
+    returns it for text read as iso-8859-1 (no surrogates: the value itself), without the policy's machinery."""
+
+    def get(self, name, failobj=None):
+        name = name.lower()
+        for key, value in self._headers:  # noqa: SLF001 — see parse_headers
+            if key.lower() == name:
+                return value
+        return failobj
 
 
 def parse_headers(fp) -> OldMessage:
     """Request headers as ``http.client.parse_headers`` + ``email``'s compat32 policy leave them: the name as
     sent, the value without leading blanks and without the line end; a folded line continues the value."""
-    message = OldMessage()
+    message = LeanMessage()
     fields = message._headers  # noqa: SLF001 — email.message.Message keeps (name, value) pairs here
     while True:
         line = fp.readline(_MAXLINE + 1)
@@ -46,6 +59,51 @@ def parse_headers(fp) -> OldMessage:
 class LeanHandler(LoopbackHandler):
     def MessageClass(self, fp, *args):  # noqa: N802 — pywsgi's name
         return parse_headers(fp)
+
+    def log_request(self):
+        """The fakes serve with ``log=None`` (LoopbackServer): pywsgi would still format each request's line."""
+
+    def get_environ(self):
+        """pywsgi's WSGIHandler.get_environ (+ LoopbackHandler's raw URI), read from the parsed header pairs
+        instead of re-splitting their text lines: the same keys and values for every request a client of the
+        fakes sends (no folded header lines)."""
+        env = self.server.get_environ()
+        env["REQUEST_METHOD"] = self.command
+        env["SCRIPT_NAME"] = ""
+        path, _, query = self.path.partition("?")
+        env["PATH_INFO"] = unquote_latin1(path)
+        env["QUERY_STRING"] = query
+        fields = self.headers._headers  # noqa: SLF001 — see parse_headers
+        content_type = self.headers.get("content-type")
+        if content_type is not None:
+            env["CONTENT_TYPE"] = content_type
+        length = self.headers.get("content-length")
+        if length:
+            env["CONTENT_LENGTH"] = length
+        env["SERVER_PROTOCOL"] = self.request_version
+        client_address = self.client_address
+        if isinstance(client_address, tuple):
+            env["REMOTE_ADDR"] = str(client_address[0])
+            env["REMOTE_PORT"] = str(client_address[1])
+        for name, value in fields:
+            if "_" in name:
+                continue      # pywsgi drops them (a header name with "_" could pose as another)
+            key = name.replace("-", "_").upper()
+            if key in _NOT_HTTP_:
+                continue
+            key, value = "HTTP_" + key, value.strip()
+            if key in env:
+                env[key] += ("; " if "COOKIE" in key else ",") + value
+            else:
+                env[key] = value
+        sock = self.socket if env.get("HTTP_EXPECT") == "100-continue" else None
+        chunked = env.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
+        handling_reads = not self._connection_upgrade_requested()
+        self.wsgi_input = Input(self.rfile, self.content_length, socket=sock, chunked_input=chunked)
+        env["wsgi.input"] = self.wsgi_input if handling_reads else self.rfile
+        env["wsgi.input_terminated"] = handling_reads
+        env["RAW_URI"] = env["REQUEST_URI"] = self.path
+        return env
 
     def _write_with_headers(self, data):
         """pywsgi's, with a small body in the same send as the headers."""
