@@ -23,12 +23,16 @@ class LeanMessage(OldMessage):
     """pywsgi's headers object with a plain lookup: the first value of a name, as ``email``'s compat32 policy
     returns it for text read as iso-8859-1 (no surrogates: the value itself), without the policy's machinery."""
 
+    def __init__(self):
+        super().__init__()
+        self.first: dict[str, str] = {}   # lower-case name -> its first value
+
     def get(self, name, failobj=None):
-        name = name.lower()
-        for key, value in self._headers:  # noqa: SLF001 — see parse_headers
-            if key.lower() == name:
-                return value
-        return failobj
+        return self.first.get(name.lower(), failobj)
+
+    def __delitem__(self, name):
+        super().__delitem__(name)
+        self.first.pop(name.lower(), None)
 
 
 def parse_headers(fp) -> OldMessage:
@@ -50,10 +54,14 @@ def parse_headers(fp) -> OldMessage:
         if text[0] in " \t" and fields:  # obsolete folding: part of the previous value
             name, value = fields[-1]
             fields[-1] = (name, value + "\r\n" + text.rstrip("\r\n"))
+            if sum(1 for n, _ in fields if n.lower() == name.lower()) == 1:
+                message.first[name.lower()] = fields[-1][1]
             continue
         name, sep, value = text.partition(":")
         if sep:
-            fields.append((name, value.lstrip(" \t").rstrip("\r\n")))
+            value = value.lstrip(" \t").rstrip("\r\n")
+            fields.append((name, value))
+            message.first.setdefault(name.lower(), value)
 
 
 class LeanHandler(LoopbackHandler):
