@@ -141,7 +141,8 @@ def _reserve_many(order_id: str, account: str, symbol: str, wanted: Sequence[tup
     rows = [(cid, order_id, account, symbol, side, _text(price), _text(amount), "0", state, level, now,
              now if submitted else None, now) for cid, (side, price, amount, level) in zip(cids, wanted)]
     text = (f"INSERT INTO {_ORDERS} (client_order_id, order_id, exchange_account, symbol, side, price, amount, "
-            f"filled, state, level, created_at, submitted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            f"filled, state, level, created_at, submitted_at, updated_at) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
     if len(rows) == 1:
         run(text, rows[0])
     else:
@@ -150,7 +151,7 @@ def _reserve_many(order_id: str, account: str, symbol: str, wanted: Sequence[tup
 
 
 class _AtOnce:
-    """Where the transitions below write: at once, one statement each (the single-order units). ``_TickRows``
+    """Where the transitions below write: at once, one statement each (the single-order units). ``_Planned``
     plans them against rows read once and writes them together instead."""
 
     def update(self, order: DbOrder, sets: dict) -> None:

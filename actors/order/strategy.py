@@ -7,11 +7,16 @@ precision → crossing; then plan_cycle), and carry out the plan.
 
 A quiet tick costs next to nothing: the ledger and the live orders are read once and kept until something may
 have changed them — anything the actor hears but its own ticks (the gateway's ExchangeOrderEvents for fills and
-state changes, a top-up, an operator command: ``StrategyStage.changed``), its own place / replace / cancel, and
-at the latest every REREAD_EVERY seconds; and a tick whose inputs (book, reference, holdings, live orders,
-parameters, timers) are those of the last tick that did nothing does nothing again until the next moment
-plan_cycle's clock rules could change its mind (``refresh.quiet_until``). The cache can only be behind by
-orders that have left (filled, cancelled): a stale tick keeps or cancels, it never places a second ladder.
+state changes, a top-up, an operator command: ``StrategyStage.changed``), its own cancels and any of its own
+places / replaces the venue did not answer plainly (placed open, cancelled unfilled: those answers update the kept
+orders themselves), and at the latest every REREAD_EVERY seconds; and a tick whose inputs (book, reference,
+holdings, live orders, parameters, timers) are those of the last tick that did nothing does nothing again until
+the next moment plan_cycle's clock rules could change its mind (``refresh.quiet_until``). The cache can only be
+behind by orders that have left (filled, cancelled): a stale tick keeps or cancels, it never places a second ladder.
+
+A tick's places and cancel-replaces are two writer units whatever their number: every intent (client ids
+reserved, replaced orders PENDING_CANCEL) in one before any request is sent, every answer in one after
+(storage/exchange_repo.py reserve_tick / record_tick, set-based).
 
 Every exchange order is written with its deterministic client id BEFORE it is sent; an unknown
 outcome (timeout, 5xx) is left SUBMITTED / PENDING_CANCEL for the gateway to

@@ -23,6 +23,12 @@ ccxt's own throttle is off (``enableRateLimit=False``), the instance gets its ow
 (``transport.LeanSession``: urllib3 pools of ``max_concurrency`` reused connections, none of requests'
 per-request work), and markets are loaded once
 (behind a lock: ccxt's ``load_markets`` has none, so concurrent first calls would each load).
+
+On Binance (an HMAC key) the three quoting calls — ``create_limit_order``, ``cancel_order`` by client id and
+``replace_limit_order`` — build their signed request with ``binance_lean`` (the bytes ccxt would send) and read a
+plain answer there too; the request still goes through ``exchange.fetch`` (the hooks above, ccxt's error mapping)
+and ``_invoke`` (retries, classification, metrics under ccxt's method names). ``lean_orders = False`` sends them
+through ccxt's generic path instead.
 """
 from __future__ import annotations
 

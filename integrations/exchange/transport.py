@@ -14,6 +14,14 @@ Not covered, handed to a plain ``requests.Session`` instead: proxies, multipart 
 verification switched off. Redirects are not followed (an exchange API that redirects is misconfigured;
 the 3xx reaches ccxt's error handling). No retries, like requests' default adapter. A request with a small
 body (a signed POST) is written in one send, headers and body together.
+
+A request with a small body (or none) — every exchange call but an upload — is written and its answer read
+here (``_exchange``) on a connection of the host's urllib3 pool: the pool opens connections (TLS, certificate
+and host name verification as for its own requests) and checks an idle one is still up before lending it; the
+request line, headers and body go out in one send and the answer is read from a buffered reader kept with the
+connection (Content-Length, chunked or up to the close; gzip / deflate bodies decoded). http.client's header
+parsing (the ``email`` package) and urllib3's per-request machinery cost more CPU than a small signed call itself
+(measured with py-spy under bench/mm_loop.py, 2026-12-07). The pool is looked up once per scheme://host:port.
 """
 from __future__ import annotations
 
