@@ -93,6 +93,7 @@ class LeanHandler(LoopbackHandler):
         if isinstance(client_address, tuple):
             env["REMOTE_ADDR"] = str(client_address[0])
             env["REMOTE_PORT"] = str(client_address[1])
+        named = {}   # lower-case name -> its HTTP_ key
         for name, value in fields:
             if "_" in name:
                 continue      # pywsgi drops them (a header name with "_" could pose as another)
@@ -104,6 +105,9 @@ class LeanHandler(LoopbackHandler):
                 env[key] += ("; " if "COOKIE" in key else ",") + value
             else:
                 env[key] = value
+                named[name.lower()] = key
+        # the request's headers as the fake's _wsgi would read them back from the HTTP_ keys (lower-case, "-")
+        env["fake.headers"] = {name: env[key] for name, key in named.items()}
         sock = self.socket if env.get("HTTP_EXPECT") == "100-continue" else None
         chunked = env.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
         handling_reads = not self._connection_upgrade_requested()
@@ -112,6 +116,41 @@ class LeanHandler(LoopbackHandler):
         env["wsgi.input_terminated"] = handling_reads
         env["RAW_URI"] = env["REQUEST_URI"] = self.path
         return env
+
+    def run_application(self):
+        """pywsgi's, with the fakes' usual answer — one bytes chunk with its Content-Length, to an HTTP/1.1
+        request — written in one send without pywsgi's per-answer machinery (header validation and encoding,
+        a Date header, the write path): the same status line, headers and body otherwise. Any other answer is
+        handed to pywsgi's own start_response and writer."""
+        answer = []
+
+        def start_response(status, headers, exc_info=None):
+            answer[:] = [status, headers, exc_info]
+            return self.write
+
+        result = self.application(self.environ, start_response)
+        try:
+            status, headers, exc_info = answer or (None, None, None)
+            head = "".join(f"{name}: {value}\r\n" for name, value in headers or ())
+            if (status is not None and exc_info is None and self.request_version == "HTTP/1.1"
+                    and isinstance(result, list) and len(result) == 1 and isinstance(result[0], bytes)
+                    and "\r" not in status and "\n" not in status and head.count("\n") == len(headers)
+                    and head.count("\r") == len(headers)
+                    and any(name.lower() == "content-length" for name, _ in headers)):
+                self.status = status.encode("latin-1")
+                self.code = int(status.split(" ", 1)[0])
+                self.headers_sent = True
+                self._sendall(b"HTTP/1.1 " + self.status + b"\r\n" + head.encode("latin-1") + b"\r\n" + result[0])
+                return
+            if status is not None:
+                self.start_response(status, headers, exc_info)
+            self.result = result
+            self.process_result()
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+            self.result = None
 
     def _write_with_headers(self, data):
         """pywsgi's, with a small body in the same send as the headers."""

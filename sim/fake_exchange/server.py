@@ -603,7 +603,11 @@ class FakeExchange(LoopbackServer):
         except ValueError:
             length = 0
         body = environ["wsgi.input"].read(length).decode("utf-8", "replace") if length > 0 else ""
-        headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        headers = environ.get("fake.headers")    # handler.LeanHandler reads them once
+        if headers is None:
+            headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        else:
+            headers = dict(headers)
         headers["content-type"] = environ.get("CONTENT_TYPE", "")
 
         self._tick()
