@@ -16,9 +16,11 @@ The protocol of one exchange order:
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from typing import Any, NamedTuple
 
 from domain.exchange_orders import (FINAL_STATES, OPEN_STATES, SIDES, ZERO, DbOrder, ExOrderState,
                                     IllegalExTransition, TradeFill, after_fill, apply_exchange_status,
@@ -28,7 +30,7 @@ from storage.exchange_models import ExchangeOrder, Fill, OrderSequence
 from storage.kpi_models import KpiQuoteSpan
 from storage.models import Alert, LedgerEntry, database_proxy
 from storage.repo import ledger_balances  # the ledger journal's one reader
-from storage.sql import adapt, chunks, marks, run
+from storage.sql import adapt, chunks, marks, run, run_many
 
 X = ExOrderState
 _ORDERS = ExchangeOrder._meta.table_name
@@ -109,45 +111,90 @@ def reserve_client_order(order_id: str, account: str, symbol: str, side: str, pr
     funds are locked (`locked_by_open_orders`). Sequence numbers are never reused.
     ``submitted``: written SUBMITTED at once (``submitted_at`` = now) — the row ``mark_submitted`` would leave
     in the same unit, without reading it back."""
-    if side not in SIDES:
-        raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
-    split_symbol(symbol)
-    _positive(price, "price")
-    _positive(amount, "amount")
-    if isinstance(level, bool) or not isinstance(level, int) or level < 0:
-        raise ValueError(f"level must be an int >= 0, got {level!r}")
+    return _reserve_many(order_id, account, symbol, [(side, price, amount, level)], now, submitted)[0]
+
+
+def _reserve_many(order_id: str, account: str, symbol: str, wanted: Sequence[tuple[str, Decimal, Decimal, int]],
+                  now: float, submitted: bool) -> list[str]:
+    """``reserve_client_order`` for several (side, price, amount, level) at once: one sequence read and write, one
+    insert statement for all rows. Client ids in the order given."""
     if not account:
         raise ValueError("exchange account is required")
+    split_symbol(symbol)
+    for side, price, amount, level in wanted:
+        if side not in SIDES:
+            raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
+        _positive(price, "price")
+        _positive(amount, "amount")
+        if isinstance(level, bool) or not isinstance(level, int) or level < 0:
+            raise ValueError(f"level must be an int >= 0, got {level!r}")
+    if not wanted:
+        return []
     row = run(f"SELECT next_seq FROM {_SEQ} WHERE order_id = ?", (order_id,)).fetchone()
     seq = 1 if row is None else int(row[0])
-    cid = client_order_id(order_id, seq)
     if row is None:
-        run(f"INSERT INTO {_SEQ} (order_id, next_seq) VALUES (?, ?)", (order_id, seq + 1))
+        run(f"INSERT INTO {_SEQ} (order_id, next_seq) VALUES (?, ?)", (order_id, seq + len(wanted)))
     else:
-        run(f"UPDATE {_SEQ} SET next_seq = ? WHERE order_id = ?", (seq + 1, order_id))
-    run(f"INSERT INTO {_ORDERS} (client_order_id, order_id, exchange_account, symbol, side, price, amount, "
-         f"filled, state, level, created_at, submitted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-         (cid, order_id, account, symbol, side, _text(price), _text(amount), "0",
-          (X.SUBMITTED if submitted else X.INITIALIZED).value, level, now, now if submitted else None, now))
-    return cid
+        run(f"UPDATE {_SEQ} SET next_seq = ? WHERE order_id = ?", (seq + len(wanted), order_id))
+    state = (X.SUBMITTED if submitted else X.INITIALIZED).value
+    cids = [client_order_id(order_id, seq + i) for i in range(len(wanted))]
+    rows = [(cid, order_id, account, symbol, side, _text(price), _text(amount), "0", state, level, now,
+             now if submitted else None, now) for cid, (side, price, amount, level) in zip(cids, wanted)]
+    text = (f"INSERT INTO {_ORDERS} (client_order_id, order_id, exchange_account, symbol, side, price, amount, "
+            f"filled, state, level, created_at, submitted_at, updated_at) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    if len(rows) == 1:
+        run(text, rows[0])
+    else:
+        run_many(text, rows)
+    return cids
 
 
-def _check_mapping(order: DbOrder, exchange_order_id: str) -> None:
+class _AtOnce:
+    """Where the transitions below write: at once, one statement each (the single-order units). ``_Planned``
+    plans them against rows read once and writes them together instead."""
+
+    def update(self, order: DbOrder, sets: dict) -> None:
+        run(f"UPDATE {_ORDERS} SET {', '.join(f'{k} = ?' for k in sets)} WHERE client_order_id = ?",
+            (*sets.values(), order.client_order_id))
+
+    def acked(self, order: DbOrder, now: float) -> None:
+        run(f"INSERT INTO {_SPANS} (client_order_id, order_id, acked_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            (order.client_order_id, order.order_id, now))
+
+    def closed(self, order: DbOrder, now: float) -> None:
+        run(f"UPDATE {_SPANS} SET closed_at = ? WHERE client_order_id = ? AND closed_at IS NULL",
+            (now, order.client_order_id))
+
+    def mapped_elsewhere(self, order: DbOrder, exchange_order_id: str) -> str | None:
+        other = run(f"SELECT client_order_id FROM {_ORDERS} WHERE exchange_account = ? AND symbol = ? AND "
+                    f"exchange_order_id = ? AND client_order_id <> ?",
+                    (order.exchange_account, order.symbol, exchange_order_id, order.client_order_id)).fetchone()
+        return None if other is None else other[0]
+
+    def reported_filled(self, order: DbOrder) -> Decimal | None:
+        row = run(f"SELECT reported_filled FROM {_ORDERS} WHERE client_order_id = ?",
+                  (order.client_order_id,)).fetchone()
+        return None if row is None or row[0] is None else Decimal(row[0])
+
+
+_AT_ONCE = _AtOnce()
+
+
+def _check_mapping(order: DbOrder, exchange_order_id: str, rows: _AtOnce = _AT_ONCE) -> None:
     if not exchange_order_id:
         raise ValueError(f"exchange order {order.client_order_id}: empty exchange order id")
     if order.exchange_order_id is not None and order.exchange_order_id != exchange_order_id:
         raise MappingConflict(f"exchange order {order.client_order_id} is already mapped to "
                               f"{order.exchange_order_id}, refusing to map it to {exchange_order_id}")
-    other = run(f"SELECT client_order_id FROM {_ORDERS} WHERE exchange_account = ? AND symbol = ? AND "
-                 f"exchange_order_id = ? AND client_order_id <> ?",
-                 (order.exchange_account, order.symbol, exchange_order_id, order.client_order_id)).fetchone()
+    other = rows.mapped_elsewhere(order, exchange_order_id)
     if other is not None:
         raise MappingConflict(f"exchange order id {exchange_order_id} ({order.exchange_account} {order.symbol}) "
-                              f"is already mapped to {other[0]}, refusing to map it to {order.client_order_id}")
+                              f"is already mapped to {other}, refusing to map it to {order.client_order_id}")
 
 
 def _move(order: DbOrder, target: ExOrderState, now: float, error: str | None = None,
-          extra: dict | None = None) -> ExOrderState:
+          extra: dict | None = None, rows: _AtOnce = _AT_ONCE) -> ExOrderState:
     """Write `target` after checking the route to it; submitted_at is stamped when it leaves INITIALIZED."""
     path(order.state, target, order.client_order_id)   # raises IllegalExTransition
     sets = {"state": target.value, "updated_at": now}
@@ -156,21 +203,18 @@ def _move(order: DbOrder, target: ExOrderState, now: float, error: str | None = 
     if order.state is X.INITIALIZED and target is not X.DENIED and order.submitted_at is None:
         sets["submitted_at"] = now       # whatever it moves to (but DENIED), it went out
     sets.update(extra or {})
-    run(f"UPDATE {_ORDERS} SET {', '.join(f'{k} = ?' for k in sets)} WHERE client_order_id = ?",
-         (*sets.values(), order.client_order_id))
-    _note_quote_span(order, target, now)
+    rows.update(order, sets)
+    _note_quote_span(order, target, now, rows)
     return target
 
 
-def _note_quote_span(order: DbOrder, target: ExOrderState, now: float) -> None:
+def _note_quote_span(order: DbOrder, target: ExOrderState, now: float, rows: _AtOnce = _AT_ONCE) -> None:
     """KPI uptime needs when the order rested on the book: its first acknowledgement and its first final
     state (updated_at moves on with late fills and reports). Same commit as the state change."""
     if target in (X.ACCEPTED, X.PARTIALLY_FILLED) and order.state in (X.INITIALIZED, X.SUBMITTED):
-        run(f"INSERT INTO {_SPANS} (client_order_id, order_id, acked_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-             (order.client_order_id, order.order_id, now))
+        rows.acked(order, now)
     elif target in FINAL_STATES and order.state not in FINAL_STATES:
-        run(f"UPDATE {_SPANS} SET closed_at = ? WHERE client_order_id = ? AND closed_at IS NULL",
-             (now, order.client_order_id))
+        rows.closed(order, now)
 
 
 def mark_submitted(cid: str, now: float) -> bool:
@@ -193,16 +237,18 @@ def map_exchange_id(cid: str, exchange_order_id: str, state: ExOrderState | str 
     The mapping is unique both ways (one exchange id per order, per account and symbol);
     mapping the same pair again is a no-op. A reported state older than what is known
     (an ack after a fill or a cancel) does not move the order back. Returns the state."""
-    now = time.time() if now is None else now
-    order = _require(cid)
-    _check_mapping(order, exchange_order_id)
-    target = merge_report(order.state, ExOrderState(state))
+    return _map(_require(cid), exchange_order_id, ExOrderState(state), time.time() if now is None else now)
+
+
+def _map(order: DbOrder, exchange_order_id: str, state: ExOrderState, now: float,
+         rows: _AtOnce = _AT_ONCE) -> ExOrderState:
+    _check_mapping(order, exchange_order_id, rows)
+    target = merge_report(order.state, state)
     if target is order.state:
         if order.exchange_order_id is None:
-            run(f"UPDATE {_ORDERS} SET exchange_order_id = ?, updated_at = ? WHERE client_order_id = ?",
-                 (exchange_order_id, now, cid))
+            rows.update(order, {"exchange_order_id": exchange_order_id, "updated_at": now})
         return target
-    return _move(order, target, now, extra={"exchange_order_id": exchange_order_id})
+    return _move(order, target, now, extra={"exchange_order_id": exchange_order_id}, rows=rows)
 
 
 def transition(cid: str, target: ExOrderState | str, now: float, error: str | None = None) -> ExOrderState:
@@ -211,45 +257,190 @@ def transition(cid: str, target: ExOrderState | str, now: float, error: str | No
     Already there → no-op (the error, if given, is recorded). An INITIALIZED/SUBMITTED order
     may pass through the acknowledgements a later state proves (`path`); anything else
     illegal raises IllegalExTransition and nothing is written."""
-    target = ExOrderState(target)
-    order = _require(cid)
+    return _transition(_require(cid), ExOrderState(target), now, error)
+
+
+def _transition(order: DbOrder, target: ExOrderState, now: float, error: str | None = None,
+                rows: _AtOnce = _AT_ONCE) -> ExOrderState:
     if order.state is target:
         if error is not None:
-            run(f"UPDATE {_ORDERS} SET last_error = ?, updated_at = ? WHERE client_order_id = ?", (error, now, cid))
+            rows.update(order, {"last_error": error, "updated_at": now})
         return target
-    return _move(order, target, now, error)
+    return _move(order, target, now, error, rows=rows)
 
 
-def reserve_replacement(old_cid: str, order_id: str, account: str, symbol: str, side: str, price: Decimal,
-                        amount: Decimal, level: int | None, now: float) -> str:
-    """The intent of one cancel-replace, in the caller's one unit: the new order reserved and marked as being
-    sent (deterministic client id), the old one marked PENDING_CANCEL. Returns the new client id.
+# ---------------------------------------------------------------- a strategy tick's requests, set-based
 
-    A crash after this commit and before the answer is recorded leaves exactly what a crash between a
-    cancel and a place leaves — a pending cancel and a submitted order — and the update stream resolves
-    both by client id."""
-    cid = reserve_client_order(order_id, account, symbol, side, price, amount, level, now, submitted=True)
-    old = _require(old_cid)
-    if old.state is not X.PENDING_CANCEL:
-        _move(old, X.PENDING_CANCEL, now)
-    return cid
+class Outcome(NamedTuple):
+    """What the venue did with one order of a tick: ``report`` (``OrderInfo``-like: id, status, filled, amount)
+    of an order it placed (``placed``) or cancelled; or ``error``: a new order it did not place (REJECTED)."""
+
+    client_order_id: str
+    report: Any = None
+    placed: bool = False
+    error: str | None = None
 
 
-def record_replacement(old_cid: str, cid: str, cancelled, placed, place_error: str | None, now: float) -> None:
-    """What one cancel-replace did, in the caller's one unit. ``cancelled`` / ``placed``: the venue's report
-    of each half (``OrderInfo``-like: status, filled, amount, id) or None. A new order the venue did not place
-    is REJECTED (``place_error`` says why); an old order whose cancel failed stays PENDING_CANCEL for the
-    update stream to look up (it may have filled)."""
-    if cancelled is not None:
-        old = _require(old_cid)
-        _apply_status(old, cancelled.status or "canceled", cancelled.filled or Decimal(0),
-                      cancelled.amount or old.amount, now)
-    if placed is not None:
-        map_exchange_id(cid, placed.id, X.ACCEPTED, now)
-        if placed.status and placed.status != "open" or (placed.filled or Decimal(0)) > 0:
-            apply_status(cid, placed.status or "open", placed.filled or Decimal(0), placed.amount or Decimal(0), now)
-    else:
-        transition(cid, X.REJECTED, now, place_error or "not placed")
+class _Planned(_AtOnce):
+    """The writes of a set-based unit, planned against rows read once and written at the end: one statement per
+    kind of change (``executemany``), not one per order. What each order's rows look like after the changes
+    planned so far is kept, so the same checks as the single-order units apply (``_move``, ``_check_mapping``)."""
+
+    def __init__(self, orders: dict[str, DbOrder], reported: dict[str, Decimal | None] | None = None,
+                 mapped: dict[tuple[str, str, str], str] | None = None) -> None:
+        self.current = orders
+        self.reported = reported or {}
+        self.mapped = mapped or {}
+        self.updates: dict[str, dict] = {}
+        self.acks: dict[str, tuple] = {}
+        self.closes: dict[str, tuple] = {}
+        self._saved: tuple | None = None
+
+    def order(self, cid: str) -> DbOrder:
+        order = self.current.get(cid)
+        if order is None:
+            raise UnknownExchangeOrder(f"exchange order {cid!r} is not in the orders DB")
+        return order
+
+    def update(self, order: DbOrder, sets: dict) -> None:
+        cid = order.client_order_id
+        self.updates.setdefault(cid, {}).update(sets)
+        fields = {k: v for k, v in sets.items() if k in _VIEW_FIELDS}
+        if "state" in fields:
+            fields["state"] = ExOrderState(fields["state"])
+        self.current[cid] = dataclasses.replace(self.current[cid], **fields)
+        if "reported_filled" in sets:
+            self.reported[cid] = Decimal(sets["reported_filled"])
+        if sets.get("exchange_order_id"):
+            self.mapped[(order.exchange_account, order.symbol, sets["exchange_order_id"])] = cid
+
+    def acked(self, order: DbOrder, now: float) -> None:
+        self.acks.setdefault(order.client_order_id, (order.client_order_id, order.order_id, now))
+
+    def closed(self, order: DbOrder, now: float) -> None:
+        self.closes.setdefault(order.client_order_id, (now, order.client_order_id))
+
+    def mapped_elsewhere(self, order: DbOrder, exchange_order_id: str) -> str | None:
+        other = self.mapped.get((order.exchange_account, order.symbol, exchange_order_id))
+        return None if other in (None, order.client_order_id) else other
+
+    def reported_filled(self, order: DbOrder) -> Decimal | None:
+        return self.reported.get(order.client_order_id)
+
+    def save(self) -> None:
+        """Remember the plan so far: what ``restore`` goes back to when one order's changes fail halfway."""
+        self._saved = (dict(self.current), dict(self.reported), dict(self.mapped),
+                       {k: dict(v) for k, v in self.updates.items()}, dict(self.acks), dict(self.closes))
+
+    def restore(self) -> None:
+        self.current, self.reported, self.mapped, self.updates, self.acks, self.closes = self._saved
+
+    def write(self) -> None:
+        by_columns: dict[tuple[str, ...], list[tuple]] = {}
+        for cid, sets in self.updates.items():
+            by_columns.setdefault(tuple(sets), []).append((*sets.values(), cid))
+        for columns, rows in by_columns.items():
+            run_many(f"UPDATE {_ORDERS} SET {', '.join(f'{k} = ?' for k in columns)} WHERE client_order_id = ?",
+                     rows)
+        if self.acks:
+            run_many(f"INSERT INTO {_SPANS} (client_order_id, order_id, acked_at) VALUES (?, ?, ?) "
+                     f"ON CONFLICT DO NOTHING", list(self.acks.values()))
+        if self.closes:
+            run_many(f"UPDATE {_SPANS} SET closed_at = ? WHERE client_order_id = ? AND closed_at IS NULL",
+                     list(self.closes.values()))
+
+
+_VIEW_FIELDS = frozenset(f.name for f in dataclasses.fields(DbOrder))
+
+
+def _load_many(cids: Iterable[str], reported: bool = False) -> tuple[dict[str, DbOrder], dict[str, Decimal | None]]:
+    """The rows of these client ids (one statement), and their ``reported_filled`` if asked."""
+    cids = sorted(set(cids))
+    if not cids:
+        return {}, {}
+    extra = ", reported_filled" if reported else ""
+    rows = run(f"SELECT {', '.join(_COLUMNS)}{extra} FROM {_ORDERS} WHERE client_order_id IN ({marks(len(cids))})",
+               cids).fetchall()
+    n = len(_COLUMNS)
+    orders = {row[0]: _view(row[:n]) for row in rows}
+    filled = {row[0]: (None if row[n] is None else Decimal(row[n])) for row in rows} if reported else {}
+    return orders, filled
+
+
+def reserve_tick(order_id: str, account: str, symbol: str,
+                 replacements: Sequence[tuple[str, str, Decimal, Decimal, int]],
+                 places: Sequence[tuple[str, Decimal, Decimal, int]], now: float,
+                 ) -> tuple[list[tuple[str | None, ExOrderState | None]], list[str]]:
+    """The intent of every request of one strategy tick, in ONE unit, before any is sent.
+
+    ``replacements``: (old client id, side, price, amount, level) — one cancel-replace each: the new order
+    reserved SUBMITTED with its deterministic client id and the old one marked PENDING_CANCEL, when the old one
+    rests on the book (ACCEPTED / PARTIALLY_FILLED); else nothing is written for it. ``places``: (side, price,
+    amount, level) — reserved SUBMITTED. Returns, per replacement, (new client id or None, the old order's state
+    as read here — None when it is unknown), and the client ids of the places.
+
+    A crash after this commit and before the answers are recorded leaves pending cancels and submitted orders,
+    which the update stream resolves by client id."""
+    olds, _ = _load_many(old for old, *_ in replacements)
+    rows = _Planned(olds)
+    results, wanted = [], []
+    for old_cid, side, price, amount, level in replacements:
+        old = olds.get(old_cid)
+        if old is None or old.state not in (X.ACCEPTED, X.PARTIALLY_FILLED):
+            results.append((None, None if old is None else old.state))
+            continue
+        _move(old, X.PENDING_CANCEL, now, rows=rows)
+        results.append((len(wanted), old.state))
+        wanted.append((side, price, amount, level))
+    cids = _reserve_many(order_id, account, symbol, [*wanted, *places], now, submitted=True)
+    rows.write()
+    results = [(None if at is None else cids[at], state) for at, state in results]
+    return results, cids[len(wanted):]
+
+
+def record_tick(outcomes: Sequence[Outcome], now: float) -> list[str]:
+    """What the venue did with one tick's requests, in ONE unit: the rows read once, every change planned with
+    the single-order rules (an order placed: its exchange id and ACCEPTED, then whatever its report says; an order
+    cancelled: its report's state; a new order not placed: REJECTED with the reason), written set-based.
+
+    An outcome that cannot be applied (an illegal transition, a mapping conflict) changes nothing of its own and
+    is returned as a problem: the others are written, and the update stream resolves that order."""
+    orders, reported = _load_many((o.client_order_id for o in outcomes), reported=True)
+    mapped: dict[tuple[str, str, str], str] = {}
+    placed: dict[tuple[str, str], set[str]] = {}
+    for o in outcomes:
+        order = orders.get(o.client_order_id)
+        if o.placed and order is not None and o.report is not None and o.report.id:
+            placed.setdefault((order.exchange_account, order.symbol), set()).add(str(o.report.id))
+    for (account, symbol), ids in placed.items():
+        ids = sorted(ids)
+        for cid, xid in run(f"SELECT client_order_id, exchange_order_id FROM {_ORDERS} WHERE exchange_account = ? "
+                            f"AND symbol = ? AND exchange_order_id IN ({marks(len(ids))})",
+                            (account, symbol, *ids)).fetchall():
+            mapped[(account, symbol, xid)] = cid
+    rows = _Planned(orders, reported, mapped)
+    problems = []
+    for o in outcomes:
+        rows.save()
+        try:
+            order = rows.order(o.client_order_id)
+            report = o.report
+            if o.error is not None:
+                _transition(order, X.REJECTED, now, o.error, rows)
+            elif o.placed:
+                _map(order, str(report.id), X.ACCEPTED, now, rows)
+                filled = report.filled or ZERO
+                if report.status and report.status != "open" or filled > 0:
+                    _apply_status(rows.order(o.client_order_id), report.status or "open", filled,
+                                  report.amount or ZERO, now, rows=rows)
+            else:
+                _apply_status(order, report.status or "canceled", report.filled or ZERO,
+                              report.amount or order.amount, now, rows=rows)
+        except (ExchangeOrderError, IllegalExTransition, ValueError) as exc:
+            rows.restore()
+            problems.append(f"{o.client_order_id}: {exc}")
+    rows.write()
+    return problems
 
 
 def apply_status(cid: str, exchange_status: str, filled: Decimal, amount: Decimal, now: float,
@@ -260,29 +451,26 @@ def apply_status(cid: str, exchange_status: str, filled: Decimal, amount: Decima
 
 
 def _apply_status(order: DbOrder, exchange_status: str, filled: Decimal, amount: Decimal, now: float,
-                  exchange_order_id: str | None = None) -> ExOrderState:
-    cid = order.client_order_id
+                  exchange_order_id: str | None = None, rows: _AtOnce = _AT_ONCE) -> ExOrderState:
     target = apply_exchange_status(order.state, exchange_status, filled, amount)
-    _note_reported_filled(cid, filled, now)
+    _note_reported_filled(order, filled, now, rows)
     extra = {}
     if exchange_order_id is not None and order.exchange_order_id != exchange_order_id:
-        _check_mapping(order, exchange_order_id)
+        _check_mapping(order, exchange_order_id, rows)
         extra["exchange_order_id"] = exchange_order_id
     if target is order.state:
         if extra:
-            run(f"UPDATE {_ORDERS} SET exchange_order_id = ?, updated_at = ? WHERE client_order_id = ?",
-                 (exchange_order_id, now, cid))
+            rows.update(order, {"exchange_order_id": exchange_order_id, "updated_at": now})
         return target
-    return _move(order, target, now, extra=extra)
+    return _move(order, target, now, extra=extra, rows=rows)
 
 
-def _note_reported_filled(cid: str, filled: Decimal, now: float) -> None:
+def _note_reported_filled(order: DbOrder, filled: Decimal, now: float, rows: _AtOnce = _AT_ONCE) -> None:
     if filled is None or filled <= 0:
         return
-    row = run(f"SELECT reported_filled FROM {_ORDERS} WHERE client_order_id = ?", (cid,)).fetchone()
-    if row is not None and (row[0] is None or Decimal(row[0]) < filled):
-        run(f"UPDATE {_ORDERS} SET reported_filled = ?, updated_at = ? WHERE client_order_id = ?",
-             (_text(filled), now, cid))
+    known = rows.reported_filled(order)
+    if known is None or known < filled:
+        rows.update(order, {"reported_filled": _text(filled), "updated_at": now})
 
 
 def fills_owed(order_id: str) -> list[tuple[str, Decimal, Decimal]]:

@@ -86,37 +86,90 @@ def test_reserve_then_send_then_map(w):
     assert w.run(xr.map_exchange_id, cid, xid, S.ACCEPTED, 4.0) is S.ACCEPTED   # same mapping again: no-op
 
 
-def test_a_cancel_replace_is_one_unit_of_intent_and_one_of_outcome(w):
-    """The intent: the new order reserved and SUBMITTED, the old PENDING_CANCEL — one unit. The outcome of
-    both halves — one unit: cancelled + placed; cancelled + refused (REJECTED with the reason); cancel failed
-    (the new one never attempted: REJECTED; the old stays PENDING_CANCEL for the stream)."""
+def test_a_ticks_requests_are_one_unit_of_intent_and_one_of_outcome(w, db, monkeypatch):
+    """The intent of a whole tick — every new order reserved SUBMITTED, every replaced one PENDING_CANCEL — is one
+    unit; what the venue did with all of them is one more: cancelled + placed; cancelled + refused (REJECTED with
+    the reason); cancel failed (the new one never attempted: REJECTED; the old stays PENDING_CANCEL for the
+    stream); a plain place. The same rows the single-order units would leave, in a few statements."""
     from types import SimpleNamespace as Info
 
-    old = reserve(w)
-    w.run(xr.mark_submitted, old, 1.0)
-    w.run(xr.map_exchange_id, old, "1", S.ACCEPTED, 1.0)
+    olds = [reserve(w, price=p) for p in ("100", "99", "98")]
+    for n, old in enumerate(olds, 1):
+        w.run(xr.mark_submitted, old, 1.0)
+        w.run(xr.map_exchange_id, old, str(n), S.ACCEPTED, 1.0)
     units = w.units
-    new = w.run(xr.reserve_replacement, old, A, ACC, SYM, "buy", D("101"), D("1"), 0, 2.0)
+    statements = count_statements(monkeypatch)
+    reserved, placed = w.run(xr.reserve_tick, A, ACC, SYM, [(old, "buy", D("101"), D("1"), 0) for old in olds],
+                             [("sell", D("105"), D("1"), 1)], 2.0)
     assert w.units == units + 1
-    assert (xr.get_exchange_order(old).state, xr.get_exchange_order(new).state) == (S.PENDING_CANCEL, S.SUBMITTED)
-    w.run(xr.record_replacement, old, new, Info(status="canceled", filled=D("0.25"), amount=D("1"), id="1"),
-          Info(status="open", filled=D(0), amount=D("1"), id="2"), None, 3.0)
+    assert statements() == 5     # the olds read, the sequence read and written, the inserts, the olds' update
+    new = [cid for cid, _ in reserved]
+    assert [state for _, state in reserved] == [S.ACCEPTED] * 3
+    assert [seq_of(c) for c in [*new, *placed]] == [4, 5, 6, 7]
+    assert {xr.get_exchange_order(c).state for c in olds} == {S.PENDING_CANCEL}
+    assert {xr.get_exchange_order(c).state for c in [*new, *placed]} == {S.SUBMITTED}
+    statements = count_statements(monkeypatch)
+    problems = w.run(xr.record_tick, [
+        xr.Outcome(olds[0], Info(status="canceled", filled=D("0.25"), amount=D("1"), id="1")),
+        xr.Outcome(new[0], Info(status="open", filled=D(0), amount=D("1"), id="11"), placed=True),
+        xr.Outcome(olds[1], Info(status="canceled", filled=D(0), amount=D("1"), id="2")),
+        xr.Outcome(new[1], error="invalid_order: would cross"),
+        xr.Outcome(new[2], error="not attempted: cancel failed"),
+        xr.Outcome(placed[0], Info(status="open", filled=D(0), amount=D("1"), id="12"), placed=True),
+    ], 3.0)
+    assert problems == []
     assert w.units == units + 2
-    assert xr.get_exchange_order(old).state is S.CANCELED     # its 0.25 filled arrives as fills, counted once
-    assert (xr.get_exchange_order(new).state, xr.get_exchange_order(new).exchange_order_id) == (S.ACCEPTED, "2")
-    refused = w.run(xr.reserve_replacement, new, A, ACC, SYM, "buy", D("102"), D("1"), 0, 4.0)
-    w.run(xr.record_replacement, new, refused, Info(status="canceled", filled=D(0), amount=D("1"), id="2"), None,
-          "invalid_order: would cross", 5.0)
-    assert xr.get_exchange_order(new).state is S.CANCELED
-    assert xr.get_exchange_order(refused).state is S.REJECTED
-    assert xr.get_exchange_order(refused).last_error == "invalid_order: would cross"
-    again = reserve(w, price="99")
-    w.run(xr.mark_submitted, again, 6.0)
-    w.run(xr.map_exchange_id, again, "3", S.ACCEPTED, 6.0)
-    never = w.run(xr.reserve_replacement, again, A, ACC, SYM, "buy", D("98"), D("1"), 0, 7.0)
-    w.run(xr.record_replacement, again, never, None, None, "not attempted: cancel failed", 8.0)
-    assert (xr.get_exchange_order(again).state, xr.get_exchange_order(never).state) == (S.PENDING_CANCEL,
-                                                                                         S.REJECTED)
+    assert statements() <= 8    # the rows read, the ids mapped, an update per kind of change, the spans
+    assert xr.get_exchange_order(olds[0]).state is S.CANCELED     # its 0.25 filled arrives as fills, counted once
+    assert xr.fills_owed(A) == [(olds[0], D(0), D("0.25"))]
+    assert (xr.get_exchange_order(new[0]).state, xr.get_exchange_order(new[0]).exchange_order_id) == (S.ACCEPTED,
+                                                                                                       "11")
+    assert xr.get_exchange_order(olds[1]).state is S.CANCELED
+    assert (xr.get_exchange_order(new[1]).state, xr.get_exchange_order(new[1]).last_error) == (
+        S.REJECTED, "invalid_order: would cross")
+    assert (xr.get_exchange_order(olds[2]).state, xr.get_exchange_order(new[2]).state) == (S.PENDING_CANCEL,
+                                                                                           S.REJECTED)
+    assert xr.get_exchange_order(placed[0]).state is S.ACCEPTED
+    spans = dict(db.execute_sql("SELECT client_order_id, closed_at FROM kpi_quote_span WHERE acked_at = 3.0"))
+    assert spans == {new[0]: None, placed[0]: None}
+    closed = {c for (c,) in db.execute_sql("SELECT client_order_id FROM kpi_quote_span WHERE closed_at = 3.0")}
+    assert closed == {olds[0], olds[1]}
+
+
+def test_a_tick_replaces_only_orders_resting_on_the_book_and_an_answer_it_cannot_apply_changes_nothing(w):
+    """An old order not acknowledged, or whose cancel is already pending, gets no replacement (its state says
+    why); one outcome that contradicts the rows (a second exchange id) is a problem of its own: the rest of
+    the tick's answers are written."""
+    from types import SimpleNamespace as Info
+
+    never_acked = reserve(w)
+    resting = reserve(w, price="99")
+    w.run(xr.map_exchange_id, resting, "7", S.ACCEPTED, 1.0)
+    cancelling = reserve(w, price="98")
+    w.run(xr.map_exchange_id, cancelling, "8", S.ACCEPTED, 1.0)
+    w.run(xr.transition, cancelling, S.PENDING_CANCEL, 1.5)
+    reserved, _ = w.run(xr.reserve_tick, A, ACC, SYM, [(c, "buy", D("97"), D("1"), 0) for c in
+                                                         (never_acked, resting, cancelling, "mmnot-ours")], [], 2.0)
+    assert [state for _, state in reserved] == [S.INITIALIZED, S.ACCEPTED, S.PENDING_CANCEL, None]
+    assert [cid is not None for cid, _ in reserved] == [False, True, False, False]
+    new = reserved[1][0]
+    problems = w.run(xr.record_tick, [
+        xr.Outcome(resting, Info(status="canceled", filled=D(0), amount=D("1"), id="7")),
+        xr.Outcome(new, Info(status="open", filled=D(0), amount=D("1"), id="8"), placed=True),  # 8 is taken
+    ], 3.0)
+    assert len(problems) == 1 and new in problems[0] and "already mapped" in problems[0]
+    assert xr.get_exchange_order(resting).state is S.CANCELED
+    assert (xr.get_exchange_order(new).state, xr.get_exchange_order(new).exchange_order_id) == (S.SUBMITTED, None)
+
+
+def count_statements(monkeypatch):
+    """How many statements the orders DB's units issue from now on (``run`` once, ``run_many`` once for all its
+    rows: one prepared statement); call the result to read it. The real functions run."""
+    seen = []
+    for name in ("run", "run_many"):
+        real = getattr(xr, name)
+        monkeypatch.setattr(xr, name, lambda *a, _real=real: (seen.append(a[0]), _real(*a))[1])
+    return lambda: len(seen)
 
 
 def test_mapping_is_unique_both_ways(w):

@@ -7,11 +7,16 @@ precision → crossing; then plan_cycle), and carry out the plan.
 
 A quiet tick costs next to nothing: the ledger and the live orders are read once and kept until something may
 have changed them — anything the actor hears but its own ticks (the gateway's ExchangeOrderEvents for fills and
-state changes, a top-up, an operator command: ``StrategyStage.changed``), its own place / replace / cancel, and
-at the latest every REREAD_EVERY seconds; and a tick whose inputs (book, reference, holdings, live orders,
-parameters, timers) are those of the last tick that did nothing does nothing again until the next moment
-plan_cycle's clock rules could change its mind (``refresh.quiet_until``). The cache can only be behind by
-orders that have left (filled, cancelled): a stale tick keeps or cancels, it never places a second ladder.
+state changes, a top-up, an operator command: ``StrategyStage.changed``), its own cancels and any of its own
+places / replaces the venue did not answer plainly (placed open, cancelled unfilled: those answers update the kept
+orders themselves), and at the latest every REREAD_EVERY seconds; and a tick whose inputs (book, reference,
+holdings, live orders, parameters, timers) are those of the last tick that did nothing does nothing again until
+the next moment plan_cycle's clock rules could change its mind (``refresh.quiet_until``). The cache can only be
+behind by orders that have left (filled, cancelled): a stale tick keeps or cancels, it never places a second ladder.
+
+A tick's places and cancel-replaces are two writer units whatever their number: every intent (client ids
+reserved, replaced orders PENDING_CANCEL) in one before any request is sent, every answer in one after
+(storage/exchange_repo.py reserve_tick / record_tick, set-based).
 
 Every exchange order is written with its deterministic client id BEFORE it is sent; an unknown
 outcome (timeout, 5xx) is left SUBMITTED / PENDING_CANCEL for the gateway to
@@ -300,103 +305,124 @@ class StrategyRunner:
         try:
             for cid in cancels:
                 self.cancel(account, cid, now)
-            for old_cid, proposal in pairs:
-                self.replace(account, old_cid, proposal, now)
-            for proposal in places:
-                self.place(account, proposal, now)
-        finally:
-            self._live = None   # its own requests changed its orders: read them again next tick
+            if pairs or places:
+                self._send(account, pairs, places, now, live)
+        except BaseException:
+            self._live = None   # what its requests did is not all known here: read its orders again next tick
+            raise
+        if cancels:
+            self._live = None
         if plan.place:
             self.last_refresh_at = now
         return plan.reason
 
-    def replace(self, account, old_cid: str, proposal, now: float) -> int:
-        """Cancel ``old_cid`` and place ``proposal`` in ONE cancel-replace request. One writer unit before it
-        is sent (the new order reserved with its client id, the old marked PENDING_CANCEL) and one for what
-        the venue did with each half. An old order the exchange never acknowledged is not touched (see
-        cancel); its proposal waits for a later tick."""
-        old = exchange_repo.get_exchange_order(old_cid)
-        if old is not None and old.state is ExOrderState.PENDING_CANCEL:
-            # an earlier cancel of it failed or was lost: cancel alone (the stream resolves it); a replacement
-            # now would be refused with it, tick after tick
-            self.cancel(account, old_cid, now)
-            return 0
-        if old is None or old.state not in (ExOrderState.ACCEPTED, ExOrderState.PARTIALLY_FILLED):
-            return 0
-        symbol = self.pair.symbol
-        cid = self.services.writer.run(exchange_repo.reserve_replacement, old_cid, self.actor.order_id,
-                                       self.pair.exchange, symbol, proposal.side, proposal.price, proposal.amount,
-                                       proposal.level, now)
-        crash_point("replace_reserved")  # written (new SUBMITTED, old PENDING_CANCEL), not sent
+    def _send(self, account, pairs, places, now: float, live: list[LiveOrder]) -> None:
+        """A tick's cancel-replaces (``pairs``: old client id, proposal) and places, with ONE writer unit before
+        any request is sent (every new order reserved with its client id, every replaced one PENDING_CANCEL) and
+        ONE for what the venue did with all of them. The live orders it keeps are updated from the answers
+        when they are plain (placed open, cancelled unfilled); else read again next tick. An old order the
+        exchange never acknowledged is not touched (see cancel); one whose earlier cancel is pending is
+        cancelled alone (a replacement would be refused with it, tick after tick)."""
+        order_id, exchange, symbol = self.actor.order_id, self.pair.exchange, self.pair.symbol
+        reserved, place_cids = self.services.writer.run(
+            exchange_repo.reserve_tick, order_id, exchange, symbol,
+            [(old, p.side, p.price, p.amount, p.level) for old, p in pairs],
+            [(p.side, p.price, p.amount, p.level) for p in places], now)
+        sends = [(old, cid, p) for (old, p), (cid, _) in zip(pairs, reserved) if cid is not None]
+        pending = [old for (old, _), (cid, state) in zip(pairs, reserved) if state is ExOrderState.PENDING_CANCEL]
+        if sends:
+            crash_point("replace_reserved")  # written (new SUBMITTED, old PENDING_CANCEL), not sent
+        if place_cids:
+            crash_point("order_reserved")  # written (SUBMITTED), not sent: the stream's lookup resolves it
+        outcomes, kept = [], len(pending) == 0 and len(sends) == len(pairs)
         try:
-            try:
-                out = account.replace_limit_order(symbol, proposal.side, proposal.amount, proposal.price,
-                                                  cancel_client_order_id=old_cid, client_order_id=cid,
-                                                  post_only=self.params.post_only)
-            finally:
+            for old_cid, cid, proposal in sends:
+                kept &= self.replace(account, old_cid, cid, proposal, now, outcomes)
+            if sends:
+                crash_point("replace_sent")  # done on the exchange, not recorded
+            for cid, proposal in zip(place_cids, places):
+                kept &= self.place(account, cid, proposal, now, outcomes)
+            if place_cids:
+                crash_point("order_sent")  # on the exchange, acknowledgement not recorded
+        finally:
+            if sends:
                 self._note_cancel()
+            problems = (self.services.writer.run(exchange_repo.record_tick, outcomes, time.time()) if outcomes
+                        else [])
+        for problem in problems:
+            self.actor.log.warning("order {}: an answer of the exchange not recorded ({}); the update stream "
+                                   "will resolve it", order_id, problem)
+        for old_cid in pending:
+            self.cancel(account, old_cid, now)
+        self._live = (self._after_sends(live, sends, places, place_cids, outcomes, now)
+                      if kept and not problems else None)
+
+    def _after_sends(self, live: list[LiveOrder], sends, places, place_cids, outcomes, now: float) -> list[LiveOrder]:
+        """The live orders after a tick's plain answers: the replaced ones gone, the new ones resting."""
+        gone = {old for old, _, _ in sends}
+        fresh = [(cid, p) for _, cid, p in sends] + list(zip(place_cids, places))
+        out = [o for o in live if o.client_order_id not in gone]
+        out += [LiveOrder(client_order_id=cid, side=p.side, price=p.price, amount=p.amount, remaining=p.amount,
+                          created_at=now, level=p.level) for cid, p in fresh]
+        out.sort(key=lambda o: (o.created_at, o.client_order_id))
+        self.version += 1
+        return out
+
+    def replace(self, account, old_cid: str, cid: str, proposal, now: float, outcomes: list) -> bool:
+        """Send one cancel-replace (reserved by ``_send``): cancel ``old_cid``, place ``cid``. Appends what the
+        venue did to ``outcomes``; True when both halves went plainly (cancelled unfilled, placed open)."""
+        symbol = self.pair.symbol
+        try:
+            out = account.replace_limit_order(symbol, proposal.side, proposal.amount, proposal.price,
+                                              cancel_client_order_id=old_cid, client_order_id=cid,
+                                              post_only=self.params.post_only)
         except DefinitiveError as exc:   # refused before either half: nothing cancelled, nothing placed
-            self.services.writer.run(exchange_repo.transition, cid, ExOrderState.REJECTED, time.time(),
-                                     f"{exc.kind}: {exc}")
+            outcomes.append(exchange_repo.Outcome(cid, error=f"{exc.kind}: {exc}"))
             if note_rejection(self.services, self.pair.exchange, now, self.actor.log, exc):
                 self.actor.log.info("order {}: replacing {} by {} {} @ {} refused: {}", self.actor.order_id,
                                     old_cid, proposal.side, proposal.amount, proposal.price, exc)
-            return 0
+            return False
         except ExchangeError as exc:     # unknown outcome: the update stream looks both client ids up
             self.actor.log.warning("order {}: replacing {} by {}: outcome unknown ({}); the update stream will "
                                    "resolve both", self.actor.order_id, old_cid, cid, exc)
-            return 0
-        crash_point("replace_sent")  # done on the exchange, not recorded
+            return False
+        if out.cancelled is not None:
+            outcomes.append(exchange_repo.Outcome(old_cid, out.cancelled))
         if out.place_error is not None:
             error = f"{out.place_error.kind}: {out.place_error}"
         elif out.placed is None:
             error = f"not attempted: cancel of {old_cid} failed: {out.cancel_error}"
         else:
             error = None
-        self.services.writer.run(exchange_repo.record_replacement, old_cid, cid, out.cancelled, out.placed, error,
-                                 time.time())
+        outcomes.append(exchange_repo.Outcome(cid, out.placed, placed=True) if error is None
+                        else exchange_repo.Outcome(cid, error=error))
         if out.place_error is not None:
             note_rejection(self.services, self.pair.exchange, now, self.actor.log, out.place_error)
             self.actor.log.info("order {}: {} {} @ {} rejected by the exchange (its predecessor {} cancelled): {}",
                                 self.actor.order_id, proposal.side, proposal.amount, proposal.price, old_cid,
                                 out.place_error)
-        return 1 if out.placed is not None else 0
+        return (error is None and out.cancelled is not None and not (out.cancelled.filled or ZERO)
+                and _plain_open(out.placed))
 
-    def place(self, account, proposal, now: float) -> int:
-        symbol = self.pair.symbol
-        cid = self.services.writer.run(self._reserve_and_submit, self.actor.order_id, self.pair.exchange, symbol,
-                                       proposal, now)
-        crash_point("order_reserved")  # written (SUBMITTED), not sent: the stream's lookup resolves it
+    def place(self, account, cid: str, proposal, now: float, outcomes: list) -> bool:
+        """Send one order (reserved by ``_send``); appends what the venue did to ``outcomes``. True when it was
+        placed plainly (open, unfilled)."""
         try:
-            info = account.create_limit_order(symbol, proposal.side, proposal.amount, proposal.price,
+            info = account.create_limit_order(self.pair.symbol, proposal.side, proposal.amount, proposal.price,
                                               client_order_id=cid, post_only=self.params.post_only)
         except DefinitiveError as exc:
-            self.services.writer.run(exchange_repo.transition, cid, ExOrderState.REJECTED, time.time(),
-                                     f"{exc.kind}: {exc}")
+            outcomes.append(exchange_repo.Outcome(cid, error=f"{exc.kind}: {exc}"))
             if note_rejection(self.services, self.pair.exchange, now, self.actor.log, exc):
                 self.actor.log.info("order {}: {} {} @ {} rejected by the exchange: {}", self.actor.order_id,
                                     proposal.side, proposal.amount, proposal.price, exc)
-            return 0
+            return False
         except ExchangeError as exc:  # unknown outcome: the gateway looks the client id up
             self.actor.log.warning("order {}: placing {} {} @ {}: outcome unknown ({}); the update stream will "
                                    "resolve {}", self.actor.order_id, proposal.side, proposal.amount,
                                    proposal.price, exc, cid)
-            return 0
-        crash_point("order_sent")  # on the exchange, acknowledgement not recorded
-        self.services.writer.run(self._record_ack, cid, info, time.time())
-        return 1
-
-    @staticmethod
-    def _reserve_and_submit(order_id: str, account: str, symbol: str, proposal, now: float) -> str:
-        """One commit before sending: the row exists with its client id, marked as being sent."""
-        return exchange_repo.reserve_client_order(order_id, account, symbol, proposal.side, proposal.price,
-                                                  proposal.amount, proposal.level, now, submitted=True)
-
-    @staticmethod
-    def _record_ack(cid: str, info, now: float) -> None:
-        exchange_repo.map_exchange_id(cid, info.id, ExOrderState.ACCEPTED, now)
-        if info.status and info.status != "open" or (info.filled or ZERO) > 0:
-            exchange_repo.apply_status(cid, info.status or "open", info.filled or ZERO, info.amount or ZERO, now)
+            return False
+        outcomes.append(exchange_repo.Outcome(cid, info, placed=True))
+        return _plain_open(info)
 
     def cancel(self, account, cid: str, now: float) -> None:
         order = exchange_repo.get_exchange_order(cid)
@@ -476,6 +502,11 @@ class StrategyRunner:
         mine = {o.client_order_id for o in exchange_repo.orders_in_states(
             [s for s in ExOrderState], account=self.pair.exchange, order_id=self.actor.order_id)}
         return not any(o.client_order_id in mine for o in account.fetch_open_orders(self.pair.symbol))
+
+
+def _plain_open(info) -> bool:
+    """An answer that leaves the order resting as asked: open, nothing filled."""
+    return info is not None and info.status in (None, "open") and not (info.filled or ZERO)
 
 
 def params_json(params: StrategyParams) -> str:

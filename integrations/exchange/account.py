@@ -23,6 +23,12 @@ ccxt's own throttle is off (``enableRateLimit=False``), the instance gets its ow
 (``transport.LeanSession``: urllib3 pools of ``max_concurrency`` reused connections, none of requests'
 per-request work), and markets are loaded once
 (behind a lock: ccxt's ``load_markets`` has none, so concurrent first calls would each load).
+
+On Binance (an HMAC key) the three quoting calls — ``create_limit_order``, ``cancel_order`` by client id and
+``replace_limit_order`` — build their signed request with ``binance_lean`` (the bytes ccxt would send) and read a
+plain answer there too; the request still goes through ``exchange.fetch`` (the hooks above, ccxt's error mapping)
+and ``_invoke`` (retries, classification, metrics under ccxt's method names). ``lean_orders = False`` sends them
+through ccxt's generic path instead.
 """
 from __future__ import annotations
 
@@ -49,6 +55,7 @@ from requests.adapters import HTTPAdapter
 
 from domain.exchange_config import ExchangeAccountConfig
 from integrations import metrics
+from integrations.exchange import binance_lean
 from integrations.exchange.errors import (
     DefinitiveError,
     ExchangeError,
@@ -107,6 +114,11 @@ def _money(value: Any, name: str) -> Decimal:
     if not result.is_finite():
         raise ValueError(f"{name} must be finite, got {value!r}")
     return result
+
+
+def _number(text: str) -> Decimal | None:
+    """A number of a venue's answer as ccxt hands it to us (a float) and ``to_decimal`` converts it."""
+    return to_decimal(float(text))
 
 
 def _ms(value: Any) -> int | None:
@@ -373,6 +385,10 @@ class ExchangeAccount:
         self._ex.sign = self._sign
         self._ex.handle_errors = self._handle_errors
         self._api_paths: dict[Any, str | None] = {}
+        # place / cancel / cancel-replace built and read here, not by ccxt's generic path (binance_lean.py); off
+        # for keys ccxt signs otherwise (RSA / Ed25519) — and for tests that send both ways and compare
+        self.lean_orders = cfg.ccxt_id == "binance" and bool(cfg.api_key) and bool(cfg.secret) \
+            and "PRIVATE KEY" not in (cfg.secret or "")
 
     # ------------------------------------------------------------------ construction
 
@@ -536,12 +552,13 @@ class ExchangeAccount:
 
     # ------------------------------------------------------------------ calling ccxt
 
-    def _invoke(self, name: str, *args: Any, weight: int | None = None, **kwargs: Any) -> Any:
-        """Call ``exchange.<name>``; 429/418 are retried after the account pause, a request refused for its
-        timestamp (kind ``clock``) once at once; errors classified."""
+    def _invoke(self, name: str, *args: Any, weight: int | None = None, call: Callable[..., Any] | None = None,
+                **kwargs: Any) -> Any:
+        """Call ``exchange.<name>`` (or ``call``, counted as ``name``); 429/418 are retried after the account pause,
+        a request refused for its timestamp (kind ``clock``) once at once; errors classified."""
         if name != "load_markets":
             self.load_markets()
-        fn = getattr(self._ex, name)
+        fn = call or getattr(self._ex, name)
         attempt = 0
         clock_retried = False
         while True:
@@ -581,6 +598,65 @@ class ExchangeAccount:
             err = classify(exc)
             self._errors[err.kind] += 1
             raise err from exc
+
+    def _market(self, symbol: str) -> Mapping[str, Any]:
+        """ccxt's market of a unified symbol (looked up in the loaded markets first: ccxt's market() costs a
+        request's worth of CPU on the quoting path)."""
+        market = (self._ex.markets or {}).get(symbol)
+        return market if market is not None else self._local_call(self._ex.market, symbol)
+
+    def _lean_market(self, symbol: str, post_only: bool) -> Mapping[str, Any] | None:
+        """The market, when this request may take the lean path (binance_lean.py): a spot market that takes
+        the order type; else None (ccxt's own path, which also raises what ccxt raises)."""
+        if not self.lean_orders:
+            return None
+        market = self._market(symbol)
+        kind = "LIMIT_MAKER" if post_only else "LIMIT"
+        if market.get("spot") is not True or kind not in ((market.get("info") or {}).get("orderTypes") or ()):
+            return None
+        return market
+
+    def _lean_send(self, path: str, method: str, params: dict[str, str]) -> Any:
+        """One signed private request built by binance_lean, admitted by the limiter BEFORE it is signed (as
+        ``_fetch2``), sent through ccxt's ``fetch`` (our hooks, ccxt's error mapping and JSON)."""
+        ex = self._ex
+        bucket, weight = self.weights.weigh_params(method, f"{self._api_path(('private',))}/{path}", params)
+        override = getattr(self._local, "weight", None)
+        self._local.permit = self.limiter.acquire(weight if override is None else override, bucket)
+        try:
+            url, body, headers = binance_lean.signed_request(
+                ex.urls["api"]["private"], path, method, params, ex.apiKey, ex.secret, ex.nonce(),
+                ex.safe_integer(ex.options, "recvWindow"))
+            answer = ex.fetch(url, method, headers, body)
+        finally:
+            left = getattr(self._local, "permit", None)
+            if left is not None:   # admitted, but fetch never ran: free the slot
+                self._local.permit = None
+                left.release()
+        ex.options["hasAlreadyAuthenticatedSuccessfully"] = True   # what ccxt's request() notes (-2015 after it)
+        return answer
+
+    def _lean_params(self, market: Mapping[str, Any], side: str, amount_s: str, price_s: str, client_order_id: str,
+                     post_only: bool) -> tuple[str, str, str, str, str, bool, str, str]:
+        ex = self._ex
+        return (market["id"], side, amount_s, price_s, client_order_id, post_only,
+                ex.safe_string(ex.options["newOrderRespType"], "limit", "FULL"),
+                ex.handle_option("createOrder", "timeInForce"))
+
+    def _lean_order(self, raw: Any, symbol: str) -> OrderInfo:
+        """A plain answer read here (binance_lean.plain_order) into what ccxt's parse_order + ``_order`` give;
+        any other answer parsed by ccxt."""
+        market = self._market(symbol)
+        plain = binance_lean.plain_order(raw, market["id"])
+        if plain is None:
+            return self._parsed(raw, symbol)
+        amount = _number(plain["amount"])
+        client_id = _str(plain["origClientOrderId"]) or _str(plain["clientOrderId"])
+        return OrderInfo(
+            id=plain["id"], client_order_id=client_id, symbol=market["symbol"], side=plain["side"],
+            type=plain["type"], status=plain["status"], price=_number(plain["price"]), amount=amount,
+            filled=_number(plain["filled"]), remaining=amount, cost=_number(plain["cost"]), average=None, fee=None,
+            fee_currency=None, timestamp_ms=_ms(plain["timestamp"]), post_only=plain["postOnly"], info=raw)
 
     def call(self, method: str, *args: Any, weight: int | None = None, **kwargs: Any) -> Any:
         """Any ccxt method (``ex.<method>(*args, **kwargs)``) through the same limiter and error
@@ -848,6 +924,12 @@ class ExchangeAccount:
             raise DefinitiveError("create_limit_order needs a client_order_id", kind="bad_request")
         amount_s, price_s, params = self._limit_order_request(symbol, side, amount, price, client_order_id,
                                                               post_only)
+        market = self._lean_market(symbol, post_only)
+        if market is not None:
+            request = binance_lean.order_params(*self._lean_params(market, side, amount_s, price_s, client_order_id,
+                                                                   post_only))
+            return self._lean_order(self._invoke("create_order", call=self._lean_send, path="order", method="POST",
+                                                 params=request), symbol)
         o = self._invoke("create_order", symbol, "limit", side, amount_s, price_s, params)
         return self._order(o, symbol)
 
@@ -887,23 +969,34 @@ class ExchangeAccount:
         amount_s, price_s, params = self._limit_order_request(symbol, side, amount, price, client_order_id,
                                                               post_only)
         params["cancelOrigClientOrderId"] = cancel_client_order_id
+        market = self._lean_market(symbol, post_only)
         self._local.keep_body = True
         self._local.body = None
         try:
             try:
-                placed = self._invoke("edit_order", None, symbol, "limit", side, amount_s, price_s, params)
+                if market is not None:
+                    request = binance_lean.replace_params(*self._lean_params(
+                        market, side, amount_s, price_s, client_order_id, post_only), cancel_client_order_id)
+                    answer = self._invoke("edit_order", call=self._lean_send, path="order/cancelReplace",
+                                          method="POST", params=request)
+                    placed = answer.get("newOrderResponse") if isinstance(answer, Mapping) else None
+                else:
+                    placed = self._invoke("edit_order", None, symbol, "limit", side, amount_s, price_s, params)
+                    answer = getattr(self._local, "body", None)
             except ExchangeError:
                 halves = self._replace_halves(getattr(self._local, "body", None))
                 if halves is None:
                     raise
                 return self._replace_outcome(halves, symbol)
-            answer = getattr(self._local, "body", None)
         finally:
             self._local.keep_body = False
             self._local.body = None
         cancelled = answer.get("cancelResponse") if isinstance(answer, Mapping) else None
-        return ReplaceOutcome(cancelled=self._parsed(cancelled, symbol) if isinstance(cancelled, Mapping) else None,
-                              placed=self._order(placed, symbol))
+        if market is None:
+            return ReplaceOutcome(cancelled=self._parsed(cancelled, symbol) if isinstance(cancelled, Mapping)
+                                  else None, placed=self._order(placed, symbol))
+        return ReplaceOutcome(cancelled=self._lean_order(cancelled, symbol) if isinstance(cancelled, Mapping)
+                              else None, placed=self._lean_order(placed, symbol))
 
     @staticmethod
     def _replace_halves(body: Any) -> Mapping[str, Any] | None:
@@ -926,7 +1019,7 @@ class ExchangeAccount:
             place_error=None if place_ok or data.get("newOrderResult") == "NOT_ATTEMPTED" else self._half_error(new))
 
     def _parsed(self, raw: Mapping[str, Any], symbol: str) -> OrderInfo:
-        market = self._local_call(self._ex.market, symbol)
+        market = self._market(symbol)
         return self._order(self._local_call(self._ex.parse_order, dict(raw), market), symbol)
 
     def _half_error(self, raw: Mapping[str, Any]) -> DefinitiveError:
@@ -937,7 +1030,7 @@ class ExchangeAccount:
         return err if isinstance(err, DefinitiveError) else DefinitiveError(str(err), kind=err.kind, cause=err.cause)
 
     def _price_text(self, symbol: str, side: str, price: Decimal) -> str:
-        market = self._local_call(self._ex.market, symbol)
+        market = self._market(symbol)
         tick = to_decimal((market.get("precision") or {}).get("price"))
         if self._ex.precisionMode == TICK_SIZE and tick and tick > 0:
             rounding = ROUND_FLOOR if side == "buy" else ROUND_CEILING
@@ -951,6 +1044,12 @@ class ExchangeAccount:
             # ccxt's cancel_order of this venue ignores params['clientOrderId'] (gate 4.5.90); the venue takes
             # its own form of the client id (prefix + ours) in place of the order id
             order_id, params = self.venue.client_id_prefix + client_order_id, {}
+        if client_order_id is not None and self.lean_orders:
+            market = self._market(symbol)
+            if market.get("spot") is True:
+                request = binance_lean.cancel_params(market["id"], client_order_id)
+                return self._lean_order(self._invoke("cancel_order", call=self._lean_send, path="order",
+                                                     method="DELETE", params=request), symbol)
         return self._order(self._invoke("cancel_order", order_id, symbol, params), symbol)
 
     def fetch_order(self, symbol: str, *, order_id: str | None = None,

@@ -33,10 +33,8 @@ def parse_param_decimal(text: str) -> Decimal | None:
 
 def fmt8(value: Decimal) -> str:
     """Binance style: 8 decimals ("0.00100000"), more only if the value really has more."""
-    if value == value.quantize(QUANTUM_8):
-        text = format(value.quantize(QUANTUM_8), "f")
-    else:
-        text = format(value, "f")
+    eight = value.quantize(QUANTUM_8)
+    text = format(eight if eight == value else value, "f")
     return "0.00000000" if text.startswith("-0.") and Decimal(text) == 0 else text
 
 
