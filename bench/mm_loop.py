@@ -39,7 +39,8 @@ Prints ONE JSON line. Goals: ``cycle_cpu_ms`` <= 1 and ``orders_at_1s_refresh`` 
     reads the venue's book 20 times a second; for every order, each span during which that book puts the
     order's proposal (the real ``build_proposals`` at the order's parameters, rules and seeded ledger)
     beyond tolerance of the quotes it last sent (``tolerance_check``) must end with a request of that order
-    (place / cancel-replace / cancel, timed when ``StrategyRunner`` starts it) within REACTION_LIMIT = 2 s
+    (place / cancel-replace / cancel, timed when ``StrategyRunner`` starts it; a ladder's requests go out one
+    after the other, and the span ends with the last one of the answering tick) within REACTION_LIMIT = 2 s
     (1 s + the watch interval, ``tick_interval`` 1 s) of the probe first seeing it — a span the book itself
     ends sooner (the price came back) needs none — and the median gevent hub lag must be < 0.5 s.
     ``moves_needing_reaction``, ``reactions_late`` and ``reaction_ms`` (p50 / p99 / max, medians over the
@@ -406,19 +407,22 @@ PROBE_EVERY = 0.05   # seconds between the probe's looks at the venue's book
 def reaction_episodes(book_moves, requests, proposals_at, tolerance, limit, horizon):
     """One order's reactions (the reaction rule, tolerance > 0): every span during which the venue's book put
     its proposal beyond tolerance of its live quotes, and how it ended. ``book_moves``: [(t, BookTop)] from the
-    probe; ``requests``: [(t, side or None, price or None)] the order's place / replace (side, new price) and
-    cancel (None: its quotes unknown until the next ladder) calls. Returns [(start, seconds, how)] with how
-    ``reacted`` (a request went out), ``retracted`` (the book came back within tolerance first), ``open``
-    (still beyond at ``horizon``). Requests within 50 ms of each other are one tick (both sides of a ladder)."""
+    probe; ``requests``: [(t, side or None, price or None, tick)] the order's place / replace (side, new price)
+    and cancel (None: its quotes unknown until the next ladder) calls, with the start of the tick that sent
+    them. Returns [(start, seconds, how)] with how ``reacted`` (the tick that answered sent its last request
+    that many seconds after the span began: every quote of the ladder re-sent), ``retracted`` (the book came
+    back within tolerance first), ``open`` (still beyond at ``horizon``). A tick's requests go out one after
+    the other; the span ends with its last one. If the new ladder is still beyond tolerance of the book by
+    then (the book moved while it was sent), a new span begins there."""
     from domain.strategy.refresh import LiveOrder, tolerance_check
 
     clusters = []
-    for t, side, price in requests:
-        if clusters and t - clusters[-1][1] <= 0.05:
+    for t, side, price, tick in requests:
+        if clusters and tick is not None and clusters[-1][3] == tick:
             clusters[-1][1] = t
             clusters[-1][2].append((side, price))
         else:
-            clusters.append([t, t, [(side, price)]])
+            clusters.append([t, t, [(side, price)], tick])
     events = sorted([(t, 0, top) for t, top in book_moves] + [(c[0], 1, c) for c in clusters], key=lambda e: e[:2])
     live: dict[str, D] = {}
     top = None
@@ -442,9 +446,9 @@ def reaction_episodes(book_moves, requests, proposals_at, tolerance, limit, hori
                 episodes.append((out_since, t - out_since, "retracted"))
                 out_since = None
         else:
-            first, last, sent = what
+            _first, last, sent, _tick = what
             if out_since is not None:
-                episodes.append((out_since, first - out_since, "reacted"))
+                episodes.append((out_since, last - out_since, "reacted"))
                 out_since = None
             for side, price in sent:
                 if side is None:
@@ -579,8 +583,10 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
                 dues[order_id] = now
         return orig_wake(self, order_ids)
 
+    ticking = {}   # order id -> when its tick now running started (its requests belong to that tick)
+
     def tick(self):
-        start = time.monotonic()
+        start = ticking[self.order_id] = time.monotonic()
         due = dues.get(self.order_id)
         running = self.view is not None and self.view.state is OrderState.RUNNING and self.runner is not None
         try:
@@ -599,13 +605,15 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
         return wrapper
 
     # the reaction rule (tolerance > 0): when each order sent what, and at which price (its quotes as it sees them)
-    requests_of: dict[str, list] = {}   # order id -> [(monotonic, side or None, price or None)]
+    requests_of: dict[str, list] = {}   # order id -> [(monotonic, side or None, price or None, its tick)]
 
     def noted(kind, fn):
         def wrapper(self, account, *args, **kwargs):
             proposal = args[-2] if kind != "cancel" else None   # replace(old, proposal, now), place(proposal, now)
-            requests_of.setdefault(self.actor.order_id, []).append(
-                (time.monotonic(), proposal.side if proposal else None, proposal.price if proposal else None))
+            order_id = self.actor.order_id
+            requests_of.setdefault(order_id, []).append(
+                (time.monotonic(), proposal.side if proposal else None, proposal.price if proposal else None,
+                 ticking.get(order_id)))
             return fn(self, account, *args, **kwargs)
         return wrapper
 
