@@ -109,6 +109,7 @@ def test_a_move_wakes_only_the_banded_orders_it_took_out_of_their_band(watched, 
     watch.sleep("left", inboxes["left"], top, QuietBand(Decimal("80"), Decimal("120")))
     assert watch.check() == 0                               # the same top: nobody
     set_mid("100.5")
+    assert watch.check(plain=False) == 0                    # a look between the plain sleepers' looks
     assert watch.check() == 1 and "plain" not in watch.sleepers   # inside every band: only the plain one
     assert inboxes["plain"].ask(None) == 1
     set_mid("102")

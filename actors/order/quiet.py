@@ -5,8 +5,8 @@ top, its holdings and its orders stay as they were) need not tick every ``tick_i
 were 50,000 actor messages a second, each deciding again what it had just decided. Such an order registers
 here with the book top it planned on and, where one can be shown, its band (``domain/strategy/band.py``: the
 mids over which its plan provably holds), and sleeps until the first of: this watcher sees the book leave its
-band — or, without a band, its top differ from the one it planned on — or the book fail, or the account halted
-(checked once per interval for all its sleepers); its own timer at the next moment its plan's clock rules, its
+band (checked every BAND_LOOK) — or, without a band, its top differ from the one it planned on (once per
+interval) — or the book fail, or the account halted; its own timer at the next moment its plan's clock rules, its
 end time, its drawdown check or its re-read are due (at most QUIET_MAX ahead); or anything else reaching its
 actor (exchange events, commands, added funds: ``StrategyStage.changed``).
 
@@ -41,6 +41,7 @@ from storage import risk
 # explicit. It was 30 s: 5,000 quiet orders were then ~170 ticks a second re-planning what their band already
 # proves; its re-read (every REREAD_EVERY, 300 s, jittered per order) comes first now.
 QUIET_MAX = 300.0
+BAND_LOOK = 0.25  # seconds between the watcher's looks for banded sleepers (at most the interval)
 
 
 def book_top(book) -> BookTop:
@@ -125,25 +126,30 @@ class BookWatch:
         heapq.heapify(self._highs)
 
     def _run(self) -> None:
-        # A fixed cadence (one look per interval, not an interval after the last look ended): a sleeper woken by
-        # a move ticks about once an interval, as it would awake — not a look's duration later each time.
+        # A fixed cadence (not a step after the last look ended). Banded sleepers are looked at every BAND_LOOK
+        # (a look costs O(log N + woken), and an order leaving its band must replace its ladder soon); the
+        # others once per interval: one woken by a move ticks about once an interval, as it would awake.
+        step = min(self.interval, BAND_LOOK)
+        every = max(1, round(self.interval / step))
         due = time.monotonic()
+        looks = 0
         while self.sleepers:
-            due += self.interval
+            due += step
             now = time.monotonic()
-            if due < now:       # a look took longer than an interval: the next one now, not a burst
+            if due < now:       # a look took longer than a step: the next one now, not a burst
                 due = now
             gevent.sleep(due - now)
+            looks += 1
             try:
-                self.check()
+                self.check(plain=looks % every == 0)
             except Exception as exc:  # noqa: BLE001 - a bug here must not leave orders asleep
                 logger.opt(exception=exc).warning("quiet orders of {} {}: watcher failed; waking them all",
                                                   self.account_id, self.symbol)
                 self.wake_all()
 
-    def check(self) -> int:
-        """One look at the book: wake the sleepers it moved out of their band (or, without one, off their top).
-        Returns how many woke."""
+    def check(self, plain: bool = True) -> int:
+        """One look at the book: wake the sleepers it moved out of their band (or, without one and when
+        ``plain``, off their top). Returns how many woke."""
         if not self.sleepers:
             return 0
         cache = (getattr(self.services, "book_caches", None) or {}).get(self.account_id)
@@ -155,7 +161,7 @@ class BookWatch:
             return self.wake_all()
         self.fresh_at = self.services.clock()
         woken: list[str] = []
-        for seen in [seen for seen in self._by_top if seen != top]:
+        for seen in [seen for seen in self._by_top if seen != top] if plain else ():
             woken.extend(self._by_top.pop(seen))
         mid = mid_price(top)
         if mid is None:   # a side missing or crossed: no band holds
