@@ -35,11 +35,12 @@ from decimal import Decimal
 from actors.order.base import Stage
 from actors.order.quiet import QUIET_MAX, book_top, watch_of
 from domain.breakers import ClockTrouble, PriceGuard, RejectionCounter, counts_as_rejection, drawdown_trip
+from domain.strategy.band import QuietBand, quiet_band
 from actors.protocol import ExchangeOrderEvents, StrategyTick
 from domain.states import OrderState
 
 from domain.exchange_orders import ExOrderState
-from domain.strategy.ladder import BookTop, Budget, MarketRules, build_proposals, reference_price
+from domain.strategy.ladder import BookTop, Budget, MarketRules, build_proposals, mid_price, reference_price
 from domain.strategy.params import StrategyParams, StrategyParamsError, parse_params
 from domain.strategy.pnl import PnlError
 from domain.strategy.refresh import (LiveOrder, orders_to_hang, pair_replacements, plan_cycle, quiet_until,
@@ -126,15 +127,17 @@ class StrategyRunner:
         self._live: list[LiveOrder] | None = None
         self._holdings: Budget | None = None
         self.version = 0       # +1 whenever the kept ledger or live orders are read again
-        self.ledger_version = 0   # +1 whenever the kept ledger is read again
+        self.ledger_version = 0   # +1 whenever the kept ledger is read again and differs from the last read
+        self._last_holdings: Budget | None = None
         # spread out: the orders a restart started together do not all read again in the same second
         self._read_at = self.services.clock() - random.uniform(0, REREAD_EVERY)  # noqa: S311 - jitter
-        self._quiet: tuple | None = None   # (inputs, until): the last tick that did nothing, and until when
+        self._quiet: tuple | None = None   # (inputs, until[, band]): the last tick that did nothing, until when
+        self._quiet_at = 0.0               # when that tick was
         if seed is not None:
             self._opening_recorded = seed.opening_price is not None
             if seed.last_fill is not None:
                 self.last_fill_at, self.last_fill_price = seed.last_fill
-            self._holdings = self._budget(seed.balances)
+            self._holdings = self._last_holdings = self._budget(seed.balances)
             self._live = self._live_of(seed.open_orders)
         else:
             self._opening_recorded = repo.opening_price(actor.order_id) is not None
@@ -189,13 +192,23 @@ class StrategyRunner:
                 raise NotReady(f"price source {source}: {exc}") from None
         return reference_price(self.params, book, self.last_fill_price)
 
-    def quiet_state(self) -> tuple[BookTop, float] | None:
-        """(the book top, until when) the last tick's do-nothing plan holds if nothing else changes; None when it
-        did something or its reference comes from another exchange's book."""
+    def quiet_state(self) -> tuple[BookTop, float, QuietBand | None] | None:
+        """(the book top, until when, over which mids) the last tick's do-nothing plan holds if nothing else
+        changes; None when it did something or its reference comes from another exchange's book. The band
+        (domain/strategy/band.py) is None where it cannot be shown: then any move of the top matters."""
         source = self.params.price_source_exchange if self.params is not None else None
-        if self._quiet is None or (source and source != self.pair.exchange):
+        quiet = self._quiet
+        if quiet is None or (source and source != self.pair.exchange):
             return None
-        return self._quiet[0][0], self._quiet[1]
+        if len(quiet) == 2:   # worked out once per quiet plan, when the order goes to sleep on it
+            book, ref, _version, params, rules, last_refresh_at, last_fill_at, _replace = quiet[0]
+            band = None
+            if self._live is not None and self._holdings is not None and not source:
+                band = quiet_band(params=params, book=book, ref=ref, rules=rules, holdings=self._holdings,
+                                  live=self._live, now=self._quiet_at, last_refresh_at=last_refresh_at,
+                                  last_fill_at=last_fill_at, last_fill_price=self.last_fill_price)
+            quiet = self._quiet = (*quiet, band)
+        return quiet[0][0], quiet[1], quiet[2]
 
     def forget(self) -> None:
         """The ledger or the live orders may have changed: read them again on the next tick."""
@@ -223,7 +236,11 @@ class StrategyRunner:
         if self._holdings is None:
             self._holdings = self._budget(repo.ledger_balances(self.actor.order_id))
             self.version += 1
-            self.ledger_version += 1
+            if self._holdings != self._last_holdings:
+                # what the drawdown's basis was read for: the same holdings, the same fills and funds (each
+                # fill or top-up moves the ledger), so an order's own exchange events do not make it stale
+                self._last_holdings = self._holdings
+                self.ledger_version += 1
         return self._holdings
 
     # ------------------------------------------------------------ one tick
@@ -299,6 +316,7 @@ class StrategyRunner:
                                                        plan.place)
         self.cancelled_last_tick = bool(cancels)
         if not (plan.cancel or plan.place):
+            self._quiet_at = now
             self._quiet = (inputs, quiet_until(params=self.params, live=live, now=now,
                                                last_refresh_at=self.last_refresh_at, last_fill_at=self.last_fill_at))
             return ""
@@ -576,14 +594,21 @@ class StrategyStage(Stage):
         watch, self._watch = self._watch, None
         if watch is None:
             return
+        last_seen = watch.last_seen(self.order_id)
         watch.leave(self.order_id)
         guard = self.runner.guard if self.runner is not None else None
+        if guard is not None and last_seen is not None and guard.last_price is not None:
+            # a banded order slept through the moves inside its band: its guard measures the next jump from the
+            # last price it slept at (one interval's move, as when every move woke it), not from where it fell
+            # asleep
+            guard.last_price = mid_price(last_seen) or guard.last_price
         if guard is not None and watch.fresh_at is not None and (guard.last_fresh_at is None
                                                                  or watch.fresh_at > guard.last_fresh_at):
             guard.last_fresh_at = watch.fresh_at
 
-    def _sleep(self, now: float, top: BookTop, until: float, interval: float) -> None:
-        """A tick that did nothing: sleep until the book moves or something is due (see actors/order/quiet.py)."""
+    def _sleep(self, now: float, top: BookTop, until: float, band: QuietBand | None, interval: float) -> None:
+        """A tick that did nothing: sleep until the book moves out of ``band`` (None: at all) or something is due
+        (see actors/order/quiet.py)."""
         runner = self.runner
         wake_at = min(until, now + QUIET_MAX, runner._read_at + REREAD_EVERY)
         end = end_time(self.view, self.pair)
@@ -591,10 +616,26 @@ class StrategyStage(Stage):
             wake_at = min(wake_at, end)
         if self._drawdown_inputs() != self._drawdown_key:   # a drawdown check is owed: not later than due
             wake_at = min(wake_at, self._drawdown_checked + DRAWDOWN_EVERY)
+        if band is not None and not self._no_drawdown_within(band):
+            band = None
         self._watch = watch_of(self.services, self.pair.exchange, self.pair.symbol, interval)
-        self._watch.sleep(self.order_id, self.actor.actor_ref, top)
+        self._watch.sleep(self.order_id, self.actor.actor_ref, top, band)
         self._next_tick_due = None
         self.actor.timers.after("tick", max(0.0, wake_at - now), StrategyTick())
+
+    def _no_drawdown_within(self, band: QuietBand) -> bool:
+        """No mark within the band trips the drawdown breaker (the order may sleep through moves inside it: no
+        drawdown check sees them). The loss is monotone in the mark (``DrawdownBasis``: the PnL is affine in it,
+        the funded value fixed once an opening price is known, and nothing is lost before), so both ends tell.
+        Unknown (the basis not read for the order's current ledger): False — then any move wakes it."""
+        if self._basis is None or self._basis[:3] != self._drawdown_inputs()[:3]:
+            return False
+        basis = self._basis[3]
+        if basis is None:
+            return True   # its fills contradict its ledger: no drawdown is checked at any mark
+        limits = self.services.config.risk
+        return not any(drawdown_trip(basis.pnl_at(mark), basis.funded_at(mark), limits)
+                       for mark in (band.low, band.high))
 
     # ------------------------------------------------------------ start and recovery
 
@@ -717,7 +758,7 @@ class StrategyStage(Stage):
         if self.state is not OrderState.RUNNING:
             return
         if quiet is not None and self.runner is not None and not self._note:
-            self._sleep(now, quiet[0], quiet[1], interval)
+            self._sleep(now, quiet[0], quiet[1], quiet[2], interval)
         else:
             self._arm_next_tick(interval, settle=self.runner is not None and self.runner.cancelled_last_tick)
 

@@ -128,6 +128,11 @@ def _mid(book: BookTop) -> Decimal | None:
     return (bid + ask) / TWO
 
 
+def mid_price(book: BookTop) -> Decimal | None:
+    """The book's mid as ``reference_price`` computes it (None: a side missing or the book crossed)."""
+    return _mid(book)
+
+
 def reference_price(params: StrategyParams, book: BookTop, last_own_fill: Decimal | None) -> Decimal | None:
     """The price the ladder is built around, or None when the data is missing
     (then do not quote). ``book`` is the book of ``params.price_source_exchange``

@@ -1,0 +1,130 @@
+"""Quiet bands (issue 14): the range of reference prices over which a quiet order's plan provably holds.
+
+A running order whose tick did nothing sleeps until its book moves (actors/order/quiet.py). Most moves change
+nothing for it: its live quotes stay within ``order_refresh_tolerance_pct`` of what it would propose. This
+module says, without I/O, over which reference prices (book mids) that is certain — so the book's watcher
+wakes it only when the mid leaves that range, not on every move.
+
+:func:`quiet_band` returns ``QuietBand(low, high)`` such that for EVERY mid ``m`` with ``low <= m <= high``
+(the book's both sides present, not crossed) and every other input unchanged, ``plan_cycle`` over
+``build_proposals`` at ``m`` cancels nothing and places nothing — or ``None`` when that cannot be shown
+simply, and then the order wakes on any move of its book top, as before. It is narrower than the exact range,
+never wider: each bound below is a sufficient condition, shrunk by a relative hair for Decimal rounding.
+
+Why each piece holds, level ``i`` of a side (proposals depend on the mid only through ``ref = mid``):
+
+* price: the unrounded bid is ``x = ref * kb_i`` with ``kb_i = min(1 - bid_spread - i*order_level_spread,
+  1 - minimum_spread)`` (base ladder, then the minimum-spread clamp); ``quantize`` rounds it down, so the
+  sent price ``q`` is in ``(x - tick, x]``. The live bid ``o`` is kept while ``o*(1-tol) <= q <= o*(1+tol)``,
+  which holds when ``ref*kb_i <= o*(1+tol)`` and ``ref*kb_i - tick >= o*(1-tol)``. An ask is rounded up,
+  ``q`` in ``[x, x + tick)``: ``ref*ka_i >= o*(1-tol)`` and ``ref*ka_i + tick <= o*(1+tol)``. Every ``q_i`` is
+  non-decreasing in ``ref`` and the levels keep their order, so the sorted pairing of ``tolerance_check``
+  pairs level ``i`` with the same live order across the band.
+* count: every level of both sides must be proposed across the band, and the live ladder must have exactly
+  that many orders a side (the count half of ``tolerance_check``). With skew, price band and hanging orders
+  off (else ``None``), amounts are the parameters' own: ``min_amount`` does not depend on ``ref``; a bid's
+  notional ``q*amount > (ref*kb_i - tick)*amount``, an ask's ``>= ref*ka_i*amount``, so ``min_notional`` gives
+  a lower bound; the budget: asks cost base (independent of ``ref``), the bids cost
+  ``ref * Σ amount_i*kb_i * (1+maker_fee)`` quote, an upper bound. Post-only crossing never drops a level
+  around a mid (a bid is below the mid, an ask above it, and the mid lies within an uncrossed book).
+* plan rules that read the reference: ``minimum_spread`` cancels a bid when ``(ref-o)/ref < minimum_spread``
+  (keep: ``ref >= o/(1-minimum_spread)``), an ask when ``(o-ref)/ref < minimum_spread``
+  (keep: ``ref <= o/(1+minimum_spread)``) — with ``minimum_spread`` 0 too (an order on the wrong side of ref).
+* the clock (refresh due, new orders allowed, ``max_order_age``) is not the book's business: the order's own
+  timer wakes it then (``refresh.quiet_until``). Before the refresh is due the band still asks the tolerance
+  (narrower than needed: safe).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from domain.strategy.ladder import (BUY, ONE, SELL, SIDES, BookTop, Budget, MarketRules, build_proposals, mid_price,
+                                    round_down)
+from domain.strategy.params import StrategyParams
+from domain.strategy.refresh import LiveOrder, plan_cycle
+
+HAIR = Decimal("1e-12")   # relative margin for Decimal rounding of the bounds (the pipeline computes 28 digits)
+
+
+@dataclass(frozen=True)
+class QuietBand:
+    """Book mids over which a quiet plan holds, both ends included."""
+    low: Decimal
+    high: Decimal
+
+    def holds(self, top: BookTop) -> bool:
+        """The plan holds at this book top (its mid within the band; no mid — a side missing or crossed — no)."""
+        mid = mid_price(top)
+        return mid is not None and self.low <= mid <= self.high
+
+
+def quiet_band(*, params: StrategyParams, book: BookTop, ref: Decimal | None, rules: MarketRules,
+               holdings: Budget, live: Sequence[LiveOrder], now: float, last_refresh_at: float | None,
+               last_fill_at: float | None, last_fill_price: Decimal | None) -> QuietBand | None:
+    """The band of mids over which the plan made at ``book`` (which did nothing) still does nothing, or None
+    (see the module docstring). ``holdings``: the order's ledger (its whole funds on the exchange)."""
+    tol = params.order_refresh_tolerance_pct
+    mid = mid_price(book)
+    if (mid is None or ref is None or ref != mid or tol < 0 or params.hanging_orders_enabled
+            or params.inventory_skew_enabled or params.price_ceiling > 0 or params.price_floor > 0
+            or params.price_source_exchange is not None   # the caller checks it is another venue's; be plain
+            or not (params.price_source == "mid"
+                    or (params.price_source == "last_own_fill" and last_fill_price is None))):
+        return None
+    levels = params.order_levels
+    by_side = {side: sorted((o for o in live if o.side == side), key=lambda o: o.price, reverse=(side == BUY))
+               for side in SIDES}
+    if len(live) != 2 * levels or any(len(orders) != levels for orders in by_side.values()):
+        return None
+    tick, fee, ms = rules.tick_size, rules.maker_fee, params.minimum_spread
+    low, high = Decimal(0), None
+    bid_weight = Decimal(0)
+    base_needed = Decimal(0)
+
+    def cap(value: Decimal) -> None:
+        nonlocal high
+        high = value if high is None else min(high, value)
+
+    for i in range(levels):
+        amount = round_down(params.level_amount(i), rules.step_size)
+        if amount <= 0 or amount < rules.min_amount:
+            return None
+        extra = i * params.order_level_spread
+        kb = ONE - params.bid_spread - extra
+        ka = ONE + params.ask_spread + extra
+        if ms > 0:
+            kb, ka = min(kb, ONE - ms), max(ka, ONE + ms)
+        if kb <= 0:
+            return None
+        bid, ask = by_side[BUY][i], by_side[SELL][i]
+        # tolerance of the live bid and ask against the level's proposal
+        low = max(low, (bid.price * (ONE - tol) + tick) / kb, ask.price * (ONE - tol) / ka)
+        cap(bid.price * (ONE + tol) / kb)
+        cap((ask.price * (ONE + tol) - tick) / ka)
+        # minimum_spread rule of plan_cycle (also at 0: an order on the wrong side of the reference)
+        low = max(low, bid.price / (ONE - ms))
+        cap(ask.price / (ONE + ms))
+        # exchange minimum notional
+        if rules.min_notional > 0:
+            low = max(low, (rules.min_notional / amount + tick) / kb, rules.min_notional / (amount * ka))
+        bid_weight += params.level_amount(i) * kb
+        base_needed += params.level_amount(i)
+    if base_needed > holdings.base:
+        return None
+    cap(holdings.quote / (bid_weight * (ONE + fee)))
+    margin = ref * HAIR
+    band = QuietBand(low=low + margin, high=high - margin)
+    if not band.low <= ref <= band.high:
+        return None   # the plan holds now for another reason (the refresh is not due): wake on any move
+    # Belt and braces: the real pipeline must agree at both ends (a mistake above must not leave orders asleep).
+    for end in (band.low, band.high):
+        top = BookTop(best_bid=end, best_ask=end)
+        proposals, _ = build_proposals(params, end, top, rules, holdings, holdings.base, holdings.quote)
+        plan = plan_cycle(params=params, proposals=proposals, live=live, now=now, last_refresh_at=-1e18,
+                          last_fill_at=None, ref_price=end)
+        if plan.cancel or plan.place:
+            return None
+    return band
+
