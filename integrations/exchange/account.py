@@ -49,6 +49,7 @@ from requests.adapters import HTTPAdapter
 
 from domain.exchange_config import ExchangeAccountConfig
 from integrations import metrics
+from integrations.exchange import lean_orders
 from integrations.exchange.errors import (
     DefinitiveError,
     ExchangeError,
@@ -373,6 +374,8 @@ class ExchangeAccount:
         self._ex.sign = self._sign
         self._ex.handle_errors = self._handle_errors
         self._api_paths: dict[Any, str | None] = {}
+        self._orig_parse_orders = self._ex.parse_orders
+        self._ex.parse_orders = self._parse_orders
 
     # ------------------------------------------------------------------ construction
 
@@ -966,7 +969,37 @@ class ExchangeAccount:
         return self._order(self._invoke("fetch_order", order_id, symbol, params), symbol)
 
     def fetch_open_orders(self, symbol: str) -> list[OrderInfo]:
-        return [self._order(o, symbol) for o in self._invoke("fetch_open_orders", symbol)]
+        if not self.venue.lean_open_orders:
+            return [self._order(o, symbol) for o in self._invoke("fetch_open_orders", symbol)]
+        # ccxt's own request (whatever its options make of it), its records read by lean_orders: one account may
+        # list 100,000 of them, ~0.1 ms each through ccxt's parse_order
+        self._local.raw_orders = True
+        try:
+            records = self._invoke("fetch_open_orders", symbol)
+        finally:
+            self._local.raw_orders = False
+        return self._open_orders_of(records, self._local_call(self._ex.market, symbol), symbol)
+
+    def _parse_orders(self, orders: Any, market: Any = None, since: Any = None, limit: Any = None,
+                      params: Any = None) -> Any:
+        """ccxt's ``parse_orders``; inside ``fetch_open_orders`` of a lean venue (greenlet-local) the venue's records
+        themselves, for ``_open_orders_of``."""
+        if getattr(self._local, "raw_orders", False):
+            return orders
+        return self._orig_parse_orders(orders, market, since, limit, {} if params is None else params)
+
+    def _open_orders_of(self, records: Any, market: Mapping[str, Any], symbol: str) -> list[OrderInfo]:
+        """The venue's open-order records as ccxt's ``parse_orders`` leaves them (sorted by time, only this
+        symbol's), each read by ``lean_orders`` or, in a shape it does not read, by ccxt's ``parse_order``."""
+        out = []
+        for raw in records if isinstance(records, list) else ():
+            fields = lean_orders.binance_spot_order(raw, market)
+            if fields is None:
+                out.append(self._order(self._local_call(self._ex.parse_order, raw, market), symbol))
+            else:
+                out.append(OrderInfo(**fields))
+        out.sort(key=lambda o: o.timestamp_ms or 0)
+        return [o for o in out if o.symbol == symbol]
 
     def fetch_my_trades(self, symbol: str, since_ms: int | None = None, limit: int | None = None,
                         until_ms: int | None = None) -> list[TradeInfo]:
