@@ -78,13 +78,16 @@ _COLUMNS = ("client_order_id", "order_id", "exchange_account", "symbol", "side",
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM {_ORDERS}"
 
 
+_STATE_OF = {s.value: s for s in ExOrderState}
+
+
 def _view(row: Sequence) -> DbOrder:
-    r = dict(zip(_COLUMNS, row))
-    for name in ("price", "amount", "filled"):
-        r[name] = Decimal(r[name])
-    r["state"] = ExOrderState(r["state"])
-    r["hanging"] = bool(r["hanging"])
-    return DbOrder(**r)
+    # positional, in _COLUMNS' order: the update stream views every open order of an account each round
+    (cid, order_id, account, symbol, side, price, amount, filled, state, exchange_order_id, level, created_at,
+     submitted_at, updated_at, last_error, hanging) = row
+    return DbOrder(cid, order_id, account, symbol, side, Decimal(price), Decimal(amount), Decimal(filled),
+                   _STATE_OF.get(state) or ExOrderState(state), exchange_order_id, level, created_at, submitted_at,
+                   updated_at, last_error, bool(hanging))
 
 
 def _load(cid: str) -> DbOrder | None:
@@ -421,6 +424,26 @@ def orders_in_states(states: Iterable[ExOrderState | str], account: str | None =
         params.append(order_id)
     rows = run(f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY created_at, client_order_id", params).fetchall()
     return [_view(r) for r in rows]
+
+
+def symbols_in_states(states: Iterable[ExOrderState | str], account: str) -> set[str]:
+    """The symbols of the account's exchange orders in any of `states`."""
+    values = sorted({ExOrderState(s).value for s in states})
+    rows = run(f"SELECT DISTINCT symbol FROM {_ORDERS} WHERE state IN ({marks(len(values))}) AND exchange_account = ?",
+               (*values, account)).fetchall()
+    return {symbol for (symbol,) in rows}
+
+
+def any_in_flight(account: str, open_states: Iterable[ExOrderState | str],
+                  in_flight_states: Iterable[ExOrderState | str], updated_after: float, placed_after: float) -> bool:
+    """Whether an open order of the account is in flight (``updates.is_in_flight`` as one read): in one of
+    `in_flight_states` and updated after `updated_after`, or placed (submitted, else created) after `placed_after`."""
+    opens = sorted({ExOrderState(s).value for s in open_states})
+    flying = sorted({ExOrderState(s).value for s in in_flight_states} & set(opens))
+    row = run(f"SELECT 1 FROM {_ORDERS} WHERE exchange_account = ? AND state IN ({marks(len(opens))}) AND "
+              f"((state IN ({marks(len(flying))}) AND updated_at > ?) OR COALESCE(submitted_at, created_at) > ?) "
+              f"LIMIT 1", (account, *opens, *flying, updated_after, placed_after)).fetchone()
+    return row is not None
 
 
 def open_orders_of(order_id: str) -> list[DbOrder]:

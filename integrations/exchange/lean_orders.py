@@ -71,7 +71,8 @@ def binance_spot_order(raw: Mapping[str, Any], market: Mapping[str, Any]) -> dic
     as ``ExchangeAccount._order`` takes it)."""
     if type(raw) is not dict or not _KNOWN.issuperset(raw) or raw.get("symbol") != market.get("id"):
         return None
-    order_id, status_text, type_text, side_text = raw.get("orderId"), raw.get("status"), raw.get("type"), raw.get("side")
+    order_id, status_text = raw.get("orderId"), raw.get("status")
+    type_text, side_text = raw.get("type"), raw.get("side")
     price_text, amount_text, filled_text, cost_text = (raw.get("price"), raw.get("origQty"), raw.get("executedQty"),
                                                        raw.get("cummulativeQuoteQty"))
     status = SPOT_STATUSES.get(status_text) if type(status_text) is str else None

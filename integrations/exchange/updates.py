@@ -174,8 +174,9 @@ def _owed_symbols(account_id: str) -> set[str]:
 
 
 def active_symbols(account_id: str) -> set[str]:
-    """Symbols the stream must watch: open orders in the DB, or fills still owed."""
-    return set(_open_orders_by_symbol(account_id)) | _owed_symbols(account_id)
+    """Symbols the stream must watch: open orders in the DB, or fills still owed. (Asked every round: one
+    DISTINCT read, not a view of every open order.)"""
+    return xr.symbols_in_states(OPEN_STATES, account_id) | _owed_symbols(account_id)
 
 
 def is_in_flight(order: DbOrder, now: float, *, recent: float = RECENT, stale_after: float = IN_FLIGHT_MAX) -> bool:
@@ -190,8 +191,9 @@ def is_in_flight(order: DbOrder, now: float, *, recent: float = RECENT, stale_af
 
 def account_in_flight(account_id: str, now: float, *, recent: float = RECENT,
                       stale_after: float = IN_FLIGHT_MAX) -> bool:
-    return any(is_in_flight(o, now, recent=recent, stale_after=stale_after)
-               for o in xr.orders_in_states(OPEN_STATES, account=account_id))
+    # is_in_flight as one read: in flight by state and age, or placed within `recent` (asked every round, over
+    # what may be 100,000 open orders)
+    return xr.any_in_flight(account_id, OPEN_STATES, IN_FLIGHT_STATES, now - stale_after, now - recent)
 
 
 def _known_fill_keys(keys: Iterable[str]) -> set[str]:
@@ -675,6 +677,14 @@ def _poll_symbol(st: _RoundState, symbol: str, db_orders: list[DbOrder]) -> None
     _trades(st, symbol, since, trades)
 
 
+def _listed_as_held(state: ExOrderState, filled: Decimal, amount: Decimal) -> bool:
+    """A listing as open with these quantities says what the DB holds: ``apply_exchange_status(state, "open",
+    filled, amount)`` is ``state`` (ACCEPTED with nothing filled, PARTIALLY_FILLED with part of it)."""
+    if state is X.ACCEPTED:
+        return filled == ZERO < amount
+    return state is X.PARTIALLY_FILLED and ZERO < filled < amount
+
+
 def _statuses(st: _RoundState, symbol: str, db_orders: list[DbOrder], listed: list[OrderInfo]) -> bool:
     """Apply the open list and look up what it no longer shows. True if some fills are missing in the DB."""
     work = st.work
@@ -697,6 +707,8 @@ def _statuses(st: _RoundState, symbol: str, db_orders: list[DbOrder], listed: li
             evidence = True
         if not ex.amount:
             continue
+        if ex.id == db.exchange_order_id and _listed_as_held(db.state, filled, ex.amount):
+            continue    # the usual case, every round for every resting order: status_call would write nothing
         call = work.status_call(db, "open", filled, ex.amount, ex.id)
         if call is not None:
             items.append((db, call))
