@@ -78,6 +78,7 @@ _COLUMNS = ("client_order_id", "order_id", "exchange_account", "symbol", "side",
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM {_ORDERS}"
 
 
+ROW_COLUMNS = _COLUMNS
 _STATE_OF = {s.value: s for s in ExOrderState}
 
 
@@ -88,6 +89,9 @@ def _view(row: Sequence) -> DbOrder:
     return DbOrder(cid, order_id, account, symbol, side, Decimal(price), Decimal(amount), Decimal(filled),
                    _STATE_OF.get(state) or ExOrderState(state), exchange_order_id, level, created_at, submitted_at,
                    updated_at, last_error, bool(hanging))
+
+
+view = _view   # a raw row of rows_in_states as a DbOrder
 
 
 def _load(cid: str) -> DbOrder | None:
@@ -412,6 +416,13 @@ def find_by_exchange_id(account: str, symbol: str, exchange_order_id: str) -> Db
 def orders_in_states(states: Iterable[ExOrderState | str], account: str | None = None,
                      order_id: str | None = None) -> list[DbOrder]:
     """Exchange orders in any of `states`, optionally of one account and/or one mmflow order."""
+    return [_view(r) for r in rows_in_states(states, account, order_id)]
+
+
+def rows_in_states(states: Iterable[ExOrderState | str], account: str | None = None,
+                   order_id: str | None = None) -> list[tuple]:
+    """``orders_in_states`` as raw rows (ROW_COLUMNS, text decimals), for a reader that views only some of them
+    (``view``): the update stream's round over 100,000 resting orders of one account."""
     values = sorted({ExOrderState(s).value for s in states})
     if not values:
         return []
@@ -422,8 +433,7 @@ def orders_in_states(states: Iterable[ExOrderState | str], account: str | None =
     if order_id is not None:
         where.append("order_id = ?")
         params.append(order_id)
-    rows = run(f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY created_at, client_order_id", params).fetchall()
-    return [_view(r) for r in rows]
+    return run(f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY created_at, client_order_id", params).fetchall()
 
 
 def symbols_in_states(states: Iterable[ExOrderState | str], account: str) -> set[str]:

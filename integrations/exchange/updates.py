@@ -173,6 +173,20 @@ def _owed_symbols(account_id: str) -> set[str]:
     return owed
 
 
+# where a raw row of xr.rows_in_states holds what the round's quiet check reads
+_CID, _FILLED, _STATE, _XID = (xr.ROW_COLUMNS.index(c) for c in ("client_order_id", "filled", "state",
+                                                                   "exchange_order_id"))
+
+
+def _open_rows_by_symbol(account_id: str) -> dict[str, list[tuple]]:
+    """The account's open orders as raw rows, by symbol: a round views (``xr.view``) only those it acts on."""
+    out: dict[str, list[tuple]] = {}
+    symbol_at = xr.ROW_COLUMNS.index("symbol")
+    for row in xr.rows_in_states(OPEN_STATES, account=account_id):
+        out.setdefault(row[symbol_at], []).append(row)
+    return out
+
+
 def active_symbols(account_id: str) -> set[str]:
     """Symbols the stream must watch: open orders in the DB, or fills still owed. (Asked every round: one
     DISTINCT read, not a view of every open order.)"""
@@ -489,6 +503,8 @@ def _reconcile_symbol(work: _Work, report: ReconcileReport, symbol: str, db_open
         if adopted.fills_missing > 0:
             want_trades = True
             reported_filled[db.client_order_id] = ex.filled
+        if adopted.target is db.state and db.exchange_order_id == ex.exchange_order_id:
+            continue    # the plan's own verdict: status_call would write nothing (100,000 of them at a start)
         call = work.status_call(db, "open", ex.filled, ex.amount, ex.exchange_order_id)
         if call is not None:
             items.append((db, call))
@@ -594,14 +610,14 @@ def poll_updates(account: Any, writer: Any, *, symbols: Collection[str] | None =
     others are read only when the exchange shows fills the DB lacks or fills are owed."""
     work = _Work(account, writer, now, not_found_grace)
     acc = work.account_id
-    db_open = _open_orders_by_symbol(acc)
+    db_open = _open_rows_by_symbol(acc)
     owed = _owed_symbols(acc)
     pending = dict(unmatched or {})
     pending_symbols = {key.split("\x1f", 1)[0] for key in pending}
     wanted = set(active_symbols(acc) if symbols is None else symbols) | pending_symbols
     floor_ms = int((now - lookback) * 1000)
     next_since = {s: max(v, floor_ms) for s, v in since_ms.items()}
-    open_cids = {o.client_order_id for orders in db_open.values() for o in orders}
+    open_cids = {row[_CID] for rows in db_open.values() for row in rows}
     recent_lookups = {cid: at for cid, at in (looked_up or {}).items() if cid in open_cids}
     state = _RoundState(work=work, pending=pending, lookups_left=max_lookups, settle=settle,
                         unmatched_retry=unmatched_retry, floor_ms=floor_ms, next_since=next_since,
@@ -647,10 +663,10 @@ def _unmatched_key(t: TradeInfo) -> str:
     return f"{t.symbol}\x1f{t.id}\x1f{t.side}"
 
 
-def _poll_symbol(st: _RoundState, symbol: str, db_orders: list[DbOrder]) -> None:
+def _poll_symbol(st: _RoundState, symbol: str, db_rows: list[tuple]) -> None:
     work = st.work
     evidence = symbol in st.owed or any(k.startswith(f"{symbol}\x1f") for k in st.pending)
-    if db_orders:
+    if db_rows:
         st.listed.add(symbol)
         try:
             listed = work.account.fetch_open_orders(symbol)
@@ -661,7 +677,7 @@ def _poll_symbol(st: _RoundState, symbol: str, db_orders: list[DbOrder]) -> None
             work.transient(exc, f"listing open orders of {symbol}")
             listed = None
         if listed is not None:
-            evidence |= _statuses(st, symbol, db_orders, listed)
+            evidence |= _statuses(st, symbol, db_rows, listed)
     if st.trades_for is not None and symbol not in st.trades_for and not evidence:
         return
     since = st.next_since.get(symbol, st.floor_ms)
@@ -685,7 +701,7 @@ def _listed_as_held(state: ExOrderState, filled: Decimal, amount: Decimal) -> bo
     return state is X.PARTIALLY_FILLED and ZERO < filled < amount
 
 
-def _statuses(st: _RoundState, symbol: str, db_orders: list[DbOrder], listed: list[OrderInfo]) -> bool:
+def _statuses(st: _RoundState, symbol: str, db_rows: list[tuple], listed: list[OrderInfo]) -> bool:
     """Apply the open list and look up what it no longer shows. True if some fills are missing in the DB."""
     work = st.work
     evidence = False
@@ -693,12 +709,19 @@ def _statuses(st: _RoundState, symbol: str, db_orders: list[DbOrder], listed: li
     by_xid = {o.id: o for o in listed}
     items = []
     missing: list[DbOrder] = []
-    for db in db_orders:
-        work.seen(db)
-        ex = by_cid.get(db.client_order_id)
-        if ex is None and db.exchange_order_id is not None:
-            candidate = by_xid.get(db.exchange_order_id)
+    accepted = X.ACCEPTED.value
+    for row in db_rows:
+        ex = by_cid.get(row[_CID])
+        if ex is None and row[_XID] is not None:
+            candidate = by_xid.get(row[_XID])
             ex = candidate if candidate is not None and not candidate.client_order_id else None
+        if (ex is not None and row[_STATE] == accepted and ex.id == row[_XID] and not ex.filled and ex.amount
+                and ex.amount > ZERO):
+            # the usual case, every round for every resting order: listed as the DB holds it (nothing filled,
+            # mapped): nothing to write and no fills missing, so not even a view of the row
+            continue
+        db = xr.view(row)
+        work.seen(db)
         if ex is None:
             missing.append(db)
             continue
@@ -708,7 +731,7 @@ def _statuses(st: _RoundState, symbol: str, db_orders: list[DbOrder], listed: li
         if not ex.amount:
             continue
         if ex.id == db.exchange_order_id and _listed_as_held(db.state, filled, ex.amount):
-            continue    # the usual case, every round for every resting order: status_call would write nothing
+            continue    # status_call would write nothing
         call = work.status_call(db, "open", filled, ex.amount, ex.id)
         if call is not None:
             items.append((db, call))
@@ -716,7 +739,7 @@ def _statuses(st: _RoundState, symbol: str, db_orders: list[DbOrder], listed: li
 
     # listed, ours, but not among the DB's open orders: unknown or held final (the reconciliation's job
     # at start; here only reported, once)
-    known = {db.client_order_id for db in db_orders}
+    known = {row[_CID] for row in db_rows}
     for ex in listed:
         cid = ex.client_order_id
         if not cid or cid in known or not is_ours(cid):
