@@ -420,9 +420,10 @@ def orders_in_states(states: Iterable[ExOrderState | str], account: str | None =
 
 
 def rows_in_states(states: Iterable[ExOrderState | str], account: str | None = None,
-                   order_id: str | None = None) -> list[tuple]:
+                   order_id: str | None = None, *, ordered: bool = True) -> list[tuple]:
     """``orders_in_states`` as raw rows (ROW_COLUMNS, text decimals), for a reader that views only some of them
-    (``view``): the update stream's round over 100,000 resting orders of one account."""
+    (``view``): the update stream's round over 100,000 resting orders of one account. ``ordered``: oldest first
+    (a sort of every row; the round does not need it)."""
     values = sorted({ExOrderState(s).value for s in states})
     if not values:
         return []
@@ -433,7 +434,8 @@ def rows_in_states(states: Iterable[ExOrderState | str], account: str | None = N
     if order_id is not None:
         where.append("order_id = ?")
         params.append(order_id)
-    return run(f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY created_at, client_order_id", params).fetchall()
+    order_by = " ORDER BY created_at, client_order_id" if ordered else ""
+    return run(f"{_SELECT} WHERE {' AND '.join(where)}{order_by}", params).fetchall()
 
 
 def symbols_in_states(states: Iterable[ExOrderState | str], account: str) -> set[str]:

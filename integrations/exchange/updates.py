@@ -182,7 +182,7 @@ def _open_rows_by_symbol(account_id: str) -> dict[str, list[tuple]]:
     """The account's open orders as raw rows, by symbol: a round views (``xr.view``) only those it acts on."""
     out: dict[str, list[tuple]] = {}
     symbol_at = xr.ROW_COLUMNS.index("symbol")
-    for row in xr.rows_in_states(OPEN_STATES, account=account_id):
+    for row in xr.rows_in_states(OPEN_STATES, account=account_id, ordered=False):
         out.setdefault(row[symbol_at], []).append(row)
     return out
 
@@ -757,7 +757,7 @@ def _statuses(st: _RoundState, symbol: str, db_rows: list[tuple], listed: list[O
     # targeted lookups, oldest event first, capped per round; not while the order's own request may be landing
     due = sorted((db for db in missing if work.now - db.updated_at >= st.settle
                   and work.now - st.looked_up.get(db.client_order_id, float("-inf")) >= st.lookup_every),
-                 key=lambda o: st.looked_up.get(o.client_order_id, o.updated_at))
+                 key=lambda o: (st.looked_up.get(o.client_order_id, o.updated_at), o.created_at, o.client_order_id))
     items = []
     not_found_calls: list[tuple[DbOrder, tuple]] = []
     for db in due:
