@@ -7,7 +7,6 @@ records an outcome (a crash in between only delays it; every command is idempote
 from __future__ import annotations
 
 import dataclasses
-import gc
 import json
 import time
 
@@ -25,7 +24,6 @@ from storage import commands, ingest, repo, strategy_seed
 REDELIVER_AFTER = 30.0  # seconds: a command still without an outcome is delivered again (its actor may have died)
 RUNNING_STATES = (OrderState.RUNNING, OrderState.PAUSED)  # quoting (or holding funds) on an exchange
 RECOVERY_BATCH = 500    # order actors started per message while recovering (other messages interleave)
-COLLECTOR_PAUSE_MIN = 5000  # a recovery of this many orders runs with the cyclic collector paused (see below)
 
 __all__ = ["OrderActor", "OrderSupervisor"]
 
@@ -56,7 +54,6 @@ class OrderSupervisor(Supervisor):
         self._to_recover: list[tuple[str, str]] = []
         self._recovery_started = 0.0
         self._recovered = self._recovered_running = 0  # counted for the summary line
-        self._collector_paused: bool | None = None  # while recovering: whether gc was enabled before
 
     def setup(self) -> None:
         """Start quickly whatever the number of orders: recovery continues after the tree is up."""
@@ -70,30 +67,7 @@ class OrderSupervisor(Supervisor):
         self._recovery_started = time.monotonic()
         if self._to_recover:
             logger.info("orders: recovering {} orders from the database", len(self._to_recover))
-            if len(self._to_recover) >= COLLECTOR_PAUSE_MIN:
-                self._pause_collector()
             self.actor_ref.tell(RecoverOrders())
-
-    def _pause_collector(self) -> None:
-        """The cyclic garbage collector's full passes walk every object in the process, and a recovery that builds
-        100,000 order actors set off one each time the heap grew by a quarter (7 passes, ~11 s of CPU at 100,000
-        orders): it is off while the recovery runs, then one pass, and what is left — the recovered actors, which
-        live as long as their orders — is frozen out of later passes (``gc.freeze``). The price: an actor frozen
-        there that ends later is a cycle no pass looks at again, so the memory the process held at its start stays
-        held (bounded by that start; a small recovery, under COLLECTOR_PAUSE_MIN orders, is left alone)."""
-        if self._collector_paused is None:
-            self._collector_paused = gc.isenabled()
-            gc.disable()
-
-    def _resume_collector(self, *, freeze: bool) -> None:
-        paused, self._collector_paused = self._collector_paused, None
-        if paused is None:
-            return
-        if freeze:
-            gc.collect()
-            gc.freeze()
-        if paused:
-            gc.enable()
 
     def _recover_batch(self) -> None:
         """Start the next RECOVERY_BATCH order actors, each with its view from one bulk read (a few queries per
@@ -117,7 +91,6 @@ class OrderSupervisor(Supervisor):
         if self._to_recover:
             self.actor_ref.tell(RecoverOrders())
         else:
-            self._resume_collector(freeze=True)
             logger.info("orders: recovery done, {} orders, {} running, in {:.1f} s", self._recovered,
                         self._recovered_running, time.monotonic() - self._recovery_started)
             self._recovered = self._recovered_running = 0
@@ -155,7 +128,6 @@ class OrderSupervisor(Supervisor):
             commands.stop_waking(self._poll_commands_now)
 
     def teardown(self) -> None:
-        self._resume_collector(freeze=False)   # stopped mid-recovery: the collector back as it was
         commands.stop_waking(self._poll_commands_now)
         timer = getattr(self, "_commands_timer", None)
         if timer:
