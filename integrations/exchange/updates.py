@@ -174,8 +174,7 @@ def _owed_symbols(account_id: str) -> set[str]:
 
 
 # where a raw row of xr.rows_in_states holds what the round's quiet check reads
-_CID, _FILLED, _STATE, _XID = (xr.ROW_COLUMNS.index(c) for c in ("client_order_id", "filled", "state",
-                                                                   "exchange_order_id"))
+_CID, _STATE, _XID = (xr.ROW_COLUMNS.index(c) for c in ("client_order_id", "state", "exchange_order_id"))
 
 
 def _open_rows_by_symbol(account_id: str) -> dict[str, list[tuple]]:
