@@ -415,8 +415,8 @@ class ExchangeGateway(SupervisedActor):
         self._schedule(max(interval, self._budget_gap(), self._cost_gap()))
 
     def _cost_gap(self) -> float:
-        """Seconds the last round's own duration asks for: a round over tens of thousands of open orders (every
-        one parsed) takes seconds, and back to back such rounds left the order actors — a restart's recovery
+        """Seconds the last round's own duration asks for: a round over tens of thousands of open orders (the
+        venue's reply decoded, every row of them read) takes seconds, and back to back such rounds left the order actors — a restart's recovery
         among them — a fraction of the process. The stream takes at most STREAM_SHARE of it, and waits no
         longer than COST_GAP_MAX for that."""
         spent = float(self._stream.get("last_round_seconds") or 0.0)

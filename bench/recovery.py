@@ -47,6 +47,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import gc  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
@@ -190,6 +191,16 @@ def service_run(args) -> None:
     logger.add(lambda m: state.update(recovered_at=state["recovered_at"] or time.time()), level="INFO", diagnose=False,
                filter=lambda r: r["message"].startswith(RECOVERY_DONE))
 
+    gc_time = {"s": 0.0, "at": 0.0, "full": 0}   # the cyclic collector's own time (a heap of 100k actors)
+
+    def gc_watch(phase: str, info: dict) -> None:
+        if phase == "start":
+            gc_time["at"] = time.perf_counter()
+        else:
+            gc_time["s"] += time.perf_counter() - gc_time["at"]
+            gc_time["full"] += info.get("generation") == 2
+
+    gc.callbacks.append(gc_watch)
     ready: set[str] = set()
     plain_tick, plain_setup, plain_order_setup = StrategyRunner.tick, OrderSupervisor.setup, OrderActor.setup
     set_up = [0]  # order actors whose setup() has run (a count: a set of ids would add to the memory measured)
@@ -241,6 +252,7 @@ def service_run(args) -> None:
             "tree_up_s": at(state["tree_up_at"]), "recovered_s": at(state["recovered_at"]),
             "recovered": recovered, "set_up": set_up[0], "running_ready": len(ready),
             "rss_before_tree_kib": rss_before, "rss_end_kib": rss_now,
+            "gc_s": round(gc_time["s"], 2), "gc_full_collections": gc_time["full"],
             # per order whose actor is up: at a timeout that is fewer than --orders
             "kib_per_order": round((rss_now - rss_before) / recovered, 2) if recovered else None,
         })

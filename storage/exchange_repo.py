@@ -80,13 +80,20 @@ _COLUMNS = ("client_order_id", "order_id", "exchange_account", "symbol", "side",
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM {_ORDERS}"
 
 
+ROW_COLUMNS = _COLUMNS
+_STATE_OF = {s.value: s for s in ExOrderState}
+
+
 def _view(row: Sequence) -> DbOrder:
-    r = dict(zip(_COLUMNS, row))
-    for name in ("price", "amount", "filled"):
-        r[name] = Decimal(r[name])
-    r["state"] = ExOrderState(r["state"])
-    r["hanging"] = bool(r["hanging"])
-    return DbOrder(**r)
+    # positional, in _COLUMNS' order: the update stream views every open order of an account each round
+    (cid, order_id, account, symbol, side, price, amount, filled, state, exchange_order_id, level, created_at,
+     submitted_at, updated_at, last_error, hanging) = row
+    return DbOrder(cid, order_id, account, symbol, side, Decimal(price), Decimal(amount), Decimal(filled),
+                   _STATE_OF.get(state) or ExOrderState(state), exchange_order_id, level, created_at, submitted_at,
+                   updated_at, last_error, bool(hanging))
+
+
+view = _view   # a raw row of rows_in_states as a DbOrder
 
 
 def _load(cid: str) -> DbOrder | None:
@@ -597,6 +604,14 @@ def find_by_exchange_id(account: str, symbol: str, exchange_order_id: str) -> Db
 def orders_in_states(states: Iterable[ExOrderState | str], account: str | None = None,
                      order_id: str | None = None) -> list[DbOrder]:
     """Exchange orders in any of `states`, optionally of one account and/or one mmflow order."""
+    return [_view(r) for r in rows_in_states(states, account, order_id)]
+
+
+def rows_in_states(states: Iterable[ExOrderState | str], account: str | None = None,
+                   order_id: str | None = None, *, ordered: bool = True) -> list[tuple]:
+    """``orders_in_states`` as raw rows (ROW_COLUMNS, text decimals), for a reader that views only some of them
+    (``view``): the update stream's round over 100,000 resting orders of one account. ``ordered``: oldest first
+    (a sort of every row; the round does not need it)."""
     values = sorted({ExOrderState(s).value for s in states})
     if not values:
         return []
@@ -607,8 +622,28 @@ def orders_in_states(states: Iterable[ExOrderState | str], account: str | None =
     if order_id is not None:
         where.append("order_id = ?")
         params.append(order_id)
-    rows = run(f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY created_at, client_order_id", params).fetchall()
-    return [_view(r) for r in rows]
+    order_by = " ORDER BY created_at, client_order_id" if ordered else ""
+    return run(f"{_SELECT} WHERE {' AND '.join(where)}{order_by}", params).fetchall()
+
+
+def symbols_in_states(states: Iterable[ExOrderState | str], account: str) -> set[str]:
+    """The symbols of the account's exchange orders in any of `states`."""
+    values = sorted({ExOrderState(s).value for s in states})
+    rows = run(f"SELECT DISTINCT symbol FROM {_ORDERS} WHERE state IN ({marks(len(values))}) AND exchange_account = ?",
+               (*values, account)).fetchall()
+    return {symbol for (symbol,) in rows}
+
+
+def any_in_flight(account: str, open_states: Iterable[ExOrderState | str],
+                  in_flight_states: Iterable[ExOrderState | str], updated_after: float, placed_after: float) -> bool:
+    """Whether an open order of the account is in flight (``updates.is_in_flight`` as one read): in one of
+    `in_flight_states` and updated after `updated_after`, or placed (submitted, else created) after `placed_after`."""
+    opens = sorted({ExOrderState(s).value for s in open_states})
+    flying = sorted({ExOrderState(s).value for s in in_flight_states} & set(opens))
+    row = run(f"SELECT 1 FROM {_ORDERS} WHERE exchange_account = ? AND state IN ({marks(len(opens))}) AND "
+              f"((state IN ({marks(len(flying))}) AND updated_at > ?) OR COALESCE(submitted_at, created_at) > ?) "
+              f"LIMIT 1", (account, *opens, *flying, updated_after, placed_after)).fetchone()
+    return row is not None
 
 
 def open_orders_of(order_id: str) -> list[DbOrder]:

@@ -12,11 +12,12 @@ class ModelDatabase(pw.DatabaseProxy):
     or, for one greenlet (a thread-local is greenlet-local under gevent) inside ``storage.archive_view``, a
     scratch copy of one archived order. Only that greenlet sees the scratch database, so an archived order
     is read by the very same read code as a hot one while every other greenlet keeps the real database."""
-    __slots__ = ("_opened", "_scratch")
+    __slots__ = ("_opened", "_scratch", "_scratching")
 
     def __init__(self) -> None:
         object.__setattr__(self, "_scratch", threading.local())
         object.__setattr__(self, "_opened", None)
+        object.__setattr__(self, "_scratching", 0)   # greenlets reading a scratch copy right now
         super().__init__()
 
     def __setattr__(self, attr, value) -> None:
@@ -24,12 +25,18 @@ class ModelDatabase(pw.DatabaseProxy):
 
     @property
     def obj(self):
+        # Every statement asks; the greenlet-local is looked at only while some greenlet has a scratch copy (a
+        # first look from a greenlet builds its local state: pooled order actors run each message in a new one)
+        if not self._scratching:
+            return self._opened
         scratch = getattr(self._scratch, "db", None)
         return self._opened if scratch is None else scratch
 
     def use_scratch(self, db) -> None:
         """This greenlet reads ``db`` from now on (None: the opened database again)."""
+        had = getattr(self._scratch, "db", None) is not None
         self._scratch.db = db
+        object.__setattr__(self, "_scratching", self._scratching + (db is not None) - had)
 
 
 database_proxy = ModelDatabase()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from domain.exchange_orders import OPEN_STATES, DbOrder
+from domain.routing import RouteKind
 from storage import exchange_repo
 from storage.reports import ledgers_of
 from storage import repo
@@ -28,6 +29,8 @@ class StrategySeed:
     balances: dict[str, Decimal] = field(default_factory=dict)   # ledger_balances
     deposits: dict[str, Decimal] = field(default_factory=dict)   # reports.opening_ledger
     open_orders: list[DbOrder] = field(default_factory=list)     # exchange_repo.open_orders_of
+    top_up_pool: bool = False        # topup_repo.has_pool: added funds wait in the pool
+    top_up_in_flight: bool = False   # topup_repo.has_batch(order, "withdrawing")
 
 
 def load_seeds(order_ids: Sequence[str]) -> dict[str, StrategySeed]:
@@ -52,6 +55,15 @@ def load_seeds(order_ids: Sequence[str]) -> dict[str, StrategySeed]:
             seed = seeds.get(order_id)
             if seed is not None:
                 seed.last_fill = (at, Decimal(price))
+        # what the top-up stage's resume asks (two statements an order, 50,000 times at a restart)
+        for (order_id,) in run(f"SELECT DISTINCT order_id FROM snapshot WHERE {where} AND purpose = ? AND "
+                               f"outcome = ? AND top_up_batch IS NULL", (*chunk, "top_up", RouteKind.ORDER.value)):
+            if order_id in seeds:
+                seeds[order_id].top_up_pool = True
+        for (order_id,) in run(f"SELECT DISTINCT order_id FROM order_top_up WHERE {where} AND state = ?",
+                               (*chunk, "withdrawing")):
+            if order_id in seeds:
+                seeds[order_id].top_up_in_flight = True
         for row in run(f"{exchange_repo._SELECT} WHERE state IN ({marks(len(opens))}) AND {where} "
                        f"ORDER BY created_at, client_order_id", (*opens, *chunk)).fetchall():
             order = exchange_repo._view(row)

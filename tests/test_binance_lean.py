@@ -56,7 +56,7 @@ def both_ways(account, call):
     account.exchange.milliseconds = lambda: now
     out = []
     for lean, tag in ((True, "a"), (False, "b")):
-        account.lean_orders = lean
+        account.lean_quoting = lean
         del account.sent[:]
         try:
             result = call(account, tag)
@@ -160,7 +160,7 @@ def test_refusals_are_the_same_errors_both_ways(account, fx):
         if name == "stale timestamp":
             results = []
             for lean_way in (True, False):
-                account.lean_orders = lean_way
+                account.lean_quoting = lean_way
                 account.exchange.milliseconds = lambda: int(time.time() * 1000) - 120_000
                 try:
                     account.cancel_order(SYM, client_order_id="whatever")
@@ -172,7 +172,7 @@ def test_refusals_are_the_same_errors_both_ways(account, fx):
         for lean_way, tag in ((True, "a"), (False, "b")):
             if status is not None:
                 fx.inject("/api/v3/order", status=status, method="POST", retry_after=0)
-            account.lean_orders = lean_way
+            account.lean_quoting = lean_way
             account.exchange.milliseconds = lambda: int(time.time() * 1000)
             try:
                 result = call(account, tag)

@@ -106,7 +106,7 @@ class OrderActor(PooledActor, SupervisedActor):
         self.funding = FundingStage(self)
         self.campaign = CampaignStage(self)
         self.strategy = StrategyStage(self, strategy_seed)  # seed: the recovery's bulk read of its strategy inputs
-        self.topup = TopUpStage(self)
+        self.topup = TopUpStage(self, strategy_seed)  # the seed read what its resume asks too
         self.exit = ExitStage(self)
         self.commands = CommandStage(self)
 

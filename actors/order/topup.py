@@ -18,19 +18,22 @@ from storage import topup_repo
 
 class TopUpStage(Stage):
     HANDLES = {CheckTopUp: "on_check", AdvanceTopUp: "on_advance"}
-    __slots__ = ("cfg", "_note")
+    __slots__ = ("cfg", "_note", "_seed")
 
-    def __init__(self, actor):
+    def __init__(self, actor, seed=None):
+        """``seed``: the order's StrategySeed from its recovery batch (it read what resume asks), used once."""
         super().__init__(actor)
         self.cfg = actor.services.config.funding
         self._note = ""
+        self._seed = seed
 
     def resume(self) -> None:
+        seed, self._seed = self._seed, None
         if self.view is None or self.state is OrderState.PAYMENT_PENDING:
             return  # funds are added only to a running or paused order: none before it ever ran
-        if topup_repo.has_pool(self.order_id):
+        if seed.top_up_pool if seed is not None else topup_repo.has_pool(self.order_id):
             self.actor.timers.after("topup_check", 0, CheckTopUp())
-        if self.in_flight():
+        if seed.top_up_in_flight if seed is not None else self.in_flight():
             self.actor.actor_ref.tell(AdvanceTopUp())
 
     def payment_added(self) -> None:

@@ -27,7 +27,7 @@ per-request work), and markets are loaded once
 On Binance (an HMAC key) the three quoting calls — ``create_limit_order``, ``cancel_order`` by client id and
 ``replace_limit_order`` — build their signed request with ``binance_lean`` (the bytes ccxt would send) and read a
 plain answer there too; the request still goes through ``exchange.fetch`` (the hooks above, ccxt's error mapping)
-and ``_invoke`` (retries, classification, metrics under ccxt's method names). ``lean_orders = False`` sends them
+and ``_invoke`` (retries, classification, metrics under ccxt's method names). ``lean_quoting = False`` sends them
 through ccxt's generic path instead.
 """
 from __future__ import annotations
@@ -56,6 +56,7 @@ from requests.adapters import HTTPAdapter
 from domain.exchange_config import ExchangeAccountConfig
 from integrations import metrics
 from integrations.exchange import binance_lean
+from integrations.exchange import lean_orders
 from integrations.exchange.errors import (
     DefinitiveError,
     ExchangeError,
@@ -387,8 +388,10 @@ class ExchangeAccount:
         self._api_paths: dict[Any, str | None] = {}
         # place / cancel / cancel-replace built and read here, not by ccxt's generic path (binance_lean.py); off
         # for keys ccxt signs otherwise (RSA / Ed25519) — and for tests that send both ways and compare
-        self.lean_orders = cfg.ccxt_id == "binance" and bool(cfg.api_key) and bool(cfg.secret) \
+        self.lean_quoting = cfg.ccxt_id == "binance" and bool(cfg.api_key) and bool(cfg.secret) \
             and "PRIVATE KEY" not in (cfg.secret or "")
+        self._orig_parse_orders = self._ex.parse_orders
+        self._ex.parse_orders = self._parse_orders
 
     # ------------------------------------------------------------------ construction
 
@@ -608,7 +611,7 @@ class ExchangeAccount:
     def _lean_market(self, symbol: str, post_only: bool) -> Mapping[str, Any] | None:
         """The market, when this request may take the lean path (binance_lean.py): a spot market that takes
         the order type; else None (ccxt's own path, which also raises what ccxt raises)."""
-        if not self.lean_orders:
+        if not self.lean_quoting:
             return None
         market = self._market(symbol)
         kind = "LIMIT_MAKER" if post_only else "LIMIT"
@@ -1044,7 +1047,7 @@ class ExchangeAccount:
             # ccxt's cancel_order of this venue ignores params['clientOrderId'] (gate 4.5.90); the venue takes
             # its own form of the client id (prefix + ours) in place of the order id
             order_id, params = self.venue.client_id_prefix + client_order_id, {}
-        if client_order_id is not None and self.lean_orders:
+        if client_order_id is not None and self.lean_quoting:
             market = self._market(symbol)
             if market.get("spot") is True:
                 request = binance_lean.cancel_params(market["id"], client_order_id)
@@ -1065,7 +1068,37 @@ class ExchangeAccount:
         return self._order(self._invoke("fetch_order", order_id, symbol, params), symbol)
 
     def fetch_open_orders(self, symbol: str) -> list[OrderInfo]:
-        return [self._order(o, symbol) for o in self._invoke("fetch_open_orders", symbol)]
+        if not self.venue.lean_open_orders:
+            return [self._order(o, symbol) for o in self._invoke("fetch_open_orders", symbol)]
+        # ccxt's own request (whatever its options make of it), its records read by lean_orders: one account may
+        # list 100,000 of them, ~0.1 ms each through ccxt's parse_order
+        self._local.raw_orders = True
+        try:
+            records = self._invoke("fetch_open_orders", symbol)
+        finally:
+            self._local.raw_orders = False
+        return self._open_orders_of(records, self._local_call(self._ex.market, symbol), symbol)
+
+    def _parse_orders(self, orders: Any, market: Any = None, since: Any = None, limit: Any = None,
+                      params: Any = None) -> Any:
+        """ccxt's ``parse_orders``; inside ``fetch_open_orders`` of a lean venue (greenlet-local) the venue's records
+        themselves, for ``_open_orders_of``."""
+        if getattr(self._local, "raw_orders", False):
+            return orders
+        return self._orig_parse_orders(orders, market, since, limit, {} if params is None else params)
+
+    def _open_orders_of(self, records: Any, market: Mapping[str, Any], symbol: str) -> list[OrderInfo]:
+        """The venue's open-order records as ccxt's ``parse_orders`` leaves them (sorted by time, only this
+        symbol's), each read by ``lean_orders`` or, in a shape it does not read, by ccxt's ``parse_order``."""
+        out = []
+        for raw in records if isinstance(records, list) else ():
+            fields = lean_orders.binance_spot_order(raw, market)
+            if fields is None:
+                out.append(self._order(self._local_call(self._ex.parse_order, raw, market), symbol))
+            else:
+                out.append(OrderInfo(**fields))
+        out.sort(key=lambda o: o.timestamp_ms or 0)
+        return [o for o in out if o.symbol == symbol]
 
     def fetch_my_trades(self, symbol: str, since_ms: int | None = None, limit: int | None = None,
                         until_ms: int | None = None) -> list[TradeInfo]:

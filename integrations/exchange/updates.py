@@ -173,9 +173,23 @@ def _owed_symbols(account_id: str) -> set[str]:
     return owed
 
 
+# where a raw row of xr.rows_in_states holds what the round's quiet check reads
+_CID, _STATE, _XID = (xr.ROW_COLUMNS.index(c) for c in ("client_order_id", "state", "exchange_order_id"))
+
+
+def _open_rows_by_symbol(account_id: str) -> dict[str, list[tuple]]:
+    """The account's open orders as raw rows, by symbol: a round views (``xr.view``) only those it acts on."""
+    out: dict[str, list[tuple]] = {}
+    symbol_at = xr.ROW_COLUMNS.index("symbol")
+    for row in xr.rows_in_states(OPEN_STATES, account=account_id, ordered=False):
+        out.setdefault(row[symbol_at], []).append(row)
+    return out
+
+
 def active_symbols(account_id: str) -> set[str]:
-    """Symbols the stream must watch: open orders in the DB, or fills still owed."""
-    return set(_open_orders_by_symbol(account_id)) | _owed_symbols(account_id)
+    """Symbols the stream must watch: open orders in the DB, or fills still owed. (Asked every round: one
+    DISTINCT read, not a view of every open order.)"""
+    return xr.symbols_in_states(OPEN_STATES, account_id) | _owed_symbols(account_id)
 
 
 def is_in_flight(order: DbOrder, now: float, *, recent: float = RECENT, stale_after: float = IN_FLIGHT_MAX) -> bool:
@@ -190,8 +204,9 @@ def is_in_flight(order: DbOrder, now: float, *, recent: float = RECENT, stale_af
 
 def account_in_flight(account_id: str, now: float, *, recent: float = RECENT,
                       stale_after: float = IN_FLIGHT_MAX) -> bool:
-    return any(is_in_flight(o, now, recent=recent, stale_after=stale_after)
-               for o in xr.orders_in_states(OPEN_STATES, account=account_id))
+    # is_in_flight as one read: in flight by state and age, or placed within `recent` (asked every round, over
+    # what may be 100,000 open orders)
+    return xr.any_in_flight(account_id, OPEN_STATES, IN_FLIGHT_STATES, now - stale_after, now - recent)
 
 
 def _known_fill_keys(keys: Iterable[str]) -> set[str]:
@@ -487,6 +502,8 @@ def _reconcile_symbol(work: _Work, report: ReconcileReport, symbol: str, db_open
         if adopted.fills_missing > 0:
             want_trades = True
             reported_filled[db.client_order_id] = ex.filled
+        if adopted.target is db.state and db.exchange_order_id == ex.exchange_order_id:
+            continue    # the plan's own verdict: status_call would write nothing (100,000 of them at a start)
         call = work.status_call(db, "open", ex.filled, ex.amount, ex.exchange_order_id)
         if call is not None:
             items.append((db, call))
@@ -592,14 +609,14 @@ def poll_updates(account: Any, writer: Any, *, symbols: Collection[str] | None =
     others are read only when the exchange shows fills the DB lacks or fills are owed."""
     work = _Work(account, writer, now, not_found_grace)
     acc = work.account_id
-    db_open = _open_orders_by_symbol(acc)
+    db_open = _open_rows_by_symbol(acc)
     owed = _owed_symbols(acc)
     pending = dict(unmatched or {})
     pending_symbols = {key.split("\x1f", 1)[0] for key in pending}
     wanted = set(active_symbols(acc) if symbols is None else symbols) | pending_symbols
     floor_ms = int((now - lookback) * 1000)
     next_since = {s: max(v, floor_ms) for s, v in since_ms.items()}
-    open_cids = {o.client_order_id for orders in db_open.values() for o in orders}
+    open_cids = {row[_CID] for rows in db_open.values() for row in rows}
     recent_lookups = {cid: at for cid, at in (looked_up or {}).items() if cid in open_cids}
     state = _RoundState(work=work, pending=pending, lookups_left=max_lookups, settle=settle,
                         unmatched_retry=unmatched_retry, floor_ms=floor_ms, next_since=next_since,
@@ -645,10 +662,10 @@ def _unmatched_key(t: TradeInfo) -> str:
     return f"{t.symbol}\x1f{t.id}\x1f{t.side}"
 
 
-def _poll_symbol(st: _RoundState, symbol: str, db_orders: list[DbOrder]) -> None:
+def _poll_symbol(st: _RoundState, symbol: str, db_rows: list[tuple]) -> None:
     work = st.work
     evidence = symbol in st.owed or any(k.startswith(f"{symbol}\x1f") for k in st.pending)
-    if db_orders:
+    if db_rows:
         st.listed.add(symbol)
         try:
             listed = work.account.fetch_open_orders(symbol)
@@ -659,7 +676,7 @@ def _poll_symbol(st: _RoundState, symbol: str, db_orders: list[DbOrder]) -> None
             work.transient(exc, f"listing open orders of {symbol}")
             listed = None
         if listed is not None:
-            evidence |= _statuses(st, symbol, db_orders, listed)
+            evidence |= _statuses(st, symbol, db_rows, listed)
     if st.trades_for is not None and symbol not in st.trades_for and not evidence:
         return
     since = st.next_since.get(symbol, st.floor_ms)
@@ -675,7 +692,15 @@ def _poll_symbol(st: _RoundState, symbol: str, db_orders: list[DbOrder]) -> None
     _trades(st, symbol, since, trades)
 
 
-def _statuses(st: _RoundState, symbol: str, db_orders: list[DbOrder], listed: list[OrderInfo]) -> bool:
+def _listed_as_held(state: ExOrderState, filled: Decimal, amount: Decimal) -> bool:
+    """A listing as open with these quantities says what the DB holds: ``apply_exchange_status(state, "open",
+    filled, amount)`` is ``state`` (ACCEPTED with nothing filled, PARTIALLY_FILLED with part of it)."""
+    if state is X.ACCEPTED:
+        return filled == ZERO < amount
+    return state is X.PARTIALLY_FILLED and ZERO < filled < amount
+
+
+def _statuses(st: _RoundState, symbol: str, db_rows: list[tuple], listed: list[OrderInfo]) -> bool:
     """Apply the open list and look up what it no longer shows. True if some fills are missing in the DB."""
     work = st.work
     evidence = False
@@ -683,12 +708,19 @@ def _statuses(st: _RoundState, symbol: str, db_orders: list[DbOrder], listed: li
     by_xid = {o.id: o for o in listed}
     items = []
     missing: list[DbOrder] = []
-    for db in db_orders:
-        work.seen(db)
-        ex = by_cid.get(db.client_order_id)
-        if ex is None and db.exchange_order_id is not None:
-            candidate = by_xid.get(db.exchange_order_id)
+    accepted = X.ACCEPTED.value
+    for row in db_rows:
+        ex = by_cid.get(row[_CID])
+        if ex is None and row[_XID] is not None:
+            candidate = by_xid.get(row[_XID])
             ex = candidate if candidate is not None and not candidate.client_order_id else None
+        if (ex is not None and row[_STATE] == accepted and ex.id == row[_XID] and not ex.filled and ex.amount
+                and ex.amount > ZERO):
+            # the usual case, every round for every resting order: listed as the DB holds it (nothing filled,
+            # mapped): nothing to write and no fills missing, so not even a view of the row
+            continue
+        db = xr.view(row)
+        work.seen(db)
         if ex is None:
             missing.append(db)
             continue
@@ -697,6 +729,8 @@ def _statuses(st: _RoundState, symbol: str, db_orders: list[DbOrder], listed: li
             evidence = True
         if not ex.amount:
             continue
+        if ex.id == db.exchange_order_id and _listed_as_held(db.state, filled, ex.amount):
+            continue    # status_call would write nothing
         call = work.status_call(db, "open", filled, ex.amount, ex.id)
         if call is not None:
             items.append((db, call))
@@ -704,7 +738,7 @@ def _statuses(st: _RoundState, symbol: str, db_orders: list[DbOrder], listed: li
 
     # listed, ours, but not among the DB's open orders: unknown or held final (the reconciliation's job
     # at start; here only reported, once)
-    known = {db.client_order_id for db in db_orders}
+    known = {row[_CID] for row in db_rows}
     for ex in listed:
         cid = ex.client_order_id
         if not cid or cid in known or not is_ours(cid):
@@ -722,7 +756,7 @@ def _statuses(st: _RoundState, symbol: str, db_orders: list[DbOrder], listed: li
     # targeted lookups, oldest event first, capped per round; not while the order's own request may be landing
     due = sorted((db for db in missing if work.now - db.updated_at >= st.settle
                   and work.now - st.looked_up.get(db.client_order_id, float("-inf")) >= st.lookup_every),
-                 key=lambda o: st.looked_up.get(o.client_order_id, o.updated_at))
+                 key=lambda o: (st.looked_up.get(o.client_order_id, o.updated_at), o.created_at, o.client_order_id))
     items = []
     not_found_calls: list[tuple[DbOrder, tuple]] = []
     for db in due:

@@ -47,6 +47,9 @@ class Venue:
     # one request that cancels an order and places its replacement (ccxt edit_order; Binance spot
     # POST /api/v3/order/cancelReplace, STOP_ON_FAILURE); elsewhere a refresh is cancel, then place
     cancel_replace: bool = False
+    # open orders read from the venue's own JSON (integrations/exchange/lean_orders.py) instead of ccxt's
+    # fetch_open_orders: the same request, the records parsed without ccxt's per-order cost
+    lean_open_orders: bool = False
     exact_errors: Mapping[str, str] = field(default_factory=dict)  # venue error code → ccxt exception name,
                                                                    # where ccxt's own table lacks it
     tested: str = "not tested against a fake"   # what the README says about it

@@ -1,0 +1,70 @@
+"""The update stream's round over many resting orders views only the orders it acts on
+(integrations/exchange/updates.py): it still sees every fill and every status change, and writes nothing for a
+resting order the exchange lists as the database holds it."""
+from __future__ import annotations
+
+import itertools
+import time
+from decimal import Decimal as D
+
+from domain.exchange_orders import OPEN_STATES, ExOrderState, apply_exchange_status
+from domain.exchange_orders import ExOrderState as S
+from integrations.exchange import updates
+from storage import exchange_repo as xr
+from tests.test_exchange_updates import ACC, MID, SYM, acct, db_dump, fx, place, reserve, rounds, row, w  # noqa: F401
+
+
+def test_listed_as_held_only_where_the_status_machinery_moves_nothing():
+    """Sound (it skips only what status_call would not write), and it holds for every resting order: accepted
+    with nothing filled, partially filled with part of it."""
+    quantities = [D("0"), D("0.001"), D("0.004"), D("0.01"), D("0.02")]
+    for state, filled, amount in itertools.product(ExOrderState, quantities, quantities):
+        try:
+            moves_nothing = apply_exchange_status(state, "open", filled, amount) is state
+        except ValueError:
+            moves_nothing = False      # refused: the machinery reports it, the quiet check must not skip it
+        if updates._listed_as_held(state, filled, amount):
+            assert moves_nothing, (state, filled, amount)
+    assert updates._listed_as_held(S.ACCEPTED, D("0"), D("0.01"))
+    assert updates._listed_as_held(S.PARTIALLY_FILLED, D("0.004"), D("0.01"))
+    assert not updates._listed_as_held(S.ACCEPTED, D("0.004"), D("0.01"))      # a fill: PARTIALLY_FILLED next
+    assert not updates._listed_as_held(S.PARTIALLY_FILLED, D("0.01"), D("0.01"))  # complete: FILLED next
+
+
+def test_symbols_and_in_flight_in_one_read_agree_with_the_views(fx, acct, w):
+    now = time.time()
+    assert updates.active_symbols(ACC) == set() and not updates.account_in_flight(ACC, now)
+    place(w, acct, "order-old", "buy", "59000", "0.01", now - 600)            # accepted long ago: not in flight
+    assert updates.active_symbols(ACC) == {SYM}
+    views = xr.orders_in_states(OPEN_STATES, account=ACC)
+    for at in (now, now + 3, now + 120):
+        assert updates.account_in_flight(ACC, at) == any(updates.is_in_flight(o, at) for o in views)
+    reserve(w, "order-new", "sell", "61000", "0.01", now - 2)                 # submitted 2 s ago: in flight
+    views = xr.orders_in_states(OPEN_STATES, account=ACC)
+    for at in (now, now + 30, now + 120):
+        expected = any(updates.is_in_flight(o, at) for o in views)
+        assert updates.account_in_flight(ACC, at) == expected, at
+    assert updates.account_in_flight(ACC, now) and not updates.account_in_flight(ACC, now + 120)
+
+
+def test_a_round_over_resting_orders_sees_each_fill_and_status_change_and_writes_nothing_else(fx, acct, w):
+    t0 = time.time() - 60
+    resting = [place(w, acct, f"order-{i}", "buy", str(58000 + i), "0.01", t0)[0] for i in range(20)]
+    filled_cid, _ = place(w, acct, "order-fill", "buy", "59500", "0.01", t0)
+    gone_cid, gone = place(w, acct, "order-gone", "sell", "61500", "0.01", t0)
+    unacked_cid, unacked = place(w, acct, "order-unacked", "sell", "61600", "0.01", t0, ack=False)
+    rounds(acct, w, 1)                     # maps the unacknowledged one, reads the trade window once
+    assert row(unacked_cid).exchange_order_id == unacked.id and row(unacked_cid).state is S.ACCEPTED
+    before = db_dump()
+    [quiet] = rounds(acct, w, 1)
+    assert quiet.events == {} and quiet.changes == 0 and db_dump() == before   # nothing moved: nothing written
+
+    fx.place_taker(SYM, "sell", "0.004", price="59500")                     # part of order-fill
+    fx.engine.cancel_order(acct.cfg.api_key, MID, now_ms=fx.now_ms(), order_id=int(gone.id))  # venue-side cancel
+    r1, r2 = rounds(acct, w, 2, not_found_grace=0.0, settle=0.0, lookup_every=0.0)
+    events = {**r1.events, **{k: v for k, v in r2.events.items() if k not in r1.events}}
+    assert set(events) == {"order-fill", "order-gone"}
+    assert [f.amount for f in events["order-fill"].fills] == [D("0.004")]
+    assert (row(filled_cid).state, row(filled_cid).filled) == (S.PARTIALLY_FILLED, D("0.004"))
+    assert row(gone_cid).state is S.CANCELED
+    assert all(row(cid).state is S.ACCEPTED for cid in resting)
