@@ -58,10 +58,10 @@ def orders_waiting(order_ids: Sequence[str]) -> set[str]:
     """Orders among `order_ids` with payments routed to them that their actor has not applied yet."""
     found: set[str] = set()
     for chunk in _chunks(list(order_ids)):
-        # `outcome || ''`: keeps the planner on the order_id index; on outcome's it would scan every payment
+        # `applied = FALSE` as a literal: the partial index of waiting snapshots (storage.models) answers it
         found.update(r[0] for r in run(
-            f"SELECT DISTINCT order_id FROM snapshot WHERE outcome || '' = ? AND applied = ? "
-            f"AND order_id IN ({marks(len(chunk))})", (RouteKind.ORDER.value, False, *chunk)).fetchall())
+            f"SELECT DISTINCT order_id FROM snapshot WHERE outcome = ? AND applied = FALSE "
+            f"AND order_id IN ({marks(len(chunk))})", (RouteKind.ORDER.value, *chunk)).fetchall())
     return found
 
 
