@@ -36,7 +36,7 @@ from integrations import metrics
 from integrations.crashpoints import crash_point
 from integrations.mixin.errors import MixinAuthError, MixinError
 from storage import repo
-from storage.ingest import PageIngested, SettledOrders, ingest_page
+from storage.ingest import KnownViews, PageIngested, SettledOrders, ingest_page
 
 CURSOR_NAME = "safe_snapshots"
 # While catching up (full pages, one after the other) the orders hear what the pages applied once, not once per
@@ -59,6 +59,8 @@ class SnapshotPoller(SupervisedActor):
         self.pages = 0
         self._last_ids: frozenset[str] = frozenset()  # the previous page's snapshots (the offset repeats them)
         self._settled = SettledOrders()  # orders its commits left with no payment waiting for their actor
+        # the orders' views its commits left (one instance of a cluster: other instances write the same orders)
+        self._known = KnownViews() if services.cluster is None else None
         # committed, not told yet (catching up): order id → [pair id, outcomes in commit order, the newest view]
         self._untold: dict[str, list] = {}
         self._untold_pages = 0
@@ -153,9 +155,11 @@ class SnapshotPoller(SupervisedActor):
             new_offset = format_ns(new_ns)
         try:
             ingested = self.services.writer.run(ingest_page, items, CURSOR_NAME, new_offset, new_ns,
-                                                self._rules(items), self._settled)
+                                                self._rules(items), self._settled, self._known)
         except BaseException:
             self._settled.forget()  # the unit may have remembered what its rolled-back batch undid
+            if self._known is not None:
+                self._known.forget()
             raise
         fresh = ingested.fresh
         self.offset, self.offset_ns = new_offset, new_ns

@@ -24,7 +24,7 @@ from domain.money import ZERO
 from domain.routing import Route, RouteKind, SnapshotFacts
 from domain.states import OrderState
 from domain.way_back import ReturnCandidate, match_arrival
-from storage.models import LedgerEntry, MoneyMovement, Order, OrderTopUp, Snapshot
+from storage.models import WAITING, LedgerEntry, MoneyMovement, Order, OrderTopUp, Snapshot
 from storage.repo import OrderView, _raise_alert, _transition, load_order, order_movements
 from storage.sql import run
 
@@ -269,7 +269,7 @@ def claim_awaiting(asset_ids: Iterable[str], now: float) -> list[tuple[str, str]
 
     arrived = []
     for asset_id in sorted(set(asset_ids)):
-        waiting = list(Snapshot.select().where((Snapshot.outcome == RouteKind.AWAITING.value)
+        waiting = list(Snapshot.select().where((Snapshot.outcome == RouteKind.AWAITING.value) & WAITING
                                                & (Snapshot.asset_id == asset_id)).order_by(Snapshot.created_ns))
         for snap in waiting:
             facts = facts_from_row(snap)

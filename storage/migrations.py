@@ -50,4 +50,10 @@ def to_v4(db: pw.Database) -> None:
     cluster_lease), created by ensure_schema; no column of an existing table changes."""
 
 
-UPGRADES: dict[int, Callable[[pw.Database], None]] = {2: to_v2, 3: to_v3, 4: to_v4}
+def to_v5(db: pw.Database) -> None:
+    """The snapshots' outcome is indexed only where they wait (snapshot_waiting, a partial index on outcome and
+    order id where not applied: created by ensure_schema after this), not for every snapshot stored."""
+    db.execute_sql("DROP INDEX IF EXISTS snapshot_outcome")
+
+
+UPGRADES: dict[int, Callable[[pw.Database], None]] = {2: to_v2, 3: to_v3, 4: to_v4, 5: to_v5}

@@ -19,7 +19,7 @@ from domain.states import OrderState, check_transition
 from domain.tally import ApplyOutcome  # noqa: F401  (re-exported: what applying a payment did)
 from domain.tally import FIRST_SEEN_REASON, NEW_ORDER_REASON, OrderApplication, apply_to_order
 from storage.archive_models import archived_entries
-from storage.models import (Alert, LedgerEntry, MoneyMovement, Order, OrderStateChange, PaymentTally,
+from storage.models import (WAITING, Alert, LedgerEntry, MoneyMovement, Order, OrderStateChange, PaymentTally,
                             PollCursor, Snapshot)
 from storage.sql import chunks, marks, run, run_many
 
@@ -87,7 +87,7 @@ def facts_from_row(row: Snapshot) -> SnapshotFacts:
 
 
 def unrouted_snapshots(limit: int = 5000) -> list[SnapshotFacts]:
-    query = (Snapshot.select().where(Snapshot.outcome.is_null())
+    query = (Snapshot.select().where(Snapshot.outcome.is_null() & WAITING)  # unrouted ones are not applied
              .order_by(Snapshot.created_ns, Snapshot.snapshot_id).limit(limit))
     return [facts_from_row(r) for r in query]
 
@@ -222,8 +222,7 @@ def orders_to_recover(final_states: Iterable[str]) -> list[tuple[str, str]]:
                               .where(Order.state.not_in(list(final_states))).tuples()):
         found[order_id] = pair_id
     pending = (Snapshot.select(Snapshot.order_id, Snapshot.pair_id)
-               .where((Snapshot.outcome == RouteKind.ORDER.value) & (Snapshot.applied == False))  # noqa: E712
-               .distinct())
+               .where((Snapshot.outcome == RouteKind.ORDER.value) & WAITING).distinct())
     for order_id, pair_id in pending.tuples():
         found.setdefault(order_id, pair_id)
     return sorted(found.items())

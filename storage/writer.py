@@ -23,6 +23,10 @@ from integrations import metrics
 
 _STOP = object()
 
+# Units begun by the writers of this process, counted as each starts (failed ones too): a caller whose unit finds it
+# one past where its previous unit found it knows no other unit ran in between (storage.ingest.KnownViews).
+units_begun = 0
+
 
 class WriterStopped(RuntimeError):
     pass
@@ -101,6 +105,7 @@ class Writer:
                 return
 
     def _commit(self, batch: list) -> None:
+        global units_begun
         outcomes: list[tuple[bool, Any]] = []
         started = time.perf_counter()
         execute = self.db.execute_sql
@@ -113,6 +118,7 @@ class Writer:
                     # A savepoint per unit: one failing unit does not sink the batch. Plain SQL, because
                     # peewee's nested atomic() costs more than the statements of a typical unit.
                     execute("SAVEPOINT unit")
+                    units_begun += 1
                     try:
                         value = unit(*args)
                     except Exception as exc:  # the unit's own failure goes back to its caller

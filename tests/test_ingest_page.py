@@ -16,7 +16,7 @@ from domain.states import OrderState
 from domain.timefmt import format_ns
 from storage import repo
 from storage.db import open_database
-from storage.ingest import ingest_page, load_views
+from storage.ingest import KnownViews, SettledOrders, ingest_page, load_views
 from storage.models import database_proxy
 from storage.writer import Writer
 from storage.sql import run
@@ -154,3 +154,70 @@ def test_the_statements_of_a_page_do_not_grow_with_it(writer):
         assert query("SELECT COUNT(*) FROM snapshot WHERE outcome = ? AND applied = ?",
                      (RouteKind.ORDER.value, True))[0][0] >= size
     assert counts[1] <= counts[0], counts  # the first page also creates the cursor row
+
+
+# ---------------------------------------------------------------- the poller's memory of the orders' views
+
+def counting_statements(db, seen: list[str]):
+    original = db.execute_sql
+
+    def counting(sql, params=None, *args, **kwargs):
+        seen.append(sql)
+        return original(sql, params, *args, **kwargs)
+    return counting
+
+
+def ingest_counting(writer, page, ns, known, now):
+    """Run a page with the poller's memories; the statements that read orders' rows, and the unit's result."""
+    db, seen = database_proxy.obj, []
+    db.execute_sql = counting_statements(db, seen)
+    try:
+        done = writer.run(ingest_page, page, "c", page[-1][0].created_at, ns, rules(now=now), SettledOrders(), known)
+    finally:
+        del db.execute_sql
+    return done, [sql for sql in seen if "FROM orders" in sql]
+
+
+def test_the_views_a_poller_wrote_are_not_read_again_on_its_next_page(writer):
+    orders = [order_id(300 + i) for i in range(3)]
+    known = KnownViews()
+    first, reads = ingest_counting(writer, [snapshot(10_000 + i, o) for i, o in enumerate(orders)], 10_002, known,
+                                   1000.0)
+    assert len(reads) == 1  # new orders: looked for once
+    told = {a.order_id: a.view for a in first.applications}
+    second, reads = ingest_counting(writer, [snapshot(20_000 + i, o) for i, o in enumerate(orders)], 20_002, known,
+                                    2000.0)
+    assert reads == []
+    assert {a.order_id: a.view.tallies for a in second.applications} == {o: {BTC: D("0.02")} for o in orders}
+    assert all(v.tallies == {BTC: D("0.01")} for v in told.values())  # the views told after page 1 never change
+    assert writer.run(load_views, orders) == {a.order_id: a.view for a in second.applications}
+
+
+def test_another_unit_in_between_makes_the_poller_read_the_orders_again(writer):
+    """An order's row changed by another path (here an operator's attention; in the service an actor's unit, a
+    command) is never planned on from memory: any unit between two of the poller's forgets every view."""
+    paused, other = order_id(400), order_id(401)
+    known = KnownViews()
+    ingest_counting(writer, [snapshot(30_000, paused), snapshot(30_001, other)], 30_001, known, 1000.0)
+    writer.run(repo.set_order_state, paused, OrderState.ATTENTION, "an operator looks at it", 1500.0)
+    done, reads = ingest_counting(writer, [snapshot(40_000, paused), snapshot(40_001, other)], 40_001, known, 2000.0)
+    assert len(reads) == 1
+    views = {a.order_id: a.view for a in done.applications}
+    assert views[paused].state is OrderState.ATTENTION and views[paused].state_reason == "an operator looks at it"
+    assert views[other].state is OrderState.PAYMENT_PENDING and views[other].tallies == {BTC: D("0.02")}
+    # after a unit of its own that failed (its batch rolled back), the poller forgets what that unit remembered
+    known.forget()
+    _, reads = ingest_counting(writer, [snapshot(50_000, other)], 50_000, known, 3000.0)
+    assert len(reads) == 1
+
+
+def test_a_final_order_is_not_kept_in_memory(writer):
+    done_order = order_id(500)
+    known = KnownViews()
+    ingest_counting(writer, [snapshot(60_000, done_order)], 60_000, known, 1000.0)
+    writer.run(repo.set_order_state, done_order, OrderState.REFUNDING, "refused", 1100.0)
+    writer.run(repo.set_order_state, done_order, OrderState.REFUNDED, "refunds confirmed", 1200.0)
+    late, _ = ingest_counting(writer, [snapshot(70_000, done_order)], 70_000, known, 2000.0)
+    assert [o.result for a in late.applications for o in a.outcomes] == ["refunded"]
+    _, reads = ingest_counting(writer, [snapshot(80_000, done_order)], 80_000, known, 3000.0)
+    assert len(reads) == 1  # read again: cold storage may move a final order outside the writer

@@ -114,3 +114,46 @@ def test_v2_postgresql_database_is_upgraded_in_place_and_keeps_its_rows(tmp_path
     finally:
         db.close()
         database_proxy.initialize(None)
+
+
+def test_v4_database_indexes_only_the_waiting_snapshots_by_outcome(tmp_path):
+    """Version 5: the index of every snapshot's outcome (schema 4) gives way to a partial index of the snapshots not
+    applied (outcome, order id); the queries that look for those use it. Runs on SQLite and, on the PostgreSQL pass,
+    on PostgreSQL: the version-4 database is this schema with version 4's index and version row."""
+    from storage import repo
+    from storage.ingest import orders_waiting
+
+    url = database_url(tmp_path / "v4.db", empty=True)
+    open_database(url).close()
+    database_proxy.initialize(None)
+    db = open_database(url)
+    try:
+        db.execute_sql("DROP INDEX snapshot_waiting")
+        db.execute_sql('CREATE INDEX snapshot_outcome ON snapshot (outcome)')
+        SchemaVersion.update(version=4).where(SchemaVersion.version == 5).execute()
+        rows = [("s-unrouted", None, None, False), ("s-waiting", "order", "o1", False),
+                ("s-applied", "order", "o2", True)]
+        for snapshot_id, outcome, order_id, applied in rows:
+            Snapshot.insert(snapshot_id=snapshot_id, created_at="2026-12-07T00:00:00Z", created_ns=1, asset_id="a",
+                            amount=Decimal("1"), memo="", raw=b"\x80", outcome=outcome, order_id=order_id,
+                            pair_id="p" if order_id else None, applied=applied, inserted_at=1.0).execute()
+    finally:
+        db.close()
+        database_proxy.initialize(None)
+    db = open_database(url)
+    try:
+        assert [v.version for v in SchemaVersion.select().order_by(SchemaVersion.version)] == [4, 5]
+        indexes = {i.name: i for i in db.get_indexes("snapshot")}
+        assert "snapshot_outcome" not in indexes and "snapshot_waiting" in indexes
+        assert indexes["snapshot_waiting"].columns == ["outcome", "order_id"]
+        assert [f.snapshot_id for f in repo.unrouted_snapshots()] == ["s-unrouted"]
+        assert orders_waiting(["o1", "o2"]) == {"o1"}
+        assert ("o1", "p") in repo.orders_to_recover(["settled", "refunded"])
+        assert ("o2", "p") not in repo.orders_to_recover(["settled", "refunded"])
+        if not on_postgres():  # the planner answers these from the partial index, not by reading every snapshot
+            plan = db.execute_sql("EXPLAIN QUERY PLAN SELECT snapshot_id FROM snapshot WHERE outcome IS NULL AND "
+                                  "applied = FALSE").fetchall()
+            assert "snapshot_waiting" in str(plan)
+    finally:
+        db.close()
+        database_proxy.initialize(None)
