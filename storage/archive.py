@@ -46,7 +46,6 @@ ORDER_TABLES: tuple[type[pw.Model], ...] = (
 CHUNK = 500   # ids per IN (…): well under SQLite's and PostgreSQL's parameter limits
 
 
-
 # ---------------------------------------------------------------- rows ⇄ records
 
 def _normalizer(model: type[pw.Model]) -> list[tuple[str, Callable | None]]:

@@ -29,7 +29,6 @@ CHUNK = 400  # keep IN (...) lists well below SQLite's variable limit
 routes_left_waiting = 0
 
 
-
 # ---------------------------------------------------------------- snapshots
 
 def read_cursor(name: str) -> PollCursor | None:
@@ -405,8 +404,6 @@ def sum_tallies() -> dict[str, Decimal]:
     for t in PaymentTally.select():
         totals[t.asset_id] = totals.get(t.asset_id, ZERO) + t.amount
     return totals
-
-
 
 
 def refund_unapplied(snapshots: Sequence[SnapshotFacts], code: str, reason: str, order_id: str | None,
