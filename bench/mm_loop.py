@@ -609,7 +609,8 @@ def _run_level(n, seconds, warmup, startup_timeout, work, fake, keystore_path, p
 
     def noted(kind, fn):
         def wrapper(self, account, *args, **kwargs):
-            proposal = args[-2] if kind != "cancel" else None   # replace(old, proposal, now), place(proposal, now)
+            # replace(old, cid, proposal, now, outcomes), place(cid, proposal, now, outcomes), cancel(cid, now)
+            proposal = next((a for a in args if hasattr(a, "side")), None) if kind != "cancel" else None
             order_id = self.actor.order_id
             requests_of.setdefault(order_id, []).append(
                 (time.monotonic(), proposal.side if proposal else None, proposal.price if proposal else None,
