@@ -79,14 +79,16 @@ def serve_json(payload) -> int:
     return server.server_port
 
 
-def wait_for_ports(port_file: Path, proc, timeout: float = 60.0) -> tuple[int, int, int]:
+def wait_for_ports(port_file: Path, proc, timeout: float = 60.0,
+                   what: str = "the fake exchange world") -> tuple[int, ...]:
+    """The ports a fake child process published in ``port_file`` (for serve_exchange_world: mixin, exchange and
+    stats ports), once it has; exits the bench if the child died or did not publish them within ``timeout``."""
     deadline = time.time() + timeout
     while not port_file.exists() or not port_file.read_text().strip():
         if proc.poll() is not None or time.time() > deadline:
-            raise SystemExit("the fake exchange world did not start")
+            raise SystemExit(f"{what} did not start")
         time.sleep(0.05)
-    mixin_port, exchange_port, stats_port = (int(x) for x in port_file.read_text().split())
-    return mixin_port, exchange_port, stats_port
+    return tuple(int(x) for x in port_file.read_text().split())
 
 
 def exchange_account(exchange_port: int, key: str, secret: str) -> dict:

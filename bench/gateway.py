@@ -71,12 +71,7 @@ def start_fake(limit: int | None, work: Path) -> tuple[subprocess.Popen, int, in
     if limit is not None:
         args += ["--limit", str(limit)]
     proc = subprocess.Popen(args)
-    deadline = time.time() + 30
-    while not port_file.exists() or not port_file.read_text().strip():
-        if proc.poll() is not None or time.time() > deadline:
-            raise SystemExit("fake exchange did not start")
-        time.sleep(0.05)
-    port, stats_port = (int(x) for x in port_file.read_text().split())
+    port, stats_port = fakes.wait_for_ports(port_file, proc, 30, "the fake exchange")
     return proc, port, stats_port
 
 

@@ -28,6 +28,7 @@ from pathlib import Path  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import fakes  # noqa: E402
 import measure  # noqa: E402
 
 KEY, SECRET = "order-path-key", "order-path-secret"
@@ -78,12 +79,7 @@ def run_once(requests_wanted: int, callers: int, work: Path) -> dict:
     port_file = work / f"ports-{time.monotonic_ns()}"
     fake = subprocess.Popen([sys.executable, __file__, "--serve-fake", "--port-file", str(port_file)])
     try:
-        deadline = time.time() + 60
-        while not port_file.exists() or not port_file.read_text().strip():
-            if fake.poll() is not None or time.time() > deadline:
-                raise SystemExit("the fake exchange did not start")
-            time.sleep(0.05)
-        port, control = (int(x) for x in port_file.read_text().split())
+        port, control = fakes.wait_for_ports(port_file, fake, 60, "the fake exchange")
         account = ExchangeAccount(ExchangeAccountConfig(
             account_id="bench", ccxt_id="binance", api_key=KEY, secret=SECRET, urls={"api": f"http://127.0.0.1:{port}"},
             weight_per_minute=10_000_000, max_concurrency=50))

@@ -78,6 +78,13 @@ def test_gateway_bench():
 
 
 @pytest.mark.timeout(300)
+def test_order_path_bench():
+    result = run_bench("bench/order_path.py", "--requests", "40", "--callers", "4", "--repeats", "1")
+    assert result["requests"] == 40 and result["trials"][0]["fake_requests"] >= 40
+    assert result["client_cpu_ms_per_request"] > 0 and result["fake_cpu_ms_per_request"] > 0
+
+
+@pytest.mark.timeout(300)
 def test_mm_loop_bench():
     result = run_bench("bench/mm_loop.py", "--levels", "2", "--seconds", "1", "--warmup", "0.5", "--repeats", "1",
                        "--cycle-iterations", "200", "--tick-rounds", "2", "--tick-orders", "2", "--budget", "200")
