@@ -132,7 +132,7 @@ def main() -> int:
         return 0
     from loguru import logger
     logger.remove()
-    logger.add(sys.stderr, level="WARNING")
+    logger.add(sys.stderr, level="WARNING", diagnose=False, backtrace=False)
     work = Path(tempfile.mkdtemp(prefix="mmflow-order-path-"))
     trials = [run_once(args.requests, args.callers, work) for _ in range(args.repeats)]
     keys = ("client_cpu_ms_per_request", "fake_cpu_ms_per_request", "client_cpu_s", "fake_cpu_s", "wall_s",

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from integrations.exchange.lean_orders import plain_decimal
+
 # Binance's order status -> ccxt's unified status (ccxt binance.parse_order_status, the spot ones)
 STATUSES = {"NEW": "open", "PARTIALLY_FILLED": "open", "FILLED": "closed", "CANCELED": "canceled",
             "PENDING_CANCEL": "canceling", "REJECTED": "rejected", "EXPIRED": "expired",
@@ -100,11 +102,13 @@ def plain_order(raw: Any, market_id: str) -> dict[str, Any] | None:
         return None
     status = STATUSES.get(raw.get("status"))
     filled, price, amount = raw.get("executedQty"), raw.get("price"), raw.get("origQty")
-    if status is None or raw.get("orderId") is None or not isinstance(filled, str) or not isinstance(price, str) \
-            or not isinstance(amount, str) or float(filled) != 0 or not float(price) > 0 or not float(amount) > 0:
-        return None
     cost = raw.get("cummulativeQuoteQty")
-    if not isinstance(cost, str) or float(cost) != 0:
+    # read as the exact decimals they are (None: not finite decimal text — then ccxt parses the answer)
+    numbers = [plain_decimal(text) for text in (filled, price, amount, cost)]
+    if status is None or raw.get("orderId") is None or None in numbers:
+        return None
+    filled_n, price_n, amount_n, cost_n = numbers
+    if filled_n != 0 or cost_n != 0 or not price_n > 0 or not amount_n > 0:
         return None
     timestamp = next((raw[k] for k in ("time", "createTime", "workingTime", "transactTime", "updateTime",
                                        "createdAt") if raw.get(k) is not None), None)
