@@ -117,11 +117,6 @@ def _money(value: Any, name: str) -> Decimal:
     return result
 
 
-def _number(text: str) -> Decimal | None:
-    """A number of a venue's answer as ccxt hands it to us (a float) and ``to_decimal`` converts it."""
-    return to_decimal(float(text))
-
-
 def _ms(value: Any) -> int | None:
     try:
         return None if value is None else int(value)
@@ -653,12 +648,12 @@ class ExchangeAccount:
         plain = binance_lean.plain_order(raw, market["id"])
         if plain is None:
             return self._parsed(raw, symbol)
-        amount = _number(plain["amount"])
+        amount = plain["amount"]
         client_id = _str(plain["origClientOrderId"]) or _str(plain["clientOrderId"])
         return OrderInfo(
             id=plain["id"], client_order_id=client_id, symbol=market["symbol"], side=plain["side"],
-            type=plain["type"], status=plain["status"], price=_number(plain["price"]), amount=amount,
-            filled=_number(plain["filled"]), remaining=amount, cost=_number(plain["cost"]), average=None, fee=None,
+            type=plain["type"], status=plain["status"], price=plain["price"], amount=amount, filled=plain["filled"],
+            remaining=amount, cost=plain["cost"], average=None, fee=None,
             fee_currency=None, timestamp_ms=_ms(plain["timestamp"]), post_only=plain["postOnly"], info=raw)
 
     def call(self, method: str, *args: Any, weight: int | None = None, **kwargs: Any) -> Any:

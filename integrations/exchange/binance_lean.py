@@ -94,8 +94,9 @@ _OTHER_FIELDS = ("fee", "avgPrice", "avgFilledPrice", "positionSide", "cumQuote"
 
 def plain_order(raw: Any, market_id: str) -> dict[str, Any] | None:
     """The fields ccxt's parse_order gives a plain spot order answer — one of ``market_id``, with an order id,
-    a known status, a price and an amount, nothing filled, no trades — as texts; None for anything else (ccxt
-    parses those)."""
+    a known status, a price and an amount, nothing filled, no trades — its numbers as exact Decimals
+    (``lean_orders.plain_decimal``, as the open-orders reader reads them), the rest as texts; None for anything else
+    (ccxt parses those)."""
     if not isinstance(raw, dict) or raw.get("symbol") != market_id or raw.get("fills") or raw.get("trades"):
         return None
     if any(name in raw for name in _OTHER_FIELDS):
@@ -116,6 +117,6 @@ def plain_order(raw: Any, market_id: str) -> dict[str, Any] | None:
     time_in_force = raw.get("timeInForce")
     return {"id": str(raw["orderId"]), "clientOrderId": raw.get("clientOrderId"),
             "origClientOrderId": raw.get("origClientOrderId"), "side": str(raw.get("side") or "").lower() or None,
-            "type": "limit" if kind == "limit_maker" else (kind or None), "status": status, "price": price,
-            "amount": amount, "filled": filled, "cost": cost, "timestamp": timestamp,
+            "type": "limit" if kind == "limit_maker" else (kind or None), "status": status, "price": price_n,
+            "amount": amount_n, "filled": filled_n, "cost": cost_n, "timestamp": timestamp,
             "postOnly": kind == "limit_maker" or time_in_force in ("GTX", "PO")}
