@@ -27,8 +27,8 @@ from actors.protocol import (DeliverPayments, MovementsQueued, OrdersPaid, Payme
 from actors.router import note_routes
 from actors.supervisor import SupervisedActor, describe
 from actors.timers import send_after
-from domain.ingest import IngestRules, matched_by_storage
-from domain.memo import ACTION_EXIT, MemoError, decode_snapshot_memo
+from domain.ingest import IngestRules
+from domain.memo import ACTION_EXIT, decoded_memo
 from domain.payment import FeeRequirements, FeeUnavailable
 from domain.routing import BadSnapshot, SnapshotFacts, parse_snapshot
 from domain.timefmt import format_ns
@@ -182,13 +182,11 @@ class SnapshotPoller(SupervisedActor):
         fees: dict[str, FeeRequirements | None] = {}
         last, self._last_ids = self._last_ids, frozenset(f.snapshot_id for f, _ in items)
         for facts, _ in items:
-            if facts.amount <= 0 or matched_by_storage(facts) or facts.snapshot_id in last:
+            # amount > 0: matched_by_storage(facts) is facts.is_deposit
+            if facts.amount <= 0 or facts.is_deposit or facts.snapshot_id in last:
                 continue
-            try:
-                memo = decode_snapshot_memo(facts.memo_hex)
-            except MemoError:
-                continue
-            if memo.action == ACTION_EXIT or memo.pair_id in fees:
+            memo = decoded_memo(facts.memo_hex)
+            if memo is None or memo.action == ACTION_EXIT or memo.pair_id in fees:
                 continue
             pair = config.pair(memo.pair_id)
             fees[memo.pair_id] = None

@@ -134,6 +134,12 @@ def decode_snapshot_memo(memo_hex: str) -> MarketMakingMemo:
     return decoded
 
 
+def decoded_memo(memo_hex: str) -> MarketMakingMemo | None:
+    """decode_snapshot_memo, None instead of MemoError (cached alike; no exception built per bad memo)."""
+    decoded = _decode_snapshot_memo_cached(memo_hex)
+    return None if isinstance(decoded, MemoError) else decoded
+
+
 @lru_cache(maxsize=65536)
 def _decode_snapshot_memo_cached(memo_hex: str) -> MarketMakingMemo | MemoError:
     try:

@@ -225,6 +225,9 @@ def _owner_and_asset(owner_id: str | None, facts: SnapshotFacts, pair: PairRules
     if owner_id and facts.opponent_id != owner_id:
         return PaymentDecision(PaymentDecisionKind.REFUND,
                                f"order belongs to the user who paid first ({owner_id})", "not_owner")
+    asset_id = facts.asset_id
+    if asset_id == pair.base_asset_id or asset_id == pair.quote_asset_id:
+        return None  # a leg of the pair (legs_for_asset would say so): the usual payment, no tuple built
     if not legs_for_asset(facts.asset_id, pair, fees):
         return PaymentDecision(PaymentDecisionKind.REFUND,
                                f"asset {facts.asset_id} is not part of {pair.symbol} or its fees", "unknown_asset")

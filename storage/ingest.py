@@ -20,7 +20,7 @@ from domain.ingest import IngestRules, matched_by_storage, orders_named, plan_pa
 from domain.order_view import OrderView
 from domain.routing import Route, RouteKind, SnapshotFacts, refund_memo
 from domain.states import FINAL_STATES
-from domain.tally import OrderApplication
+from domain.tally import PURPOSE_OF, OrderApplication
 from storage import repo, writer
 from storage.archive_models import archived_entries
 from storage.repo import _ORDER_COLUMNS, CHUNK, _view_from_tuple, advance_cursor, record_routes, stored_ids
@@ -225,7 +225,8 @@ def ingest_page(items: Sequence[tuple[SnapshotFacts, dict]], cursor_name: str, o
         unique.setdefault(facts.snapshot_id, (facts, raw))
     existing = stored_ids(list(unique))
     fresh = [pair for sid, pair in unique.items() if sid not in existing]
-    direct = [pair for pair in fresh if not matched_by_storage(pair[0])]
+    deposits = [pair for pair in fresh if matched_by_storage(pair[0])]
+    direct = [pair for pair in fresh if not matched_by_storage(pair[0])] if deposits else fresh
     routed = route_page([f for f, _ in direct], rules)
     named = orders_named(routed)
     views = known.views(named) if known is not None else load_views(named)
@@ -244,17 +245,16 @@ def ingest_page(items: Sequence[tuple[SnapshotFacts, dict]], cursor_name: str, o
         if kind is RouteKind.ORDER:
             effect = effects.get(facts.snapshot_id)
             if effect is not None and effect.result != "duplicate":
-                applied, purpose = True, effect.purpose
+                applied, purpose = True, PURPOSE_OF.get(effect.result)  # ApplyOutcome.purpose, inlined
                 if effect.result == "refunded":
                     outcome, reason = RouteKind.REFUND.value, effect.reason
         append((facts.snapshot_id, facts.created_at, facts.created_ns, facts.asset_id, format(facts.amount, "f"),
                 facts.opponent_id, facts.memo_hex, _pack_raw(raw), outcome, reason, route.order_id, route.pair_id,
                 applied, purpose, now, now, now if applied else None))
-    for facts, raw in fresh:
-        if matched_by_storage(facts):  # stored unrouted: record_routes below routes it
-            append((facts.snapshot_id, facts.created_at, facts.created_ns, facts.asset_id, format(facts.amount, "f"),
-                    facts.opponent_id, facts.memo_hex, _pack_raw(raw), None, None, None, None, False, None, now,
-                    None, None))
+    for facts, raw in deposits:  # stored unrouted: record_routes below routes it
+        append((facts.snapshot_id, facts.created_at, facts.created_ns, facts.asset_id, format(facts.amount, "f"),
+                facts.opponent_id, facts.memo_hex, _pack_raw(raw), None, None, None, None, False, None, now,
+                None, None))
     run_many("INSERT INTO snapshot (snapshot_id, created_at, created_ns, asset_id, amount, opponent_id, memo, raw, "
              "outcome, reason, order_id, pair_id, applied, purpose, inserted_at, routed_at, applied_at) "
              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
@@ -265,16 +265,15 @@ def ingest_page(items: Sequence[tuple[SnapshotFacts, dict]], cursor_name: str, o
                                         for f, r in routed if r.kind is RouteKind.ATTENTION])
     write_applications(plan.applications, now, snapshots_written=True)
     result = PageIngested([f for f, _ in fresh], list(routed), plan.applications, plan.deliveries)
-    deposits = [f for f, _ in fresh if matched_by_storage(f)]
     if deposits:  # outside deposits: matched to a return first, routed as before (record_routes)
-        recorded = record_routes(route_page(deposits, rules))
+        recorded = record_routes(route_page([f for f, _ in deposits], rules))
         result.routes.extend(recorded.routes)
         result.arrivals.extend(recorded.arrivals)
         result.refunds.extend(recorded.refunds)
         result.deliveries.extend((r.order_id, r.pair_id, [f]) for f, r in recorded.routes
                                  if r.kind is RouteKind.ORDER)
     result.refunds.extend(refund_request_id(f.snapshot_id) for f, _, _ in routing_refunds)
-    result.refunds.extend(i for a in plan.applications for i in a.refund_ids)
+    result.refunds.extend(i for a in plan.applications if a.refunds for i in a.refund_ids)  # a refund's outcome
     advance_cursor(cursor_name, offset, offset_ns, time.time())
     if settled is not None:
         settled.note((a.order_id for a in plan.applications), (order_id for order_id, _, _ in result.deliveries))
