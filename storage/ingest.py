@@ -54,6 +54,17 @@ _VIEWS_SQL = (f"SELECT {', '.join('o.' + c for c in _ORDER_COLUMNS)}, t.asset_id
               f"LEFT JOIN payment_tally t ON t.order_id = o.order_id WHERE o.order_id IN ")
 
 
+def stored_among(items: Iterable[tuple[SnapshotFacts, dict]]) -> set[str]:
+    """Which of these snapshots are stored already (repo.stored_ids), looked up only when they are not newer than
+    every stored snapshot: a snapshot's created_at is part of it, so one newer than the newest stored is not stored.
+    A page read from the cursor repeats only its last instant: one index read for the newest, a few lookups."""
+    newest = run("SELECT MAX(created_ns) FROM snapshot").fetchone()[0]
+    if newest is None:
+        return set()
+    maybe = [facts.snapshot_id for facts, _ in items if facts.created_ns <= newest]
+    return stored_ids(maybe) if maybe else set()
+
+
 def orders_waiting(order_ids: Sequence[str]) -> set[str]:
     """Orders among `order_ids` with payments routed to them that their actor has not applied yet."""
     found: set[str] = set()
@@ -223,7 +234,7 @@ def ingest_page(items: Sequence[tuple[SnapshotFacts, dict]], cursor_name: str, o
     unique: dict[str, tuple[SnapshotFacts, dict]] = {}
     for facts, raw in items:
         unique.setdefault(facts.snapshot_id, (facts, raw))
-    existing = stored_ids(list(unique))
+    existing = stored_among(unique.values())
     fresh = [pair for sid, pair in unique.items() if sid not in existing]
     deposits = [pair for pair in fresh if matched_by_storage(pair[0])]
     direct = [pair for pair in fresh if not matched_by_storage(pair[0])] if deposits else fresh

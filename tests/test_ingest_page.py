@@ -132,6 +132,21 @@ def test_a_page_is_stored_routed_and_applied_once(writer):
     assert query("SELECT outcome FROM snapshot WHERE snapshot_id = ?", (more[1][0].snapshot_id,)) == [("refund",)]
 
 
+def test_a_replayed_snapshot_older_than_the_newest_stored_is_still_found(writer):
+    """The dedupe looks up only what is not newer than the newest stored snapshot: a page that repeats old
+    snapshots among newer ones stores (and applies) only the new ones."""
+    order = order_id(50)
+    first = [snapshot(5_000 + i, order) for i in range(3)]
+    writer.run(ingest_page, first, "c", first[-1][0].created_at, 5_002, rules())
+    later = [snapshot(9_000, order)]
+    writer.run(ingest_page, later, "c", later[-1][0].created_at, 9_000, rules(now=2000.0))
+    mixed = [first[1], snapshot(7_000, order), later[0], snapshot(9_500, order)]  # stored, older new, stored, newer
+    done = writer.run(ingest_page, mixed, "c", mixed[-1][0].created_at, 9_500, rules(now=3000.0))
+    assert sorted(f.created_ns for f in done.fresh) == [7_000, 9_500]
+    assert query("SELECT amount, payments FROM payment_tally WHERE order_id = ?", (order,)) == [("0.06", 6)]
+    assert query("SELECT COUNT(*) FROM snapshot") == [(6,)]
+
+
 def test_the_statements_of_a_page_do_not_grow_with_it(writer):
     counts = []
     for size, base in ((20, 100), (200, 1000)):
