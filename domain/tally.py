@@ -9,7 +9,7 @@ ingest and an actor applying left-over payments, so the rule exists once.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from domain.ids import refund_request_id
 from domain.memo import ACTION_EXIT
@@ -110,6 +110,12 @@ class OrderApplication:
         return [o.refund_request_id for o in self.outcomes if o.refund_request_id]
 
 
+_APPLICATION_FIELDS = ("order_id", "pair_id", "view", "created", "changed", "row_changed", "outcomes", "refunds",
+                       "transitions", "counts")
+if tuple(f.name for f in fields(OrderApplication)) != _APPLICATION_FIELDS:  # apply_to_order sets them directly
+    raise TypeError("OrderApplication's fields changed: update apply_to_order's construction")
+
+
 def new_order(order_id: str, pair_id: str, fees: FeeRequirements, now: float, timeout: float) -> OrderView:
     """A new order in payment_pending, with a deadline from its first snapshot on (even if that payment is
     refused: every order reaches a final state or attention, none waits forever)."""
@@ -133,7 +139,9 @@ def apply_to_order(order_id: str, pair_id: str, view: OrderView | None, new_orde
     is created for it; otherwise the order is created with `new_order_fees` (LookupError if there are none).
     `archived`: the order is in cold storage — a refund names it (restored, its statement shows both).
     `owned`: the caller hands `view` over (read for this call alone): it becomes the result, changed in place."""
-    app = OrderApplication(order_id, pair_id, None)
+    app = _new_outcome(OrderApplication)  # OrderApplication(order_id, pair_id, None), fields set directly
+    app.__dict__.update(order_id=order_id, pair_id=pair_id, view=None, created=False, changed=False,
+                        row_changed=False, outcomes=[], refunds=[], transitions=[], counts={})
     if view is not None and not owned:
         view = view.copy()  # never change the caller's view
     before = None if view is None else _row_fields(view)
