@@ -25,6 +25,8 @@ from domain.memo import (
     b58encode,
     decode_any,
     decode_market_making,
+    decode_snapshot_memo,
+    decoded_memo,
     encode_market_making,
     memo_text_to_hex,
     snapshot_memo_to_text,
@@ -94,6 +96,14 @@ def test_reference_vector_decodes_to_pair_then_order():
                                     pair_id=REF_PAIR, order_id=REF_ORDER)
     assert memo.as_dict() == {"version": 1, "trading_type": 1, "action": 1, "action_name": "create",
                               "pair_id": REF_PAIR, "order_id": REF_ORDER}
+
+
+def test_decoded_memo_is_decode_snapshot_memo_with_none_for_a_bad_memo():
+    assert decoded_memo(REF_HEX) == decode_snapshot_memo(REF_HEX) == decode_market_making(REF_B58)
+    for bad in ("", "zz", memo_text_to_hex("not a memo"), REF_HEX[:-2]):
+        assert decoded_memo(bad) is None
+        with pytest.raises(MemoError):
+            decode_snapshot_memo(bad)
 
 
 def test_decode_any_accepts_base58_hex_and_uppercase_hex():

@@ -68,6 +68,24 @@ def test_parse_ns_refuses_out_of_range_fields(text):
         parse_ns(text)
 
 
+@pytest.mark.parametrize("text", [
+    "2024-05-06T07:08:09.12345678xZ", "2024-05-06T07:08:09.-12345678Z", "2024-05-06T07:08:09.\u0661\u0662345678Z",
+    "2024-05-06X07:08:09.123456789Z", "2024-05-06T07:08:9.1234567890Z", "2024-05-06T07:08:09 123456789Z",
+    "2023-02-29T00:00:00.000000000Z", "2024-01-01T25:00:00.000000000Z", "2024-1-01T00:00:00.0000000000Z",
+])
+def test_the_full_nanosecond_shape_is_checked_like_any_other(text):
+    """Mixin's own shape (30 characters, nine digits, Z) takes a shorter road: it refuses what the regex does."""
+    with pytest.raises(BadTimestamp):
+        parse_ns(text)
+
+
+def test_the_full_nanosecond_shape_reads_like_the_general_one():
+    for ns in (0, 1, 999_999_999, 1_714_979_289_123_456_789, 4_102_444_799_999_999_999):
+        text = format_ns(ns)
+        assert len(text) == 30 and parse_ns(text) == ns
+        assert parse_ns(text.replace("Z", "+00:00")) == ns  # the general road, same instant
+
+
 def test_ordering_is_numeric_where_string_comparison_is_wrong():
     # Mixin drops trailing zeros of the fraction; string comparison then misorders instants.
     pairs = [
