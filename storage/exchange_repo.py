@@ -137,12 +137,14 @@ def _reserve_many(order_id: str, account: str, symbol: str, wanted: Sequence[tup
             raise ValueError(f"level must be an int >= 0, got {level!r}")
     if not wanted:
         return []
-    row = run(f"SELECT next_seq FROM {_SEQ} WHERE order_id = ?", (order_id,)).fetchone()
-    seq = 1 if row is None else int(row[0])
-    if row is None:
-        run(f"INSERT INTO {_SEQ} (order_id, next_seq) VALUES (?, ?)", (order_id, seq + len(wanted)))
+    # the sequence taken and moved on in one statement (RETURNING: SQLite >= 3.35, PostgreSQL)
+    taken = run(f"UPDATE {_SEQ} SET next_seq = next_seq + ? WHERE order_id = ? RETURNING next_seq",
+                (len(wanted), order_id)).fetchall()
+    if taken:
+        seq = int(taken[0][0]) - len(wanted)
     else:
-        run(f"UPDATE {_SEQ} SET next_seq = ? WHERE order_id = ?", (seq + len(wanted), order_id))
+        seq = 1
+        run(f"INSERT INTO {_SEQ} (order_id, next_seq) VALUES (?, ?)", (order_id, seq + len(wanted)))
     state = (X.SUBMITTED if submitted else X.INITIALIZED).value
     cids = [client_order_id(order_id, seq + i) for i in range(len(wanted))]
     rows = [(cid, order_id, account, symbol, side, _text(price), _text(amount), "0", state, level, now,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import select
 import socket
 import zlib
 from typing import Any
@@ -36,6 +37,12 @@ import urllib3
 from urllib3 import HTTPHeaderDict
 from requests.cookies import RequestsCookieJar
 from requests.utils import default_headers
+
+try:   # the OS's poll, not gevent's cooperative one: a look that never waits needs no watcher and no hub switch
+    from gevent.monkey import get_original
+    _poll = get_original("select", "poll")
+except (ImportError, AttributeError):   # pragma: no cover - gevent is a dependency; no poll on this OS
+    _poll = getattr(select, "poll", None)
 
 __all__ = ["LeanSession"]
 
@@ -58,6 +65,25 @@ class _OneSend:
         finally:
             self._hold_headers = False
             self._held = None
+
+    @property
+    def is_connected(self) -> bool:
+        """urllib3's check before an idle connection is lent again (``not wait_for_read(sock, timeout=0)``: a
+        connection the server closed, or that has bytes nobody asked for, is dropped) — as one poll() of the OS,
+        not gevent's poll (a watcher and a hub switch per request, for a look that never waits)."""
+        if self.sock is None:
+            return False
+        if _poll is None:
+            return super().is_connected
+        try:
+            fileno = self.sock.fileno()
+        except OSError:
+            return False
+        if fileno < 0:
+            return False
+        poller = _poll()
+        poller.register(fileno, select.POLLIN)
+        return not poller.poll(0)
 
     def send(self, data):  # noqa: ANN001
         if self._hold_headers:          # the header block (endheaders): sent with the body that follows
