@@ -317,7 +317,7 @@ class _Planned(_AtOnce):
         fields = {k: v for k, v in sets.items() if k in _VIEW_FIELDS}
         if "state" in fields:
             fields["state"] = ExOrderState(fields["state"])
-        self.current[cid] = dataclasses.replace(self.current[cid], **fields)
+        self.current[cid] = _with(self.current[cid], fields)
         if "reported_filled" in sets:
             self.reported[cid] = Decimal(sets["reported_filled"])
         if sets.get("exchange_order_id"):
@@ -360,6 +360,15 @@ class _Planned(_AtOnce):
 
 
 _VIEW_FIELDS = frozenset(f.name for f in dataclasses.fields(DbOrder))
+
+
+def _with(order: DbOrder, fields: dict) -> DbOrder:
+    """``dataclasses.replace(order, **fields)`` for DbOrder (a plain frozen dataclass: no __post_init__, no slots)
+    without replace's walk over the fields and a second __init__: a tick's units plan a few of these per order."""
+    new = object.__new__(DbOrder)
+    new.__dict__.update(order.__dict__)
+    new.__dict__.update(fields)
+    return new
 
 
 def _load_many(cids: Iterable[str], reported: bool = False) -> tuple[dict[str, DbOrder], dict[str, Decimal | None]]:

@@ -35,7 +35,6 @@ from typing import Any
 import requests
 import urllib3
 from urllib3 import HTTPHeaderDict
-from requests.cookies import RequestsCookieJar
 from requests.utils import default_headers
 
 try:   # the OS's poll, not gevent's cooperative one: a look that never waits needs no watcher and no hub switch
@@ -268,12 +267,24 @@ def _decoded(content: bytes, encoding: str | None) -> bytes:
     return content
 
 
+class _NoCookies:
+    """The session's cookie jar as ccxt uses it (``clear()`` before each request): nothing is ever kept or sent."""
+
+    def clear(self) -> None:
+        return None
+
+    def __len__(self) -> int:
+        return 0
+
+
 class LeanSession:
     """The subset of ``requests.Session`` ccxt's sync ``fetch`` uses, over urllib3 pools (see module doc)."""
 
     def __init__(self, *, maxsize: int = 10, fallback: requests.Session | None = None) -> None:
-        self.headers = default_headers()
-        self.cookies = RequestsCookieJar()      # ccxt clears it before each request; never sent
+        # requests' default headers (ccxt merges them into every request's), as a plain dict: ccxt's merge walked
+        # requests' case-insensitive mapping on every request
+        self.headers = dict(default_headers())
+        self.cookies = _NoCookies()             # ccxt clears it before each request; never sent
         self.trust_env = False
         self.fallback = fallback or requests.Session()
         self.fallback.trust_env = False
@@ -281,6 +292,7 @@ class LeanSession:
         self._pools.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
         self._by_origin: dict[str, urllib3.HTTPConnectionPool] = {}
         self.requests = 0                       # sent through the lean path
+        self._limits: dict[Any, urllib3.Timeout] = {}   # urllib3's Timeout of each timeout asked for (read-only here)
 
     def request(self, method: str, url: str, data: bytes | str | None = None, headers: Any = None,
                 timeout: float | tuple[float, float] | None = None, proxies: Any = None, verify: bool = True,
@@ -288,10 +300,13 @@ class LeanSession:
         if proxies or files or not verify or kwargs:
             return self.fallback.request(method, url, data=data, headers=headers, timeout=timeout,
                                          proxies=proxies, verify=verify, files=files, **kwargs)
-        if isinstance(timeout, tuple):
-            limit = urllib3.Timeout(connect=timeout[0], read=timeout[1])
-        else:
-            limit = urllib3.Timeout(connect=timeout, read=timeout)
+        limit = self._limits.get(timeout)
+        if limit is None:
+            if isinstance(timeout, tuple):
+                limit = urllib3.Timeout(connect=timeout[0], read=timeout[1])
+            else:
+                limit = urllib3.Timeout(connect=timeout, read=timeout)
+            self._limits[timeout] = limit
         body = data.encode() if isinstance(data, str) else data
         try:
             pool, target = self._pool_of(url)
