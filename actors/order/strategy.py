@@ -123,6 +123,8 @@ class StrategyRunner:
         self.cycles = 0
         self.cancelled_at: float | None = None   # book-cache clock when our last cancel was done and recorded
         self.cancelled_last_tick = False
+        self.routine = False   # the last tick only replaced its ladder for its refresh (logged at DEBUG)
+        self.due: float | None = None   # when the next tick was due, set by StrategyStage before it (see tick)
         self._rules_cache = None
         self.guard: PriceGuard | None = PriceGuard(self.services.config.risk) if params is not None else None
         # what the order's ticks read, kept until something may have changed it (see the module docstring)
@@ -254,7 +256,12 @@ class StrategyRunner:
 
     @metrics.timed_strategy_tick
     def tick(self, now: float) -> str:
+        """One cycle at ``now``. ``self.due``, set by the caller: when this tick was due (its timer's moment; None
+        when it was not on the cadence, e.g. woken by its book) — a ladder placed now counts as refreshed then
+        (``_refreshed_at``)."""
+        scheduled, self.due = self.due, None
         self.cancelled_last_tick = False
+        self.routine = False
         if now - self._read_at >= REREAD_EVERY:
             self._read_at = now
             self.forget()
@@ -322,6 +329,9 @@ class StrategyRunner:
             pairs, cancels, places = pair_replacements([o for o in live if o.client_order_id in cancelling],
                                                        plan.place)
         self.cancelled_last_tick = bool(cancels)
+        # a refresh that replaces the whole ladder pair by pair: what every running order does every refresh
+        self.routine = (bool(pairs) and not cancels and not places
+                        and plan.reason.startswith("cancel the ladder: refresh:"))
         if not (plan.cancel or plan.place):
             self._quiet_at = now
             self._quiet = (inputs, quiet_until(params=self.params, live=live, now=now,
@@ -338,8 +348,18 @@ class StrategyRunner:
         if cancels:
             self._live = None
         if plan.place:
-            self.last_refresh_at = now
+            self.last_refresh_at = self._refreshed_at(now, scheduled)
         return plan.reason
+
+    def _refreshed_at(self, now: float, scheduled: float | None) -> float:
+        """When a ladder placed by a tick at ``now`` counts as refreshed: the moment the tick was due, if it ran
+        late by less than ``order_refresh_time`` — as Hummingbot's clock stamps a tick with its own moment. On the
+        wall clock the next refresh came due a few milliseconds after the next tick whenever that tick ran less
+        late than this one (about every other tick): it kept the ladder, and a second tick a moment later replaced
+        it — two plans for one refresh."""
+        if scheduled is not None and now - self.params.order_refresh_time < scheduled < now:
+            return scheduled
+        return now
 
     def _send(self, account, pairs, places, now: float, live: list[LiveOrder]) -> None:
         """A tick's cancel-replaces (``pairs``: old client id, proposal) and places, with ONE writer unit before
@@ -722,6 +742,7 @@ class StrategyStage(Stage):
         self.tick()
 
     def tick(self) -> None:
+        scheduled = self._next_tick_due   # when this tick was due (None: not on the cadence, e.g. woken)
         self._wake_up()
         state = self.state
         if state not in (OrderState.RUNNING, OrderState.PAUSED) or self.view.exit_requested:
@@ -746,9 +767,12 @@ class StrategyStage(Stage):
             return
         quiet = None
         try:
+            self.runner.due = scheduled
             did = self.runner.tick(now)
             if did:
-                self.log.info("order {}: {}", self.order_id, did)
+                # a routine refresh every order_refresh_time of every running order at DEBUG (the orders DB holds
+                # each request); any other decision at INFO
+                (self.log.debug if self.runner.routine else self.log.info)("order {}: {}", self.order_id, did)
             else:
                 quiet = self.runner.quiet_state()
             self._set_note("")

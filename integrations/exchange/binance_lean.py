@@ -88,8 +88,9 @@ def _quoted(text: str) -> str:
     return text if _UNRESERVED.fullmatch(text) else quote(text, safe="")
 
 
-_OTHER_FIELDS = ("fee", "avgPrice", "avgFilledPrice", "positionSide", "cumQuote", "strategyId", "algoId",
-                 "stopPrice", "triggerPrice", "code")
+_OTHER_FIELDS = frozenset(("fee", "avgPrice", "avgFilledPrice", "positionSide", "cumQuote", "strategyId", "algoId",
+                           "stopPrice", "triggerPrice", "code"))
+_TIME_FIELDS = ("time", "createTime", "workingTime", "transactTime", "updateTime", "createdAt")
 
 
 def plain_order(raw: Any, market_id: str) -> dict[str, Any] | None:
@@ -99,7 +100,7 @@ def plain_order(raw: Any, market_id: str) -> dict[str, Any] | None:
     (ccxt parses those)."""
     if not isinstance(raw, dict) or raw.get("symbol") != market_id or raw.get("fills") or raw.get("trades"):
         return None
-    if any(name in raw for name in _OTHER_FIELDS):
+    if not _OTHER_FIELDS.isdisjoint(raw):
         return None
     status = STATUSES.get(raw.get("status"))
     filled, price, amount = raw.get("executedQty"), raw.get("price"), raw.get("origQty")
@@ -111,8 +112,11 @@ def plain_order(raw: Any, market_id: str) -> dict[str, Any] | None:
     filled_n, price_n, amount_n, cost_n = numbers
     if filled_n != 0 or cost_n != 0 or not price_n > 0 or not amount_n > 0:
         return None
-    timestamp = next((raw[k] for k in ("time", "createTime", "workingTime", "transactTime", "updateTime",
-                                       "createdAt") if raw.get(k) is not None), None)
+    timestamp = None
+    for name in _TIME_FIELDS:
+        timestamp = raw.get(name)
+        if timestamp is not None:
+            break
     kind = str(raw.get("type") or "").lower()
     time_in_force = raw.get("timeInForce")
     return {"id": str(raw["orderId"]), "clientOrderId": raw.get("clientOrderId"),

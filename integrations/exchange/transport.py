@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import select
 import socket
 import zlib
 from typing import Any
@@ -34,8 +35,13 @@ from typing import Any
 import requests
 import urllib3
 from urllib3 import HTTPHeaderDict
-from requests.cookies import RequestsCookieJar
 from requests.utils import default_headers
+
+try:   # the OS's poll, not gevent's cooperative one: a look that never waits needs no watcher and no hub switch
+    from gevent.monkey import get_original
+    _poll = get_original("select", "poll")
+except (ImportError, AttributeError):   # pragma: no cover - gevent is a dependency; no poll on this OS
+    _poll = getattr(select, "poll", None)
 
 __all__ = ["LeanSession"]
 
@@ -58,6 +64,25 @@ class _OneSend:
         finally:
             self._hold_headers = False
             self._held = None
+
+    @property
+    def is_connected(self) -> bool:
+        """urllib3's check before an idle connection is lent again (``not wait_for_read(sock, timeout=0)``: a
+        connection the server closed, or that has bytes nobody asked for, is dropped) — as one poll() of the OS,
+        not gevent's poll (a watcher and a hub switch per request, for a look that never waits)."""
+        if self.sock is None:
+            return False
+        if _poll is None:
+            return super().is_connected
+        try:
+            fileno = self.sock.fileno()
+        except OSError:
+            return False
+        if fileno < 0:
+            return False
+        poller = _poll()
+        poller.register(fileno, select.POLLIN)
+        return not poller.poll(0)
 
     def send(self, data):  # noqa: ANN001
         if self._hold_headers:          # the header block (endheaders): sent with the body that follows
@@ -242,12 +267,24 @@ def _decoded(content: bytes, encoding: str | None) -> bytes:
     return content
 
 
+class _NoCookies:
+    """The session's cookie jar as ccxt uses it (``clear()`` before each request): nothing is ever kept or sent."""
+
+    def clear(self) -> None:
+        return None
+
+    def __len__(self) -> int:
+        return 0
+
+
 class LeanSession:
     """The subset of ``requests.Session`` ccxt's sync ``fetch`` uses, over urllib3 pools (see module doc)."""
 
     def __init__(self, *, maxsize: int = 10, fallback: requests.Session | None = None) -> None:
-        self.headers = default_headers()
-        self.cookies = RequestsCookieJar()      # ccxt clears it before each request; never sent
+        # requests' default headers (ccxt merges them into every request's), as a plain dict: ccxt's merge walked
+        # requests' case-insensitive mapping on every request
+        self.headers = dict(default_headers())
+        self.cookies = _NoCookies()             # ccxt clears it before each request; never sent
         self.trust_env = False
         self.fallback = fallback or requests.Session()
         self.fallback.trust_env = False
@@ -255,6 +292,7 @@ class LeanSession:
         self._pools.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
         self._by_origin: dict[str, urllib3.HTTPConnectionPool] = {}
         self.requests = 0                       # sent through the lean path
+        self._limits: dict[Any, urllib3.Timeout] = {}   # urllib3's Timeout of each timeout asked for (read-only here)
 
     def request(self, method: str, url: str, data: bytes | str | None = None, headers: Any = None,
                 timeout: float | tuple[float, float] | None = None, proxies: Any = None, verify: bool = True,
@@ -262,10 +300,13 @@ class LeanSession:
         if proxies or files or not verify or kwargs:
             return self.fallback.request(method, url, data=data, headers=headers, timeout=timeout,
                                          proxies=proxies, verify=verify, files=files, **kwargs)
-        if isinstance(timeout, tuple):
-            limit = urllib3.Timeout(connect=timeout[0], read=timeout[1])
-        else:
-            limit = urllib3.Timeout(connect=timeout, read=timeout)
+        limit = self._limits.get(timeout)
+        if limit is None:
+            if isinstance(timeout, tuple):
+                limit = urllib3.Timeout(connect=timeout[0], read=timeout[1])
+            else:
+                limit = urllib3.Timeout(connect=timeout, read=timeout)
+            self._limits[timeout] = limit
         body = data.encode() if isinstance(data, str) else data
         try:
             pool, target = self._pool_of(url)

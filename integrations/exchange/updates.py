@@ -52,7 +52,7 @@ from integrations.exchange.account import OrderInfo, TradeInfo
 from integrations.exchange.errors import (AuthenticationFailed, DefinitiveError, ExchangeError, RateLimited,
                                           UnknownOutcome)
 from storage import exchange_repo as xr
-from storage.exchange_models import ExchangeOrder, Fill
+from storage.exchange_models import Fill
 from storage.models import Alert
 from storage.sql import run
 
@@ -160,17 +160,8 @@ def _open_orders_by_symbol(account_id: str) -> dict[str, list[DbOrder]]:
 
 
 def _owed_symbols(account_id: str) -> set[str]:
-    """Symbols with an order whose fills have not all arrived: the exchange called it FILLED, or reported
-    more filled (a status, a cancel reply) than our fills add up to."""
-    query = (ExchangeOrder.select(ExchangeOrder.symbol).distinct()
-             .where((ExchangeOrder.exchange_account == account_id) & (ExchangeOrder.state == X.FILLED.value)
-                    & (ExchangeOrder.filled != ExchangeOrder.amount)))
-    owed = {row.symbol for row in query}
-    reported = (ExchangeOrder.select(ExchangeOrder.symbol, ExchangeOrder.filled, ExchangeOrder.reported_filled)
-                .where((ExchangeOrder.exchange_account == account_id) & ExchangeOrder.reported_filled.is_null(False)
-                       & (ExchangeOrder.filled != ExchangeOrder.reported_filled)))
-    owed.update(row.symbol for row in reported if row.reported_filled > row.filled)
-    return owed
+    """Symbols with an order whose fills have not all arrived (``exchange_repo.owed_symbols``)."""
+    return xr.owed_symbols(account_id)
 
 
 # where a raw row of xr.rows_in_states holds what the round's quiet check reads

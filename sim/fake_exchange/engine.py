@@ -216,6 +216,9 @@ class MatchingEngine:
         self._next_trade_id: dict[str, int] = {}
         self._by_client: dict[tuple[str, str, str], Order] = {}
         self._owner_orders: dict[tuple[str, str], list[Order]] = defaultdict(list)
+        # the ones still open, in the order registered (closed ones dropped when next looked at): an account's
+        # open orders are read without walking its whole history (a market maker's grows by every replace)
+        self._owner_open: dict[tuple[str, str], dict[int, Order]] = defaultdict(dict)
         self._owner_fills: dict[tuple[str, str], list[Fill]] = defaultdict(list)
         self._synthetic_open: dict[str, list[Order]] = defaultdict(list)
 
@@ -439,9 +442,21 @@ class MatchingEngine:
             return [o for s in symbols for o in self._synthetic_open.get(s, ()) if o.is_open]
         if symbol is not None:
             self.market(symbol)
-            return [o for o in self._owner_orders.get((owner, symbol), ()) if o.is_open]
-        out = [o for (own, _s), lst in self._owner_orders.items() if own == owner for o in lst if o.is_open]
+            return self._still_open(owner, symbol)
+        out = [o for (own, s) in list(self._owner_open) if own == owner for o in self._still_open(own, s)]
         return sorted(out, key=lambda o: o.order_id)
+
+    def _still_open(self, owner: str, symbol: str) -> list[Order]:
+        kept = self._owner_open.get((owner, symbol))
+        if not kept:
+            return []
+        out = []
+        for order_id, o in list(kept.items()):
+            if o.is_open:
+                out.append(o)
+            else:
+                del kept[order_id]   # closed for good
+        return out
 
     def all_orders(self, owner: str, symbol: str) -> list[Order]:
         self.market(symbol)
@@ -480,6 +495,7 @@ class MatchingEngine:
             return
         self.orders[order.order_id] = order
         self._owner_orders[(order.owner, order.symbol)].append(order)
+        self._owner_open[(order.owner, order.symbol)][order.order_id] = order
         self._by_client[(order.owner, order.symbol, order.client_order_id)] = order
 
     def _find(self, owner: str, symbol: str, order_id: int | None, client_order_id: str | None) -> Order | None:
