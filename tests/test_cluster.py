@@ -2,9 +2,10 @@
 the fencing in the database, and failover of three real `serve` subprocesses (bench/clusterfail.py) killed with
 SIGKILL, or frozen with SIGSTOP past their lease and woken up.
 
-These tests need PostgreSQL by nature: they use the server of MMFLOW_TEST_DATABASE_URL, else the local one
-(127.0.0.1:5432, user postgres), each on a database of its own — and are skipped, saying why, only when no
-server answers."""
+These tests need PostgreSQL by nature: they run in the suite's PostgreSQL pass (MMFLOW_TEST_DATABASE_URL, the
+second pass of .ci/run), each on a database of its own, like tests/test_postgres.py — and are skipped, saying
+why, on the SQLite pass (they ran the very same on both passes until 2026-12-07: ~30 s of CPU and a minute of a
+worker spent twice) or when the server does not answer."""
 from __future__ import annotations
 
 import itertools
@@ -22,16 +23,18 @@ from tests.support import bench_result
 from tests.test_config_schema import minimal
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 _counter = itertools.count(1)
+SKIP_WHY = ("the cluster needs PostgreSQL: it runs in the PostgreSQL pass (MMFLOW_TEST_DATABASE_URL=postgresql://…, "
+            "README \"Running on PostgreSQL\")")
 
 
 def _server() -> str | None:
+    """The PostgreSQL server of the suite's PostgreSQL pass, if it answers; None on the SQLite pass."""
     import psycopg
 
-    url = os.environ.get("MMFLOW_TEST_DATABASE_URL", "").strip() or LOCAL_SERVER
+    url = os.environ.get("MMFLOW_TEST_DATABASE_URL", "").strip()
     if not url.startswith(("postgresql://", "postgres://")):
-        url = LOCAL_SERVER
+        return None
     try:
         with psycopg.connect(url, autocommit=True, connect_timeout=3):
             return url
@@ -46,7 +49,7 @@ def pg_url():
 
     server = _server()
     if server is None:
-        pytest.skip("the cluster needs PostgreSQL and none answers (MMFLOW_TEST_DATABASE_URL or 127.0.0.1:5432)")
+        pytest.skip(SKIP_WHY)
     name = f"mmt_{os.getpid()}_cluster_{next(_counter)}"
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -2,8 +2,8 @@
 summary; every order ends settled or refunded; nothing is stranded; and the money adds up across the run:
 for every asset, what users paid in = what they got back + fees + dust + transit differences − trading result.
 
-The demos (the default one, the one serving its API during a hold, one per HuFi venue, and — where PostgreSQL
-answers — the default story on three instances sharing it, one of them killed) start side by side in a module
+The demos (the default one, the one serving its API during a hold, one per HuFi venue, and — on the PostgreSQL
+pass — the default story on three instances sharing it, one of them killed) start side by side in a module
 fixture — most of a demo's minute is waiting on its users' script, not CPU — and each test waits for and asserts
 on its own."""
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_cluster import SKIP_WHY as CLUSTER_SKIP_WHY
 from tests.test_cluster import _server as _cluster_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -191,7 +192,7 @@ def test_demo_on_three_instances_with_one_killed(demos):
     here only so its minute overlaps theirs): the story on three `serve` instances sharing one PostgreSQL
     database, one of them killed with SIGKILL; its roles are taken over and the money still adds up."""
     if "cluster" not in demos:
-        pytest.skip("the cluster demo needs PostgreSQL and none answers (MMFLOW_TEST_DATABASE_URL or 127.0.0.1:5432)")
+        pytest.skip(CLUSTER_SKIP_WHY)
     out, log = demos["cluster"].finish(timeout=380)
     assert demos["cluster"].proc.returncode == 0, log[-4000:]
     summary = assert_summary_adds_up(out)
