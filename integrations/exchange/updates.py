@@ -140,6 +140,10 @@ class UpdateRound:
     trades_fetched: tuple[str, ...] = ()      # symbols whose trades were read
     lookups: int = 0
     changes: int = 0
+    # symbol -> (digest of the venue's open-order reply, digest of the DB's open rows) of a status pass that found
+    # nothing to do: pass it to the next round (``quiet=``), which skips the pass while both are the same
+    quiet: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+    skipped: tuple[str, ...] = ()             # symbols whose status pass was skipped (nothing changed on either side)
 
 
 # ---------------------------------------------------------------- reads and the alert unit
@@ -598,7 +602,8 @@ def poll_updates(account: Any, writer: Any, *, symbols: Collection[str] | None =
                  trades_for: Collection[str] | None = None,
                  lookback: float = DEFAULT_LOOKBACK, not_found_grace: float = NOT_FOUND_GRACE,
                  settle: float = SETTLE, recent: float = RECENT, max_lookups: int = MAX_LOOKUPS,
-                 lookup_every: float = LOOKUP_EVERY, unmatched_retry: float = UNMATCHED_RETRY) -> UpdateRound:
+                 lookup_every: float = LOOKUP_EVERY, unmatched_retry: float = UNMATCHED_RETRY,
+                 quiet: Mapping[str, tuple[bytes, int]] | None = None) -> UpdateRound:
     """One round of the order-update stream (see the module docstring). Never raises ExchangeError.
 
     ``symbols``: the symbols to look at (None: ``active_symbols`` of the account); symbols with
@@ -606,7 +611,11 @@ def poll_updates(account: Any, writer: Any, *, symbols: Collection[str] | None =
     ended (missing: ``now - lookback``). ``unmatched`` / ``looked_up``: the previous round's
     ``UpdateRound.unmatched`` / ``.looked_up`` (an order is looked up at most every ``lookup_every`` s).
     ``trades_for``: symbols whose trades are read whatever the evidence (None: all of them);
-    others are read only when the exchange shows fills the DB lacks or fills are owed."""
+    others are read only when the exchange shows fills the DB lacks or fills are owed. ``quiet``: the previous
+    round's ``UpdateRound.quiet``: a symbol whose venue reply (byte for byte, by digest) and DB open rows (by
+    digest) are both what that round found with nothing to do is not decoded nor compared again — the same inputs
+    would find nothing again (a quiet pass has no order missing from the listing, so nothing time-dependent either).
+    Its trades are read as always: fills are still seen."""
     work = _Work(account, writer, now, not_found_grace)
     acc = work.account_id
     db_open = _open_rows_by_symbol(acc)
@@ -621,7 +630,7 @@ def poll_updates(account: Any, writer: Any, *, symbols: Collection[str] | None =
     state = _RoundState(work=work, pending=pending, lookups_left=max_lookups, settle=settle,
                         unmatched_retry=unmatched_retry, floor_ms=floor_ms, next_since=next_since,
                         trades_for=None if trades_for is None else set(trades_for), owed=owed,
-                        looked_up=recent_lookups, lookup_every=lookup_every)
+                        looked_up=recent_lookups, lookup_every=lookup_every, quiet_before=dict(quiet or {}))
 
     def one(symbol: str) -> None:
         _poll_symbol(state, symbol, db_open.get(symbol, []))
@@ -637,7 +646,7 @@ def poll_updates(account: Any, writer: Any, *, symbols: Collection[str] | None =
                        unmatched=state.pending, looked_up=state.looked_up, errors=tuple(work.errors),
                        polled=tuple(ordered), listed=tuple(sorted(state.listed)),
                        trades_fetched=tuple(sorted(state.trades_fetched)), lookups=state.lookups,
-                       changes=work.changes)
+                       changes=work.changes, quiet=state.quiet, skipped=tuple(sorted(state.skipped)))
 
 
 @dataclass
@@ -653,9 +662,12 @@ class _RoundState:
     owed: set[str]
     looked_up: dict[str, float]
     lookup_every: float
+    quiet_before: dict[str, tuple[bytes, int]]
     trades_fetched: set[str] = field(default_factory=set)
     listed: set[str] = field(default_factory=set)
     lookups: int = 0
+    quiet: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+    skipped: set[str] = field(default_factory=set)
 
 
 def _unmatched_key(t: TradeInfo) -> str:
@@ -667,16 +679,29 @@ def _poll_symbol(st: _RoundState, symbol: str, db_rows: list[tuple]) -> None:
     evidence = symbol in st.owed or any(k.startswith(f"{symbol}\x1f") for k in st.pending)
     if db_rows:
         st.listed.add(symbol)
+        rows_digest = hash(tuple(db_rows))
+        before = st.quiet_before.get(symbol)
+        known = before[0] if before is not None and before[1] == rows_digest else None
+        fetch = getattr(work.account, "fetch_open_orders_unless", None)
         try:
-            listed = work.account.fetch_open_orders(symbol)
+            if fetch is None:
+                digest, listed = None, work.account.fetch_open_orders(symbol)
+            else:
+                digest, listed = fetch(symbol, known)
         except DefinitiveError as exc:
             work.definitive(exc, f"listing open orders of {symbol}", f"{symbol}:fetch_open_orders")
-            listed = None
+            digest = listed = None
         except _TRANSIENT as exc:
             work.transient(exc, f"listing open orders of {symbol}")
-            listed = None
-        if listed is not None:
-            evidence |= _statuses(st, symbol, db_rows, listed)
+            digest = listed = None
+        if listed is None and digest is not None:   # the same reply over the same rows: nothing to do again
+            st.skipped.add(symbol)
+            st.quiet[symbol] = (digest, rows_digest)
+        elif listed is not None:
+            found, quiet = _statuses(st, symbol, db_rows, listed)
+            evidence |= found
+            if quiet and digest is not None:
+                st.quiet[symbol] = (digest, rows_digest)
     if st.trades_for is not None and symbol not in st.trades_for and not evidence:
         return
     since = st.next_since.get(symbol, st.floor_ms)
@@ -700,8 +725,9 @@ def _listed_as_held(state: ExOrderState, filled: Decimal, amount: Decimal) -> bo
     return state is X.PARTIALLY_FILLED and ZERO < filled < amount
 
 
-def _statuses(st: _RoundState, symbol: str, db_rows: list[tuple], listed: list[OrderInfo]) -> bool:
-    """Apply the open list and look up what it no longer shows. True if some fills are missing in the DB."""
+def _statuses(st: _RoundState, symbol: str, db_rows: list[tuple], listed: list[OrderInfo]) -> tuple[bool, bool]:
+    """Apply the open list and look up what it no longer shows. (whether some fills are missing in the DB,
+    whether the pass was quiet: every row listed as the DB holds it and nothing listed that it lacks)."""
     work = st.work
     evidence = False
     by_cid = {o.client_order_id: o for o in listed if o.client_order_id}
@@ -734,6 +760,8 @@ def _statuses(st: _RoundState, symbol: str, db_rows: list[tuple], listed: list[O
         call = work.status_call(db, "open", filled, ex.amount, ex.id)
         if call is not None:
             items.append((db, call))
+    # not quiet: a lookup's turn depends on the time, evidence reads trades, a write changes the rows
+    quiet = not missing and not evidence and not items
     work.apply_statuses(items)
 
     # listed, ours, but not among the DB's open orders: unknown or held final (the reconciliation's job
@@ -743,6 +771,7 @@ def _statuses(st: _RoundState, symbol: str, db_rows: list[tuple], listed: list[O
         cid = ex.client_order_id
         if not cid or cid in known or not is_ours(cid):
             continue
+        quiet = False
         row = xr.get_exchange_order(cid)
         if row is None:
             work.alert("unknown_exchange_order", f"{work.account_id}:{symbol}:{ex.id}",
@@ -783,7 +812,7 @@ def _statuses(st: _RoundState, symbol: str, db_rows: list[tuple], listed: list[O
             logger.info("exchange {}: {} not found on the exchange {:.1f}s after its last event: {}",
                         work.account_id, db.client_order_id, work.now - db.updated_at, value)
             work.state_written(db, value)
-    return evidence
+    return evidence, quiet
 
 
 def _trades(st: _RoundState, symbol: str, since: int, trades: list[TradeInfo]) -> None:
