@@ -189,7 +189,7 @@ class ExchangeGateway(SupervisedActor):
         self._since_ms: dict[str, int] = {}
         self._unmatched: dict[str, tuple[float, int, bool]] = {}
         self._looked_up: dict[str, float] = {}
-        self._quiet: dict[str, tuple[bytes, int]] = {}  # symbols whose last status pass found nothing (poll_updates)
+        self._quiet: dict[str, tuple[bytes, tuple, float]] = {}  # symbols whose last status pass found nothing (poll_updates)
         self._round_weight = 0
         self._trades_at: dict[str, float] = {}
         self._linger: dict[str, float] = {}

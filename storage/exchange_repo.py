@@ -608,7 +608,7 @@ def orders_in_states(states: Iterable[ExOrderState | str], account: str | None =
 
 
 def rows_in_states(states: Iterable[ExOrderState | str], account: str | None = None,
-                   order_id: str | None = None, *, ordered: bool = True) -> list[tuple]:
+                   order_id: str | None = None, *, ordered: bool = True, symbol: str | None = None) -> list[tuple]:
     """``orders_in_states`` as raw rows (ROW_COLUMNS, text decimals), for a reader that views only some of them
     (``view``): the update stream's round over 100,000 resting orders of one account. ``ordered``: oldest first
     (a sort of every row; the round does not need it)."""
@@ -622,6 +622,9 @@ def rows_in_states(states: Iterable[ExOrderState | str], account: str | None = N
     if order_id is not None:
         where.append("order_id = ?")
         params.append(order_id)
+    if symbol is not None:
+        where.append("symbol = ?")
+        params.append(symbol)
     order_by = " ORDER BY created_at, client_order_id" if ordered else ""
     return run(f"{_SELECT} WHERE {' AND '.join(where)}{order_by}", params).fetchall()
 

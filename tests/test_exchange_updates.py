@@ -191,14 +191,14 @@ def test_reconcile_leaves_a_fresh_not_found_open_and_raises_when_the_list_is_unr
 # ---------------------------------------------------------------- the update stream, one round at a time
 
 
-def rounds(acct, w, n, *, since=None, unmatched=None, looked_up=None, **kwargs):
-    """n rounds in a row, each handed the previous round's memory, as the gateway does."""
+def rounds(acct, w, n, *, since=None, unmatched=None, looked_up=None, quiet=None, **kwargs):
+    """n rounds in a row, each handed the previous round's memory (quiet symbols too), as the gateway does."""
     since = {} if since is None else since
     out = []
     for _ in range(n):
         r = updates.poll_updates(acct, w, since_ms=since, unmatched=unmatched, looked_up=looked_up,
-                                 now=time.time(), **kwargs)
-        since, unmatched, looked_up = r.next_since_ms, r.unmatched, r.looked_up
+                                 now=time.time(), quiet=quiet, **kwargs)
+        since, unmatched, looked_up, quiet = r.next_since_ms, r.unmatched, r.looked_up, r.quiet
         out.append(r)
     return out
 

@@ -83,6 +83,7 @@ TRADES_PAGE = 1000            # Binance's maximum myTrades limit
 UNMATCHED_RETRY = 30.0        # seconds (and at least UNMATCHED_ROUNDS rounds) before an unmatched trade is reported
 UNMATCHED_ROUNDS = 3
 SYMBOL_CONCURRENCY = 4        # symbols polled at once in one round
+QUIET_MAX_AGE = 60.0          # a quiet symbol's status pass is skipped for at most this long after it ran in full
 UNRESOLVED_NOTE = "not found on the exchange; unresolved"   # what exchange_repo.resolve_not_found records
 
 IN_FLIGHT_STATES = frozenset({X.INITIALIZED, X.SUBMITTED, X.PENDING_CANCEL})
@@ -140,9 +141,9 @@ class UpdateRound:
     trades_fetched: tuple[str, ...] = ()      # symbols whose trades were read
     lookups: int = 0
     changes: int = 0
-    # symbol -> (digest of the venue's open-order reply, digest of the DB's open rows) of a status pass that found
-    # nothing to do: pass it to the next round (``quiet=``), which skips the pass while both are the same
-    quiet: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+    # symbol -> (digest of the venue's open-order reply, fingerprint of the DB's open rows, when) of a status pass
+    # that found nothing to do: pass it to the next round (``quiet=``), which skips the pass while both hold
+    quiet: dict[str, tuple[bytes, tuple, float]] = field(default_factory=dict)
     skipped: tuple[str, ...] = ()             # symbols whose status pass was skipped (nothing changed on either side)
 
 
@@ -181,13 +182,25 @@ def _owed_symbols(account_id: str) -> set[str]:
 _CID, _STATE, _XID = (xr.ROW_COLUMNS.index(c) for c in ("client_order_id", "state", "exchange_order_id"))
 
 
-def _open_rows_by_symbol(account_id: str) -> dict[str, list[tuple]]:
-    """The account's open orders as raw rows, by symbol: a round views (``xr.view``) only those it acts on."""
+def _open_rows_by_symbol(account_id: str, symbol: str | None = None) -> dict[str, list[tuple]]:
+    """The account's open orders (of one symbol, or all) as raw rows, by symbol: a round views (``xr.view``) only
+    those it acts on."""
     out: dict[str, list[tuple]] = {}
     symbol_at = xr.ROW_COLUMNS.index("symbol")
-    for row in xr.rows_in_states(OPEN_STATES, account=account_id, ordered=False):
+    for row in xr.rows_in_states(OPEN_STATES, account=account_id, ordered=False, symbol=symbol):
         out.setdefault(row[symbol_at], []).append(row)
     return out
+
+
+def _open_fingerprints(account_id: str) -> dict[str, tuple]:
+    """Per symbol, aggregates of the account's open rows that move with any write to them (every unit sets
+    ``updated_at``; a row that comes or goes moves the count): one aggregate read (~25 ms over 100,000 rows on
+    SQLite, against ~200 ms for the rows themselves), so a quiet round need not read the rows."""
+    values = sorted(s.value for s in OPEN_STATES)
+    rows = run(f"SELECT symbol, count(*), max(updated_at), sum(updated_at), sum(length(exchange_order_id)), "
+               f"sum(length(state)) FROM {ExchangeOrder._meta.table_name} WHERE exchange_account = ? "
+               f"AND state IN ({', '.join('?' * len(values))}) GROUP BY symbol", (account_id, *values)).fetchall()
+    return {row[0]: tuple(row[1:]) for row in rows}
 
 
 def active_symbols(account_id: str) -> set[str]:
@@ -603,7 +616,7 @@ def poll_updates(account: Any, writer: Any, *, symbols: Collection[str] | None =
                  lookback: float = DEFAULT_LOOKBACK, not_found_grace: float = NOT_FOUND_GRACE,
                  settle: float = SETTLE, recent: float = RECENT, max_lookups: int = MAX_LOOKUPS,
                  lookup_every: float = LOOKUP_EVERY, unmatched_retry: float = UNMATCHED_RETRY,
-                 quiet: Mapping[str, tuple[bytes, int]] | None = None) -> UpdateRound:
+                 quiet: Mapping[str, tuple[bytes, tuple, float]] | None = None) -> UpdateRound:
     """One round of the order-update stream (see the module docstring). Never raises ExchangeError.
 
     ``symbols``: the symbols to look at (None: ``active_symbols`` of the account); symbols with
@@ -612,28 +625,35 @@ def poll_updates(account: Any, writer: Any, *, symbols: Collection[str] | None =
     ``UpdateRound.unmatched`` / ``.looked_up`` (an order is looked up at most every ``lookup_every`` s).
     ``trades_for``: symbols whose trades are read whatever the evidence (None: all of them);
     others are read only when the exchange shows fills the DB lacks or fills are owed. ``quiet``: the previous
-    round's ``UpdateRound.quiet``: a symbol whose venue reply (byte for byte, by digest) and DB open rows (by
-    digest) are both what that round found with nothing to do is not decoded nor compared again — the same inputs
-    would find nothing again (a quiet pass has no order missing from the listing, so nothing time-dependent either).
-    Its trades are read as always: fills are still seen."""
+    round's ``UpdateRound.quiet``: while a symbol's DB open rows (their fingerprint: count, newest and summed
+    ``updated_at``, ...) and the venue's reply (byte for byte, by digest) are both what a status pass found with
+    nothing to do, at most ``QUIET_MAX_AGE`` ago, neither the reply is decoded nor the rows read: the same inputs
+    would find nothing again (a quiet pass has no order missing from the listing, so nothing time-dependent
+    either). Its trades are read as always: fills are still seen."""
     work = _Work(account, writer, now, not_found_grace)
     acc = work.account_id
-    db_open = _open_rows_by_symbol(acc)
+    fingerprints = _open_fingerprints(acc)
+    quiet_before = {symbol: q for symbol, q in (quiet or {}).items()
+                    if q[1] == fingerprints.get(symbol) and now - q[2] < QUIET_MAX_AGE}
+    # the rows are read only for symbols that may need them: all of them unless a quiet pass may be skipped
+    db_open = _open_rows_by_symbol(acc) if len(quiet_before) < len(fingerprints) else {}
     owed = _owed_symbols(acc)
     pending = dict(unmatched or {})
     pending_symbols = {key.split("\x1f", 1)[0] for key in pending}
     wanted = set(active_symbols(acc) if symbols is None else symbols) | pending_symbols
     floor_ms = int((now - lookback) * 1000)
     next_since = {s: max(v, floor_ms) for s, v in since_ms.items()}
-    open_cids = {row[_CID] for rows in db_open.values() for row in rows}
-    recent_lookups = {cid: at for cid, at in (looked_up or {}).items() if cid in open_cids}
     state = _RoundState(work=work, pending=pending, lookups_left=max_lookups, settle=settle,
                         unmatched_retry=unmatched_retry, floor_ms=floor_ms, next_since=next_since,
                         trades_for=None if trades_for is None else set(trades_for), owed=owed,
-                        looked_up=recent_lookups, lookup_every=lookup_every, quiet_before=dict(quiet or {}))
+                        looked_up=dict(looked_up or {}), lookup_every=lookup_every, quiet_before=quiet_before,
+                        fingerprints=fingerprints)
 
     def one(symbol: str) -> None:
-        _poll_symbol(state, symbol, db_open.get(symbol, []))
+        if symbol in db_open or symbol not in fingerprints:
+            _poll_symbol(state, symbol, lambda: db_open.get(symbol, []))
+        else:   # read only if the venue's reply changed
+            _poll_symbol(state, symbol, lambda: _open_rows_by_symbol(acc, symbol).get(symbol, []))
 
     ordered = sorted(wanted)
     if len(ordered) <= 1:
@@ -642,8 +662,11 @@ def poll_updates(account: Any, writer: Any, *, symbols: Collection[str] | None =
     else:
         gevent.pool.Pool(SYMBOL_CONCURRENCY).map(one, ordered)
     in_flight = account_in_flight(acc, now, recent=recent)
+    # lookups are remembered for orders still open (of the symbols whose rows were read: a skipped symbol's last
+    # pass had no order to look up)
+    looked = {cid: at for cid, at in state.looked_up.items() if cid in state.open_cids}
     return UpdateRound(events=work.events(), next_since_ms=state.next_since, in_flight=in_flight,
-                       unmatched=state.pending, looked_up=state.looked_up, errors=tuple(work.errors),
+                       unmatched=state.pending, looked_up=looked, errors=tuple(work.errors),
                        polled=tuple(ordered), listed=tuple(sorted(state.listed)),
                        trades_fetched=tuple(sorted(state.trades_fetched)), lookups=state.lookups,
                        changes=work.changes, quiet=state.quiet, skipped=tuple(sorted(state.skipped)))
@@ -662,11 +685,13 @@ class _RoundState:
     owed: set[str]
     looked_up: dict[str, float]
     lookup_every: float
-    quiet_before: dict[str, tuple[bytes, int]]
+    quiet_before: dict[str, tuple[bytes, tuple, float]]
+    fingerprints: dict[str, tuple]
     trades_fetched: set[str] = field(default_factory=set)
+    open_cids: set[str] = field(default_factory=set)
     listed: set[str] = field(default_factory=set)
     lookups: int = 0
-    quiet: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+    quiet: dict[str, tuple[bytes, tuple, float]] = field(default_factory=dict)
     skipped: set[str] = field(default_factory=set)
 
 
@@ -674,14 +699,14 @@ def _unmatched_key(t: TradeInfo) -> str:
     return f"{t.symbol}\x1f{t.id}\x1f{t.side}"
 
 
-def _poll_symbol(st: _RoundState, symbol: str, db_rows: list[tuple]) -> None:
+def _poll_symbol(st: _RoundState, symbol: str, read_rows: Callable[[], list[tuple]]) -> None:
     work = st.work
     evidence = symbol in st.owed or any(k.startswith(f"{symbol}\x1f") for k in st.pending)
-    if db_rows:
+    fingerprint = st.fingerprints.get(symbol)
+    if fingerprint is not None:    # open orders in the DB
         st.listed.add(symbol)
-        rows_digest = hash(tuple(db_rows))
         before = st.quiet_before.get(symbol)
-        known = before[0] if before is not None and before[1] == rows_digest else None
+        known = before[0] if before is not None else None
         fetch = getattr(work.account, "fetch_open_orders_unless", None)
         try:
             if fetch is None:
@@ -696,12 +721,16 @@ def _poll_symbol(st: _RoundState, symbol: str, db_rows: list[tuple]) -> None:
             digest = listed = None
         if listed is None and digest is not None:   # the same reply over the same rows: nothing to do again
             st.skipped.add(symbol)
-            st.quiet[symbol] = (digest, rows_digest)
+            st.quiet[symbol] = before
         elif listed is not None:
-            found, quiet = _statuses(st, symbol, db_rows, listed)
+            db_rows = read_rows()
+            st.open_cids.update(row[_CID] for row in db_rows)
+            found, quiet = _statuses(st, symbol, db_rows, listed) if db_rows else (False, False)
             evidence |= found
-            if quiet and digest is not None:
-                st.quiet[symbol] = (digest, rows_digest)
+            if quiet and digest is not None and db_rows:
+                st.quiet[symbol] = (digest, fingerprint, work.now)
+        else:
+            st.open_cids.update(row[_CID] for row in read_rows())   # listing failed: lookups remembered
     if st.trades_for is not None and symbol not in st.trades_for and not evidence:
         return
     since = st.next_since.get(symbol, st.floor_ms)
