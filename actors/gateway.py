@@ -353,6 +353,7 @@ class ExchangeGateway(SupervisedActor):
         report = updates.reconcile_account(self.account, self.writer, symbols=symbols, now=self._now(),
                                            lookback=self.trades_lookback, not_found_grace=grace)
         self.reconciled = report
+        self._quiet = dict(report.quiet)   # a symbol that had nothing to reconcile starts the stream quiet
         level = "WARNING" if (report.unresolved or report.conflicts or report.cancelled_unknown
                               or report.cancel_failed or report.fills_missing or report.failed_symbols) else "INFO"
         logger.log(level, "exchange gateway {}: reconciled: {}", self.account_id, report.summary())

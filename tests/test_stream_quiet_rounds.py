@@ -113,3 +113,19 @@ def test_a_quiet_pass_is_skipped_for_at_most_quiet_max_age(fx, acct, w):
     old = {SYM: (digest, fingerprint, at - updates.QUIET_MAX_AGE)}
     [r3] = rounds(acct, w, 1, quiet=old, since=r2.next_since_ms)
     assert r3.skipped == () and r3.quiet[SYM][2] > at                 # read in full again, quiet from now on
+
+
+def test_a_symbol_with_nothing_to_reconcile_starts_the_stream_quiet(fx, acct, w):
+    t0 = time.time() - 60
+    for i in range(3):
+        place(w, acct, f"order-{i}", "buy", str(58000 + i), "0.01", t0)
+    report = updates.reconcile_account(acct, w, symbols=[SYM], now=time.time())
+    assert len(report.adopted) == 3 and set(report.quiet) == {SYM}
+    [r1] = rounds(acct, w, 1, quiet=report.quiet)
+    assert r1.skipped == (SYM,) and r1.events == {}
+    fx.place_taker(SYM, "sell", "0.004", price="58002")                   # a fill after the start: seen
+    [r2] = rounds(acct, w, 1, quiet=r1.quiet, since=r1.next_since_ms)
+    assert r2.skipped == () and [f.amount for e in r2.events.values() for f in e.fills] == [D("0.004")]
+    fx.place_taker(SYM, "sell", "0.002", price="58001")                   # a fill the DB lacks at a start: not quiet
+    again = updates.reconcile_account(acct, w, symbols=[SYM], now=time.time())
+    assert again.quiet == {} and again.fills_applied == 1

@@ -120,6 +120,8 @@ class ReconcileReport:
     failed_symbols: dict[str, str] = field(default_factory=dict)      # refused definitively (e.g. unknown symbol)
     changes: int = 0                                                  # DB writes that changed something
     events: dict[str, OrderEvents] = field(default_factory=dict)      # mmflow order id -> what changed
+    # symbols where every open row was listed as held and nothing else listed: the stream's first ``quiet=``
+    quiet: dict[str, tuple[bytes, tuple, float]] = field(default_factory=dict)
 
     def summary(self) -> str:
         return (f"{len(self.symbols)} symbols, {len(self.adopted)} adopted, {len(self.resolved)} resolved, "
@@ -472,13 +474,16 @@ def reconcile_account(account: Any, writer: Any, *, symbols: Iterable[str], now:
     Raises UnknownOutcome / RateLimited when a symbol's open orders or trades cannot be listed,
     AuthenticationFailed when the key is refused."""
     work = _Work(account, writer, now, not_found_grace)
+    fingerprints = _open_fingerprints(work.account_id)   # before the rows: a write in between only costs a pass
     db_rows: dict[str, list[tuple]] = {}   # raw rows, oldest first: only those the plan needs are viewed
     for row in xr.rows_in_states(OPEN_STATES, account=work.account_id):
         db_rows.setdefault(row[_SYMBOL], []).append(row)
     wanted = sorted(set(symbols) | set(db_rows))
     report = ReconcileReport(account_id=work.account_id, symbols=tuple(wanted))
     for symbol in wanted:
-        _reconcile_symbol(work, report, symbol, db_rows.get(symbol, []), lookback)
+        digest = _reconcile_symbol(work, report, symbol, db_rows.get(symbol, []), lookback)
+        if digest is not None and symbol in fingerprints:
+            report.quiet[symbol] = (digest, fingerprints[symbol], now)
     report.changes = work.changes
     report.events = work.events()
     return report
@@ -518,18 +523,23 @@ def _adopted_as_held(report: ReconcileReport, work: _Work, db_rows: list[tuple],
 
 
 def _reconcile_symbol(work: _Work, report: ReconcileReport, symbol: str, db_rows: list[tuple],
-                      lookback: float) -> None:
+                      lookback: float) -> bytes | None:
+    """Reconcile one symbol. Returns the digest of the venue's reply when the symbol was quiet (every open row
+    listed as held, nothing else listed: nothing to do), else None."""
     acc = work.account_id
+    fetch = getattr(work.account, "fetch_open_orders_unless", None)
     try:
-        infos = work.account.fetch_open_orders(symbol)
+        digest, infos = fetch(symbol, None) if fetch is not None else (None, work.account.fetch_open_orders(symbol))
     except AuthenticationFailed:
         raise
     except DefinitiveError as exc:
         report.failed_symbols[symbol] = f"{exc.kind}: {exc}"
         work.definitive(exc, f"listing open orders of {symbol}", f"{symbol}:fetch_open_orders")
-        return
+        return None
     open_cids = {row[_CID] for row in db_rows}
     db_rows, infos = _adopted_as_held(report, work, db_rows, infos)
+    if not db_rows and not infos:
+        return digest if open_cids else None   # all held as listed: no plan, nothing to write or read
     db_open = [xr.view(row) for row in db_rows]
     listed = [_ex_open(o) for o in infos]
     db_final = []
