@@ -475,9 +475,7 @@ def reconcile_account(account: Any, writer: Any, *, symbols: Iterable[str], now:
     AuthenticationFailed when the key is refused."""
     work = _Work(account, writer, now, not_found_grace)
     fingerprints = _open_fingerprints(work.account_id)   # before the rows: a write in between only costs a pass
-    db_rows: dict[str, list[tuple]] = {}   # raw rows, oldest first: only those the plan needs are viewed
-    for row in xr.rows_in_states(OPEN_STATES, account=work.account_id):
-        db_rows.setdefault(row[_SYMBOL], []).append(row)
+    db_rows = _open_rows_by_symbol(work.account_id)   # raw rows: only those the plan needs are viewed (oldest first)
     wanted = sorted(set(symbols) | set(db_rows))
     report = ReconcileReport(account_id=work.account_id, symbols=tuple(wanted))
     for symbol in wanted:
@@ -489,8 +487,8 @@ def reconcile_account(account: Any, writer: Any, *, symbols: Iterable[str], now:
     return report
 
 
-_SIDE, _SYMBOL, _PRICE, _AMOUNT, _FILLED, _ORDER = (
-    xr.ROW_COLUMNS.index(c) for c in ("side", "symbol", "price", "amount", "filled", "order_id"))
+_SIDE, _SYMBOL, _PRICE, _AMOUNT, _FILLED, _ORDER, _CREATED = (
+    xr.ROW_COLUMNS.index(c) for c in ("side", "symbol", "price", "amount", "filled", "order_id", "created_at"))
 
 
 def _adopted_as_held(report: ReconcileReport, work: _Work, db_rows: list[tuple],
@@ -540,7 +538,7 @@ def _reconcile_symbol(work: _Work, report: ReconcileReport, symbol: str, db_rows
     db_rows, infos = _adopted_as_held(report, work, db_rows, infos)
     if not db_rows and not infos:
         return digest if open_cids else None   # all held as listed: no plan, nothing to write or read
-    db_open = [xr.view(row) for row in db_rows]
+    db_open = [xr.view(row) for row in sorted(db_rows, key=lambda r: (r[_CREATED], r[_CID]))]
     listed = [_ex_open(o) for o in infos]
     db_final = []
     for ex in listed:
