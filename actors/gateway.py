@@ -189,6 +189,7 @@ class ExchangeGateway(SupervisedActor):
         self._since_ms: dict[str, int] = {}
         self._unmatched: dict[str, tuple[float, int, bool]] = {}
         self._looked_up: dict[str, float] = {}
+        self._quiet: dict[str, tuple[bytes, tuple, float]] = {}  # symbols whose last status pass found nothing (poll_updates)
         self._round_weight = 0
         self._trades_at: dict[str, float] = {}
         self._linger: dict[str, float] = {}
@@ -201,7 +202,7 @@ class ExchangeGateway(SupervisedActor):
         self._connected = gevent.event.Event()
         self._connect_error: BaseException | None = None
         self.live = False
-        self._stream = {"rounds": 0, "failed_rounds": 0, "events_told": 0, "fills": 0, "in_flight": False,
+        self._stream = {"rounds": 0, "failed_rounds": 0, "quiet_listings": 0, "events_told": 0, "fills": 0, "in_flight": False,
                         "last_round_at": None, "last_round_seconds": 0.0}
 
     # ------------------------------------------------------------------ lifecycle
@@ -352,6 +353,7 @@ class ExchangeGateway(SupervisedActor):
         report = updates.reconcile_account(self.account, self.writer, symbols=symbols, now=self._now(),
                                            lookback=self.trades_lookback, not_found_grace=grace)
         self.reconciled = report
+        self._quiet = dict(report.quiet)   # a symbol that had nothing to reconcile starts the stream quiet
         level = "WARNING" if (report.unresolved or report.conflicts or report.cancelled_unknown
                               or report.cancel_failed or report.fills_missing or report.failed_symbols) else "INFO"
         logger.log(level, "exchange gateway {}: reconciled: {}", self.account_id, report.summary())
@@ -388,10 +390,11 @@ class ExchangeGateway(SupervisedActor):
         # supervisor restarts the gateway (which reconciles again)
         result = updates.poll_updates(self.account, self.writer, symbols=symbols, since_ms=self._since_ms,
                                       now=now, unmatched=self._unmatched, looked_up=self._looked_up,
-                                      trades_for=due, lookback=self.trades_lookback, **options)
+                                      trades_for=due, lookback=self.trades_lookback, quiet=self._quiet, **options)
         self._since_ms = dict(result.next_since_ms)
         self._unmatched = dict(result.unmatched)
         self._looked_up = dict(result.looked_up)
+        self._quiet = dict(result.quiet)
         self._round_weight = self._weight_of(result)
         for symbol in result.trades_fetched:
             self._trades_at[symbol] = now
@@ -403,6 +406,7 @@ class ExchangeGateway(SupervisedActor):
         self._tell_events(result.events)
         stats = self._stream
         stats["rounds"] += 1
+        stats["quiet_listings"] += len(result.skipped)
         stats["failed_rounds"] += 1 if result.errors else 0
         stats["fills"] += sum(len(e.fills) for e in result.events.values())
         stats["in_flight"] = result.in_flight

@@ -7,6 +7,7 @@ records an outcome (a crash in between only delays it; every command is idempote
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import time
 
@@ -54,6 +55,7 @@ class OrderSupervisor(Supervisor):
         self._to_recover: list[tuple[str, str]] = []
         self._recovery_started = 0.0
         self._recovered = self._recovered_running = 0  # counted for the summary line
+        self._froze = False  # the recovery froze its batches (gc.freeze) and has not thawed them yet
 
     def setup(self) -> None:
         """Start quickly whatever the number of orders: recovery continues after the tree is up."""
@@ -89,8 +91,17 @@ class OrderSupervisor(Supervisor):
                          strategy_seed=seeds.get(order_id))
         self._recovered += len(batch)
         if self._to_recover:
+            # What the batch built (100,000 actors, their views and seeds, live as long as their orders) is frozen
+            # out of the collector's passes until the recovery is done: each young pass would walk it again on its
+            # way to the old generation. Thawed at the end (a frozen cycle is never collected: an order that
+            # finishes must be).
+            gc.freeze()
+            self._froze = True
             self.actor_ref.tell(RecoverOrders())
         else:
+            if self._froze:   # (what system.tune_gc froze at the tree's start thaws with it: one more pass's worth)
+                gc.unfreeze()
+                self._froze = False
             logger.info("orders: recovery done, {} orders, {} running, in {:.1f} s", self._recovered,
                         self._recovered_running, time.monotonic() - self._recovery_started)
             self._recovered = self._recovered_running = 0
@@ -132,6 +143,9 @@ class OrderSupervisor(Supervisor):
         timer = getattr(self, "_commands_timer", None)
         if timer:
             timer.cancel()
+        if self._froze:   # stopped mid-recovery: its actors stop too, and must be collectable
+            gc.unfreeze()
+            self._froze = False
         super().teardown()
 
     def handle_message(self, message):

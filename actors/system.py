@@ -434,6 +434,11 @@ def start_tree(services: Services, escalation: Escalation):
         escalation.reason = reason
         escalation.event.set()
 
+    # The collector's thresholds before the children start, not only once they are up: an exchange gateway's
+    # start-up reconciliation reads every open order of its account (100,000 of them: a few million young
+    # objects), and with the defaults a growing heap paid a full pass every ~25 % of growth (7 of them, ~8 s, in a
+    # 100k restart of bench/recovery.py) before tune_gc() ran.
+    gc.set_threshold(*GC_THRESHOLDS)
     if services.cluster is not None:
         children = _cluster_children(services)
     else:

@@ -52,7 +52,10 @@ class Timer:
         """True until the timer has fired (one-shot), been cancelled, or seen its actor die."""
 
     def __lt__(self, other: Timer) -> bool:
-        return (self._deadline, self._seq) < (other._deadline, other._seq)
+        # (deadline, seq) < (other's), without two tuples per comparison: a heap of 100,000 orders' timers
+        # compares ~17 times per push or pop
+        deadline, theirs = self._deadline, other._deadline
+        return deadline < theirs or (deadline == theirs and self._seq < other._seq)
 
     def cancel(self) -> None:
         """Stop the timer; a message not yet sent is never sent. Idempotent, never blocks."""
@@ -75,8 +78,9 @@ class _Scheduler:
         self.greenlet = gevent.spawn(self._serve)
 
     def usable(self) -> bool:
-        """False once this scheduler can never run again: forked away, its hub destroyed, its greenlet ended."""
-        return self.pid == os.getpid() and self.hub.loop is not None and not self.greenlet.dead
+        """False once this scheduler can never run again: forked away, its hub destroyed, its greenlet ended.
+        (Forked away: the fork hook below marks it, so arming a timer asks no getpid() of the kernel.)"""
+        return self.pid != -1 and self.hub.loop is not None and not self.greenlet.dead
 
     def arm(self, ref: pykka.ActorRef[Any], delay: float, interval: float | None, message: Any) -> Timer:
         timer = Timer(ref, time.monotonic() + max(delay, 0.0), interval, message, next(self.seq))

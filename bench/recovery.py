@@ -191,14 +191,17 @@ def service_run(args) -> None:
     logger.add(lambda m: state.update(recovered_at=state["recovered_at"] or time.time()), level="INFO", diagnose=False,
                filter=lambda r: r["message"].startswith(RECOVERY_DONE))
 
-    gc_time = {"s": 0.0, "at": 0.0, "full": 0}   # the cyclic collector's own time (a heap of 100k actors)
+    gc_time = {"s": 0.0, "at": 0.0, "full": 0, "full_at": []}   # the cyclic collector's own time (a heap of 100k actors)
 
     def gc_watch(phase: str, info: dict) -> None:
         if phase == "start":
             gc_time["at"] = time.perf_counter()
         else:
             gc_time["s"] += time.perf_counter() - gc_time["at"]
-            gc_time["full"] += info.get("generation") == 2
+            if info.get("generation") == 2:  # when (after spawn) and how long each full pass took
+                gc_time["full"] += 1
+                gc_time["full_at"].append((round(time.time() - args.spawned_at, 2),
+                                           round(time.perf_counter() - gc_time["at"], 3)))
 
     gc.callbacks.append(gc_watch)
     ready: set[str] = set()
@@ -253,6 +256,7 @@ def service_run(args) -> None:
             "recovered": recovered, "set_up": set_up[0], "running_ready": len(ready),
             "rss_before_tree_kib": rss_before, "rss_end_kib": rss_now,
             "gc_s": round(gc_time["s"], 2), "gc_full_collections": gc_time["full"],
+            "gc_full_at": gc_time["full_at"],
             # per order whose actor is up: at a timeout that is fewer than --orders
             "kib_per_order": round((rss_now - rss_before) / recovered, 2) if recovered else None,
         })

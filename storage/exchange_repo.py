@@ -627,7 +627,7 @@ _ACCOUNT_IS = "exchange_account || '' = ?"
 
 
 def rows_in_states(states: Iterable[ExOrderState | str], account: str | None = None,
-                   order_id: str | None = None, *, ordered: bool = True) -> list[tuple]:
+                   order_id: str | None = None, *, ordered: bool = True, symbol: str | None = None) -> list[tuple]:
     """``orders_in_states`` as raw rows (ROW_COLUMNS, text decimals), for a reader that views only some of them
     (``view``): the update stream's round over 100,000 resting orders of one account. ``ordered``: oldest first
     (a sort of every row; the round does not need it)."""
@@ -641,6 +641,9 @@ def rows_in_states(states: Iterable[ExOrderState | str], account: str | None = N
     if order_id is not None:
         where.append("order_id = ?")
         params.append(order_id)
+    if symbol is not None:
+        where.append("symbol = ?")
+        params.append(symbol)
     order_by = " ORDER BY created_at, client_order_id" if ordered else ""
     return run(f"{_SELECT} WHERE {' AND '.join(where)}{order_by}", params).fetchall()
 
@@ -651,6 +654,18 @@ def symbols_in_states(states: Iterable[ExOrderState | str], account: str) -> set
     rows = run(f"SELECT DISTINCT symbol FROM {_ORDERS} WHERE state IN ({marks(len(values))}) AND {_ACCOUNT_IS}",
                (*values, account)).fetchall()
     return {symbol for (symbol,) in rows}
+
+
+def open_fingerprints(account: str, open_states: Iterable[ExOrderState | str]) -> dict[str, tuple]:
+    """Per symbol, aggregates of the account's open rows that move with any write to them (every unit sets
+    ``updated_at``; a row that comes or goes moves the count): one aggregate read through the state index (~25 ms
+    over 100,000 rows on SQLite, against ~200 ms for the rows themselves), so a quiet stream round need not read
+    the rows."""
+    values = sorted({ExOrderState(s).value for s in open_states})
+    rows = run(f"SELECT symbol, count(*), max(updated_at), sum(updated_at), sum(length(exchange_order_id)), "
+               f"sum(length(state)) FROM {_ORDERS} WHERE state IN ({marks(len(values))}) AND {_ACCOUNT_IS} "
+               f"GROUP BY symbol", (*values, account)).fetchall()
+    return {row[0]: tuple(row[1:]) for row in rows}
 
 
 def owed_symbols(account: str) -> set[str]:

@@ -191,14 +191,14 @@ def test_reconcile_leaves_a_fresh_not_found_open_and_raises_when_the_list_is_unr
 # ---------------------------------------------------------------- the update stream, one round at a time
 
 
-def rounds(acct, w, n, *, since=None, unmatched=None, looked_up=None, **kwargs):
-    """n rounds in a row, each handed the previous round's memory, as the gateway does."""
+def rounds(acct, w, n, *, since=None, unmatched=None, looked_up=None, quiet=None, **kwargs):
+    """n rounds in a row, each handed the previous round's memory (quiet symbols too), as the gateway does."""
     since = {} if since is None else since
     out = []
     for _ in range(n):
         r = updates.poll_updates(acct, w, since_ms=since, unmatched=unmatched, looked_up=looked_up,
-                                 now=time.time(), **kwargs)
-        since, unmatched, looked_up = r.next_since_ms, r.unmatched, r.looked_up
+                                 now=time.time(), quiet=quiet, **kwargs)
+        since, unmatched, looked_up, quiet = r.next_since_ms, r.unmatched, r.looked_up, r.quiet
         out.append(r)
     return out
 
@@ -387,3 +387,31 @@ def test_an_unresolved_order_is_looked_up_at_most_every_lookup_every(fx, acct, w
     rs = rounds(acct, w, 5, lookup_every=60)
     assert count(fx, "GET", "/api/v3/order") - before == 1 and [r.lookups for r in rs] == [1, 0, 0, 0, 0]
     assert row(pending).state is S.SUBMITTED and all(r.in_flight for r in rs)
+
+
+def test_reconcile_adopts_orders_held_as_listed_from_their_rows_as_the_plan_would(fx, acct, w):
+    """The start's shortcut for orders listed exactly as the DB holds them (ACCEPTED, mapped, nothing filled) agrees
+    with the domain's plan over the same views: what it adopts, and what it leaves (a price the DB disagrees with
+    stays a conflict, a fill the DB lacks is read)."""
+    from domain.exchange_orders import OPEN_STATES, reconcile
+    from storage.sql import run
+
+    t0 = time.time() - 30
+    held = [place(w, acct, f"order-h{i}", "buy", str(58000 + i), "0.01", t0)[0] for i in range(5)]
+    part, _ = place(w, acct, "order-p", "buy", "59000", "0.01", t0)
+    bent, _ = place(w, acct, "order-c", "sell", "61000", "0.01", t0)
+    unmapped, unmapped_info = place(w, acct, "order-u", "sell", "61200", "0.01", t0, ack=False)
+    fx.place_taker(SYM, "sell", "0.004", price="59000")           # part of order-p
+    run(f"UPDATE {ExchangeOrder._meta.table_name} SET price = ? WHERE client_order_id = ?", ("61001", bent))
+    views = xr.orders_in_states(OPEN_STATES, account=ACC)
+    plan = reconcile(views, [updates._ex_open(o) for o in acct.fetch_open_orders(SYM)])
+    assert sorted(a.db.client_order_id for a in plan.adopt) == sorted([*held, part, unmapped])
+    assert [c.db.client_order_id for c in plan.conflicts] == [bent]
+
+    report = updates.reconcile_account(acct, w, symbols=[SYM], now=time.time())
+
+    assert sorted(report.adopted) == sorted([*held, part, unmapped]) and report.conflicts == [bent]
+    assert all(row(cid).state is S.ACCEPTED for cid in held)
+    assert (row(part).state, row(part).filled) == (S.PARTIALLY_FILLED, D("0.004")) and report.fills_applied == 1
+    assert row(unmapped).exchange_order_id == unmapped_info.id
+    assert report.cancelled_unknown == [] and report.resolved == {} and report.unresolved == []

@@ -36,6 +36,7 @@ a not-found is logged at ERROR and raised as an Alert (``exchange_error``), once
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -83,6 +84,7 @@ TRADES_PAGE = 1000            # Binance's maximum myTrades limit
 UNMATCHED_RETRY = 30.0        # seconds (and at least UNMATCHED_ROUNDS rounds) before an unmatched trade is reported
 UNMATCHED_ROUNDS = 3
 SYMBOL_CONCURRENCY = 4        # symbols polled at once in one round
+QUIET_MAX_AGE = 60.0          # a quiet symbol's status pass is skipped for at most this long after it ran in full
 UNRESOLVED_NOTE = "not found on the exchange; unresolved"   # what exchange_repo.resolve_not_found records
 
 IN_FLIGHT_STATES = frozenset({X.INITIALIZED, X.SUBMITTED, X.PENDING_CANCEL})
@@ -118,6 +120,8 @@ class ReconcileReport:
     failed_symbols: dict[str, str] = field(default_factory=dict)      # refused definitively (e.g. unknown symbol)
     changes: int = 0                                                  # DB writes that changed something
     events: dict[str, OrderEvents] = field(default_factory=dict)      # mmflow order id -> what changed
+    # symbols where every open row was listed as held and nothing else listed: the stream's first ``quiet=``
+    quiet: dict[str, tuple[bytes, tuple, float]] = field(default_factory=dict)
 
     def summary(self) -> str:
         return (f"{len(self.symbols)} symbols, {len(self.adopted)} adopted, {len(self.resolved)} resolved, "
@@ -140,6 +144,10 @@ class UpdateRound:
     trades_fetched: tuple[str, ...] = ()      # symbols whose trades were read
     lookups: int = 0
     changes: int = 0
+    # symbol -> (digest of the venue's open-order reply, fingerprint of the DB's open rows, when) of a status pass
+    # that found nothing to do: pass it to the next round (``quiet=``), which skips the pass while both hold
+    quiet: dict[str, tuple[bytes, tuple, float]] = field(default_factory=dict)
+    skipped: tuple[str, ...] = ()             # symbols whose status pass was skipped (nothing changed on either side)
 
 
 # ---------------------------------------------------------------- reads and the alert unit
@@ -152,13 +160,6 @@ def raise_alert(kind: str, subject: str, message: str, now: float) -> bool:
     return cursor.rowcount == 1
 
 
-def _open_orders_by_symbol(account_id: str) -> dict[str, list[DbOrder]]:
-    out: dict[str, list[DbOrder]] = {}
-    for order in xr.orders_in_states(OPEN_STATES, account=account_id):
-        out.setdefault(order.symbol, []).append(order)
-    return out
-
-
 def _owed_symbols(account_id: str) -> set[str]:
     """Symbols with an order whose fills have not all arrived (``exchange_repo.owed_symbols``)."""
     return xr.owed_symbols(account_id)
@@ -168,11 +169,12 @@ def _owed_symbols(account_id: str) -> set[str]:
 _CID, _STATE, _XID = (xr.ROW_COLUMNS.index(c) for c in ("client_order_id", "state", "exchange_order_id"))
 
 
-def _open_rows_by_symbol(account_id: str) -> dict[str, list[tuple]]:
-    """The account's open orders as raw rows, by symbol: a round views (``xr.view``) only those it acts on."""
+def _open_rows_by_symbol(account_id: str, symbol: str | None = None) -> dict[str, list[tuple]]:
+    """The account's open orders (of one symbol, or all) as raw rows, by symbol: a round views (``xr.view``) only
+    those it acts on."""
     out: dict[str, list[tuple]] = {}
     symbol_at = xr.ROW_COLUMNS.index("symbol")
-    for row in xr.rows_in_states(OPEN_STATES, account=account_id, ordered=False):
+    for row in xr.rows_in_states(OPEN_STATES, account=account_id, ordered=False, symbol=symbol):
         out.setdefault(row[symbol_at], []).append(row)
     return out
 
@@ -452,28 +454,72 @@ def reconcile_account(account: Any, writer: Any, *, symbols: Iterable[str], now:
     Raises UnknownOutcome / RateLimited when a symbol's open orders or trades cannot be listed,
     AuthenticationFailed when the key is refused."""
     work = _Work(account, writer, now, not_found_grace)
-    db_open = _open_orders_by_symbol(work.account_id)
-    wanted = sorted(set(symbols) | set(db_open))
+    fingerprints = xr.open_fingerprints(work.account_id, OPEN_STATES)   # before the rows: a write in between only costs a pass
+    db_rows = _open_rows_by_symbol(work.account_id)   # raw rows: only those the plan needs are viewed (oldest first)
+    wanted = sorted(set(symbols) | set(db_rows))
     report = ReconcileReport(account_id=work.account_id, symbols=tuple(wanted))
     for symbol in wanted:
-        _reconcile_symbol(work, report, symbol, db_open.get(symbol, []), lookback)
+        digest = _reconcile_symbol(work, report, symbol, db_rows.get(symbol, []), lookback)
+        if digest is not None and symbol in fingerprints:
+            report.quiet[symbol] = (digest, fingerprints[symbol], now)
     report.changes = work.changes
     report.events = work.events()
     return report
 
 
-def _reconcile_symbol(work: _Work, report: ReconcileReport, symbol: str, db_open: list[DbOrder],
-                      lookback: float) -> None:
+_SIDE, _SYMBOL, _PRICE, _AMOUNT, _FILLED, _ORDER, _CREATED = (
+    xr.ROW_COLUMNS.index(c) for c in ("side", "symbol", "price", "amount", "filled", "order_id", "created_at"))
+
+
+def _adopted_as_held(report: ReconcileReport, work: _Work, db_rows: list[tuple],
+                     listed: list[OrderInfo]) -> tuple[list[tuple], list[OrderInfo]]:
+    """The usual case at a start, 100,000 times over: an order the DB holds ACCEPTED, mapped and with nothing
+    filled, listed once under its client id and exchange id with the same side, price and amount and nothing
+    filled. ``reconcile`` would adopt it with nothing to write and no fills missing; it is adopted here from its
+    raw row (no view, no plan). Returns the rows and listed orders left for the plan (each matched pair leaves
+    both lists; nothing listed twice is taken here, so the plan still sees every duplicate)."""
+    cids = Counter(o.client_order_id for o in listed)
+    xids = Counter(o.id for o in listed)
+    by_cid = {o.client_order_id: o for o in listed if o.client_order_id}
+    accepted = X.ACCEPTED.value
+    taken: set[str] = set()
+    rest_rows = []
+    for row in db_rows:
+        cid = row[_CID]
+        ex = by_cid.get(cid)
+        if (ex is not None and row[_STATE] == accepted and row[_XID] is not None and ex.id == row[_XID]
+                and cids[cid] == 1 and xids[ex.id] == 1 and not ex.filled and ex.side == row[_SIDE]
+                and ex.symbol == row[_SYMBOL] and ex.amount and ex.amount > ZERO
+                and Decimal(row[_FILLED]) == ZERO and Decimal(row[_AMOUNT]) == ex.amount
+                and Decimal(row[_PRICE]) == ex.price):
+            taken.add(cid)
+            report.adopted.append(cid)
+            work._before.setdefault(cid, (row[_ORDER], X.ACCEPTED))   # work.seen, without the view
+        else:
+            rest_rows.append(row)
+    return rest_rows, [o for o in listed if o.client_order_id not in taken]
+
+
+def _reconcile_symbol(work: _Work, report: ReconcileReport, symbol: str, db_rows: list[tuple],
+                      lookback: float) -> bytes | None:
+    """Reconcile one symbol. Returns the digest of the venue's reply when the symbol was quiet (every open row
+    listed as held, nothing else listed: nothing to do), else None."""
     acc = work.account_id
+    fetch = getattr(work.account, "fetch_open_orders_unless", None)
     try:
-        listed = [_ex_open(o) for o in work.account.fetch_open_orders(symbol)]
+        digest, infos = fetch(symbol, None) if fetch is not None else (None, work.account.fetch_open_orders(symbol))
     except AuthenticationFailed:
         raise
     except DefinitiveError as exc:
         report.failed_symbols[symbol] = f"{exc.kind}: {exc}"
         work.definitive(exc, f"listing open orders of {symbol}", f"{symbol}:fetch_open_orders")
-        return
-    open_cids = {o.client_order_id for o in db_open}
+        return None
+    open_cids = {row[_CID] for row in db_rows}
+    db_rows, infos = _adopted_as_held(report, work, db_rows, infos)
+    if not db_rows and not infos:
+        return digest if open_cids else None   # all held as listed: no plan, nothing to write or read
+    db_open = [xr.view(row) for row in sorted(db_rows, key=lambda r: (r[_CREATED], r[_CID]))]
+    listed = [_ex_open(o) for o in infos]
     db_final = []
     for ex in listed:
         if ex.client_order_id and ex.client_order_id not in open_cids and is_ours(ex.client_order_id):
@@ -589,7 +635,8 @@ def poll_updates(account: Any, writer: Any, *, symbols: Collection[str] | None =
                  trades_for: Collection[str] | None = None,
                  lookback: float = DEFAULT_LOOKBACK, not_found_grace: float = NOT_FOUND_GRACE,
                  settle: float = SETTLE, recent: float = RECENT, max_lookups: int = MAX_LOOKUPS,
-                 lookup_every: float = LOOKUP_EVERY, unmatched_retry: float = UNMATCHED_RETRY) -> UpdateRound:
+                 lookup_every: float = LOOKUP_EVERY, unmatched_retry: float = UNMATCHED_RETRY,
+                 quiet: Mapping[str, tuple[bytes, tuple, float]] | None = None) -> UpdateRound:
     """One round of the order-update stream (see the module docstring). Never raises ExchangeError.
 
     ``symbols``: the symbols to look at (None: ``active_symbols`` of the account); symbols with
@@ -597,25 +644,36 @@ def poll_updates(account: Any, writer: Any, *, symbols: Collection[str] | None =
     ended (missing: ``now - lookback``). ``unmatched`` / ``looked_up``: the previous round's
     ``UpdateRound.unmatched`` / ``.looked_up`` (an order is looked up at most every ``lookup_every`` s).
     ``trades_for``: symbols whose trades are read whatever the evidence (None: all of them);
-    others are read only when the exchange shows fills the DB lacks or fills are owed."""
+    others are read only when the exchange shows fills the DB lacks or fills are owed. ``quiet``: the previous
+    round's ``UpdateRound.quiet``: while a symbol's DB open rows (their fingerprint: count, newest and summed
+    ``updated_at``, ...) and the venue's reply (byte for byte, by digest) are both what a status pass found with
+    nothing to do, at most ``QUIET_MAX_AGE`` ago, neither the reply is decoded nor the rows read: the same inputs
+    would find nothing again (a quiet pass has no order missing from the listing, so nothing time-dependent
+    either). Its trades are read as always: fills are still seen."""
     work = _Work(account, writer, now, not_found_grace)
     acc = work.account_id
-    db_open = _open_rows_by_symbol(acc)
+    fingerprints = xr.open_fingerprints(acc, OPEN_STATES)
+    quiet_before = {symbol: q for symbol, q in (quiet or {}).items()
+                    if q[1] == fingerprints.get(symbol) and now - q[2] < QUIET_MAX_AGE}
+    # the rows are read only for symbols that may need them: all of them unless a quiet pass may be skipped
+    db_open = _open_rows_by_symbol(acc) if len(quiet_before) < len(fingerprints) else {}
     owed = _owed_symbols(acc)
     pending = dict(unmatched or {})
     pending_symbols = {key.split("\x1f", 1)[0] for key in pending}
     wanted = set(active_symbols(acc) if symbols is None else symbols) | pending_symbols
     floor_ms = int((now - lookback) * 1000)
     next_since = {s: max(v, floor_ms) for s, v in since_ms.items()}
-    open_cids = {row[_CID] for rows in db_open.values() for row in rows}
-    recent_lookups = {cid: at for cid, at in (looked_up or {}).items() if cid in open_cids}
     state = _RoundState(work=work, pending=pending, lookups_left=max_lookups, settle=settle,
                         unmatched_retry=unmatched_retry, floor_ms=floor_ms, next_since=next_since,
                         trades_for=None if trades_for is None else set(trades_for), owed=owed,
-                        looked_up=recent_lookups, lookup_every=lookup_every)
+                        looked_up=dict(looked_up or {}), lookup_every=lookup_every, quiet_before=quiet_before,
+                        fingerprints=fingerprints)
 
     def one(symbol: str) -> None:
-        _poll_symbol(state, symbol, db_open.get(symbol, []))
+        if symbol in db_open or symbol not in fingerprints:
+            _poll_symbol(state, symbol, lambda: db_open.get(symbol, []))
+        else:   # read only if the venue's reply changed
+            _poll_symbol(state, symbol, lambda: _open_rows_by_symbol(acc, symbol).get(symbol, []))
 
     ordered = sorted(wanted)
     if len(ordered) <= 1:
@@ -624,11 +682,14 @@ def poll_updates(account: Any, writer: Any, *, symbols: Collection[str] | None =
     else:
         gevent.pool.Pool(SYMBOL_CONCURRENCY).map(one, ordered)
     in_flight = account_in_flight(acc, now, recent=recent)
+    # lookups are remembered for orders still open (of the symbols whose rows were read: a skipped symbol's last
+    # pass had no order to look up)
+    looked = {cid: at for cid, at in state.looked_up.items() if cid in state.open_cids}
     return UpdateRound(events=work.events(), next_since_ms=state.next_since, in_flight=in_flight,
-                       unmatched=state.pending, looked_up=state.looked_up, errors=tuple(work.errors),
+                       unmatched=state.pending, looked_up=looked, errors=tuple(work.errors),
                        polled=tuple(ordered), listed=tuple(sorted(state.listed)),
                        trades_fetched=tuple(sorted(state.trades_fetched)), lookups=state.lookups,
-                       changes=work.changes)
+                       changes=work.changes, quiet=state.quiet, skipped=tuple(sorted(state.skipped)))
 
 
 @dataclass
@@ -644,30 +705,52 @@ class _RoundState:
     owed: set[str]
     looked_up: dict[str, float]
     lookup_every: float
+    quiet_before: dict[str, tuple[bytes, tuple, float]]
+    fingerprints: dict[str, tuple]
     trades_fetched: set[str] = field(default_factory=set)
+    open_cids: set[str] = field(default_factory=set)
     listed: set[str] = field(default_factory=set)
     lookups: int = 0
+    quiet: dict[str, tuple[bytes, tuple, float]] = field(default_factory=dict)
+    skipped: set[str] = field(default_factory=set)
 
 
 def _unmatched_key(t: TradeInfo) -> str:
     return f"{t.symbol}\x1f{t.id}\x1f{t.side}"
 
 
-def _poll_symbol(st: _RoundState, symbol: str, db_rows: list[tuple]) -> None:
+def _poll_symbol(st: _RoundState, symbol: str, read_rows: Callable[[], list[tuple]]) -> None:
     work = st.work
     evidence = symbol in st.owed or any(k.startswith(f"{symbol}\x1f") for k in st.pending)
-    if db_rows:
+    fingerprint = st.fingerprints.get(symbol)
+    if fingerprint is not None:    # open orders in the DB
         st.listed.add(symbol)
+        before = st.quiet_before.get(symbol)
+        known = before[0] if before is not None else None
+        fetch = getattr(work.account, "fetch_open_orders_unless", None)
         try:
-            listed = work.account.fetch_open_orders(symbol)
+            if fetch is None:
+                digest, listed = None, work.account.fetch_open_orders(symbol)
+            else:
+                digest, listed = fetch(symbol, known)
         except DefinitiveError as exc:
             work.definitive(exc, f"listing open orders of {symbol}", f"{symbol}:fetch_open_orders")
-            listed = None
+            digest = listed = None
         except _TRANSIENT as exc:
             work.transient(exc, f"listing open orders of {symbol}")
-            listed = None
-        if listed is not None:
-            evidence |= _statuses(st, symbol, db_rows, listed)
+            digest = listed = None
+        if listed is None and digest is not None:   # the same reply over the same rows: nothing to do again
+            st.skipped.add(symbol)
+            st.quiet[symbol] = before
+        elif listed is not None:
+            db_rows = read_rows()
+            st.open_cids.update(row[_CID] for row in db_rows)
+            found, quiet = _statuses(st, symbol, db_rows, listed) if db_rows else (False, False)
+            evidence |= found
+            if quiet and digest is not None and db_rows:
+                st.quiet[symbol] = (digest, fingerprint, work.now)
+        else:
+            st.open_cids.update(row[_CID] for row in read_rows())   # listing failed: lookups remembered
     if st.trades_for is not None and symbol not in st.trades_for and not evidence:
         return
     since = st.next_since.get(symbol, st.floor_ms)
@@ -691,8 +774,9 @@ def _listed_as_held(state: ExOrderState, filled: Decimal, amount: Decimal) -> bo
     return state is X.PARTIALLY_FILLED and ZERO < filled < amount
 
 
-def _statuses(st: _RoundState, symbol: str, db_rows: list[tuple], listed: list[OrderInfo]) -> bool:
-    """Apply the open list and look up what it no longer shows. True if some fills are missing in the DB."""
+def _statuses(st: _RoundState, symbol: str, db_rows: list[tuple], listed: list[OrderInfo]) -> tuple[bool, bool]:
+    """Apply the open list and look up what it no longer shows. (whether some fills are missing in the DB,
+    whether the pass was quiet: every row listed as the DB holds it and nothing listed that it lacks)."""
     work = st.work
     evidence = False
     by_cid = {o.client_order_id: o for o in listed if o.client_order_id}
@@ -725,6 +809,8 @@ def _statuses(st: _RoundState, symbol: str, db_rows: list[tuple], listed: list[O
         call = work.status_call(db, "open", filled, ex.amount, ex.id)
         if call is not None:
             items.append((db, call))
+    # not quiet: a lookup's turn depends on the time, evidence reads trades, a write changes the rows
+    quiet = not missing and not evidence and not items
     work.apply_statuses(items)
 
     # listed, ours, but not among the DB's open orders: unknown or held final (the reconciliation's job
@@ -734,6 +820,7 @@ def _statuses(st: _RoundState, symbol: str, db_rows: list[tuple], listed: list[O
         cid = ex.client_order_id
         if not cid or cid in known or not is_ours(cid):
             continue
+        quiet = False
         row = xr.get_exchange_order(cid)
         if row is None:
             work.alert("unknown_exchange_order", f"{work.account_id}:{symbol}:{ex.id}",
@@ -774,7 +861,7 @@ def _statuses(st: _RoundState, symbol: str, db_rows: list[tuple], listed: list[O
             logger.info("exchange {}: {} not found on the exchange {:.1f}s after its last event: {}",
                         work.account_id, db.client_order_id, work.now - db.updated_at, value)
             work.state_written(db, value)
-    return evidence
+    return evidence, quiet
 
 
 def _trades(st: _RoundState, symbol: str, since: int, trades: list[TradeInfo]) -> None:
