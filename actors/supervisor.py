@@ -23,11 +23,11 @@ Rules that follow from pykka's semantics:
 from __future__ import annotations
 
 import itertools
-import threading
-import uuid
 import logging
 import random
+import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field

@@ -635,3 +635,19 @@ def test_send_every_repeats_until_cancelled_or_actor_dead():
     timer2 = send_every(ref2, 0.01, "tick")
     ref2.stop()
     wait_until(lambda: not timer2.active)
+
+
+def test_a_supervised_actor_is_built_as_pykka_builds_an_actor_but_for_its_urn():
+    """SupervisedActor.__init__ repeats pykka's Actor.__init__ (pinned 4.5) with a cheaper URN: it must set what
+    pykka's sets, and every URN in the process must stay unique and URN-shaped. A pykka upgrade that adds an
+    attribute to Actor.__init__ fails here instead of in production."""
+    import uuid
+
+    plain = pykka.ThreadingActor()
+    ours = [SupervisedActor(), SupervisedActor()]
+    assert set(vars(plain)) <= set(vars(ours[0]))
+    assert ours[0].actor_urn != ours[1].actor_urn
+    for actor in ours:
+        assert uuid.UUID(actor.actor_urn).urn == actor.actor_urn
+        assert actor.actor_ref.actor_urn == actor.actor_urn
+        assert not actor.actor_stopped.is_set()
