@@ -33,6 +33,12 @@ Why each piece holds, level ``i`` of a side (proposals depend on the mid only th
 * the clock (refresh due, new orders allowed, ``max_order_age``) is not the book's business: the order's own
   timer wakes it then (``refresh.quiet_until``). Before the refresh is due the band still asks the tolerance
   (narrower than needed: safe).
+
+What depends on the parameters and the market rules alone (each level's factors, the minimum-notional bound, the
+base the asks cost, the quote the bids cost per unit of mid) is worked out once per (parameters, rules) pair of
+objects (``_ladder``): the orders of a pair share both objects (actors/order/strategy.py remembers them), so a
+restart's thousands of first bands do it once; the bounds from each order's own quotes and holdings, and the two
+runs of the pipeline, are each order's.
 """
 from __future__ import annotations
 
