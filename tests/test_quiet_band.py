@@ -125,3 +125,29 @@ def test_no_band_without_a_full_ladder_a_mid_or_the_base_to_sell():
     assert band_of(params, live, mid, holdings=Budget(base=D("0.001"), quote=D("100000"))) is None
     # the refresh not due and the ladder already beyond tolerance: kept for now, no band
     assert band_of(params, live, mid * D("1.01")) is None
+
+
+def test_orders_with_the_same_parameters_and_rules_share_their_part_of_the_band_and_get_the_same_bands():
+    """The (parameters, rules) part is worked out once per pair of objects; a band from it equals one worked out
+    afresh, and other parameters or rules get their own."""
+    from domain.strategy import band as band_module
+    rng = random.Random(7)
+    for over in ({}, {"minimum_spread": "0.0025"}, {"order_levels": 2, "order_amount": "0.02"}):
+        params = params_of(**over)
+        for _ in range(10):
+            mid = D(str(rng.randint(5_000_000, 7_000_000))) / 100
+            live = ladder_at(params, mid)
+            band_module._LADDERS.clear()
+            fresh = band_of(params, live, mid)
+            assert fresh is not None and band_of(params, live, mid) == fresh
+            other_rules = MarketRules(tick_size=D("0.01"), step_size=D("0.00001"), min_amount=D("0.00001"),
+                                      min_notional=D("5"), maker_fee=D("0.0025"))
+            bids = sum(o.price * o.amount for o in live if o.side == "buy")
+            short = Budget(base=D("1"), quote=bids * D("1.003"))   # the bids stop fitting ~0.05 % above the mid
+
+            def other():
+                return quiet_band(params=params, book=book_at(mid), ref=mid, rules=other_rules, holdings=short,
+                                  live=live, now=10.0, last_refresh_at=0.0, last_fill_at=None, last_fill_price=None)
+            warm = other()
+            band_module._LADDERS.clear()
+            assert warm is not None and warm == other() and warm.high < fresh.high

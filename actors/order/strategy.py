@@ -55,6 +55,9 @@ ZERO = Decimal(0)
 FRESH_BOOK = 0.05  # seconds: the book a placement decision may rest on (and asked for after our last cancel)
 DRAWDOWN_EVERY = 10.0  # seconds between drawdown checks of a running order
 REREAD_EVERY = 300.0  # seconds a running order keeps its ledger and live orders at most without reading them
+# Its first re-read comes at least this long after the runner was made: what it starts from (a recovery batch's
+# seed, or its own first reads) is then seconds old — a restart's first ticks re-read thousands of just-read rows.
+FIRST_REREAD_AFTER = 60.0
 
 
 class NotReady(Exception):
@@ -133,8 +136,9 @@ class StrategyRunner:
         self.version = 0       # +1 whenever the kept ledger or live orders are read again
         self.ledger_version = 0   # +1 whenever the kept ledger is read again and differs from the last read
         self._last_holdings: Budget | None = None
-        # spread out: the orders a restart started together do not all read again in the same second
-        self._read_at = self.services.clock() - random.uniform(0, REREAD_EVERY)  # noqa: S311 - jitter
+        # spread out: the orders a restart started together do not all read again in the same second (the first
+        # time between FIRST_REREAD_AFTER and REREAD_EVERY from now)
+        self._read_at = self.services.clock() - random.uniform(0, REREAD_EVERY - FIRST_REREAD_AFTER)  # noqa: S311
         self._quiet: tuple | None = None   # (inputs, until[, band]): the last tick that did nothing, until when
         self._quiet_at = 0.0               # when that tick was
         if seed is not None:

@@ -33,6 +33,12 @@ Why each piece holds, level ``i`` of a side (proposals depend on the mid only th
 * the clock (refresh due, new orders allowed, ``max_order_age``) is not the book's business: the order's own
   timer wakes it then (``refresh.quiet_until``). Before the refresh is due the band still asks the tolerance
   (narrower than needed: safe).
+
+What depends on the parameters and the market rules alone (each level's factors, the minimum-notional bound, the
+base the asks cost, the quote the bids cost per unit of mid) is worked out once per (parameters, rules) pair of
+objects (``_ladder``): the orders of a pair share both objects (actors/order/strategy.py remembers them), so a
+restart's thousands of first bands do it once; the bounds from each order's own quotes and holdings, and the two
+runs of the pipeline, are each order's.
 """
 from __future__ import annotations
 
@@ -60,6 +66,60 @@ class QuietBand:
         return mid is not None and self.low <= mid <= self.high
 
 
+@dataclass(frozen=True)
+class _Ladder:
+    """What the band needs of (parameters, market rules) alone, the same for every order quoting with them."""
+    levels: tuple[tuple[Decimal, Decimal], ...]   # (kb_i, ka_i) of each level, the minimum spread applied
+    low: Decimal          # the lowest mid at which every level passes the exchange's minimum notional
+    base_needed: Decimal  # the base every ask costs
+    bid_cost: Decimal     # quote the bids cost per unit of mid: Σ amount_i*kb_i * (1 + maker_fee)
+
+
+_LADDERS: dict[tuple[int, int], tuple[StrategyParams, MarketRules, _Ladder | None]] = {}
+_LADDERS_MAX = 256
+
+
+def _ladder(params: StrategyParams, rules: MarketRules) -> _Ladder | None:
+    """The (parameters, rules) part of the band (None: no band can be shown with them), worked out once per
+    pair of objects: the orders of a pair share both (actors/order/strategy.py keeps one of each)."""
+    key = (id(params), id(rules))
+    known = _LADDERS.get(key)
+    if known is not None and known[0] is params and known[1] is rules:
+        return known[2]
+    ladder = _ladder_of(params, rules)
+    if len(_LADDERS) >= _LADDERS_MAX:
+        _LADDERS.clear()
+    _LADDERS[key] = (params, rules, ladder)
+    return ladder
+
+
+def _ladder_of(params: StrategyParams, rules: MarketRules) -> _Ladder | None:
+    tick, ms = rules.tick_size, params.minimum_spread
+    low = Decimal(0)
+    levels = []
+    bid_weight = Decimal(0)
+    base_needed = Decimal(0)
+    for i in range(params.order_levels):
+        amount = round_down(params.level_amount(i), rules.step_size)
+        if amount <= 0 or amount < rules.min_amount:
+            return None
+        extra = i * params.order_level_spread
+        kb = ONE - params.bid_spread - extra
+        ka = ONE + params.ask_spread + extra
+        if ms > 0:
+            kb, ka = min(kb, ONE - ms), max(ka, ONE + ms)
+        if kb <= 0:
+            return None
+        levels.append((kb, ka))
+        # exchange minimum notional
+        if rules.min_notional > 0:
+            low = max(low, (rules.min_notional / amount + tick) / kb, rules.min_notional / (amount * ka))
+        bid_weight += params.level_amount(i) * kb
+        base_needed += params.level_amount(i)
+    return _Ladder(levels=tuple(levels), low=low, base_needed=base_needed,
+                   bid_cost=bid_weight * (ONE + rules.maker_fee))
+
+
 def quiet_band(*, params: StrategyParams, book: BookTop, ref: Decimal | None, rules: MarketRules,
                holdings: Budget, live: Sequence[LiveOrder], now: float, last_refresh_at: float | None,
                last_fill_at: float | None, last_fill_price: Decimal | None) -> QuietBand | None:
@@ -78,42 +138,19 @@ def quiet_band(*, params: StrategyParams, book: BookTop, ref: Decimal | None, ru
                for side in SIDES}
     if len(live) != 2 * levels or any(len(orders) != levels for orders in by_side.values()):
         return None
-    tick, fee, ms = rules.tick_size, rules.maker_fee, params.minimum_spread
-    low, high = Decimal(0), None
-    bid_weight = Decimal(0)
-    base_needed = Decimal(0)
-
-    def cap(value: Decimal) -> None:
-        nonlocal high
-        high = value if high is None else min(high, value)
-
-    for i in range(levels):
-        amount = round_down(params.level_amount(i), rules.step_size)
-        if amount <= 0 or amount < rules.min_amount:
-            return None
-        extra = i * params.order_level_spread
-        kb = ONE - params.bid_spread - extra
-        ka = ONE + params.ask_spread + extra
-        if ms > 0:
-            kb, ka = min(kb, ONE - ms), max(ka, ONE + ms)
-        if kb <= 0:
-            return None
+    ladder = _ladder(params, rules)
+    if ladder is None or ladder.base_needed > holdings.base:
+        return None
+    tick, ms, down, up = rules.tick_size, params.minimum_spread, ONE - tol, ONE + tol
+    low, high = ladder.low, holdings.quote / ladder.bid_cost   # exchange minimum notional; the bids' budget
+    for i, (kb, ka) in enumerate(ladder.levels):
         bid, ask = by_side[BUY][i], by_side[SELL][i]
         # tolerance of the live bid and ask against the level's proposal
-        low = max(low, (bid.price * (ONE - tol) + tick) / kb, ask.price * (ONE - tol) / ka)
-        cap(bid.price * (ONE + tol) / kb)
-        cap((ask.price * (ONE + tol) - tick) / ka)
+        low = max(low, (bid.price * down + tick) / kb, ask.price * down / ka)
+        high = min(high, bid.price * up / kb, (ask.price * up - tick) / ka)
         # minimum_spread rule of plan_cycle (also at 0: an order on the wrong side of the reference)
         low = max(low, bid.price / (ONE - ms))
-        cap(ask.price / (ONE + ms))
-        # exchange minimum notional
-        if rules.min_notional > 0:
-            low = max(low, (rules.min_notional / amount + tick) / kb, rules.min_notional / (amount * ka))
-        bid_weight += params.level_amount(i) * kb
-        base_needed += params.level_amount(i)
-    if base_needed > holdings.base:
-        return None
-    cap(holdings.quote / (bid_weight * (ONE + fee)))
+        high = min(high, ask.price / (ONE + ms))
     margin = ref * HAIR
     band = QuietBand(low=low + margin, high=high - margin)
     if not band.low <= ref <= band.high:

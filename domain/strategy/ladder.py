@@ -25,8 +25,9 @@ post-only.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from operator import attrgetter
 
 from domain.money import fmt
 from domain.strategy.params import StrategyParams
@@ -42,6 +43,8 @@ SIDES = (BUY, SELL)
 
 
 def _need_decimal(owner: str, name: str, value: object, *, optional: bool = False) -> None:
+    if type(value) is Decimal and value.is_finite():   # the common case first (the pipeline's hot path)
+        return
     if value is None and optional:
         return
     if not isinstance(value, Decimal) or not value.is_finite():
@@ -219,10 +222,10 @@ def apply_minimum_spread(ref_price: Decimal, minimum_spread: Decimal,
     out, moved = [], []
     for p in proposals:
         if p.side == BUY and p.price > max_bid:
-            out.append(replace(p, price=max_bid))
+            out.append(Proposal(p.side, max_bid, p.amount, p.level))
             moved.append(f"buy L{p.level}")
         elif p.side == SELL and p.price < min_ask:
-            out.append(replace(p, price=min_ask))
+            out.append(Proposal(p.side, min_ask, p.amount, p.level))
             moved.append(f"sell L{p.level}")
         else:
             out.append(p)
@@ -286,7 +289,7 @@ def apply_skew(proposals: Sequence[Proposal], bid_ratio: Decimal,
         if amount <= 0:
             dropped.add(p.side)
             continue
-        out.append(replace(p, amount=amount))
+        out.append(Proposal(p.side, p.price, amount, p.level))
     for side in SIDES:
         if side in dropped:
             notes.append(f"inventory skew: no {side}s (inventory at the edge of the range)")
@@ -305,8 +308,11 @@ def round_up(value: Decimal, step: Decimal) -> Decimal:
     return (value / step).to_integral_value(rounding=ROUND_CEILING) * step
 
 
+_LEVEL = attrgetter("level")
+
+
 def _by_side_level(proposals: Iterable[Proposal], side: str) -> list[Proposal]:
-    return sorted((p for p in proposals if p.side == side), key=lambda p: p.level)
+    return sorted([p for p in proposals if p.side == side], key=_LEVEL)
 
 
 def apply_budget(proposals: Sequence[Proposal], budget: Budget,
@@ -344,7 +350,7 @@ def apply_budget(proposals: Sequence[Proposal], budget: Budget,
                 amount -= rules.step_size
             cut = [q.level for q in side_props[index + 1:]]
             if amount > 0:
-                out.append(replace(p, amount=amount))
+                out.append(Proposal(p.side, p.price, amount, p.level))
                 notes.append(f"budget: {asset} left {fmt(remaining)} shrinks {side} L{p.level} "
                              f"from {fmt(p.amount)} to {fmt(amount)}")
             else:
@@ -371,7 +377,7 @@ def quantize(proposals: Sequence[Proposal], rules: MarketRules) -> tuple[list[Pr
         if price <= 0 or amount <= 0:
             notes.append(f"precision: {p.describe()} rounds to {fmt(amount)} @ {fmt(price)}, dropped")
             continue
-        out.append(replace(p, price=price, amount=amount))
+        out.append(Proposal(p.side, price, amount, p.level))
     return out, notes
 
 

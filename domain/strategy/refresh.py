@@ -94,18 +94,14 @@ def _distance(order: LiveOrder, ref: Decimal) -> Decimal:
     return (ref - order.price) / ref if order.side == BUY else (order.price - ref) / ref
 
 
-def _sorted_prices(prices: Sequence[Decimal], side: str) -> list[Decimal]:
-    return sorted(prices, reverse=(side == BUY))   # innermost first on both sides
-
-
 def tolerance_check(active: Sequence[LiveOrder], proposals: Sequence[Proposal],
                     tolerance: Decimal) -> tuple[bool, str]:
     """Hummingbot's refresh tolerance: ``(True, why)`` to keep ``active`` as they are."""
     if tolerance < 0:
         return False, "tolerance check disabled"
     for side in SIDES:
-        old = _sorted_prices([o.price for o in active if o.side == side], side)
-        new = _sorted_prices([p.price for p in proposals if p.side == side], side)
+        old = sorted([o.price for o in active if o.side == side], reverse=(side == BUY))   # innermost first
+        new = sorted([p.price for p in proposals if p.side == side], reverse=(side == BUY))
         if len(old) != len(new):
             return False, f"{side} count {len(old)} -> {len(new)}"
         for o, n in zip(old, new):
@@ -130,8 +126,11 @@ def plan_cycle(*, params: StrategyParams, proposals: Sequence[Proposal], live: S
     for order in live:
         unique.setdefault(order.client_order_id, order)
     orders = list(unique.values())
-    hanging = [o for o in orders if hanging_on and o.hanging]
-    active = [o for o in orders if not (hanging_on and o.hanging)]
+    if hanging_on:
+        hanging = [o for o in orders if o.hanging]
+        active = [o for o in orders if not o.hanging]
+    else:   # every live order is active
+        hanging, active = [], orders
     cancel: list[str] = []
     reasons: list[str] = []
 
