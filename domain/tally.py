@@ -16,6 +16,7 @@ from domain.memo import ACTION_EXIT
 from domain.money import ZERO
 from domain.order_view import OrderView
 from domain.payment import FeeRequirements, PairRules
+from domain.records import built
 from domain.routing import (PaymentDecision, PaymentDecisionKind, SnapshotFacts, decide_payment,
                             exit_request_for_unknown_order)
 from domain.states import ExitPlan, OrderState, check_transition, exit_plan, remembered_exit_reason
@@ -62,15 +63,10 @@ class ApplyOutcome:
         return PURPOSE_OF.get(self.result)
 
 
-_new_outcome = object.__new__
-
-
 def _outcome(snapshot_id: str, result: str, reason: str, refund_id: str | None = None) -> ApplyOutcome:
-    """ApplyOutcome(...) with its fields set directly: a frozen dataclass's __init__ sets each through
-    object.__setattr__ (one outcome per payment of every page: a tenth of planning a page)."""
-    outcome = _new_outcome(ApplyOutcome)
-    outcome.__dict__.update(snapshot_id=snapshot_id, result=result, reason=reason, refund_request_id=refund_id)
-    return outcome
+    """ApplyOutcome(...) built without its frozen __init__ (one outcome per payment of every page: a tenth of
+    planning a page)."""
+    return built(ApplyOutcome, snapshot_id=snapshot_id, result=result, reason=reason, refund_request_id=refund_id)
 
 
 @dataclass(frozen=True)
@@ -139,9 +135,8 @@ def apply_to_order(order_id: str, pair_id: str, view: OrderView | None, new_orde
     is created for it; otherwise the order is created with `new_order_fees` (LookupError if there are none).
     `archived`: the order is in cold storage — a refund names it (restored, its statement shows both).
     `owned`: the caller hands `view` over (read for this call alone): it becomes the result, changed in place."""
-    app = _new_outcome(OrderApplication)  # OrderApplication(order_id, pair_id, None), fields set directly
-    app.__dict__.update(order_id=order_id, pair_id=pair_id, view=None, created=False, changed=False,
-                        row_changed=False, outcomes=[], refunds=[], transitions=[], counts={})
+    app = built(OrderApplication, order_id=order_id, pair_id=pair_id, view=None, created=False, changed=False,
+                row_changed=False, outcomes=[], refunds=[], transitions=[], counts={})  # OrderApplication(.., None)
     if view is not None and not owned:
         view = view.copy()  # never change the caller's view
     before = None if view is None else _row_fields(view)

@@ -26,6 +26,7 @@ from domain.exchange_orders import (FINAL_STATES, OPEN_STATES, SIDES, ZERO, DbOr
                                     IllegalExTransition, TradeFill, after_fill, apply_exchange_status,
                                     client_order_id, fill_key, merge_report, path, split_symbol)
 from domain.exchange_orders import resolve_not_found as _not_found_target
+from domain.records import copied
 from storage.exchange_models import ExchangeOrder, Fill, OrderSequence
 from storage.kpi_models import KpiQuoteSpan
 from storage.models import Alert, LedgerEntry, database_proxy
@@ -317,7 +318,7 @@ class _Planned(_AtOnce):
         fields = {k: v for k, v in sets.items() if k in _VIEW_FIELDS}
         if "state" in fields:
             fields["state"] = ExOrderState(fields["state"])
-        self.current[cid] = _with(self.current[cid], fields)
+        self.current[cid] = copied(self.current[cid], fields)   # a tick's units plan a few of these per order
         if "reported_filled" in sets:
             self.reported[cid] = Decimal(sets["reported_filled"])
         if sets.get("exchange_order_id"):
@@ -360,15 +361,6 @@ class _Planned(_AtOnce):
 
 
 _VIEW_FIELDS = frozenset(f.name for f in dataclasses.fields(DbOrder))
-
-
-def _with(order: DbOrder, fields: dict) -> DbOrder:
-    """``dataclasses.replace(order, **fields)`` for DbOrder (a plain frozen dataclass: no __post_init__, no slots)
-    without replace's walk over the fields and a second __init__: a tick's units plan a few of these per order."""
-    new = object.__new__(DbOrder)
-    new.__dict__.update(order.__dict__)
-    new.__dict__.update(fields)
-    return new
 
 
 def _load_many(cids: Iterable[str], reported: bool = False) -> tuple[dict[str, DbOrder], dict[str, Decimal | None]]:
