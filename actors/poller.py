@@ -27,7 +27,7 @@ from actors.protocol import (DeliverPayments, MovementsQueued, OrdersPaid, Payme
 from actors.router import note_routes
 from actors.supervisor import SupervisedActor, describe
 from actors.timers import send_after
-from domain.ingest import IngestRules
+from domain.ingest import IngestRules, matched_by_storage
 from domain.memo import ACTION_EXIT, decoded_memo
 from domain.payment import FeeRequirements, FeeUnavailable
 from domain.routing import BadSnapshot, SnapshotFacts, parse_snapshot
@@ -182,8 +182,7 @@ class SnapshotPoller(SupervisedActor):
         fees: dict[str, FeeRequirements | None] = {}
         last, self._last_ids = self._last_ids, frozenset(f.snapshot_id for f, _ in items)
         for facts, _ in items:
-            # amount > 0: matched_by_storage(facts) is facts.is_deposit
-            if facts.amount <= 0 or facts.is_deposit or facts.snapshot_id in last:
+            if facts.amount <= 0 or matched_by_storage(facts) or facts.snapshot_id in last:
                 continue
             memo = decoded_memo(facts.memo_hex)
             if memo is None or memo.action == ACTION_EXIT or memo.pair_id in fees:

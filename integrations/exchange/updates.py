@@ -160,11 +160,6 @@ def raise_alert(kind: str, subject: str, message: str, now: float) -> bool:
     return cursor.rowcount == 1
 
 
-def _owed_symbols(account_id: str) -> set[str]:
-    """Symbols with an order whose fills have not all arrived (``exchange_repo.owed_symbols``)."""
-    return xr.owed_symbols(account_id)
-
-
 # where a raw row of xr.rows_in_states holds what the round's quiet check reads
 _CID, _STATE, _XID = (xr.ROW_COLUMNS.index(c) for c in ("client_order_id", "state", "exchange_order_id"))
 
@@ -182,7 +177,7 @@ def _open_rows_by_symbol(account_id: str, symbol: str | None = None) -> dict[str
 def active_symbols(account_id: str) -> set[str]:
     """Symbols the stream must watch: open orders in the DB, or fills still owed. (Asked every round: one
     DISTINCT read, not a view of every open order.)"""
-    return xr.symbols_in_states(OPEN_STATES, account_id) | _owed_symbols(account_id)
+    return xr.symbols_in_states(OPEN_STATES, account_id) | xr.owed_symbols(account_id)
 
 
 def is_in_flight(order: DbOrder, now: float, *, recent: float = RECENT, stale_after: float = IN_FLIGHT_MAX) -> bool:
@@ -284,7 +279,11 @@ class _Work:
     # ------------------------------------------------------------ events
 
     def seen(self, db: DbOrder) -> None:
-        self._before.setdefault(db.client_order_id, (db.order_id, db.state))
+        self.seen_as(db.client_order_id, db.order_id, db.state)
+
+    def seen_as(self, client_order_id: str, order_id: str, state: ExOrderState) -> None:
+        """An order's state when this round first read it (``events`` compares with it after fills)."""
+        self._before.setdefault(client_order_id, (order_id, state))
 
     def state_written(self, db: DbOrder, new_state: Any) -> None:
         self.seen(db)
@@ -494,7 +493,7 @@ def _adopted_as_held(report: ReconcileReport, work: _Work, db_rows: list[tuple],
                 and Decimal(row[_PRICE]) == ex.price):
             taken.add(cid)
             report.adopted.append(cid)
-            work._before.setdefault(cid, (row[_ORDER], X.ACCEPTED))   # work.seen, without the view
+            work.seen_as(cid, row[_ORDER], X.ACCEPTED)   # work.seen, without the view
         else:
             rest_rows.append(row)
     return rest_rows, [o for o in listed if o.client_order_id not in taken]
@@ -657,7 +656,7 @@ def poll_updates(account: Any, writer: Any, *, symbols: Collection[str] | None =
                     if q[1] == fingerprints.get(symbol) and now - q[2] < QUIET_MAX_AGE}
     # the rows are read only for symbols that may need them: all of them unless a quiet pass may be skipped
     db_open = _open_rows_by_symbol(acc) if len(quiet_before) < len(fingerprints) else {}
-    owed = _owed_symbols(acc)
+    owed = xr.owed_symbols(acc)
     pending = dict(unmatched or {})
     pending_symbols = {key.split("\x1f", 1)[0] for key in pending}
     wanted = set(active_symbols(acc) if symbols is None else symbols) | pending_symbols
