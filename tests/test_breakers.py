@@ -181,7 +181,8 @@ def test_halt_survives_a_restart_until_lifted(tmp_path, xworld):  # noqa: F811
         assert out.returncode == 0, out.stderr
         wait_until(lambda: not open_quotes(leaving) and not open_quotes(staying), timeout=15,
                    message="every quote cancelled")
-        assert "halted" in mm.order(staying).state_reason
+        # the order's reason is written through the store's writer after its cancels went out: wait for it
+        wait_until(lambda: "halted" in mm.order(staying).state_reason, timeout=15, message="halt in the reason")
     with run(tmp_path, xworld) as mm:   # restarted: still halted
         out = subprocess.run([sys.executable, "run.py", "halt", "--config", str(cfg), "--status"], cwd=ROOT,
                              capture_output=True, text=True, timeout=60)
