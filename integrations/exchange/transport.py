@@ -43,10 +43,16 @@ try:   # the OS's poll, not gevent's cooperative one: a look that never waits ne
 except (ImportError, AttributeError):   # pragma: no cover - gevent is a dependency; no poll on this OS
     _poll = getattr(select, "poll", None)
 
-__all__ = ["LeanSession"]
+__all__ = ["LeanSession", "sent_as_is"]
 
 # a request target urllib3 sends as it is (its parse_url re-encodes anything else)
 _PLAIN_TARGET = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*")
+
+
+def sent_as_is(target: str) -> bool:
+    """Whether ``LeanSession`` puts this request target (path and query) on the wire byte for byte: a signed
+    request (the Mixin client signs its target) must not be re-encoded after signing."""
+    return _PLAIN_TARGET.fullmatch(target) is not None
 
 
 class _OneSend:
@@ -280,7 +286,10 @@ class _NoCookies:
 class LeanSession:
     """The subset of ``requests.Session`` ccxt's sync ``fetch`` uses, over urllib3 pools (see module doc)."""
 
-    def __init__(self, *, maxsize: int = 10, fallback: requests.Session | None = None) -> None:
+    def __init__(self, *, maxsize: int = 10, fallback: requests.Session | None = None,
+                 ca_certs: str | None = None) -> None:
+        """``ca_certs``: a CA bundle file to verify TLS with instead of the default trust store (what requests
+        does with ``verify=<path>``)."""
         # requests' default headers (ccxt merges them into every request's), as a plain dict: ccxt's merge walked
         # requests' case-insensitive mapping on every request
         self.headers = dict(default_headers())
@@ -288,7 +297,8 @@ class LeanSession:
         self.trust_env = False
         self.fallback = fallback or requests.Session()
         self.fallback.trust_env = False
-        self._pools = urllib3.PoolManager(num_pools=8, maxsize=maxsize, block=False, retries=False)
+        self._pools = urllib3.PoolManager(num_pools=8, maxsize=maxsize, block=False, retries=False,
+                                          **({"ca_certs": ca_certs} if ca_certs else {}))
         self._pools.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
         self._by_origin: dict[str, urllib3.HTTPConnectionPool] = {}
         self.requests = 0                       # sent through the lean path
@@ -341,7 +351,7 @@ class LeanSession:
         scheme, sep, rest = url.partition("://")
         host, slash, path = rest.partition("/")
         target = slash + path or "/"
-        if not sep or not _PLAIN_TARGET.fullmatch(target):
+        if not sep or not sent_as_is(target):
             return None, None
         origin = f"{scheme}://{host}"
         pool = self._by_origin.get(origin)
