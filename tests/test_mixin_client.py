@@ -66,20 +66,25 @@ def ks(fake, ks_dict) -> Keystore:
     return parse_keystore(ks_dict)
 
 
-def make_client(fake: FakeMixin, keystore: Keystore | None, **kwargs) -> MixinClient:
-    session = requests.Session()
-    session.trust_env = False  # loopback must never go through an environment proxy
+def make_client(fake: FakeMixin, keystore: Keystore | None, *, transport: str = "requests", **kwargs) -> MixinClient:
+    """A client over ``requests`` (a session given: loopback never through an environment proxy) or over the lean
+    urllib3 transport the client picks for its own session."""
     kwargs.setdefault("timeout", 5.0)
     kwargs.setdefault("backoff_base", 0.01)
     kwargs.setdefault("backoff_max", 0.05)
-    client = MixinClient(fake.url, keystore, session=session, **kwargs)
-    return client
+    if transport == "lean":
+        return MixinClient(fake.url, keystore, **kwargs)
+    session = requests.Session()
+    session.trust_env = False
+    return MixinClient(fake.url, keystore, session=session, **kwargs)
 
 
-@pytest.fixture
-def client(fake, ks):
-    c = make_client(fake, ks)
+@pytest.fixture(params=["requests", "lean"])
+def client(request, fake, ks):
+    c = make_client(fake, ks, transport=request.param)
     yield c
+    if request.param == "lean":  # every call of the test went through it
+        assert c._lean is not None and c._lean.requests > 0 or not fake.requests_log
     c.close()
     c._session.close()
 
@@ -406,8 +411,9 @@ def test_validation_error_is_not_retried(fake, client):
     assert len(fake.requests_log) == 1 and fault.remaining == 2
 
 
-def test_slow_reply_beyond_timeout_get_retried_then_fails(fake, ks):
-    c = make_client(fake, ks, timeout=0.2, max_attempts=2)
+@pytest.mark.parametrize("transport", ["requests", "lean"])
+def test_slow_reply_beyond_timeout_get_retried_then_fails(fake, ks, transport):
+    c = make_client(fake, ks, transport=transport, timeout=0.2, max_attempts=2)
     fake.inject("/network/assets/", status=200, delay=0.6, count=5)
     with pytest.raises(MixinTransportError) as info:
         c.read_asset(BTC)
@@ -422,8 +428,9 @@ def test_slow_reply_within_timeout_succeeds(fake, client):
     assert time.monotonic() - started >= 0.2
 
 
-def test_post_outcome_unknown_is_retried_only_when_idempotent(fake, ks):
-    c = make_client(fake, ks, timeout=0.2, max_attempts=3)
+@pytest.mark.parametrize("transport", ["requests", "lean"])
+def test_post_outcome_unknown_is_retried_only_when_idempotent(fake, ks, transport):
+    c = make_client(fake, ks, transport=transport, timeout=0.2, max_attempts=3)
     fake.inject("/safe/assets/fetch", status=200, delay=0.6, count=1)
     with pytest.raises(MixinTransportError):
         c.request("POST", "/safe/assets/fetch", body=[BTC])
@@ -449,14 +456,18 @@ def test_post_rate_limited_is_retried_even_if_not_idempotent(fake, client):
     assert statuses(fake) == [429, 200]
 
 
-def test_connection_refused_is_a_transport_error(ks):
+@pytest.mark.parametrize("transport", ["requests", "lean"])
+def test_connection_refused_is_a_transport_error(ks, transport):
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there now
-    session = requests.Session()
-    session.trust_env = False
-    c = MixinClient(f"http://127.0.0.1:{port}", ks, session=session, max_attempts=3, backoff_base=0.01)
+    if transport == "lean":
+        c = MixinClient(f"http://127.0.0.1:{port}", ks, max_attempts=3, backoff_base=0.01)
+    else:
+        session = requests.Session()
+        session.trust_env = False
+        c = MixinClient(f"http://127.0.0.1:{port}", ks, session=session, max_attempts=3, backoff_base=0.01)
     lines: list[str] = []
     sink = logger.add(lines.append, format="{message}", level="DEBUG")
     try:
@@ -670,3 +681,49 @@ def test_withdrawal_fee_json_number_is_exact(fake, client):
     # JSON numbers are parsed as Decimal by the client, never through float.
     fake.inject("/safe/assets/", status=200, body='{"data":[{"asset_id":"x","amount":0.1,"priority":"2"}]}')
     assert client.withdrawal_fees(BTC) == [WithdrawalFee("x", Decimal("0.1"), 2)]
+
+
+# --------------------------------------------------------------------------- decoding (orjson, floats exact)
+
+
+def test_snapshot_amounts_stay_exact_strings(fake, client, ks):
+    # amounts come as strings and stay strings (to_decimal makes them exact Decimals); never a float
+    fake.pay(ks.app_id, fake.new_user(), BTC, "0.00000001", "m")
+    fake.pay(ks.app_id, fake.new_user(), BTC, "12345678901.12345678", "m")
+    page = client.safe_snapshots()
+    assert [s["amount"] for s in page] == ["0.00000001", "12345678901.12345678"]
+    assert not any(isinstance(v, float) for s in page for v in s.values())
+
+
+@pytest.mark.parametrize("body, amount", [
+    ('{"data":[{"snapshot_id":"s","created_at":"t","amount":0.30000000000000000001}]}',
+     Decimal("0.30000000000000000001")),
+    ('{"data":[{"snapshot_id":"s","created_at":"t","deposit":{"amount":[1, 2.5e-3]}, "amount":"1"}]}', "1"),
+])
+def test_a_json_float_in_a_page_becomes_an_exact_decimal(fake, client, body, amount):
+    fake.inject("/safe/snapshots", status=200, body=body)
+    page = client.safe_snapshots()
+    assert page[0]["amount"] == amount
+    assert not any(isinstance(v, float) for v in page[0].values())
+    if "deposit" in page[0]:
+        assert page[0]["deposit"]["amount"] == [1, Decimal("0.0025")]
+
+
+@pytest.mark.parametrize("body, data", [
+    ('{"data":[NaN]}', "nan"),                                  # orjson refuses NaN: the std decoder's float
+    ('{"data":[123456789012345678901234567890]}', [123456789012345678901234567890]),  # beyond 64 bits
+    ('{"data":{"a":1,"a":2}}', {"a": 2}),                        # duplicate keys: the last, like the std decoder
+])
+def test_texts_orjson_refuses_decode_as_the_std_decoder_does(fake, client, body, data):
+    fake.inject("/safe/snapshots/x", status=200, body=body)
+    got = client.request("GET", "/safe/snapshots/x")
+    if data == "nan":
+        assert got[0] != got[0]
+    else:
+        assert got == data
+
+
+def test_a_truncated_page_is_one_bad_response(fake, client):
+    fake.inject("/safe/snapshots", status=200, body='{"data":[{"snapshot_id":"s","created_at":"t"')
+    with pytest.raises(MixinBadResponse, match="non-JSON response"):
+        client.safe_snapshots()

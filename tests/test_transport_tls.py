@@ -7,6 +7,7 @@ with what was sent: small bodies (held headers + body in one send), a body above
 several requests on one kept-alive connection.
 """
 import json
+import os
 import shutil
 import ssl
 import subprocess
@@ -77,3 +78,27 @@ def test_an_untrusted_certificate_is_refused(tls_server, monkeypatch, tmp_path):
     with pytest.raises(requests.exceptions.ConnectionError):
         LeanSession().request("POST", url + "/api/v3/order", data=b"a=1", timeout=10)
     assert seen == []
+
+
+
+def test_mixin_client_verifies_tls_with_the_environments_ca_bundle_on_the_lean_transport(tls_server, monkeypatch):
+    # REQUESTS_CA_BUNDLE names one file: the Mixin client's own session goes lean and verifies with that file
+    from integrations.mixin.client import MixinClient
+    from integrations.mixin.errors import MixinBadResponse, MixinTransportError
+
+    url, seen = tls_server
+    cert = os.environ["SSL_CERT_FILE"]
+    monkeypatch.delenv("SSL_CERT_FILE")                     # only the bundle the client is given can trust it
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", cert)
+    client = MixinClient(url, None, max_attempts=1)
+    with pytest.raises(MixinBadResponse, match="JSON without data"):  # verified, sent, answered by the stub
+        client.request("GET", "/network/assets/x", auth=False)
+    assert client._lean is not None and client._lean.requests == 1 and seen[-1]["path"] == "/network/assets/x"
+    client.close()
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", requests.certs.where())
+    stranger = MixinClient(url, None, max_attempts=1)       # a bundle that does not trust it: refused, not sent
+    with pytest.raises(MixinTransportError):
+        stranger.request("GET", "/network/assets/y", auth=False)
+    assert stranger._lean is not None and seen[-1]["path"] == "/network/assets/x"
+    stranger.close()
