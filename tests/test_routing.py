@@ -161,6 +161,15 @@ def test_parse_integer_amount_is_accepted():
     assert facts(amount=3).amount == D(3)
 
 
+@pytest.mark.parametrize("amount", ["0.001", " 2.5 ", "1E-8", "-0", "12345678901.12345678", "1_000", "0.10"])
+def test_parse_string_amounts_are_exact_decimals_on_every_path(amount):
+    # the usual snapshot's one-pass parse and the full checks (a deposit goes there) read an amount alike
+    fast = facts(amount=amount)
+    checked = facts(amount=amount, deposit={"deposit_hash": "0xabc"})
+    assert fast.amount.__class__ is D and not checked.is_withdrawal
+    assert str(fast.amount) == str(checked.amount) == str(D(amount.strip()))
+
+
 # ================================ route_snapshot ================================
 
 
