@@ -125,6 +125,10 @@ class SnapshotPoller(SupervisedActor):
         return page
 
     def _parse(self, page: list) -> list[tuple[SnapshotFacts, dict]]:
+        try:  # the usual page, every snapshot well formed: one comprehension
+            return [(parse_snapshot(raw), raw) for raw in page]
+        except BadSnapshot:
+            pass  # parsed again one by one: the malformed ones alerted and skipped
         items = []
         for raw in page:
             try:
