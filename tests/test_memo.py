@@ -181,6 +181,26 @@ def test_base58_round_trip_random_bytes_with_leading_zeros():
         assert b58decode(text) == data
 
 
+def test_base58_decodes_as_digit_by_digit_horner_reading():
+    # the C-level sum of digit x place value reads every text as n = n * 58 + digit does, long ones too
+    rng = random.Random(11)
+    for length in (1, 2, 52, 53, 120):
+        for _ in range(50):
+            text = "".join(rng.choice(ALPHABET) for _ in range(length))
+            n = 0
+            for ch in text:
+                n = n * 58 + ALPHABET.index(ch)
+            body = n.to_bytes((n.bit_length() + 7) // 8, "big") if n else b""
+            assert b58decode(text) == b"\x00" * (len(text) - len(text.lstrip("1"))) + body
+
+
+def test_decoded_ids_are_the_uuid_texts():
+    memo = decode_market_making(encode_market_making(REF_PAIR.upper(), REF_ORDER.upper()))
+    assert (memo.pair_id, memo.order_id) == (str(uuid.UUID(REF_PAIR)), str(uuid.UUID(REF_ORDER)))
+    assert memo == MarketMakingMemo(1, 1, 1, str(uuid.UUID(REF_PAIR)), str(uuid.UUID(REF_ORDER)))
+    assert hash(memo) == hash(MarketMakingMemo(1, 1, 1, str(uuid.UUID(REF_PAIR)), str(uuid.UUID(REF_ORDER))))
+
+
 def test_leading_zero_payload_keeps_its_checksum_then_fails_on_version():
     """A version-0 memo starts with a zero byte; it must survive base58 (checksum OK) and be refused
     as bad_version, not as a checksum error."""
