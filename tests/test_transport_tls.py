@@ -34,7 +34,8 @@ def tls_server(tmp_path, monkeypatch):
         body = environ["wsgi.input"].read()
         seen.append({"method": environ["REQUEST_METHOD"], "path": environ["PATH_INFO"],
                      "query": environ.get("QUERY_STRING", ""), "body": body,
-                     "signature": environ.get("HTTP_X_MBX_APIKEY"), "peer": environ.get("REMOTE_PORT")})
+                     "signature": environ.get("HTTP_X_MBX_APIKEY"), "peer": environ.get("REMOTE_PORT"),
+                     "agent": environ.get("HTTP_USER_AGENT"), "accept": environ.get("HTTP_ACCEPT")})
         reply = json.dumps({"got": len(body)}).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(reply)))])
         return [reply]
@@ -94,6 +95,8 @@ def test_mixin_client_verifies_tls_with_the_environments_ca_bundle_on_the_lean_t
     with pytest.raises(MixinBadResponse, match="JSON without data"):  # verified, sent, answered by the stub
         client.request("GET", "/network/assets/x", auth=False)
     assert client._lean is not None and client._lean.requests == 1 and seen[-1]["path"] == "/network/assets/x"
+    assert seen[-1]["agent"] == requests.utils.default_user_agent()  # the headers requests would have sent
+    assert seen[-1]["accept"] == "application/json"
     client.close()
 
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", requests.certs.where())

@@ -45,6 +45,7 @@ from urllib.parse import quote, urlsplit
 import orjson
 import requests
 from loguru import logger
+from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from integrations.exchange.transport import LeanSession, sent_as_is
@@ -370,7 +371,9 @@ class MixinClient:
             self._lean = self._lean_transport(settings)
         try:
             if self._lean is not None and sent_as_is(uri):  # what we signed goes out as it is
-                response = self._lean.request(method, self._origin + uri, data=body or None, headers=headers,
+                sent = CaseInsensitiveDict(self._session.headers)  # the session's defaults, as requests merges
+                sent.update(headers)
+                response = self._lean.request(method, self._origin + uri, data=body or None, headers=sent,
                                               timeout=self.timeout)
             else:
                 prepared = self._session.prepare_request(
