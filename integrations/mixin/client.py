@@ -373,6 +373,7 @@ class MixinClient:
             if self._lean is not None and sent_as_is(uri):  # what we signed goes out as it is
                 sent = CaseInsensitiveDict(self._session.headers)  # the session's defaults, as requests merges
                 sent.update(headers)
+                sent["Accept-Encoding"] = "gzip, deflate"  # what the lean transport decodes (requests may add br)
                 response = self._lean.request(method, self._origin + uri, data=body or None, headers=sent,
                                               timeout=self.timeout)
             else:
