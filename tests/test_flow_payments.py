@@ -5,6 +5,7 @@ against the fake Mixin server and a real SQLite file.
 """
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -287,3 +288,23 @@ def test_fee_endpoint_down_keeps_payments_until_it_answers(tmp_path, world):
         view = mm.wait_state(order_id, "payment_complete", timeout=20)
         assert view.tallies == invoice
         assert MoneyMovement.select().count() == 0
+
+
+
+def test_a_malformed_snapshot_is_alerted_once_and_the_rest_of_its_page_is_ingested(tmp_path, world):
+    # one snapshot of a page lacks its asset_id: the page is parsed one by one, that one alerted and skipped
+    user, order_id = world.new_user(), new_order_id()
+    held = world.fake.inject("/safe/snapshots", status=503, count=10_000)  # the page fills up while it is held
+    with running_mmflow(tmp_path, world) as mm:
+        pair = mm.services.config.pair(BTC_USDT_PAIR)
+        invoice = world.invoice(pair, Decimal("0.01"), Decimal("100"))
+        world.pay_invoice(user, pair, order_id, invoice)
+        bad = world.pay(world.new_user(), BTC, "0.5", "anything")
+        stored = world.fake.snapshots[bad["snapshot_id"]]
+        stored.data = dict(stored.data, asset_id="")
+        stored.encoded = json.dumps(stored.data).encode()
+        held.remaining = 0
+        assert mm.wait_state(order_id, "payment_complete", timeout=15).tallies == invoice
+        alerts = list(Alert.select().where(Alert.kind == "malformed_snapshot"))
+        assert [a.subject for a in alerts] == [bad["snapshot_id"]] and "has no asset_id" in alerts[0].message
+        assert Snapshot.get_or_none(Snapshot.snapshot_id == bad["snapshot_id"]) is None
