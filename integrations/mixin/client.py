@@ -1,4 +1,4 @@
-"""Mixin API client (requests; urllib3 pools directly when no proxy or custom CA is configured).
+"""Mixin API client (urllib3 connection pools directly, or requests when a proxy or client certificate is set).
 
 Every request is signed over exactly the bytes that go on the wire: we build the
 query string ourselves (keys sorted, values percent-encoded), serialise the JSON
@@ -21,8 +21,9 @@ jitter; a ``Retry-After`` header (seconds or HTTP date) is honoured, capped at
 
 Transport: a client that owns its session sends through ``integrations.exchange.transport.LeanSession``
 (urllib3 connection pools, none of requests' per-request preparing, hooks and streaming: most of the client's
-CPU on a 500-snapshot page) unless the environment names a proxy or a CA bundle, or the request target would
-not go out byte for byte as signed; those, and a session given by the caller, go through ``requests``.
+CPU on a 500-snapshot page; TLS verified by the default trust store or the environment's CA bundle file) unless
+the environment names a proxy, a client certificate or a CA directory, or the request target would not go out
+byte for byte as signed; those, and a session given by the caller, go through ``requests``.
 Answers are decoded by orjson (about half the std decoder's CPU on a snapshot page); one that holds a JSON
 float (amounts are strings; a float, if Mixin ever sent one) is decoded again by the std decoder, floats as
 exact Decimals, as before.
