@@ -553,6 +553,16 @@ class StrategyRunner:
         return not any(o.client_order_id in mine for o in account.fetch_open_orders(self.pair.symbol))
 
 
+def _drawdown_at(basis: DrawdownBasis, mark: Decimal, limits) -> str | None:
+    """``drawdown_trip`` at ``mark``. The funded value (a text round trip of the opening price) is worked out only
+    for a loss: nothing else can trip, and a restart's orders, none of them at a loss, each did it twice in its
+    first tick's sleep."""
+    pnl = basis.pnl_at(mark)
+    if pnl >= 0:
+        return None
+    return drawdown_trip(pnl, basis.funded_at(mark), limits)
+
+
 def _plain_open(info) -> bool:
     """An answer that leaves the order resting as asked: open, nothing filled."""
     return info is not None and info.status in (None, "open") and not (info.filled or ZERO)
@@ -665,8 +675,7 @@ class StrategyStage(Stage):
         if basis is None:
             return True   # its fills contradict its ledger: no drawdown is checked at any mark
         limits = self.services.config.risk
-        return not any(drawdown_trip(basis.pnl_at(mark), basis.funded_at(mark), limits)
-                       for mark in (band.low, band.high))
+        return not (_drawdown_at(basis, band.low, limits) or _drawdown_at(basis, band.high, limits))
 
     # ------------------------------------------------------------ start and recovery
 
@@ -854,7 +863,7 @@ class StrategyStage(Stage):
         basis = self._basis[3]
         if basis is None:
             return
-        reason = drawdown_trip(basis.pnl_at(mark), basis.funded_at(mark), self.services.config.risk)
+        reason = _drawdown_at(basis, mark, self.services.config.risk)
         if reason:
             self.write(repo.raise_alert, "drawdown_breaker", self.order_id, reason)
             self.pause(reason)

@@ -45,12 +45,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import attrgetter
 
-from domain.strategy.ladder import (BUY, ONE, SELL, SIDES, BookTop, Budget, MarketRules, build_proposals, mid_price,
+from domain.strategy.ladder import (BUY, ONE, SELL, BookTop, Budget, MarketRules, build_proposals, mid_price,
                                     round_down)
 from domain.strategy.params import StrategyParams
 from domain.strategy.refresh import LiveOrder, plan_cycle
 
+_PRICE = attrgetter("price")
 HAIR = Decimal("1e-12")   # relative margin for Decimal rounding of the bounds (the pipeline computes 28 digits)
 
 
@@ -134,9 +136,11 @@ def quiet_band(*, params: StrategyParams, book: BookTop, ref: Decimal | None, ru
                     or (params.price_source == "last_own_fill" and last_fill_price is None))):
         return None
     levels = params.order_levels
-    by_side = {side: sorted((o for o in live if o.side == side), key=lambda o: o.price, reverse=(side == BUY))
-               for side in SIDES}
-    if len(live) != 2 * levels or any(len(orders) != levels for orders in by_side.values()):
+    if len(live) != 2 * levels:
+        return None
+    bids = sorted([o for o in live if o.side == BUY], key=_PRICE, reverse=True)   # innermost first
+    asks = sorted([o for o in live if o.side == SELL], key=_PRICE)
+    if len(bids) != levels or len(asks) != levels:
         return None
     ladder = _ladder(params, rules)
     if ladder is None or ladder.base_needed > holdings.base:
@@ -144,7 +148,7 @@ def quiet_band(*, params: StrategyParams, book: BookTop, ref: Decimal | None, ru
     tick, ms, down, up = rules.tick_size, params.minimum_spread, ONE - tol, ONE + tol
     low, high = ladder.low, holdings.quote / ladder.bid_cost   # exchange minimum notional; the bids' budget
     for i, (kb, ka) in enumerate(ladder.levels):
-        bid, ask = by_side[BUY][i], by_side[SELL][i]
+        bid, ask = bids[i], asks[i]
         # tolerance of the live bid and ask against the level's proposal
         low = max(low, (bid.price * down + tick) / kb, ask.price * down / ka)
         high = min(high, bid.price * up / kb, (ask.price * up - tick) / ka)
