@@ -37,8 +37,11 @@ Why each piece holds, level ``i`` of a side (proposals depend on the mid only th
 What depends on the parameters and the market rules alone (each level's factors, the minimum-notional bound, the
 base the asks cost, the quote the bids cost per unit of mid) is worked out once per (parameters, rules) pair of
 objects (``_ladder``): the orders of a pair share both objects (actors/order/strategy.py remembers them), so a
-restart's thousands of first bands do it once; the bounds from each order's own quotes and holdings, and the two
-runs of the pipeline, are each order's.
+restart's thousands of first bands do it once. The band itself (the bounds from the order's own quotes and holdings,
+and the two checking runs of the pipeline) is remembered by what it reads (``quiet_band``): the orders of a pair with
+the same parameters and holdings that placed their ladders on the same book hold the same prices — they leave their
+bands on the same move and replace on the same book — so a restart's first ticks, and each later round of them,
+work one band out per ladder, not per order.
 """
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from operator import attrgetter
 
-from domain.strategy.ladder import (BUY, ONE, SELL, BookTop, Budget, MarketRules, build_proposals, mid_price,
+from domain.strategy.ladder import (BUY, ONE, SELL, BookTop, Budget, MarketRules, every_stage, mid_price,
                                     round_down)
 from domain.strategy.params import StrategyParams
 from domain.strategy.refresh import LiveOrder, plan_cycle
@@ -79,6 +82,9 @@ class _Ladder:
 
 _LADDERS: dict[tuple[int, int], tuple[StrategyParams, MarketRules, _Ladder | None]] = {}
 _LADDERS_MAX = 256
+# the bands worked out lately, by what they depend on (quiet_band): (parameters, rules, band)
+_BANDS: dict[tuple, tuple[StrategyParams, MarketRules, QuietBand | None]] = {}
+_BANDS_MAX = 4096
 
 
 def _ladder(params: StrategyParams, rules: MarketRules) -> _Ladder | None:
@@ -138,6 +144,25 @@ def quiet_band(*, params: StrategyParams, book: BookTop, ref: Decimal | None, ru
     levels = params.order_levels
     if len(live) != 2 * levels:
         return None
+    # everything the band and its checking runs read of the order's own state (its orders' client ids only
+    # through their being distinct, their age only through its being past max_order_age at ``now``)
+    key = (id(params), id(rules), ref, holdings, tuple([(o.side, o.price) for o in live]),
+           len({o.client_order_id for o in live}) == len(live),
+           any([now - o.created_at > params.max_order_age for o in live]))
+    known = _BANDS.get(key)
+    if known is not None and known[0] is params and known[1] is rules:
+        return known[2]
+    band = _band(params, book, ref, rules, holdings, live, now)
+    if len(_BANDS) >= _BANDS_MAX:
+        _BANDS.clear()
+    _BANDS[key] = (params, rules, band)
+    return band
+
+
+def _band(params: StrategyParams, book: BookTop, ref: Decimal, rules: MarketRules, holdings: Budget,
+          live: Sequence[LiveOrder], now: float) -> QuietBand | None:
+    """quiet_band past its checks of the parameters and the live orders' count."""
+    tol, levels = params.order_refresh_tolerance_pct, params.order_levels
     bids = sorted([o for o in live if o.side == BUY], key=_PRICE, reverse=True)   # innermost first
     asks = sorted([o for o in live if o.side == SELL], key=_PRICE)
     if len(bids) != levels or len(asks) != levels:
@@ -162,7 +187,7 @@ def quiet_band(*, params: StrategyParams, book: BookTop, ref: Decimal | None, ru
     # Belt and braces: the real pipeline must agree at both ends (a mistake above must not leave orders asleep).
     for end in (band.low, band.high):
         top = BookTop(best_bid=end, best_ask=end)
-        proposals, _ = build_proposals(params, end, top, rules, holdings, holdings.base, holdings.quote)
+        proposals, _ = every_stage(params, end, top, rules, holdings, holdings.base, holdings.quote)
         plan = plan_cycle(params=params, proposals=proposals, live=live, now=now, last_refresh_at=-1e18,
                           last_fill_at=None, ref_price=end)
         if plan.cancel or plan.place:

@@ -425,8 +425,8 @@ def drop_crossing(proposals: Sequence[Proposal], book: BookTop, post_only: bool)
 @dataclass(frozen=True)
 class _Unbudgeted:
     """The pipeline's outcome at one (parameters, reference, book, rules) for every budget it fits in whole: what
-    the orders quoting a pair with the same parameters share on a book (a restart's thousands of first ticks, and
-    their bands' checking runs, each ran the whole pipeline to the same proposals)."""
+    the orders quoting a pair with the same parameters share on a book (a restart's thousands of first ticks each ran
+    the whole pipeline to the same proposals)."""
     bid_costs: tuple[Decimal, ...]   # each bid's quote cost, innermost first, as apply_budget computes it
     ask_costs: tuple[Decimal, ...]   # each ask's base cost, innermost first
     proposals: tuple[Proposal, ...]
@@ -491,6 +491,15 @@ def build_proposals(params: StrategyParams, ref_price: Decimal | None, book: Boo
         shared = _shared(params, ref_price, book, rules)
         if shared.fits(budget):
             return list(shared.proposals), list(shared.notes)
+    return every_stage(params, ref_price, book, rules, budget, inventory_base, inventory_quote)
+
+
+def every_stage(params: StrategyParams, ref_price: Decimal | None, book: BookTop, rules: MarketRules,
+                budget: Budget, inventory_base: Decimal, inventory_quote: Decimal) -> tuple[list[Proposal], list[str]]:
+    """``build_proposals`` with every stage run for this call, nothing shared: for inputs no other order has
+    (a quiet band's checking runs at its own ends)."""
+    if ref_price is None or ref_price <= 0:
+        return [], ["no reference price: not quoting"]
     proposals = base_ladder(params, ref_price)
     notes: list[str] = []
     proposals, n = apply_price_band(params, ref_price, proposals)
