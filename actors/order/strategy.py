@@ -555,8 +555,7 @@ class StrategyRunner:
 
 def _drawdown_at(basis: DrawdownBasis, mark: Decimal, limits) -> str | None:
     """``drawdown_trip`` at ``mark``. The funded value (a text round trip of the opening price) is worked out only
-    for a loss: nothing else can trip, and a restart's orders, none of them at a loss, each did it twice in its
-    first tick's sleep."""
+    for a loss: nothing else can trip."""
     pnl = basis.pnl_at(mark)
     if pnl >= 0:
         return None
@@ -667,15 +666,16 @@ class StrategyStage(Stage):
     def _no_drawdown_within(self, band: QuietBand) -> bool:
         """No mark within the band trips the drawdown breaker (the order may sleep through moves inside it: no
         drawdown check sees them). The loss is monotone in the mark (``DrawdownBasis``: the PnL is affine in it,
-        the funded value fixed once an opening price is known, and nothing is lost before), so both ends tell.
+        the funded value fixed once an opening price is known, and nothing is lost before) and largest at the low
+        end: the PnL's slope is the base held, never negative (the replay refuses a sell of more than it holds),
+        and floor8 truncates monotonically — so the low end tells.
         Unknown (the basis not read for the order's current ledger): False — then any move wakes it."""
         if self._basis is None or self._basis[:3] != self._drawdown_inputs()[:3]:
             return False
         basis = self._basis[3]
         if basis is None:
             return True   # its fills contradict its ledger: no drawdown is checked at any mark
-        limits = self.services.config.risk
-        return not (_drawdown_at(basis, band.low, limits) or _drawdown_at(basis, band.high, limits))
+        return not _drawdown_at(basis, band.low, self.services.config.risk)
 
     # ------------------------------------------------------------ start and recovery
 
