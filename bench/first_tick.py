@@ -2,13 +2,14 @@
 
     python bench/first_tick.py [--orders 2000] [--levels 1] [--passes 5] [--ladders 1]
 
-Prints ONE JSON line of CPU microseconds per order (the least of ``--passes``): what a restart's first tick of a kept ladder computes with no I/O
-(the recovery bench's orders: BTC/USDT, one level a side 0.5 % from the mid 60,000, within tolerance). ``plan`` is
-the tick's own pipeline and plan, ``band`` the quiet band with its checking pipeline runs, ``drawdown`` the
-drawdown basis taken from a seed and its check at both ends of the band, ``total`` all three. Each order gets its
-own live orders and holdings objects (as after a restart: each order read its own rows); the parameters and the
-market rules are shared (actors/order/strategy.py keeps one of each per pair); ``--ladders`` of them hold the same
-prices (a restart's orders that placed their ladders on the same book). Print-only: not a test.
+Prints ONE JSON line of CPU microseconds per order (the least of ``--passes``): what a restart's first tick of a
+kept ladder computes with no I/O (the recovery bench's orders: BTC/USDT, one level a side 0.5 % from the mid
+60,000, within tolerance). ``plan`` is the tick's own pipeline and plan, ``band`` the quiet band with its checking
+pipeline runs, ``drawdown`` the first drawdown check (at the tick's mark, from the seeded basis) and the one at the
+band's low end, ``total`` all three. Each order gets its own live orders and holdings objects (as after a restart:
+each order read its own rows); the parameters and the market rules are shared (actors/order/strategy.py keeps one
+of each per pair); ``--ladders`` of them hold the same prices (a restart's orders that placed their ladders on the
+same book). Print-only: not a test.
 """
 from __future__ import annotations
 
@@ -99,7 +100,7 @@ def one_pass(params, rules, book, now, orders) -> tuple[dict, int, int]:
                           last_refresh_at=None, last_fill_at=None, last_fill_price=None)
         t2 = time.process_time()
         if band is not None:
-            any(drawdown_trip(basis.pnl_at(mark), basis.funded_at(mark), _Limits) for mark in (band.low, band.high))
+            any(drawdown_trip(basis.pnl_at(mark), basis.funded_at(mark), _Limits) for mark in (ref, band.low))
         t3 = time.process_time()
         kept += not (plan.cancel or plan.place)
         banded += band is not None

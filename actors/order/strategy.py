@@ -685,9 +685,12 @@ class StrategyStage(Stage):
                 return  # the exit stage carries it on
             seed, self._seed = self._seed, None
             if self._make_runner(seed) is not None:
-                # The first drawdown check comes within DRAWDOWN_EVERY, not with the first tick: a restart's
-                # thousands of first ticks each ran a strategy report at once (and stay spread out after).
-                self._drawdown_checked = self.now() - random.uniform(0, DRAWDOWN_EVERY)  # noqa: S311 - jitter
+                # The first drawdown check: with the first tick when the recovery's seed gave its basis — it reads
+                # nothing then, and a check still owed after the first tick woke every order of a restart a second
+                # time within DRAWDOWN_EVERY for it alone. Else within DRAWDOWN_EVERY, not with the first tick: a
+                # restart's thousands of first ticks each read their fills at once (and stay spread out after).
+                self._drawdown_checked = self.now() - (DRAWDOWN_EVERY if self._basis is not None
+                                                       else random.uniform(0, DRAWDOWN_EVERY))  # noqa: S311
                 self.arm_tick(0)
 
     def params(self):
