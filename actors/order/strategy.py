@@ -553,6 +553,15 @@ class StrategyRunner:
         return not any(o.client_order_id in mine for o in account.fetch_open_orders(self.pair.symbol))
 
 
+def _drawdown_at(basis: DrawdownBasis, mark: Decimal, limits) -> str | None:
+    """``drawdown_trip`` at ``mark``. The funded value (a text round trip of the opening price) is worked out only
+    for a loss: nothing else can trip."""
+    pnl = basis.pnl_at(mark)
+    if pnl >= 0:
+        return None
+    return drawdown_trip(pnl, basis.funded_at(mark), limits)
+
+
 def _plain_open(info) -> bool:
     """An answer that leaves the order resting as asked: open, nothing filled."""
     return info is not None and info.status in (None, "open") and not (info.filled or ZERO)
@@ -657,16 +666,16 @@ class StrategyStage(Stage):
     def _no_drawdown_within(self, band: QuietBand) -> bool:
         """No mark within the band trips the drawdown breaker (the order may sleep through moves inside it: no
         drawdown check sees them). The loss is monotone in the mark (``DrawdownBasis``: the PnL is affine in it,
-        the funded value fixed once an opening price is known, and nothing is lost before), so both ends tell.
+        the funded value fixed once an opening price is known, and nothing is lost before) and largest at the low
+        end: the PnL's slope is the base held, never negative (the replay refuses a sell of more than it holds),
+        and floor8 truncates monotonically — so the low end tells.
         Unknown (the basis not read for the order's current ledger): False — then any move wakes it."""
         if self._basis is None or self._basis[:3] != self._drawdown_inputs()[:3]:
             return False
         basis = self._basis[3]
         if basis is None:
             return True   # its fills contradict its ledger: no drawdown is checked at any mark
-        limits = self.services.config.risk
-        return not any(drawdown_trip(basis.pnl_at(mark), basis.funded_at(mark), limits)
-                       for mark in (band.low, band.high))
+        return not _drawdown_at(basis, band.low, self.services.config.risk)
 
     # ------------------------------------------------------------ start and recovery
 
@@ -676,9 +685,12 @@ class StrategyStage(Stage):
                 return  # the exit stage carries it on
             seed, self._seed = self._seed, None
             if self._make_runner(seed) is not None:
-                # The first drawdown check comes within DRAWDOWN_EVERY, not with the first tick: a restart's
-                # thousands of first ticks each ran a strategy report at once (and stay spread out after).
-                self._drawdown_checked = self.now() - random.uniform(0, DRAWDOWN_EVERY)  # noqa: S311 - jitter
+                # The first drawdown check: with the first tick when the recovery's seed gave its basis — it reads
+                # nothing then, and a check still owed after the first tick woke every order of a restart a second
+                # time within DRAWDOWN_EVERY for it alone. Else within DRAWDOWN_EVERY, not with the first tick: a
+                # restart's thousands of first ticks each read their fills at once (and stay spread out after).
+                self._drawdown_checked = self.now() - (DRAWDOWN_EVERY if self._basis is not None
+                                                       else random.uniform(0, DRAWDOWN_EVERY))  # noqa: S311
                 self.arm_tick(0)
 
     def params(self):
@@ -854,7 +866,7 @@ class StrategyStage(Stage):
         basis = self._basis[3]
         if basis is None:
             return
-        reason = drawdown_trip(basis.pnl_at(mark), basis.funded_at(mark), self.services.config.risk)
+        reason = _drawdown_at(basis, mark, self.services.config.risk)
         if reason:
             self.write(repo.raise_alert, "drawdown_breaker", self.order_id, reason)
             self.pause(reason)

@@ -37,20 +37,25 @@ Why each piece holds, level ``i`` of a side (proposals depend on the mid only th
 What depends on the parameters and the market rules alone (each level's factors, the minimum-notional bound, the
 base the asks cost, the quote the bids cost per unit of mid) is worked out once per (parameters, rules) pair of
 objects (``_ladder``): the orders of a pair share both objects (actors/order/strategy.py remembers them), so a
-restart's thousands of first bands do it once; the bounds from each order's own quotes and holdings, and the two
-runs of the pipeline, are each order's.
+restart's thousands of first bands do it once. The band itself (the bounds from the order's own quotes and holdings,
+and the two checking runs of the pipeline) is remembered by what it reads (``quiet_band``): the orders of a pair with
+the same parameters and holdings that placed their ladders on the same book hold the same prices — they leave their
+bands on the same move and replace on the same book — so a restart's first ticks, and each later round of them,
+work one band out per ladder, not per order.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import attrgetter
 
-from domain.strategy.ladder import (BUY, ONE, SELL, SIDES, BookTop, Budget, MarketRules, build_proposals, mid_price,
+from domain.strategy.ladder import (BUY, ONE, SELL, BookTop, Budget, MarketRules, every_stage, mid_price,
                                     round_down)
 from domain.strategy.params import StrategyParams
 from domain.strategy.refresh import LiveOrder, plan_cycle
 
+_PRICE = attrgetter("price")
 HAIR = Decimal("1e-12")   # relative margin for Decimal rounding of the bounds (the pipeline computes 28 digits)
 
 
@@ -77,6 +82,9 @@ class _Ladder:
 
 _LADDERS: dict[tuple[int, int], tuple[StrategyParams, MarketRules, _Ladder | None]] = {}
 _LADDERS_MAX = 256
+# the bands worked out lately, by what they depend on (quiet_band): (parameters, rules, band)
+_BANDS: dict[tuple, tuple[StrategyParams, MarketRules, QuietBand | None]] = {}
+_BANDS_MAX = 4096
 
 
 def _ladder(params: StrategyParams, rules: MarketRules) -> _Ladder | None:
@@ -134,9 +142,30 @@ def quiet_band(*, params: StrategyParams, book: BookTop, ref: Decimal | None, ru
                     or (params.price_source == "last_own_fill" and last_fill_price is None))):
         return None
     levels = params.order_levels
-    by_side = {side: sorted((o for o in live if o.side == side), key=lambda o: o.price, reverse=(side == BUY))
-               for side in SIDES}
-    if len(live) != 2 * levels or any(len(orders) != levels for orders in by_side.values()):
+    if len(live) != 2 * levels:
+        return None
+    # everything the band and its checking runs read of the order's own state (its orders' client ids only
+    # through their being distinct, their age only through its being past max_order_age at ``now``)
+    key = (id(params), id(rules), ref, holdings, tuple([(o.side, o.price) for o in live]),
+           len({o.client_order_id for o in live}) == len(live),
+           any([now - o.created_at > params.max_order_age for o in live]))
+    known = _BANDS.get(key)
+    if known is not None and known[0] is params and known[1] is rules:
+        return known[2]
+    band = _band(params, book, ref, rules, holdings, live, now)
+    if len(_BANDS) >= _BANDS_MAX:
+        _BANDS.clear()
+    _BANDS[key] = (params, rules, band)
+    return band
+
+
+def _band(params: StrategyParams, book: BookTop, ref: Decimal, rules: MarketRules, holdings: Budget,
+          live: Sequence[LiveOrder], now: float) -> QuietBand | None:
+    """quiet_band past its checks of the parameters and the live orders' count."""
+    tol, levels = params.order_refresh_tolerance_pct, params.order_levels
+    bids = sorted([o for o in live if o.side == BUY], key=_PRICE, reverse=True)   # innermost first
+    asks = sorted([o for o in live if o.side == SELL], key=_PRICE)
+    if len(bids) != levels or len(asks) != levels:
         return None
     ladder = _ladder(params, rules)
     if ladder is None or ladder.base_needed > holdings.base:
@@ -144,7 +173,7 @@ def quiet_band(*, params: StrategyParams, book: BookTop, ref: Decimal | None, ru
     tick, ms, down, up = rules.tick_size, params.minimum_spread, ONE - tol, ONE + tol
     low, high = ladder.low, holdings.quote / ladder.bid_cost   # exchange minimum notional; the bids' budget
     for i, (kb, ka) in enumerate(ladder.levels):
-        bid, ask = by_side[BUY][i], by_side[SELL][i]
+        bid, ask = bids[i], asks[i]
         # tolerance of the live bid and ask against the level's proposal
         low = max(low, (bid.price * down + tick) / kb, ask.price * down / ka)
         high = min(high, bid.price * up / kb, (ask.price * up - tick) / ka)
@@ -158,7 +187,7 @@ def quiet_band(*, params: StrategyParams, book: BookTop, ref: Decimal | None, ru
     # Belt and braces: the real pipeline must agree at both ends (a mistake above must not leave orders asleep).
     for end in (band.low, band.high):
         top = BookTop(best_bid=end, best_ask=end)
-        proposals, _ = build_proposals(params, end, top, rules, holdings, holdings.base, holdings.quote)
+        proposals, _ = every_stage(params, end, top, rules, holdings, holdings.base, holdings.quote)
         plan = plan_cycle(params=params, proposals=proposals, live=live, now=now, last_refresh_at=-1e18,
                           last_fill_at=None, ref_price=end)
         if plan.cancel or plan.place:

@@ -422,6 +422,62 @@ def drop_crossing(proposals: Sequence[Proposal], book: BookTop, post_only: bool)
 
 # --- the whole pipeline -----------------------------------------------------------
 
+@dataclass(frozen=True)
+class _Unbudgeted:
+    """The pipeline's outcome at one (parameters, reference, book, rules) for every budget it fits in whole: what
+    the orders quoting a pair with the same parameters share on a book (a restart's thousands of first ticks each ran
+    the whole pipeline to the same proposals)."""
+    bid_costs: tuple[Decimal, ...]   # each bid's quote cost, innermost first, as apply_budget computes it
+    ask_costs: tuple[Decimal, ...]   # each ask's base cost, innermost first
+    proposals: tuple[Proposal, ...]
+    notes: tuple[str, ...]
+
+    def fits(self, budget: Budget) -> bool:
+        """apply_budget keeps every proposal as it is under ``budget`` (no level shrunk or cut, no note): the
+        same comparisons and subtractions it makes."""
+        for costs, funds in ((self.bid_costs, budget.quote), (self.ask_costs, budget.base)):
+            if not costs:
+                continue
+            remaining = max(funds, ZERO)
+            if remaining <= 0:
+                return False
+            for cost in costs:
+                if cost > remaining:
+                    return False
+                remaining -= cost
+        return True
+
+
+_SHARED: dict[tuple, tuple[StrategyParams, MarketRules, _Unbudgeted]] = {}
+_SHARED_MAX = 1024
+
+
+def _shared(params: StrategyParams, ref_price: Decimal, book: BookTop, rules: MarketRules) -> _Unbudgeted:
+    """The unbudgeted pipeline at these inputs, worked out once per (parameters, rules) objects (the orders of a
+    pair share both: actors/order/strategy.py keeps one of each), reference and book. Inventory skew off only
+    (with it the amounts depend on each order's inventory)."""
+    key = (id(params), id(rules), ref_price.as_tuple(), book)   # equal mids of another exponent: other digits
+    known = _SHARED.get(key)
+    if known is not None and known[0] is params and known[1] is rules:
+        return known[2]
+    proposals = base_ladder(params, ref_price)
+    proposals, band_notes = apply_price_band(params, ref_price, proposals)
+    proposals, spread_notes = apply_minimum_spread(ref_price, params.minimum_spread, proposals)
+    bids, asks = _by_side_level(proposals, BUY), _by_side_level(proposals, SELL)   # as apply_budget orders them
+    fee_factor = ONE + rules.maker_fee
+    proposals, quantize_notes = quantize(bids + asks, rules)
+    proposals, minimum_notes = drop_below_minimums(proposals, rules)
+    proposals, crossing_notes = drop_crossing(proposals, book, params.post_only)
+    shared = _Unbudgeted(bid_costs=tuple(p.amount * (p.price * fee_factor) for p in bids),
+                         ask_costs=tuple(p.amount * ONE for p in asks),
+                         proposals=tuple(_by_side_level(proposals, BUY) + _by_side_level(proposals, SELL)),
+                         notes=(*band_notes, *spread_notes, *quantize_notes, *minimum_notes, *crossing_notes))
+    if len(_SHARED) >= _SHARED_MAX:
+        _SHARED.clear()
+    _SHARED[key] = (params, rules, shared)
+    return shared
+
+
 def build_proposals(params: StrategyParams, ref_price: Decimal | None, book: BookTop, rules: MarketRules,
                     budget: Budget, inventory_base: Decimal,
                     inventory_quote: Decimal) -> tuple[list[Proposal], list[str]]:
@@ -429,6 +485,19 @@ def build_proposals(params: StrategyParams, ref_price: Decimal | None, book: Boo
     exchange's book (for the crossing filter), ``budget`` the funds this order
     may quote with, ``inventory_*`` its whole holdings (for the skew).
     Returns the proposals (bids by level, then asks by level) and the notes."""
+    if ref_price is None or ref_price <= 0:
+        return [], ["no reference price: not quoting"]
+    if not params.inventory_skew_enabled:
+        shared = _shared(params, ref_price, book, rules)
+        if shared.fits(budget):
+            return list(shared.proposals), list(shared.notes)
+    return every_stage(params, ref_price, book, rules, budget, inventory_base, inventory_quote)
+
+
+def every_stage(params: StrategyParams, ref_price: Decimal | None, book: BookTop, rules: MarketRules,
+                budget: Budget, inventory_base: Decimal, inventory_quote: Decimal) -> tuple[list[Proposal], list[str]]:
+    """``build_proposals`` with every stage run for this call, nothing shared: for inputs no other order has
+    (a quiet band's checking runs at its own ends)."""
     if ref_price is None or ref_price <= 0:
         return [], ["no reference price: not quoting"]
     proposals = base_ladder(params, ref_price)

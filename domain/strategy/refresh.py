@@ -46,6 +46,7 @@ and every live order is active.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -107,7 +108,13 @@ def tolerance_check(active: Sequence[LiveOrder], proposals: Sequence[Proposal],
         for o, n in zip(old, new):
             if abs(n - o) / o > tolerance:
                 return False, f"{side} price {fmt(o)} -> {fmt(n)} beyond tolerance {fmt(tolerance)}"
-    return True, f"every price within tolerance {fmt(tolerance)}"
+    return True, _within_tolerance(tolerance)
+
+
+@functools.lru_cache(maxsize=256)
+def _within_tolerance(tolerance: Decimal) -> str:
+    """The reason of a kept ladder (the same few tolerances every tick of every order: formatted once each)."""
+    return f"every price within tolerance {fmt(tolerance)}"
 
 
 def plan_cycle(*, params: StrategyParams, proposals: Sequence[Proposal], live: Sequence[LiveOrder],
