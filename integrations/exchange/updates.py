@@ -59,12 +59,14 @@ from storage.sql import run
 
 __all__ = [
     "IN_FLIGHT_STATES",
+    "OpenState",
     "OrderEvents",
     "ReconcileReport",
     "UpdateRound",
     "account_in_flight",
     "active_symbols",
     "is_in_flight",
+    "open_state",
     "poll_updates",
     "raise_alert",
     "reconcile_account",
@@ -174,10 +176,29 @@ def _open_rows_by_symbol(account_id: str, symbol: str | None = None) -> dict[str
     return out
 
 
+@dataclass(frozen=True)
+class OpenState:
+    """What a stream round reads first of the account's orders (``open_state``): per symbol the fingerprint of its
+    open rows (``xr.open_fingerprints``), and the symbols whose fills are still owed."""
+
+    fingerprints: dict[str, tuple]
+    owed: set[str]
+
+    @property
+    def active(self) -> set[str]:
+        """Symbols the stream must watch: open orders in the DB, or fills still owed."""
+        return set(self.fingerprints) | self.owed
+
+
+def open_state(account_id: str) -> OpenState:
+    """The account's ``OpenState``: two aggregate reads, not a view of every open order. The gateway reads it once
+    a round and hands it to ``poll_updates`` (which read both again before)."""
+    return OpenState(xr.open_fingerprints(account_id, OPEN_STATES), xr.owed_symbols(account_id))
+
+
 def active_symbols(account_id: str) -> set[str]:
-    """Symbols the stream must watch: open orders in the DB, or fills still owed. (Asked every round: one
-    DISTINCT read, not a view of every open order.)"""
-    return xr.symbols_in_states(OPEN_STATES, account_id) | xr.owed_symbols(account_id)
+    """Symbols the stream must watch: open orders in the DB, or fills still owed."""
+    return open_state(account_id).active
 
 
 def is_in_flight(order: DbOrder, now: float, *, recent: float = RECENT, stale_after: float = IN_FLIGHT_MAX) -> bool:
@@ -695,7 +716,8 @@ def poll_updates(account: Any, writer: Any, *, symbols: Collection[str] | None =
                  lookback: float = DEFAULT_LOOKBACK, not_found_grace: float = NOT_FOUND_GRACE,
                  settle: float = SETTLE, recent: float = RECENT, max_lookups: int = MAX_LOOKUPS,
                  lookup_every: float = LOOKUP_EVERY, unmatched_retry: float = UNMATCHED_RETRY,
-                 quiet: Mapping[str, tuple[bytes, tuple, float]] | None = None) -> UpdateRound:
+                 quiet: Mapping[str, tuple[bytes, tuple, float]] | None = None,
+                 opened: OpenState | None = None) -> UpdateRound:
     """One round of the order-update stream (see the module docstring). Never raises ExchangeError.
 
     ``symbols``: the symbols to look at (None: ``active_symbols`` of the account); symbols with
@@ -708,18 +730,20 @@ def poll_updates(account: Any, writer: Any, *, symbols: Collection[str] | None =
     ``updated_at``, ...) and the venue's reply (byte for byte, by digest) are both what a status pass found with
     nothing to do, at most ``QUIET_MAX_AGE`` ago, neither the reply is decoded nor the rows read: the same inputs
     would find nothing again (a quiet pass has no order missing from the listing, so nothing time-dependent
-    either). Its trades are read as always: fills are still seen."""
+    either). Its trades are read as always: fills are still seen. ``opened``: the account's ``open_state`` as the
+    caller read it just before (None: read here)."""
     work = _Work(account, writer, now, not_found_grace)
     acc = work.account_id
-    fingerprints = xr.open_fingerprints(acc, OPEN_STATES)
+    opened = opened if opened is not None else open_state(acc)
+    fingerprints = opened.fingerprints
     quiet_before = {symbol: q for symbol, q in (quiet or {}).items()
                     if q[1] == fingerprints.get(symbol) and now - q[2] < QUIET_MAX_AGE}
     # the rows are read only for symbols that may need them: all of them unless a quiet pass may be skipped
     db_open = _open_rows_by_symbol(acc) if len(quiet_before) < len(fingerprints) else {}
-    owed = xr.owed_symbols(acc)
+    owed = opened.owed
     pending = dict(unmatched or {})
     pending_symbols = {key.split("\x1f", 1)[0] for key in pending}
-    wanted = set(active_symbols(acc) if symbols is None else symbols) | pending_symbols
+    wanted = set(opened.active if symbols is None else symbols) | pending_symbols
     floor_ms = int((now - lookback) * 1000)
     next_since = {s: max(v, floor_ms) for s, v in since_ms.items()}
     state = _RoundState(work=work, pending=pending, lookups_left=max_lookups, settle=settle,
