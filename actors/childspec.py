@@ -29,9 +29,9 @@ class Strategy(enum.Enum):
     REST_FOR_ONE = "rest_for_one"  # that child and the children started after it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChildSpec:
-    """How to start one child.
+    """How to start one child (slots: a supervisor of orders holds one per order).
 
     `start(supervisor_ref, child_id)` must start the child and return its ref;
     it is called again for every restart, so each call builds fresh state.

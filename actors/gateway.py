@@ -378,19 +378,21 @@ class ExchangeGateway(SupervisedActor):
     def _poll(self) -> None:
         started = time.monotonic()
         now = self._now()
-        active = updates.active_symbols(self.account_id)
+        opened = updates.open_state(self.account_id)   # read once: poll_updates takes it too
+        active = opened.active
         for symbol in active:
             self._linger[symbol] = now + LINGER
         for symbol in [s for s, until in self._linger.items() if until <= now and s not in active]:
             del self._linger[symbol]
         symbols = active | set(self._linger)
         due = {s for s in symbols if now - self._trades_at.get(s, float("-inf")) >= self.slow_interval}
-        options = {k: v for k, v in self._stream_options.items() if k not in ("trades_for", "looked_up")}
+        options = {k: v for k, v in self._stream_options.items() if k not in ("trades_for", "looked_up", "opened")}
         # exchange errors never escape poll_updates; anything else is a bug: it propagates, the
         # supervisor restarts the gateway (which reconciles again)
         result = updates.poll_updates(self.account, self.writer, symbols=symbols, since_ms=self._since_ms,
                                       now=now, unmatched=self._unmatched, looked_up=self._looked_up,
-                                      trades_for=due, lookback=self.trades_lookback, quiet=self._quiet, **options)
+                                      trades_for=due, lookback=self.trades_lookback, quiet=self._quiet,
+                                      opened=opened, **options)
         self._since_ms = dict(result.next_since_ms)
         self._unmatched = dict(result.unmatched)
         self._looked_up = dict(result.looked_up)

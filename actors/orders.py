@@ -29,6 +29,28 @@ RECOVERY_BATCH = 500    # order actors started per message while recovering (oth
 __all__ = ["OrderActor", "OrderSupervisor"]
 
 
+class _OrderStart:
+    """An order actor's ``ChildSpec.start``: the first start hands the actor what the caller read (``seed``: view,
+    recovered, has_pending, strategy_seed); a restart reads the database. (Four slots per order, not a closure
+    and its cells.)"""
+
+    __slots__ = ("_order_id", "_pair_id", "_seed", "_services")
+
+    def __init__(self, services, order_id: str, pair_id: str, seed: tuple | None) -> None:
+        self._services = services
+        self._order_id = order_id
+        self._pair_id = pair_id
+        self._seed = seed
+
+    def __call__(self, sup, child_id: str):
+        seed, self._seed = self._seed, None
+        if seed is None:
+            return OrderActor.start(self._services, self._order_id, self._pair_id, supervisor=sup, child_id=child_id)
+        view, recovered, has_pending, strategy_seed = seed
+        return OrderActor.start(self._services, self._order_id, self._pair_id, supervisor=sup, child_id=child_id,
+                                view=view, recovered=recovered, has_pending=has_pending, strategy_seed=strategy_seed)
+
+
 class OrderSupervisor(Supervisor):
     def __init__(self, services, *, supervisor=None, child_id=None):
         sv = services.config.supervision
@@ -121,15 +143,8 @@ class OrderSupervisor(Supervisor):
             lease = self._cluster.lease_of_pair(pair_id)
             services = services.fenced(lease)
             self._lease_of[order_id] = lease
-        seed = ([dict(view=view, recovered=recovered, has_pending=has_pending, strategy_seed=strategy_seed)]
-                if view is not None else [])
-        spec = ChildSpec(
-            id=order_id,
-            start=lambda sup, cid: OrderActor.start(services, order_id, pair_id, supervisor=sup, child_id=cid,
-                                                    **(seed.pop() if seed else {})),
-            restart=Restart.TRANSIENT,
-        )
-        self.start_child(spec)
+        seed = (view, recovered, has_pending, strategy_seed) if view is not None else None
+        self.start_child(ChildSpec(order_id, _OrderStart(services, order_id, pair_id, seed), Restart.TRANSIENT))
 
     def _poll_commands_now(self) -> None:
         """A command was queued in this process (the HTTP API): carry it out without waiting for the poll."""

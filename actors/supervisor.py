@@ -30,7 +30,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -237,9 +237,9 @@ class _Sweep:
     """Tell, timer -> supervisor: check is_alive() of the next slice of children (safety net)."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Child:
-    """Supervisor-side state of one child id."""
+    """Supervisor-side state of one child id (slots, and no stash until a message waits: one per order)."""
 
     spec: ChildSpec
     dynamic: bool  # added by StartChild: stopped in parallel, like OTP's simple_one_for_one
@@ -248,7 +248,7 @@ class _Child:
     backoff_n: int = 0  # consecutive restarts, the exponent of the next backoff delay
     started_at: float = 0.0
     pending: int | None = None  # token of the _RestartChild this child waits for
-    stash: deque[Any] = field(default_factory=deque)
+    stash: deque[Any] | None = None  # messages waiting for its next incarnation (None: none ever waited)
     stash_dropped: int = 0
     suspect: bool = False  # a sweep saw it dead without a report
 
@@ -383,9 +383,7 @@ class Supervisor(SupervisedActor):
         existing = self._children.get(spec.id)
         if existing is not None:
             return existing.ref
-        ref = self._start_new(spec, dynamic=True)
-        logger.debug("supervisor {}: child {} started (dynamic)", self.name, spec.id)
-        return ref
+        return self._start_new(spec, dynamic=True)  # no line per child: 100,000 orders start at once
 
     def stop_child(self, child_id: str) -> bool:
         """Stop and forget `child_id` (no restart); False if unknown."""
@@ -634,6 +632,8 @@ class Supervisor(SupervisedActor):
     # -- stash -----------------------------------------------------------
 
     def _stash(self, child: _Child, message: Any) -> bool:
+        if child.stash is None:
+            child.stash = deque()
         if len(child.stash) >= self._stash_limit:
             child.stash_dropped += 1
             if child.stash_dropped == 1:  # one line per backoff, not one per message
@@ -648,6 +648,8 @@ class Supervisor(SupervisedActor):
         return True
 
     def _flush_stash(self, child: _Child) -> None:
+        if child.stash is None and not child.stash_dropped:
+            return  # nothing ever waited (every order actor's start)
         delivered = 0
         while child.stash and child.ref is not None:
             try:
@@ -656,6 +658,8 @@ class Supervisor(SupervisedActor):
                 break  # died already: keep the rest for the next incarnation
             child.stash.popleft()
             delivered += 1
+        if not child.stash:
+            child.stash = None
         if delivered or child.stash_dropped:
             logger.info(
                 "supervisor {}: child {} got {} stashed messages ({} dropped)",

@@ -179,6 +179,19 @@ def client_order_id(order_id: str, seq: int) -> str:
     return cid
 
 
+def plain_text(text: str) -> str:
+    """Plain decimal text (``format(d, "f")`` as the orders DB stores it, a venue's "60300.00000000") without the
+    zeros after its point, nor the point once they are gone: two such texts are one number exactly when these are
+    equal, so a listing and a row compare as strings, with no Decimal each (100,000 orders at a start)."""
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def held_key(client_order_id: str, exchange_order_id: str, side: str, price: str, amount: str) -> tuple[str, ...]:
+    """What an open order with nothing filled is, as ``plain_text`` tuples: a row held ACCEPTED and a venue's listing
+    of it with the same key say the same thing (the start's adoption without a plan, ``updates._Claims``)."""
+    return client_order_id, exchange_order_id, side, plain_text(price), plain_text(amount)
+
+
 def is_ours(cid: str | None) -> bool:
     """Was this client id made by `client_order_id` (of any mmflow order, either format)?"""
     return isinstance(cid, str) and (_OURS.match(cid) is not None or _OURS_LEGACY.match(cid) is not None)

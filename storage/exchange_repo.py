@@ -640,14 +640,6 @@ def rows_in_states(states: Iterable[ExOrderState | str], account: str | None = N
     return run(f"{_SELECT} WHERE {' AND '.join(where)}{order_by}", params).fetchall()
 
 
-def symbols_in_states(states: Iterable[ExOrderState | str], account: str) -> set[str]:
-    """The symbols of the account's exchange orders in any of `states`."""
-    values = sorted({ExOrderState(s).value for s in states})
-    rows = run(f"SELECT DISTINCT symbol FROM {_ORDERS} WHERE state IN ({marks(len(values))}) AND {_ACCOUNT_IS}",
-               (*values, account)).fetchall()
-    return {symbol for (symbol,) in rows}
-
-
 def open_fingerprints(account: str, open_states: Iterable[ExOrderState | str]) -> dict[str, tuple]:
     """Per symbol, aggregates of the account's open rows that move with any write to them (every unit sets
     ``updated_at``; a row that comes or goes moves the count): one aggregate read through the state index (~25 ms

@@ -404,3 +404,11 @@ def test_reconcile_accepts_a_prefix_string():
     plan = reconcile([], [ex_order("bot1-7", "1"), ex_order("other-1", "2")], prefix_of_ours="bot1-")
     assert [o.exchange_order_id for o in plan.cancel_unknown] == ["1"]
     assert [o.exchange_order_id for o in plan.foreign] == ["2"]
+
+
+@pytest.mark.parametrize("a, b", [("60300", "60300.00000000"), ("0.001", "0.00100000"), ("0", "0.00000000"),
+                                  ("100", "100.0"), ("1000.5", "1000.50"), ("0.1", "0.10"), ("60300", "6030"),
+                                  ("0.001", "0.01"), ("100", "10.0"), ("1", "0.1"), ("10", "1.0")])
+def test_plain_texts_are_equal_exactly_when_their_numbers_are(a, b):
+    assert (eo.plain_text(a) == eo.plain_text(b)) == (D(a) == D(b))
+    assert eo.plain_text(format(D(b), "f")) == eo.plain_text(b)

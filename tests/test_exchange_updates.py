@@ -415,3 +415,28 @@ def test_reconcile_adopts_orders_held_as_listed_from_their_rows_as_the_plan_woul
     assert (row(part).state, row(part).filled) == (S.PARTIALLY_FILLED, D("0.004")) and report.fills_applied == 1
     assert row(unmapped).exchange_order_id == unmapped_info.id
     assert report.cancelled_unknown == [] and report.resolved == {} and report.unresolved == []
+
+
+def test_records_listed_as_held_are_claimed_unread_and_a_client_id_listed_twice_is_read_back(fx, acct, w):
+    """The start's claims (records that say what an ACCEPTED, mapped, unfilled row holds are never read into
+    OrderInfos) leave nothing for the plan when every record is held, and give a claimed record back when its
+    client id is listed again: the plan then sees both."""
+    from domain.exchange_orders import OPEN_STATES
+
+    t0 = time.time() - 30
+    a, _ = place(w, acct, "order-a", "buy", "58000", "0.01", t0)
+    b, _ = place(w, acct, "order-b", "sell", "61000.5", "0.012", t0)
+    rows = xr.rows_in_states(OPEN_STATES, account=ACC)
+    raws = [o.info for o in acct.fetch_open_orders(SYM)]
+    market = acct.exchange.market(SYM)
+
+    claims = updates._Claims(rows)
+    assert acct._open_orders_of(raws, market, SYM, claims) == []
+    held, rest = claims.settle(acct, SYM, [])
+    assert sorted(r[0] for r in held) == sorted([a, b]) and rest == []
+
+    twice = [*raws, next(dict(r) for r in raws if (r.get("origClientOrderId") or r["clientOrderId"]) == a)]
+    claims = updates._Claims(rows)
+    infos = acct._open_orders_of(twice, market, SYM, claims)
+    held, rest = claims.settle(acct, SYM, infos)
+    assert [r[0] for r in held] == [b] and [o.client_order_id for o in rest] == [a, a]

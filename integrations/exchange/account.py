@@ -1087,11 +1087,15 @@ class ExchangeAccount:
         assert listed is not None  # noqa: S101 - nothing to compare with: always read
         return listed
 
-    def fetch_open_orders_unless(self, symbol: str, known: bytes | None) -> tuple[bytes | None, list[OrderInfo] | None]:
+    def fetch_open_orders_unless(self, symbol: str, known: bytes | None,
+                                 claim: Callable[[tuple[str, ...], Any], bool] | None = None
+                                 ) -> tuple[bytes | None, list[OrderInfo] | None]:
         """The symbol's open orders and a digest of the venue's reply: ``(digest, orders)``, or ``(digest, None)``
         when the reply is byte for byte the one whose digest is ``known`` (then it is not decoded at all: one
         account may list 100,000 orders, ~40 MB of JSON). ``digest`` is None where there is none (a venue read
-        by ccxt's own parser): the orders are then always read."""
+        by ccxt's own parser): the orders are then always read. ``claim(key, record)``: asked for every record
+        with nothing filled that the lean reader reads, with its ``lean_orders.binance_held_key``; a record it
+        claims (True) is left out of the orders, unread (``open_orders_from`` reads it later if need be)."""
         if not self.venue.lean_open_orders:
             return None, [self._order(o, symbol) for o in self._invoke("fetch_open_orders", symbol)]
         # ccxt's own request (whatever its options make of it), its records read by lean_orders: one account may
@@ -1107,7 +1111,11 @@ class ExchangeAccount:
             self._local.open_known = self._local.open_digest = None
         if digest is not None and digest == known:
             return digest, None
-        return digest, self._open_orders_of(records, self._local_call(self._ex.market, symbol), symbol)
+        return digest, self._open_orders_of(records, self._local_call(self._ex.market, symbol), symbol, claim)
+
+    def open_orders_from(self, records: list[Any], symbol: str) -> list[OrderInfo]:
+        """Venue records of the symbol's open orders (those ``fetch_open_orders_unless`` let a claim keep) read."""
+        return self._open_orders_of(records, self._local_call(self._ex.market, symbol), symbol)
 
     def _parse_json(self, http_response: Any) -> Any:
         """ccxt's ``parse_json``; inside ``fetch_open_orders_unless`` (greenlet-local) the reply's digest is kept,
@@ -1127,11 +1135,18 @@ class ExchangeAccount:
             return orders
         return self._orig_parse_orders(orders, market, since, limit, {} if params is None else params)
 
-    def _open_orders_of(self, records: Any, market: Mapping[str, Any], symbol: str) -> list[OrderInfo]:
+    def _open_orders_of(self, records: Any, market: Mapping[str, Any], symbol: str,
+                        claim: Callable[[tuple[str, ...], Any], bool] | None = None) -> list[OrderInfo]:
         """The venue's open-order records as ccxt's ``parse_orders`` leaves them (sorted by time, only this
-        symbol's), each read by ``lean_orders`` or, in a shape it does not read, by ccxt's ``parse_order``."""
+        symbol's), each read by ``lean_orders`` or, in a shape it does not read, by ccxt's ``parse_order``; those
+        ``claim`` takes (see ``fetch_open_orders_unless``) left out."""
         out = []
+        market_id = market.get("id")
         for raw in records if isinstance(records, list) else ():
+            if claim is not None:
+                key = lean_orders.binance_held_key(raw, market_id)
+                if key is not None and claim(key, raw):
+                    continue
             fields = lean_orders.binance_spot_order(raw, market)
             if fields is None:
                 out.append(self._order(self._local_call(self._ex.parse_order, raw, market), symbol))

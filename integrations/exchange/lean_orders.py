@@ -20,7 +20,9 @@ from typing import Any
 
 from ccxt.base.precise import Precise
 
-__all__ = ["SPOT_STATUSES", "binance_spot_order", "plain_decimal"]
+from domain.exchange_orders import held_key, plain_text
+
+__all__ = ["SPOT_STATUSES", "binance_held_key", "binance_spot_order", "plain_decimal"]
 
 # ccxt binance.parse_order_status (4.5.90) for the statuses a spot order can have
 SPOT_STATUSES = {"NEW": "open", "PARTIALLY_FILLED": "open", "ACCEPTED": "open", "FILLED": "closed",
@@ -111,3 +113,19 @@ def binance_spot_order(raw: Mapping[str, Any], market: Mapping[str, Any]) -> dic
         "average": average, "fee": None, "fee_currency": None, "timestamp_ms": timestamp,
         "post_only": kind == "limit_maker" or raw.get("timeInForce") in ("PO", "GTX"), "info": raw,
     }
+
+
+def binance_held_key(raw: Mapping[str, Any], market_id: str) -> tuple[str, ...] | None:
+    """``domain.exchange_orders.held_key`` of a plain spot record of ``market_id`` with nothing filled (read as
+    ``binance_spot_order`` reads it: the same client id, exchange id, side, price and amount), or None for any
+    other record: it is then read in full."""
+    if type(raw) is not dict or raw.get("symbol") != market_id or not _KNOWN.issuperset(raw):
+        return None
+    order_id, side, price, amount, filled = (raw.get("orderId"), raw.get("side"), raw.get("price"), raw.get("origQty"),
+                                             raw.get("executedQty"))
+    client_id = raw.get("origClientOrderId") or raw.get("clientOrderId")
+    if (order_id is None or type(client_id) is not str or type(side) is not str or type(price) is not str
+            or type(amount) is not str or type(filled) is not str or raw.get("status") not in SPOT_STATUSES
+            or plain_text(filled) != "0"):
+        return None
+    return held_key(client_id, str(order_id), side.lower(), price, amount)

@@ -46,8 +46,8 @@ import gevent.pool
 from loguru import logger
 
 from domain.exchange_orders import (FINAL_STATES, OPEN_STATES, ZERO, DbOrder, ExOpenOrder, ExOrderState,
-                                    IllegalExTransition, TradeFill, apply_exchange_status, fill_key, is_ours,
-                                    reconcile)
+                                    IllegalExTransition, TradeFill, apply_exchange_status, fill_key, held_key,
+                                    is_ours, plain_text, reconcile)
 from domain.exchange_orders import resolve_not_found as not_found_target
 from integrations.exchange.account import OrderInfo, TradeInfo
 from integrations.exchange.errors import (AuthenticationFailed, DefinitiveError, ExchangeError, RateLimited,
@@ -59,12 +59,14 @@ from storage.sql import run
 
 __all__ = [
     "IN_FLIGHT_STATES",
+    "OpenState",
     "OrderEvents",
     "ReconcileReport",
     "UpdateRound",
     "account_in_flight",
     "active_symbols",
     "is_in_flight",
+    "open_state",
     "poll_updates",
     "raise_alert",
     "reconcile_account",
@@ -174,10 +176,29 @@ def _open_rows_by_symbol(account_id: str, symbol: str | None = None) -> dict[str
     return out
 
 
+@dataclass(frozen=True)
+class OpenState:
+    """What a stream round reads first of the account's orders (``open_state``): per symbol the fingerprint of its
+    open rows (``xr.open_fingerprints``), and the symbols whose fills are still owed."""
+
+    fingerprints: dict[str, tuple]
+    owed: set[str]
+
+    @property
+    def active(self) -> set[str]:
+        """Symbols the stream must watch: open orders in the DB, or fills still owed."""
+        return set(self.fingerprints) | self.owed
+
+
+def open_state(account_id: str) -> OpenState:
+    """The account's ``OpenState``: two aggregate reads, not a view of every open order. The gateway reads it once
+    a round and hands it to ``poll_updates`` (which read both again before)."""
+    return OpenState(xr.open_fingerprints(account_id, OPEN_STATES), xr.owed_symbols(account_id))
+
+
 def active_symbols(account_id: str) -> set[str]:
-    """Symbols the stream must watch: open orders in the DB, or fills still owed. (Asked every round: one
-    DISTINCT read, not a view of every open order.)"""
-    return xr.symbols_in_states(OPEN_STATES, account_id) | xr.owed_symbols(account_id)
+    """Symbols the stream must watch: open orders in the DB, or fills still owed."""
+    return open_state(account_id).active
 
 
 def is_in_flight(order: DbOrder, now: float, *, recent: float = RECENT, stale_after: float = IN_FLIGHT_MAX) -> bool:
@@ -470,6 +491,59 @@ _SIDE, _SYMBOL, _PRICE, _AMOUNT, _FILLED, _ORDER, _CREATED = (
     xr.ROW_COLUMNS.index(c) for c in ("side", "symbol", "price", "amount", "filled", "order_id", "created_at"))
 
 
+class _Claims:
+    """The venue's records that say what the DB holds — an ACCEPTED, mapped row with nothing filled, listed under
+    its client id and exchange id with the same side, price and amount and nothing filled — taken out of the
+    listing as it is read (``fetch_open_orders_unless``'s ``claim``): a tuple of texts matched against a dict
+    (``domain.exchange_orders.held_key``), not an OrderInfo of five Decimals per record, then compared field by
+    field (100,000 orders at a start, and in every stream round after a write to them). ``settle`` gives back
+    (reads in full) every record whose client id or exchange id is listed more than once, so the plan still sees
+    every duplicate."""
+
+    __slots__ = ("_rows", "_taken", "_twice")
+
+    def __init__(self, db_rows: list[tuple]) -> None:
+        accepted = X.ACCEPTED.value
+        self._rows = {held_key(row[_CID], row[_XID], row[_SIDE], row[_PRICE], row[_AMOUNT]): row for row in db_rows
+                      if row[_STATE] == accepted and row[_XID] is not None and plain_text(row[_FILLED]) == "0"}
+        self._taken: dict[tuple[str, ...], Any] = {}
+        self._twice: set[tuple[str, ...]] = set()
+
+    def __call__(self, key: tuple[str, ...], raw: Any) -> bool:
+        if key not in self._rows:
+            return False
+        if key in self._taken:
+            self._twice.add(key)
+            return False
+        self._taken[key] = raw
+        return True
+
+    def settle(self, account: Any, symbol: str, infos: list[OrderInfo]) -> tuple[list[tuple], list[OrderInfo]]:
+        """(the DB rows held as listed, the listing's other orders): a taken record whose client id or exchange id
+        is listed again is read back into the listing, sorted by time as the venue's reply is."""
+        if not self._taken:
+            return [], infos
+        cids = {o.client_order_id for o in infos}
+        xids = {o.id for o in infos}
+        back = [key for key in self._taken if key in self._twice or key[0] in cids or key[1] in xids]
+        if back:
+            infos = infos + account.open_orders_from([self._taken.pop(key) for key in back], symbol)
+            infos.sort(key=lambda o: o.timestamp_ms or 0)
+        return [self._rows[key] for key in self._taken], infos
+
+
+def _fetch_open(account: Any, symbol: str, known: bytes | None,
+                claims: _Claims | None) -> tuple[bytes | None, list[OrderInfo] | None]:
+    """The symbol's open orders (``fetch_open_orders_unless`` with ``claims``, where the account reads venue
+    records itself; else every order read)."""
+    fetch = getattr(account, "fetch_open_orders_unless", None)
+    if fetch is None:
+        return None, account.fetch_open_orders(symbol)
+    if claims is not None and getattr(getattr(account, "venue", None), "lean_open_orders", False):
+        return fetch(symbol, known, claims)
+    return fetch(symbol, known)
+
+
 def _adopted_as_held(report: ReconcileReport, work: _Work, db_rows: list[tuple],
                      listed: list[OrderInfo]) -> tuple[list[tuple], list[OrderInfo]]:
     """The usual case at a start, 100,000 times over: an order the DB holds ACCEPTED, mapped and with nothing
@@ -504,9 +578,9 @@ def _reconcile_symbol(work: _Work, report: ReconcileReport, symbol: str, db_rows
     """Reconcile one symbol. Returns the digest of the venue's reply when the symbol was quiet (every open row
     listed as held, nothing else listed: nothing to do), else None."""
     acc = work.account_id
-    fetch = getattr(work.account, "fetch_open_orders_unless", None)
+    claims = _Claims(db_rows)
     try:
-        digest, infos = fetch(symbol, None) if fetch is not None else (None, work.account.fetch_open_orders(symbol))
+        digest, infos = _fetch_open(work.account, symbol, None, claims)
     except AuthenticationFailed:
         raise
     except DefinitiveError as exc:
@@ -514,6 +588,13 @@ def _reconcile_symbol(work: _Work, report: ReconcileReport, symbol: str, db_rows
         work.definitive(exc, f"listing open orders of {symbol}", f"{symbol}:fetch_open_orders")
         return None
     open_cids = {row[_CID] for row in db_rows}
+    held, infos = claims.settle(work.account, symbol, infos)
+    if held:
+        for row in held:
+            report.adopted.append(row[_CID])
+            work.seen_as(row[_CID], row[_ORDER], X.ACCEPTED)   # work.seen, without the view
+        held_cids = {row[_CID] for row in held}
+        db_rows = [row for row in db_rows if row[_CID] not in held_cids]
     db_rows, infos = _adopted_as_held(report, work, db_rows, infos)
     if not db_rows and not infos:
         return digest if open_cids else None   # all held as listed: no plan, nothing to write or read
@@ -635,7 +716,8 @@ def poll_updates(account: Any, writer: Any, *, symbols: Collection[str] | None =
                  lookback: float = DEFAULT_LOOKBACK, not_found_grace: float = NOT_FOUND_GRACE,
                  settle: float = SETTLE, recent: float = RECENT, max_lookups: int = MAX_LOOKUPS,
                  lookup_every: float = LOOKUP_EVERY, unmatched_retry: float = UNMATCHED_RETRY,
-                 quiet: Mapping[str, tuple[bytes, tuple, float]] | None = None) -> UpdateRound:
+                 quiet: Mapping[str, tuple[bytes, tuple, float]] | None = None,
+                 opened: OpenState | None = None) -> UpdateRound:
     """One round of the order-update stream (see the module docstring). Never raises ExchangeError.
 
     ``symbols``: the symbols to look at (None: ``active_symbols`` of the account); symbols with
@@ -648,18 +730,20 @@ def poll_updates(account: Any, writer: Any, *, symbols: Collection[str] | None =
     ``updated_at``, ...) and the venue's reply (byte for byte, by digest) are both what a status pass found with
     nothing to do, at most ``QUIET_MAX_AGE`` ago, neither the reply is decoded nor the rows read: the same inputs
     would find nothing again (a quiet pass has no order missing from the listing, so nothing time-dependent
-    either). Its trades are read as always: fills are still seen."""
+    either). Its trades are read as always: fills are still seen. ``opened``: the account's ``open_state`` as the
+    caller read it just before (None: read here)."""
     work = _Work(account, writer, now, not_found_grace)
     acc = work.account_id
-    fingerprints = xr.open_fingerprints(acc, OPEN_STATES)
+    opened = opened if opened is not None else open_state(acc)
+    fingerprints = opened.fingerprints
     quiet_before = {symbol: q for symbol, q in (quiet or {}).items()
                     if q[1] == fingerprints.get(symbol) and now - q[2] < QUIET_MAX_AGE}
     # the rows are read only for symbols that may need them: all of them unless a quiet pass may be skipped
     db_open = _open_rows_by_symbol(acc) if len(quiet_before) < len(fingerprints) else {}
-    owed = xr.owed_symbols(acc)
+    owed = opened.owed
     pending = dict(unmatched or {})
     pending_symbols = {key.split("\x1f", 1)[0] for key in pending}
-    wanted = set(active_symbols(acc) if symbols is None else symbols) | pending_symbols
+    wanted = set(opened.active if symbols is None else symbols) | pending_symbols
     floor_ms = int((now - lookback) * 1000)
     next_since = {s: max(v, floor_ms) for s, v in since_ms.items()}
     state = _RoundState(work=work, pending=pending, lookups_left=max_lookups, settle=settle,
@@ -670,7 +754,8 @@ def poll_updates(account: Any, writer: Any, *, symbols: Collection[str] | None =
 
     def one(symbol: str) -> None:
         if symbol in db_open or symbol not in fingerprints:
-            _poll_symbol(state, symbol, lambda: db_open.get(symbol, []))
+            rows = db_open.get(symbol, [])
+            _poll_symbol(state, symbol, lambda: rows, _Claims(rows) if rows else None)
         else:   # read only if the venue's reply changed
             _poll_symbol(state, symbol, lambda: _open_rows_by_symbol(acc, symbol).get(symbol, []))
 
@@ -718,7 +803,10 @@ def _unmatched_key(t: TradeInfo) -> str:
     return f"{t.symbol}\x1f{t.id}\x1f{t.side}"
 
 
-def _poll_symbol(st: _RoundState, symbol: str, read_rows: Callable[[], list[tuple]]) -> None:
+def _poll_symbol(st: _RoundState, symbol: str, read_rows: Callable[[], list[tuple]],
+                 claims: _Claims | None = None) -> None:
+    """One symbol's round. ``claims``: over its rows when they were read before the listing (then the records
+    that say what the DB holds are not even read)."""
     work = st.work
     evidence = symbol in st.owed or any(k.startswith(f"{symbol}\x1f") for k in st.pending)
     fingerprint = st.fingerprints.get(symbol)
@@ -726,12 +814,8 @@ def _poll_symbol(st: _RoundState, symbol: str, read_rows: Callable[[], list[tupl
         st.listed.add(symbol)
         before = st.quiet_before.get(symbol)
         known = before[0] if before is not None else None
-        fetch = getattr(work.account, "fetch_open_orders_unless", None)
         try:
-            if fetch is None:
-                digest, listed = None, work.account.fetch_open_orders(symbol)
-            else:
-                digest, listed = fetch(symbol, known)
+            digest, listed = _fetch_open(work.account, symbol, known, claims)
         except DefinitiveError as exc:
             work.definitive(exc, f"listing open orders of {symbol}", f"{symbol}:fetch_open_orders")
             digest = listed = None
@@ -744,7 +828,13 @@ def _poll_symbol(st: _RoundState, symbol: str, read_rows: Callable[[], list[tupl
         elif listed is not None:
             db_rows = read_rows()
             st.open_cids.update(row[_CID] for row in db_rows)
-            found, quiet = _statuses(st, symbol, db_rows, listed) if db_rows else (False, False)
+            held, listed = claims.settle(work.account, symbol, listed) if claims is not None else ([], listed)
+            if held:    # listed as the DB holds them: nothing to write, no fills missing (as _statuses finds them)
+                held_cids = {row[_CID] for row in held}
+                rest = [row for row in db_rows if row[_CID] not in held_cids]
+                found, quiet = _statuses(st, symbol, rest, listed) if rest or listed else (False, True)
+            else:
+                found, quiet = _statuses(st, symbol, db_rows, listed) if db_rows else (False, False)
             evidence |= found
             if quiet and digest is not None and db_rows:
                 st.quiet[symbol] = (digest, fingerprint, work.now)
