@@ -7,8 +7,9 @@ unit's logic without the I/O. Two steps, because the second needs the orders the
   not routed here: it may be an order's funds coming back, which only the stored returns can tell.
 - plan_payments: given the orders' current views, every payment routed to an order applied once, in
   created_at order (domain.tally.apply_to_order; an order's usual payments by its shortcut, apply_plain_payments)
-  — or left to the order's actor when it needs something only the actor does: withdrawal fees Mixin would not give for a new order, a pair no longer configured,
-  or earlier payments of the same order still waiting for the actor (first payer owns the order).
+  — or left to the order's actor when it needs something only the actor does: withdrawal fees Mixin would not
+  give for a new order, a pair no longer configured, or earlier payments of the same order still waiting for the
+  actor (first payer owns the order).
 """
 from __future__ import annotations
 
