@@ -6,9 +6,10 @@ unit's logic without the I/O. Two steps, because the second needs the orders the
 - route_page: where each snapshot goes (domain.routing.route_snapshot). A deposit from outside Mixin is
   not routed here: it may be an order's funds coming back, which only the stored returns can tell.
 - plan_payments: given the orders' current views, every payment routed to an order applied once, in
-  created_at order (domain.tally.apply_to_order) — or left to the order's actor when it needs something
-  only the actor does: withdrawal fees Mixin would not give for a new order, a pair no longer configured,
-  or earlier payments of the same order still waiting for the actor (first payer owns the order).
+  created_at order (domain.tally.apply_to_order; an order's usual payments by its shortcut, apply_plain_payments)
+  — or left to the order's actor when it needs something only the actor does: withdrawal fees Mixin would not
+  give for a new order, a pair no longer configured, or earlier payments of the same order still waiting for the
+  actor (first payer owns the order).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from domain.memo import ACTION_EXIT
 from domain.order_view import OrderView
 from domain.payment import FeeRequirements, PairRules
 from domain.routing import Route, RouteKind, SnapshotFacts, route_snapshot
-from domain.tally import OrderApplication, apply_to_order, decide_for
+from domain.tally import OrderApplication, apply_plain_payments, apply_to_order, decide_for
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class PaymentPlan:
     applications: list[OrderApplication] = field(default_factory=list)
     # (order_id, pair_id, snapshots): routed to the order, applied later by its actor
     deliveries: list[tuple[str, str, list[SnapshotFacts]]] = field(default_factory=list)
+    # orders whose every payment here was accepted into the tally (domain.tally.apply_plain_payments)
+    usual: set[str] = field(default_factory=set)
 
 
 def matched_by_storage(facts: SnapshotFacts) -> bool:
@@ -81,10 +84,16 @@ def plan_payments(routed: Sequence[tuple[SnapshotFacts, Route]], views: Mapping[
         if pair is None or order_id in waiting or (creates and fees is None):
             plan.deliveries.append((order_id, pair_id, items))
             continue
-        decide = deciders.get(pair_id)
-        if decide is None:
-            decide = deciders[pair_id] = (lambda v, f, pair=pair: decide_for(v, f, pair, actions[f.snapshot_id]))
         ordered = items if len(items) == 1 else sorted(items, key=lambda f: (f.created_ns, f.snapshot_id))
-        plan.applications.append(apply_to_order(order_id, pair_id, view, fees, ordered, decide, now=rules.now,
-                                                timeout=rules.timeout, owned=views_owned))
+        app = apply_plain_payments(order_id, pair_id, view, fees, ordered, pair, actions, now=rules.now,
+                                   timeout=rules.timeout)
+        if app is not None:
+            plan.usual.add(order_id)
+        else:
+            decide = deciders.get(pair_id)
+            if decide is None:
+                decide = deciders[pair_id] = (lambda v, f, pair=pair: decide_for(v, f, pair, actions[f.snapshot_id]))
+            app = apply_to_order(order_id, pair_id, view, fees, ordered, decide, now=rules.now,
+                                 timeout=rules.timeout, owned=views_owned)
+        plan.applications.append(app)
     return plan

@@ -8,7 +8,7 @@ ingest and an actor applying left-over payments, so the rule exists once.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
 from domain.ids import refund_request_id
@@ -16,7 +16,7 @@ from domain.memo import ACTION_EXIT
 from domain.money import ZERO
 from domain.order_view import OrderView
 from domain.payment import FeeRequirements, PairRules
-from domain.records import built
+from domain.records import built, copied
 from domain.routing import (PaymentDecision, PaymentDecisionKind, SnapshotFacts, decide_payment,
                             exit_request_for_unknown_order)
 from domain.states import ExitPlan, OrderState, check_transition, exit_plan, remembered_exit_reason
@@ -26,6 +26,9 @@ FIRST_SEEN_REASON = "first payment seen"
 
 # What an applied snapshot is to its order (the snapshot's `purpose`), by outcome.
 PURPOSE_OF = {"accepted": "payment", "attention": "payment", "top_up": "top_up", "exit": "exit"}
+
+# The reason decide_payment gives an accepted payment (its one ACCEPT decision has the default reason).
+_ACCEPTED_REASON = PaymentDecision(PaymentDecisionKind.ACCEPT).reason
 
 Decide = Callable[[OrderView | None, SnapshotFacts], PaymentDecision]
 
@@ -189,6 +192,65 @@ def apply_to_order(order_id: str, pair_id: str, view: OrderView | None, new_orde
     app.row_changed = view is not None and (app.created or _row_fields(view) != before)
     app.changed = app.row_changed or (view is not None and bool(app.counts))
     return app
+
+
+def apply_plain_payments(order_id: str, pair_id: str, view: OrderView | None, new_order_fees: FeeRequirements | None,
+                         snapshots: Sequence[SnapshotFacts], pair: PairRules, actions: Mapping[str, int | None], *,
+                         now: float, timeout: float) -> OrderApplication | None:
+    """apply_to_order's answer for the usual payments, without asking the rule payment by payment — or None when
+    one of them is not usual (then apply_to_order decides them all).
+
+    Usual: the order waits for its payment (payment_pending, or not created yet and `new_order_fees` given), and
+    every payment is a transfer from its owner (the order's, or the first payer's when it has none yet) in one of
+    the pair's two assets, with a memo that does not ask for an exit, each snapshot once. decide_payment accepts
+    every such payment into the tally, so what they do follows without it: the tallies grow, the first one owns
+    the order. Same snapshots in, same application out (tests/test_ingest_page.py compares both on random pages).
+    `view` is never changed: the application's view is a new one (in the usual page, each order's only copy)."""
+    if view is None:
+        if new_order_fees is None:
+            return None
+        state, owner = OrderState.PAYMENT_PENDING, None
+    else:
+        state, owner = view.state, view.user_id
+    if state is not OrderState.PAYMENT_PENDING:
+        return None
+    payer = owner or snapshots[0].opponent_id
+    base, quote = pair.base_asset_id, pair.quote_asset_id
+    for facts in snapshots:
+        if (facts.opponent_id != payer or not payer or facts.is_deposit
+                or (facts.asset_id != base and facts.asset_id != quote)
+                or actions[facts.snapshot_id] == ACTION_EXIT):
+            return None
+    if len(snapshots) > 1 and len({f.snapshot_id for f in snapshots}) < len(snapshots):
+        return None  # a snapshot listed twice: the second is a duplicate (apply_to_order says so)
+    transitions = []
+    if view is None:
+        view = new_order(order_id, pair_id, new_order_fees, now, timeout)
+        transitions.append(Transition(None, OrderState.PAYMENT_PENDING.value, FIRST_SEEN_REASON))
+        tallies, changes = view.tallies, None
+    else:
+        tallies = dict(view.tallies)
+        changes = {"tallies": tallies}
+    counts: dict[str, int] = {}
+    outcomes = []
+    for facts in snapshots:
+        asset_id = facts.asset_id
+        tallies[asset_id] = tallies.get(asset_id, ZERO) + facts.amount
+        counts[asset_id] = counts.get(asset_id, 0) + 1
+        outcomes.append(_outcome(facts.snapshot_id, "accepted", _ACCEPTED_REASON))
+    owned_now = owner is None  # the first payment makes its payer the owner and starts its window
+    if owned_now:
+        first = {"user_id": payer, "first_payment_at": now, "deadline_at": now + timeout}
+        if changes is None:
+            view.__dict__.update(first)  # the new order is this application's own
+        else:
+            changes.update(first)
+    if changes is not None:
+        view = copied(view, changes)
+    row_changed = bool(transitions) or owned_now
+    return built(OrderApplication, order_id=order_id, pair_id=pair_id, view=view, created=bool(transitions),
+                 changed=True, row_changed=row_changed, outcomes=outcomes, refunds=[], transitions=transitions,
+                 counts=counts)
 
 
 def _refund(app: OrderApplication, facts: SnapshotFacts, decision: PaymentDecision, order_id: str | None) -> None:

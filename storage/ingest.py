@@ -27,6 +27,7 @@ from storage.repo import _ORDER_COLUMNS, CHUNK, _view_from_tuple, advance_cursor
 from storage.sql import chunks, marks, run, run_many
 
 _KIND_VALUE = {kind: kind.value for kind in RouteKind}
+_PAYMENT = PURPOSE_OF["accepted"]
 _CONSUMED = frozenset((RouteKind.REFUND, RouteKind.IGNORE, RouteKind.TOPUP, RouteKind.RETURN))  # applied when routed
 # One packer for every raw snapshot (msgpack.packb builds a Packer per call: ~2.5x the cost); packing never yields.
 _pack_raw = msgpack.Packer(use_bin_type=True).pack
@@ -126,7 +127,8 @@ class KnownViews:
         self._at = -1  # storage.writer.units_begun in the last unit that used them
 
     def views(self, order_ids: Sequence[str]) -> dict[str, OrderView]:
-        """load_views(order_ids), read only for the orders not known; each view the caller's own. In the unit."""
+        """load_views(order_ids), read only for the orders not known; the kept ones are shared: never to be changed
+        in place (plan_payments with views_owned False copies what it changes). In the unit."""
         if writer.units_begun != self._at + 1 or len(self._views) > self.LIMIT:
             self._views = {}
         self._at = writer.units_begun
@@ -138,7 +140,7 @@ class KnownViews:
             if view is None:
                 unknown.append(order_id)
             else:
-                found[order_id] = view.copy()  # the kept one was told to its actor: never changed in place
+                found[order_id] = view  # told to its actor: the plan copies it before any change (views_owned)
         if unknown:
             found.update(load_views(unknown))
         return found
@@ -244,9 +246,10 @@ def ingest_page(items: Sequence[tuple[SnapshotFacts, dict]], cursor_name: str, o
     # an archived order's late payments go to its actor, which refuses them like a final order's
     waiting = ((settled.waiting(named) if settled is not None else orders_waiting(named))
                | set(archived_entries([o for o in named if o not in views])))
-    plan = plan_payments(routed, views, waiting, rules, views_owned=True)
+    plan = plan_payments(routed, views, waiting, rules, views_owned=known is None)
 
-    effects = {o.snapshot_id: o for a in plan.applications for o in a.outcomes}
+    usual = plan.usual  # every payment of these orders accepted: no outcome to look up
+    effects = {o.snapshot_id: o for a in plan.applications if a.order_id not in usual for o in a.outcomes}
     rows = []
     append = rows.append
     for (facts, raw), (_, route) in zip(direct, routed):  # route_page keeps the order it is given
@@ -254,8 +257,9 @@ def ingest_page(items: Sequence[tuple[SnapshotFacts, dict]], cursor_name: str, o
         outcome, reason, purpose = _KIND_VALUE[kind], route.reason, None
         applied = kind in _CONSUMED
         if kind is RouteKind.ORDER:
-            effect = effects.get(facts.snapshot_id)
-            if effect is not None and effect.result != "duplicate":
+            if route.order_id in usual:
+                applied, purpose = True, _PAYMENT
+            elif (effect := effects.get(facts.snapshot_id)) is not None and effect.result != "duplicate":
                 applied, purpose = True, PURPOSE_OF.get(effect.result)  # ApplyOutcome.purpose, inlined
                 if effect.result == "refunded":
                     outcome, reason = RouteKind.REFUND.value, effect.reason

@@ -3,16 +3,19 @@
 with the page."""
 from __future__ import annotations
 
+import random
 import uuid
 from decimal import Decimal as D
 
 import pytest
 
 from domain.ingest import IngestRules, orders_named, plan_payments, route_page
-from domain.memo import ACTION_EXIT, encode_market_making, memo_text_to_hex
+from domain.memo import ACTION_CREATE, ACTION_DEPOSIT, ACTION_EXIT, encode_market_making, memo_text_to_hex
 from domain.payment import FeeRequirements, PairRules
-from domain.routing import RouteKind, parse_snapshot
+from domain.order_view import OrderView
+from domain.routing import RouteKind, SnapshotFacts, parse_snapshot
 from domain.states import OrderState
+from domain.tally import OrderApplication, apply_plain_payments, apply_to_order, decide_for
 from domain.timefmt import format_ns
 from storage import repo
 from storage.db import open_database
@@ -91,6 +94,61 @@ def test_the_plan_never_changes_the_views_it_is_given():
     before = (first.tallies.copy(), first.user_id)
     again = plan([snapshot(2_000, o)], views={o: first}).applications[0]
     assert again.view.tallies == {BTC: D("0.02")} and (first.tallies, first.user_id) == before
+
+
+def _application_facts(app):
+    """Everything an application says, comparable with ==."""
+    view = None if app.view is None else {**app.view.__dict__, "tallies": dict(app.view.tallies)}
+    return (app.order_id, app.pair_id, view, app.created, app.changed, app.row_changed,
+            [(o.snapshot_id, o.result, o.reason, o.refund_request_id) for o in app.outcomes],
+            [(r.facts.snapshot_id, r.code, r.reason, r.order_id) for r in app.refunds],
+            [(t.from_state, t.to_state, t.reason) for t in app.transitions], dict(app.counts))
+
+
+def test_the_usual_payments_shortcut_decides_what_the_rule_decides_on_random_pages():
+    """apply_plain_payments answers only when every payment is usual, and then exactly as apply_to_order."""
+    rng = random.Random(14)
+    other_asset = "43d61dcd-e413-450d-80b8-101d5e903357"
+    payers = [ALICE, BOB, ""]
+    states = [OrderState.PAYMENT_PENDING] * 4 + [OrderState.RUNNING, OrderState.ATTENTION, OrderState.REFUNDED]
+    answered = 0
+    for case in range(3000):
+        o = order_id(100 + case)
+        view = None
+        if rng.random() < 0.7:
+            view = OrderView(order_id=o, pair_id=PAIR_ID, state=rng.choice(states), state_reason="r",
+                             user_id=rng.choice([None, None, ALICE, BOB]), fees=FEES, first_payment_at=None,
+                             deadline_at=1600.0, created_at=900.0,
+                             tallies=rng.choice([{}, {BTC: D("0.5")}, {USDT: D("3"), BTC: D("0.1")}]),
+                             exit_requested_at=rng.choice([None, None, 950.0]))
+        snapshots, actions = [], {}
+        for k in range(rng.choice([1, 1, 1, 2, 3, 5])):
+            sid = (snapshots[-1].snapshot_id if snapshots and rng.random() < 0.05 else str(uuid.uuid4()))
+            # mostly the usual payment (the first payer, a leg of the pair, create), each other case now and then
+            usual = rng.random() < 0.8
+            facts = SnapshotFacts(sid, format_ns(1_000 + k), 1_000 + k,
+                                  rng.choice([BTC, USDT]) if usual else rng.choice([BTC, USDT, other_asset]),
+                                  D(rng.choice(["0.001", "0.25", "7"])),
+                                  ALICE if usual else rng.choice(payers), "00",
+                                  is_deposit=not usual and rng.random() < 0.2)
+            snapshots.append(facts)
+            actions[sid] = (ACTION_CREATE if usual else
+                            rng.choice([ACTION_CREATE, ACTION_DEPOSIT, ACTION_EXIT, None]))
+        fees = FEES if rng.random() < 0.9 else None
+        before = None if view is None else _application_facts(OrderApplication(o, PAIR_ID, view))
+        shortcut = apply_plain_payments(o, PAIR_ID, view, fees, snapshots, PAIR, actions, now=1000.0,
+                                        timeout=600.0)
+        if shortcut is None:
+            continue
+        answered += 1
+        rule = apply_to_order(o, PAIR_ID, view, fees, snapshots,
+                              lambda v, f: decide_for(v, f, PAIR, actions[f.snapshot_id]), now=1000.0,
+                              timeout=600.0)
+        assert _application_facts(shortcut) == _application_facts(rule), case
+        assert shortcut.view is not view
+        if view is not None:  # the view it was given is never changed
+            assert _application_facts(OrderApplication(o, PAIR_ID, view)) == before
+    assert answered > 1000  # the usual case is the common one here too
 
 
 # ---------------------------------------------------------------- the unit, on a real database
