@@ -294,3 +294,18 @@ def test_a_final_order_is_not_kept_in_memory(writer):
     assert [o.result for a in late.applications for o in a.outcomes] == ["refunded"]
     _, reads = ingest_counting(writer, [snapshot(80_000, done_order)], 80_000, known, 3000.0)
     assert len(reads) == 1  # read again: cold storage may move a final order outside the writer
+
+
+def test_a_number_where_mixin_sends_a_text_is_stored_as_its_text(writer):
+    """The Mixin client decodes a JSON number as an exact Decimal: the page is stored (msgpack has no Decimal) with
+    the number's own text in the raw snapshot, and the payment is applied like any other."""
+    import msgpack
+    order = order_id(70)
+    facts, raw = snapshot(7_000, order)
+    raw = {**raw, "amount": D("0.0100"), "fee": D("1E-8"), "confirmations": 12}
+    done = writer.run(ingest_page, [(facts, raw)], "c", facts.created_at, 7_000, rules())
+    assert len(done.fresh) == 1
+    (blob,) = query("SELECT raw FROM snapshot")[0]
+    stored = msgpack.unpackb(bytes(blob), raw=False)
+    assert stored["amount"] == "0.0100" and stored["fee"] == "1E-8" and stored["confirmations"] == 12
+    assert query("SELECT amount, payments FROM payment_tally WHERE order_id = ?", (order,)) == [("0.01", 1)]
