@@ -259,7 +259,11 @@ def where_is(order_ids) -> tuple[int, int]:
 @pytest.mark.timeout(240)
 def test_a_kill_between_segment_and_commit_leaves_every_order_readable_once_and_a_rerun_finishes(bulk_db):
     config_path, cold = bulk_db
-    old = insert_finished_orders(250, closed_from=time.time() - 60 * DAY, spread=DAY / 2)
+    # Closed from 01:00 UTC on, over half a day: one UTC day, so the first run's first segment (a segment holds one
+    # day) is a whole batch of 100 whatever the hour the test runs at (from now - 60 days, it split at midnight
+    # when run after ~19:10 UTC).
+    day_start = (time.time() - 60 * DAY) // DAY * DAY
+    old = insert_finished_orders(250, closed_from=day_start + 3600, spread=DAY / 2)
     # Killed after the first segment is on disk, before the index knows it: everything is still hot.
     killed = run_py(config_path, "archive", "run", crash_at="archive_segment_written")
     assert killed.returncode == -9, killed
