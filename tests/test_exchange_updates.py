@@ -432,11 +432,12 @@ def test_records_listed_as_held_are_claimed_unread_and_a_client_id_listed_twice_
 
     claims = updates._Claims(rows)
     assert acct._open_orders_of(raws, market, SYM, claims) == []
-    held, rest = claims.settle(acct, SYM, [])
-    assert sorted(r[0] for r in held) == sorted([a, b]) and rest == []
+    held, rest_rows, rest = claims.settle(acct, SYM, [], rows)
+    assert sorted(r[0] for r in held) == sorted([a, b]) and rest == [] and rest_rows == []
 
     twice = [*raws, next(dict(r) for r in raws if (r.get("origClientOrderId") or r["clientOrderId"]) == a)]
     claims = updates._Claims(rows)
     infos = acct._open_orders_of(twice, market, SYM, claims)
-    held, rest = claims.settle(acct, SYM, infos)
+    held, rest_rows, rest = claims.settle(acct, SYM, infos, rows)
     assert [r[0] for r in held] == [b] and [o.client_order_id for o in rest] == [a, a]
+    assert [r[0] for r in rest_rows] == [a]

@@ -518,30 +518,31 @@ class _Claims:
         self._taken[key] = raw
         return True
 
-    def settle(self, account: Any, symbol: str, infos: list[OrderInfo]) -> tuple[list[tuple], list[OrderInfo]]:
-        """(the DB rows held as listed, the listing's other orders): a taken record whose client id or exchange id
-        is listed again is read back into the listing, sorted by time as the venue's reply is."""
+    def settle(self, account: Any, symbol: str, infos: list[OrderInfo],
+               db_rows: list[tuple]) -> tuple[list[tuple], list[tuple], list[OrderInfo]]:
+        """(the DB rows held as listed, the other DB rows, the listing's other orders): a taken record whose client
+        id or exchange id is listed again is read back into the listing, sorted by time as the venue's reply is."""
         if not self._taken:
-            return [], infos
+            return [], db_rows, infos
         cids = {o.client_order_id for o in infos}
         xids = {o.id for o in infos}
         back = [key for key in self._taken if key in self._twice or key[0] in cids or key[1] in xids]
         if back:
             infos = infos + account.open_orders_from([self._taken.pop(key) for key in back], symbol)
             infos.sort(key=lambda o: o.timestamp_ms or 0)
-        return [self._rows[key] for key in self._taken], infos
+        held = [self._rows[key] for key in self._taken]
+        held_cids = {row[_CID] for row in held}
+        return held, [row for row in db_rows if row[_CID] not in held_cids], infos
 
 
 def _fetch_open(account: Any, symbol: str, known: bytes | None,
                 claims: _Claims | None) -> tuple[bytes | None, list[OrderInfo] | None]:
-    """The symbol's open orders (``fetch_open_orders_unless`` with ``claims``, where the account reads venue
-    records itself; else every order read)."""
+    """The symbol's open orders (``fetch_open_orders_unless`` with ``claims``: the account asks them only where it
+    reads the venue's records itself; an account without it: every order read)."""
     fetch = getattr(account, "fetch_open_orders_unless", None)
     if fetch is None:
         return None, account.fetch_open_orders(symbol)
-    if claims is not None and getattr(getattr(account, "venue", None), "lean_open_orders", False):
-        return fetch(symbol, known, claims)
-    return fetch(symbol, known)
+    return fetch(symbol, known, claims)
 
 
 def _adopted_as_held(report: ReconcileReport, work: _Work, db_rows: list[tuple],
@@ -588,13 +589,10 @@ def _reconcile_symbol(work: _Work, report: ReconcileReport, symbol: str, db_rows
         work.definitive(exc, f"listing open orders of {symbol}", f"{symbol}:fetch_open_orders")
         return None
     open_cids = {row[_CID] for row in db_rows}
-    held, infos = claims.settle(work.account, symbol, infos)
-    if held:
-        for row in held:
-            report.adopted.append(row[_CID])
-            work.seen_as(row[_CID], row[_ORDER], X.ACCEPTED)   # work.seen, without the view
-        held_cids = {row[_CID] for row in held}
-        db_rows = [row for row in db_rows if row[_CID] not in held_cids]
+    held, db_rows, infos = claims.settle(work.account, symbol, infos, db_rows)
+    for row in held:
+        report.adopted.append(row[_CID])
+        work.seen_as(row[_CID], row[_ORDER], X.ACCEPTED)   # work.seen, without the view
     db_rows, infos = _adopted_as_held(report, work, db_rows, infos)
     if not db_rows and not infos:
         return digest if open_cids else None   # all held as listed: no plan, nothing to write or read
@@ -828,10 +826,9 @@ def _poll_symbol(st: _RoundState, symbol: str, read_rows: Callable[[], list[tupl
         elif listed is not None:
             db_rows = read_rows()
             st.open_cids.update(row[_CID] for row in db_rows)
-            held, listed = claims.settle(work.account, symbol, listed) if claims is not None else ([], listed)
+            held, rest, listed = (claims.settle(work.account, symbol, listed, db_rows) if claims is not None
+                                  else ([], db_rows, listed))
             if held:    # listed as the DB holds them: nothing to write, no fills missing (as _statuses finds them)
-                held_cids = {row[_CID] for row in held}
-                rest = [row for row in db_rows if row[_CID] not in held_cids]
                 found, quiet = _statuses(st, symbol, rest, listed) if rest or listed else (False, True)
             else:
                 found, quiet = _statuses(st, symbol, db_rows, listed) if db_rows else (False, False)
