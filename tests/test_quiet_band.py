@@ -138,6 +138,7 @@ def test_orders_with_the_same_parameters_and_rules_share_their_part_of_the_band_
             mid = D(str(rng.randint(5_000_000, 7_000_000))) / 100
             live = ladder_at(params, mid)
             band_module._LADDERS.clear()
+            band_module._BANDS.clear()   # and the bands from it: worked out afresh
             fresh = band_of(params, live, mid)
             assert fresh is not None and band_of(params, live, mid) == fresh
             other_rules = MarketRules(tick_size=D("0.01"), step_size=D("0.00001"), min_amount=D("0.00001"),
@@ -150,4 +151,5 @@ def test_orders_with_the_same_parameters_and_rules_share_their_part_of_the_band_
                                   live=live, now=10.0, last_refresh_at=0.0, last_fill_at=None, last_fill_price=None)
             warm = other()
             band_module._LADDERS.clear()
+            band_module._BANDS.clear()   # and the bands from it: worked out afresh
             assert warm is not None and warm == other() and warm.high < fresh.high

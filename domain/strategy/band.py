@@ -52,6 +52,7 @@ from operator import attrgetter
 
 from domain.strategy.ladder import (BUY, ONE, SELL, BookTop, Budget, MarketRules, every_stage, mid_price,
                                     round_down)
+from domain.strategy.pair_memo import PairMemo
 from domain.strategy.params import StrategyParams
 from domain.strategy.refresh import LiveOrder, plan_cycle
 
@@ -80,25 +81,15 @@ class _Ladder:
     bid_cost: Decimal     # quote the bids cost per unit of mid: Σ amount_i*kb_i * (1 + maker_fee)
 
 
-_LADDERS: dict[tuple[int, int], tuple[StrategyParams, MarketRules, _Ladder | None]] = {}
-_LADDERS_MAX = 256
-# the bands worked out lately, by what they depend on (quiet_band): (parameters, rules, band)
-_BANDS: dict[tuple, tuple[StrategyParams, MarketRules, QuietBand | None]] = {}
-_BANDS_MAX = 4096
+_LADDERS: PairMemo[_Ladder | None] = PairMemo(256)
+# the bands worked out lately, by what they depend on (quiet_band)
+_BANDS: PairMemo[QuietBand | None] = PairMemo(4096)
 
 
 def _ladder(params: StrategyParams, rules: MarketRules) -> _Ladder | None:
     """The (parameters, rules) part of the band (None: no band can be shown with them), worked out once per
     pair of objects: the orders of a pair share both (actors/order/strategy.py keeps one of each)."""
-    key = (id(params), id(rules))
-    known = _LADDERS.get(key)
-    if known is not None and known[0] is params and known[1] is rules:
-        return known[2]
-    ladder = _ladder_of(params, rules)
-    if len(_LADDERS) >= _LADDERS_MAX:
-        _LADDERS.clear()
-    _LADDERS[key] = (params, rules, ladder)
-    return ladder
+    return _LADDERS.get((id(params), id(rules)), params, rules, _ladder_of, params, rules)
 
 
 def _ladder_of(params: StrategyParams, rules: MarketRules) -> _Ladder | None:
@@ -149,14 +140,7 @@ def quiet_band(*, params: StrategyParams, book: BookTop, ref: Decimal | None, ru
     key = (id(params), id(rules), ref, holdings, tuple([(o.side, o.price) for o in live]),
            len({o.client_order_id for o in live}) == len(live),
            any([now - o.created_at > params.max_order_age for o in live]))
-    known = _BANDS.get(key)
-    if known is not None and known[0] is params and known[1] is rules:
-        return known[2]
-    band = _band(params, book, ref, rules, holdings, live, now)
-    if len(_BANDS) >= _BANDS_MAX:
-        _BANDS.clear()
-    _BANDS[key] = (params, rules, band)
-    return band
+    return _BANDS.get(key, params, rules, _band, params, book, ref, rules, holdings, live, now)
 
 
 def _band(params: StrategyParams, book: BookTop, ref: Decimal, rules: MarketRules, holdings: Budget,

@@ -30,6 +30,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from operator import attrgetter
 
 from domain.money import fmt
+from domain.strategy.pair_memo import PairMemo
 from domain.strategy.params import StrategyParams
 
 ZERO = Decimal(0)
@@ -448,8 +449,7 @@ class _Unbudgeted:
         return True
 
 
-_SHARED: dict[tuple, tuple[StrategyParams, MarketRules, _Unbudgeted]] = {}
-_SHARED_MAX = 1024
+_SHARED: PairMemo[_Unbudgeted] = PairMemo(1024)
 
 
 def _shared(params: StrategyParams, ref_price: Decimal, book: BookTop, rules: MarketRules) -> _Unbudgeted:
@@ -457,9 +457,10 @@ def _shared(params: StrategyParams, ref_price: Decimal, book: BookTop, rules: Ma
     pair share both: actors/order/strategy.py keeps one of each), reference and book. Inventory skew off only
     (with it the amounts depend on each order's inventory)."""
     key = (id(params), id(rules), ref_price.as_tuple(), book)   # equal mids of another exponent: other digits
-    known = _SHARED.get(key)
-    if known is not None and known[0] is params and known[1] is rules:
-        return known[2]
+    return _SHARED.get(key, params, rules, _unbudgeted, params, ref_price, book, rules)
+
+
+def _unbudgeted(params: StrategyParams, ref_price: Decimal, book: BookTop, rules: MarketRules) -> _Unbudgeted:
     proposals = base_ladder(params, ref_price)
     proposals, band_notes = apply_price_band(params, ref_price, proposals)
     proposals, spread_notes = apply_minimum_spread(ref_price, params.minimum_spread, proposals)
@@ -468,14 +469,10 @@ def _shared(params: StrategyParams, ref_price: Decimal, book: BookTop, rules: Ma
     proposals, quantize_notes = quantize(bids + asks, rules)
     proposals, minimum_notes = drop_below_minimums(proposals, rules)
     proposals, crossing_notes = drop_crossing(proposals, book, params.post_only)
-    shared = _Unbudgeted(bid_costs=tuple(p.amount * (p.price * fee_factor) for p in bids),
-                         ask_costs=tuple(p.amount * ONE for p in asks),
-                         proposals=tuple(_by_side_level(proposals, BUY) + _by_side_level(proposals, SELL)),
-                         notes=(*band_notes, *spread_notes, *quantize_notes, *minimum_notes, *crossing_notes))
-    if len(_SHARED) >= _SHARED_MAX:
-        _SHARED.clear()
-    _SHARED[key] = (params, rules, shared)
-    return shared
+    return _Unbudgeted(bid_costs=tuple(p.amount * (p.price * fee_factor) for p in bids),
+                       ask_costs=tuple(p.amount * ONE for p in asks),
+                       proposals=tuple(_by_side_level(proposals, BUY) + _by_side_level(proposals, SELL)),
+                       notes=(*band_notes, *spread_notes, *quantize_notes, *minimum_notes, *crossing_notes))
 
 
 def build_proposals(params: StrategyParams, ref_price: Decimal | None, book: BookTop, rules: MarketRules,
