@@ -436,3 +436,25 @@ def test_types_are_checked():
         Proposal("bid", D(1), D(1), 0)
     with pytest.raises(TypeError):
         Budget(base=1.0, quote=D(1))
+
+
+def test_the_shared_pipeline_gives_what_every_stage_gives_for_any_budget():
+    """build_proposals shares its unbudgeted pipeline across orders with the same parameters and rules on the same
+    book, used only where the order's budget fits the whole ladder; whatever the budget (rich, exactly the ladder's
+    cost, a hair short of it, nothing), its answer is every_stage's, proposals and notes alike."""
+    from domain.strategy.ladder import every_stage
+    rng = random.Random(11)
+    for over in ({}, {"minimum_spread": "0.015"}, {"order_levels": 1}, {"post_only": False}):
+        p = params(**over)
+        for _ in range(40):
+            ref = D(rng.randint(9_000, 11_000)) / 100
+            book = BookTop(best_bid=ref - D("0.5"), best_ask=ref + D("0.5"), last_trade=ref)
+            full, _ = every_stage(p, ref, book, RULES, RICH, D(10), D(1000))
+            bid_cost = sum(q.amount * (q.price * (1 + RULES.maker_fee)) for q in full if q.side == "buy")
+            ask_cost = sum(q.amount for q in full if q.side == "sell")
+            hair = D("0.0001")
+            for budget in (RICH, Budget(base=ask_cost, quote=bid_cost), Budget(base=ask_cost - hair, quote=bid_cost),
+                           Budget(base=ask_cost, quote=bid_cost - hair), Budget(base=D(0), quote=D(0)),
+                           Budget(base=D(rng.randint(0, 400)) / 100, quote=D(rng.randint(0, 40_000)) / 100)):
+                assert build_proposals(p, ref, book, RULES, budget, D(10), D(1000)) == \
+                    every_stage(p, ref, book, RULES, budget, D(10), D(1000)), (over, ref, budget)
