@@ -212,7 +212,7 @@ class SnapshotPoller(SupervisedActor):
                 continue
             earlier = untold.get(a.order_id)
             if earlier is None:
-                untold[a.order_id] = [a.pair_id, list(a.outcomes), a.view]
+                untold[a.order_id] = [a.pair_id, a.outcomes, a.view]  # the committed plan's own list: extended
             else:
                 earlier[1].extend(a.outcomes)
                 earlier[2] = a.view  # the newest

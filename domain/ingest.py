@@ -23,6 +23,9 @@ from domain.routing import Route, RouteKind, SnapshotFacts, route_snapshot
 from domain.tally import OrderApplication, apply_plain_payments, apply_to_order, decide_for
 
 
+_ORDER = RouteKind.ORDER  # a module name, not the enum's attribute look-up, per snapshot of every page
+
+
 @dataclass(frozen=True)
 class IngestRules:
     pair_lookup: Callable[[str], PairRules | None]
@@ -54,7 +57,7 @@ def route_page(snapshots: Sequence[SnapshotFacts], rules: IngestRules) -> list[t
 
 def orders_named(routed: Sequence[tuple[SnapshotFacts, Route]]) -> list[str]:
     """The order ids the page pays, first mention first."""
-    return list(dict.fromkeys(r.order_id for _, r in routed if r.kind is RouteKind.ORDER))
+    return list(dict.fromkeys(r.order_id for _, r in routed if r.kind is _ORDER))
 
 
 def plan_payments(routed: Sequence[tuple[SnapshotFacts, Route]], views: Mapping[str, OrderView],
@@ -66,7 +69,7 @@ def plan_payments(routed: Sequence[tuple[SnapshotFacts, Route]], views: Mapping[
     per_order: dict[str, tuple[str, list[SnapshotFacts]]] = {}
     actions: dict[str, int | None] = {}
     for facts, route in routed:
-        if route.kind is RouteKind.ORDER:
+        if route.kind is _ORDER:
             actions[facts.snapshot_id] = route.action
             entry = per_order.get(route.order_id)
             if entry is None:

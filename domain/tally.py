@@ -30,6 +30,8 @@ PURPOSE_OF = {"accepted": "payment", "attention": "payment", "top_up": "top_up",
 # The reason decide_payment gives an accepted payment (its one ACCEPT decision has the default reason).
 _ACCEPTED_REASON = PaymentDecision(PaymentDecisionKind.ACCEPT).reason
 
+_PAYMENT_PENDING = OrderState.PAYMENT_PENDING  # per order of every page: no enum look-up
+
 Decide = Callable[[OrderView | None, SnapshotFacts], PaymentDecision]
 
 
@@ -111,8 +113,10 @@ class OrderApplication:
 
 _APPLICATION_FIELDS = ("order_id", "pair_id", "view", "created", "changed", "row_changed", "outcomes", "refunds",
                        "transitions", "counts")
-if tuple(f.name for f in fields(OrderApplication)) != _APPLICATION_FIELDS:  # apply_to_order sets them directly
-    raise TypeError("OrderApplication's fields changed: update apply_to_order's construction")
+# apply_to_order and apply_plain_payments give every field by position (the plain __init__ so, ~half what built()
+# cost: no keyword dict, no instance __dict__ made): a field added or moved must be added or moved there too
+if tuple(f.name for f in fields(OrderApplication)) != _APPLICATION_FIELDS:
+    raise TypeError("OrderApplication's fields changed: update apply_to_order's and apply_plain_payments' construction")
 
 
 def new_order(order_id: str, pair_id: str, fees: FeeRequirements, now: float, timeout: float) -> OrderView:
@@ -138,8 +142,7 @@ def apply_to_order(order_id: str, pair_id: str, view: OrderView | None, new_orde
     is created for it; otherwise the order is created with `new_order_fees` (LookupError if there are none).
     `archived`: the order is in cold storage — a refund names it (restored, its statement shows both).
     `owned`: the caller hands `view` over (read for this call alone): it becomes the result, changed in place."""
-    app = built(OrderApplication, order_id=order_id, pair_id=pair_id, view=None, created=False, changed=False,
-                row_changed=False, outcomes=[], refunds=[], transitions=[], counts={})  # OrderApplication(.., None)
+    app = OrderApplication(order_id, pair_id, None, False, False, False, [], [], [], {})  # every field: no factories
     if view is not None and not owned:
         view = view.copy()  # never change the caller's view
     before = None if view is None else _row_fields(view)
@@ -209,10 +212,10 @@ def apply_plain_payments(order_id: str, pair_id: str, view: OrderView | None, ne
     if view is None:
         if new_order_fees is None:
             return None
-        state, owner = OrderState.PAYMENT_PENDING, None
+        state, owner = _PAYMENT_PENDING, None
     else:
         state, owner = view.state, view.user_id
-    if state is not OrderState.PAYMENT_PENDING:
+    if state is not _PAYMENT_PENDING:
         return None
     payer = owner or snapshots[0].opponent_id
     base, quote = pair.base_asset_id, pair.quote_asset_id
@@ -227,10 +230,11 @@ def apply_plain_payments(order_id: str, pair_id: str, view: OrderView | None, ne
     if view is None:
         view = new_order(order_id, pair_id, new_order_fees, now, timeout)
         transitions.append(Transition(None, OrderState.PAYMENT_PENDING.value, FIRST_SEEN_REASON))
-        tallies, changes = view.tallies, None
-    else:
-        tallies = dict(view.tallies)
-        changes = {"tallies": tallies}
+        tallies = view.tallies
+    else:  # a new view, the caller's left as it is (copied(...) without a dict of changes built per order)
+        view = copied(view)
+        tallies = view.__dict__["tallies"] = dict(view.tallies)
+    fields_of = view.__dict__  # the view is this application's own: its fields set directly
     counts: dict[str, int] = {}
     outcomes = []
     for facts in snapshots:
@@ -240,17 +244,10 @@ def apply_plain_payments(order_id: str, pair_id: str, view: OrderView | None, ne
         outcomes.append(_outcome(facts.snapshot_id, "accepted", _ACCEPTED_REASON))
     owned_now = owner is None  # the first payment makes its payer the owner and starts its window
     if owned_now:
-        first = {"user_id": payer, "first_payment_at": now, "deadline_at": now + timeout}
-        if changes is None:
-            view.__dict__.update(first)  # the new order is this application's own
-        else:
-            changes.update(first)
-    if changes is not None:
-        view = copied(view, changes)
+        fields_of["user_id"], fields_of["first_payment_at"], fields_of["deadline_at"] = payer, now, now + timeout
     row_changed = bool(transitions) or owned_now
-    return built(OrderApplication, order_id=order_id, pair_id=pair_id, view=view, created=bool(transitions),
-                 changed=True, row_changed=row_changed, outcomes=outcomes, refunds=[], transitions=transitions,
-                 counts=counts)
+    return OrderApplication(order_id, pair_id, view, bool(transitions), True, row_changed, outcomes, [], transitions,
+                            counts)
 
 
 def _refund(app: OrderApplication, facts: SnapshotFacts, decision: PaymentDecision, order_id: str | None) -> None:

@@ -27,6 +27,7 @@ from storage.sql import chunks, marks, run, run_many
 
 _KIND_VALUE = {kind: kind.value for kind in RouteKind}
 _PAYMENT = PURPOSE_OF["accepted"]
+_ORDER, _REFUND, _ATTENTION = RouteKind.ORDER, RouteKind.REFUND, RouteKind.ATTENTION  # per snapshot: no enum look-up
 _CONSUMED = frozenset((RouteKind.REFUND, RouteKind.IGNORE, RouteKind.TOPUP, RouteKind.RETURN))  # applied when routed
 
 
@@ -231,8 +232,8 @@ def ingest_page(items: Sequence[tuple[SnapshotFacts, dict]], cursor_name: str, o
     (read when None)."""
     now = rules.now
     unique: dict[str, tuple[SnapshotFacts, dict]] = {}
-    for facts, raw in items:
-        unique.setdefault(facts.snapshot_id, (facts, raw))
+    for item in items:  # the caller's own pairs (a new tuple per snapshot cost a GC-tracked object each)
+        unique.setdefault(item[0].snapshot_id, item)
     existing = stored_among(unique.values())
     fresh = [pair for sid, pair in unique.items() if sid not in existing]
     deposits = [pair for pair in fresh if matched_by_storage(pair[0])]
@@ -253,7 +254,7 @@ def ingest_page(items: Sequence[tuple[SnapshotFacts, dict]], cursor_name: str, o
         kind = route.kind
         outcome, reason, purpose = _KIND_VALUE[kind], route.reason, None
         applied = kind in _CONSUMED
-        if kind is RouteKind.ORDER:
+        if kind is _ORDER:
             if route.order_id in usual:
                 applied, purpose = True, _PAYMENT
             elif (effect := effects.get(facts.snapshot_id)) is not None and effect.result != "duplicate":
@@ -270,11 +271,11 @@ def ingest_page(items: Sequence[tuple[SnapshotFacts, dict]], cursor_name: str, o
     run_many("INSERT INTO snapshot (snapshot_id, created_at, created_ns, asset_id, amount, opponent_id, memo, raw, "
              "outcome, reason, order_id, pair_id, applied, purpose, inserted_at, routed_at, applied_at) "
              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    routing_refunds = [(f, r.code, None) for f, r in routed if r.kind is RouteKind.REFUND]
+    routing_refunds = [(f, r.code, None) for f, r in routed if r.kind is _REFUND]
     queue_refunds(routing_refunds, now)
     run_many("INSERT INTO alert (kind, subject, message, created_at, resolved) VALUES (?, ?, ?, ?, ?) "
              "ON CONFLICT DO NOTHING", [("unrefundable_snapshot", f.snapshot_id, r.reason, now, False)
-                                        for f, r in routed if r.kind is RouteKind.ATTENTION])
+                                        for f, r in routed if r.kind is _ATTENTION])
     write_applications(plan.applications, now, snapshots_written=True)
     result = PageIngested([f for f, _ in fresh], list(routed), plan.applications, plan.deliveries)
     if deposits:  # outside deposits: matched to a return first, routed as before (record_routes)
