@@ -80,15 +80,18 @@ class PooledActor(pykka.ThreadingActor):
     def start(cls, *args: Any, **kwargs: Any) -> pykka.ActorRef[Any]:
         """pykka 4.5's ``Actor.start`` (construct, register, start the loop), without its two DEBUG lines unless
         pykka's logger shows them: each formats the actor's name before the level is checked (two strings per
-        order actor at a start of 100,000; ~0.5 % of a restart's samples)."""
+        order actor at a start of 100,000; ~0.5 % of a restart's samples).
+
+        The registration is register()'s append without its lock: one ``list.append`` is atomic under the GIL, as
+        are the registry's own reads and removals of that list, and the lock — threading's RLock, a Python-level
+        lock once gevent patched it — was ~1 % of a restart's CPU at one acquire and release per order actor."""
         obj = cls(*args, **kwargs)
         ref = obj.actor_ref
         if _pykka_log.isEnabledFor(logging.DEBUG):
             ActorRegistry.register(ref)
             _pykka_log.debug("Starting %s", obj)
         else:
-            with ActorRegistry._actor_refs_lock:  # noqa: SLF001 - register() is this append plus its line
-                ActorRegistry._actor_refs.append(ref)  # noqa: SLF001
+            ActorRegistry._actor_refs.append(ref)  # noqa: SLF001 - register() is this append plus its line
         obj._start_actor_loop()
         return ref
 

@@ -12,6 +12,7 @@ import pytest
 
 from domain.exchange_orders import TradeFill
 from domain.payment import FeeRequirements
+from domain.strategy.refresh import LiveOrder
 from sim.world import BTC, BTC_USDT_PAIR, ETH, default_pairs
 from storage import exchange_repo as xr
 from storage import repo
@@ -72,9 +73,12 @@ def test_bulk_seeds_equal_each_orders_own_reads(w):
         assert seed.opening_price == repo.opening_price(order_id)
         assert seed.balances == repo.ledger_balances(order_id)
         assert seed.deposits == opening_ledger(order_id)
-        assert seed.open_orders == xr.open_orders_of(order_id)
+        assert seed.live_orders == [LiveOrder(client_order_id=o.client_order_id, side=o.side, price=o.price,
+                                              amount=o.amount, remaining=o.amount - o.filled,
+                                              created_at=o.created_at, hanging=o.hanging, level=o.level)
+                                    for o in xr.open_orders_of(order_id)]
         fills = xr.fills_of(order_id)
         last = max(fills, key=lambda f: f.at) if fills else None
         assert seed.last_fill == ((last.at, D(last.price)) if last else None)
-    assert len(seeds[ids[0]].open_orders) == 2 and seeds[ids[0]].last_fill is not None
-    assert seeds[ids[1]].open_orders == [] and seeds[ids[2]].opening_price == D("60000")
+    assert len(seeds[ids[0]].live_orders) == 2 and seeds[ids[0]].last_fill is not None
+    assert seeds[ids[1]].live_orders == [] and seeds[ids[2]].opening_price == D("60000")

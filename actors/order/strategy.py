@@ -146,7 +146,7 @@ class StrategyRunner:
             if seed.last_fill is not None:
                 self.last_fill_at, self.last_fill_price = seed.last_fill
             self._holdings = self._last_holdings = self._budget(seed.balances)
-            self._live = self._live_of(seed.open_orders)
+            self._live = seed.live_orders
         else:
             self._opening_recorded = repo.opening_price(actor.order_id) is not None
             self._load_fill_history()
