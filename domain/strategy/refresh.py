@@ -117,6 +117,47 @@ def _within_tolerance(tolerance: Decimal) -> str:
     return f"every price within tolerance {fmt(tolerance)}"
 
 
+@functools.lru_cache(maxsize=256)
+def _kept_within_tolerance(tolerance: Decimal) -> str:
+    """The whole reason of a plan that keeps a ladder found within tolerance (formatted once per tolerance)."""
+    return f"keep: {_within_tolerance(tolerance)}"
+
+
+def _kept_as_is(params: StrategyParams, proposals: Sequence[Proposal], live: Sequence[LiveOrder], now: float,
+                last_refresh_at: float | None, last_fill_at: float | None,
+                ref_price: Decimal | None) -> CyclePlan | None:
+    """The common tick of a running order — no hanging order, nothing too close or aged, so the ladder is kept
+    (refresh not due, or due and within tolerance) — decided with no intermediate lists; None for any other
+    case, which :func:`plan_cycle` then decides in full. Returns exactly the plan the full path would (the
+    rules and their order are the same; tests/test_refresh_fast.py compares the two on generated inputs)."""
+    if not live or ref_price is None:
+        return None
+    hanging_on = params.hanging_orders_enabled
+    minimum_spread = params.minimum_spread
+    max_order_age = params.max_order_age
+    ids: list[str] = []
+    for order in live:
+        if hanging_on and order.hanging:
+            return None
+        if _distance(order, ref_price) < minimum_spread or now - order.created_at > max_order_age:
+            return None
+        ids.append(order.client_order_id)
+    keep = tuple(ids)
+    if len(set(keep)) != len(keep):   # a repeated client id: the full path keeps the first of each
+        return None
+    refresh_due_at = -math.inf if last_refresh_at is None else last_refresh_at + params.order_refresh_time
+    if last_fill_at is not None and (last_refresh_at is None or last_fill_at >= last_refresh_at):
+        refresh_due_at = min(refresh_due_at, last_fill_at + params.filled_order_delay)
+    if now >= refresh_due_at:
+        tolerance = params.order_refresh_tolerance_pct
+        if not tolerance_check(live, proposals, tolerance)[0]:
+            return None
+        reason = _kept_within_tolerance(tolerance)
+    else:
+        reason = f"keep: refresh in {refresh_due_at - now:.1f} s"
+    return CyclePlan(cancel=(), place=(), keep=keep, reason=reason)
+
+
 def plan_cycle(*, params: StrategyParams, proposals: Sequence[Proposal], live: Sequence[LiveOrder],
                now: float, last_refresh_at: float | None, last_fill_at: float | None,
                ref_price: Decimal | None, replace: bool = False) -> CyclePlan:
@@ -128,6 +169,17 @@ def plan_cycle(*, params: StrategyParams, proposals: Sequence[Proposal], live: S
     placed is replaced in the same call — ``place`` holds the new ladder next to ``cancel``, to be paired
     by :func:`pair_replacements`. Each pair is atomic on the venue (the old order's funds are free before
     the new one is checked), so the two-phase rule's reason — never count funds twice — still holds."""
+    kept = _kept_as_is(params, proposals, live, now, last_refresh_at, last_fill_at, ref_price)
+    if kept is not None:
+        return kept
+    return _plan_in_full(params=params, proposals=proposals, live=live, now=now, last_refresh_at=last_refresh_at,
+                         last_fill_at=last_fill_at, ref_price=ref_price, replace=replace)
+
+
+def _plan_in_full(*, params: StrategyParams, proposals: Sequence[Proposal], live: Sequence[LiveOrder],
+                  now: float, last_refresh_at: float | None, last_fill_at: float | None,
+                  ref_price: Decimal | None, replace: bool) -> CyclePlan:
+    """:func:`plan_cycle` for every case, the kept ladder included (what :func:`_kept_as_is` shortcuts)."""
     hanging_on = params.hanging_orders_enabled
     unique: dict[str, LiveOrder] = {}
     for order in live:
