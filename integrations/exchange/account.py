@@ -1121,7 +1121,9 @@ class ExchangeAccount:
         """ccxt's ``parse_json``; inside ``fetch_open_orders_unless`` (greenlet-local) the reply's digest is kept,
         and a reply equal to the known one is not decoded (an empty list stands in: nothing reads it)."""
         if getattr(self._local, "raw_orders", False) and isinstance(http_response, str):
-            digest = hashlib.blake2b(http_response.encode(), digest_size=16).digest()
+            # SHA-256 (cut to 16 bytes): with the SHA extensions of today's x86 and ARM CPUs it hashes ~1.4 GB/s,
+            # twice blake2b (a 100,000-order reply is ~40 MB); the digest is only ever compared in this process
+            digest = hashlib.sha256(http_response.encode()).digest()[:16]
             self._local.open_digest = digest
             if digest == self._local.open_known:
                 return []
