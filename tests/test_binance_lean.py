@@ -200,3 +200,21 @@ def test_the_query_is_encoded_as_urlencode_does():
     from urllib.parse import quote, urlencode
     fields = {"timestamp": 1, "symbol": "BTCUSDT", "newClientOrderId": "a b/c+d~e_f.g-h", "price": "1.5"}
     assert binance_lean._urlencode(fields) == urlencode(fields, quote_via=quote)
+    plain = {"timestamp": 1765000000000, "symbol": "BTCUSDT", "newClientOrderId": "mm-1_a.b~c", "recvWindow": 5000}
+    assert binance_lean._urlencode(plain) == urlencode(plain, quote_via=quote)
+    for odd in ("a=b", "a&b", "a=b&c=d", "=", "&", "é", "", "a%20b"):   # a separator inside a text: escaped
+        for fields in ({"timestamp": 1, "newClientOrderId": odd}, {odd: "x", "price": "1.5"}, {"only": odd}):
+            assert binance_lean._urlencode(fields) == urlencode(fields, quote_via=quote), fields
+    assert binance_lean._urlencode({}) == urlencode({}, quote_via=quote)
+
+
+def test_the_signature_is_hmac_sha256_of_the_query_for_each_secret():
+    """Signed with a pre-keyed HMAC copied per request: each secret its own signature, as hmac.new gives it."""
+    import hashlib
+    import hmac
+    for secret in ("s1", "s2", "s1", "a-much-longer-secret-" * 5):
+        url, body, _ = binance_lean.signed_request("http://h/api/v3", "order", "POST", {"symbol": "BTCUSDT"}, "k",
+                                                   secret, 7, 5000)
+        query, _, signature = body.partition("&signature=")
+        assert query == "timestamp=7&symbol=BTCUSDT&recvWindow=5000"
+        assert signature == hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()

@@ -15,6 +15,7 @@ No I/O here: pure functions over dicts and strings.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -68,20 +69,34 @@ def signed_request(base_url: str, path: str, method: str, params: Mapping[str, s
     if recv_window is not None:
         fields["recvWindow"] = recv_window
     query = _urlencode(fields)
-    query += "&signature=" + hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()
+    mac = _keyed(secret).copy()
+    mac.update(query.encode())
+    query += "&signature=" + mac.hexdigest()
     url = f"{base_url}/{path}"
     if method in ("GET", "DELETE"):
         return f"{url}?{query}", None, {"X-MBX-APIKEY": api_key}
     return url, query, {"X-MBX-APIKEY": api_key, "Content-Type": "application/x-www-form-urlencoded"}
 
 
+@functools.lru_cache(maxsize=64)
+def _keyed(secret: str) -> Any:
+    """HMAC-SHA256 keyed with ``secret``, to be ``copy()``-ed: keying (two padded SHA-256 states) is half the cost
+    of signing a small request."""
+    return hmac.new(secret.encode(), digestmod=hashlib.sha256)
+
+
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+_UNRESERVED_QUERY = re.compile(r"[A-Za-z0-9_.~=&-]*")
 
 
 def _urlencode(fields: Mapping[str, Any]) -> str:
     """``urllib.parse.urlencode(fields, quote_via=quote)`` (what ccxt's urlencode does), with the texts that need
     no escaping (ids, symbols, numbers: nearly all) taken as they are."""
-    return "&".join(f"{_quoted(str(k))}={_quoted(str(v))}" for k, v in fields.items())
+    query = "&".join([f"{k}={v}" for k, v in fields.items()])
+    # all unreserved (nearly always), checked on the whole query at once: only the separators may be '=' and '&'
+    if query.count("=") == len(fields) and query.count("&") == len(fields) - 1 and _UNRESERVED_QUERY.fullmatch(query):
+        return query
+    return "&".join([f"{_quoted(str(k))}={_quoted(str(v))}" for k, v in fields.items()])
 
 
 def _quoted(text: str) -> str:
