@@ -31,7 +31,10 @@ from pykka import ActorRegistry
 
 __all__ = ["PooledActor"]
 
-_pykka_log = logging.getLogger("pykka")  # pykka's own logger, so its bridge to loguru sees these lines too
+_pykka_log = logging.getLogger("pykka")
+
+START_YIELD_EVERY = 32  # actor starts between two yields of the starting greenlet (see _start_actor_loop)
+_starts_unyielded = 0  # pykka's own logger, so its bridge to loguru sees these lines too
 
 
 class _Mailbox:
@@ -100,10 +103,16 @@ class PooledActor(pykka.ThreadingActor):
 
     def _start_actor_loop(self) -> None:
         gevent.spawn_raw(self._pooled_first_run)
-        # Yield once, as a ThreadingActor's start does under gevent (Thread.start waits for the thread): a
-        # supervisor starting thousands of actors in one handler then lets them and everyone else run in
-        # between, instead of queueing every setup ahead of the rest of the process.
-        gevent.sleep(0)
+        # Yield now and then, as a ThreadingActor's start does under gevent (Thread.start waits for the thread): a
+        # supervisor starting thousands of actors in one handler then lets them and everyone else run in between,
+        # instead of queueing every setup ahead of the rest of the process. Every START_YIELD_EVERY starts, not
+        # each: a switch through the hub per actor was ~3 % of a restart's CPU, and a few dozen setups queued
+        # together hold the rest back for milliseconds.
+        global _starts_unyielded  # noqa: PLW0603 - one count for the hub's thread, like the hub itself
+        _starts_unyielded += 1
+        if _starts_unyielded >= START_YIELD_EVERY:
+            _starts_unyielded = 0
+            gevent.sleep(0)
 
     def _pooled_first_run(self) -> None:
         self._actor_loop_setup()  # on_start (a failure there stops the actor: the run below then tears down)

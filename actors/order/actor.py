@@ -12,6 +12,10 @@ table built from the stages' `HANDLES` (message type → handler), no isinstance
     exit      the way back AdvanceExit, ReturnArrived
     commands  operator     OperatorCommand
 
+Each stage is built when it is first used (`_LazyStage`): an order that waits for its payment holds only its
+payment stage, a running one the stages its resume and its messages reached. A message for a stage not built
+yet builds it; at the start, a stage is built for its `resume` only when its `resumes(view)` says it has work.
+
 A MovementSettled (the Treasury confirmed a Mixin transfer of this order) goes to the stage that owns
 the order's current state (MOVEMENT_OWNERS).
 """
@@ -82,6 +86,29 @@ class NamedTimers:
         self._timers = None
 
 
+class _LazyStage:
+    """An OrderActor's stage, built on first use and then kept in the actor's ``__dict__`` under the same name: a
+    non-data descriptor, so every later read is a plain attribute read. ``seeded``: the stage takes the recovery's
+    strategy seed (``OrderActor._strategy_seed``, set only while the actor starts)."""
+
+    __slots__ = ("_cls", "_name", "_seeded")
+
+    def __init__(self, cls: type[Stage], *, seeded: bool = False) -> None:
+        self._cls = cls
+        self._seeded = seeded
+        self._name = ""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self._name = name
+
+    def __get__(self, actor, owner=None):
+        if actor is None:
+            return self
+        stage = self._cls(actor, actor._strategy_seed) if self._seeded else self._cls(actor)  # noqa: SLF001
+        actor.__dict__[self._name] = stage
+        return stage
+
+
 class OrderActor(PooledActor, SupervisedActor):
     """One per order id; pooled (actors/pooled.py): an order with nothing to do holds no greenlet."""
 
@@ -102,17 +129,21 @@ class OrderActor(PooledActor, SupervisedActor):
         self.pair_id = pair_id
         self.pair = None
         self.timers = NamedTimers(self.actor_ref)
-        self.payment = PaymentStage(self)
-        self.funding = FundingStage(self)
-        self.campaign = CampaignStage(self)
-        self.strategy = StrategyStage(self, strategy_seed)  # seed: the recovery's bulk read of its strategy inputs
-        self.topup = TopUpStage(self, strategy_seed)  # the seed read what its resume asks too
-        self.exit = ExitStage(self)
-        self.commands = CommandStage(self)
+        # the recovery's bulk read of its strategy inputs, for the strategy and top-up stages built by the start
+        self._strategy_seed = strategy_seed
 
-    @property
-    def stages(self) -> tuple[Stage, ...]:
-        return tuple(getattr(self, name) for name, _cls in STAGES)
+    # The stages (module docstring), each built when first used; resumed in this order.
+    payment = _LazyStage(PaymentStage)
+    funding = _LazyStage(FundingStage)
+    campaign = _LazyStage(CampaignStage)
+    strategy = _LazyStage(StrategyStage, seeded=True)
+    topup = _LazyStage(TopUpStage, seeded=True)  # the seed read what its resume asks too
+    exit = _LazyStage(ExitStage)
+    commands = _LazyStage(CommandStage)
+
+    def built(self, name: str) -> Stage | None:
+        """The stage ``name`` if it was built (a read that builds nothing)."""
+        return self.__dict__.get(name)
 
     @property
     def log(self):
@@ -135,11 +166,18 @@ class OrderActor(PooledActor, SupervisedActor):
 
     @property
     def runner(self):
-        return self.strategy.runner
+        strategy = self.built("strategy")
+        return strategy.runner if strategy is not None else None
 
     # ------------------------------------------------------------ lifecycle
 
     def setup(self) -> None:
+        try:
+            self._start()
+        finally:
+            self._strategy_seed = None  # used by the start's resume only: a stage built later reads for itself
+
+    def _start(self) -> None:
         if self._seed_view is not None and self._seed_recovered:
             self.view = self._seed_view
         elif self._seed_view is not None:
@@ -161,9 +199,11 @@ class OrderActor(PooledActor, SupervisedActor):
         self.resume_stages()
 
     def resume_stages(self) -> None:
-        """Each stage picks up its work from the durable state (start and recovery are one path)."""
-        for stage in self.stages:
-            stage.resume()
+        """Each stage picks up its work from the durable state (start and recovery are one path); a stage not built
+        yet is built only if it has work to resume."""
+        for name, cls in STAGES:   # (the view each time: an earlier stage's resume may have moved the order)
+            if self.built(name) is not None or cls.resumes(self.view):
+                getattr(self, name).resume()
 
     def teardown(self) -> None:
         self.timers.cancel_all()
@@ -175,7 +215,9 @@ class OrderActor(PooledActor, SupervisedActor):
             return None
         owner, handler = entry
         if entry is not _TICK:
-            self.strategy.changed()  # anything but its own tick may have moved its funds or exchange orders
+            strategy = self.built("strategy")  # (one not built yet has nothing to forget or wake)
+            if strategy is not None:
+                strategy.changed()  # anything but its own tick may have moved its funds or exchange orders
         handler(getattr(self, owner) if owner else self, message)
         return None
 

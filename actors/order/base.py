@@ -32,7 +32,7 @@ class Stage:
     """Base of the order stages. `HANDLES` maps the message types this stage answers to method names."""
 
     HANDLES: ClassVar[dict[type, str]] = {}
-    # Slots, in every stage class too: an order holds seven stages for its whole life, idle or not.
+    # Slots, in every stage class too: a running order holds most of its stages for its whole life.
     __slots__ = ("actor", "services")
 
     def __init__(self, actor: OrderActor):
@@ -66,6 +66,13 @@ class Stage:
     def write(self, unit, *args: Any):
         """Run a storage unit through the one writer and wait until it is durable."""
         return self.services.writer.run(unit, *args)
+
+    @staticmethod
+    def resumes(view) -> bool:
+        """Whether resume() may have work for an order in this view (None: no row). The OrderActor builds a stage
+        when it is first used: one not built yet is built for its resume only when this says so, so it must be
+        True whenever resume() would do anything."""
+        return True
 
     def resume(self) -> None:
         """Called once when the actor starts (fresh or after a crash): pick up this stage's work, if any."""

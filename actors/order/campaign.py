@@ -15,8 +15,12 @@ class CampaignStage(Stage):
     HANDLES = {AdvanceLifecycle: "on_advance", CampaignJoined: "on_joined"}
     __slots__ = ()
 
+    @staticmethod
+    def resumes(view) -> bool:
+        return view is not None and view.state in CAMPAIGN_STATES
+
     def resume(self) -> None:
-        if self.state in CAMPAIGN_STATES:
+        if self.resumes(self.view):
             self.actor.actor_ref.tell(AdvanceLifecycle())
 
     def on_advance(self, message: AdvanceLifecycle) -> None:

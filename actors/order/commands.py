@@ -14,6 +14,10 @@ class CommandStage(Stage):
     HANDLES = {OperatorCommand: "on_command"}
     __slots__ = ()
 
+    @staticmethod
+    def resumes(view) -> bool:
+        return False  # nothing to resume: a command still without an outcome is delivered again
+
     def on_command(self, message: OperatorCommand) -> None:
         args = dict(message.args)
         handler = {"pause": self._pause, "stop": self._pause, "resume": self._resume, "exit": self._exit,

@@ -46,12 +46,15 @@ class ExitStage(Stage):
         self.cfg = actor.services.config.funding
         self._note = ""
 
-    def resume(self) -> None:
-        view = self.view
+    @staticmethod
+    def resumes(view) -> bool:
         if view is None:
-            return
+            return False
         asked = view.exit_requested and exit_plan(view.state) in (ExitPlan.STOP_NOW, ExitPlan.REFUND_ALL)
-        if self.state in WAY_BACK or asked:
+        return view.state in WAY_BACK or asked
+
+    def resume(self) -> None:
+        if self.resumes(self.view):
             self.actor.actor_ref.tell(AdvanceExit())
 
     # ------------------------------------------------------------ asking for an exit

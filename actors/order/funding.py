@@ -121,8 +121,12 @@ class FundingStage(Stage):
         self.cfg = actor.services.config.funding
         self._note = ""
 
+    @staticmethod
+    def resumes(view) -> bool:
+        return view is not None and view.state in FUNDING_STATES
+
     def resume(self) -> None:
-        if self.state in FUNDING_STATES:
+        if self.resumes(self.view):
             self.actor.actor_ref.tell(AdvanceFunding())
 
     def on_advance(self, message: AdvanceFunding) -> None:

@@ -679,8 +679,12 @@ class StrategyStage(Stage):
 
     # ------------------------------------------------------------ start and recovery
 
+    @staticmethod
+    def resumes(view) -> bool:
+        return view is not None and view.state in (OrderState.RUNNING, OrderState.PAUSED)
+
     def resume(self) -> None:
-        if self.state in (OrderState.RUNNING, OrderState.PAUSED):
+        if self.resumes(self.view):
             if self.view.exit_requested:
                 return  # the exit stage carries it on
             seed, self._seed = self._seed, None

@@ -27,10 +27,15 @@ class TopUpStage(Stage):
         self._note = ""
         self._seed = seed
 
+    @staticmethod
+    def resumes(view) -> bool:
+        # funds are added only to a running or paused order: none before it ever ran
+        return view is not None and view.state is not OrderState.PAYMENT_PENDING
+
     def resume(self) -> None:
         seed, self._seed = self._seed, None
-        if self.view is None or self.state is OrderState.PAYMENT_PENDING:
-            return  # funds are added only to a running or paused order: none before it ever ran
+        if not self.resumes(self.view):
+            return
         if seed.top_up_pool if seed is not None else topup_repo.has_pool(self.order_id):
             self.actor.timers.after("topup_check", 0, CheckTopUp())
         if seed.top_up_in_flight if seed is not None else self.in_flight():
