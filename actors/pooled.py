@@ -31,10 +31,10 @@ from pykka import ActorRegistry
 
 __all__ = ["PooledActor"]
 
-_pykka_log = logging.getLogger("pykka")
+_pykka_log = logging.getLogger("pykka")  # pykka's own logger, so its bridge to loguru sees these lines too
 
 START_YIELD_EVERY = 32  # actor starts between two yields of the starting greenlet (see _start_actor_loop)
-_starts_unyielded = 0  # pykka's own logger, so its bridge to loguru sees these lines too
+_starts_unyielded = 0  # actor starts since the last such yield
 
 
 class _Mailbox:
