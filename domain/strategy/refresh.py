@@ -117,10 +117,15 @@ def _within_tolerance(tolerance: Decimal) -> str:
     return f"every price within tolerance {fmt(tolerance)}"
 
 
-@functools.lru_cache(maxsize=256)
-def _kept_within_tolerance(tolerance: Decimal) -> str:
-    """The whole reason of a plan that keeps a ladder found within tolerance (formatted once per tolerance)."""
-    return f"keep: {_within_tolerance(tolerance)}"
+def _clock(params: StrategyParams, last_refresh_at: float | None,
+           last_fill_at: float | None) -> tuple[float, float, float | None]:
+    """The plan's clock: (when the refresh comes due, when new orders are allowed, the fill gate or None). A fill
+    since the last refresh brings both to ``filled_order_delay`` after it (the refresh no later than that)."""
+    refresh_due_at = -math.inf if last_refresh_at is None else last_refresh_at + params.order_refresh_time
+    if last_fill_at is not None and (last_refresh_at is None or last_fill_at >= last_refresh_at):
+        fill_gate = last_fill_at + params.filled_order_delay
+        return min(refresh_due_at, fill_gate), fill_gate, fill_gate
+    return refresh_due_at, refresh_due_at, None
 
 
 def _kept_as_is(params: StrategyParams, proposals: Sequence[Proposal], live: Sequence[LiveOrder], now: float,
@@ -145,14 +150,12 @@ def _kept_as_is(params: StrategyParams, proposals: Sequence[Proposal], live: Seq
     keep = tuple(ids)
     if len(set(keep)) != len(keep):   # a repeated client id: the full path keeps the first of each
         return None
-    refresh_due_at = -math.inf if last_refresh_at is None else last_refresh_at + params.order_refresh_time
-    if last_fill_at is not None and (last_refresh_at is None or last_fill_at >= last_refresh_at):
-        refresh_due_at = min(refresh_due_at, last_fill_at + params.filled_order_delay)
+    refresh_due_at = _clock(params, last_refresh_at, last_fill_at)[0]
     if now >= refresh_due_at:
-        tolerance = params.order_refresh_tolerance_pct
-        if not tolerance_check(live, proposals, tolerance)[0]:
+        keep_ok, detail = tolerance_check(live, proposals, params.order_refresh_tolerance_pct)
+        if not keep_ok:
             return None
-        reason = _kept_within_tolerance(tolerance)
+        reason = "keep: " + detail
     else:
         reason = f"keep: refresh in {refresh_due_at - now:.1f} s"
     return CyclePlan(cancel=(), place=(), keep=keep, reason=reason)
@@ -203,13 +206,7 @@ def _plan_in_full(*, params: StrategyParams, proposals: Sequence[Proposal], live
                            f"{fmt(params.hanging_orders_cancel_pct)} from reference {fmt(ref_price)}")
 
     # timers
-    refresh_due_at = -math.inf if last_refresh_at is None else last_refresh_at + params.order_refresh_time
-    create_at = refresh_due_at
-    fill_gate: float | None = None
-    if last_fill_at is not None and (last_refresh_at is None or last_fill_at >= last_refresh_at):
-        fill_gate = last_fill_at + params.filled_order_delay
-        create_at = fill_gate
-        refresh_due_at = min(refresh_due_at, fill_gate)
+    refresh_due_at, create_at, fill_gate = _clock(params, last_refresh_at, last_fill_at)
 
     place: tuple[Proposal, ...] = ()
     if active:
@@ -265,11 +262,7 @@ def quiet_until(*, params: StrategyParams, live: Sequence[LiveOrder], now: float
     ``max_order_age``); ``math.inf`` when none is. A moment already passed changes nothing more: its rule reads
     the same inputs on every later call. A caller whose last plan did nothing may skip planning until then while
     the proposals' inputs (book, reference, holdings, live orders, parameters) stay the same."""
-    refresh_due_at = -math.inf if last_refresh_at is None else last_refresh_at + params.order_refresh_time
-    create_at = refresh_due_at
-    if last_fill_at is not None and (last_refresh_at is None or last_fill_at >= last_refresh_at):
-        create_at = last_fill_at + params.filled_order_delay
-        refresh_due_at = min(refresh_due_at, create_at)
+    refresh_due_at, create_at, _fill_gate = _clock(params, last_refresh_at, last_fill_at)
     hanging_on = params.hanging_orders_enabled
     moments = [refresh_due_at, create_at]
     moments.extend(o.created_at + params.max_order_age for o in live if not (hanging_on and o.hanging))
