@@ -91,10 +91,10 @@ class _LazyStage:
     non-data descriptor, so every later read is a plain attribute read. ``seeded``: the stage takes the recovery's
     strategy seed (``OrderActor._strategy_seed``, set only while the actor starts)."""
 
-    __slots__ = ("_cls", "_name", "_seeded")
+    __slots__ = ("cls", "_name", "_seeded")
 
     def __init__(self, cls: type[Stage], *, seeded: bool = False) -> None:
-        self._cls = cls
+        self.cls = cls
         self._seeded = seeded
         self._name = ""
 
@@ -104,7 +104,7 @@ class _LazyStage:
     def __get__(self, actor, owner=None):
         if actor is None:
             return self
-        stage = self._cls(actor, actor._strategy_seed) if self._seeded else self._cls(actor)  # noqa: SLF001
+        stage = self.cls(actor, actor._strategy_seed) if self._seeded else self.cls(actor)  # noqa: SLF001
         actor.__dict__[self._name] = stage
         return stage
 
@@ -163,11 +163,6 @@ class OrderActor(PooledActor, SupervisedActor):
     def adopt_ingest_view(self, view: repo.OrderView) -> None:
         self._view = view
         self.view_from_ingest = True
-
-    @property
-    def runner(self):
-        strategy = self.built("strategy")
-        return strategy.runner if strategy is not None else None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -240,10 +235,9 @@ class OrderActor(PooledActor, SupervisedActor):
         self.attention(f"pair {self.pair_id or '?'} is not configured (removed from config?)")
 
 
-# The stages, by the OrderActor attribute that holds each (resumed in this order).
-STAGES: tuple[tuple[str, type[Stage]], ...] = (
-    ("payment", PaymentStage), ("funding", FundingStage), ("campaign", CampaignStage), ("strategy", StrategyStage),
-    ("topup", TopUpStage), ("exit", ExitStage), ("commands", CommandStage))
+# The stages, by the OrderActor attribute that holds each, in the class's order (resumed in this order).
+STAGES: tuple[tuple[str, type[Stage]], ...] = tuple(
+    (name, attr.cls) for name, attr in vars(OrderActor).items() if isinstance(attr, _LazyStage))
 
 
 def build_dispatch(stages) -> dict[type, tuple[str, object]]:
