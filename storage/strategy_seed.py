@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from domain.exchange_orders import OPEN_STATES
 from domain.routing import RouteKind
-from domain.strategy.refresh import LiveOrder
+from domain.strategy.refresh import LiveOrder, resting
 from storage import exchange_repo
 from storage.reports import ledgers_of
 from storage import repo
@@ -73,8 +73,6 @@ def load_seeds(order_ids: Sequence[str]) -> dict[str, StrategySeed]:
                 f"ORDER BY created_at, client_order_id", (*opens, *chunk)).fetchall():
             seed = seeds.get(order_id)
             if seed is not None:
-                amount = Decimal(amount)
-                seed.live_orders.append(LiveOrder(client_order_id=cid, side=side, price=Decimal(price),
-                                                  amount=amount, remaining=amount - Decimal(filled),
-                                                  created_at=created_at, hanging=bool(hanging), level=level))
+                seed.live_orders.append(resting(cid, side, Decimal(price), Decimal(amount), Decimal(filled),
+                                                created_at, bool(hanging), level))
     return seeds

@@ -43,7 +43,7 @@ from domain.exchange_orders import ExOrderState
 from domain.strategy.ladder import BookTop, Budget, MarketRules, build_proposals, mid_price, reference_price
 from domain.strategy.params import StrategyParams, StrategyParamsError, parse_params
 from domain.strategy.pnl import PnlError
-from domain.strategy.refresh import (LiveOrder, orders_to_hang, pair_replacements, plan_cycle, quiet_until,
+from domain.strategy.refresh import (LiveOrder, orders_to_hang, pair_replacements, plan_cycle, quiet_until, resting,
                                      quoting_budget)
 from integrations import metrics
 from integrations.crashpoints import crash_point
@@ -228,10 +228,8 @@ class StrategyRunner:
         self._live = self._holdings = self._quiet = None
 
     def _live_of(self, orders) -> list[LiveOrder]:
-        return [LiveOrder(client_order_id=o.client_order_id, side=o.side, price=o.price, amount=o.amount,
-                          remaining=o.amount - o.filled, created_at=o.created_at,
-                          hanging=o.hanging or o.client_order_id in self.hanging, level=o.level)
-                for o in orders]
+        return [resting(o.client_order_id, o.side, o.price, o.amount, o.filled, o.created_at,
+                        o.hanging or o.client_order_id in self.hanging, o.level) for o in orders]
 
     def _budget(self, balances: dict) -> Budget:
         return Budget(base=max(balances.get(self.pair.base_symbol, ZERO), ZERO),

@@ -80,6 +80,13 @@ class LiveOrder:
                 raise TypeError(f"LiveOrder.{name} must be a finite Decimal, got {value!r}")
 
 
+def resting(client_order_id: str, side: str, price: Decimal, amount: Decimal, filled: Decimal, created_at: float,
+            hanging: bool, level: int | None) -> LiveOrder:
+    """A stored exchange order as the strategy keeps it (what is left of it: its amount less its fills)."""
+    return LiveOrder(client_order_id=client_order_id, side=side, price=price, amount=amount,
+                     remaining=amount - filled, created_at=created_at, hanging=hanging, level=level)
+
+
 @dataclass(frozen=True)
 class CyclePlan:
     """What to do now. ``cancel`` and ``keep`` partition the given live orders;
