@@ -19,6 +19,8 @@ subject is the API base URL, and one INFO line plus the alert resolved when a pa
 """
 from __future__ import annotations
 
+from operator import attrgetter, itemgetter
+
 from loguru import logger
 
 from actors.outage import Outage
@@ -27,7 +29,7 @@ from actors.protocol import (DeliverPayments, MovementsQueued, OrdersPaid, Payme
 from actors.router import note_routes
 from actors.supervisor import SupervisedActor, describe
 from actors.timers import send_after
-from domain.ingest import IngestRules, matched_by_storage
+from domain.ingest import IngestRules
 from domain.memo import ACTION_EXIT, decoded_memo
 from domain.payment import FeeRequirements, FeeUnavailable
 from domain.routing import BadSnapshot, SnapshotFacts, parse_snapshot
@@ -39,6 +41,7 @@ from storage import repo
 from storage.ingest import KnownViews, PageIngested, SettledOrders, ingest_page
 
 CURSOR_NAME = "safe_snapshots"
+_FACTS, _CREATED_NS, _SNAPSHOT_ID = itemgetter(0), attrgetter("created_ns"), attrgetter("snapshot_id")
 # While catching up (full pages, one after the other) the orders hear what the pages applied once, not once per
 # page: the payments of up to this many pages (or orders) are told together, one PaymentsApplied per order.
 ANNOUNCE_PAGES = 100
@@ -148,7 +151,7 @@ class SnapshotPoller(SupervisedActor):
         full = len(page) >= self.cfg.page_limit
         new_offset, new_ns = self.offset, self.offset_ns
         if items:
-            newest = max(items, key=lambda item: item[0].created_ns)[0]
+            newest = max(map(_FACTS, items), key=_CREATED_NS)  # C-level: no Python call per snapshot
             if self.offset_ns is None or newest.created_ns > self.offset_ns:
                 new_offset, new_ns = newest.created_at, newest.created_ns
         stuck = full and items and new_ns == self.offset_ns and all(
@@ -184,11 +187,13 @@ class SnapshotPoller(SupervisedActor):
         now is left out — its new orders' payments go to their actors, which retry or refund as before."""
         config = self.services.config
         fees: dict[str, FeeRequirements | None] = {}
-        last, self._last_ids = self._last_ids, frozenset(f.snapshot_id for f, _ in items)
-        for facts, _ in items:
-            if facts.amount <= 0 or matched_by_storage(facts) or facts.snapshot_id in last:
-                continue
-            memo = decoded_memo(facts.memo_hex)
+        facts_of = list(map(_FACTS, items))
+        last, self._last_ids = self._last_ids, frozenset(map(_SNAPSHOT_ID, facts_of))
+        # the pairs the page's new incoming payments (not outside deposits: matched_by_storage) name, each memo
+        # decoded once (cached across pages too: decoded_memo)
+        memos = dict.fromkeys([f.memo_hex for f in facts_of
+                               if f.amount > 0 and not f.is_deposit and f.snapshot_id not in last])  # page order
+        for memo in map(decoded_memo, memos):
             if memo is None or memo.action == ACTION_EXIT or memo.pair_id in fees:
                 continue
             pair = config.pair(memo.pair_id)

@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from domain.memo import ACTION_EXIT
+from domain.memo import ACTION_EXIT, decoded_memo
 from domain.order_view import OrderView
 from domain.payment import FeeRequirements, PairRules
-from domain.routing import Route, RouteKind, SnapshotFacts, route_snapshot
+from domain.routing import Route, RouteKind, SnapshotFacts, order_route, route_snapshot
 from domain.tally import OrderApplication, apply_plain_payments, apply_to_order, decide_for
 
 
@@ -51,8 +51,25 @@ def matched_by_storage(facts: SnapshotFacts) -> bool:
 
 
 def route_page(snapshots: Sequence[SnapshotFacts], rules: IngestRules) -> list[tuple[SnapshotFacts, Route]]:
-    return [(f, route_snapshot(f, pair_lookup=rules.pair_lookup, operator_ids=rules.operator_ids))
-            for f in snapshots]
+    """route_snapshot of each snapshot, in the order given. The usual one (a payment from a user who is not an
+    operator, a valid memo naming an enabled pair) is routed to its order here, with the same shared Route
+    route_snapshot gives: its steps inlined, each pair looked up once a page (a call chain per snapshot was most of
+    routing a page); anything else asks route_snapshot."""
+    pair_lookup, operator_ids = rules.pair_lookup, rules.operator_ids
+    pairs: dict[str, PairRules | None] = {}
+    routed = []
+    append = routed.append
+    for facts in snapshots:
+        if facts.amount > 0 and not (facts.opponent_id and facts.opponent_id in operator_ids):
+            memo = decoded_memo(facts.memo_hex)
+            if memo is not None:
+                pair_id = memo.pair_id
+                pair = pairs[pair_id] if pair_id in pairs else pairs.setdefault(pair_id, pair_lookup(pair_id))
+                if pair is not None and pair.enabled:
+                    append((facts, order_route(memo.order_id, pair_id, memo.action)))
+                    continue
+        append((facts, route_snapshot(facts, pair_lookup=pair_lookup, operator_ids=operator_ids)))
+    return routed
 
 
 def orders_named(routed: Sequence[tuple[SnapshotFacts, Route]]) -> list[str]:
@@ -78,25 +95,30 @@ def plan_payments(routed: Sequence[tuple[SnapshotFacts, Route]], views: Mapping[
                 entry[1].append(facts)
     plan = PaymentPlan()
     deciders: dict[str, Callable] = {}  # one decide per pair, not one per order
+    pairs: dict[str, PairRules | None] = {}  # one pair look-up per pair, not one per order
+    pair_lookup, fees_by_pair, now, timeout = rules.pair_lookup, rules.fees_by_pair, rules.now, rules.timeout
+    deliver, applied, usual = plan.deliveries.append, plan.applications.append, plan.usual.add
     for order_id, (memo_pair_id, items) in per_order.items():
         view = views.get(order_id)
         pair_id = view.pair_id if view is not None else memo_pair_id
-        pair = rules.pair_lookup(pair_id)
-        creates = view is None and any(actions[f.snapshot_id] != ACTION_EXIT for f in items)
-        fees = rules.fees_by_pair.get(pair_id) if creates else None
-        if pair is None or order_id in waiting or (creates and fees is None):
-            plan.deliveries.append((order_id, pair_id, items))
+        pair = pairs[pair_id] if pair_id in pairs else pairs.setdefault(pair_id, pair_lookup(pair_id))
+        fees = no_fees = None
+        if view is None and (actions[items[0].snapshot_id] != ACTION_EXIT if len(items) == 1
+                             else any(actions[f.snapshot_id] != ACTION_EXIT for f in items)):  # creates it
+            fees = fees_by_pair.get(pair_id)
+            no_fees = fees is None
+        if pair is None or no_fees or order_id in waiting:
+            deliver((order_id, pair_id, items))
             continue
         ordered = items if len(items) == 1 else sorted(items, key=lambda f: (f.created_ns, f.snapshot_id))
-        app = apply_plain_payments(order_id, pair_id, view, fees, ordered, pair, actions, now=rules.now,
-                                   timeout=rules.timeout)
+        app = apply_plain_payments(order_id, pair_id, view, fees, ordered, pair, actions, now=now, timeout=timeout)
         if app is not None:
-            plan.usual.add(order_id)
+            usual(order_id)
         else:
             decide = deciders.get(pair_id)
             if decide is None:
                 decide = deciders[pair_id] = (lambda v, f, pair=pair: decide_for(v, f, pair, actions[f.snapshot_id]))
-            app = apply_to_order(order_id, pair_id, view, fees, ordered, decide, now=rules.now,
-                                 timeout=rules.timeout, owned=views_owned)
-        plan.applications.append(app)
+            app = apply_to_order(order_id, pair_id, view, fees, ordered, decide, now=now, timeout=timeout,
+                                 owned=views_owned)
+        applied(app)
     return plan

@@ -10,13 +10,13 @@ from __future__ import annotations
 import enum
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 
 from domain.memo import ACTION_CREATE, ACTION_DEPOSIT, ACTION_EXIT, MemoError, decode_snapshot_memo
 from domain.money import BadAmount, to_decimal
 from domain.payment import FeeRequirements, PairRules, legs_for_asset
-from domain.records import built
+from domain.records import made
 from domain.states import ACCEPTS_PAYMENT, ACCEPTS_TOP_UP, EXITING_STATES, FINAL_STATES, OrderState
 from domain.timefmt import BadTimestamp, parse_ns
 
@@ -51,6 +51,13 @@ class SnapshotFacts:
         return bool(self.opponent_id) and not self.is_deposit
 
 
+_FACT_FIELDS = ("snapshot_id", "created_at", "created_ns", "asset_id", "amount", "opponent_id", "memo_hex", "is_deposit",
+                "is_withdrawal", "deposit_hash", "deposit_destination", "deposit_tag")
+# _transfer gives every field in one dict (domain.records.made): a field added or renamed must be given there too
+if tuple(f.name for f in fields(SnapshotFacts)) != _FACT_FIELDS:
+    raise TypeError("SnapshotFacts' fields changed: update _transfer's dict")
+
+
 def parse_snapshot(raw: object) -> SnapshotFacts:
     """A snapshot's facts, validated; BadSnapshot (naming what is wrong) otherwise."""
     # The usual snapshot (a transfer: string fields, no deposit object) in one pass over its fields; anything else,
@@ -73,11 +80,12 @@ def parse_snapshot(raw: object) -> SnapshotFacts:
 
 def _transfer(raw: dict, snapshot_id: str, created_at: str, created_ns: int, asset_id: str, amount: Decimal,
               opponent: str, memo: str) -> SnapshotFacts:
-    """The facts of a transfer between Mixin users (no deposit object), built without the frozen __init__
+    """The facts of a transfer between Mixin users (no deposit object), made without the frozen __init__
     (domain.records: it cost twice the rest of parsing, for every snapshot of every page)."""
-    return built(SnapshotFacts, snapshot_id=snapshot_id, created_at=created_at, created_ns=created_ns,
-                 asset_id=asset_id, amount=amount, opponent_id=opponent, memo_hex=memo, is_deposit=False,
-                 is_withdrawal=bool(raw.get("withdrawal")), deposit_hash="", deposit_destination="", deposit_tag="")
+    return made(SnapshotFacts, {"snapshot_id": snapshot_id, "created_at": created_at, "created_ns": created_ns,
+                                "asset_id": asset_id, "amount": amount, "opponent_id": opponent, "memo_hex": memo,
+                                "is_deposit": False, "is_withdrawal": bool(raw.get("withdrawal")), "deposit_hash": "",
+                                "deposit_destination": "", "deposit_tag": ""})
 
 
 @functools.lru_cache(maxsize=4096)
@@ -189,11 +197,11 @@ def route_snapshot(facts: SnapshotFacts, *, pair_lookup: Callable[[str], PairRul
         return problem("unknown_pair", f"pair {memo.pair_id} is not configured")
     if not pair.enabled:
         return problem("pair_disabled", f"pair {pair.symbol} ({pair.pair_id}) is disabled")
-    return _order_route(memo.order_id, memo.pair_id, memo.action)
+    return order_route(memo.order_id, memo.pair_id, memo.action)
 
 
 @functools.lru_cache(maxsize=16384)
-def _order_route(order_id: str, pair_id: str, action: int) -> Route:
+def order_route(order_id: str, pair_id: str, action: int) -> Route:
     """An order's payments share one immutable Route (building it was a tenth of routing a page)."""
     return Route(RouteKind.ORDER, f"payment for order {order_id}", "order", order_id=order_id, pair_id=pair_id,
                  action=action)

@@ -16,7 +16,7 @@ from domain.memo import ACTION_EXIT
 from domain.money import ZERO
 from domain.order_view import OrderView
 from domain.payment import FeeRequirements, PairRules
-from domain.records import built, copied
+from domain.records import copied, made
 from domain.routing import (PaymentDecision, PaymentDecisionKind, SnapshotFacts, decide_payment,
                             exit_request_for_unknown_order)
 from domain.states import ExitPlan, OrderState, check_transition, exit_plan, remembered_exit_reason
@@ -69,9 +69,10 @@ class ApplyOutcome:
 
 
 def _outcome(snapshot_id: str, result: str, reason: str, refund_id: str | None = None) -> ApplyOutcome:
-    """ApplyOutcome(...) built without its frozen __init__ (one outcome per payment of every page: a tenth of
+    """ApplyOutcome(...) made without its frozen __init__ (one outcome per payment of every page: a tenth of
     planning a page)."""
-    return built(ApplyOutcome, snapshot_id=snapshot_id, result=result, reason=reason, refund_request_id=refund_id)
+    return made(ApplyOutcome, {"snapshot_id": snapshot_id, "result": result, "reason": reason,
+                               "refund_request_id": refund_id})
 
 
 @dataclass(frozen=True)
