@@ -28,6 +28,7 @@ from storage.sql import chunks, marks, run, run_many
 _KIND_VALUE = {kind: kind.value for kind in RouteKind}
 _PAYMENT = PURPOSE_OF["accepted"]
 _ORDER, _REFUND, _ATTENTION = RouteKind.ORDER, RouteKind.REFUND, RouteKind.ATTENTION  # per snapshot: no enum look-up
+_ORDER_VALUE = _ORDER.value
 _CONSUMED = frozenset((RouteKind.REFUND, RouteKind.IGNORE, RouteKind.TOPUP, RouteKind.RETURN))  # applied when routed
 
 
@@ -252,12 +253,12 @@ def ingest_page(items: Sequence[tuple[SnapshotFacts, dict]], cursor_name: str, o
     append = rows.append
     for (facts, raw), (_, route) in zip(direct, routed):  # route_page keeps the order it is given
         kind = route.kind
-        outcome, reason, purpose = _KIND_VALUE[kind], route.reason, None
-        applied = kind in _CONSUMED
-        if kind is _ORDER:
-            if route.order_id in usual:
-                applied, purpose = True, _PAYMENT
-            elif (effect := effects.get(facts.snapshot_id)) is not None and effect.result != "duplicate":
+        if kind is _ORDER and route.order_id in usual:  # the usual payment: accepted into its order's tally
+            outcome, reason, applied, purpose = _ORDER_VALUE, route.reason, True, _PAYMENT
+        else:
+            outcome, reason, applied, purpose = _KIND_VALUE[kind], route.reason, kind in _CONSUMED, None
+            if kind is _ORDER and (effect := effects.get(facts.snapshot_id)) is not None \
+                    and effect.result != "duplicate":
                 applied, purpose = True, PURPOSE_OF.get(effect.result)  # ApplyOutcome.purpose, inlined
                 if effect.result == "refunded":
                     outcome, reason = RouteKind.REFUND.value, effect.reason
