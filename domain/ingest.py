@@ -74,7 +74,7 @@ def route_page(snapshots: Sequence[SnapshotFacts], rules: IngestRules) -> list[t
 
 def orders_named(routed: Sequence[tuple[SnapshotFacts, Route]]) -> list[str]:
     """The order ids the page pays, first mention first."""
-    return list(dict.fromkeys(r.order_id for _, r in routed if r.kind is _ORDER))
+    return list(dict.fromkeys([r.order_id for _, r in routed if r.kind is _ORDER]))
 
 
 def plan_payments(routed: Sequence[tuple[SnapshotFacts, Route]], views: Mapping[str, OrderView],
