@@ -51,8 +51,8 @@ class SnapshotFacts:
         return bool(self.opponent_id) and not self.is_deposit
 
 
-_FACT_FIELDS = ("snapshot_id", "created_at", "created_ns", "asset_id", "amount", "opponent_id", "memo_hex", "is_deposit",
-                "is_withdrawal", "deposit_hash", "deposit_destination", "deposit_tag")
+_FACT_FIELDS = ("snapshot_id", "created_at", "created_ns", "asset_id", "amount", "opponent_id", "memo_hex",
+                "is_deposit", "is_withdrawal", "deposit_hash", "deposit_destination", "deposit_tag")
 # _transfer gives every field in one dict (domain.records.made): a field added or renamed must be given there too
 if tuple(f.name for f in fields(SnapshotFacts)) != _FACT_FIELDS:
     raise TypeError("SnapshotFacts' fields changed: update _transfer's dict")

@@ -179,7 +179,7 @@ def write_applications(apps: Sequence[OrderApplication], now: float, *, snapshot
                             format(v.fees.quote_fee_amount, "f"), format(v.fees.market_making_fee_percent, "f"),
                             v.first_payment_at, v.deadline_at, v.exit_requested_at, v.exit_source, v.exit_reason, now,
                             now))
-        elif a.row_changed:  # (changed too)
+        elif a.row_changed:  # (row_changed implies changed: apply_to_order, apply_plain_payments)
             updated.append((v.state.value, v.state_reason, v.user_id, v.first_payment_at, v.deadline_at,
                             v.exit_requested_at, v.exit_source, v.exit_reason, now, v.order_id))
         if a.transitions:
