@@ -45,9 +45,19 @@ BAND_LOOK = 0.25  # seconds between the watcher's looks for banded sleepers (at 
 
 
 def book_top(book) -> BookTop:
-    """The top of an order book (the cache's or the exchange's answer) as the strategy reads it."""
-    return BookTop(best_bid=book.bids[0][0] if book.bids else None,
-                   best_ask=book.asks[0][0] if book.asks else None, last_trade=None)
+    """The top of an order book (the cache's or the exchange's answer) as the strategy reads it. The same prices
+    (the very objects: the cache hands every order of a book the same answer) give the same BookTop object —
+    a restart's 50,000 first ticks made one each, and the tick's comparisons of equal tops short-cut on it."""
+    bid = book.bids[0][0] if book.bids else None
+    ask = book.asks[0][0] if book.asks else None
+    last = _LAST_TOP[0]
+    if last is not None and last.best_bid is bid and last.best_ask is ask:
+        return last
+    top = _LAST_TOP[0] = BookTop(best_bid=bid, best_ask=ask, last_trade=None)
+    return top
+
+
+_LAST_TOP: list[BookTop | None] = [None]   # the last top book_top made (one slot: BookTop is immutable)
 
 
 class Sleeper(NamedTuple):
