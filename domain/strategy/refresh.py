@@ -287,9 +287,18 @@ def quiet_until(*, params: StrategyParams, live: Sequence[LiveOrder], now: float
     the proposals' inputs (book, reference, holdings, live orders, parameters) stay the same."""
     refresh_due_at, create_at, _fill_gate = _clock(params, last_refresh_at, last_fill_at)
     hanging_on = params.hanging_orders_enabled
-    moments = [refresh_due_at, create_at]
-    moments.extend(o.created_at + params.max_order_age for o in live if not (hanging_on and o.hanging))
-    return min((m for m in moments if m > now), default=math.inf)
+    max_order_age = params.max_order_age
+    until = math.inf   # the least moment after now (a plain loop: every quiet tick of every order)
+    if now < refresh_due_at < until:
+        until = refresh_due_at
+    if now < create_at < until:
+        until = create_at
+    for o in live:
+        if not (hanging_on and o.hanging):
+            moment = o.created_at + max_order_age
+            if now < moment < until:
+                until = moment
+    return until
 
 
 def pair_replacements(cancel: Sequence[LiveOrder], place: Sequence[Proposal]
