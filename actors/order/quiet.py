@@ -89,8 +89,10 @@ class BookWatch:
         self._greenlet: gevent.Greenlet | None = None
 
     def sleep(self, order_id: str, actor_ref, top: BookTop, band: QuietBand | None = None) -> None:
-        self.leave(order_id)
-        self.prior.pop(order_id, None)
+        if order_id in self.sleepers:
+            self.leave(order_id)
+        if self.prior:
+            self.prior.pop(order_id, None)
         self._seq += 1
         self.sleepers[order_id] = Sleeper(actor_ref, top, band, self._seq, self._looks)
         if band is None:
@@ -101,7 +103,8 @@ class BookWatch:
             heapq.heappush(self._highs, (band.high, self._seq, order_id))
             if len(self._lows) > 2 * self._banded + 64:
                 self._rebuild()
-        if self._greenlet is None or self._greenlet.dead:
+        greenlet = self._greenlet
+        if greenlet is None or greenlet.dead:
             self._greenlet = gevent.spawn(self._run)
 
     def last_seen(self, order_id: str) -> BookTop | None:

@@ -57,6 +57,9 @@ from domain.strategy.params import StrategyParams
 from domain.strategy.refresh import LiveOrder, plan_cycle
 
 _PRICE = attrgetter("price")
+_SIDE_PRICE = attrgetter("side", "price")
+_CLIENT_ID = attrgetter("client_order_id")
+_CREATED_AT = attrgetter("created_at")
 HAIR = Decimal("1e-12")   # relative margin for Decimal rounding of the bounds (the pipeline computes 28 digits)
 
 
@@ -163,9 +166,10 @@ def _key(params: StrategyParams, book: BookTop, ref: Decimal | None, rules: Mark
     # everything the band and its checking runs read of the order's own state (its orders' client ids only
     # through their being distinct, their age only through its being past max_order_age at ``now``); the
     # holdings by their two amounts (hashed and compared in C, not by Budget's dataclass methods)
-    return (id(params), id(rules), ref, holdings.base, holdings.quote, tuple([(o.side, o.price) for o in live]),
-            len({o.client_order_id for o in live}) == len(live),
-            any([now - o.created_at > params.max_order_age for o in live]))
+    # (an order past max_order_age at ``now``: the oldest is; attrgetter maps — no Python frame per order)
+    return (id(params), id(rules), ref, holdings.base, holdings.quote, tuple(map(_SIDE_PRICE, live)),
+            len(set(map(_CLIENT_ID, live))) == len(live),
+            bool(live) and now - min(map(_CREATED_AT, live)) > params.max_order_age)
 
 
 def _band(params: StrategyParams, book: BookTop, ref: Decimal, rules: MarketRules, holdings: Budget,
