@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from domain.money import floor8, fmt
@@ -50,32 +50,64 @@ def pnl_fills(trades, base: str) -> list[Fill]:
 class DrawdownBasis:
     """What a running order's drawdown depends on besides the mark price: its fills replayed on its opening
     ledger (``compute_pnl`` without a mark) and what it was funded with. ``pnl_at(mark)`` and ``funded_at(mark)``
-    give what ``strategy_report`` reports at that mark (the same figures, floored the same way)."""
+    give what ``strategy_report`` reports at that mark (the same figures, floored the same way). What does not
+    depend on the mark (the realized PnL floored, the funded value once an opening price is known) is worked out
+    once, here: every drawdown check and every quiet band's check (actors/order/strategy.py) asks again."""
     replay: PnlReport | None          # None: no opening price known yet (no fills either): valued at the mark
     opening: dict[str, Decimal]
     opening_price: Decimal | None
     base: str
     quote: str
+    _realized: Decimal = field(init=False, repr=False, compare=False)
+    _funded: Decimal | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        replay, opening = self.replay, self.opening
+        object.__setattr__(self, "_realized", floor8(replay.realized) if replay is not None else ZERO)
+        object.__setattr__(self, "_funded", None if self.opening_price is None else
+                           opening.get(self.base, ZERO) * Decimal(fmt(self.opening_price))
+                           + opening.get(self.quote, ZERO))
 
     def pnl_at(self, mark: Decimal) -> Decimal:
         replay = self.replay
         if replay is None:   # nothing traded, the opening valued at the mark: no gain, no loss
             return ZERO
-        return floor8(replay.realized) + floor8(replay.unrealized_at(mark))
+        return self._realized + floor8(replay.unrealized_at(mark))
 
     def funded_at(self, mark: Decimal) -> Decimal:
-        price = Decimal(fmt(self.opening_price)) if self.opening_price is not None else mark
-        return self.opening.get(self.base, ZERO) * price + self.opening.get(self.quote, ZERO)
+        funded = self._funded
+        if funded is not None:
+            return funded
+        return self.opening.get(self.base, ZERO) * mark + self.opening.get(self.quote, ZERO)
+
+
+# the bases of orders with no fills, by what they were funded with: a restart's orders funded alike share one
+_UNTRADED: dict[tuple, DrawdownBasis] = {}
+UNTRADED_MAX = 4096
 
 
 def drawdown_basis(order_id: str, base: str, quote: str, *, opening: dict[str, Decimal] | None = None,
                    opening_price: Decimal | None = None, trades: list | None = None) -> DrawdownBasis:
     """Read (or take, from a recovery's bulk read: ``opening``, ``opening_price`` and ``trades`` all given) what
-    the drawdown check needs. Raises PnlError as ``compute_pnl`` does."""
+    the drawdown check needs. Raises PnlError as ``compute_pnl`` does. An order without fills gets the basis
+    (immutable) of the orders funded as it was: a restart's thousands of them replayed nothing each."""
     if opening is None or trades is None:
         opening = opening_ledger(order_id)
         trades = exchange_repo.fills_of(order_id)
         opening_price = repo.opening_price(order_id)
+    if trades:
+        return _basis(trades, opening, opening_price, base, quote)
+    key = (base, quote, opening_price, *sorted(opening.items()))
+    known = _UNTRADED.get(key)
+    if known is None:
+        if len(_UNTRADED) >= UNTRADED_MAX:
+            _UNTRADED.clear()
+        known = _UNTRADED[key] = _basis(trades, dict(opening), opening_price, base, quote)
+    return known
+
+
+def _basis(trades: list, opening: dict[str, Decimal], opening_price: Decimal | None, base: str,
+           quote: str) -> DrawdownBasis:
     opening_price = opening_price or (trades[0].price if trades else None)
     replay = None
     if opening_price is not None:

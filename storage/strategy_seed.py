@@ -40,6 +40,15 @@ def load_seeds(order_ids: Sequence[str]) -> dict[str, StrategySeed]:
     """A seed for each of ``order_ids`` that exists (read in one go, a few statements per storage.repo.CHUNK orders)."""
     seeds: dict[str, StrategySeed] = {}
     opens = sorted(s.value for s in OPEN_STATES)
+    # the texts of the ladders' prices and amounts, each made a Decimal once (the orders of a pair quote the same
+    # few): fewer conversions, and the orders' equal prices are one object (hashed once by the quiet bands' memo)
+    decimals: dict[str, Decimal] = {}
+
+    def decimal(text: str) -> Decimal:
+        value = decimals.get(text)
+        if value is None:
+            value = decimals[text] = Decimal(text)
+        return value
     for chunk in chunks(list(order_ids), repo.CHUNK):
         where = f"order_id IN ({marks(len(chunk))})"
         for order_id, opening, overrides in run(f"SELECT order_id, opening_price, strategy_overrides FROM orders "
@@ -73,6 +82,6 @@ def load_seeds(order_ids: Sequence[str]) -> dict[str, StrategySeed]:
                 f"ORDER BY created_at, client_order_id", (*opens, *chunk)).fetchall():
             seed = seeds.get(order_id)
             if seed is not None:
-                seed.live_orders.append(resting(cid, side, Decimal(price), Decimal(amount), Decimal(filled),
+                seed.live_orders.append(resting(cid, side, decimal(price), decimal(amount), decimal(filled),
                                                 created_at, bool(hanging), level))
     return seeds

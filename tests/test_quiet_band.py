@@ -153,3 +153,39 @@ def test_orders_with_the_same_parameters_and_rules_share_their_part_of_the_band_
             band_module._LADDERS.clear()
             band_module._BANDS.clear()   # and the bands from it: worked out afresh
             assert warm is not None and warm == other() and warm.high < fresh.high
+
+
+def test_a_band_known_for_orders_alike_means_the_plan_does_nothing_at_any_clock():
+    """known_band (what a tick may skip its pipeline on): nothing before quiet_band worked a band out; after, the
+    same band for another order alike (other client ids and ages, the same prices and holdings), and for that
+    order the plan does nothing whatever its clock; an order not alike (holdings, an aged order) gets none."""
+    from domain.strategy import band as band_module
+    from domain.strategy.band import known_band
+    rng = random.Random(21)
+    for over in ({}, {"order_levels": 1}, {"minimum_spread": "0.0025"}, {"post_only": False}):
+        params = params_of(**over)
+        for _ in range(10):
+            band_module._BANDS.clear()
+            mid = D(str(rng.randint(5_000_000, 7_000_000))) / 100
+            live = ladder_at(params, mid)
+
+            def known(orders, holdings=PLENTY, now=10.0):
+                return known_band(params=params, book=book_at(mid), ref=mid, rules=RULES, holdings=holdings,
+                                  live=orders, now=now, last_fill_price=None)
+            assert known(live) is None
+            band = band_of(params, live, mid)
+            assert band is not None and known(live) == band
+            alike = [LiveOrder(client_order_id=f"other-{i}", side=o.side, price=o.price, amount=o.amount,
+                               remaining=o.remaining, created_at=rng.uniform(0, 9), level=o.level)
+                     for i, o in enumerate(live)]
+            assert known(alike) is band
+            proposals, _ = build_proposals(params, mid, book_at(mid), RULES, PLENTY, PLENTY.base, PLENTY.quote)
+            for last_refresh_at in (None, -1e9, 0.0, 9.5):
+                for last_fill_at in (None, 5.0, 9.9):
+                    for replace in (False, True):
+                        plan = plan_cycle(params=params, proposals=proposals, live=alike, now=10.0,
+                                          last_refresh_at=last_refresh_at, last_fill_at=last_fill_at,
+                                          ref_price=mid, replace=replace)
+                        assert not (plan.cancel or plan.place), (over, mid, last_refresh_at, last_fill_at, plan)
+            assert known(alike, holdings=Budget(base=D("2"), quote=D("100000"))) is None
+            assert known(alike, now=params.max_order_age + 10.0) is None   # its orders aged: not alike

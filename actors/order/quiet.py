@@ -45,9 +45,19 @@ BAND_LOOK = 0.25  # seconds between the watcher's looks for banded sleepers (at 
 
 
 def book_top(book) -> BookTop:
-    """The top of an order book (the cache's or the exchange's answer) as the strategy reads it."""
-    return BookTop(best_bid=book.bids[0][0] if book.bids else None,
-                   best_ask=book.asks[0][0] if book.asks else None, last_trade=None)
+    """The top of an order book (the cache's or the exchange's answer) as the strategy reads it. The same prices
+    (the very objects: the cache hands every order of a book the same answer) give the same BookTop object —
+    a restart's 50,000 first ticks made one each, and the tick's comparisons of equal tops short-cut on it."""
+    bid = book.bids[0][0] if book.bids else None
+    ask = book.asks[0][0] if book.asks else None
+    last = _LAST_TOP[0]
+    if last is not None and last.best_bid is bid and last.best_ask is ask:
+        return last
+    top = _LAST_TOP[0] = BookTop(best_bid=bid, best_ask=ask, last_trade=None)
+    return top
+
+
+_LAST_TOP: list[BookTop | None] = [None]   # the last top book_top made (one slot: BookTop is immutable)
 
 
 class Sleeper(NamedTuple):
@@ -79,8 +89,10 @@ class BookWatch:
         self._greenlet: gevent.Greenlet | None = None
 
     def sleep(self, order_id: str, actor_ref, top: BookTop, band: QuietBand | None = None) -> None:
-        self.leave(order_id)
-        self.prior.pop(order_id, None)
+        if order_id in self.sleepers:
+            self.leave(order_id)
+        if self.prior:
+            self.prior.pop(order_id, None)
         self._seq += 1
         self.sleepers[order_id] = Sleeper(actor_ref, top, band, self._seq, self._looks)
         if band is None:
@@ -91,7 +103,8 @@ class BookWatch:
             heapq.heappush(self._highs, (band.high, self._seq, order_id))
             if len(self._lows) > 2 * self._banded + 64:
                 self._rebuild()
-        if self._greenlet is None or self._greenlet.dead:
+        greenlet = self._greenlet
+        if greenlet is None or greenlet.dead:
             self._greenlet = gevent.spawn(self._run)
 
     def last_seen(self, order_id: str) -> BookTop | None:

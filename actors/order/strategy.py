@@ -35,12 +35,13 @@ from decimal import Decimal
 from actors.order.base import Stage
 from actors.order.quiet import QUIET_MAX, book_top, watch_of
 from domain.breakers import ClockTrouble, PriceGuard, RejectionCounter, counts_as_rejection, drawdown_trip
-from domain.strategy.band import QuietBand, quiet_band
+from domain.strategy.band import QuietBand, known_band, quiet_band
 from actors.protocol import ExchangeOrderEvents, StrategyTick
 from domain.states import OrderState
 
 from domain.exchange_orders import ExOrderState
 from domain.strategy.ladder import BookTop, Budget, MarketRules, build_proposals, mid_price, reference_price
+from domain.strategy.pair_memo import PairMemo
 from domain.strategy.params import StrategyParams, StrategyParamsError, parse_params
 from domain.strategy.pnl import PnlError
 from domain.strategy.refresh import (LiveOrder, orders_to_hang, pair_replacements, plan_cycle, quiet_until, resting,
@@ -91,10 +92,30 @@ def note_rejection(services, account: str, now: float, log, error=None) -> bool:
     return True
 
 
+# drawdown_trip answers by (basis, risk limits) objects and mark (_drawdown_at)
+_TRIPS: PairMemo[str | None] = PairMemo(4096)
 _PARAMS_MEMO: dict[tuple[str, str], tuple[object, StrategyParams]] = {}
 # (account id, symbol) -> (the account object, its market rules): a new account object (gateway restart) reads anew
 _RULES_MEMO: dict[tuple[str, str], tuple[object, MarketRules]] = {}
 PARAMS_MEMO_MAX = 4096
+
+
+# Budget objects by their amounts (immutable): the orders holding alike share one (budget_of)
+_BUDGETS: dict[tuple[str, str], Budget] = {}
+BUDGETS_MAX = 4096
+
+
+def budget_of(base: Decimal, quote: Decimal) -> Budget:
+    """``Budget(base, quote)``, the same object for the same amounts written alike (keyed by their text: 1000 and
+    1000.00 are two): a restart's 50,000 runners each made one of the same few holdings, and the band's and the
+    tick's comparisons of equal holdings short-cut on it."""
+    key = (str(base), str(quote))
+    known = _BUDGETS.get(key)
+    if known is None:
+        if len(_BUDGETS) >= BUDGETS_MAX:
+            _BUDGETS.clear()
+        known = _BUDGETS[key] = Budget(base=base, quote=quote)
+    return known
 
 
 def effective_params(config, pair, overrides: dict) -> StrategyParams:
@@ -232,8 +253,9 @@ class StrategyRunner:
                         o.hanging or o.client_order_id in self.hanging, o.level) for o in orders]
 
     def _budget(self, balances: dict) -> Budget:
-        return Budget(base=max(balances.get(self.pair.base_symbol, ZERO), ZERO),
-                      quote=max(balances.get(self.pair.quote_symbol, ZERO), ZERO))
+        pair = self.pair
+        return budget_of(max(balances.get(pair.base_symbol, ZERO), ZERO),
+                         max(balances.get(pair.quote_symbol, ZERO), ZERO))
 
     def live_orders(self) -> list[LiveOrder]:
         """This order's open exchange orders (kept; read again after ``forget``). Do not change the list."""
@@ -297,6 +319,18 @@ class StrategyRunner:
         if quiet is not None and quiet[0] == inputs and now < quiet[1]:
             self.cycles += 1
             return ""   # what the last tick decided holds: nothing to do (see the module docstring)
+        band = known_band(params=self.params, book=book, ref=ref, rules=rules, holdings=holdings, live=live,
+                          now=now, last_fill_price=self.last_fill_price)
+        if band is not None:
+            # an order alike (parameters, holdings, ladder) found this plan does nothing at this reference and
+            # worked out its band: so does this one's (domain/strategy/band.py known_band) — a restart's first
+            # ticks of orders alike, but the first, plan nothing and sleep on the band at once
+            self.cycles += 1
+            self._quiet_at = now
+            self._quiet = (inputs, quiet_until(params=self.params, live=live, now=now,
+                                               last_refresh_at=self.last_refresh_at, last_fill_at=self.last_fill_at),
+                           band)
+            return ""
         self._quiet = None
         budget = quoting_budget(holdings, live, self.params, rules)
         proposals, notes = build_proposals(self.params, ref, book, rules, budget, holdings.base, holdings.quote)
@@ -552,8 +586,14 @@ class StrategyRunner:
 
 
 def _drawdown_at(basis: DrawdownBasis, mark: Decimal, limits) -> str | None:
-    """``drawdown_trip`` at ``mark``. The funded value (a text round trip of the opening price) is worked out only
-    for a loss: nothing else can trip."""
+    """``drawdown_trip`` at ``mark``, remembered per (basis, limits) objects and mark: the orders funded alike
+    without fills share one basis (storage/reports.py), and a restart's first ticks ask it at the same marks
+    (the tick's and its quiet band's low end) 50,000 times."""
+    return _TRIPS.get((id(basis), id(limits), mark), basis, limits, _drawdown_of, basis, mark, limits)
+
+
+def _drawdown_of(basis: DrawdownBasis, mark: Decimal, limits) -> str | None:
+    """``_drawdown_at`` worked out. The funded value is worked out only for a loss: nothing else can trip."""
     pnl = basis.pnl_at(mark)
     if pnl >= 0:
         return None

@@ -57,6 +57,9 @@ from domain.strategy.params import StrategyParams
 from domain.strategy.refresh import LiveOrder, plan_cycle
 
 _PRICE = attrgetter("price")
+_SIDE_PRICE = attrgetter("side", "price")
+_CLIENT_ID = attrgetter("client_order_id")
+_CREATED_AT = attrgetter("created_at")
 HAIR = Decimal("1e-12")   # relative margin for Decimal rounding of the bounds (the pipeline computes 28 digits)
 
 
@@ -124,6 +127,31 @@ def quiet_band(*, params: StrategyParams, book: BookTop, ref: Decimal | None, ru
                last_fill_at: float | None, last_fill_price: Decimal | None) -> QuietBand | None:
     """The band of mids over which the plan made at ``book`` (which did nothing) still does nothing, or None
     (see the module docstring). ``holdings``: the order's ledger (its whole funds on the exchange)."""
+    key = _key(params, book, ref, rules, holdings, live, now, last_fill_price)
+    if key is None:
+        return None
+    return _BANDS.get(key, params, rules, _band, params, book, ref, rules, holdings, live, now)
+
+
+def known_band(*, params: StrategyParams, book: BookTop, ref: Decimal | None, rules: MarketRules,
+               holdings: Budget, live: Sequence[LiveOrder], now: float,
+               last_fill_price: Decimal | None) -> QuietBand | None:
+    """The band ``quiet_band`` remembers for these very inputs (an order of the same parameters, holdings and
+    ladder worked it out at this reference), else None — nothing is worked out here.
+
+    A band found says the plan does nothing at ``ref`` whatever the order's clock (``last_refresh_at``,
+    ``last_fill_at``): its key holds ``ref`` (a band is remembered only with its reference inside it), and what
+    it proves holds with the refresh due — the one clock state that checks more than the reference's distance
+    and the orders' age, which the key holds too — and with active orders resting no plan places anything unless
+    it cancels them. So a tick may skip the pipeline on it (actors/order/strategy.py: a restart's first ticks of
+    orders alike)."""
+    key = _key(params, book, ref, rules, holdings, live, now, last_fill_price)
+    return None if key is None else _BANDS.peek(key, params, rules)
+
+
+def _key(params: StrategyParams, book: BookTop, ref: Decimal | None, rules: MarketRules, holdings: Budget,
+         live: Sequence[LiveOrder], now: float, last_fill_price: Decimal | None) -> tuple | None:
+    """``quiet_band``'s checks of its inputs (None: no band can be shown) and what it remembers a band by."""
     tol = params.order_refresh_tolerance_pct
     mid = mid_price(book)
     if (mid is None or ref is None or ref != mid or tol < 0 or params.hanging_orders_enabled
@@ -136,11 +164,12 @@ def quiet_band(*, params: StrategyParams, book: BookTop, ref: Decimal | None, ru
     if len(live) != 2 * levels:
         return None
     # everything the band and its checking runs read of the order's own state (its orders' client ids only
-    # through their being distinct, their age only through its being past max_order_age at ``now``)
-    key = (id(params), id(rules), ref, holdings, tuple([(o.side, o.price) for o in live]),
-           len({o.client_order_id for o in live}) == len(live),
-           any([now - o.created_at > params.max_order_age for o in live]))
-    return _BANDS.get(key, params, rules, _band, params, book, ref, rules, holdings, live, now)
+    # through their being distinct, their age only through its being past max_order_age at ``now``); the
+    # holdings by their two amounts (hashed and compared in C, not by Budget's dataclass methods)
+    # (an order past max_order_age at ``now``: the oldest is; attrgetter maps — no Python frame per order)
+    return (id(params), id(rules), ref, holdings.base, holdings.quote, tuple(map(_SIDE_PRICE, live)),
+            len(set(map(_CLIENT_ID, live))) == len(live),
+            bool(live) and now - min(map(_CREATED_AT, live)) > params.max_order_age)
 
 
 def _band(params: StrategyParams, book: BookTop, ref: Decimal, rules: MarketRules, holdings: Budget,

@@ -126,10 +126,23 @@ def _positive(value: Decimal | None) -> Decimal | None:
 
 
 def _mid(book: BookTop) -> Decimal | None:
+    global _LAST_MID
+    last = _LAST_MID
+    if last[0] is book:   # the book top every order of a book ticks on (BookTop is immutable)
+        return last[1]
     bid, ask = _positive(book.best_bid), _positive(book.best_ask)
     if bid is None or ask is None or bid > ask:   # one side missing, or a crossed (inconsistent) book
-        return None
-    return (bid + ask) / TWO
+        mid = None
+    else:
+        mid = (bid + ask) / TWO
+    if type(book) is BookTop:
+        _LAST_MID = (book, mid)   # one tuple, rebound whole
+    return mid
+
+
+# the last book top _mid worked out and its mid: the orders of a book share its top object
+# (actors/order/quiet.py book_top), so a round of their ticks works its mid out once, the same Decimal for all
+_LAST_MID: tuple = (None, None)
 
 
 def mid_price(book: BookTop) -> Decimal | None:

@@ -32,5 +32,12 @@ class PairMemo(Generic[T]):
         self._entries[key] = (params, rules, value)
         return value
 
+    def peek(self, key: Hashable, params: Any, rules: Any) -> T | None:
+        """The answer remembered under ``key`` for these very objects, else None (nothing is computed)."""
+        known = self._entries.get(key)
+        if known is not None and known[0] is params and known[1] is rules:
+            return known[2]
+        return None
+
     def clear(self) -> None:
         self._entries.clear()

@@ -74,6 +74,10 @@ class LiveOrder:
     def __post_init__(self) -> None:
         if self.side not in SIDES:
             raise ValueError(f"LiveOrder.side must be 'buy' or 'sell', got {self.side!r}")
+        price, amount, remaining = self.price, self.amount, self.remaining
+        if (type(price) is Decimal and type(amount) is Decimal and type(remaining) is Decimal   # the common case
+                and price.is_finite() and amount.is_finite() and remaining.is_finite()):
+            return
         for name in ("price", "amount", "remaining"):
             value = getattr(self, name)
             if not isinstance(value, Decimal) or not value.is_finite():
@@ -107,9 +111,19 @@ def tolerance_check(active: Sequence[LiveOrder], proposals: Sequence[Proposal],
     """Hummingbot's refresh tolerance: ``(True, why)`` to keep ``active`` as they are."""
     if tolerance < 0:
         return False, "tolerance check disabled"
-    for side in SIDES:
-        old = sorted([o.price for o in active if o.side == side], reverse=(side == BUY))   # innermost first
-        new = sorted([p.price for p in proposals if p.side == side], reverse=(side == BUY))
+    old_bids: list[Decimal] = []
+    old_asks: list[Decimal] = []
+    new_bids: list[Decimal] = []
+    new_asks: list[Decimal] = []
+    for o in active:   # one pass each (a side is BUY or SELL: LiveOrder and Proposal check it)
+        (old_bids if o.side == BUY else old_asks).append(o.price)
+    for p in proposals:
+        (new_bids if p.side == BUY else new_asks).append(p.price)
+    for side, old, new in ((BUY, old_bids, new_bids), (SELL, old_asks, new_asks)):   # SIDES' order
+        if len(old) > 1:   # innermost first
+            old.sort(reverse=(side == BUY))
+        if len(new) > 1:
+            new.sort(reverse=(side == BUY))
         if len(old) != len(new):
             return False, f"{side} count {len(old)} -> {len(new)}"
         for o, n in zip(old, new):
@@ -151,7 +165,9 @@ def _kept_as_is(params: StrategyParams, proposals: Sequence[Proposal], live: Seq
     for order in live:
         if hanging_on and order.hanging:
             return None
-        if _distance(order, ref_price) < minimum_spread or now - order.created_at > max_order_age:
+        # _distance(order, ref_price), inlined (every tick of every running order)
+        distance = ((ref_price - order.price) if order.side == BUY else (order.price - ref_price)) / ref_price
+        if distance < minimum_spread or now - order.created_at > max_order_age:
             return None
         ids.append(order.client_order_id)
     keep = tuple(ids)
@@ -271,9 +287,18 @@ def quiet_until(*, params: StrategyParams, live: Sequence[LiveOrder], now: float
     the proposals' inputs (book, reference, holdings, live orders, parameters) stay the same."""
     refresh_due_at, create_at, _fill_gate = _clock(params, last_refresh_at, last_fill_at)
     hanging_on = params.hanging_orders_enabled
-    moments = [refresh_due_at, create_at]
-    moments.extend(o.created_at + params.max_order_age for o in live if not (hanging_on and o.hanging))
-    return min((m for m in moments if m > now), default=math.inf)
+    max_order_age = params.max_order_age
+    until = math.inf   # the least moment after now (a plain loop: every quiet tick of every order)
+    if now < refresh_due_at < until:
+        until = refresh_due_at
+    if now < create_at < until:
+        until = create_at
+    for o in live:
+        if not (hanging_on and o.hanging):
+            moment = o.created_at + max_order_age
+            if now < moment < until:
+                until = moment
+    return until
 
 
 def pair_replacements(cancel: Sequence[LiveOrder], place: Sequence[Proposal]
@@ -327,6 +352,8 @@ def quoting_budget(ledger: Budget, live: Sequence[LiveOrder], params: StrategyPa
     buy, and :func:`plan_cycle` places a new ladder only once every active order
     is gone, so at placement time this equals the truly free funds."""
     base, quote = ledger.base, ledger.quote
+    if not params.hanging_orders_enabled and base >= ZERO and quote >= ZERO and type(ledger) is Budget:
+        return ledger   # what the lines below would make of it (immutable): every tick of every order made one
     if params.hanging_orders_enabled:
         for o in live:
             if not o.hanging:
