@@ -1,7 +1,7 @@
 """Restart benchmark: how long a restart takes until every order is ready, and resident memory per order.
 
     python bench/recovery.py [--orders 100000] [--running 50000] [--repeats 3] [--timeout 120]
-                             [--first-timeout 300]
+                             [--first-timeout 300] [--distinct-funds]
 
 Prints ONE JSON line: ``{"orders", "running", "restart_s", "kib_per_order", "cpu_s", "wall_s", ...}`` —
 medians over ``--repeats`` restarts, each listed in ``restarts``. Goals (issue 14): restart <= 10 s,
@@ -10,6 +10,9 @@ medians over ``--repeats`` restarts, each listed in ``restarts``. Goals (issue 1
 1. The world: the fake Mixin and the fake exchange (Binance dialect, rate limit off, the mid standing
    still) in a child process (``fakes.py``); the exchange account is funded with every running order's
    ledger.
+   Every running order is funded alike (0.01 BTC, 1,000 USDT) unless ``--distinct-funds`` gives each its own
+   amounts, as real users' orders are: what the service shares between orders alike (a quiet band, a drawdown
+   basis, a budget) is then worked out once per order.
 2. The database (SQLite), built in bulk (``seeding.py``, timed as ``build_s``): ``--orders`` open orders,
    of which ``--running`` are ``running`` (state history, payment tallies, ledger deposits of 0.01 BTC and
    1,000 USDT each) and the rest ``payment_pending`` with a deadline a month away — idle: an actor each,
@@ -127,8 +130,25 @@ def place_ladders(fx, path: Path) -> None:
     path.with_suffix(".placed").write_text(json.dumps(ladders))
 
 
+DISTINCT_SPAN = (Decimal("1e-8"), Decimal("0.01"))  # --distinct-funds: more per order index (BTC, USDT)
+
+
+def funds_of(distinct: bool):
+    """A running order's deposits: LEDGER_BASE and LEDGER_QUOTE each, or (``--distinct-funds``) each order its own
+    amounts (up to DISTINCT_SPAN more), as real users' orders are — work the service shares between orders alike
+    (a quiet band, a drawdown basis, a budget) is then done once per order."""
+    if not distinct:
+        return None
+
+    def funds(order_id: str) -> tuple[Decimal, Decimal]:
+        k = int(order_id[:8], 16)
+        return LEDGER_BASE + k * DISTINCT_SPAN[0], LEDGER_QUOTE + k * DISTINCT_SPAN[1]
+
+    return funds
+
+
 def build_database(work: Path, mixin_port: int, exchange_port: int, orders: int, running: int,
-                   ladders: list[dict]) -> None:
+                   ladders: list[dict], distinct: bool = False) -> None:
     from domain.config import parse_config
     from domain.payment import FeeRequirements
     from sim.world import BTC, BTC_USDT_PAIR, ETH
@@ -147,7 +167,8 @@ def build_database(work: Path, mixin_port: int, exchange_port: int, orders: int,
             busy = ids[:max(0, running - start)]
             if busy:
                 seeding.seed_orders(db, busy, pair, fees, now, state="running", base=LEDGER_BASE,
-                                    quote=LEDGER_QUOTE, user_id="00000000-0000-4000-8000-0000000000b0")
+                                    quote=LEDGER_QUOTE, user_id="00000000-0000-4000-8000-0000000000b0",
+                                    funds=funds_of(distinct))
             idle = ids[len(busy):]
             if idle:
                 seeding.seed_orders(db, idle, pair, fees, now, state="payment_pending", timeout=IDLE_TIMEOUT)
@@ -324,6 +345,8 @@ def main() -> int:
                                                                      "reports what it reached")
     parser.add_argument("--first-timeout", type=float, default=300.0,
                         help="seconds for the first start, where the running orders place their ladders")
+    parser.add_argument("--distinct-funds", action="store_true",
+                        help="each running order funded with its own amounts (default: every one alike)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (database, service logs)")
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--service", action="store_true", help=argparse.SUPPRESS)
@@ -360,15 +383,16 @@ def main() -> int:
     ladders_file = work / "ladders.json"
     write_ladders(ladders_file, args.running)
     fake = subprocess.Popen([sys.executable, __file__, "--serve-fake", "--work", str(work), "--port-file",
-                             str(port_file), "--credit-btc", str(LEDGER_BASE * (args.running + 10)),
-                             "--credit-usdt", str(LEDGER_QUOTE * (args.running + 10)),
+                             str(port_file),
+                             "--credit-btc", str((LEDGER_BASE + DISTINCT_SPAN[0] * args.running) * (args.running + 10)),
+                             "--credit-usdt", str((LEDGER_QUOTE + DISTINCT_SPAN[1] * args.running) * (args.running + 10)),
                              "--ladders", str(ladders_file)])
     try:
         mixin_port, exchange_port, stats_port = fakes.wait_for_ports(port_file, fake)
         ports = f"{mixin_port},{exchange_port},{stats_port}"
         build = measure.start()
         build_database(work, mixin_port, exchange_port, args.orders, args.running,
-                       json.loads(ladders_file.with_suffix(".placed").read_text()))
+                       json.loads(ladders_file.with_suffix(".placed").read_text()), args.distinct_funds)
         build.stop()
         first = start_and_measure(args, work, ports, "first start", args.first_timeout)
         restarts = [start_and_measure(args, work, ports, f"restart {i + 1}", args.timeout)
@@ -384,6 +408,7 @@ def main() -> int:
         "bench": "recovery",
         "orders": args.orders,
         "running": args.running,
+        "distinct_funds": args.distinct_funds,
         "restart_s": med.get("restart_s") if all_ready else None,  # None: not ready within --timeout
         "kib_per_order": med.get("kib_per_order"),
         "cpu_s": med.get("cpu_s"),

@@ -24,9 +24,10 @@ def order_id_of(i: int, salt: int = 0) -> str:
 
 def seed_orders(db, order_ids, pair, fees, now: float, *, state: str, overrides: dict | None = None,
                 base: Decimal = Decimal(0), quote: Decimal = Decimal(0), timeout: float = 600.0,
-                user_id: str | None = None) -> None:
+                user_id: str | None = None, funds=None) -> None:
     """``pair``: the config's PairRules (asset ids and exchange symbols); ``state``: one of STATES. Call inside
-    a transaction (``with db.atomic():``)."""
+    a transaction (``with db.atomic():``). ``funds(order_id) -> (base, quote)``: each funded order's own amounts
+    (default: ``base`` and ``quote`` for every one)."""
     path = STATES[state]
     funded = len(path) > 1
     p = db.param
@@ -43,6 +44,8 @@ def seed_orders(db, order_ids, pair, fees, now: float, *, state: str, overrides:
             history.append((order_id, previous, to_state, f"bench seed: {to_state}", now))
             previous = to_state
         if funded:
+            if funds is not None:
+                base, quote = funds(order_id)
             tallies.append((order_id, pair.base_asset_id, format(base, "f"), 1))
             tallies.append((order_id, pair.quote_asset_id, format(quote, "f"), 1))
             ledger.append((order_id, pair.base_symbol, format(base, "f"), "deposit credited (base)",
