@@ -22,8 +22,8 @@ for every symbol, the exchange's open orders are matched with the orders DB by c
 A failure to LIST a symbol's open orders or trades (UnknownOutcome / RateLimited) raises: without
 that list nothing can be reconciled, and the caller retries the whole (idempotent) procedure. The first
 symbol's listing is requested before the account's open rows are read (``_Listing``): the venue builds its
-reply (seconds for 100,000 orders) while they are read; the account is not published meanwhile, so no order
-of it is placed or cancelled in between.
+reply (seconds for 100,000 orders) while they are read. The account is not published meanwhile: no order of it
+is placed or cancelled in between (but for a request already under way when a gateway restarts, as before).
 
 ``poll_updates`` — one round of the update stream: for each symbol with something to watch,
 ``fetch_open_orders`` (statuses and mappings of listed orders), targeted lookups of DB-open orders
