@@ -43,8 +43,9 @@ _starts_unyielded = 0  # actor starts since the last such yield
 
 class _Runs:
     """Runs pooled actors' work — an on_start, or a run over the messages of an idle actor's mailbox — oldest first, on
-    one greenlet for many of them: a greenlet per actor start and per wake-up (spawned, switched to, ended) was ~6 %
-    of a restart's CPU at 100,000 order actors, most of whose setups and first ticks never yield. A run that does
+    one greenlet for many of them: a greenlet per actor start and per wake-up (spawned, switched to, ended) — its
+    spawn alone ~3 % of a restart's samples at 100,000 order actors, most of whose setups and first ticks never
+    yield. A run that does
     yield (it waits for the writer, an ask, a request) must not hold back the ones queued behind it — one of them may
     be what it waits for — so whenever another greenlet runs while the draining greenlet is inside a run, that
     greenlet is blocked there: the queue passes to a new greenlet (an enqueue that finds it so hands it over at once;
@@ -192,7 +193,7 @@ class PooledActor(pykka.ThreadingActor):
         return _Mailbox(self)
 
     def _start_actor_loop(self) -> None:
-        _runs.add(self._pooled_setup)  # on_start runs on a shared greenlet (_Runs), not one of its own
+        _runs.add(self._pooled_first_run)  # on_start runs on a shared greenlet (_Runs), not one of its own
         # Yield now and then, as a ThreadingActor's start does under gevent (Thread.start waits for the thread): a
         # supervisor starting thousands of actors in one handler then lets them and everyone else run in between,
         # instead of queueing every setup ahead of the rest of the process. Every START_YIELD_EVERY starts, not
@@ -204,21 +205,12 @@ class PooledActor(pykka.ThreadingActor):
             _starts_unyielded = 0
             gevent.sleep(0)
 
-    def _pooled_setup(self) -> None:
-        """on_start (a failure there stops the actor); then what was sent meanwhile, or the teardown of a failed
-        start, runs on a greenlet of the actor's own, as any later message does."""
-        try:
-            self._actor_loop_setup()
-        finally:
-            mailbox: _Mailbox = self.actor_inbox  # type: ignore[assignment]
-            if mailbox._queue or self.actor_stopped.is_set():  # noqa: SLF001
-                _runs.add(self._pooled_run)
-            else:
-                mailbox._queue = None  # noqa: SLF001
-                mailbox.running = False
+    def _pooled_first_run(self) -> None:
+        self._actor_loop_setup()  # on_start (a failure there stops the actor: the run below then tears down)
+        self._pooled_run()
 
     def _pooled_run(self) -> None:
-        """Handle messages until the mailbox is empty (the greenlet then ends) or the actor stopped."""
+        """Handle messages until the mailbox is empty (the run then ends) or the actor stopped."""
         mailbox: _Mailbox = self.actor_inbox  # type: ignore[assignment]
         stopped = self.actor_stopped
         while not stopped.is_set():
