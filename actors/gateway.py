@@ -38,7 +38,11 @@ rounds is also never shorter than the last round's request weight needs at ``wei
 of the account's ``weight_per_minute``: with 1,200/min and one symbol in flight (``openOrders``, 6)
 the fast interval is in effect 0.6 s; with Binance's real 6,000/min it is the configured 0.3 s. Nor is it
 shorter than 3x the last round's own duration (``STREAM_SHARE``, at most ``COST_GAP_MAX`` 10 s): a round
-over tens of thousands of open orders takes seconds, and the order actors need the rest. The trades
+over tens of thousands of open orders takes seconds, and the order actors need the rest. The start-up
+reconciliation is such a round (it lists every open order of the account): the stream's first round keeps the
+same distance from it, 3x its duration (at most ``COST_GAP_MAX``), instead of listing the same 100,000 orders again
+within a second while a restart recovers its order actors; fills meanwhile are read by that first round (trades
+since ``trades_lookback``), no later than the rule lets any round follow another. The trades
 cursor (``since_ms`` per symbol) lives in memory and starts at ``now - trades_lookback`` (24 h):
 re-reading is safe, fills are deduplicated by key. Intervals come from ``services.config.stream``
 (``slow_interval``, ``fast_interval``, ``book_ttl``, ``trades_lookback``) when present; the
@@ -191,6 +195,7 @@ class ExchangeGateway(SupervisedActor):
         self._looked_up: dict[str, float] = {}
         self._quiet: dict[str, tuple[bytes, tuple, float]] = {}  # symbols whose last status pass found nothing (poll_updates)
         self._round_weight = 0
+        self._reconcile_seconds = 0.0   # how long the last start-up reconciliation took (the stream's round 0)
         self._trades_at: dict[str, float] = {}
         self._linger: dict[str, float] = {}
         self._failing: str | None = None
@@ -350,8 +355,10 @@ class ExchangeGateway(SupervisedActor):
             return
         symbols = self._configured_symbols()
         grace = self._stream_options.get("not_found_grace", updates.NOT_FOUND_GRACE)
+        started = time.monotonic()
         report = updates.reconcile_account(self.account, self.writer, symbols=symbols, now=self._now(),
                                            lookback=self.trades_lookback, not_found_grace=grace)
+        self._reconcile_seconds = time.monotonic() - started
         self.reconciled = report
         self._quiet = dict(report.quiet)   # a symbol that had nothing to reconcile starts the stream quiet
         level = "WARNING" if (report.unresolved or report.conflicts or report.cancelled_unknown
@@ -368,7 +375,8 @@ class ExchangeGateway(SupervisedActor):
         """Start the account's background loops: the order-update stream (timer messages to itself)."""
         if self.writer is None:
             return
-        self._schedule(self.fast_interval)
+        # the reconciliation just listed every open order: the first round keeps the cost rule's distance from it
+        self._schedule(max(self.fast_interval, self._cost_gap(self._reconcile_seconds)))
 
     def _schedule(self, delay: float) -> None:
         if self._stream_timer is not None:
@@ -420,12 +428,14 @@ class ExchangeGateway(SupervisedActor):
         interval = self.fast_interval if self._stream["in_flight"] else self.slow_interval
         self._schedule(max(interval, self._budget_gap(), self._cost_gap()))
 
-    def _cost_gap(self) -> float:
+    def _cost_gap(self, spent: float | None = None) -> float:
         """Seconds the last round's own duration asks for: a round over tens of thousands of open orders (the
         venue's reply decoded, every row of them read) takes seconds, and back to back such rounds left the order actors — a restart's recovery
         among them — a fraction of the process. The stream takes at most STREAM_SHARE of it, and waits no
-        longer than COST_GAP_MAX for that."""
-        spent = float(self._stream.get("last_round_seconds") or 0.0)
+        longer than COST_GAP_MAX for that. ``spent``: another round's duration (the start-up reconciliation's)
+        instead of the last stream round's."""
+        if spent is None:
+            spent = float(self._stream.get("last_round_seconds") or 0.0)
         return min(spent * (1 / STREAM_SHARE - 1), COST_GAP_MAX)
 
     def _weight_of(self, result: updates.UpdateRound) -> int:

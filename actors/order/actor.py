@@ -196,8 +196,9 @@ class OrderActor(PooledActor, SupervisedActor):
     def resume_stages(self) -> None:
         """Each stage picks up its work from the durable state (start and recovery are one path); a stage not built
         yet is built only if it has work to resume."""
-        for name, cls in STAGES:   # (the view each time: an earlier stage's resume may have moved the order)
-            if self.built(name) is not None or cls.resumes(self.view):
+        built = self.__dict__   # (what ``built`` reads: a stage is there once built; 100,000 actors x 7 stages at a start)
+        for name, resumes in _RESUMES:   # (the view each time: an earlier stage's resume may have moved the order)
+            if name in built or resumes(self._view):
                 getattr(self, name).resume()
 
     def teardown(self) -> None:
@@ -238,6 +239,9 @@ class OrderActor(PooledActor, SupervisedActor):
 # The stages, by the OrderActor attribute that holds each, in the class's order (resumed in this order).
 STAGES: tuple[tuple[str, type[Stage]], ...] = tuple(
     (name, attr.cls) for name, attr in vars(OrderActor).items() if isinstance(attr, _LazyStage))
+
+# (stage attribute, its class's ``resumes``), in the same order: what resume_stages asks of each
+_RESUMES = tuple((name, cls.resumes) for name, cls in STAGES)
 
 
 def build_dispatch(stages) -> dict[type, tuple[str, object]]:

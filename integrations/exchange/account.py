@@ -326,6 +326,56 @@ def _retry_after(headers: Mapping[str, str] | None) -> float | None:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
+def _digest(body: bytes) -> bytes:
+    # SHA-256 (cut to 16 bytes): with the SHA extensions of today's x86 and ARM CPUs it hashes ~1.4 GB/s, twice
+    # blake2b (a 100,000-order reply is ~40 MB); the digest is only ever compared in this process
+    return hashlib.sha256(body).digest()[:16]
+
+
+class _Unchanged:
+    """What ccxt reads of an open-orders answer whose bytes are the ones the caller knows (their digest): ``[]``, not
+    ~40 MB decoded to text and parsed for nothing (``fetch_open_orders_unless`` reads no record of it)."""
+
+    __slots__ = ("encoding", "headers", "reason", "status_code", "url")
+    text = "[]"
+    content = b"[]"
+
+    def __init__(self, answer: Any) -> None:
+        self.status_code = answer.status_code
+        self.reason = answer.reason
+        self.headers = answer.headers
+        self.encoding = "utf-8"
+        self.url = getattr(answer, "url", "")
+
+    def raise_for_status(self) -> None:
+        """Only a 200 answer stands in here."""
+
+
+class _DigestingSession:
+    """The session ccxt sends through (the account's ``LeanSession``, everything else delegated to it): inside
+    ``fetch_open_orders_unless`` (greenlet-local ``raw_orders``) a 200 answer's digest is taken of its bytes, and one
+    whose digest is the known one reaches ccxt as ``_Unchanged``."""
+
+    __slots__ = ("_inner", "_local")
+
+    def __init__(self, inner: Any, local: Any) -> None:
+        self._inner = inner
+        self._local = local
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        answer = self._inner.request(*args, **kwargs)
+        local = self._local
+        if getattr(local, "raw_orders", False) and answer.status_code == 200:
+            digest = _digest(answer.content)
+            local.open_digest = digest
+            if digest == local.open_known:
+                return _Unchanged(answer)
+        return answer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
 class ExchangeAccount:
     """Greenlet-safe facade over ONE sync ccxt instance for one account (see the module docstring)."""
 
@@ -349,6 +399,7 @@ class ExchangeAccount:
         # what ccxt sends through: reused urllib3 connections without requests' per-request work (transport.py);
         # the requests session above carries what the lean path does not (proxies, multipart)
         self.transport = LeanSession(maxsize=max(10, cfg.max_concurrency), fallback=self.session)
+        self._local = gevent.local.local()
         factory = exchange_factory or getattr(ccxt, cfg.ccxt_id)
         self._ex = factory(self._ccxt_params())
         self._apply_url_overrides()
@@ -364,7 +415,6 @@ class ExchangeAccount:
             self._ex.exceptions["exact"] = exact
         if not cfg.withdraw_client_id:  # the operator does not rely on the venue's client id
             self.venue = dataclasses.replace(self.venue, withdraw_client_id_param=None, withdraw_client_id_field=None)
-        self._local = gevent.local.local()
         self._markets_lock = gevent.lock.Semaphore()
         self._markets_loaded = False
         self._requests = 0
@@ -402,7 +452,7 @@ class ExchangeAccount:
         cfg = self.cfg
         params: dict[str, Any] = _plain(cfg.config)
         params["options"] = _deep_merge(_plain(venue(cfg.ccxt_id).options), cfg.options)
-        params["session"] = self.transport
+        params["session"] = _DigestingSession(self.transport, self._local)
         params["enableRateLimit"] = False  # our limiter; ccxt's does not serialize concurrent callers
         params["timeout"] = int(cfg.request_timeout * 1000)
         # shared per-instance "last response" state is racy under concurrency and unused here
@@ -1119,11 +1169,12 @@ class ExchangeAccount:
 
     def _parse_json(self, http_response: Any) -> Any:
         """ccxt's ``parse_json``; inside ``fetch_open_orders_unless`` (greenlet-local) the reply's digest is kept,
-        and a reply equal to the known one is not decoded (an empty list stands in: nothing reads it)."""
-        if getattr(self._local, "raw_orders", False) and isinstance(http_response, str):
-            # SHA-256 (cut to 16 bytes): with the SHA extensions of today's x86 and ARM CPUs it hashes ~1.4 GB/s,
-            # twice blake2b (a 100,000-order reply is ~40 MB); the digest is only ever compared in this process
-            digest = hashlib.sha256(http_response.encode()).digest()[:16]
+        and a reply equal to the known one is not decoded (an empty list stands in: nothing reads it). The digest is
+        taken of the answer's bytes as they arrive (``_DigestingSession``), before ccxt decodes them to text; here
+        only for an answer that did not come through it."""
+        if (getattr(self._local, "raw_orders", False) and isinstance(http_response, str)
+                and self._local.open_digest is None):
+            digest = _digest(http_response.encode())
             self._local.open_digest = digest
             if digest == self._local.open_known:
                 return []

@@ -20,7 +20,10 @@ for every symbol, the exchange's open orders are matched with the orders DB by c
   ``foreign_exchange_order``); orders the DB holds final but the exchange lists open are conflicts
   (ERROR + Alert ``exchange_order_conflict``).
 A failure to LIST a symbol's open orders or trades (UnknownOutcome / RateLimited) raises: without
-that list nothing can be reconciled, and the caller retries the whole (idempotent) procedure.
+that list nothing can be reconciled, and the caller retries the whole (idempotent) procedure. The first
+symbol's listing is requested before the account's open rows are read (``_Listing``): the venue builds its
+reply (seconds for 100,000 orders) while they are read. The account is not published meanwhile: no order of it
+is placed or cancelled in between (but for a request already under way when a gateway restarts, as before).
 
 ``poll_updates`` — one round of the update stream: for each symbol with something to watch,
 ``fetch_open_orders`` (statuses and mappings of listed orders), targeted lookups of DB-open orders
@@ -42,6 +45,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import gevent
+import gevent.event
 import gevent.pool
 from loguru import logger
 
@@ -475,16 +480,56 @@ def reconcile_account(account: Any, writer: Any, *, symbols: Iterable[str], now:
     AuthenticationFailed when the key is refused."""
     work = _Work(account, writer, now, not_found_grace)
     fingerprints = xr.open_fingerprints(work.account_id, OPEN_STATES)   # before the rows: a write in between only costs a pass
-    db_rows = _open_rows_by_symbol(work.account_id)   # raw rows: only those the plan needs are viewed (oldest first)
-    wanted = sorted(set(symbols) | set(db_rows))
-    report = ReconcileReport(account_id=work.account_id, symbols=tuple(wanted))
-    for symbol in wanted:
-        digest = _reconcile_symbol(work, report, symbol, db_rows.get(symbol, []), lookback)
-        if digest is not None and symbol in fingerprints:
-            report.quiet[symbol] = (digest, fingerprints[symbol], now)
+    symbols = set(symbols)
+    # the first symbol's listing goes out before the rows are read: the venue builds its reply (seconds, for 100,000
+    # open orders) while they are read, and its records are claimed once they are (its _Claims wait for them)
+    ahead = sorted(symbols | set(fingerprints))[:1]
+    listings = {symbol: _Listing(account, symbol) for symbol in ahead}
+    try:
+        db_rows = _open_rows_by_symbol(work.account_id)   # raw rows: only those the plan needs are viewed (oldest first)
+        wanted = sorted(symbols | set(db_rows))
+        report = ReconcileReport(account_id=work.account_id, symbols=tuple(wanted))
+        for symbol in wanted:
+            digest = _reconcile_symbol(work, report, symbol, db_rows.get(symbol, []), lookback,
+                                       listings.pop(symbol, None))
+            if digest is not None and symbol in fingerprints:
+                report.quiet[symbol] = (digest, fingerprints[symbol], now)
+    finally:
+        for listing in listings.values():   # not taken (a failure before its symbol's turn)
+            listing.cancel()
     report.changes = work.changes
     report.events = work.events()
     return report
+
+
+class _Listing:
+    """One symbol's open orders (``_fetch_open``, with claims) listed on a greenlet of its own, started before the
+    caller reads the symbol's rows; ``result`` hands the claims their rows (``_Claims.load``) and waits for it."""
+
+    def __init__(self, account: Any, symbol: str) -> None:
+        self.claims = _Claims(None)
+        self._greenlet = gevent.spawn(self._run, account, symbol)
+        gevent.sleep(0)   # the request goes out now: the caller's reads that follow do not yield (SQLite)
+
+    def _run(self, account: Any, symbol: str) -> tuple[bool, Any]:
+        try:
+            return True, _fetch_open(account, symbol, None, self.claims)
+        except Exception as exc:  # noqa: BLE001 - raised again in the caller, by result()
+            return False, exc
+
+    def result(self, db_rows: list[tuple]) -> tuple[bytes | None, list[OrderInfo] | None]:
+        self.claims.load(db_rows)
+        try:
+            ok, value = self._greenlet.get()
+        finally:
+            self.cancel()
+        if not ok:
+            raise value
+        return value
+
+    def cancel(self) -> None:
+        if not self._greenlet.dead:
+            self._greenlet.kill(block=False)
 
 
 _SIDE, _SYMBOL, _PRICE, _AMOUNT, _FILLED, _ORDER, _CREATED = (
@@ -500,16 +545,28 @@ class _Claims:
     (reads in full) every record whose client id or exchange id is listed more than once, so the plan still sees
     every duplicate."""
 
-    __slots__ = ("_rows", "_taken", "_twice")
+    __slots__ = ("_loaded", "_rows", "_taken", "_twice")
 
-    def __init__(self, db_rows: list[tuple]) -> None:
+    def __init__(self, db_rows: list[tuple] | None) -> None:
+        """``db_rows`` None: given later (``load``); a claim asked before waits for them (a listing that went out
+        before its rows were read)."""
+        self._rows: dict[tuple[str, ...], tuple] | None = None
+        self._loaded = gevent.event.Event() if db_rows is None else None
+        self._taken: dict[tuple[str, ...], Any] = {}
+        self._twice: set[tuple[str, ...]] = set()
+        if db_rows is not None:
+            self.load(db_rows)
+
+    def load(self, db_rows: list[tuple]) -> None:
         accepted = X.ACCEPTED.value
         self._rows = {held_key(row[_CID], row[_XID], row[_SIDE], row[_PRICE], row[_AMOUNT]): row for row in db_rows
                       if row[_STATE] == accepted and row[_XID] is not None and plain_text(row[_FILLED]) == "0"}
-        self._taken: dict[tuple[str, ...], Any] = {}
-        self._twice: set[tuple[str, ...]] = set()
+        if self._loaded is not None:
+            self._loaded.set()
 
     def __call__(self, key: tuple[str, ...], raw: Any) -> bool:
+        if self._rows is None:
+            self._loaded.wait()
         if key not in self._rows:
             return False
         if key in self._taken:
@@ -575,13 +632,15 @@ def _adopted_as_held(report: ReconcileReport, work: _Work, db_rows: list[tuple],
 
 
 def _reconcile_symbol(work: _Work, report: ReconcileReport, symbol: str, db_rows: list[tuple],
-                      lookback: float) -> bytes | None:
-    """Reconcile one symbol. Returns the digest of the venue's reply when the symbol was quiet (every open row
-    listed as held, nothing else listed: nothing to do), else None."""
+                      lookback: float, listing: _Listing | None = None) -> bytes | None:
+    """Reconcile one symbol (``listing``: its open orders listed already under way). Returns the digest of the
+    venue's reply when the symbol was quiet (every open row listed as held, nothing else listed: nothing to do),
+    else None."""
     acc = work.account_id
-    claims = _Claims(db_rows)
+    claims = _Claims(db_rows) if listing is None else listing.claims
     try:
-        digest, infos = _fetch_open(work.account, symbol, None, claims)
+        digest, infos = (_fetch_open(work.account, symbol, None, claims) if listing is None
+                         else listing.result(db_rows))
     except AuthenticationFailed:
         raise
     except DefinitiveError as exc:
