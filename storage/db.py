@@ -186,6 +186,11 @@ def _connect(url: str, busy_timeout: float, pool_size: int = DEFAULT_POOL_SIZE) 
             thread_safe=False,
             check_same_thread=False,
             autoconnect=True,
+            # BEGIN IMMEDIATE: a transaction takes the write lock when it begins, waiting up to busy_timeout for
+            # another process's (the CLI's `archive run`, an operator command). A deferred BEGIN that read first
+            # and then wrote after another process had committed got SQLITE_BUSY at once, no wait: the poller's
+            # ingest unit failed and the poller restarted (seen while `archive run` ran beside the service).
+            lock_type="IMMEDIATE",
         )
     elif url.startswith(("postgresql://", "postgres://")):
         db = _pg_database(url, busy_timeout, pool_size)
