@@ -138,6 +138,7 @@ def test_orders_with_the_same_parameters_and_rules_share_their_part_of_the_band_
             mid = D(str(rng.randint(5_000_000, 7_000_000))) / 100
             live = ladder_at(params, mid)
             band_module._LADDERS.clear()
+            band_module._SHARED.clear()
             band_module._BANDS.clear()   # and the bands from it: worked out afresh
             fresh = band_of(params, live, mid)
             assert fresh is not None and band_of(params, live, mid) == fresh
@@ -151,6 +152,7 @@ def test_orders_with_the_same_parameters_and_rules_share_their_part_of_the_band_
                                   live=live, now=10.0, last_refresh_at=0.0, last_fill_at=None, last_fill_price=None)
             warm = other()
             band_module._LADDERS.clear()
+            band_module._SHARED.clear()
             band_module._BANDS.clear()   # and the bands from it: worked out afresh
             assert warm is not None and warm == other() and warm.high < fresh.high
 
@@ -165,6 +167,7 @@ def test_a_band_known_for_orders_alike_means_the_plan_does_nothing_at_any_clock(
     for over in ({}, {"order_levels": 1}, {"minimum_spread": "0.0025"}, {"post_only": False}):
         params = params_of(**over)
         for _ in range(10):
+            band_module._SHARED.clear()
             band_module._BANDS.clear()
             mid = D(str(rng.randint(5_000_000, 7_000_000))) / 100
             live = ladder_at(params, mid)
@@ -187,5 +190,41 @@ def test_a_band_known_for_orders_alike_means_the_plan_does_nothing_at_any_clock(
                                           last_refresh_at=last_refresh_at, last_fill_at=last_fill_at,
                                           ref_price=mid, replace=replace)
                         assert not (plan.cancel or plan.place), (over, mid, last_refresh_at, last_fill_at, plan)
-            assert known(alike, holdings=Budget(base=D("2"), quote=D("100000"))) is None
+            # other funds that cover the ladder over the band: the same band (funds enter it only through bounds
+            # they do not reach); funds that bind inside it, or short of the asks' base: none known
+            assert known(alike, holdings=Budget(base=D("2"), quote=D("100000"))) is band
+            bid_cost = band_module._ladder(params, RULES).bid_cost   # quote the bids cost per unit of mid
+            assert known(alike, holdings=Budget(base=D("1"), quote=(mid + band.high) / 2 * bid_cost)) is None
+            assert known(alike, holdings=Budget(base=D("0.000001"), quote=D("100000"))) is None
             assert known(alike, now=params.max_order_age + 10.0) is None   # its orders aged: not alike
+
+
+def test_the_band_of_a_ladder_is_each_orders_own_band_whatever_its_funds():
+    """quiet_band works a band out once per ladder (funds that cover it) and hands it to every order whose funds
+    cover the ladder all over it; the band equals the one worked out from that order's own funds alone
+    (``_band``, the per-order computation), for funds that cover, bind inside the band or fall short."""
+    from domain.strategy import band as band_module
+    rng = random.Random(33)
+    for over in ({}, {"order_levels": 1}, {"minimum_spread": "0.0025"}, {"order_refresh_tolerance_pct": "0.002"}):
+        params = params_of(**over)
+        for _ in range(15):
+            mid = D(str(rng.randint(5_000_000, 7_000_000))) / 100
+            live = ladder_at(params, mid)
+            bids = sum(o.price * o.amount for o in live if o.side == "buy") * (1 + RULES.maker_fee)
+            asks = sum(o.amount for o in live if o.side == "sell")
+            covering = band_module._band(params, book_at(mid), mid, RULES, PLENTY, live, 10.0)
+            bid_cost = band_module._ladder(params, RULES).bid_cost   # quote the bids cost per unit of mid
+            funds = [PLENTY, Budget(base=asks, quote=bids * D("1.5")), Budget(base=asks * 3, quote=bids * D("1.01")),
+                     Budget(base=asks, quote=bids * D("0.999")), Budget(base=asks * D("0.999"), quote=bids * 2)]
+            if covering is not None:   # the bids' budget bound just at, inside and beyond the band's ends
+                for at in (covering.low, (mid + covering.high) / 2, covering.high, covering.high * D("1.00001")):
+                    funds += [Budget(base=asks, quote=at * bid_cost), Budget(base=asks, quote=at * bid_cost * 2)]
+            funds += [Budget(base=asks * D(str(rng.uniform(0.99, 3))), quote=bids * D(str(rng.uniform(0.999, 1.003))))
+                      for _ in range(10)]
+            rng.shuffle(funds)
+            for holdings in funds:
+                own = band_module._band(params, book_at(mid), mid, RULES, holdings, live, 10.0)
+                assert band_of(params, live, mid, holdings) == own, (over, mid, holdings)
+                if own is not None:   # (and the pipeline agrees over it, at its ends)
+                    assert plan_does_nothing(params, live, own.low, holdings)
+                    assert plan_does_nothing(params, live, own.high, holdings)

@@ -85,7 +85,9 @@ class _Ladder:
 
 
 _LADDERS: PairMemo[_Ladder | None] = PairMemo(256)
-# the bands worked out lately, by what they depend on (quiet_band)
+# the bands worked out lately for ladders whose funds cover them (quiet_band), by what they depend on
+_SHARED: PairMemo[QuietBand | None] = PairMemo(4096)
+# ... and for orders whose funds bind inside their ladder's band, by their amounts too
 _BANDS: PairMemo[QuietBand | None] = PairMemo(4096)
 
 
@@ -126,18 +128,25 @@ def quiet_band(*, params: StrategyParams, book: BookTop, ref: Decimal | None, ru
                holdings: Budget, live: Sequence[LiveOrder], now: float, last_refresh_at: float | None,
                last_fill_at: float | None, last_fill_price: Decimal | None) -> QuietBand | None:
     """The band of mids over which the plan made at ``book`` (which did nothing) still does nothing, or None
-    (see the module docstring). ``holdings``: the order's ledger (its whole funds on the exchange)."""
-    key = _key(params, book, ref, rules, holdings, live, now, last_fill_price)
+    (see the module docstring). ``holdings``: the order's ledger (its whole funds on the exchange).
+
+    Worked out once per ladder, not per order: the band of funds that cover the ladder over it (``_shared``) is
+    every such order's band, whatever its amounts — its funds enter the band only through the bids' budget bound
+    and the base the asks cost, and a pipeline whose budget covers every level proposes the same ladder whatever
+    the budget (``apply_budget`` cuts nothing; skew is off here). Only an order whose funds bind inside that band
+    gets a band of its own (``_band``, remembered by its amounts too)."""
+    key = _key(params, book, ref, rules, live, now, last_fill_price)
     if key is None:
         return None
-    return _BANDS.get(key, params, rules, _band, params, book, ref, rules, holdings, live, now)
+    shared = _SHARED.get(key, params, rules, _shared, params, book, ref, rules, live, now)
+    return _for_funds(shared, key, params, book, ref, rules, holdings, live, now, compute=True)
 
 
 def known_band(*, params: StrategyParams, book: BookTop, ref: Decimal | None, rules: MarketRules,
                holdings: Budget, live: Sequence[LiveOrder], now: float,
                last_fill_price: Decimal | None) -> QuietBand | None:
-    """The band ``quiet_band`` remembers for these very inputs (an order of the same parameters, holdings and
-    ladder worked it out at this reference), else None — nothing is worked out here.
+    """The band ``quiet_band`` remembers for these very inputs (an order of the same parameters and ladder, with
+    funds that cover it over the band, worked it out at this reference), else None — nothing is worked out here.
 
     A band found says the plan does nothing at ``ref`` whatever the order's clock (``last_refresh_at``,
     ``last_fill_at``): its key holds ``ref`` (a band is remembered only with its reference inside it), and what
@@ -145,13 +154,37 @@ def known_band(*, params: StrategyParams, book: BookTop, ref: Decimal | None, ru
     and the orders' age, which the key holds too — and with active orders resting no plan places anything unless
     it cancels them. So a tick may skip the pipeline on it (actors/order/strategy.py: a restart's first ticks of
     orders alike)."""
-    key = _key(params, book, ref, rules, holdings, live, now, last_fill_price)
-    return None if key is None else _BANDS.peek(key, params, rules)
+    key = _key(params, book, ref, rules, live, now, last_fill_price)
+    if key is None:
+        return None
+    shared = _SHARED.peek(key, params, rules)
+    return None if shared is None else _for_funds(shared, key, params, book, ref, rules, holdings, live, now,
+                                                  compute=False)
 
 
-def _key(params: StrategyParams, book: BookTop, ref: Decimal | None, rules: MarketRules, holdings: Budget,
+def _for_funds(shared: QuietBand | None, key: tuple, params: StrategyParams, book: BookTop, ref: Decimal,
+               rules: MarketRules, holdings: Budget, live: Sequence[LiveOrder], now: float, *,
+               compute: bool) -> QuietBand | None:
+    """The order's band from its ladder's ``shared`` band: that band when its funds cover the ladder all over it;
+    None when the shared band is None (an order's own band lies inside it: none either, or narrower — None is
+    safe) or its base does not cover the asks; else its own (``compute``: worked out if not remembered)."""
+    if shared is None:
+        return None
+    ladder = _ladder(params, rules)
+    if ladder is None or ladder.base_needed > holdings.base:
+        return None
+    # the bids' budget bound (``_band``: high <= quote / bid_cost, then the hair off): not below the shared high
+    if holdings.quote / ladder.bid_cost - ref * HAIR >= shared.high:
+        return shared
+    own = key + (holdings.base, holdings.quote)
+    if not compute:
+        return _BANDS.peek(own, params, rules)
+    return _BANDS.get(own, params, rules, _band, params, book, ref, rules, holdings, live, now)
+
+
+def _key(params: StrategyParams, book: BookTop, ref: Decimal | None, rules: MarketRules,
          live: Sequence[LiveOrder], now: float, last_fill_price: Decimal | None) -> tuple | None:
-    """``quiet_band``'s checks of its inputs (None: no band can be shown) and what it remembers a band by."""
+    """``quiet_band``'s checks of its inputs (None: no band can be shown) and what it remembers a ladder's band by."""
     tol = params.order_refresh_tolerance_pct
     mid = mid_price(book)
     if (mid is None or ref is None or ref != mid or tol < 0 or params.hanging_orders_enabled
@@ -163,13 +196,26 @@ def _key(params: StrategyParams, book: BookTop, ref: Decimal | None, rules: Mark
     levels = params.order_levels
     if len(live) != 2 * levels:
         return None
-    # everything the band and its checking runs read of the order's own state (its orders' client ids only
-    # through their being distinct, their age only through its being past max_order_age at ``now``); the
-    # holdings by their two amounts (hashed and compared in C, not by Budget's dataclass methods)
+    # everything the band and its checking runs read of the order's own state but its funds (its orders' client
+    # ids only through their being distinct, their age only through its being past max_order_age at ``now``)
     # (an order past max_order_age at ``now``: the oldest is; attrgetter maps — no Python frame per order)
-    return (id(params), id(rules), ref, holdings.base, holdings.quote, tuple(map(_SIDE_PRICE, live)),
+    return (id(params), id(rules), ref, tuple(map(_SIDE_PRICE, live)),
             len(set(map(_CLIENT_ID, live))) == len(live),
             bool(live) and now - min(map(_CREATED_AT, live)) > params.max_order_age)
+
+
+def _shared(params: StrategyParams, book: BookTop, ref: Decimal, rules: MarketRules, live: Sequence[LiveOrder],
+            now: float) -> QuietBand | None:
+    """The band of an order whose funds cover this ladder all over it: ``_band`` with funds no bound binds (the
+    asks' base, and quote for the bids at twice the highest mid any bound allows — its checking runs then fund
+    every level, as such an order's do)."""
+    ladder = _ladder(params, rules)
+    if ladder is None:
+        return None
+    return _band(params, book, ref, rules, Budget(base=ladder.base_needed, quote=_UNBOUND), live, now)
+
+
+_UNBOUND = Decimal("1e30")   # quote funds no bids' budget bound binds (a mid ~1e25 and up would: none is)
 
 
 def _band(params: StrategyParams, book: BookTop, ref: Decimal, rules: MarketRules, holdings: Budget,
