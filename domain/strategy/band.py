@@ -37,11 +37,13 @@ Why each piece holds, level ``i`` of a side (proposals depend on the mid only th
 What depends on the parameters and the market rules alone (each level's factors, the minimum-notional bound, the
 base the asks cost, the quote the bids cost per unit of mid) is worked out once per (parameters, rules) pair of
 objects (``_ladder``): the orders of a pair share both objects (actors/order/strategy.py remembers them), so a
-restart's thousands of first bands do it once. The band itself (the bounds from the order's own quotes and holdings,
-and the two checking runs of the pipeline) is remembered by what it reads (``quiet_band``): the orders of a pair with
-the same parameters and holdings that placed their ladders on the same book hold the same prices — they leave their
-bands on the same move and replace on the same book — so a restart's first ticks, and each later round of them,
-work one band out per ladder, not per order.
+restart's thousands of first bands do it once. The band itself (the bounds from the order's own quotes, and the
+two checking runs of the pipeline) is remembered by what it reads (``quiet_band``) but the order's funds: the orders of
+a pair with the same parameters that placed their ladders on the same book hold the same prices — they leave their
+bands on the same move and replace on the same book — and funds that cover the ladder all over its band change
+nothing in it (they enter only through the bids' budget bound and the asks' base, and a budget that covers every
+level cuts none), so a restart's first ticks, and each later round of them, work one band out per ladder, not per
+order; an order whose funds bind inside that band gets a band of its own.
 """
 from __future__ import annotations
 
