@@ -354,7 +354,8 @@ class _Unchanged:
 class _DigestingSession:
     """The session ccxt sends through (the account's ``LeanSession``, everything else delegated to it): inside
     ``fetch_open_orders_unless`` (greenlet-local ``raw_orders``) a 200 answer's digest is taken of its bytes, and one
-    whose digest is the known one reaches ccxt as ``_Unchanged``."""
+    whose digest is the known one reaches ccxt as ``_Unchanged``. Every request of ccxt's goes through its session
+    (``Exchange.fetch``): this is the one place a reply's digest is taken."""
 
     __slots__ = ("_inner", "_local")
 
@@ -443,8 +444,6 @@ class ExchangeAccount:
             and "PRIVATE KEY" not in (cfg.secret or "")
         self._orig_parse_orders = self._ex.parse_orders
         self._ex.parse_orders = self._parse_orders
-        self._orig_parse_json = self._ex.parse_json
-        self._ex.parse_json = self._parse_json
 
     # ------------------------------------------------------------------ construction
 
@@ -1166,19 +1165,6 @@ class ExchangeAccount:
     def open_orders_from(self, records: list[Any], symbol: str) -> list[OrderInfo]:
         """Venue records of the symbol's open orders (those ``fetch_open_orders_unless`` let a claim keep) read."""
         return self._open_orders_of(records, self._local_call(self._ex.market, symbol), symbol)
-
-    def _parse_json(self, http_response: Any) -> Any:
-        """ccxt's ``parse_json``; inside ``fetch_open_orders_unless`` (greenlet-local) the reply's digest is kept,
-        and a reply equal to the known one is not decoded (an empty list stands in: nothing reads it). The digest is
-        taken of the answer's bytes as they arrive (``_DigestingSession``), before ccxt decodes them to text; here
-        only for an answer that did not come through it."""
-        if (getattr(self._local, "raw_orders", False) and isinstance(http_response, str)
-                and self._local.open_digest is None):
-            digest = _digest(http_response.encode())
-            self._local.open_digest = digest
-            if digest == self._local.open_known:
-                return []
-        return self._orig_parse_json(http_response)
 
     def _parse_orders(self, orders: Any, market: Any = None, since: Any = None, limit: Any = None,
                       params: Any = None) -> Any:
