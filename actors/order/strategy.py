@@ -107,8 +107,8 @@ BUDGETS_MAX = 4096
 
 def budget_of(base: Decimal, quote: Decimal) -> Budget:
     """``Budget(base, quote)``, the same object for the same amounts written alike (keyed by their text: 1000 and
-    1000.00 are two): a restart's 50,000 runners each made one of the same few holdings, and the band's and the
-    tick's comparisons of equal holdings short-cut on it."""
+    1000.00 are two): a restart's 50,000 runners each made one of the same few holdings, and the ledger's
+    comparison of equal holdings (``ledger``: the drawdown basis read again only when they change) short-cuts on it."""
     key = (str(base), str(quote))
     known = _BUDGETS.get(key)
     if known is None:
@@ -226,6 +226,14 @@ class StrategyRunner:
                 raise NotReady(f"price source {source}: {exc}") from None
         return reference_price(self.params, book, self.last_fill_price)
 
+    def _go_quiet(self, inputs: tuple, live: list[LiveOrder], now: float, *band: QuietBand) -> None:
+        """The plan at ``inputs`` does nothing: remember it until its clock's next moment (``quiet_until``), with its
+        band if one is known already (else ``quiet_state`` works it out when the order goes to sleep)."""
+        self._quiet_at = now
+        self._quiet = (inputs, quiet_until(params=self.params, live=live, now=now,
+                                           last_refresh_at=self.last_refresh_at, last_fill_at=self.last_fill_at),
+                       *band)
+
     def quiet_state(self) -> tuple[BookTop, float, QuietBand | None] | None:
         """(the book top, until when, over which mids) the last tick's do-nothing plan holds if nothing else
         changes; None when it did something or its reference comes from another exchange's book. The band
@@ -322,14 +330,11 @@ class StrategyRunner:
         band = known_band(params=self.params, book=book, ref=ref, rules=rules, holdings=holdings, live=live,
                           now=now, last_fill_price=self.last_fill_price)
         if band is not None:
-            # an order alike (parameters, holdings, ladder) found this plan does nothing at this reference and
-            # worked out its band: so does this one's (domain/strategy/band.py known_band) — a restart's first
-            # ticks of orders alike, but the first, plan nothing and sleep on the band at once
+            # an order of the same parameters and ladder (its funds covering it) found this plan does nothing at
+            # this reference and worked out its band: so does this one's (domain/strategy/band.py known_band) — a
+            # restart's first ticks of such orders, but the first, plan nothing and sleep on the band at once
             self.cycles += 1
-            self._quiet_at = now
-            self._quiet = (inputs, quiet_until(params=self.params, live=live, now=now,
-                                               last_refresh_at=self.last_refresh_at, last_fill_at=self.last_fill_at),
-                           band)
+            self._go_quiet(inputs, live, now, band)
             return ""
         self._quiet = None
         budget = quoting_budget(holdings, live, self.params, rules)
@@ -369,9 +374,7 @@ class StrategyRunner:
         self.routine = (bool(pairs) and not cancels and not places
                         and plan.reason.startswith("cancel the ladder: refresh:"))
         if not (plan.cancel or plan.place):
-            self._quiet_at = now
-            self._quiet = (inputs, quiet_until(params=self.params, live=live, now=now,
-                                               last_refresh_at=self.last_refresh_at, last_fill_at=self.last_fill_at))
+            self._go_quiet(inputs, live, now)
             return ""
         try:
             for cid in cancels:

@@ -209,15 +209,15 @@ def _key(params: StrategyParams, book: BookTop, ref: Decimal | None, rules: Mark
 def _shared(params: StrategyParams, book: BookTop, ref: Decimal, rules: MarketRules, live: Sequence[LiveOrder],
             now: float) -> QuietBand | None:
     """The band of an order whose funds cover this ladder all over it: ``_band`` with funds no bound binds (the
-    asks' base, and quote for the bids at twice the highest mid any bound allows — its checking runs then fund
-    every level, as such an order's do)."""
+    asks' base, and more quote than the bids cost at any real mid — its checking runs then fund every level, as
+    such an order's do)."""
     ladder = _ladder(params, rules)
     if ladder is None:
         return None
     return _band(params, book, ref, rules, Budget(base=ladder.base_needed, quote=_UNBOUND), live, now)
 
 
-_UNBOUND = Decimal("1e30")   # quote funds no bids' budget bound binds (a mid ~1e25 and up would: none is)
+_UNBOUND = Decimal("1e30")   # quote whose bids' budget bound binds at no real mid (quote / bid_cost: ~1e30 / amount)
 
 
 def _band(params: StrategyParams, book: BookTop, ref: Decimal, rules: MarketRules, holdings: Budget,
