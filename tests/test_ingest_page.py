@@ -309,3 +309,31 @@ def test_a_number_where_mixin_sends_a_text_is_stored_as_its_text(writer):
     stored = msgpack.unpackb(bytes(blob), raw=False)
     assert stored["amount"] == "0.0100" and stored["fee"] == "1E-8" and stored["confirmations"] == 12
     assert query("SELECT amount, payments FROM payment_tally WHERE order_id = ?", (order,)) == [("0.01", 1)]
+
+
+def test_route_page_routes_each_snapshot_as_route_snapshot_does():
+    """route_page decides the usual payment inline (its own copy of route_snapshot's first rules): on generated
+    pages — refunds, operators' top-ups, bad and unknown memos, a disabled pair, deposits from outside Mixin,
+    exits — every snapshot gets the very route route_snapshot gives it, in the page's order."""
+    from domain.routing import route_snapshot
+    disabled_id = "5b1f2a44-64b6-4c3c-9a55-8a1c5c8b2f11"
+    disabled = PAIR.model_copy(update={"pair_id": disabled_id, "enabled": False})
+    lookup = {PAIR_ID: PAIR, disabled_id: disabled}.get
+    operators = frozenset({BOB})
+    page_rules = IngestRules(pair_lookup=lookup, operator_ids=operators, fees_by_pair={PAIR_ID: FEES},
+                             timeout=600.0, now=1000.0)
+    memos = [encode_market_making(PAIR_ID, order_id(1)), encode_market_making(PAIR_ID, order_id(2), action=ACTION_EXIT),
+             encode_market_making(disabled_id, order_id(3)), encode_market_making(str(uuid.uuid4()), order_id(4)),
+             "not a memo", ""]
+    rng = random.Random(5)
+    for _ in range(40):
+        page = []
+        for i in range(rng.randint(1, 30)):
+            raw = {"snapshot_id": str(uuid.uuid4()), "created_at": format_ns(10_000 + i), "asset_id": BTC,
+                   "amount": rng.choice(["0.01", "-0.01", "0", "2"]), "opponent_id": rng.choice([ALICE, BOB, ""]),
+                   "memo": memo_text_to_hex(rng.choice(memos))}
+            if raw["opponent_id"] == "":
+                raw["deposit"] = {"transaction_hash": "0xabc", "sender": "0xdef"}
+            page.append(parse_snapshot(raw))
+        expected = [(f, route_snapshot(f, pair_lookup=lookup, operator_ids=operators)) for f in page]
+        assert route_page(page, page_rules) == expected
